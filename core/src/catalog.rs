@@ -1,0 +1,490 @@
+//! The cold store: project names, pair records, key details, retired usage and the audit log, in
+//! an embedded SQLite database (WAL mode, `synchronous=FULL`), shared by every process that opens
+//! the state directory.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::events::{Event, EventKind};
+use crate::key::{Key, LicenseClass};
+use crate::slot::PairState;
+
+/// Version of the catalog schema this build reads and writes.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE projects (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE pairs (
+    record INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    class TEXT NOT NULL,
+    synced_epoch INTEGER NOT NULL,
+    UNIQUE (project_id, class)
+);
+CREATE TABLE keys (
+    row INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    record INTEGER NOT NULL REFERENCES pairs(record),
+    json TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'live', 'retired', 'removed')),
+    final_used INTEGER,
+    added_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    project TEXT NOT NULL,
+    json TEXT NOT NULL
+);
+";
+
+/// A project row.
+#[derive(Debug, Clone)]
+pub(crate) struct ProjectRow {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A pair row: which record meters which class of which project.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PairRow {
+    pub record: u32,
+    pub class: LicenseClass,
+    pub synced_epoch: u16,
+}
+
+/// A key row.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyRow {
+    pub key: Key,
+    pub state: String,
+    pub final_used: Option<u64>,
+}
+
+/// One connection to the catalog.
+pub(crate) struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Catalog {
+    /// Opens the catalog; with `create`, lays down the schema in a new file.
+    pub(crate) fn open(path: &Path, create: bool) -> Result<Catalog> {
+        use rusqlite::OpenFlags as F;
+        let flags = if create {
+            F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_CREATE
+        } else {
+            F::SQLITE_OPEN_READ_WRITE
+        } | F::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(Error::store(format!("open catalog {}", path.display())))?;
+        let catalog = Catalog {
+            conn,
+            path: path.to_owned(),
+        };
+        catalog.configure()?;
+        if create {
+            let tx = catalog.begin()?;
+            tx.execute_batch(SCHEMA)
+                .map_err(Error::store("create catalog schema"))?;
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('schema_version', ?1)",
+                [SCHEMA_VERSION],
+            )
+            .map_err(Error::store("record catalog version"))?;
+            tx.commit().map_err(Error::store("commit catalog schema"))?;
+        }
+        catalog.check_version()?;
+        Ok(catalog)
+    }
+
+    fn configure(&self) -> Result<()> {
+        self.conn
+            .busy_timeout(Duration::from_secs(30))
+            .map_err(Error::store("set busy timeout"))?;
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(|e| self.corrupt(format!("not a usable SQLite catalog: {e}")))
+    }
+
+    fn check_version(&self) -> Result<()> {
+        let version: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE name = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.corrupt(format!("no readable schema version: {e}")))?;
+        match version {
+            Some(SCHEMA_VERSION) => Ok(()),
+            Some(v) => Err(self.corrupt(format!(
+                "catalog schema version {v}, this build reads {SCHEMA_VERSION}"
+            ))),
+            None => Err(self.corrupt("catalog has no schema version".into())),
+        }
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::CorruptState {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// Starts an immediate transaction: it takes SQLite's write lock up front, so it never fails
+    /// half-way with a lock upgrade conflict against another process.
+    pub(crate) fn begin(&self) -> Result<Transaction<'_>> {
+        Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(Error::store("begin catalog transaction"))
+    }
+
+    /// Checkpoints the write-ahead log into the database file.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(FULL);")
+            .map_err(Error::store("checkpoint catalog"))
+    }
+
+    pub(crate) fn project(&self, name: &str) -> Result<Option<ProjectRow>> {
+        self.conn
+            .query_row(
+                "SELECT id, name FROM projects WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(ProjectRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(Error::store("look up project"))
+    }
+
+    pub(crate) fn projects(&self) -> Result<Vec<ProjectRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, name FROM projects ORDER BY name")
+            .map_err(Error::store("list projects"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ProjectRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                })
+            })
+            .map_err(Error::store("list projects"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(Error::store("list projects"))
+    }
+
+    pub(crate) fn insert_project(tx: &Transaction<'_>, name: &str, at: &str) -> Result<i64> {
+        tx.execute(
+            "INSERT INTO projects (name, created_at) VALUES (?1, ?2)",
+            params![name, at],
+        )
+        .map_err(Error::store("insert project"))?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    /// The next free record index (records are never reused).
+    pub(crate) fn next_record(tx: &Transaction<'_>) -> Result<u32> {
+        let next: i64 = tx
+            .query_row("SELECT COALESCE(MAX(record) + 1, 0) FROM pairs", [], |r| {
+                r.get(0)
+            })
+            .map_err(Error::store("find a free record"))?;
+        Ok(u32::try_from(next).unwrap_or(u32::MAX))
+    }
+
+    pub(crate) fn insert_pair(
+        tx: &Transaction<'_>,
+        project: i64,
+        class: LicenseClass,
+        record: u32,
+    ) -> Result<()> {
+        tx.execute(
+            "INSERT INTO pairs (record, project_id, class, synced_epoch) VALUES (?1, ?2, ?3, 0)",
+            params![record, project, class.as_str()],
+        )
+        .map_err(Error::store("insert pair"))?;
+        Ok(())
+    }
+
+    /// Every pair of a project, data volume first.
+    pub(crate) fn pairs(&self, project: i64) -> Result<Vec<PairRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT record, class, synced_epoch FROM pairs WHERE project_id = ?1 ORDER BY record",
+            )
+            .map_err(Error::store("list pairs"))?;
+        let rows = stmt
+            .query_map([project], |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u16>(2)?,
+                ))
+            })
+            .map_err(Error::store("list pairs"))?;
+        let mut pairs = Vec::new();
+        for row in rows {
+            let (record, class, synced_epoch) = row.map_err(Error::store("read pair"))?;
+            let class = LicenseClass::parse(&class)
+                .ok_or_else(|| self.corrupt(format!("unknown license class {class:?}")))?;
+            pairs.push(PairRow {
+                record,
+                class,
+                synced_epoch,
+            });
+        }
+        Ok(pairs)
+    }
+
+    /// Every pair in the catalog with its owning project id.
+    pub(crate) fn all_pairs(&self) -> Result<Vec<(i64, u32)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT project_id, record FROM pairs ORDER BY record")
+            .map_err(Error::store("list pairs"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(Error::store("list pairs"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(Error::store("list pairs"))
+    }
+
+    pub(crate) fn key_id_taken(&self, id: &str) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM keys WHERE id = ?1", [id], |_| Ok(()))
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(Error::store("look up key id"))
+    }
+
+    /// Inserts a key that is about to be published, and returns its row id.
+    pub(crate) fn insert_pending_key(&self, record: u32, key: &Key, at: &str) -> Result<u32> {
+        self.conn
+            .execute(
+                "INSERT INTO keys (id, record, json, state, added_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
+                params![key.id, record, key.to_json(), at],
+            )
+            .map_err(Error::store("insert key"))?;
+        u32::try_from(self.conn.last_insert_rowid())
+            .map_err(|_| Error::invalid("key", "the catalog holds more than 4 billion keys"))
+    }
+
+    pub(crate) fn delete_pending_key(&self, row: u32) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM keys WHERE row = ?1 AND state = 'pending'",
+                [row],
+            )
+            .map_err(Error::store("delete pending key"))?;
+        Ok(())
+    }
+
+    /// Every key row of a pair, by row id.
+    pub(crate) fn keys_of(&self, record: u32) -> Result<HashMap<u32, KeyRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT row, json, state, final_used FROM keys WHERE record = ?1")
+            .map_err(Error::store("list keys"))?;
+        let rows = stmt
+            .query_map([record], |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<u64>>(3)?,
+                ))
+            })
+            .map_err(Error::store("list keys"))?;
+        let mut keys = HashMap::new();
+        for row in rows {
+            let (row, json, state, final_used) = row.map_err(Error::store("read key"))?;
+            let key = serde_json::from_str(&json)
+                .map_err(|e| self.corrupt(format!("key row {row} holds unreadable JSON: {e}")))?;
+            keys.insert(
+                row,
+                KeyRow {
+                    key,
+                    state,
+                    final_used,
+                },
+            );
+        }
+        Ok(keys)
+    }
+
+    /// Brings the catalog's view of a pair in line with its hot state: keys in the slots are
+    /// live, keys the hot state retired get their final usage, pending keys that never made it
+    /// into a slot are dropped. Returns whether anything changed.
+    pub(crate) fn sync_pair(
+        tx: &Transaction<'_>,
+        record: u32,
+        state: &PairState,
+        at: &str,
+    ) -> Result<bool> {
+        let mut changed = 0;
+        let store = Error::store("sync pair");
+        let mut live = Vec::new();
+        for slot in [state.active, state.reserve].into_iter().flatten() {
+            live.push(slot.key);
+            changed += tx
+                .execute(
+                    "UPDATE keys SET state = 'live' WHERE row = ?1 AND state = 'pending'",
+                    [slot.key],
+                )
+                .map_err(Error::store("sync pair"))?;
+        }
+        for (row, used) in [state.switched_out, state.published_retired]
+            .into_iter()
+            .flatten()
+        {
+            changed += tx
+                .execute(
+                    "UPDATE keys SET state = 'retired', final_used = ?2, ended_at = ?3
+                     WHERE row = ?1 AND state IN ('pending', 'live')",
+                    params![row, used, at],
+                )
+                .map_err(Error::store("sync pair"))?;
+        }
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT row FROM keys WHERE record = ?1 AND state IN ('pending', 'live')",
+            )
+            .map_err(Error::store("sync pair"))?;
+        let stale: Vec<u32> = stmt
+            .query_map([record], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(Error::store("sync pair"))?;
+        for row in stale.into_iter().filter(|row| !live.contains(row)) {
+            changed += tx
+                .execute(
+                    "UPDATE keys SET state = CASE state WHEN 'pending' THEN 'removed' ELSE 'retired' END,
+                     ended_at = ?2 WHERE row = ?1",
+                    params![row, at],
+                )
+                .map_err(Error::store("sync pair"))?;
+        }
+        changed += tx
+            .execute(
+                "UPDATE pairs SET synced_epoch = ?2 WHERE record = ?1 AND synced_epoch != ?2",
+                params![record, state.epoch],
+            )
+            .map_err(store)?;
+        Ok(changed > 0)
+    }
+
+    /// Marks a reserve key as removed from its slot.
+    pub(crate) fn end_key(tx: &Transaction<'_>, row: u32, state: &str, at: &str) -> Result<()> {
+        tx.execute(
+            "UPDATE keys SET state = ?2, ended_at = ?3 WHERE row = ?1",
+            params![row, state, at],
+        )
+        .map_err(Error::store("end key"))?;
+        Ok(())
+    }
+
+    /// The name of the project a record belongs to.
+    pub(crate) fn project_of_record(&self, record: u32) -> Result<String> {
+        self.conn
+            .query_row(
+                "SELECT p.name FROM pairs r JOIN projects p ON p.id = r.project_id WHERE r.record = ?1",
+                [record],
+                |r| r.get(0),
+            )
+            .map_err(Error::store("look up project of record"))
+    }
+
+    /// The id of the key in row `row`.
+    pub(crate) fn key_id(&self, row: u32) -> Result<String> {
+        self.conn
+            .query_row("SELECT id FROM keys WHERE row = ?1", [row], |r| r.get(0))
+            .map_err(Error::store("look up key"))
+    }
+
+    /// Appends events to the audit log in one transaction and returns them with their numbers.
+    pub(crate) fn append_events(&self, events: &[(String, EventKind)]) -> Result<Vec<Event>> {
+        let tx = self.begin()?;
+        let appended = Self::append_events_in(&tx, events)?;
+        tx.commit().map_err(Error::store("commit events"))?;
+        Ok(appended)
+    }
+
+    /// Appends events inside a caller's transaction.
+    pub(crate) fn append_events_in(
+        tx: &Transaction<'_>,
+        events: &[(String, EventKind)],
+    ) -> Result<Vec<Event>> {
+        let mut stmt = tx
+            .prepare_cached("INSERT INTO events (at, project, json) VALUES (?1, ?2, ?3)")
+            .map_err(Error::store("append event"))?;
+        let mut out = Vec::with_capacity(events.len());
+        for (project, kind) in events {
+            let at = OffsetDateTime::now_utc();
+            let json = serde_json::to_string(kind).expect("events serialise");
+            stmt.execute(params![crate::key::rfc3339(at), project, json])
+                .map_err(Error::store("append event"))?;
+            out.push(Event {
+                seq: tx.last_insert_rowid() as u64,
+                at,
+                project: project.clone(),
+                kind: kind.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` audit events after `seq`, oldest first.
+    pub(crate) fn events_after(&self, seq: u64, limit: usize) -> Result<Vec<Event>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, at, project, json FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(Error::store("read events"))?;
+        let rows = stmt
+            .query_map(params![seq as i64, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(Error::store("read events"))?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (seq, at, project, json) = row.map_err(Error::store("read event"))?;
+            let at = OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| self.corrupt(format!("event {seq} has a bad time: {e}")))?;
+            let kind = serde_json::from_str(&json)
+                .map_err(|e| self.corrupt(format!("event {seq} is unreadable: {e}")))?;
+            events.push(Event {
+                seq: seq as u64,
+                at,
+                project,
+                kind,
+            });
+        }
+        Ok(events)
+    }
+}

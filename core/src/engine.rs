@@ -1,0 +1,972 @@
+//! The engine: opening a state directory, projects, admin changes and the hot-path handle.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::catalog::{Catalog, KeyRow, PairRow, ProjectRow};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::events::{
+    Dispatcher, Event, EventKind, HotQueue, RecordSink, RemovalReason, Subscribers, Subscription,
+};
+use crate::key::{check_name, rfc3339, Key, LicenseClass};
+use crate::rules;
+use crate::slot::{LiveKey, Mode, NextGen, PairRecord, PairState, SwitchReason};
+use crate::state_file::{StateFile, DEFAULT_CAPACITY};
+use crate::view::{self, PairView, ProjectView, Role, SlotContent};
+
+const HOT_FILE: &str = "hot.tgs";
+const CATALOG_FILE: &str = "catalog.db";
+const LOCK_FILE: &str = "admin.lock";
+
+/// How to open a state directory.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Number of slot-pair records when the state is created (each project uses one per license
+    /// class it holds). Ignored when opening an existing state.
+    pub capacity: u32,
+    /// If set, a background thread calls [`Engine::flush`] at this interval.
+    pub flush_interval: Option<Duration>,
+    /// The clock expiry is judged by.
+    pub clock: Clock,
+    /// Capacity of the hot-path event queue; a full queue drops and counts.
+    pub event_queue: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            capacity: DEFAULT_CAPACITY,
+            flush_interval: None,
+            clock: Clock::system(),
+            event_queue: 16_384,
+        }
+    }
+}
+
+/// Usage of a project's data-volume slot pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Bytes charged to the Active key.
+    pub active_used: u64,
+    /// The Active key's limit (0 without a key).
+    pub active_limit: u64,
+    /// Bytes charged to the Reserved key (0 until it becomes Active).
+    pub reserved_used: u64,
+    /// The Reserved key's limit (0 without one).
+    pub reserved_limit: u64,
+    /// Whether a Reserved key is present.
+    pub has_reserved: bool,
+    /// How many Active→Reserved switches this pair has made.
+    pub switches: u64,
+}
+
+impl From<&PairState> for Usage {
+    fn from(state: &PairState) -> Usage {
+        Usage {
+            active_used: state.active.map_or(0, |a| a.used),
+            active_limit: state.active.map_or(0, |a| a.limit),
+            reserved_used: state.reserve.map_or(0, |r| r.used),
+            reserved_limit: state.reserve.map_or(0, |r| r.limit),
+            has_reserved: state.reserve.is_some(),
+            switches: u64::from(state.switches),
+        }
+    }
+}
+
+/// Where a key is or was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    /// In the Active slot.
+    Active,
+    /// In the Reserved slot.
+    Reserved,
+    /// Used up, expired or replaced: its usage is final.
+    Retired,
+    /// Removed from the Reserved slot before use.
+    Removed,
+}
+
+/// A key with its usage, as [`Engine::keys`] lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyUsage {
+    /// The key.
+    pub key: Key,
+    /// Where it is.
+    pub status: KeyStatus,
+    /// Amount charged to it (bytes for data-volume keys).
+    pub used: u64,
+}
+
+/// The result of adding a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyAdded {
+    /// The slot the key took.
+    pub role: Role,
+    /// Set when the key went straight to Active because the previous Active key was used up or
+    /// expired: the key that it replaced.
+    pub switched_from: Option<String>,
+    /// The seed-000 pop-up text, for a key that became the reserve.
+    pub message: Option<String>,
+}
+
+/// The result of replacing an Active key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyReplaced {
+    /// The key that was Active.
+    pub old: String,
+    /// The reserve that was removed because it expires before the new key's term ends.
+    pub removed_reserve: Option<String>,
+}
+
+/// An open state directory. Cheap to clone, `Send + Sync`; every clone, thread and process
+/// that opens the same directory sees one set of counters.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    state: Arc<StateFile>,
+    admin: Mutex<Admin>,
+    clock: Clock,
+    hot_events: Arc<HotQueue>,
+    subscribers: Arc<Subscribers>,
+    _dispatcher: Dispatcher,
+    _flusher: Option<Flusher>,
+}
+
+/// The admin side: the catalog connection and the cross-process lock file.
+struct Admin {
+    catalog: Catalog,
+    lock: File,
+}
+
+/// Holds the admin lock: the in-process mutex and an exclusive `flock` on the lock file, which
+/// the kernel releases if the process dies, so a killed admin never blocks anyone.
+struct AdminGuard<'a> {
+    admin: MutexGuard<'a, Admin>,
+}
+
+impl Drop for AdminGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.admin.lock.unlock();
+    }
+}
+
+impl std::ops::Deref for AdminGuard<'_> {
+    type Target = Admin;
+    fn deref(&self) -> &Admin {
+        &self.admin
+    }
+}
+
+impl Engine {
+    /// Opens (creating if needed) the state directory `dir` with default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Engine> {
+        Engine::open_with(dir, Options::default())
+    }
+
+    /// Opens (creating if needed) the state directory `dir`.
+    ///
+    /// A hot-state file or catalog that is damaged, truncated, of another format, or present
+    /// without its partner is refused with [`Error::CorruptState`] and left untouched.
+    pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        let dir = dir.as_ref().to_owned();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("create state directory {}", dir.display()), e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
+        lock.lock()
+            .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
+        let opened = open_locked(&dir, &options);
+        let _ = lock.unlock();
+        let (state, catalog) = opened?;
+        let state = Arc::new(state);
+        let hot_events = Arc::new(HotQueue::new(options.event_queue.max(16)));
+        let subscribers = Arc::new(Subscribers::default());
+        let dispatcher = Dispatcher::start(
+            Arc::clone(&hot_events),
+            Arc::clone(&subscribers),
+            Catalog::open(&dir.join(CATALOG_FILE), false)?,
+        )
+        .map_err(|e| Error::io("start the event dispatcher", e))?;
+        let flusher = options
+            .flush_interval
+            .map(|every| Flusher::start(Arc::clone(&state), every))
+            .transpose()
+            .map_err(|e| Error::io("start the flush thread", e))?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                dir,
+                state,
+                admin: Mutex::new(Admin { catalog, lock }),
+                clock: options.clock,
+                hot_events,
+                subscribers,
+                _dispatcher: dispatcher,
+                _flusher: flusher,
+            }),
+        })
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Creates a project with an empty data-volume slot pair.
+    pub fn create_project(&self, name: &str) -> Result<()> {
+        check_name("project name", name)?;
+        let admin = self.admin()?;
+        if admin.catalog.project(name)?.is_some() {
+            return Err(Error::ProjectExists { name: name.into() });
+        }
+        let tx = admin.catalog.begin()?;
+        let id = Catalog::insert_project(&tx, name, &now_text())?;
+        let record = self.allocate_pair(&tx, id, LicenseClass::DataVolume)?;
+        let events =
+            Catalog::append_events_in(&tx, &[(name.to_owned(), EventKind::ProjectCreated)])?;
+        tx.commit().map_err(Error::store("commit new project"))?;
+        self.inner.state.record(record).claim(owner_tag(id));
+        self.inner.subscribers.broadcast(&events);
+        Ok(())
+    }
+
+    /// Every project name, sorted.
+    pub fn projects(&self) -> Result<Vec<String>> {
+        let admin = self.inner.admin.lock();
+        Ok(admin
+            .catalog
+            .projects()?
+            .into_iter()
+            .map(|p| p.name)
+            .collect())
+    }
+
+    /// Looks a project up once and returns the handle the hot path uses.
+    pub fn project(&self, name: &str) -> Result<ProjectHandle> {
+        let admin = self.inner.admin.lock();
+        let project = project_row(&admin.catalog, name)?;
+        let pair = data_volume_pair(&admin.catalog, &project)?;
+        Ok(ProjectHandle {
+            record: self.inner.state.record_ptr(pair.record),
+            index: pair.record,
+            clock: self.inner.clock.clone(),
+            name: Arc::from(name),
+            inner: Arc::clone(&self.inner),
+        })
+    }
+
+    /// Adds a key to the slot pair of its class: the first key becomes Active, a second one
+    /// Reserved under the rules of SPEC §2.1.
+    pub fn add_key(&self, project: &str, key: Key) -> Result<KeyAdded> {
+        self.admit(project, key, false)
+    }
+
+    /// Adds `key` as a reserve (seed 001's activation task): it never becomes the first key of
+    /// a pair; a project whose only Active keys are of another class gets `SchemeMismatch`.
+    pub fn add_reserve(&self, project: &str, key: Key) -> Result<KeyAdded> {
+        self.admit(project, key, true)
+    }
+
+    fn admit(&self, project: &str, key: Key, reserve_only: bool) -> Result<KeyAdded> {
+        key.validate()?;
+        let now = self.now();
+        let admin = self.admin()?;
+        let project = project_row(&admin.catalog, project)?;
+        let class = key.scheme.class();
+        let pair = match admin
+            .catalog
+            .pairs(project.id)?
+            .into_iter()
+            .find(|p| p.class == class)
+        {
+            Some(pair) => pair,
+            None if reserve_only => return Err(self.no_pair_for(&admin, &project, &key)?),
+            None => {
+                let tx = admin.catalog.begin()?;
+                let record = self.allocate_pair(&tx, project.id, class)?;
+                tx.commit().map_err(Error::store("commit new pair"))?;
+                self.inner.state.record(record).claim(owner_tag(project.id));
+                PairRow {
+                    record,
+                    class,
+                    synced_epoch: 0,
+                }
+            }
+        };
+        let taken = admin.catalog.key_id_taken(&key.id)?;
+        let plan = |state: &PairState, keys: &HashMap<u32, KeyRow>, row: u32| {
+            plan_admit(
+                &project.name,
+                state,
+                keys,
+                &key,
+                row,
+                reserve_only,
+                now,
+                taken,
+            )
+        };
+        let (before, next, row) = self.change_pair(&admin, &project, pair, &key, plan)?;
+        let role = if next.active.is_some_and(|a| a.key == row) {
+            Role::Active
+        } else {
+            Role::Reserved
+        };
+        let mut events = vec![(
+            project.name.clone(),
+            EventKind::KeyAdded {
+                key: key.id.clone(),
+                role,
+            },
+        )];
+        let mut switched_from = None;
+        if let (Some((old_row, _)), Some(old)) = (next.retired, before.active) {
+            let keys = admin.catalog.keys_of(pair.record)?;
+            let from = key_of(&keys, old_row)?.id.clone();
+            events.push((
+                project.name.clone(),
+                EventKind::Switched {
+                    from: from.clone(),
+                    to: key.id.clone(),
+                    reason: if old.used >= old.limit {
+                        SwitchReason::Exhausted
+                    } else {
+                        SwitchReason::Expired
+                    },
+                },
+            ));
+            switched_from = Some(from);
+        }
+        self.finish_change(&admin, pair.record, &[], &events)?;
+        Ok(KeyAdded {
+            role,
+            switched_from,
+            message: (role == Role::Reserved).then(|| view::reserve_added_message(&project.name)),
+        })
+    }
+
+    /// Replaces the Active key of the new key's class (a renewal). A reserve that expires before
+    /// the new key's term ends is removed (SPEC §2.3); the old key's usage becomes final.
+    pub fn replace_active_key(&self, project: &str, key: Key) -> Result<KeyReplaced> {
+        key.validate()?;
+        let now = self.now();
+        let admin = self.admin()?;
+        let project = project_row(&admin.catalog, project)?;
+        let class = key.scheme.class();
+        let Some(pair) = admin
+            .catalog
+            .pairs(project.id)?
+            .into_iter()
+            .find(|p| p.class == class)
+        else {
+            return Err(self.no_pair_for(&admin, &project, &key)?);
+        };
+        let taken = admin.catalog.key_id_taken(&key.id)?;
+        let plan = |state: &PairState, keys: &HashMap<u32, KeyRow>, row: u32| {
+            let active = state.active.ok_or(Error::NoActiveKey)?;
+            rules::admit_replacement(key_of(keys, active.key)?, &key, now, taken)?;
+            let mut kept = None;
+            if let Some(reserve) = state.reserve {
+                if !rules::reserve_ends_first(key_of(keys, reserve.key)?, &key) {
+                    kept = Some(reserve);
+                }
+            }
+            Ok(NextGen {
+                active: Some(live_key(row, &key)),
+                reserve: kept,
+                retired: Some((active.key, active.used)),
+                switches: state.switches,
+            })
+        };
+        let (before, next, _) = self.change_pair(&admin, &project, pair, &key, plan)?;
+        let keys = admin.catalog.keys_of(pair.record)?;
+        let old = key_of(&keys, before.active.expect("checked by the plan").key)?
+            .id
+            .clone();
+        let mut events = vec![(
+            project.name.clone(),
+            EventKind::KeyReplaced {
+                old: old.clone(),
+                new: key.id.clone(),
+            },
+        )];
+        let mut removed = Vec::new();
+        let mut removed_reserve = None;
+        if let (Some(reserve), None) = (before.reserve, next.reserve) {
+            let id = key_of(&keys, reserve.key)?.id.clone();
+            events.push((
+                project.name.clone(),
+                EventKind::ReserveRemoved {
+                    key: id.clone(),
+                    reason: RemovalReason::ExpiresBeforeNewTerm,
+                },
+            ));
+            removed.push(reserve.key);
+            removed_reserve = Some(id);
+        }
+        self.finish_change(&admin, pair.record, &removed, &events)?;
+        Ok(KeyReplaced {
+            old,
+            removed_reserve,
+        })
+    }
+
+    /// Removes the Reserved key `key_id` from its slot before it is used.
+    pub fn remove_reserve(&self, project: &str, key_id: &str) -> Result<()> {
+        let admin = self.admin()?;
+        let project = project_row(&admin.catalog, project)?;
+        let not_found = || Error::ReserveNotFound {
+            project: project.name.clone(),
+            key: key_id.to_owned(),
+        };
+        for pair in admin.catalog.pairs(project.id)? {
+            self.sync(&admin, &project, pair)?;
+            let keys = admin.catalog.keys_of(pair.record)?;
+            let record = self.inner.state.record(pair.record);
+            let Some(reserve) = record.state().reserve else {
+                continue;
+            };
+            if key_of(&keys, reserve.key)?.id != key_id {
+                continue;
+            }
+            record.publish(|state| match state.reserve {
+                Some(r) if r.key == reserve.key => Ok(NextGen {
+                    active: state.active,
+                    reserve: None,
+                    retired: None,
+                    switches: state.switches,
+                }),
+                _ => Err(not_found()),
+            })?;
+            let event = EventKind::ReserveRemoved {
+                key: key_id.to_owned(),
+                reason: RemovalReason::Requested,
+            };
+            return self.finish_change(
+                &admin,
+                pair.record,
+                &[reserve.key],
+                &[(project.name.clone(), event)],
+            );
+        }
+        Err(not_found())
+    }
+
+    /// Usage of a project's data-volume pair.
+    pub fn usage(&self, project: &str) -> Result<Usage> {
+        Ok(self.project(project)?.usage())
+    }
+
+    /// Every key a project ever held, with where it is now and what it used.
+    pub fn keys(&self, project: &str) -> Result<Vec<KeyUsage>> {
+        let admin = self.inner.admin.lock();
+        let project = project_row(&admin.catalog, project)?;
+        let mut out = Vec::new();
+        for pair in admin.catalog.pairs(project.id)? {
+            let state = self.inner.state.record(pair.record).state();
+            let mut keys: Vec<_> = admin.catalog.keys_of(pair.record)?.into_iter().collect();
+            keys.sort_by_key(|(row, _)| *row);
+            for (row, key) in keys {
+                let (status, used) = if let Some(a) = state.active.filter(|a| a.key == row) {
+                    (KeyStatus::Active, a.used)
+                } else if let Some(r) = state.reserve.filter(|r| r.key == row) {
+                    (KeyStatus::Reserved, r.used)
+                } else if let Some((_, used)) = state.switched_out.filter(|s| s.0 == row) {
+                    (KeyStatus::Retired, used)
+                } else {
+                    match key.state.as_str() {
+                        "retired" => (KeyStatus::Retired, key.final_used.unwrap_or(0)),
+                        "removed" => (KeyStatus::Removed, 0),
+                        _ => continue,
+                    }
+                };
+                out.push(KeyUsage {
+                    key: key.key,
+                    status,
+                    used,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The project card of SPEC §2.5.
+    pub fn view(&self, project: &str) -> Result<ProjectView> {
+        let now = self.now();
+        let admin = self.inner.admin.lock();
+        let project = project_row(&admin.catalog, project)?;
+        let mut pairs = Vec::new();
+        for pair in admin.catalog.pairs(project.id)? {
+            pairs.push(self.pair_view(&admin.catalog, &project, pair, now)?);
+        }
+        Ok(ProjectView {
+            project: project.name,
+            pairs,
+        })
+    }
+
+    fn pair_view(
+        &self,
+        catalog: &Catalog,
+        project: &ProjectRow,
+        pair: PairRow,
+        now: i64,
+    ) -> Result<PairView> {
+        let state = self.inner.state.record(pair.record).state();
+        let keys = catalog.keys_of(pair.record)?;
+        let mut slots = Vec::new();
+        for (slot, role) in [
+            (state.active, Role::Active),
+            (state.reserve, Role::Reserved),
+        ] {
+            if let Some(slot) = slot {
+                slots.push(SlotContent {
+                    key: key_of(&keys, slot.key)?,
+                    role,
+                    used: slot.used,
+                });
+            }
+        }
+        Ok(view::pair_view(&project.name, pair.class, &slots, now))
+    }
+
+    /// Subscribes to this process's events; a subscriber that falls `capacity` events behind
+    /// misses the newer ones (counted in [`Engine::dropped_events`]) rather than stall anyone.
+    pub fn subscribe(&self, capacity: usize) -> Subscription {
+        self.inner.subscribers.subscribe(capacity)
+    }
+
+    /// Up to `limit` events of the durable audit log after sequence number `seq`, from every
+    /// process, oldest first.
+    pub fn events_after(&self, seq: u64, limit: usize) -> Result<Vec<Event>> {
+        self.inner.admin.lock().catalog.events_after(seq, limit)
+    }
+
+    /// Events that could not be delivered: hot-queue overflows plus full subscribers.
+    pub fn dropped_events(&self) -> u64 {
+        self.inner.hot_events.dropped() + self.inner.subscribers.dropped()
+    }
+
+    /// Makes the state durable against an operating-system crash: writes the hot file's dirty
+    /// pages with `msync(MS_SYNC)` and checkpoints the catalog's write-ahead log.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.state.flush()?;
+        self.inner.admin.lock().catalog.checkpoint()
+    }
+
+    fn now(&self) -> i64 {
+        i64::from(self.inner.clock.now())
+    }
+
+    fn admin(&self) -> Result<AdminGuard<'_>> {
+        let admin = self.inner.admin.lock();
+        admin
+            .lock
+            .lock()
+            .map_err(|e| Error::io("take the admin lock", e))?;
+        Ok(AdminGuard { admin })
+    }
+
+    fn allocate_pair(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        project: i64,
+        class: LicenseClass,
+    ) -> Result<u32> {
+        let record = Catalog::next_record(tx)?;
+        let capacity = self.inner.state.capacity();
+        if record >= capacity {
+            return Err(Error::Capacity { capacity });
+        }
+        if self.inner.state.record(record).owner() != 0 {
+            return Err(Error::CorruptState {
+                path: self.inner.dir.join(HOT_FILE),
+                reason: format!("record {record} is in use but the catalog does not know it"),
+            });
+        }
+        Catalog::insert_pair(tx, project, class, record)?;
+        Ok(record)
+    }
+
+    /// The error for a key that needs an existing pair of its class and finds none.
+    fn no_pair_for(&self, admin: &Admin, project: &ProjectRow, key: &Key) -> Result<Error> {
+        for pair in admin.catalog.pairs(project.id)? {
+            if let Some(active) = self.inner.state.record(pair.record).state().active {
+                let keys = admin.catalog.keys_of(pair.record)?;
+                return Ok(
+                    match rules::check_same_class(key_of(&keys, active.key)?, key) {
+                        Err(mismatch) => mismatch,
+                        Ok(()) => Error::NoActiveKey,
+                    },
+                );
+            }
+        }
+        Ok(Error::NoActiveKey)
+    }
+
+    /// Records in the catalog what the hot state did since the last admin change (a switch's
+    /// final usage), and repairs an admin change a crash interrupted.
+    fn sync(&self, admin: &Admin, project: &ProjectRow, pair: PairRow) -> Result<()> {
+        let state = self.inner.state.record(pair.record).state();
+        let tx = admin.catalog.begin()?;
+        let changed = Catalog::sync_pair(&tx, pair.record, &state, &now_text())?;
+        if changed && state.epoch != pair.synced_epoch {
+            let detail = format!(
+                "{} pair brought in line with hot-state generation {}",
+                pair.class, state.epoch
+            );
+            Catalog::append_events_in(
+                &tx,
+                &[(project.name.clone(), EventKind::Recovered { detail })],
+            )?;
+        }
+        tx.commit().map_err(Error::store("commit pair sync"))
+    }
+
+    /// The common path of an admin change to one pair: sync, check the plan with nothing
+    /// written, insert the new key as pending, publish the next generation. Returns the state
+    /// the change was made from, the generation published and the new key's row. On refusal
+    /// nothing is left behind.
+    fn change_pair(
+        &self,
+        admin: &Admin,
+        project: &ProjectRow,
+        pair: PairRow,
+        key: &Key,
+        plan: impl Fn(&PairState, &HashMap<u32, KeyRow>, u32) -> Result<NextGen>,
+    ) -> Result<(PairState, NextGen, u32)> {
+        self.sync(admin, project, pair)?;
+        let keys = admin.catalog.keys_of(pair.record)?;
+        let record = self.inner.state.record(pair.record);
+        plan(&record.state(), &keys, u32::MAX)?;
+        let row = admin
+            .catalog
+            .insert_pending_key(pair.record, key, &now_text())?;
+        let mut keys = keys;
+        keys.insert(
+            row,
+            KeyRow {
+                key: key.clone(),
+                state: "pending".into(),
+                final_used: None,
+            },
+        );
+        match record.publish(|state| plan(state, &keys, row)) {
+            Ok((before, next)) => Ok((before, next, row)),
+            Err(e) => {
+                admin.catalog.delete_pending_key(row)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the catalog side of a published change and its events, then tells subscribers.
+    fn finish_change(
+        &self,
+        admin: &Admin,
+        record: u32,
+        removed: &[u32],
+        events: &[(String, EventKind)],
+    ) -> Result<()> {
+        let at = now_text();
+        let tx = admin.catalog.begin()?;
+        for &row in removed {
+            Catalog::end_key(&tx, row, "removed", &at)?;
+        }
+        Catalog::sync_pair(&tx, record, &self.inner.state.record(record).state(), &at)?;
+        let events = Catalog::append_events_in(&tx, events)?;
+        tx.commit().map_err(Error::store("commit admin change"))?;
+        self.inner.subscribers.broadcast(&events);
+        Ok(())
+    }
+}
+
+/// The next generation for a key admitted to a pair (SPEC §2.1), or the rule it breaks.
+#[allow(clippy::too_many_arguments)]
+fn plan_admit(
+    project: &str,
+    state: &PairState,
+    keys: &HashMap<u32, KeyRow>,
+    new: &Key,
+    row: u32,
+    reserve_only: bool,
+    now: i64,
+    taken: bool,
+) -> Result<NextGen> {
+    let Some(active) = state.active else {
+        if reserve_only {
+            return Err(Error::NoActiveKey);
+        }
+        rules::admit_new(new, now, taken)?;
+        return Ok(NextGen {
+            active: Some(live_key(row, new)),
+            reserve: None,
+            retired: None,
+            switches: state.switches,
+        });
+    };
+    let reserve = state.reserve.map(|r| key_of(keys, r.key)).transpose()?;
+    rules::admit_reserve(project, key_of(keys, active.key)?, reserve, new, now, taken)?;
+    let spent = active.used >= active.limit || i64::from(active.expiry) <= now;
+    Ok(if spent {
+        // The Active key can meter nothing more: the new key takes over at once.
+        NextGen {
+            active: Some(live_key(row, new)),
+            reserve: None,
+            retired: Some((active.key, active.used)),
+            switches: state.switches + 1,
+        }
+    } else {
+        NextGen {
+            active: Some(active),
+            reserve: Some(live_key(row, new)),
+            retired: None,
+            switches: state.switches,
+        }
+    })
+}
+
+fn live_key(row: u32, key: &Key) -> LiveKey {
+    LiveKey {
+        key: row,
+        limit: key.scheme.amount(),
+        used: 0,
+        expiry: key.expiry_secs(),
+    }
+}
+
+fn key_of(keys: &HashMap<u32, KeyRow>, row: u32) -> Result<&Key> {
+    keys.get(&row)
+        .map(|k| &k.key)
+        .ok_or_else(|| Error::CorruptState {
+            path: PathBuf::from(CATALOG_FILE),
+            reason: format!("the hot state names key row {row}, which the catalog does not hold"),
+        })
+}
+
+fn project_row(catalog: &Catalog, name: &str) -> Result<ProjectRow> {
+    catalog
+        .project(name)?
+        .ok_or_else(|| Error::ProjectNotFound {
+            name: name.to_owned(),
+        })
+}
+
+fn data_volume_pair(catalog: &Catalog, project: &ProjectRow) -> Result<PairRow> {
+    catalog
+        .pairs(project.id)?
+        .into_iter()
+        .find(|p| p.class == LicenseClass::DataVolume)
+        .ok_or_else(|| Error::CorruptState {
+            path: PathBuf::from(CATALOG_FILE),
+            reason: format!("project \"{}\" has no data-volume pair", project.name),
+        })
+}
+
+/// The non-zero tag a record carries for its owning project.
+fn owner_tag(project: i64) -> u32 {
+    u32::try_from(project).unwrap_or(u32::MAX)
+}
+
+fn now_text() -> String {
+    rfc3339(OffsetDateTime::now_utc())
+}
+
+/// Creates or opens the files of a state directory; the caller holds the admin lock.
+fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Catalog)> {
+    let hot = dir.join(HOT_FILE);
+    let catalog_path = dir.join(CATALOG_FILE);
+    let corrupt = |path: &Path, reason: &str| Error::CorruptState {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let catalog = match (hot.exists(), catalog_path.exists()) {
+        (false, false) => {
+            let catalog = Catalog::open(&catalog_path, true)?;
+            StateFile::create(
+                &hot,
+                options.capacity,
+                OffsetDateTime::now_utc().unix_timestamp() as u64,
+            )?;
+            catalog
+        }
+        (false, true) => {
+            let catalog = Catalog::open(&catalog_path, false)?;
+            if !catalog.all_pairs()?.is_empty() {
+                return Err(corrupt(
+                    &hot,
+                    "the hot-state file is missing but the catalog holds projects",
+                ));
+            }
+            // A creation interrupted between the catalog and the hot file: finish it.
+            StateFile::create(
+                &hot,
+                options.capacity,
+                OffsetDateTime::now_utc().unix_timestamp() as u64,
+            )?;
+            catalog
+        }
+        (true, false) => {
+            return Err(corrupt(
+                &catalog_path,
+                "the catalog is missing beside an existing hot-state file",
+            ))
+        }
+        (true, true) => Catalog::open(&catalog_path, false)?,
+    };
+    let state = StateFile::open(&hot)?;
+    for (project, record) in catalog.all_pairs()? {
+        if record >= state.capacity() {
+            return Err(corrupt(
+                &hot,
+                &format!(
+                    "the catalog names record {record} beyond the capacity {}",
+                    state.capacity()
+                ),
+            ));
+        }
+        let pair = state.record(record);
+        match pair.owner() {
+            0 => pair.claim(owner_tag(project)),
+            owner if owner == owner_tag(project) => {}
+            owner => {
+                return Err(corrupt(
+                    &hot,
+                    &format!(
+                        "record {record} belongs to project {owner}, the catalog says {project}"
+                    ),
+                ))
+            }
+        }
+        pair.check()
+            .map_err(|reason| corrupt(&hot, &format!("record {record}: {reason}")))?;
+    }
+    Ok((state, catalog))
+}
+
+/// A handle on one project's data-volume pair, looked up once, for the hot path: no hashing,
+/// no strings, no locks. `Clone` is cheap; valid while any clone of its [`Engine`] lives.
+#[derive(Clone)]
+pub struct ProjectHandle {
+    record: NonNull<PairRecord>,
+    index: u32,
+    clock: Clock,
+    name: Arc<str>,
+    inner: Arc<Inner>,
+}
+
+// SAFETY: `record` points into the mapping owned by `inner.state`, which the handle keeps alive
+// through `inner`; the record is all atomics, so using it from any thread is sound.
+unsafe impl Send for ProjectHandle {}
+// SAFETY: as above; every access through `&ProjectHandle` is an atomic operation.
+unsafe impl Sync for ProjectHandle {}
+
+impl ProjectHandle {
+    /// The project's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[inline]
+    fn pair(&self) -> &PairRecord {
+        // SAFETY: see the `Send` impl: the mapping outlives `self`, the pointer is in bounds
+        // and aligned (checked by `StateFile::record_ptr`), and the record is only shared.
+        unsafe { self.record.as_ref() }
+    }
+
+    #[inline]
+    fn sink(&self) -> RecordSink<'_> {
+        RecordSink {
+            queue: &self.inner.hot_events,
+            record: self.index,
+        }
+    }
+
+    /// Grants `bytes` in full or refuses with nothing charged (`Exhausted`, `Expired`,
+    /// `NoActiveKey`). Lock-free, no syscall, no allocation.
+    #[inline]
+    pub fn consume(&self, bytes: u64) -> Result<()> {
+        self.pair()
+            .grant(bytes, Mode::AllOrNothing, self.clock.now(), &self.sink())
+            .map(drop)
+    }
+
+    /// Grants as much of `bytes` as remains and returns it; refuses only when nothing remains.
+    #[inline]
+    pub fn consume_partial(&self, bytes: u64) -> Result<u64> {
+        self.pair()
+            .grant(bytes, Mode::Partial, self.clock.now(), &self.sink())
+    }
+
+    /// Grants each amount in order, all or nothing each, stopping at the first refusal; the
+    /// granted prefix is charged in one atomic step. Returns how many were granted, with the
+    /// refusal of the first that was not.
+    #[inline]
+    pub fn consume_many(&self, amounts: &[u64]) -> (usize, Result<()>) {
+        self.pair()
+            .grant_many(amounts, self.clock.now(), &self.sink())
+    }
+
+    /// The pair's current usage.
+    pub fn usage(&self) -> Usage {
+        Usage::from(&self.pair().state())
+    }
+}
+
+/// The background flush thread of [`Options::flush_interval`].
+struct Flusher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(state: Arc<StateFile>, every: Duration) -> std::io::Result<Flusher> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("tollgate-flush".into())
+            .spawn(move || {
+                // Relaxed: the flag carries no data; the join in `Drop` orders everything else.
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(every);
+                    let _ = state.flush();
+                }
+            })?;
+        Ok(Flusher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        // Relaxed: see the loop; the thread is unparked and joined right after.
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The engine's one error type.
+
+use std::path::PathBuf;
+
+/// Every way a Tollgate operation can fail. Each variant is one rule or condition the caller can
+/// match on; the message names the value at fault.
+///
+/// The variants returned on the hot path (`Exhausted`, `Expired`, `NoActiveKey`) carry no heap
+/// data, so a refusal costs no allocation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument is malformed: empty or over-long name, NUL byte, limit out of range, bad JSON.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// Which argument or field is at fault.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// No project of that name exists.
+    #[error("project \"{name}\" does not exist")]
+    ProjectNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// No key of that id is in the named role.
+    #[error("project \"{project}\" has no reserve key \"{key}\"")]
+    ReserveNotFound {
+        /// The project.
+        project: String,
+        /// The key id asked for.
+        key: String,
+    },
+    /// A project of that name already exists.
+    #[error("project \"{name}\" already exists")]
+    ProjectExists {
+        /// The name.
+        name: String,
+    },
+    /// The request needs more bytes than the Active and Reserved keys have left. Nothing was charged.
+    #[error("license exhausted: {requested} bytes requested but only {remaining} remain on the active and reserved keys")]
+    Exhausted {
+        /// Bytes asked for.
+        requested: u64,
+        /// Bytes still grantable at the moment of refusal.
+        remaining: u64,
+    },
+    /// Every key that could cover the request has expired. Nothing was charged.
+    #[error(
+        "license expired: the active key has expired and no unexpired reserve key can take over"
+    )]
+    Expired,
+    /// The slot pair has no Active key (metering refused, or a reserve added to an empty pair).
+    #[error("no active license key: add a key before metering or adding a reserve")]
+    NoActiveKey,
+    /// The pair already holds a Reserved key: one additional key per pair.
+    #[error("project \"{project}\" already has reserve key \"{reserve}\": only one additional key per pair")]
+    ReserveOccupied {
+        /// The project.
+        project: String,
+        /// The reserve key already present.
+        reserve: String,
+    },
+    /// The Active key, or the new key, is a subscription key: subscriptions take no reserve.
+    #[error(
+        "key \"{key}\" is a subscription key: a reserve key cannot be added under a subscription"
+    )]
+    Subscription {
+        /// The subscription key.
+        key: String,
+    },
+    /// The reserve's delivery (online/offline) differs from the Active key's.
+    #[error("reserve key \"{reserve}\" is {reserve_delivery} but the active key \"{active}\" is {active_delivery}")]
+    TypeMismatch {
+        /// The key being added.
+        reserve: String,
+        /// Its delivery.
+        reserve_delivery: &'static str,
+        /// The Active key.
+        active: String,
+        /// Its delivery.
+        active_delivery: &'static str,
+    },
+    /// The reserve's edition differs from the Active key's.
+    #[error("reserve key \"{reserve}\" is {reserve_edition} edition but the active key \"{active}\" is {active_edition}")]
+    EditionMismatch {
+        /// The key being added.
+        reserve: String,
+        /// Its edition.
+        reserve_edition: &'static str,
+        /// The Active key.
+        active: String,
+        /// Its edition.
+        active_edition: &'static str,
+    },
+    /// The reserve limits something else than the Active key (scheme or class).
+    #[error("reserve key \"{reserve}\" is a {reserve_class} key but the active key \"{active}\" is a {active_class} key")]
+    SchemeMismatch {
+        /// The key being added.
+        reserve: String,
+        /// Its license class.
+        reserve_class: String,
+        /// The Active key.
+        active: String,
+        /// Its license class.
+        active_class: String,
+    },
+    /// The key id is already used somewhere in this state.
+    #[error("key id \"{id}\" is already used")]
+    DuplicateKey {
+        /// The id.
+        id: String,
+    },
+    /// The key being added or used as a replacement has already expired.
+    #[error("key \"{id}\" expired at {expired_at}")]
+    KeyExpired {
+        /// The key.
+        id: String,
+        /// Its expiry, RFC 3339.
+        expired_at: String,
+    },
+    /// The state file or store is damaged, truncated or of another format; it was not modified.
+    #[error("corrupt state at {}: {reason}", path.display())]
+    CorruptState {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An operating-system I/O error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedded cold store failed.
+    #[error("{context}: {source}")]
+    Store {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The project table of the state file is full.
+    #[error("the state holds its maximum of {capacity} projects")]
+    Capacity {
+        /// The table's capacity, fixed at creation.
+        capacity: u32,
+    },
+    /// This operation is not available for the key's license class yet.
+    #[error("{operation} is not supported for {class} keys")]
+    Unsupported {
+        /// What was asked.
+        operation: &'static str,
+        /// The license class.
+        class: String,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn store(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Self {
+        let context = context.into();
+        move |source| Error::Store { context, source }
+    }
+}

@@ -1,0 +1,367 @@
+//! Events (SPEC §2.6): what they say, how the hot path hands them off without waiting, and how
+//! they reach the durable audit log and in-process subscribers.
+//!
+//! The hot path only pushes a 16-byte [`RawEvent`] into a bounded lock-free queue; a full queue
+//! drops and counts. A dispatcher thread resolves names, appends the events to the audit log and
+//! offers each to every subscriber with `try_send`; a full subscriber drops and counts too.
+//! Admin changes write their events in the same transaction as the change.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam::channel::{Receiver, Sender, TrySendError};
+use crossbeam::queue::ArrayQueue;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::catalog::Catalog;
+use crate::slot::{PairEvent, PairEvents, RefusalReason, SwitchReason};
+use crate::view::Role;
+
+/// Why a reserve key left its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// An operator removed it.
+    Requested,
+    /// The Active key was replaced by one whose term outlasts the reserve (SPEC §2.3).
+    ExpiresBeforeNewTerm,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A project was created.
+    ProjectCreated,
+    /// A key entered a slot.
+    KeyAdded {
+        /// The key id.
+        key: String,
+        /// The slot it took.
+        role: Role,
+    },
+    /// The Reserved key became the Active key.
+    Switched {
+        /// The key that stopped being Active.
+        from: String,
+        /// The new Active key.
+        to: String,
+        /// Why.
+        reason: SwitchReason,
+    },
+    /// A reserve key left its slot.
+    ReserveRemoved {
+        /// The key id.
+        key: String,
+        /// Why.
+        reason: RemovalReason,
+    },
+    /// The Active key was replaced (renewal).
+    KeyReplaced {
+        /// The key replaced.
+        old: String,
+        /// The new Active key.
+        new: String,
+    },
+    /// A key's usage reached a threshold for the first time.
+    Threshold {
+        /// The key id.
+        key: String,
+        /// 80, 90 or 100.
+        percent: u8,
+    },
+    /// A request was refused (reported once per generation of the pair).
+    Refused {
+        /// Why.
+        reason: RefusalReason,
+    },
+    /// After a crash, the catalog was brought back in line with the hot state.
+    Recovered {
+        /// What was repaired.
+        detail: String,
+    },
+}
+
+/// One audited event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the audit log, increasing.
+    pub seq: u64,
+    /// When it was recorded (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The project concerned.
+    pub project: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Serialize for SwitchReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            SwitchReason::Exhausted => "exhausted",
+            SwitchReason::Expired => "expired",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SwitchReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "exhausted" => Ok(SwitchReason::Exhausted),
+            "expired" => Ok(SwitchReason::Expired),
+            other => Err(serde::de::Error::unknown_variant(
+                other,
+                &["exhausted", "expired"],
+            )),
+        }
+    }
+}
+
+impl Serialize for RefusalReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            RefusalReason::Exhausted => "exhausted",
+            RefusalReason::Expired => "expired",
+            RefusalReason::NoActiveKey => "no_active_key",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RefusalReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "exhausted" => Ok(RefusalReason::Exhausted),
+            "expired" => Ok(RefusalReason::Expired),
+            "no_active_key" => Ok(RefusalReason::NoActiveKey),
+            other => Err(serde::de::Error::unknown_variant(
+                other,
+                &["exhausted", "expired", "no_active_key"],
+            )),
+        }
+    }
+}
+
+/// A hot-path event before names are resolved.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawEvent {
+    record: u32,
+    event: PairEvent,
+}
+
+/// The bounded, lock-free hand-off from the hot path to the dispatcher.
+pub(crate) struct HotQueue {
+    queue: ArrayQueue<RawEvent>,
+    dropped: AtomicU64,
+}
+
+impl HotQueue {
+    pub(crate) fn new(capacity: usize) -> HotQueue {
+        HotQueue {
+            queue: ArrayQueue::new(capacity),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        // Relaxed: a statistic; nothing is published with it.
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The [`PairEvents`] sink of one record: pushes into the hot queue, never blocks.
+pub(crate) struct RecordSink<'a> {
+    pub queue: &'a HotQueue,
+    pub record: u32,
+}
+
+impl PairEvents for RecordSink<'_> {
+    #[inline]
+    fn emit(&self, event: PairEvent) {
+        let raw = RawEvent {
+            record: self.record,
+            event,
+        };
+        if self.queue.queue.push(raw).is_err() {
+            // Relaxed: a statistic; nothing is published with it.
+            self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The in-process subscribers.
+#[derive(Default)]
+pub(crate) struct Subscribers {
+    senders: Mutex<Vec<Sender<Event>>>,
+    dropped: AtomicU64,
+}
+
+impl Subscribers {
+    pub(crate) fn subscribe(&self, capacity: usize) -> Subscription {
+        let (tx, rx) = crossbeam::channel::bounded(capacity.max(1));
+        self.senders.lock().push(tx);
+        Subscription { receiver: rx }
+    }
+
+    /// Offers every event to every subscriber; never blocks.
+    pub(crate) fn broadcast(&self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut senders = self.senders.lock();
+        senders.retain(|tx| {
+            for event in events {
+                match tx.try_send(event.clone()) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        // Relaxed: a statistic; nothing is published with it.
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Disconnected(_)) => return false,
+                }
+            }
+            true
+        });
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// A stream of this process's events. Events of other processes reach the audit log only (see
+/// [`Engine::events_after`](crate::Engine::events_after)).
+pub struct Subscription {
+    receiver: Receiver<Event>,
+}
+
+impl Subscription {
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.receiver.recv_timeout(timeout).ok()
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.receiver.try_recv().ok()
+    }
+
+    /// The underlying channel, for `select!`.
+    pub fn receiver(&self) -> &Receiver<Event> {
+        &self.receiver
+    }
+}
+
+/// How often the dispatcher looks at the hot queue when it is idle.
+const DISPATCH_INTERVAL: Duration = Duration::from_millis(5);
+
+/// The dispatcher thread: hot queue → audit log → subscribers.
+pub(crate) struct Dispatcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Dispatcher {
+    pub(crate) fn start(
+        queue: Arc<HotQueue>,
+        subscribers: Arc<Subscribers>,
+        catalog: Catalog,
+    ) -> std::io::Result<Dispatcher> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("tollgate-events".into())
+            .spawn(move || {
+                let mut names = Names::default();
+                let mut pending: Vec<(String, EventKind)> = Vec::new();
+                loop {
+                    // Acquire: pairs with the Release in `Drop`; events pushed before it are seen.
+                    let stopping = flag.load(Ordering::Acquire);
+                    while let Some(raw) = queue.queue.pop() {
+                        pending.push(names.resolve(&catalog, raw));
+                        if pending.len() >= 1024 {
+                            break;
+                        }
+                    }
+                    if !pending.is_empty() {
+                        if let Ok(events) = catalog.append_events(&pending) {
+                            subscribers.broadcast(&events);
+                            pending.clear();
+                        }
+                    }
+                    if stopping && queue.queue.is_empty() {
+                        return;
+                    }
+                    if pending.is_empty() && queue.queue.is_empty() {
+                        std::thread::park_timeout(DISPATCH_INTERVAL);
+                    }
+                }
+            })?;
+        Ok(Dispatcher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        // Release: everything this process pushed before closing is drained by the thread.
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A cache of record → project and key row → key id, filled from the catalog.
+#[derive(Default)]
+struct Names {
+    projects: HashMap<u32, String>,
+    keys: HashMap<u32, String>,
+}
+
+impl Names {
+    fn resolve(&mut self, catalog: &Catalog, raw: RawEvent) -> (String, EventKind) {
+        let project = self
+            .projects
+            .entry(raw.record)
+            .or_insert_with(|| {
+                catalog
+                    .project_of_record(raw.record)
+                    .unwrap_or_else(|_| format!("#record-{}", raw.record))
+            })
+            .clone();
+        let mut key = |row: u32| -> String {
+            self.keys
+                .entry(row)
+                .or_insert_with(|| {
+                    catalog
+                        .key_id(row)
+                        .unwrap_or_else(|_| format!("#key-{row}"))
+                })
+                .clone()
+        };
+        let kind = match raw.event {
+            PairEvent::Switched { from, to, reason } => EventKind::Switched {
+                from: key(from),
+                to: key(to),
+                reason,
+            },
+            PairEvent::Threshold { key: row, percent } => EventKind::Threshold {
+                key: key(row),
+                percent,
+            },
+            PairEvent::Refused { reason } => EventKind::Refused { reason },
+        };
+        (project, kind)
+    }
+}

@@ -1,0 +1,470 @@
+//! The license key model of SPEC §1, its JSON form and its validation.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+/// The largest `limit_bytes` a data-volume key may carry: 64 TiB.
+///
+/// A slot pair meters both of its keys in one 47-bit cursor (see `slot`), so each key gets 46
+/// bits. A larger allowance is sold as several keys.
+pub const MAX_LIMIT_BYTES: u64 = 1 << 46;
+
+/// Longest project name, key id or company name, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
+/// One license key (SPEC §1). Serialises to and from the key JSON shared by the Rust API, the C
+/// ABI and the CLI:
+///
+/// ```
+/// let key: tollgate_core::Key = serde_json::from_str(r#"{"id": "A-1", "delivery": "online",
+///     "kind": "commercial", "edition": "standard",
+///     "scheme": {"data_volume": {"limit_bytes": 1073741824}},
+///     "expires_at": "2027-01-01T00:00:00Z", "auto_renew": false, "company": "Acme",
+///     "activation_code": null}"#).unwrap();
+/// assert_eq!(key.scheme.class().to_string(), "data_volume");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    /// Unique id, 1..=64 bytes, no NUL or control characters.
+    pub id: String,
+    /// Online or offline delivery (seed 000's "Type").
+    pub delivery: Delivery,
+    /// Commercial, trial or subscription.
+    pub kind: KeyKind,
+    /// Standard or enterprise.
+    pub edition: Edition,
+    /// What the key limits.
+    pub scheme: Scheme,
+    /// When the key stops being valid (UTC); `None` never expires.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Whether the vendor renews the key automatically.
+    #[serde(default)]
+    pub auto_renew: bool,
+    /// The company that owns the key, if any.
+    #[serde(default)]
+    pub company: Option<String>,
+    /// Code that lets an online key be renewed by the activation service.
+    #[serde(default)]
+    pub activation_code: Option<String>,
+}
+
+/// How a key is delivered and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Activated against the vendor's service.
+    Online,
+    /// Activated from a license file.
+    Offline,
+}
+
+/// The commercial nature of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// Bought outright.
+    Commercial,
+    /// Evaluation.
+    Trial,
+    /// Paid per period; takes no reserve key (seed 001).
+    Subscription,
+}
+
+/// The product edition a key unlocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Edition {
+    /// Standard edition.
+    Standard,
+    /// Enterprise edition.
+    Enterprise,
+}
+
+/// Operating-system class of protected machines (seed 001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineOs {
+    /// Server operating systems.
+    Server,
+    /// Desktop operating systems.
+    Desktop,
+}
+
+/// What a key limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Scheme {
+    /// Cumulative bytes migrated (seed 000).
+    DataVolume {
+        /// Bytes the key allows, 1..=[`MAX_LIMIT_BYTES`].
+        limit_bytes: u64,
+    },
+    /// Concurrent protected machines of one OS class (seed 001).
+    PerMachine {
+        /// Which machines the key covers.
+        os: MachineOs,
+        /// How many at once.
+        max_machines: u32,
+    },
+    /// Concurrent processor cores, any OS (seed 001).
+    PerCore {
+        /// How many cores at once.
+        max_cores: u32,
+    },
+    /// One instance, no amount (seed 002).
+    PerInstance,
+}
+
+/// The license class a slot pair is kept for: the scheme, and for per-machine keys also the OS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LicenseClass {
+    /// Data-volume keys.
+    DataVolume,
+    /// Per-machine keys for server OSes.
+    ServerMachines,
+    /// Per-machine keys for desktop OSes.
+    DesktopMachines,
+    /// Per-core keys.
+    Cores,
+    /// Per-instance keys.
+    Instance,
+}
+
+impl LicenseClass {
+    /// The stable name used in storage, JSON and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenseClass::DataVolume => "data_volume",
+            LicenseClass::ServerMachines => "per_machine server",
+            LicenseClass::DesktopMachines => "per_machine desktop",
+            LicenseClass::Cores => "per_core",
+            LicenseClass::Instance => "per_instance",
+        }
+    }
+
+    /// Parses [`LicenseClass::as_str`]'s output.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            LicenseClass::DataVolume,
+            LicenseClass::ServerMachines,
+            LicenseClass::DesktopMachines,
+            LicenseClass::Cores,
+            LicenseClass::Instance,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for LicenseClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Scheme {
+    /// The slot-pair class this scheme belongs to.
+    pub fn class(&self) -> LicenseClass {
+        match self {
+            Scheme::DataVolume { .. } => LicenseClass::DataVolume,
+            Scheme::PerMachine {
+                os: MachineOs::Server,
+                ..
+            } => LicenseClass::ServerMachines,
+            Scheme::PerMachine {
+                os: MachineOs::Desktop,
+                ..
+            } => LicenseClass::DesktopMachines,
+            Scheme::PerCore { .. } => LicenseClass::Cores,
+            Scheme::PerInstance => LicenseClass::Instance,
+        }
+    }
+
+    /// The amount the key allows: bytes, machines, cores, or 1 instance.
+    pub fn amount(&self) -> u64 {
+        match *self {
+            Scheme::DataVolume { limit_bytes } => limit_bytes,
+            Scheme::PerMachine { max_machines, .. } => max_machines.into(),
+            Scheme::PerCore { max_cores } => max_cores.into(),
+            Scheme::PerInstance => 1,
+        }
+    }
+}
+
+impl Delivery {
+    /// Lower-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Online => "online",
+            Delivery::Offline => "offline",
+        }
+    }
+
+    /// The label seed 000 shows in a card's Type field.
+    pub fn label(self) -> &'static str {
+        match self {
+            Delivery::Online => "Online",
+            Delivery::Offline => "Offline",
+        }
+    }
+}
+
+impl Edition {
+    /// Lower-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Edition::Standard => "standard",
+            Edition::Enterprise => "enterprise",
+        }
+    }
+}
+
+impl Key {
+    /// Parses and validates key JSON.
+    pub fn from_json(json: &str) -> Result<Key> {
+        let key: Key =
+            serde_json::from_str(json).map_err(|e| Error::invalid("key JSON", e.to_string()))?;
+        key.validate()?;
+        Ok(key)
+    }
+
+    /// The key as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a key always serialises")
+    }
+
+    /// Checks every field's bounds; the error names the field at fault.
+    pub fn validate(&self) -> Result<()> {
+        check_name("key id", &self.id)?;
+        if let Some(company) = &self.company {
+            check_name("company", company)?;
+        }
+        if let Some(code) = &self.activation_code {
+            if code.is_empty() || code.len() > 256 || code.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    "activation_code",
+                    "must be 1..=256 bytes without control characters",
+                ));
+            }
+        }
+        match self.scheme {
+            Scheme::DataVolume { limit_bytes } if limit_bytes == 0 => Err(Error::invalid(
+                "limit_bytes",
+                format!("key \"{}\" has a limit of 0 bytes", self.id),
+            )),
+            Scheme::DataVolume { limit_bytes } if limit_bytes > MAX_LIMIT_BYTES => {
+                Err(Error::invalid(
+                    "limit_bytes",
+                    format!(
+                        "key \"{}\" has a limit of {limit_bytes} bytes, above the maximum of {MAX_LIMIT_BYTES} (64 TiB)",
+                        self.id
+                    ),
+                ))
+            }
+            Scheme::PerMachine { max_machines: 0, .. } => Err(Error::invalid(
+                "max_machines",
+                format!("key \"{}\" allows 0 machines", self.id),
+            )),
+            Scheme::PerCore { max_cores: 0 } => Err(Error::invalid(
+                "max_cores",
+                format!("key \"{}\" allows 0 cores", self.id),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the key has expired at `now_secs` (Unix seconds).
+    pub fn is_expired_at(&self, now_secs: i64) -> bool {
+        self.expires_at
+            .is_some_and(|at| at.unix_timestamp() <= now_secs)
+    }
+
+    /// The expiry as the hot state stores it: Unix seconds clamped into `u32`, `u32::MAX` = never.
+    pub(crate) fn expiry_secs(&self) -> u32 {
+        match self.expires_at {
+            None => crate::clock::NEVER,
+            Some(at) => at
+                .unix_timestamp()
+                .clamp(0, i64::from(crate::clock::NEVER - 1)) as u32,
+        }
+    }
+}
+
+/// Checks a project name, key id or company: 1..=64 bytes of UTF-8, no NUL or control character.
+pub fn check_name(field: &'static str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "\"{}…\" is {} bytes, longer than {MAX_NAME_BYTES}",
+                value.chars().take(16).collect::<String>(),
+                value.len()
+            ),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} contains a NUL byte"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} contains a control character"),
+        ));
+    }
+    Ok(())
+}
+
+/// Formats an instant as RFC 3339 (UTC).
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dv(id: &str, limit: u64) -> Key {
+        Key {
+            id: id.into(),
+            delivery: Delivery::Online,
+            kind: KeyKind::Commercial,
+            edition: Edition::Standard,
+            scheme: Scheme::DataVolume { limit_bytes: limit },
+            expires_at: None,
+            auto_renew: false,
+            company: None,
+            activation_code: None,
+        }
+    }
+
+    #[test]
+    fn json_round_trips_every_scheme() {
+        for scheme in [
+            r#"{"data_volume": {"limit_bytes": 1073741824}}"#,
+            r#"{"per_machine": {"os": "server", "max_machines": 50}}"#,
+            r#"{"per_core": {"max_cores": 64}}"#,
+            r#""per_instance""#,
+        ] {
+            let json = format!(
+                r#"{{"id": "K", "delivery": "offline", "kind": "trial", "edition": "enterprise", "scheme": {scheme}}}"#
+            );
+            let key = Key::from_json(&json).unwrap();
+            assert_eq!(Key::from_json(&key.to_json()).unwrap(), key);
+        }
+    }
+
+    #[test]
+    fn optional_fields_parse() {
+        let key = Key::from_json(
+            r#"{"id": "A-1", "delivery": "online", "kind": "commercial", "edition": "standard",
+            "scheme": {"data_volume": {"limit_bytes": 10}}, "expires_at": "2027-01-01T00:00:00Z",
+            "auto_renew": true, "company": "Acme", "activation_code": "ACT-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(key.expires_at.unwrap().unix_timestamp(), 1_798_761_600);
+        assert!(key.auto_renew);
+        assert_eq!(key.company.as_deref(), Some("Acme"));
+    }
+
+    #[test]
+    fn bad_keys_name_the_field_at_fault() {
+        let cases: Vec<(Key, &str)> = vec![
+            (dv("", 1), "key id"),
+            (dv(&"x".repeat(65), 1), "key id"),
+            (dv("a\0b", 1), "key id"),
+            (dv("a\nb", 1), "key id"),
+            (dv("K", 0), "limit_bytes"),
+            (dv("K", MAX_LIMIT_BYTES + 1), "limit_bytes"),
+            (dv("K", u64::MAX), "limit_bytes"),
+            (
+                Key {
+                    scheme: Scheme::PerCore { max_cores: 0 },
+                    ..dv("K", 1)
+                },
+                "max_cores",
+            ),
+            (
+                Key {
+                    scheme: Scheme::PerMachine {
+                        os: MachineOs::Desktop,
+                        max_machines: 0,
+                    },
+                    ..dv("K", 1)
+                },
+                "max_machines",
+            ),
+            (
+                Key {
+                    company: Some(String::new()),
+                    ..dv("K", 1)
+                },
+                "company",
+            ),
+            (
+                Key {
+                    activation_code: Some(String::new()),
+                    ..dv("K", 1)
+                },
+                "activation_code",
+            ),
+        ];
+        for (key, field) in cases {
+            match key.validate() {
+                Err(Error::InvalidArgument { field: f, .. }) => assert_eq!(f, field, "{key:?}"),
+                other => panic!("{key:?} gave {other:?}"),
+            }
+        }
+        assert!(dv("K", MAX_LIMIT_BYTES).validate().is_ok());
+    }
+
+    #[test]
+    fn malformed_json_is_invalid_argument() {
+        for json in [
+            "",
+            "{}",
+            "[1]",
+            r#"{"id": "K", "delivery": "sideways", "kind": "trial", "edition": "standard", "scheme": "per_instance"}"#,
+            r#"{"id": "K", "delivery": "online", "kind": "trial", "edition": "standard", "scheme": "per_instance", "extra": 1}"#,
+            r#"{"id": "K", "delivery": "online", "kind": "trial", "edition": "standard", "scheme": {"data_volume": {"limit_bytes": -1}}}"#,
+            r#"{"id": "K", "delivery": "online", "kind": "trial", "edition": "standard", "scheme": "per_instance", "expires_at": "tomorrow"}"#,
+        ] {
+            assert!(
+                matches!(
+                    Key::from_json(json),
+                    Err(Error::InvalidArgument {
+                        field: "key JSON",
+                        ..
+                    })
+                ),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn classes_split_per_machine_by_os() {
+        let server = Scheme::PerMachine {
+            os: MachineOs::Server,
+            max_machines: 1,
+        };
+        let desktop = Scheme::PerMachine {
+            os: MachineOs::Desktop,
+            max_machines: 1,
+        };
+        assert_ne!(server.class(), desktop.class());
+        for class in [server.class(), desktop.class(), Scheme::PerInstance.class()] {
+            assert_eq!(LicenseClass::parse(class.as_str()), Some(class));
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! # Tollgate
+//!
+//! A license **metering and enforcement engine**. A data-migration engine asks Tollgate, for
+//! every batch it moves, whether the project's license still covers it. Tollgate accounts the
+//! bytes per project in a memory-mapped state file shared by every thread and process, switches
+//! from the Active key to the Reserved key the instant the Active one is used up or expires —
+//! without any caller waiting — and refuses work that no valid key covers.
+//!
+//! ```
+//! use tollgate_core::{Engine, Error, Key};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let engine = Engine::open(dir.path())?;
+//! engine.create_project("warehouse")?;
+//! let key = |id: &str, gb: u64| Key::from_json(&format!(
+//!     r#"{{"id": "{id}", "delivery": "online", "kind": "commercial", "edition": "standard",
+//!         "scheme": {{"data_volume": {{"limit_bytes": {}}}}}}}"#, gb << 30)).unwrap();
+//! engine.add_key("warehouse", key("A-1", 1))?;
+//! let added = engine.add_key("warehouse", key("A-2", 1))?;
+//! assert!(added.message.unwrap().starts_with("You have added an additional license key"));
+//!
+//! let project = engine.project("warehouse")?; // look up once, then meter on the hot path
+//! for _ in 0..3 {
+//!     project.consume(512 << 20)?; // the third batch crosses into the reserve key
+//! }
+//! let usage = project.usage();
+//! assert_eq!((usage.active_used, usage.switches), (512 << 20, 1));
+//! assert!(matches!(project.consume(1 << 30), Err(Error::Exhausted { .. })));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The pieces: [`Engine`] opens a state directory; [`ProjectHandle`] is the hot path;
+//! [`Key`] is the license model; [`ProjectView`] is what a UI shows; [`Event`]s go to the audit
+//! log and to [`Subscription`]s.
+#![deny(missing_docs)]
+
+mod catalog;
+mod clock;
+mod engine;
+mod error;
+mod events;
+mod key;
+mod rules;
+mod slot;
+mod state_file;
+mod sync;
+mod view;
+
+pub use clock::Clock;
+pub use engine::{
+    Engine, KeyAdded, KeyReplaced, KeyStatus, KeyUsage, Options, ProjectHandle, Usage,
+};
+pub use error::{Error, Result};
+pub use events::{Event, EventKind, RemovalReason, Subscription};
+pub use key::{
+    check_name, Delivery, Edition, Key, KeyKind, LicenseClass, MachineOs, Scheme, MAX_LIMIT_BYTES,
+    MAX_NAME_BYTES,
+};
+pub use slot::{RefusalReason, SwitchReason};
+pub use state_file::{DEFAULT_CAPACITY, FORMAT_VERSION, MAX_CAPACITY};
+pub use view::{
+    active_tooltip, reserve_added_message, LicenseCard, PairView, ProjectView, Role,
+    RESERVED_TOOLTIP,
+};

@@ -1,0 +1,354 @@
+//! The memory-mapped hot-state file: a checksummed header and a fixed table of [`PairRecord`]s.
+//!
+//! Layout (little-endian): a 4 KiB header page, then `capacity` records of 128 bytes. The header
+//! is written once, at creation, through a temporary file that is synced and renamed into place,
+//! so it is never torn; afterwards only the records change, and only through atomics.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::{Error, Result};
+use crate::slot::PairRecord;
+
+const MAGIC: [u8; 8] = *b"TOLLGATE";
+/// Version of the state-file layout this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 4096;
+const RECORD_LEN: usize = std::mem::size_of::<PairRecord>();
+/// Bytes of the header covered by its checksum (everything before the checksum itself).
+const CHECKED_LEN: usize = 40;
+
+/// Default number of pair records in a new state file.
+pub const DEFAULT_CAPACITY: u32 = 65_536;
+/// Largest capacity a state file may be created with (128 MiB of records per 1 M).
+pub const MAX_CAPACITY: u32 = 16 * 1024 * 1024;
+
+/// The decoded header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    version: u32,
+    record_len: u32,
+    capacity: u32,
+    file_len: u64,
+    created_unix: u64,
+}
+
+impl Header {
+    fn new(capacity: u32, created_unix: u64) -> Header {
+        Header {
+            version: FORMAT_VERSION,
+            record_len: RECORD_LEN as u32,
+            capacity,
+            file_len: (HEADER_LEN + capacity as usize * RECORD_LEN) as u64,
+            created_unix,
+        }
+    }
+
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut page = [0u8; HEADER_LEN];
+        page[0..8].copy_from_slice(&MAGIC);
+        page[8..12].copy_from_slice(&self.version.to_le_bytes());
+        page[12..16].copy_from_slice(&self.record_len.to_le_bytes());
+        page[16..20].copy_from_slice(&self.capacity.to_le_bytes());
+        page[20..24].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+        page[24..32].copy_from_slice(&self.file_len.to_le_bytes());
+        page[32..40].copy_from_slice(&self.created_unix.to_le_bytes());
+        let sum = fnv1a(&page[..CHECKED_LEN]);
+        page[CHECKED_LEN..CHECKED_LEN + 8].copy_from_slice(&sum.to_le_bytes());
+        page
+    }
+
+    /// Decodes and checks a header page; the error says what is wrong.
+    fn decode(page: &[u8]) -> std::result::Result<Header, String> {
+        if page.len() < HEADER_LEN {
+            return Err(format!(
+                "file is {} bytes, shorter than the {HEADER_LEN}-byte header",
+                page.len()
+            ));
+        }
+        if page[0..8] != MAGIC {
+            return Err(format!(
+                "not a Tollgate state file (magic {:02x?})",
+                &page[0..8]
+            ));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(page[at..at + 4].try_into().unwrap());
+        let u64_at = |at: usize| u64::from_le_bytes(page[at..at + 8].try_into().unwrap());
+        let stored = u64_at(CHECKED_LEN);
+        let computed = fnv1a(&page[..CHECKED_LEN]);
+        if stored != computed {
+            return Err(format!(
+                "header checksum {stored:#018x} does not match its content ({computed:#018x})"
+            ));
+        }
+        let version = u32_at(8);
+        if version != FORMAT_VERSION {
+            return Err(format!(
+                "format version {version}, this build reads version {FORMAT_VERSION}"
+            ));
+        }
+        if page[CHECKED_LEN + 8..HEADER_LEN].iter().any(|&b| b != 0) {
+            return Err("header padding is not zero".into());
+        }
+        let header = Header {
+            version,
+            record_len: u32_at(12),
+            capacity: u32_at(16),
+            file_len: u64_at(24),
+            created_unix: u64_at(32),
+        };
+        if u32_at(20) as usize != HEADER_LEN || header.record_len as usize != RECORD_LEN {
+            return Err(format!(
+                "layout of {}-byte header and {}-byte records, this build uses {HEADER_LEN} and {RECORD_LEN}",
+                u32_at(20),
+                header.record_len
+            ));
+        }
+        if header.capacity == 0
+            || header.capacity > MAX_CAPACITY
+            || header.file_len != Header::new(header.capacity, 0).file_len
+        {
+            return Err(format!(
+                "capacity {} does not fit a layout of {} bytes",
+                header.capacity, header.file_len
+            ));
+        }
+        Ok(header)
+    }
+}
+
+/// 64-bit FNV-1a: enough to tell a damaged header from a good one.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// An open, mapped state file.
+pub(crate) struct StateFile {
+    path: PathBuf,
+    map: MmapRaw,
+    capacity: u32,
+    _file: File,
+}
+
+// SAFETY: the mapping is only accessed through `PairRecord`, whose fields are all atomics, so
+// sharing it between threads is as sound as sharing the atomics themselves.
+unsafe impl Send for StateFile {}
+// SAFETY: as above.
+unsafe impl Sync for StateFile {}
+
+impl StateFile {
+    /// Creates a new, zeroed state file at `path` atomically (temporary file, fsync, rename).
+    /// Fails if a file is already there.
+    pub(crate) fn create(path: &Path, capacity: u32, created_unix: u64) -> Result<()> {
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(Error::invalid(
+                "capacity",
+                format!("{capacity} is outside 1..={MAX_CAPACITY}"),
+            ));
+        }
+        let header = Header::new(capacity, created_unix);
+        let tmp = path.with_extension("tmp");
+        let io = |what: &str| {
+            let what = format!("{what} {}", tmp.display());
+            move |e| Error::io(what, e)
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io("create"))?;
+        file.write_all(&header.encode())
+            .map_err(io("write header of"))?;
+        file.set_len(header.file_len).map_err(io("size"))?;
+        file.sync_all().map_err(io("sync"))?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+            .map_err(|e| Error::io(format!("rename {} into place", tmp.display()), e))?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io(format!("sync directory {}", dir.display()), e))?;
+        }
+        Ok(())
+    }
+
+    /// Opens and maps an existing state file, refusing any file whose header or size is wrong.
+    pub(crate) fn open(path: &Path) -> Result<StateFile> {
+        let corrupt = |reason: String| Error::CorruptState {
+            path: path.to_owned(),
+            reason,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("open state file {}", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
+            .len();
+        let mut page = vec![0u8; HEADER_LEN.min(len as usize)];
+        read_exact_at(&file, &mut page)
+            .map_err(|e| Error::io(format!("read header of {}", path.display()), e))?;
+        let header = Header::decode(&page).map_err(corrupt)?;
+        if len != header.file_len {
+            return Err(corrupt(format!(
+                "file is {len} bytes but its header says {}: it was truncated or extended",
+                header.file_len
+            )));
+        }
+        let map = MmapOptions::new()
+            .map_raw(&file)
+            .map_err(|e| Error::io(format!("map {}", path.display()), e))?;
+        Ok(StateFile {
+            path: path.to_owned(),
+            map,
+            capacity: header.capacity,
+            _file: file,
+        })
+    }
+
+    /// Number of pair records.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// The record at `index`, which must be below the capacity.
+    pub(crate) fn record(&self, index: u32) -> &PairRecord {
+        // SAFETY: `record_ptr` points into the live mapping owned by `self`, at a 64-byte aligned
+        // offset, and a `PairRecord` (all atomics) is valid for any bit pattern; it is only
+        // shared, never `&mut`, so concurrent access by other threads and processes is sound.
+        unsafe { self.record_ptr(index).as_ref() }
+    }
+
+    /// A raw pointer to the record at `index`, valid for as long as this mapping lives.
+    pub(crate) fn record_ptr(&self, index: u32) -> NonNull<PairRecord> {
+        assert!(index < self.capacity, "record {index} out of range");
+        let offset = HEADER_LEN + index as usize * RECORD_LEN;
+        // SAFETY: `offset + RECORD_LEN <= file_len == map.len()` because `index < capacity`, so
+        // the pointer stays inside the mapping; mmap returns page-aligned memory, so the
+        // 64-byte alignment of `PairRecord` holds for every record.
+        unsafe { NonNull::new_unchecked(self.map.as_mut_ptr().add(offset).cast::<PairRecord>()) }
+    }
+
+    /// Writes every dirty page to disk and waits for it (msync `MS_SYNC`).
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.map
+            .flush()
+            .map_err(|e| Error::io(format!("flush {}", self.path.display()), e))
+    }
+}
+
+fn read_exact_at(file: &File, buf: &mut [u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(capacity: u32) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.tgs");
+        StateFile::create(&path, capacity, 1).unwrap();
+        (dir, path)
+    }
+
+    fn reason(path: &Path) -> String {
+        match StateFile::open(path) {
+            Err(Error::CorruptState { reason, .. }) => reason,
+            Err(other) => panic!("expected CorruptState, got {other}"),
+            Ok(_) => panic!("a damaged file was accepted"),
+        }
+    }
+
+    #[test]
+    fn creates_and_reopens() {
+        let (_dir, path) = created(16);
+        let state = StateFile::open(&path).unwrap();
+        assert_eq!(state.capacity(), 16);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (HEADER_LEN + 16 * 128) as u64
+        );
+        assert_eq!(state.record(15).owner(), 0);
+    }
+
+    #[test]
+    fn damaged_files_are_refused_and_left_as_they_were() {
+        type Damage = fn(&mut Vec<u8>);
+        let cases: Vec<(&str, Damage, &str)> = vec![
+            (
+                "truncated",
+                |b| b.truncate(b.len() - 128),
+                "truncated or extended",
+            ),
+            (
+                "extended",
+                |b| b.extend_from_slice(&[0; 64]),
+                "truncated or extended",
+            ),
+            ("header cut", |b| b.truncate(100), "shorter than"),
+            ("empty", |b| b.clear(), "shorter than"),
+            ("wrong magic", |b| b[0] = b'X', "not a Tollgate state file"),
+            (
+                "zero filled",
+                |b| b.iter_mut().for_each(|x| *x = 0),
+                "not a Tollgate",
+            ),
+            ("bit flip", |b| b[17] ^= 0x10, "checksum"),
+            (
+                "other version",
+                |b| {
+                    b[8] = 9;
+                    let sum = fnv1a(&b[..CHECKED_LEN]);
+                    b[CHECKED_LEN..CHECKED_LEN + 8].copy_from_slice(&sum.to_le_bytes());
+                },
+                "format version 9",
+            ),
+        ];
+        for (name, damage, expected) in cases {
+            let (_dir, path) = created(4);
+            let mut bytes = std::fs::read(&path).unwrap();
+            damage(&mut bytes);
+            std::fs::write(&path, &bytes).unwrap();
+            let got = reason(&path);
+            assert!(got.contains(expected), "{name}: {got}");
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name}: file changed");
+        }
+    }
+
+    #[test]
+    fn every_header_bit_flip_is_refused() {
+        let (_dir, path) = created(2);
+        let good = std::fs::read(&path).unwrap();
+        for bit in 0..(CHECKED_LEN + 8) * 8 {
+            let mut bytes = good.clone();
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            std::fs::write(&path, &bytes).unwrap();
+            reason(&path);
+        }
+    }
+
+    #[test]
+    fn capacity_out_of_range_is_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        for capacity in [0, MAX_CAPACITY + 1] {
+            assert!(matches!(
+                StateFile::create(&dir.path().join("x"), capacity, 0),
+                Err(Error::InvalidArgument {
+                    field: "capacity",
+                    ..
+                })
+            ));
+        }
+    }
+}
