@@ -294,6 +294,7 @@ impl Engine {
         let admin = self.admin()?;
         let project = project_row(&admin.catalog, project)?;
         let class = key.scheme.class();
+        let taken = admin.catalog.key_id_taken(&key.id)?;
         let pair = match admin
             .catalog
             .pairs(project.id)?
@@ -303,6 +304,9 @@ impl Engine {
             Some(pair) => pair,
             None if reserve_only => return Err(self.no_pair_for(&admin, &project, &key)?),
             None => {
+                // The first key of a class: check it before the pair exists, so a refusal
+                // leaves nothing behind.
+                rules::admit_new(&key, now, taken)?;
                 let tx = admin.catalog.begin()?;
                 let record = self.allocate_pair(&tx, project.id, class)?;
                 tx.commit().map_err(Error::store("commit new pair"))?;
@@ -314,7 +318,6 @@ impl Engine {
                 }
             }
         };
-        let taken = admin.catalog.key_id_taken(&key.id)?;
         let plan = |state: &PairState, keys: &HashMap<u32, KeyRow>, row: u32| {
             plan_admit(
                 &project.name,

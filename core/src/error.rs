@@ -146,8 +146,9 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
-    /// The project table of the state file is full.
-    #[error("the state holds its maximum of {capacity} projects")]
+    /// The slot-pair table of the state file is full (each project uses one pair per license
+    /// class it holds).
+    #[error("the state file holds its maximum of {capacity} slot pairs: no room for another project or license class")]
     Capacity {
         /// The table's capacity, fixed at creation.
         capacity: u32,

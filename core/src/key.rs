@@ -252,7 +252,7 @@ impl Key {
             }
         }
         match self.scheme {
-            Scheme::DataVolume { limit_bytes } if limit_bytes == 0 => Err(Error::invalid(
+            Scheme::DataVolume { limit_bytes: 0 } => Err(Error::invalid(
                 "limit_bytes",
                 format!("key \"{}\" has a limit of 0 bytes", self.id),
             )),

@@ -1,0 +1,99 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use tollgate_core::{Delivery, Edition, Engine, Key, KeyKind, KeyStatus, Scheme};
+
+/// A commercial, online, standard data-volume key.
+pub fn dv(id: &str, limit_bytes: u64) -> Key {
+    Key {
+        id: id.into(),
+        delivery: Delivery::Online,
+        kind: KeyKind::Commercial,
+        edition: Edition::Standard,
+        scheme: Scheme::DataVolume { limit_bytes },
+        expires_at: None,
+        auto_renew: false,
+        company: None,
+        activation_code: None,
+    }
+}
+
+/// A key expiring at `unix_secs`.
+pub fn expiring(key: Key, unix_secs: i64) -> Key {
+    Key {
+        expires_at: Some(time::OffsetDateTime::from_unix_timestamp(unix_secs).unwrap()),
+        ..key
+    }
+}
+
+/// Sum of every byte charged to any key of the project, live or retired.
+pub fn charged(engine: &Engine, project: &str) -> u64 {
+    engine
+        .keys(project)
+        .unwrap()
+        .iter()
+        .filter(|k| matches!(k.key.scheme, Scheme::DataVolume { .. }))
+        .map(|k| k.used)
+        .sum()
+}
+
+/// Asserts no data-volume key is charged beyond its limit.
+pub fn assert_within_limits(engine: &Engine, project: &str) {
+    for k in engine.keys(project).unwrap() {
+        assert!(
+            k.used <= k.key.scheme.amount(),
+            "key {} used {} of {}",
+            k.key.id,
+            k.used,
+            k.key.scheme.amount()
+        );
+        if k.status == KeyStatus::Removed {
+            assert_eq!(k.used, 0);
+        }
+    }
+}
+
+/// Runs this test binary's ignored test `entry` as a child process with `env`, stdout piped.
+pub fn spawn_child(entry: &str, env: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--include-ignored",
+        "--exact",
+        entry,
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn child test process")
+}
+
+/// The value of a child's environment variable, or `None` when not running as a child.
+pub fn child_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Reads `RESULT <n>` lines a child printed.
+pub fn child_result(child: Child) -> u64 {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "child failed: {:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.split_once("RESULT ")
+                .map(|(_, n)| n.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("child printed no RESULT line:\n{stdout}"))
+}
+
+/// Whether the state directory exists with both files.
+pub fn state_exists(dir: &Path) -> bool {
+    dir.join("hot.tgs").exists() && dir.join("catalog.db").exists()
+}

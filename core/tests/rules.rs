@@ -1,0 +1,457 @@
+//! SPEC §2.1 and §2.3 through the engine: every rule with its exact error, and a refused call
+//! changes nothing.
+
+mod common;
+
+use common::{dv, expiring};
+use tollgate_core::{
+    Clock, Delivery, Edition, Engine, Error, EventKind, Key, KeyKind, KeyStatus, MachineOs,
+    Options, RemovalReason, Role, Scheme,
+};
+
+const NOW: u32 = 1_800_000_000;
+
+fn engine(dir: &std::path::Path) -> Engine {
+    Engine::open_with(
+        dir,
+        Options {
+            clock: Clock::manual(NOW),
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Everything an observer could see of a project.
+fn snapshot(engine: &Engine, project: &str) -> String {
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}",
+        engine.keys(project).unwrap(),
+        engine.usage(project).unwrap(),
+        engine.view(project).unwrap(),
+        engine.events_after(0, 10_000).unwrap().len(),
+    )
+}
+
+fn per_machine(id: &str, os: MachineOs) -> Key {
+    Key {
+        scheme: Scheme::PerMachine {
+            os,
+            max_machines: 10,
+        },
+        ..dv(id, 1)
+    }
+}
+
+#[test]
+fn reserve_rules_each_with_its_error_and_no_change() {
+    type Setup = fn(&Engine);
+    let with_active: Setup = |e| {
+        e.add_key("P", dv("A", 100)).unwrap();
+    };
+    let with_pair: Setup = |e| {
+        e.add_key("P", dv("A", 100)).unwrap();
+        e.add_key("P", dv("R", 100)).unwrap();
+    };
+    let with_subscription: Setup = |e| {
+        e.add_key(
+            "P",
+            Key {
+                kind: KeyKind::Subscription,
+                ..dv("A", 100)
+            },
+        )
+        .unwrap();
+    };
+    let with_server_pair: Setup = |e| {
+        e.add_key("P", per_machine("SRV", MachineOs::Server))
+            .unwrap();
+    };
+    let with_other_project_key: Setup = |e| {
+        e.add_key("P", dv("A", 100)).unwrap();
+        e.create_project("Q").unwrap();
+        e.add_key("Q", dv("USED", 100)).unwrap();
+    };
+    let nothing: Setup = |_| {};
+    type Case = (&'static str, Setup, bool, Key, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "reserve on an empty pair",
+            nothing,
+            true,
+            dv("R", 1),
+            "NoActiveKey",
+        ),
+        (
+            "subscription active",
+            with_subscription,
+            false,
+            dv("R", 1),
+            "Subscription",
+        ),
+        (
+            "subscription reserve",
+            with_active,
+            false,
+            Key {
+                kind: KeyKind::Subscription,
+                ..dv("R", 1)
+            },
+            "Subscription",
+        ),
+        (
+            "offline for online",
+            with_active,
+            false,
+            Key {
+                delivery: Delivery::Offline,
+                ..dv("R", 1)
+            },
+            "TypeMismatch",
+        ),
+        (
+            "enterprise for standard",
+            with_active,
+            false,
+            Key {
+                edition: Edition::Enterprise,
+                ..dv("R", 1)
+            },
+            "EditionMismatch",
+        ),
+        (
+            "per-core reserve for data volume",
+            with_active,
+            true,
+            Key {
+                scheme: Scheme::PerCore { max_cores: 8 },
+                ..dv("R", 1)
+            },
+            "SchemeMismatch",
+        ),
+        (
+            "desktop reserve for a server pair",
+            with_server_pair,
+            true,
+            per_machine("DSK", MachineOs::Desktop),
+            "SchemeMismatch",
+        ),
+        (
+            "second reserve",
+            with_pair,
+            false,
+            dv("R2", 1),
+            "ReserveOccupied",
+        ),
+        (
+            "id used in another project",
+            with_other_project_key,
+            false,
+            dv("USED", 1),
+            "DuplicateKey",
+        ),
+        (
+            "id of the active key",
+            with_active,
+            false,
+            dv("A", 1),
+            "DuplicateKey",
+        ),
+        (
+            "already expired",
+            with_active,
+            false,
+            expiring(dv("R", 1), i64::from(NOW) - 1),
+            "KeyExpired",
+        ),
+        (
+            "limit too large",
+            with_active,
+            false,
+            dv("R", u64::MAX),
+            "InvalidArgument",
+        ),
+    ];
+    for (name, setup, explicit_reserve, key, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        e.create_project("P").unwrap();
+        setup(&e);
+        let before = snapshot(&e, "P");
+        let result = if explicit_reserve {
+            e.add_reserve("P", key)
+        } else {
+            e.add_key("P", key)
+        };
+        let got = format!("{:?}", result.unwrap_err());
+        assert!(got.starts_with(expected), "{name}: got {got}");
+        assert_eq!(
+            snapshot(&e, "P"),
+            before,
+            "{name}: the refused call changed state"
+        );
+    }
+}
+
+#[test]
+fn first_key_is_active_second_is_reserved_with_the_seed_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    e.create_project("Payroll").unwrap();
+    let first = e.add_key("Payroll", dv("A", 100)).unwrap();
+    assert_eq!((first.role, first.message), (Role::Active, None));
+    let view = e.view("Payroll").unwrap();
+    assert!(view.pairs[0].add_license_available);
+    let second = e.add_key("Payroll", dv("R", 100)).unwrap();
+    assert_eq!(second.role, Role::Reserved);
+    assert_eq!(
+        second.message.unwrap(),
+        "You have added an additional license key for project Payroll. After the first key\u{2019}s data usage is exhausted, migration will automatically continue with the reserved key."
+    );
+    let view = e.view("Payroll").unwrap();
+    let pair = &view.pairs[0];
+    assert!(!pair.add_license_available);
+    assert_eq!(pair.cards.len(), 2);
+    assert_eq!(pair.cards[0].status, Role::Active);
+    assert_eq!(
+        pair.cards[0].tooltip,
+        "Migration data for project Payroll is processed under this license key."
+    );
+    assert_eq!(pair.cards[0].type_label, "Online");
+    assert_eq!(pair.cards[1].status, Role::Reserved);
+    assert_eq!(pair.cards[1].expiration, "Reserved");
+    assert_eq!(
+        pair.cards[1].tooltip,
+        "This is a reserved key. Migration will automatically continue with this key after the first key expires."
+    );
+}
+
+#[test]
+fn after_the_switch_one_card_remains_and_add_license_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    e.create_project("P").unwrap();
+    e.add_key("P", dv("A", 100)).unwrap();
+    e.add_key("P", dv("R", 100)).unwrap();
+    e.project("P").unwrap().consume(150).unwrap();
+    let pair = &e.view("P").unwrap().pairs[0];
+    assert_eq!(pair.cards.len(), 1);
+    assert_eq!(pair.cards[0].key.id, "R");
+    assert_eq!(pair.cards[0].used, 50);
+    assert!(pair.add_license_available);
+    let third = e.add_key("P", dv("R3", 100)).unwrap();
+    assert_eq!(third.role, Role::Reserved);
+    let keys = e.keys("P").unwrap();
+    let status: Vec<_> = keys
+        .iter()
+        .map(|k| (k.key.id.as_str(), k.status, k.used))
+        .collect();
+    assert_eq!(
+        status,
+        vec![
+            ("A", KeyStatus::Retired, 100),
+            ("R", KeyStatus::Active, 50),
+            ("R3", KeyStatus::Reserved, 0)
+        ]
+    );
+}
+
+#[test]
+fn a_reserve_added_to_a_spent_active_key_takes_over_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    e.create_project("P").unwrap();
+    e.add_key("P", dv("A", 100)).unwrap();
+    let p = e.project("P").unwrap();
+    p.consume(100).unwrap();
+    assert!(matches!(
+        p.consume(1),
+        Err(Error::Exhausted { remaining: 0, .. })
+    ));
+    let added = e.add_key("P", dv("B", 100)).unwrap();
+    assert_eq!(added.role, Role::Active);
+    assert_eq!(added.switched_from.as_deref(), Some("A"));
+    p.consume(60).unwrap();
+    let u = p.usage();
+    assert_eq!((u.active_used, u.active_limit, u.switches), (60, 100, 1));
+}
+
+#[test]
+fn replacing_removes_a_reserve_that_ends_before_the_new_term() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let year = 365 * 24 * 3600;
+    e.create_project("P").unwrap();
+    e.add_key("P", expiring(dv("A", 100), i64::from(NOW) + year))
+        .unwrap();
+    e.add_key("P", expiring(dv("R", 100), i64::from(NOW) + 2 * year))
+        .unwrap();
+    e.project("P").unwrap().consume(30).unwrap();
+    let sub = e.subscribe(16);
+    let replaced = e
+        .replace_active_key("P", expiring(dv("N", 500), i64::from(NOW) + 3 * year))
+        .unwrap();
+    assert_eq!(replaced.old, "A");
+    assert_eq!(replaced.removed_reserve.as_deref(), Some("R"));
+    let kinds: Vec<_> = std::iter::from_fn(|| sub.recv_timeout(std::time::Duration::from_secs(2)))
+        .take(2)
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::KeyReplaced {
+                old: "A".into(),
+                new: "N".into()
+            },
+            EventKind::ReserveRemoved {
+                key: "R".into(),
+                reason: RemovalReason::ExpiresBeforeNewTerm
+            }
+        ]
+    );
+    let keys = e.keys("P").unwrap();
+    let status: Vec<_> = keys
+        .iter()
+        .map(|k| (k.key.id.as_str(), k.status, k.used))
+        .collect();
+    assert_eq!(
+        status,
+        vec![
+            ("A", KeyStatus::Retired, 30),
+            ("R", KeyStatus::Removed, 0),
+            ("N", KeyStatus::Active, 0)
+        ]
+    );
+}
+
+#[test]
+fn replacing_keeps_a_reserve_that_outlasts_the_new_term() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    e.create_project("P").unwrap();
+    e.add_key("P", dv("A", 100)).unwrap();
+    e.add_key("P", dv("R", 100)).unwrap();
+    let replaced = e
+        .replace_active_key("P", expiring(dv("N", 100), i64::from(NOW) + 1000))
+        .unwrap();
+    assert_eq!(replaced.removed_reserve, None);
+    let u = e.usage("P").unwrap();
+    assert_eq!(
+        (u.active_limit, u.reserved_limit, u.has_reserved),
+        (100, 100, true)
+    );
+}
+
+#[test]
+fn replacement_and_removal_errors_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    e.create_project("P").unwrap();
+    e.create_project("Empty").unwrap();
+    e.add_key("P", dv("A", 100)).unwrap();
+    e.add_key("P", dv("R", 100)).unwrap();
+    let before = snapshot(&e, "P");
+    let cases: Vec<(Result<(), Error>, &str)> = vec![
+        (
+            e.replace_active_key("Empty", dv("X", 1)).map(drop),
+            "NoActiveKey",
+        ),
+        (
+            e.replace_active_key("P", dv("A", 1)).map(drop),
+            "DuplicateKey",
+        ),
+        (
+            e.replace_active_key("P", expiring(dv("X", 1), 1)).map(drop),
+            "KeyExpired",
+        ),
+        (
+            e.replace_active_key(
+                "P",
+                Key {
+                    scheme: Scheme::PerInstance,
+                    ..dv("X", 1)
+                },
+            )
+            .map(drop),
+            "SchemeMismatch",
+        ),
+        (
+            e.replace_active_key("Nope", dv("X", 1)).map(drop),
+            "ProjectNotFound",
+        ),
+        (e.remove_reserve("P", "A"), "ReserveNotFound"),
+        (e.remove_reserve("P", "nope"), "ReserveNotFound"),
+        (e.create_project("P"), "ProjectExists"),
+        (e.create_project(""), "InvalidArgument"),
+        (e.create_project("a\0b"), "InvalidArgument"),
+        (e.create_project(&"x".repeat(65)), "InvalidArgument"),
+    ];
+    for (result, expected) in cases {
+        let got = format!("{:?}", result.unwrap_err());
+        assert!(got.starts_with(expected), "expected {expected}, got {got}");
+    }
+    assert_eq!(snapshot(&e, "P"), before);
+    e.remove_reserve("P", "R").unwrap();
+    let u = e.usage("P").unwrap();
+    assert!(!u.has_reserved);
+    assert!(e.view("P").unwrap().pairs[0].add_license_available);
+}
+
+#[test]
+fn seat_classes_get_their_own_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    e.create_project("SVM").unwrap();
+    e.add_key("SVM", per_machine("S1", MachineOs::Server))
+        .unwrap();
+    e.add_key("SVM", per_machine("D1", MachineOs::Desktop))
+        .unwrap();
+    assert_eq!(
+        e.add_reserve("SVM", per_machine("S2", MachineOs::Server))
+            .unwrap()
+            .role,
+        Role::Reserved
+    );
+    assert_eq!(
+        e.add_reserve("SVM", per_machine("D2", MachineOs::Desktop))
+            .unwrap()
+            .role,
+        Role::Reserved
+    );
+    let view = e.view("SVM").unwrap();
+    let classes: Vec<_> = view
+        .pairs
+        .iter()
+        .map(|p| (p.class.as_str(), p.cards.len()))
+        .collect();
+    assert_eq!(
+        classes,
+        vec![
+            ("data_volume", 0),
+            ("per_machine server", 2),
+            ("per_machine desktop", 2)
+        ]
+    );
+}
+
+#[test]
+fn capacity_is_enforced_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open_with(
+        dir.path(),
+        Options {
+            capacity: 2,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    e.create_project("a").unwrap();
+    e.create_project("b").unwrap();
+    let err = e.create_project("c").unwrap_err();
+    assert!(matches!(err, Error::Capacity { capacity: 2 }), "{err:?}");
+    assert!(err
+        .to_string()
+        .starts_with("the state file holds its maximum of 2 slot pairs"));
+    assert_eq!(e.projects().unwrap(), vec!["a", "b"]);
+}
