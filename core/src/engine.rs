@@ -17,11 +17,13 @@ use crate::catalog::{Catalog, KeyRow, PairRow, ProjectRow};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::events::{
-    Dispatcher, Event, EventKind, HotQueue, RecordSink, RemovalReason, Subscribers, Subscription,
+    Dispatcher, Event, EventKind, HotQueue, RemovalReason, Subscribers, Subscription,
 };
 use crate::key::{check_name, rfc3339, Key, LicenseClass};
 use crate::rules;
-use crate::slot::{LiveKey, Mode, NextGen, PairRecord, PairState, SwitchReason};
+use crate::slot::{
+    LiveKey, Mode, NextGen, PairEvent, PairEvents, PairRecord, PairState, SwitchReason,
+};
 use crate::state_file::{StateFile, DEFAULT_CAPACITY};
 use crate::view::{self, PairView, ProjectView, Role, SlotContent};
 
@@ -898,20 +900,12 @@ impl ProjectHandle {
         unsafe { self.record.as_ref() }
     }
 
-    #[inline]
-    fn sink(&self) -> RecordSink<'_> {
-        RecordSink {
-            queue: &self.inner.hot_events,
-            record: self.index,
-        }
-    }
-
     /// Grants `bytes` in full or refuses with nothing charged (`Exhausted`, `Expired`,
     /// `NoActiveKey`). Lock-free, no syscall, no allocation.
     #[inline]
     pub fn consume(&self, bytes: u64) -> Result<()> {
         self.pair()
-            .grant(bytes, Mode::AllOrNothing, self.clock.now(), &self.sink())
+            .grant(bytes, Mode::AllOrNothing, self.clock.now(), self)
             .map(drop)
     }
 
@@ -919,7 +913,7 @@ impl ProjectHandle {
     #[inline]
     pub fn consume_partial(&self, bytes: u64) -> Result<u64> {
         self.pair()
-            .grant(bytes, Mode::Partial, self.clock.now(), &self.sink())
+            .grant(bytes, Mode::Partial, self.clock.now(), self)
     }
 
     /// Grants each amount in order, all or nothing each, stopping at the first refusal; the
@@ -927,13 +921,19 @@ impl ProjectHandle {
     /// refusal of the first that was not.
     #[inline]
     pub fn consume_many(&self, amounts: &[u64]) -> (usize, Result<()>) {
-        self.pair()
-            .grant_many(amounts, self.clock.now(), &self.sink())
+        self.pair().grant_many(amounts, self.clock.now(), self)
     }
 
     /// The pair's current usage.
     pub fn usage(&self) -> Usage {
         Usage::from(&self.pair().state())
+    }
+}
+
+impl PairEvents for ProjectHandle {
+    #[inline]
+    fn emit(&self, event: PairEvent) {
+        self.inner.hot_events.push(self.index, event);
     }
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::catalog::Catalog;
-use crate::slot::{PairEvent, PairEvents, RefusalReason, SwitchReason};
+use crate::slot::{PairEvent, RefusalReason, SwitchReason};
 use crate::view::Role;
 
 /// Why a reserve key left its slot.
@@ -173,24 +173,12 @@ impl HotQueue {
         // Relaxed: a statistic; nothing is published with it.
         self.dropped.load(Ordering::Relaxed)
     }
-}
 
-/// The [`PairEvents`] sink of one record: pushes into the hot queue, never blocks.
-pub(crate) struct RecordSink<'a> {
-    pub queue: &'a HotQueue,
-    pub record: u32,
-}
-
-impl PairEvents for RecordSink<'_> {
-    #[inline]
-    fn emit(&self, event: PairEvent) {
-        let raw = RawEvent {
-            record: self.record,
-            event,
-        };
-        if self.queue.queue.push(raw).is_err() {
+    /// Hands an event of `record` to the dispatcher; never blocks, drops and counts when full.
+    pub(crate) fn push(&self, record: u32, event: PairEvent) {
+        if self.queue.push(RawEvent { record, event }).is_err() {
             // Relaxed: a statistic; nothing is published with it.
-            self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -5,11 +5,11 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 
-/// The largest `limit_bytes` a data-volume key may carry: 64 TiB.
+/// The largest `limit_bytes` a data-volume key may carry: one byte under 64 TiB.
 ///
-/// A slot pair meters both of its keys in one 47-bit cursor (see `slot`), so each key gets 46
-/// bits. A larger allowance is sold as several keys.
-pub const MAX_LIMIT_BYTES: u64 = 1 << 46;
+/// A slot pair meters both of its keys in one 47-bit cursor (see `slot`), so the two limits
+/// together must stay below 2^47. A larger allowance is sold as several keys.
+pub const MAX_LIMIT_BYTES: u64 = (1 << 46) - 1;
 
 /// Longest project name, key id or company name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
@@ -260,7 +260,7 @@ impl Key {
                 Err(Error::invalid(
                     "limit_bytes",
                     format!(
-                        "key \"{}\" has a limit of {limit_bytes} bytes, above the maximum of {MAX_LIMIT_BYTES} (64 TiB)",
+                        "key \"{}\" has a limit of {limit_bytes} bytes, above the maximum of {MAX_LIMIT_BYTES} (64 TiB less one byte)",
                         self.id
                     ),
                 ))

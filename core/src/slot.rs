@@ -151,13 +151,21 @@ pub(crate) trait PairEvents {
     fn emit(&self, event: PairEvent);
 }
 
-/// The part of the cursor space a request may use right now.
+/// The part of the cursor space a request may use right now. Plain `u64`s, so the hot path
+/// keeps it in registers.
+#[derive(Clone, Copy)]
 struct Window {
-    word: u64,
-    cursor: Cursor,
     end: u64,
     active_limit: u64,
     reserve_limit: u64,
+}
+
+/// A refusal decided on the hot path; it becomes an [`Error`] only on the way out.
+#[derive(Clone, Copy)]
+enum Refusal {
+    Exhausted { remaining: u64 },
+    Expired,
+    NoActiveKey,
 }
 
 /// A key in a slot, as the admin side sees it.
@@ -233,26 +241,23 @@ impl PairRecord {
         // Acquire: pairs with the Release CAS that published this epoch's limits.
         let mut word = self.cursor.load(Ordering::Acquire);
         loop {
-            let w = self.window(word, want, now, events)?;
-            let remaining = w.end - w.cursor.offset;
+            let w = match self.window(&mut word, now, events) {
+                Ok(w) => w,
+                Err(refusal) => return Err(self.refuse(word, want, refusal, events)),
+            };
+            let remaining = w.end - (word & OFFSET_MASK);
             let granted = if want <= remaining {
                 want
             } else if mode == Mode::Partial && remaining > 0 {
                 remaining
             } else {
-                return Err(self.refuse(
-                    w.cursor.epoch,
-                    Error::Exhausted {
-                        requested: want,
-                        remaining,
-                    },
-                    events,
-                ));
+                let refusal = Refusal::Exhausted { remaining };
+                return Err(self.refuse(word, want, refusal, events));
             };
             if granted == 0 {
                 return Ok(0);
             }
-            match self.advance(&w, granted, events) {
+            match self.advance(word, granted, w, events) {
                 Ok(()) => return Ok(granted),
                 Err(current) => word = current,
             }
@@ -268,15 +273,17 @@ impl PairRecord {
         now: u32,
         events: &impl PairEvents,
     ) -> (usize, Result<(), Error>) {
-        let want = amounts.first().copied().unwrap_or(0);
         // Acquire: as in `grant`.
         let mut word = self.cursor.load(Ordering::Acquire);
         loop {
-            let w = match self.window(word, want, now, events) {
+            let w = match self.window(&mut word, now, events) {
                 Ok(w) => w,
-                Err(e) => return (0, Err(e)),
+                Err(refusal) => {
+                    let want = amounts.first().copied().unwrap_or(0);
+                    return (0, Err(self.refuse(word, want, refusal, events)));
+                }
             };
-            let remaining = w.end - w.cursor.offset;
+            let remaining = w.end - (word & OFFSET_MASK);
             let (mut count, mut sum) = (0usize, 0u64);
             for &amount in amounts {
                 if amount > remaining - sum {
@@ -285,36 +292,36 @@ impl PairRecord {
                 sum += amount;
                 count += 1;
             }
-            let outcome = match amounts.get(count) {
-                None => Ok(()),
-                Some(&refused) => Err(Error::Exhausted {
-                    requested: refused,
-                    remaining: remaining - sum,
-                }),
-            };
             if sum > 0 {
-                if let Err(current) = self.advance(&w, sum, events) {
+                if let Err(current) = self.advance(word, sum, w, events) {
                     word = current;
                     continue;
                 }
             }
-            let outcome = outcome.map_err(|e| self.refuse(w.cursor.epoch, e, events));
-            return (count, outcome);
+            return match amounts.get(count) {
+                None => (count, Ok(())),
+                Some(&refused) => {
+                    let refusal = Refusal::Exhausted {
+                        remaining: remaining - sum,
+                    };
+                    (count, Err(self.refuse(word, refused, refusal, events)))
+                }
+            };
         }
     }
 
-    /// Finds the usable window for a request, switching an expired Active key on the way.
-    #[inline]
+    /// Finds the usable window for a request, switching an expired Active key on the way
+    /// (which updates `word`).
+    #[inline(always)]
     fn window(
         &self,
-        mut word: u64,
-        want: u64,
+        word: &mut u64,
         now: u32,
         events: &impl PairEvents,
-    ) -> Result<Window, Error> {
+    ) -> Result<Window, Refusal> {
         loop {
-            let cursor = Cursor::unpack(word);
-            let limits = &self.limits[usize::from(cursor.epoch & 1)];
+            let offset = *word & OFFSET_MASK;
+            let limits = &self.limits[(*word >> EPOCH_SHIFT) as usize & 1];
             // Acquire (all four): an admin writes a later generation into this slot with Release
             // stores only after bumping the epoch; if we read such a value, Acquire orders our
             // CAS after that bump, so the CAS fails instead of acting on a torn generation.
@@ -323,13 +330,13 @@ impl PairRecord {
             let active_expiry = limits.active_expiry.load(Ordering::Acquire);
             let reserve_expiry = limits.reserve_expiry.load(Ordering::Acquire);
             let reserve_valid = reserve_limit > 0 && reserve_expiry > now;
-            let end = if cursor.offset < active_limit {
+            let end = if offset < active_limit {
                 if active_expiry <= now {
                     if !reserve_valid {
-                        return Err(self.refuse(cursor.epoch, Error::Expired, events));
+                        return Err(Refusal::Expired);
                     }
-                    match self.switch_on_expiry(word, cursor, active_limit, events) {
-                        Ok(switched) | Err(switched) => word = switched,
+                    match self.switch_on_expiry(*word, active_limit, events) {
+                        Ok(switched) | Err(switched) => *word = switched,
                     }
                     continue;
                 }
@@ -339,24 +346,15 @@ impl PairRecord {
                     active_limit
                 }
             } else if active_limit == 0 {
-                return Err(self.refuse(cursor.epoch, Error::NoActiveKey, events));
+                return Err(Refusal::NoActiveKey);
             } else if reserve_limit == 0 {
-                return Err(self.refuse(
-                    cursor.epoch,
-                    Error::Exhausted {
-                        requested: want,
-                        remaining: 0,
-                    },
-                    events,
-                ));
+                return Err(Refusal::Exhausted { remaining: 0 });
             } else if reserve_expiry <= now {
-                return Err(self.refuse(cursor.epoch, Error::Expired, events));
+                return Err(Refusal::Expired);
             } else {
                 active_limit + reserve_limit
             };
             return Ok(Window {
-                word,
-                cursor,
                 end,
                 active_limit,
                 reserve_limit,
@@ -364,36 +362,43 @@ impl PairRecord {
         }
     }
 
-    /// Moves the cursor by `granted`; on success reports any switch or threshold the grant
-    /// crossed. On a lost race returns the cursor's current word.
-    #[inline]
-    fn advance(&self, w: &Window, granted: u64, events: &impl PairEvents) -> Result<(), u64> {
-        let before = w.cursor.offset;
-        let after = before + granted;
-        let new = Cursor {
-            offset: after,
-            ..w.cursor
-        }
-        .pack();
+    /// Moves the cursor from `word` by `granted`; on success reports any switch or threshold the
+    /// grant crossed. On a lost race returns the cursor's current word.
+    #[inline(always)]
+    fn advance(
+        &self,
+        word: u64,
+        granted: u64,
+        w: Window,
+        events: &impl PairEvents,
+    ) -> Result<(), u64> {
         // Relaxed on success: the cursor is the only datum a grant publishes. Acquire on failure:
         // the retry reads the limits of whatever epoch the current word carries.
-        self.cursor
-            .compare_exchange_weak(w.word, new, Ordering::Relaxed, Ordering::Acquire)?;
+        self.cursor.compare_exchange_weak(
+            word,
+            word + granted,
+            Ordering::Relaxed,
+            Ordering::Acquire,
+        )?;
         // 80 % of the Active key is the lowest threshold anywhere in the window: below it a grant
         // crossed nothing, which keeps the common case to this one comparison.
+        let after = (word & OFFSET_MASK) + granted;
         if after >= w.active_limit - w.active_limit / 5 {
-            self.report_crossings(w, before, after, events);
+            self.report_crossings(word, granted, w, events);
         }
         Ok(())
     }
 
     #[cold]
-    fn report_crossings(&self, w: &Window, before: u64, after: u64, events: &impl PairEvents) {
-        let meta = &self.meta[usize::from(w.cursor.epoch & 1)];
+    #[inline(never)]
+    fn report_crossings(&self, word: u64, granted: u64, w: Window, events: &impl PairEvents) {
+        let cursor = Cursor::unpack(word);
+        let (before, after) = (cursor.offset, cursor.offset + granted);
+        let meta = &self.meta[usize::from(cursor.epoch & 1)];
         // Acquire: pairs with the Release stores that published this generation's key ids.
         let active_key = meta.active_key.load(Ordering::Acquire);
         let reserve_key = meta.reserve_key.load(Ordering::Acquire);
-        if !w.cursor.expired {
+        if !cursor.expired {
             for percent in crossed(before, after, 0, w.active_limit) {
                 events.emit(PairEvent::Threshold {
                     key: active_key,
@@ -422,13 +427,14 @@ impl PairRecord {
     /// moves the cursor to the reserve's range with the expired flag. Returns the new word if this
     /// caller made the switch, the current word otherwise.
     #[cold]
+    #[inline(never)]
     fn switch_on_expiry(
         &self,
         word: u64,
-        cursor: Cursor,
         active_limit: u64,
         events: &impl PairEvents,
     ) -> Result<u64, u64> {
+        let cursor = Cursor::unpack(word);
         self.raise_mark(cursor.epoch, cursor.offset);
         let new = Cursor {
             epoch: cursor.epoch,
@@ -478,21 +484,35 @@ impl PairRecord {
 
     /// Reports a refusal once per generation and returns its error.
     #[cold]
-    fn refuse(&self, epoch: u16, error: Error, events: &impl PairEvents) -> Error {
-        let tag = u32::from(epoch) + 1;
+    #[inline(never)]
+    fn refuse(
+        &self,
+        word: u64,
+        requested: u64,
+        refusal: Refusal,
+        events: &impl PairEvents,
+    ) -> Error {
+        let tag = (word >> EPOCH_SHIFT) as u32 + 1;
         // Relaxed: the tag publishes nothing else; the swap makes "first refusal of the
         // generation" exact, the load only skips the write when it is already reported.
         if self.refused_epoch.load(Ordering::Relaxed) != tag
             && self.refused_epoch.swap(tag, Ordering::Relaxed) != tag
         {
-            let reason = match error {
-                Error::Expired => RefusalReason::Expired,
-                Error::NoActiveKey => RefusalReason::NoActiveKey,
-                _ => RefusalReason::Exhausted,
+            let reason = match refusal {
+                Refusal::Exhausted { .. } => RefusalReason::Exhausted,
+                Refusal::Expired => RefusalReason::Expired,
+                Refusal::NoActiveKey => RefusalReason::NoActiveKey,
             };
             events.emit(PairEvent::Refused { reason });
         }
-        error
+        match refusal {
+            Refusal::Exhausted { remaining } => Error::Exhausted {
+                requested,
+                remaining,
+            },
+            Refusal::Expired => Error::Expired,
+            Refusal::NoActiveKey => Error::NoActiveKey,
+        }
     }
 
     /// The pair's logical content. Retries only while an admin change is publishing.
