@@ -634,6 +634,8 @@ impl Engine {
     /// final usage), and repairs an admin change a crash interrupted.
     fn sync(&self, admin: &Admin, project: &ProjectRow, pair: PairRow) -> Result<()> {
         let state = self.inner.state.record(pair.record).state();
+        // As in `finish_change`: the hot file is on disk before the catalog copies from it.
+        self.inner.state.flush_record(pair.record)?;
         let tx = admin.catalog.begin()?;
         let changed = Catalog::sync_pair(&tx, pair.record, &state, &now_text())?;
         if changed && state.epoch != pair.synced_epoch {
@@ -694,6 +696,9 @@ impl Engine {
         removed: &[u32],
         events: &[(String, EventKind)],
     ) -> Result<()> {
+        // The published generation reaches the disk before the catalog commits to it, so an
+        // operating-system crash can never leave the catalog ahead of the hot file.
+        self.inner.state.flush_record(record)?;
         let at = now_text();
         let tx = admin.catalog.begin()?;
         for &row in removed {

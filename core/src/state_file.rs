@@ -238,6 +238,15 @@ impl StateFile {
         unsafe { NonNull::new_unchecked(self.map.as_mut_ptr().add(offset).cast::<PairRecord>()) }
     }
 
+    /// Writes the page holding record `index` to disk and waits for it, so an admin change is
+    /// durable in the hot file before the catalog records it.
+    pub(crate) fn flush_record(&self, index: u32) -> Result<()> {
+        let offset = HEADER_LEN + index as usize * RECORD_LEN;
+        self.map
+            .flush_range(offset, RECORD_LEN)
+            .map_err(|e| Error::io(format!("flush {}", self.path.display()), e))
+    }
+
     /// Writes every dirty page to disk and waits for it (msync `MS_SYNC`).
     pub(crate) fn flush(&self) -> Result<()> {
         self.map
