@@ -906,7 +906,8 @@ impl ProjectHandle {
     }
 
     /// Grants `bytes` in full or refuses with nothing charged (`Exhausted`, `Expired`,
-    /// `NoActiveKey`). Lock-free, no syscall, no allocation.
+    /// `NoActiveKey`). Lock-free, no syscall, no allocation. A request of 0 bytes is a probe:
+    /// granted exactly when a valid key still has capacity.
     #[inline]
     pub fn consume(&self, bytes: u64) -> Result<()> {
         self.pair()

@@ -347,7 +347,8 @@ impl PairRecord {
                 }
             } else if active_limit == 0 {
                 return Err(Refusal::NoActiveKey);
-            } else if reserve_limit == 0 {
+            } else if offset >= active_limit + reserve_limit {
+                // Used up takes precedence over expired, whichever key is Active now.
                 return Err(Refusal::Exhausted { remaining: 0 });
             } else if reserve_expiry <= now {
                 return Err(Refusal::Expired);
@@ -1001,7 +1002,7 @@ mod proptests {
                     Err(Error::Exhausted { requested, remaining }) => {
                         prop_assert_eq!(requested, want);
                         prop_assert_eq!(remaining, left);
-                        prop_assert!(want > left && (!partial || left == 0));
+                        prop_assert!((want > left && !partial) || left == 0);
                     }
                     Err(other) => prop_assert!(false, "unexpected {other:?}"),
                 }
