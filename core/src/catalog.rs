@@ -41,6 +41,8 @@ CREATE TABLE keys (
     added_at TEXT NOT NULL,
     ended_at TEXT
 );
+CREATE INDEX keys_by_record ON keys (record);
+CREATE INDEX keys_pending ON keys (record) WHERE state = 'pending';
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -257,17 +259,49 @@ impl Catalog {
         Ok(pairs)
     }
 
-    /// Every pair in the catalog with its owning project id.
-    pub(crate) fn all_pairs(&self) -> Result<Vec<(i64, u32)>> {
+    /// Every pair in the catalog with its owning project, or only those holding a pending key
+    /// (left by an admin change that a crash interrupted).
+    pub(crate) fn all_pairs(&self, only_pending: bool) -> Result<Vec<(ProjectRow, PairRow)>> {
+        let sql = if only_pending {
+            "SELECT p.id, p.name, r.record, r.class, r.synced_epoch FROM pairs r
+             JOIN projects p ON p.id = r.project_id
+             WHERE r.record IN (SELECT record FROM keys WHERE state = 'pending') ORDER BY r.record"
+        } else {
+            "SELECT p.id, p.name, r.record, r.class, r.synced_epoch FROM pairs r
+             JOIN projects p ON p.id = r.project_id ORDER BY r.record"
+        };
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT project_id, record FROM pairs ORDER BY record")
+            .prepare_cached(sql)
             .map_err(Error::store("list pairs"))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([], |r| {
+                Ok((
+                    ProjectRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    },
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, u16>(4)?,
+                ))
+            })
             .map_err(Error::store("list pairs"))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(Error::store("list pairs"))
+        let mut pairs = Vec::new();
+        for row in rows {
+            let (project, record, class, synced_epoch) = row.map_err(Error::store("read pair"))?;
+            let class = LicenseClass::parse(&class)
+                .ok_or_else(|| self.corrupt(format!("unknown license class {class:?}")))?;
+            pairs.push((
+                project,
+                PairRow {
+                    record,
+                    class,
+                    synced_epoch,
+                },
+            ));
+        }
+        Ok(pairs)
     }
 
     pub(crate) fn key_id_taken(&self, id: &str) -> Result<bool> {
@@ -376,10 +410,17 @@ impl Catalog {
             .and_then(|rows| rows.collect())
             .map_err(Error::store("sync pair"))?;
         for row in stale.into_iter().filter(|row| !live.contains(row)) {
+            // A pending key that never reached a slot was never added: forget it, so its id can
+            // be used again. A live key that left its slot without a recorded usage is retired.
             changed += tx
                 .execute(
-                    "UPDATE keys SET state = CASE state WHEN 'pending' THEN 'removed' ELSE 'retired' END,
-                     ended_at = ?2 WHERE row = ?1",
+                    "DELETE FROM keys WHERE row = ?1 AND state = 'pending'",
+                    [row],
+                )
+                .map_err(Error::store("sync pair"))?;
+            changed += tx
+                .execute(
+                    "UPDATE keys SET state = 'retired', ended_at = ?2 WHERE row = ?1 AND state = 'live'",
                     params![row, at],
                 )
                 .map_err(Error::store("sync pair"))?;

@@ -590,7 +590,10 @@ impl Engine {
             .lock
             .lock()
             .map_err(|e| Error::io("take the admin lock", e))?;
-        Ok(AdminGuard { admin })
+        let guard = AdminGuard { admin };
+        // Another process may have died half-way through a change since we last held the lock.
+        repair(&self.inner.state, &guard.catalog, false)?;
+        Ok(guard)
     }
 
     fn allocate_pair(
@@ -630,25 +633,9 @@ impl Engine {
         Ok(Error::NoActiveKey)
     }
 
-    /// Records in the catalog what the hot state did since the last admin change (a switch's
-    /// final usage), and repairs an admin change a crash interrupted.
+    /// Records in the catalog what the hot state did since the last admin change of a pair.
     fn sync(&self, admin: &Admin, project: &ProjectRow, pair: PairRow) -> Result<()> {
-        let state = self.inner.state.record(pair.record).state();
-        // As in `finish_change`: the hot file is on disk before the catalog copies from it.
-        self.inner.state.flush_record(pair.record)?;
-        let tx = admin.catalog.begin()?;
-        let changed = Catalog::sync_pair(&tx, pair.record, &state, &now_text())?;
-        if changed && state.epoch != pair.synced_epoch {
-            let detail = format!(
-                "{} pair brought in line with hot-state generation {}",
-                pair.class, state.epoch
-            );
-            Catalog::append_events_in(
-                &tx,
-                &[(project.name.clone(), EventKind::Recovered { detail })],
-            )?;
-        }
-        tx.commit().map_err(Error::store("commit pair sync"))
+        sync_pair(&self.inner.state, &admin.catalog, project, pair)
     }
 
     /// The common path of an admin change to one pair: sync, check the plan with nothing
@@ -799,6 +786,44 @@ fn owner_tag(project: i64) -> u32 {
     u32::try_from(project).unwrap_or(u32::MAX)
 }
 
+/// Records in the catalog what the hot state did since the last admin change of a pair (a
+/// switch's final usage), and completes an admin change a crash interrupted after it published.
+fn sync_pair(
+    state: &StateFile,
+    catalog: &Catalog,
+    project: &ProjectRow,
+    pair: PairRow,
+) -> Result<()> {
+    let hot = state.record(pair.record).state();
+    // As in `finish_change`: the hot file is on disk before the catalog copies from it.
+    state.flush_record(pair.record)?;
+    let tx = catalog.begin()?;
+    let changed = Catalog::sync_pair(&tx, pair.record, &hot, &now_text())?;
+    if changed && hot.epoch != pair.synced_epoch {
+        let detail = format!(
+            "{} pair brought in line with hot-state generation {}",
+            pair.class, hot.epoch
+        );
+        Catalog::append_events_in(
+            &tx,
+            &[(project.name.clone(), EventKind::Recovered { detail })],
+        )?;
+    }
+    tx.commit().map_err(Error::store("commit pair sync"))
+}
+
+/// Completes every admin change a crash left half-done: pairs holding pending keys, and with
+/// `all`, pairs whose hot generation the catalog has not caught up with. Needs the admin lock.
+fn repair(state: &StateFile, catalog: &Catalog, all: bool) -> Result<()> {
+    for (project, pair) in catalog.all_pairs(!all)? {
+        let epoch = state.record(pair.record).state().epoch;
+        if !all || epoch != pair.synced_epoch {
+            sync_pair(state, catalog, &project, pair)?;
+        }
+    }
+    Ok(())
+}
+
 fn now_text() -> String {
     rfc3339(OffsetDateTime::now_utc())
 }
@@ -823,7 +848,7 @@ fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Catalog)> {
         }
         (false, true) => {
             let catalog = Catalog::open(&catalog_path, false)?;
-            if !catalog.all_pairs()?.is_empty() {
+            if !catalog.all_pairs(false)?.is_empty() {
                 return Err(corrupt(
                     &hot,
                     "the hot-state file is missing but the catalog holds projects",
@@ -846,7 +871,8 @@ fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Catalog)> {
         (true, true) => Catalog::open(&catalog_path, false)?,
     };
     let state = StateFile::open(&hot)?;
-    for (project, record) in catalog.all_pairs()? {
+    for (project, pair) in catalog.all_pairs(false)? {
+        let record = pair.record;
         if record >= state.capacity() {
             return Err(corrupt(
                 &hot,
@@ -856,22 +882,25 @@ fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Catalog)> {
                 ),
             ));
         }
-        let pair = state.record(record);
-        match pair.owner() {
-            0 => pair.claim(owner_tag(project)),
-            owner if owner == owner_tag(project) => {}
+        let hot_pair = state.record(record);
+        match hot_pair.owner() {
+            0 => hot_pair.claim(owner_tag(project.id)),
+            owner if owner == owner_tag(project.id) => {}
             owner => {
                 return Err(corrupt(
                     &hot,
                     &format!(
-                        "record {record} belongs to project {owner}, the catalog says {project}"
+                        "record {record} belongs to project {owner}, the catalog says {}",
+                        project.id
                     ),
                 ))
             }
         }
-        pair.check()
+        hot_pair
+            .check()
             .map_err(|reason| corrupt(&hot, &format!("record {record}: {reason}")))?;
     }
+    repair(&state, &catalog, true)?;
     Ok((state, catalog))
 }
 
@@ -977,5 +1006,136 @@ impl Drop for Flusher {
             thread.thread().unpark();
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{Delivery, Edition, KeyKind, Scheme};
+
+    fn dv(id: &str, limit_bytes: u64) -> Key {
+        Key {
+            id: id.into(),
+            delivery: Delivery::Online,
+            kind: KeyKind::Commercial,
+            edition: Edition::Standard,
+            scheme: Scheme::DataVolume { limit_bytes },
+            expires_at: None,
+            auto_renew: false,
+            company: None,
+            activation_code: None,
+        }
+    }
+
+    /// Runs the first half of an admin change (pending row, publish) and stops, as a crash
+    /// between the publish and the catalog commit would.
+    fn interrupted(engine: &Engine, key: &Key, plan: impl Fn(&PairState, u32) -> NextGen) {
+        let admin = engine.admin().unwrap();
+        let project = project_row(&admin.catalog, "P").unwrap();
+        let pair = data_volume_pair(&admin.catalog, &project).unwrap();
+        let row = admin
+            .catalog
+            .insert_pending_key(pair.record, key, &now_text())
+            .unwrap();
+        engine
+            .inner
+            .state
+            .record(pair.record)
+            .publish::<()>(|state| Ok(plan(state, row)))
+            .unwrap();
+    }
+
+    fn statuses(engine: &Engine) -> Vec<(String, KeyStatus, u64)> {
+        engine
+            .keys("P")
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.key.id, k.status, k.used))
+            .collect()
+    }
+
+    fn recovered(engine: &Engine) -> usize {
+        engine
+            .events_after(0, 1000)
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Recovered { .. }))
+            .count()
+    }
+
+    #[test]
+    fn an_interrupted_reserve_addition_is_completed_from_the_hot_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        engine.create_project("P").unwrap();
+        engine.add_key("P", dv("A", 100)).unwrap();
+        interrupted(&engine, &dv("R", 50), |state, row| NextGen {
+            active: state.active,
+            reserve: Some(live_key(row, &dv("R", 50))),
+            retired: None,
+            switches: state.switches,
+        });
+        drop(engine);
+        let engine = Engine::open(dir.path()).unwrap();
+        assert!(matches!(
+            engine.add_key("P", dv("X", 1)),
+            Err(Error::ReserveOccupied { .. })
+        ));
+        assert_eq!(recovered(&engine), 1);
+        assert_eq!(
+            statuses(&engine),
+            vec![
+                ("A".into(), KeyStatus::Active, 0),
+                ("R".into(), KeyStatus::Reserved, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_interrupted_replacement_keeps_the_old_keys_final_usage() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        engine.create_project("P").unwrap();
+        engine.add_key("P", dv("A", 100)).unwrap();
+        engine.project("P").unwrap().consume(30).unwrap();
+        interrupted(&engine, &dv("N", 100), |state, row| NextGen {
+            active: Some(live_key(row, &dv("N", 100))),
+            reserve: None,
+            retired: state.active.map(|a| (a.key, a.used)),
+            switches: state.switches,
+        });
+        engine.project("P").unwrap().consume(5).unwrap();
+        engine.add_key("P", dv("R", 10)).unwrap();
+        assert_eq!(recovered(&engine), 1);
+        assert_eq!(
+            statuses(&engine),
+            vec![
+                ("A".into(), KeyStatus::Retired, 30),
+                ("N".into(), KeyStatus::Active, 5),
+                ("R".into(), KeyStatus::Reserved, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_that_never_reached_its_slot_is_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        engine.create_project("P").unwrap();
+        engine.add_key("P", dv("A", 100)).unwrap();
+        {
+            let admin = engine.admin().unwrap();
+            let project = project_row(&admin.catalog, "P").unwrap();
+            let pair = data_volume_pair(&admin.catalog, &project).unwrap();
+            admin
+                .catalog
+                .insert_pending_key(pair.record, &dv("R", 5), &now_text())
+                .unwrap();
+        }
+        assert_eq!(
+            engine.add_key("P", dv("R", 5)).unwrap().role,
+            Role::Reserved
+        );
     }
 }
