@@ -88,7 +88,17 @@ impl Catalog {
             F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_CREATE
         } else {
             F::SQLITE_OPEN_READ_WRITE
-        } | F::SQLITE_OPEN_NO_MUTEX;
+        } | F::SQLITE_OPEN_NO_MUTEX
+            | F::SQLITE_OPEN_NOFOLLOW;
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(Error::CorruptState {
+                path: path.to_owned(),
+                reason: "the catalog is a symbolic link; it is not followed".into(),
+            });
+        }
         let conn = Connection::open_with_flags(path, flags)
             .map_err(Error::store(format!("open catalog {}", path.display())))?;
         let catalog = Catalog {

@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
@@ -158,17 +159,22 @@ impl StateFile {
             let what = format!("{what} {}", tmp.display());
             move |e| Error::io(what, e)
         };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io("create"))?;
-        file.write_all(&header.encode())
-            .map_err(io("write header of"))?;
-        file.set_len(header.file_len).map_err(io("size"))?;
-        file.sync_all().map_err(io("sync"))?;
-        drop(file);
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(io("create"))?;
+            file.write_all(&header.encode())
+                .map_err(io("write header of"))?;
+            allocate(&file, header.file_len).map_err(io("allocate"))?;
+            file.sync_all().map_err(io("sync"))
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(&tmp, path)
             .map_err(|e| Error::io(format!("rename {} into place", tmp.display()), e))?;
         if let Some(dir) = path.parent() {
@@ -188,8 +194,14 @@ impl StateFile {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
-            .map_err(|e| Error::io(format!("open state file {}", path.display()), e))?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => {
+                    corrupt("the state file is a symbolic link; it is not followed".into())
+                }
+                _ => Error::io(format!("open state file {}", path.display()), e),
+            })?;
         let len = file
             .metadata()
             .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
@@ -252,6 +264,19 @@ impl StateFile {
         self.map
             .flush()
             .map_err(|e| Error::io(format!("flush {}", self.path.display()), e))
+    }
+}
+
+/// Reserves the file's blocks up front, so a full disk is reported here and not as a SIGBUS
+/// when a mapped page is first written.
+fn allocate(file: &File, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: `file` is an open descriptor for the duration of the call; posix_fallocate only
+    // reads its arguments.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+        0 => Ok(()),
+        errno => Err(std::io::Error::from_raw_os_error(errno)),
     }
 }
 
