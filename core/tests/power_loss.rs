@@ -54,7 +54,7 @@ fn a_crash_image_opens_at_the_last_flush_or_later_never_torn() {
     let mut seed = 0x2545_F491_4F6C_DD1D;
     let mut images = 0;
     for round in 0..40 {
-        let mut meter = |seed: &mut u64| {
+        let meter = |seed: &mut u64| {
             for _ in 0..500 {
                 let p = xorshift(seed) as usize % PROJECTS;
                 handles[p].consume(1 + xorshift(seed) % 10_000).unwrap();
@@ -70,7 +70,7 @@ fn a_crash_image_opens_at_the_last_flush_or_later_never_torn() {
 
         let mut disk = flushed.clone();
         for (sector, bytes) in disk.chunks_mut(SECTOR).enumerate() {
-            if xorshift(&mut seed) % 2 == 0 {
+            if xorshift(&mut seed).is_multiple_of(2) {
                 bytes.copy_from_slice(&later[sector * SECTOR..(sector + 1) * SECTOR]);
             }
         }
