@@ -266,6 +266,7 @@ impl Engine {
 
     /// Looks a project up once and returns the handle the hot path uses.
     pub fn project(&self, name: &str) -> Result<ProjectHandle> {
+        self.inner.state.intact()?;
         let admin = self.inner.admin.lock();
         let project = project_row(&admin.catalog, name)?;
         let pair = data_volume_pair(&admin.catalog, &project)?;
@@ -485,6 +486,7 @@ impl Engine {
 
     /// Every key a project ever held, with where it is now and what it used.
     pub fn keys(&self, project: &str) -> Result<Vec<KeyUsage>> {
+        self.inner.state.intact()?;
         let admin = self.inner.admin.lock();
         let project = project_row(&admin.catalog, project)?;
         let mut out = Vec::new();
@@ -518,6 +520,7 @@ impl Engine {
 
     /// The project card of SPEC §2.5.
     pub fn view(&self, project: &str) -> Result<ProjectView> {
+        self.inner.state.intact()?;
         let now = self.now();
         let admin = self.inner.admin.lock();
         let project = project_row(&admin.catalog, project)?;
@@ -576,6 +579,7 @@ impl Engine {
     /// Makes the state durable against an operating-system crash: writes the hot file's dirty
     /// pages with `msync(MS_SYNC)` and checkpoints the catalog's write-ahead log.
     pub fn flush(&self) -> Result<()> {
+        self.inner.state.intact()?;
         self.inner.state.flush()?;
         self.inner.admin.lock().catalog.checkpoint()
     }
@@ -585,6 +589,7 @@ impl Engine {
     }
 
     fn admin(&self) -> Result<AdminGuard<'_>> {
+        self.inner.state.intact()?;
         let admin = self.inner.admin.lock();
         admin
             .lock
@@ -942,6 +947,7 @@ impl ProjectHandle {
         self.pair()
             .grant(bytes, Mode::AllOrNothing, self.clock.now(), self)
             .map(drop)
+            .map_err(|e| self.refused(e))
     }
 
     /// Grants as much of `bytes` as remains and returns it; refuses only when nothing remains.
@@ -949,6 +955,7 @@ impl ProjectHandle {
     pub fn consume_partial(&self, bytes: u64) -> Result<u64> {
         self.pair()
             .grant(bytes, Mode::Partial, self.clock.now(), self)
+            .map_err(|e| self.refused(e))
     }
 
     /// Grants each amount in order, all or nothing each, stopping at the first refusal; the
@@ -956,7 +963,19 @@ impl ProjectHandle {
     /// refusal of the first that was not.
     #[inline]
     pub fn consume_many(&self, amounts: &[u64]) -> (usize, Result<()>) {
-        self.pair().grant_many(amounts, self.clock.now(), self)
+        let (granted, result) = self.pair().grant_many(amounts, self.clock.now(), self);
+        (granted, result.map_err(|e| self.refused(e)))
+    }
+
+    /// A refusal, or `CorruptState` when the refusal comes from a state file that another
+    /// process truncated under us (its records then read as empty).
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, error: Error) -> Error {
+        match self.inner.state.intact() {
+            Ok(()) => error,
+            Err(corrupt) => corrupt,
+        }
     }
 
     /// The pair's current usage.

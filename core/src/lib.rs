@@ -41,6 +41,7 @@ mod error;
 mod events;
 mod key;
 mod rules;
+mod sigbus;
 mod slot;
 mod state_file;
 mod sync;

@@ -13,6 +13,7 @@ use std::ptr::NonNull;
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
+use crate::sigbus::Watch;
 use crate::slot::PairRecord;
 
 const MAGIC: [u8; 8] = *b"TOLLGATE";
@@ -132,6 +133,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// An open, mapped state file.
 pub(crate) struct StateFile {
     path: PathBuf,
+    // Declared before `map` so the watch ends before the mapping does.
+    watch: Watch,
     map: MmapRaw,
     capacity: u32,
     _file: File,
@@ -221,10 +224,22 @@ impl StateFile {
             .map_err(|e| Error::io(format!("map {}", path.display()), e))?;
         Ok(StateFile {
             path: path.to_owned(),
+            watch: Watch::register(map.as_ptr(), map.len()),
             map,
             capacity: header.capacity,
             _file: file,
         })
+    }
+
+    /// `Ok` unless another process truncated the file while it was mapped (see `sigbus`).
+    pub(crate) fn intact(&self) -> Result<()> {
+        if self.watch.damaged() {
+            return Err(Error::CorruptState {
+                path: self.path.clone(),
+                reason: "the state file was truncated while in use; its counters are lost to this process".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Number of pair records.

@@ -170,3 +170,35 @@ fn symbolic_links_to_state_files_are_not_followed() {
         assert_eq!(std::fs::read(&target).unwrap(), bytes, "{file} changed");
     }
 }
+
+#[test]
+fn a_state_file_truncated_while_mapped_is_reported_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    engine.create_project("P").unwrap();
+    engine.add_key("P", dv("A", 1000)).unwrap();
+    let project = engine.project("P").unwrap();
+    project.consume(10).unwrap();
+    // Another process shrinks the file to its header while this one has it mapped.
+    let status = Command::new("truncate")
+        .args(["-s", "4096"])
+        .arg(dir.path().join("hot.tgs"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for result in [
+        project.consume(1).map(|()| 0),
+        project.consume_partial(1),
+        project.consume_many(&[1]).1.map(|()| 0),
+    ] {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::CorruptState { .. }), "{err:?}");
+        assert!(err.to_string().contains("truncated while in use"), "{err}");
+    }
+    assert!(matches!(engine.flush(), Err(Error::CorruptState { .. })));
+    assert!(matches!(engine.add_key("P", dv("B", 1)), Err(Error::CorruptState { .. })));
+    assert!(matches!(engine.view("P"), Err(Error::CorruptState { .. })));
+    drop(project);
+    drop(engine);
+    assert!(matches!(Engine::open(dir.path()), Err(Error::CorruptState { .. })));
+}
