@@ -1,1 +1,53 @@
-//! placeholder
+//! # The C ABI of Tollgate
+//!
+//! `libtollgate.so` / `libtollgate.a` with the header `include/tollgate.h`, generated from this
+//! crate by cbindgen. Every function returns a [`tg_status`] (or cannot fail), never lets a
+//! panic cross into C, rejects NULL and non-UTF-8 arguments with `TG_INVALID_ARGUMENT`, and
+//! leaves a thread-local message for `tg_last_error_message`.
+//!
+//! Each exported function only checks its arguments, calls [`tollgate_core`] and maps the
+//! result; the machinery for that is in the `boundary` module (the macro every body runs in, the
+//! last error, pointer ownership). Handles: a `tg_engine *` owns an `Engine`, a `tg_project *`
+//! owns a `ProjectHandle` (which keeps the state open); both are boxes given to C and taken back
+//! by their `_close`. Strings returned to C are `CString`s freed by `tg_string_free`.
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[macro_use]
+mod boundary;
+mod engine;
+mod events;
+mod keys;
+mod project;
+mod status;
+
+use std::ffi::c_char;
+
+pub use boundary::{tg_last_error_message, tg_string_free};
+pub use engine::{
+    tg_engine, tg_engine_close, tg_engine_flush, tg_engine_open, tg_engine_open_with,
+    tg_open_options,
+};
+pub use events::tg_events_json;
+pub use keys::{
+    tg_key_add, tg_key_add_reserve, tg_key_remove_reserve, tg_key_replace, tg_keys_json,
+};
+pub use project::{
+    tg_consume, tg_consume_batch, tg_consume_partial, tg_project, tg_project_close,
+    tg_project_create, tg_project_list_json, tg_project_open, tg_project_view_json, tg_usage,
+    tg_usage_get,
+};
+pub use status::{tg_status, tg_status_code, tg_status_name};
+
+/// The library's version, `"MAJOR.MINOR.PATCH"`, as a static string. Never free it.
+#[no_mangle]
+pub extern "C" fn tg_version() -> *const c_char {
+    boundary!({ VERSION.as_ptr() })
+}
+
+const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+) {
+    Ok(version) => version,
+    Err(_) => panic!("CARGO_PKG_VERSION contains a NUL byte"),
+};

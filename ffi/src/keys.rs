@@ -1,0 +1,120 @@
+//! License keys: adding, the reserve, replacement (renewal) and listing.
+//!
+//! `key_json` is the key JSON of the core (`tollgate_core::Key`):
+//! `{"id": "A-1", "delivery": "online", "kind": "commercial", "edition": "standard",
+//!   "scheme": {"data_volume": {"limit_bytes": 1073741824}}, "expires_at": "2027-01-01T00:00:00Z"}`.
+
+use std::ffi::c_char;
+
+use tollgate_core::Key;
+
+use crate::boundary::json_out;
+use crate::engine::tg_engine;
+use crate::status::tg_status;
+
+/// Adds a key to the slot pair of its class in `project`: the first key becomes Active, a second
+/// one Reserved, under the rules of SPEC §2.1; a refusal (`TG_TYPE_MISMATCH`,
+/// `TG_RESERVE_OCCUPIED`, …) changes nothing and the message names the rule and keys at fault.
+///
+/// # Safety
+/// `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
+/// strings.
+#[no_mangle]
+pub unsafe extern "C" fn tg_key_add(
+    engine: *mut tg_engine,
+    project: *const c_char,
+    key_json: *const c_char,
+) -> tg_status {
+    boundary!({
+        let engine = borrow!(engine);
+        let project = text!(project);
+        let key = Key::from_json(text!(key_json))?;
+        engine.0.add_key(project, key)?;
+        Ok(())
+    })
+}
+
+/// Adds a key as the Reserved key only (seed 001's activation task): `TG_NO_ACTIVE_KEY` when
+/// the pair of its class has no Active key, instead of making it Active.
+///
+/// # Safety
+/// `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
+/// strings.
+#[no_mangle]
+pub unsafe extern "C" fn tg_key_add_reserve(
+    engine: *mut tg_engine,
+    project: *const c_char,
+    key_json: *const c_char,
+) -> tg_status {
+    boundary!({
+        let engine = borrow!(engine);
+        let project = text!(project);
+        let key = Key::from_json(text!(key_json))?;
+        engine.0.add_reserve(project, key)?;
+        Ok(())
+    })
+}
+
+/// Replaces the Active key of the new key's class (a renewal). The old key's usage becomes
+/// final; a Reserved key that expires before the new key's term ends is removed, with an event.
+///
+/// # Safety
+/// `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
+/// strings.
+#[no_mangle]
+pub unsafe extern "C" fn tg_key_replace(
+    engine: *mut tg_engine,
+    project: *const c_char,
+    key_json: *const c_char,
+) -> tg_status {
+    boundary!({
+        let engine = borrow!(engine);
+        let project = text!(project);
+        let key = Key::from_json(text!(key_json))?;
+        engine.0.replace_active_key(project, key)?;
+        Ok(())
+    })
+}
+
+/// Removes the Reserved key `key_id` from `project` before it is used. `TG_NOT_FOUND` if that
+/// key is not the project's reserve.
+///
+/// # Safety
+/// `engine` is NULL or an open engine; `project` and `key_id` are NULL or NUL-terminated
+/// strings.
+#[no_mangle]
+pub unsafe extern "C" fn tg_key_remove_reserve(
+    engine: *mut tg_engine,
+    project: *const c_char,
+    key_id: *const c_char,
+) -> tg_status {
+    boundary!({
+        let engine = borrow!(engine);
+        let project = text!(project);
+        let key_id = text!(key_id);
+        engine.0.remove_reserve(project, key_id)?;
+        Ok(())
+    })
+}
+
+/// Stores in `*out_json` a JSON array of every key `project` ever held: `{"key": {…},
+/// "status": "active"|"reserved"|"retired"|"removed", "used": bytes}`. NULL on failure. Free it
+/// with `tg_string_free`.
+///
+/// # Safety
+/// `engine` is NULL or an open engine; `project` is NULL or a NUL-terminated string; `out_json`
+/// is NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn tg_keys_json(
+    engine: *mut tg_engine,
+    project: *const c_char,
+    out_json: *mut *mut c_char,
+) -> tg_status {
+    boundary!({
+        let mut out_json = out!(out_json);
+        out_json.write(std::ptr::null_mut());
+        let engine = borrow!(engine);
+        let project = text!(project);
+        json_out(&engine.0.keys(project)?, &mut out_json)
+    })
+}

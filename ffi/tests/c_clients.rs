@@ -1,0 +1,298 @@
+//! Builds the C and C++ clients against `include/tollgate.h`, links each once to
+//! `libtollgate.so` and once to `libtollgate.a`, and runs them: natively, then under valgrind
+//! (`--leak-check=full`, errors fail the test) when valgrind is on PATH.
+//!
+//! Where the libraries come from: `cargo test -p tollgate-ffi` builds the library target with
+//! all its crate types before the integration tests, and writes `libtollgate.so` and
+//! `libtollgate.a` into `target/<profile>/deps/`, the directory of this test's own executable
+//! (it does not copy them up to `target/<profile>/` as `cargo build` does; checked with cargo
+//! 1.95). So the test looks beside its executable first, then one level up, and never runs a
+//! nested cargo build. A custom `CARGO_TARGET_DIR` or `--release` moves both together.
+//!
+//! The compilers are `cc` and `c++`, or `$CC` and `$CXX` when set.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The core starts one process-wide clock thread that lives until the process exits (it is
+/// never joined, by design); glibc's per-thread TLS block of such a thread is reported as
+/// "possibly lost" at exit. Nothing else is suppressed.
+const VALGRIND_SUPPRESSIONS: &str = r#"
+{
+   tollgate-clock-thread-lives-until-exit
+   Memcheck:Leak
+   match-leak-kinds: possible
+   fun:calloc
+   ...
+   fun:_dl_allocate_tls
+   ...
+   fun:*Clock*system*
+}
+"#;
+
+#[derive(Clone, Copy, Debug)]
+enum Language {
+    C,
+    Cxx,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Linkage {
+    Shared,
+    Static,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("ffi/ has a parent")
+        .to_owned()
+}
+
+/// The directory holding both `libtollgate.so` and `libtollgate.a` from this build.
+fn library_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its executable");
+    let deps = exe.parent().expect("the executable is in a directory");
+    for dir in [deps, deps.parent().unwrap_or(deps)] {
+        if dir.join("libtollgate.so").is_file() && dir.join("libtollgate.a").is_file() {
+            return dir.to_owned();
+        }
+    }
+    panic!(
+        "libtollgate.so and libtollgate.a are neither in {} nor in its parent; \
+         run this test through `cargo test -p tollgate-ffi`",
+        deps.display()
+    );
+}
+
+fn compiler(language: Language) -> String {
+    let (var, default) = match language {
+        Language::C => ("CC", "cc"),
+        Language::Cxx => ("CXX", "c++"),
+    };
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Compiles `source` (relative to the workspace) into `out_dir` and returns the executable.
+fn build(source: &str, language: Language, linkage: Linkage, out_dir: &Path) -> PathBuf {
+    let lib = library_dir();
+    let stem = Path::new(source).file_stem().unwrap().to_string_lossy();
+    let exe = out_dir.join(format!("{stem}-{linkage:?}").to_lowercase());
+    let mut cmd = Command::new(compiler(language));
+    cmd.args(["-Wall", "-Wextra", "-Werror", "-g"])
+        .arg(match language {
+            Language::C => "-std=c11",
+            Language::Cxx => "-std=c++17",
+        })
+        .arg("-I")
+        .arg(workspace().join("include"))
+        .arg(workspace().join(source))
+        .arg("-o")
+        .arg(&exe);
+    match linkage {
+        Linkage::Shared => {
+            cmd.arg("-L")
+                .arg(&lib)
+                .arg("-ltollgate")
+                .arg(format!("-Wl,-rpath,{}", lib.display()));
+        }
+        // The archive is named by path so that the linker cannot pick the .so beside it.
+        Linkage::Static => {
+            cmd.arg(lib.join("libtollgate.a"));
+        }
+    }
+    cmd.args(["-lpthread", "-ldl", "-lm"]);
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run {:?}: {e}", cmd.get_program()));
+    assert_success(&format!("compile {source} ({linkage:?})"), &output);
+    exe
+}
+
+fn assert_success(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+}
+
+fn valgrind_available() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `exe` with a fresh state directory as first argument, natively and then under
+/// valgrind, and returns the native run's stdout.
+fn run(exe: &Path, extra_args: &[&str], valgrind_args: &[&str]) -> String {
+    let state = tempfile::tempdir().expect("temp state dir");
+    let output = Command::new(exe)
+        .arg(state.path())
+        .args(extra_args)
+        .output()
+        .expect("run the client");
+    assert_success(&format!("{}", exe.display()), &output);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+
+    if valgrind_available() {
+        let state = tempfile::tempdir().expect("temp state dir");
+        let scratch = tempfile::tempdir().expect("temp dir");
+        let suppressions = scratch.path().join("tollgate.supp");
+        std::fs::write(&suppressions, VALGRIND_SUPPRESSIONS).expect("write suppressions");
+        let output = Command::new("valgrind")
+            .args(["--error-exitcode=99", "--leak-check=full", "--quiet"])
+            .arg(format!("--suppressions={}", suppressions.display()))
+            .arg(exe)
+            .arg(state.path())
+            .args(valgrind_args)
+            .output()
+            .expect("run valgrind");
+        assert_success(&format!("valgrind {}", exe.display()), &output);
+    } else {
+        eprintln!(
+            "valgrind is not on PATH: {} ran natively only",
+            exe.display()
+        );
+    }
+    stdout
+}
+
+fn client(source: &str, language: Language, linkage: Linkage) -> (PathBuf, tempfile::TempDir) {
+    let out_dir = tempfile::tempdir().expect("temp build dir");
+    let exe = build(source, language, linkage, out_dir.path());
+    (exe, out_dir)
+}
+
+fn c_test_api(linkage: Linkage) {
+    let (exe, _dir) = client("tests/c/test_api.c", Language::C, linkage);
+    let stdout = run(&exe, &[], &[]);
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
+fn cpp_test_api(linkage: Linkage) {
+    let (exe, _dir) = client("tests/cpp/test_api.cpp", Language::Cxx, linkage);
+    let stdout = run(&exe, &[], &[]);
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
+fn migrator(linkage: Linkage) {
+    let (exe, _dir) = client("examples/c/migrator.c", Language::C, linkage);
+    // Natively 4 threads over 24 MiB; under valgrind, which runs the threads one at a time
+    // and each instruction many times slower, 3 threads over 3 MiB.
+    let stdout = run(&exe, &["4", "24"], &["3", "3"]);
+    assert!(stdout.contains("switches        1"), "{stdout}");
+    assert!(stdout.contains("OK: every byte copied"), "{stdout}");
+}
+
+#[test]
+fn c_test_api_shared() {
+    c_test_api(Linkage::Shared);
+}
+
+#[test]
+fn c_test_api_static() {
+    c_test_api(Linkage::Static);
+}
+
+#[test]
+fn cpp_test_api_shared() {
+    cpp_test_api(Linkage::Shared);
+}
+
+#[test]
+fn cpp_test_api_static() {
+    cpp_test_api(Linkage::Static);
+}
+
+#[test]
+fn c_migrator_shared() {
+    migrator(Linkage::Shared);
+}
+
+#[test]
+fn c_migrator_static() {
+    migrator(Linkage::Static);
+}
+
+/// `scripts/install-c.sh` lays the library out like cargo-c, and a client builds with nothing but
+/// `pkg-config --cflags --libs tollgate`. The script installs this build's libraries
+/// (`TOLLGATE_LIB_DIR`) instead of making a release build of its own.
+#[test]
+fn installed_library_builds_clients_through_pkg_config() {
+    if Command::new("pkg-config")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("pkg-config is not on PATH: install check skipped");
+        return;
+    }
+    let prefix = tempfile::tempdir().expect("temp prefix");
+    let output = Command::new("bash")
+        .arg(workspace().join("scripts/install-c.sh"))
+        .arg(prefix.path())
+        .env("TOLLGATE_LIB_DIR", library_dir())
+        .env_remove("LIBDIR")
+        .env_remove("INCLUDEDIR")
+        .env_remove("DESTDIR")
+        .output()
+        .expect("run scripts/install-c.sh");
+    assert_success("scripts/install-c.sh", &output);
+
+    let lib = prefix.path().join("lib");
+    let version = env!("CARGO_PKG_VERSION");
+    for file in [
+        format!("libtollgate.so.{version}"),
+        "libtollgate.so".to_owned(),
+        "libtollgate.a".to_owned(),
+        "pkgconfig/tollgate.pc".to_owned(),
+    ] {
+        assert!(lib.join(&file).exists(), "{file} is not installed");
+    }
+    assert!(prefix.path().join("include/tollgate/tollgate.h").is_file());
+
+    let pkg_config = |args: &[&str]| -> String {
+        let output = Command::new("pkg-config")
+            .args(args)
+            .arg("tollgate")
+            .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+            .output()
+            .expect("run pkg-config");
+        assert_success(&format!("pkg-config {args:?}"), &output);
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(pkg_config(&["--modversion"]), version);
+    let flags = pkg_config(&["--cflags", "--libs"]);
+    let include = prefix.path().join("include/tollgate");
+    assert!(
+        flags.contains(&format!("-I{}", include.display())),
+        "{flags}"
+    );
+    assert!(flags.contains("-ltollgate"), "{flags}");
+    assert!(pkg_config(&["--static", "--libs"]).contains("-lpthread"));
+
+    let out_dir = tempfile::tempdir().expect("temp build dir");
+    let exe = out_dir.path().join("migrator");
+    let output = Command::new(compiler(Language::C))
+        .args(["-Wall", "-Wextra", "-Werror", "-std=c11"])
+        .arg(workspace().join("examples/c/migrator.c"))
+        .arg("-o")
+        .arg(&exe)
+        .args(flags.split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lpthread")
+        .output()
+        .expect("compile the migrator");
+    assert_success("compile the migrator with pkg-config flags", &output);
+    let state = tempfile::tempdir().expect("temp state dir");
+    let output = Command::new(&exe)
+        .arg(state.path())
+        .args(["2", "4"])
+        .output()
+        .expect("run the migrator");
+    assert_success("the installed migrator", &output);
+}

@@ -1,0 +1,96 @@
+//! The committed `include/tollgate.h` must be exactly what cbindgen generates from `ffi/src`.
+//!
+//! `TOLLGATE_BLESS=1 cargo test -p tollgate-ffi --test header` writes the fresh header instead
+//! of comparing.
+
+use std::path::{Path, PathBuf};
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn committed_header() -> PathBuf {
+    manifest_dir().join("../include/tollgate.h")
+}
+
+/// Generates the header into memory with the pinned cbindgen and `ffi/cbindgen.toml`. Parses
+/// `src/lib.rs` and its modules directly, so no `cargo metadata` run is needed.
+fn generate() -> String {
+    let config = cbindgen::Config::from_file(manifest_dir().join("cbindgen.toml"))
+        .expect("read ffi/cbindgen.toml");
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(manifest_dir().join("src/lib.rs"))
+        .generate()
+        .expect("cbindgen generates the header");
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    String::from_utf8(out).expect("the header is UTF-8")
+}
+
+#[test]
+fn committed_header_matches_a_fresh_generation() {
+    let fresh = generate();
+    let path = committed_header();
+    if std::env::var_os("TOLLGATE_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &fresh).expect("write include/tollgate.h");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed == fresh {
+        return;
+    }
+    let first_difference = committed
+        .lines()
+        .zip(fresh.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| committed.lines().count().min(fresh.lines().count()));
+    let line = |text: &str| {
+        text.lines()
+            .nth(first_difference)
+            .unwrap_or("<end of file>")
+            .to_owned()
+    };
+    panic!(
+        "include/tollgate.h is out of date with ffi/src (first difference at line {}):\n  \
+         committed: {}\n  generated: {}\n\
+         Regenerate it with: TOLLGATE_BLESS=1 cargo test -p tollgate-ffi --test header",
+        first_difference + 1,
+        line(&committed),
+        line(&fresh),
+    );
+}
+
+#[test]
+fn header_declares_the_fixed_api() {
+    let header = generate();
+    for declaration in [
+        "typedef enum tg_status {",
+        "TG_OK = 0,",
+        "TG_PANIC = 16,",
+        "TG_UNSUPPORTED = 17,",
+        "} tg_status;",
+        "typedef struct tg_engine tg_engine;",
+        "typedef struct tg_project tg_project;",
+        "typedef struct tg_usage {",
+        "typedef struct tg_open_options {",
+        // `style = "both"`: every type has a tag and a typedef; declarations use the tags.
+        "enum tg_status tg_engine_open(const char *state_dir, struct tg_engine **out);",
+        "enum tg_status tg_consume_batch(struct tg_project *project,",
+        "enum tg_status tg_usage_get(const struct tg_project *project, struct tg_usage *out);",
+        "const char *tg_status_name(tg_status status);",
+        "const char *tg_last_error_message(void);",
+        "const char *tg_version(void);",
+        "void tg_string_free(char *s);",
+        "#include <stdbool.h>",
+        "#include <stdint.h>",
+        "#include <stddef.h>",
+        "#ifndef TOLLGATE_H",
+        "extern \"C\" {",
+    ] {
+        assert!(
+            header.contains(declaration),
+            "the header lacks `{declaration}`:\n{header}"
+        );
+    }
+}

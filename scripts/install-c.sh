@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Installs the Tollgate C library the way `cargo cinstall` (cargo-c) lays it out, without
+# needing cargo-c:
+#
+#   $LIBDIR/libtollgate.so.X.Y.Z        the shared library, soname libtollgate.so.$SOVER
+#   $LIBDIR/libtollgate.so.$SOVER       -> libtollgate.so.X.Y.Z
+#   $LIBDIR/libtollgate.so              -> libtollgate.so.$SOVER
+#   $LIBDIR/libtollgate.a               the static library
+#   $INCLUDEDIR/tollgate/tollgate.h     the header
+#   $LIBDIR/pkgconfig/tollgate.pc       so that `pkg-config --cflags --libs tollgate` works
+#
+# $SOVER follows cargo-c: the major version, or 0.MINOR while the major is 0.
+#
+# Usage: scripts/install-c.sh PREFIX
+# Environment:
+#   LIBDIR            default PREFIX/lib
+#   INCLUDEDIR        default PREFIX/include
+#   DESTDIR           staging root prepended to every installed path (the .pc keeps PREFIX)
+#   CARGO_TARGET_DIR  where cargo builds (default ./target)
+#   TOLLGATE_LIB_DIR  install libtollgate.so/.a from this directory instead of building them
+#                     (they then carry no soname); the test suite uses it
+#
+# Linux (ELF) only: on macOS, build with -install_name instead of -soname.
+set -euo pipefail
+
+if [ $# -ne 1 ] || [ "${1#/}" = "$1" ]; then
+    echo "usage: $0 PREFIX   (an absolute path, e.g. /usr/local)" >&2
+    exit 2
+fi
+PREFIX=${1%/}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LIBDIR=${LIBDIR:-$PREFIX/lib}
+INCLUDEDIR=${INCLUDEDIR:-$PREFIX/include}
+DESTDIR=${DESTDIR:-}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+# The package version: ffi/Cargo.toml inherits the workspace's unless it sets its own.
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/ffi/Cargo.toml" | head -n 1)
+if [ -z "$VERSION" ]; then
+    VERSION=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' \
+        "$ROOT/Cargo.toml" | head -n 1)
+fi
+IFS=. read -r MAJOR MINOR PATCH <<<"$VERSION"
+if [ "$MAJOR" != 0 ]; then
+    SOVER=$MAJOR
+elif [ "$MINOR" != 0 ]; then
+    SOVER=0.$MINOR
+else
+    SOVER=0.0.$PATCH
+fi
+
+# What a program linking libtollgate.a statically also needs (rustc's native-static-libs).
+LIBS_PRIVATE="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
+
+if [ -n "${TOLLGATE_LIB_DIR:-}" ]; then
+    LIB_SRC=$TOLLGATE_LIB_DIR
+else
+    LOG=$(mktemp)
+    trap 'rm -f "$LOG"' EXIT
+    # `cargo rustc` passes the soname to this crate's link only; the libraries come out in
+    # $TARGET_DIR/release like a `cargo build --release`.
+    (cd "$ROOT" && cargo rustc -p tollgate-ffi --lib --release -- \
+        -C "link-arg=-Wl,-soname,libtollgate.so.$SOVER" --print native-static-libs) 2>&1 |
+        tee "$LOG" >&2
+    FOUND=$(sed -n 's/.*native-static-libs: //p' "$LOG" | head -n 1)
+    LIBS_PRIVATE=${FOUND:-$LIBS_PRIVATE}
+    LIB_SRC=$TARGET_DIR/release
+fi
+for lib in libtollgate.so libtollgate.a; do
+    if [ ! -f "$LIB_SRC/$lib" ]; then
+        echo "$LIB_SRC/$lib is missing" >&2
+        exit 1
+    fi
+done
+
+# The .pc file names directories relative to ${prefix} where it can, as cargo-c does.
+pc_dir() {
+    case "$1" in
+        "$PREFIX") echo '${prefix}' ;;
+        "$PREFIX"/*) echo "\${prefix}/${1#"$PREFIX"/}" ;;
+        *) echo "$1" ;;
+    esac
+}
+PC_LIBDIR=$(pc_dir "$LIBDIR")
+PC_LIBDIR=${PC_LIBDIR/#\$\{prefix\}/\$\{exec_prefix\}}
+PC_INCLUDEDIR=$(pc_dir "$INCLUDEDIR")
+
+install -d "$DESTDIR$LIBDIR/pkgconfig" "$DESTDIR$INCLUDEDIR/tollgate"
+install -m 0755 "$LIB_SRC/libtollgate.so" "$DESTDIR$LIBDIR/libtollgate.so.$VERSION"
+if [ "$SOVER" != "$VERSION" ]; then
+    ln -sfn "libtollgate.so.$VERSION" "$DESTDIR$LIBDIR/libtollgate.so.$SOVER"
+fi
+ln -sfn "libtollgate.so.$SOVER" "$DESTDIR$LIBDIR/libtollgate.so"
+install -m 0644 "$LIB_SRC/libtollgate.a" "$DESTDIR$LIBDIR/libtollgate.a"
+install -m 0644 "$ROOT/include/tollgate.h" "$DESTDIR$INCLUDEDIR/tollgate/tollgate.h"
+sed -e "s|@PREFIX@|$PREFIX|" \
+    -e "s|@LIBDIR@|$PC_LIBDIR|" \
+    -e "s|@INCLUDEDIR@|$PC_INCLUDEDIR|" \
+    -e "s|@VERSION@|$VERSION|" \
+    -e "s|@LIBS_PRIVATE@|$LIBS_PRIVATE|" \
+    "$ROOT/ffi/tollgate.pc.in" >"$DESTDIR$LIBDIR/pkgconfig/tollgate.pc"
+chmod 0644 "$DESTDIR$LIBDIR/pkgconfig/tollgate.pc"
+
+echo "installed tollgate $VERSION (soname libtollgate.so.$SOVER) under $DESTDIR$PREFIX"
+echo "  pkg-config: PKG_CONFIG_PATH=$LIBDIR/pkgconfig pkg-config --cflags --libs tollgate"
