@@ -1,1 +1,46 @@
-fn main() {}
+//! `tollgate`: the operator command of the Tollgate license-metering engine.
+//!
+//! Projects, license keys, usage and the audit log of a state directory, with text for people
+//! and `--json` for scripts; and `tollgate demo`, a simulated multi-threaded migration that
+//! shows the Active key running out and the Reserved key taking over.
+//!
+//! Exit status: 0 on success, 1 when the engine refuses the operation (the message names the
+//! rule), 2 on a usage error.
+
+mod args;
+mod commands;
+mod demo;
+mod failure;
+mod keyspec;
+mod output;
+mod render;
+mod size;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::failure::Failure;
+
+fn main() -> ExitCode {
+    let matches = args::Cli::command().get_matches();
+    let cli = args::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let ctx = commands::Context {
+        state_explicit: matches.value_source("state") == Some(ValueSource::CommandLine),
+        state: cli
+            .state
+            .unwrap_or_else(|| PathBuf::from(args::DEFAULT_STATE_DIR)),
+        json: cli.json,
+    };
+    // Unlocked: the demo's progress bars write to standard output too.
+    let mut out = std::io::stdout();
+    let result = commands::run(cli.command, &ctx, &mut out)
+        .and_then(|()| out.flush().map_err(Failure::from));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => ExitCode::from(failure::report(&failure, ctx.json)),
+    }
+}

@@ -1,0 +1,378 @@
+//! The command line: every command and option, with the help text a person learns from.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime};
+use tollgate_core::{Delivery, Edition, KeyKind, MachineOs, DEFAULT_CAPACITY, MAX_CAPACITY};
+
+use crate::size::parse_size;
+
+/// The state directory used when neither `--state` nor `$TOLLGATE_HOME` is given.
+pub const DEFAULT_STATE_DIR: &str = "./tollgate-state";
+
+/// Operate the Tollgate license-metering engine: projects, license keys, usage and the audit
+/// log of a state directory.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    after_help = "Exit status: 0 on success, 1 when Tollgate refuses the operation (the message \
+says which rule), 2 on a usage error.\n\nFirst time here? Run `tollgate demo`."
+)]
+pub struct Cli {
+    /// State directory, shared by every process that meters the same projects; created on
+    /// first use [default: $TOLLGATE_HOME, else ./tollgate-state]
+    #[arg(long, global = true, env = "TOLLGATE_HOME", value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
+    /// Print JSON instead of text: one document per command, one line per event when streaming
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new state directory; refused if one already exists there
+    Init {
+        /// How many slot pairs the state holds; each project uses one per license class
+        /// (data volume, server machines, desktop machines, cores, instance). Fixed at creation
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_CAPACITY,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CAPACITY)))]
+        capacity: u32,
+    },
+    /// Create, list and show projects
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Add, replace, remove and list license keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Show data-volume usage: a table of every project, or one project in detail
+    Usage {
+        /// Show only this project, in detail
+        project: Option<String>,
+    },
+    /// Show the audit log: key changes, switches, thresholds, refusals
+    Events(EventsArgs),
+    /// Run a simulated multi-threaded migration and watch the Active key run out and the
+    /// Reserved key take over, on a fresh temporary state (or the --state given on the line)
+    Demo(DemoArgs),
+}
+
+/// `tollgate project …`
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project (UTF-8 name, 1 to 64 bytes)
+    Create {
+        /// The project name
+        name: String,
+    },
+    /// List every project with its Active and Reserved keys
+    List,
+    /// Show a project's license cards: status, type, expiry, usage and the Add License action
+    Show {
+        /// The project name
+        name: String,
+    },
+}
+
+/// `tollgate key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add a key: the first key of a project becomes Active, a second one Reserved
+    Add {
+        /// The project
+        project: String,
+        /// The key
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Add a key as the Reserved key only; refused when the project has no Active key
+    AddReserve {
+        /// The project
+        project: String,
+        /// The key
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Replace the Active key (renewal); a Reserved key that expires before the new key's
+    /// term ends is removed
+    Replace {
+        /// The project
+        project: String,
+        /// The new Active key
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Remove the Reserved key before it is used
+    RemoveReserve {
+        /// The project
+        project: String,
+        /// The id of the Reserved key
+        key_id: String,
+    },
+    /// List every key a project ever held, with its status and usage
+    List {
+        /// The project
+        project: String,
+    },
+}
+
+/// A license key, from a JSON file or from flags.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("scheme").args(["limit", "machines", "cores", "per_instance"])))]
+pub struct KeyArgs {
+    /// Read the key from a JSON file ("-" for standard input): {"id": …, "delivery": …,
+    /// "kind": …, "edition": …, "scheme": {"data_volume": {"limit_bytes": …}}, …}, the form of
+    /// the "key" objects `key list --json` prints
+    #[arg(long, value_name = "KEY.json", conflicts_with_all = [
+        "id", "delivery", "kind", "edition", "limit", "machines", "os", "cores",
+        "per_instance", "expires", "auto_renew", "company", "activation_code",
+    ])]
+    pub file: Option<PathBuf>,
+
+    /// Unique key id (1 to 64 bytes)
+    #[arg(long, required_unless_present = "file")]
+    pub id: Option<String>,
+
+    /// How the key is delivered: the card's Type field. Both keys of a project must match
+    #[arg(long, value_enum, required_unless_present = "file")]
+    pub delivery: Option<DeliveryArg>,
+
+    /// Commercial nature [default: commercial]
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+
+    /// Product edition [default: standard]
+    #[arg(long, value_enum)]
+    pub edition: Option<EditionArg>,
+
+    /// Data-volume limit: bytes, or a number with B/KB/MB/GB/TB (powers of 1000) or
+    /// KiB/MiB/GiB/TiB (powers of 1024)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size,
+          required_unless_present_any = ["file", "machines", "cores", "per_instance"])]
+    pub limit: Option<u64>,
+
+    /// Per-machine key: how many protected machines at once (needs --os)
+    #[arg(long, value_name = "N", requires = "os")]
+    pub machines: Option<u32>,
+
+    /// Per-machine key: which operating systems it covers
+    #[arg(long, value_enum, requires = "machines")]
+    pub os: Option<OsArg>,
+
+    /// Per-core key: how many processor cores at once
+    #[arg(long, value_name = "N")]
+    pub cores: Option<u32>,
+
+    /// Per-instance key: one instance
+    #[arg(long)]
+    pub per_instance: bool,
+
+    /// Expiry: a date (2027-01-01, meaning 00:00 UTC) or an RFC 3339 instant
+    /// (2027-01-01T12:00:00+02:00) [default: never]
+    #[arg(long, value_name = "WHEN", value_parser = parse_instant)]
+    pub expires: Option<OffsetDateTime>,
+
+    /// The vendor renews the key automatically
+    #[arg(long)]
+    pub auto_renew: bool,
+
+    /// The company that owns the key
+    #[arg(long)]
+    pub company: Option<String>,
+
+    /// Code that lets an online key be renewed by the activation service
+    #[arg(long, value_name = "CODE")]
+    pub activation_code: Option<String>,
+}
+
+/// `tollgate events …`
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Keep running and print new events as they are recorded, until interrupted (Ctrl-C)
+    #[arg(long, short)]
+    pub follow: bool,
+
+    /// Start after this point: an event sequence number (events after it), or a date or
+    /// RFC 3339 instant (events at or after it)
+    #[arg(long, value_name = "SEQ|WHEN", value_parser = parse_since)]
+    pub since: Option<Since>,
+
+    /// Only events of this project
+    #[arg(long)]
+    pub project: Option<String>,
+}
+
+/// `tollgate demo …`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Limit of each of the two keys; the migration moves twice this in total
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "2GiB")]
+    pub volume: u64,
+
+    /// Migration threads calling `consume` concurrently
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
+
+    /// Roughly how long the simulated copy takes, in seconds; 0 runs it unpaced, as fast as
+    /// the threads can call
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0, value_parser = parse_pace)]
+    pub pace: f64,
+}
+
+/// Where `tollgate events` starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Since {
+    /// After this sequence number.
+    Seq(u64),
+    /// At or after this instant.
+    Time(OffsetDateTime),
+}
+
+/// Online or offline delivery.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeliveryArg {
+    /// Activated against the vendor's service
+    Online,
+    /// Activated from a license file
+    Offline,
+}
+
+/// Commercial, trial or subscription.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// Bought outright
+    Commercial,
+    /// Evaluation
+    Trial,
+    /// Paid per period; takes no Reserved key
+    Subscription,
+}
+
+/// Standard or enterprise.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EditionArg {
+    /// Standard edition
+    Standard,
+    /// Enterprise edition
+    Enterprise,
+}
+
+/// Server or desktop machines.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OsArg {
+    /// Server operating systems
+    Server,
+    /// Desktop operating systems
+    Desktop,
+}
+
+impl From<DeliveryArg> for Delivery {
+    fn from(arg: DeliveryArg) -> Delivery {
+        match arg {
+            DeliveryArg::Online => Delivery::Online,
+            DeliveryArg::Offline => Delivery::Offline,
+        }
+    }
+}
+
+impl From<KindArg> for KeyKind {
+    fn from(arg: KindArg) -> KeyKind {
+        match arg {
+            KindArg::Commercial => KeyKind::Commercial,
+            KindArg::Trial => KeyKind::Trial,
+            KindArg::Subscription => KeyKind::Subscription,
+        }
+    }
+}
+
+impl From<EditionArg> for Edition {
+    fn from(arg: EditionArg) -> Edition {
+        match arg {
+            EditionArg::Standard => Edition::Standard,
+            EditionArg::Enterprise => Edition::Enterprise,
+        }
+    }
+}
+
+impl From<OsArg> for MachineOs {
+    fn from(arg: OsArg) -> MachineOs {
+        match arg {
+            OsArg::Server => MachineOs::Server,
+            OsArg::Desktop => MachineOs::Desktop,
+        }
+    }
+}
+
+/// Parses an RFC 3339 instant, or a plain date meaning 00:00 UTC that day.
+pub fn parse_instant(text: &str) -> Result<OffsetDateTime, String> {
+    let text = text.trim();
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    Date::parse(text, format_description!("[year]-[month]-[day]"))
+        .map(|date| date.midnight().assume_utc())
+        .map_err(|_| {
+            format!("\"{text}\" is neither a date like 2027-01-01 nor an RFC 3339 instant like 2027-01-01T12:00:00Z")
+        })
+}
+
+fn parse_since(text: &str) -> Result<Since, String> {
+    match text.trim().parse::<u64>() {
+        Ok(seq) => Ok(Since::Seq(seq)),
+        Err(_) => parse_instant(text)
+            .map(Since::Time)
+            .map_err(|e| format!("{e}, nor a sequence number")),
+    }
+}
+
+fn parse_pace(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if (0.0..=600.0).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "\"{text}\" is not a number of seconds from 0 to 600"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn instants_parse_as_dates_or_rfc3339() {
+        assert_eq!(
+            parse_instant("2027-01-01").unwrap().unix_timestamp(),
+            1_798_761_600
+        );
+        assert_eq!(
+            parse_instant("2027-01-01T02:00:00+02:00")
+                .unwrap()
+                .unix_timestamp(),
+            1_798_761_600
+        );
+        assert!(parse_instant("next tuesday").is_err());
+    }
+
+    #[test]
+    fn since_is_a_sequence_or_an_instant() {
+        assert_eq!(parse_since("42"), Ok(Since::Seq(42)));
+        assert!(matches!(parse_since("2027-01-01"), Ok(Since::Time(_))));
+        assert!(parse_since("soon").unwrap_err().contains("sequence number"));
+    }
+}

@@ -1,0 +1,209 @@
+//! `tollgate key add|add-reserve|replace|remove-reserve|list`.
+
+use std::io::Write;
+
+use serde::Serialize;
+use tollgate_core::{KeyAdded, KeyReplaced, KeyStatus, Role};
+
+use super::Context;
+use crate::args::KeyArgs;
+use crate::failure::Failure;
+use crate::keyspec::key_from_args;
+use crate::output::{json_document, table};
+use crate::render::{edition_label, expiry, kind_label, percent, quantity, scheme_label};
+
+/// Which slot an added key may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Active if the pair is empty, else Reserved (`Engine::add_key`).
+    Any,
+    /// Reserved only (`Engine::add_reserve`).
+    ReserveOnly,
+}
+
+#[derive(Serialize)]
+struct Added<'a> {
+    project: &'a str,
+    key: &'a str,
+    #[serde(flatten)]
+    added: KeyAdded,
+}
+
+#[derive(Serialize)]
+struct Replaced<'a> {
+    project: &'a str,
+    new: &'a str,
+    #[serde(flatten)]
+    replaced: KeyReplaced,
+}
+
+#[derive(Serialize)]
+struct Removed<'a> {
+    project: &'a str,
+    removed: &'a str,
+}
+
+/// Adds a key; prints the seed-000 pop-up text when it became the Reserved key.
+pub fn add(
+    ctx: &Context,
+    project: &str,
+    args: &KeyArgs,
+    slot: Slot,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let key = key_from_args(args)?;
+    let engine = ctx.engine()?;
+    let id = key.id.clone();
+    let added = match slot {
+        Slot::Any => engine.add_key(project, key)?,
+        Slot::ReserveOnly => engine.add_reserve(project, key)?,
+    };
+    if ctx.json {
+        json_document(
+            out,
+            &Added {
+                project,
+                key: &id,
+                added,
+            },
+        )?;
+        return Ok(());
+    }
+    let role = match added.role {
+        Role::Active => "Active",
+        Role::Reserved => "Reserved",
+    };
+    writeln!(
+        out,
+        "Added key \"{id}\" to project \"{project}\" as the {role} key."
+    )?;
+    if let Some(old) = &added.switched_from {
+        writeln!(
+            out,
+            "The Active key \"{old}\" was used up or expired, so \"{id}\" took over at once."
+        )?;
+    }
+    if let Some(message) = &added.message {
+        writeln!(out)?;
+        writeln!(out, "  {message}")?;
+    }
+    Ok(())
+}
+
+/// Replaces the Active key.
+pub fn replace(
+    ctx: &Context,
+    project: &str,
+    args: &KeyArgs,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let key = key_from_args(args)?;
+    let id = key.id.clone();
+    let replaced = ctx.engine()?.replace_active_key(project, key)?;
+    if ctx.json {
+        json_document(
+            out,
+            &Replaced {
+                project,
+                new: &id,
+                replaced,
+            },
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "Replaced the Active key \"{}\" of project \"{project}\" with \"{id}\"; the usage of \"{}\" is final.",
+        replaced.old, replaced.old
+    )?;
+    if let Some(reserve) = &replaced.removed_reserve {
+        writeln!(
+            out,
+            "Removed the Reserved key \"{reserve}\": it expires before the new Active key's term ends."
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes the Reserved key.
+pub fn remove_reserve(
+    ctx: &Context,
+    project: &str,
+    key_id: &str,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    ctx.engine()?.remove_reserve(project, key_id)?;
+    if ctx.json {
+        json_document(
+            out,
+            &Removed {
+                project,
+                removed: key_id,
+            },
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Removed the Reserved key \"{key_id}\" from project \"{project}\"; Add License is available again."
+        )?;
+    }
+    Ok(())
+}
+
+/// Lists every key a project ever held.
+pub fn list(ctx: &Context, project: &str, out: &mut dyn Write) -> Result<(), Failure> {
+    let keys = ctx.engine()?.keys(project)?;
+    if ctx.json {
+        json_document(out, &keys)?;
+        return Ok(());
+    }
+    if keys.is_empty() {
+        writeln!(
+            out,
+            "Project \"{project}\" has no keys yet: add one with `tollgate key add {project} …`."
+        )?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            let class = k.key.scheme.class();
+            let limit = k.key.scheme.amount();
+            vec![
+                k.key.id.clone(),
+                status_label(k.status).to_owned(),
+                k.key.delivery.label().to_owned(),
+                format!(
+                    "{} {}",
+                    kind_label(k.key.kind),
+                    edition_label(k.key.edition)
+                ),
+                scheme_label(&k.key.scheme),
+                format!(
+                    "{} of {} ({} %)",
+                    quantity(class, k.used),
+                    quantity(class, limit),
+                    percent(k.used, limit)
+                ),
+                expiry(k.key.expires_at),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "KEY", "STATUS", "TYPE", "LICENSE", "LIMITS", "USED", "EXPIRES",
+        ],
+        &rows,
+    )?;
+    Ok(())
+}
+
+fn status_label(status: KeyStatus) -> &'static str {
+    match status {
+        KeyStatus::Active => "Active",
+        KeyStatus::Reserved => "Reserved",
+        KeyStatus::Retired => "Retired",
+        KeyStatus::Removed => "Removed",
+    }
+}

@@ -1,0 +1,142 @@
+//! Why a command failed, which exit status that is, and how it is told to the operator.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use tollgate_core::Error;
+
+/// Exit status of a refused or failed operation (clap uses 2 for usage errors).
+pub const EXIT_REFUSED: u8 = 1;
+
+/// A command that did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Tollgate refused the operation, or could not do it: exit status 1.
+    Refused {
+        /// A stable upper-case code naming the rule or condition, e.g. `TYPE_MISMATCH`.
+        code: &'static str,
+        /// What happened, naming the values at fault.
+        message: String,
+        /// The rule that refused it, in words, when there is one.
+        rule: Option<&'static str>,
+    },
+    /// A check failed whose evidence the output already shows (the demo's invariants): exit
+    /// status 1, with the message on standard error only so `--json` output stays one document.
+    Shown {
+        /// What did not hold.
+        message: String,
+    },
+    /// Writing the output failed; a closed pipe (`| head`) is not an error.
+    Output(io::Error),
+}
+
+impl Failure {
+    /// A refusal that comes from the command line tool itself rather than the engine.
+    pub fn refused(
+        code: &'static str,
+        message: impl Into<String>,
+        rule: Option<&'static str>,
+    ) -> Self {
+        Failure::Refused {
+            code,
+            message: message.into(),
+            rule,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        let (code, rule) = describe(&error);
+        Failure::Refused {
+            code,
+            message: error.to_string(),
+            rule,
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Failure {
+        Failure::Output(error)
+    }
+}
+
+/// The code and rule of an engine error. The codes are those of SPEC §2.1 where it names one.
+fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
+    match error {
+        Error::InvalidArgument { .. } => ("INVALID_ARGUMENT", None),
+        Error::ProjectNotFound { .. } => ("PROJECT_NOT_FOUND", None),
+        Error::ReserveNotFound { .. } => ("RESERVE_NOT_FOUND", None),
+        Error::ProjectExists { .. } => ("PROJECT_EXISTS", Some("project names are unique within a state")),
+        Error::Exhausted { .. } => ("EXHAUSTED", Some("a grant is all or nothing: nothing was charged")),
+        Error::Expired => ("EXPIRED", Some("an expired key meters nothing; a Reserved key that has not expired takes over")),
+        Error::NoActiveKey => ("NO_ACTIVE_KEY", Some("a Reserved key backs up an Active key: add the Active key first")),
+        Error::ReserveOccupied { .. } => ("RESERVE_OCCUPIED", Some("a project holds one Active and at most one Reserved key: you can add only one additional key per project")),
+        Error::Subscription { .. } => ("SUBSCRIPTION", Some("subscription keys take no Reserved key, and cannot be one")),
+        Error::TypeMismatch { .. } => ("TYPE_MISMATCH", Some("both keys must be of the same type (both Online or both Offline)")),
+        Error::EditionMismatch { .. } => ("EDITION_MISMATCH", Some("both keys must be of the same edition")),
+        Error::SchemeMismatch { .. } => ("SCHEME_MISMATCH", Some("both keys must limit the same thing: data volume, server machines, desktop machines, cores or an instance")),
+        Error::DuplicateKey { .. } => ("DUPLICATE_KEY", Some("a key id is used once in a state")),
+        Error::KeyExpired { .. } => ("EXPIRED", Some("an expired key cannot be added")),
+        Error::CorruptState { .. } => ("CORRUPT_STATE", Some("a damaged state is refused, never silently reinitialised")),
+        Error::Capacity { .. } => ("CAPACITY", Some("the number of slot pairs is fixed by `tollgate init --capacity N`")),
+        Error::Unsupported { .. } => ("UNSUPPORTED", None),
+        Error::Io { .. } => ("IO", None),
+        Error::Store { .. } => ("STORE", None),
+        _ => ("ERROR", None),
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorDocument<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+    rule: Option<&'a str>,
+}
+
+/// Tells the operator about a failure and returns the exit status. With `--json` the failure
+/// is also printed on standard output as `{"error": {"code", "message", "rule"}}`.
+pub fn report(failure: &Failure, json: bool) -> u8 {
+    match failure {
+        Failure::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Failure::Shown { message } => {
+            eprintln!("error: {message}");
+            EXIT_REFUSED
+        }
+        Failure::Output(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            EXIT_REFUSED
+        }
+        Failure::Refused {
+            code,
+            message,
+            rule,
+        } => {
+            eprintln!("error: {message}");
+            if let Some(rule) = rule {
+                eprintln!("  rule {code}: {rule}");
+            }
+            if json {
+                let document = ErrorDocument {
+                    error: ErrorBody {
+                        code,
+                        message,
+                        rule: *rule,
+                    },
+                };
+                let mut stdout = io::stdout().lock();
+                // The failure is already on stderr; a closed stdout loses only the copy.
+                let _ = serde_json::to_writer_pretty(&mut stdout, &document)
+                    .map_err(io::Error::from)
+                    .and_then(|()| writeln!(stdout));
+            }
+            EXIT_REFUSED
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Text a person reads: license cards (SPEC §2.5), usage bars and event lines.
+
+use std::io::{self, Write};
+
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+use tollgate_core::{
+    Edition, Event, EventKind, Key, KeyKind, LicenseCard, LicenseClass, PairView, ProjectView,
+    RefusalReason, RemovalReason, Role, Scheme, SwitchReason,
+};
+
+use crate::size::format_bytes;
+
+/// Cells in a usage bar.
+const BAR_CELLS: u64 = 10;
+
+/// Whole percent of `used` in `limit`, rounded down so 100 % means used up.
+pub fn percent(used: u64, limit: u64) -> u64 {
+    if limit == 0 {
+        return 0;
+    }
+    (u128::from(used) * 100 / u128::from(limit)) as u64
+}
+
+/// A ten-cell bar: `█████░░░░░`.
+pub fn bar(used: u64, limit: u64) -> String {
+    let filled = if limit == 0 {
+        0
+    } else {
+        (u128::from(used.min(limit)) * u128::from(BAR_CELLS) / u128::from(limit)) as usize
+    };
+    let mut bar = "█".repeat(filled);
+    bar.push_str(&"░".repeat(BAR_CELLS as usize - filled));
+    bar
+}
+
+/// An amount of what a class limits: bytes, machines, cores or instances.
+pub fn quantity(class: LicenseClass, amount: u64) -> String {
+    let plural =
+        |one: &str, many: &str| format!("{amount} {}", if amount == 1 { one } else { many });
+    match class {
+        LicenseClass::DataVolume => format_bytes(amount),
+        LicenseClass::ServerMachines => plural("server machine", "server machines"),
+        LicenseClass::DesktopMachines => plural("desktop machine", "desktop machines"),
+        LicenseClass::Cores => plural("core", "cores"),
+        LicenseClass::Instance => plural("instance", "instances"),
+    }
+}
+
+/// The usage bar with its figures: `█████░░░░░ 52 % of 1.00 GiB`.
+pub fn usage(class: LicenseClass, used: u64, limit: u64) -> String {
+    format!(
+        "{} {} % of {}",
+        bar(used, limit),
+        percent(used, limit),
+        quantity(class, limit)
+    )
+}
+
+/// A heading for a license class.
+pub fn class_title(class: LicenseClass) -> &'static str {
+    match class {
+        LicenseClass::DataVolume => "data volume",
+        LicenseClass::ServerMachines => "server machines",
+        LicenseClass::DesktopMachines => "desktop machines",
+        LicenseClass::Cores => "processor cores",
+        LicenseClass::Instance => "instance",
+    }
+}
+
+/// The class of a pair view (the engine names it with `LicenseClass::as_str`).
+pub fn pair_class(pair: &PairView) -> LicenseClass {
+    LicenseClass::parse(&pair.class).unwrap_or(LicenseClass::DataVolume)
+}
+
+/// A card label for a key kind.
+pub fn kind_label(kind: KeyKind) -> &'static str {
+    match kind {
+        KeyKind::Commercial => "Commercial",
+        KeyKind::Trial => "Trial",
+        KeyKind::Subscription => "Subscription",
+    }
+}
+
+/// A card label for an edition.
+pub fn edition_label(edition: Edition) -> &'static str {
+    match edition {
+        Edition::Standard => "Standard",
+        Edition::Enterprise => "Enterprise",
+    }
+}
+
+/// What a scheme limits, for a key listing: `data volume`, `50 server machines`, ….
+pub fn scheme_label(scheme: &Scheme) -> String {
+    match scheme {
+        Scheme::DataVolume { .. } => "data volume".to_owned(),
+        other => quantity(other.class(), other.amount()),
+    }
+}
+
+/// An instant as `2027-01-01 00:00:00 UTC`.
+pub fn timestamp(at: OffsetDateTime) -> String {
+    at.to_offset(UtcOffset::UTC)
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+        ))
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// A key's expiry, or `never`.
+pub fn expiry(at: Option<OffsetDateTime>) -> String {
+    at.map_or_else(|| "never".to_owned(), timestamp)
+}
+
+/// Draws a project's License Information: one card per key, then the Add License action.
+pub fn write_view(out: &mut dyn Write, view: &ProjectView) -> io::Result<()> {
+    writeln!(out, "Project {}", view.project)?;
+    for pair in &view.pairs {
+        let class = pair_class(pair);
+        writeln!(out)?;
+        writeln!(out, "License Information · {}", class_title(class))?;
+        if pair.cards.is_empty() {
+            writeln!(
+                out,
+                "  No license key yet: add one with `tollgate key add {} …`.",
+                view.project
+            )?;
+            continue;
+        }
+        let count = pair.cards.len();
+        for (i, card) in pair.cards.iter().enumerate() {
+            write_card(out, class, card, i + 1, count)?;
+        }
+        if pair.add_license_available {
+            writeln!(
+                out,
+                "  [Add License] available: `tollgate key add {} …` adds a Reserved key.",
+                view.project
+            )?;
+        } else {
+            writeln!(
+                out,
+                "  [Add License] not shown: the project has two keys, the most it can hold."
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn write_card(
+    out: &mut dyn Write,
+    class: LicenseClass,
+    card: &LicenseCard,
+    number: usize,
+    count: usize,
+) -> io::Result<()> {
+    let status = match card.status {
+        Role::Active => "Active",
+        Role::Reserved => "Reserved",
+    };
+    let key: &Key = &card.key;
+    let title = format!("─ Card {number} of {count} · {status} ");
+    writeln!(
+        out,
+        "  ┌{title}{}",
+        "─".repeat(60usize.saturating_sub(title.chars().count()))
+    )?;
+    let row =
+        |out: &mut dyn Write, label: &str, value: &str| writeln!(out, "  │ {label:<16} {value}");
+    row(out, "License key", &key.id)?;
+    row(out, "Status", status)?;
+    row(out, "Type", card.type_label)?;
+    row(
+        out,
+        "License",
+        &format!(
+            "{} · {} edition",
+            kind_label(key.kind),
+            edition_label(key.edition)
+        ),
+    )?;
+    if let Some(company) = &key.company {
+        row(out, "Company", company)?;
+    }
+    let expiration = match card.status {
+        Role::Reserved => card.expiration.clone(),
+        Role::Active => key.expires_at.map_or_else(|| "Never".to_owned(), timestamp),
+    };
+    let expired = if card.expired { " (expired)" } else { "" };
+    row(out, "Expiration date", &format!("{expiration}{expired}"))?;
+    row(out, "Auto-renew", if key.auto_renew { "yes" } else { "no" })?;
+    row(out, "Usage", &usage(class, card.used, card.limit))?;
+    writeln!(out, "  │ ⓘ {}", card.tooltip)?;
+    writeln!(out, "  └{}", "─".repeat(60))
+}
+
+/// What an event says, in words.
+pub fn event_text(kind: &EventKind) -> String {
+    match kind {
+        EventKind::ProjectCreated => "project created".to_owned(),
+        EventKind::KeyAdded { key, role } => {
+            let role = match role {
+                Role::Active => "Active",
+                Role::Reserved => "Reserved",
+            };
+            format!("key {key} added as the {role} key")
+        }
+        EventKind::Switched { from, to, reason } => {
+            let why = match reason {
+                SwitchReason::Exhausted => "used up",
+                SwitchReason::Expired => "expired",
+            };
+            format!("switched: {from} {why}, Reserved key {to} is now the Active key")
+        }
+        EventKind::ReserveRemoved { key, reason } => match reason {
+            RemovalReason::Requested => format!("Reserved key {key} removed on request"),
+            RemovalReason::ExpiresBeforeNewTerm => format!(
+                "Reserved key {key} removed: it expires before the new Active key's term ends"
+            ),
+        },
+        EventKind::KeyReplaced { old, new } => format!("Active key {old} replaced by {new}"),
+        EventKind::Threshold { key, percent } => {
+            format!("key {key} reached {percent} % of its limit")
+        }
+        EventKind::Refused { reason } => format!("request refused: {}", refusal_text(*reason)),
+        EventKind::Recovered { detail } => format!("recovered after a crash: {detail}"),
+    }
+}
+
+/// Why a request was refused, in words with the code.
+pub fn refusal_text(reason: RefusalReason) -> &'static str {
+    match reason {
+        RefusalReason::Exhausted => "not enough left on the Active and Reserved keys (EXHAUSTED)",
+        RefusalReason::Expired => "the keys that could cover it have expired (EXPIRED)",
+        RefusalReason::NoActiveKey => "the project has no Active key (NO_ACTIVE_KEY)",
+    }
+}
+
+/// One audit-log line: `   12  2026-05-01 10:00:00 UTC  project  what happened`.
+pub fn event_line(event: &Event) -> String {
+    format!(
+        "{:>6}  {}  {}  {}",
+        event.seq,
+        timestamp(event.at),
+        event.project,
+        event_text(&event.kind)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_round_down() {
+        assert_eq!(bar(52, 100), "█████░░░░░");
+        assert_eq!(bar(0, 100), "░░░░░░░░░░");
+        assert_eq!(bar(100, 100), "██████████");
+        assert_eq!(bar(99, 100), "█████████░");
+        assert_eq!(bar(5, 0), "░░░░░░░░░░");
+        assert_eq!(percent(999, 1000), 99);
+    }
+
+    #[test]
+    fn usage_reads_like_the_card() {
+        assert_eq!(
+            usage(LicenseClass::DataVolume, 52 << 20, 100 << 20),
+            "█████░░░░░ 52 % of 100.00 MiB"
+        );
+        assert_eq!(
+            usage(LicenseClass::ServerMachines, 1, 1),
+            "██████████ 100 % of 1 server machine"
+        );
+    }
+}

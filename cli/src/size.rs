@@ -1,0 +1,159 @@
+//! Byte sizes as operators write them (`500GB`, `1.5 GiB`, `65536`) and as the tool prints
+//! them (`1.00 GiB`).
+
+/// The units a size may carry. Decimal units are powers of 1000, binary units powers of 1024.
+const UNITS: [(&str, u64); 9] = [
+    ("B", 1),
+    ("KB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    ("TB", 1_000_000_000_000),
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+    ("TiB", 1 << 40),
+];
+
+const HINT: &str =
+    "use a whole number of bytes, or a number with B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. 500GB or 1.5GiB";
+
+/// Parses a size: digits with an optional fraction, optional spaces, and an optional unit
+/// (case-insensitive). The result must be a whole number of bytes that fits in 64 bits.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let unit = unit.trim();
+    if number.is_empty() || number == "." {
+        return Err(format!("\"{text}\" does not start with a number; {HINT}"));
+    }
+    let multiplier = if unit.is_empty() {
+        1
+    } else {
+        UNITS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(unit))
+            .map(|&(_, factor)| factor)
+            .ok_or_else(|| format!("\"{text}\" has the unknown unit \"{unit}\"; {HINT}"))?
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if fraction.contains('.') {
+        return Err(format!("\"{text}\" is not a number; {HINT}"));
+    }
+    let too_large = || {
+        format!(
+            "\"{text}\" is larger than the largest size, {} bytes",
+            u64::MAX
+        )
+    };
+    // Exact decimal arithmetic: digits × unit ÷ 10^fraction-digits, in 128 bits.
+    let digits = format!("{whole}{fraction}");
+    if digits.trim_start_matches('0').len() > 30 {
+        return Err(too_large());
+    }
+    let mantissa: u128 = digits.parse().map_err(|_| too_large())?;
+    let scale = 10u128.pow(fraction.len() as u32);
+    let scaled = mantissa * u128::from(multiplier);
+    if !scaled.is_multiple_of(scale) {
+        return Err(format!("\"{text}\" is not a whole number of bytes"));
+    }
+    u64::try_from(scaled / scale).map_err(|_| too_large())
+}
+
+/// Formats a byte count with binary units and two decimals: `512 B`, `1.50 KiB`, `2.00 GiB`.
+pub fn format_bytes(bytes: u64) -> String {
+    const BINARY: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // Move up while the value would print as 1024.00 or more, so 2^30 - 1 reads 1.00 GiB.
+    while value >= 1023.995 && unit + 1 < BINARY.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.2} {}", BINARY[unit])
+}
+
+/// Formats a count with thousands separators: `1,234,567`.
+pub fn format_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unit_parses() {
+        let cases = [
+            ("65536", 65_536),
+            ("0", 0),
+            ("12B", 12),
+            ("500GB", 500_000_000_000),
+            ("500 gb", 500_000_000_000),
+            ("1KB", 1_000),
+            ("1MB", 1_000_000),
+            ("2TB", 2_000_000_000_000),
+            ("1KiB", 1_024),
+            ("64MiB", 64 << 20),
+            ("2GiB", 2 << 30),
+            ("1tib", 1 << 40),
+            ("1.5GiB", 3 << 29),
+            ("0.5KB", 500),
+            (" 3 MiB ", 3 << 20),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_sizes_say_why() {
+        for (text, why) in [
+            ("", "does not start with a number"),
+            ("GB", "does not start with a number"),
+            ("5XB", "unknown unit \"XB\""),
+            ("5 G", "unknown unit \"G\""),
+            ("1.2.3GB", "is not a number"),
+            ("1.5B", "not a whole number of bytes"),
+            ("20000000TB", "larger than the largest size"),
+            (
+                "99999999999999999999999999999999999",
+                "larger than the largest size",
+            ),
+        ] {
+            let err = parse_size(text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn formats_binary_units() {
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(1023), "1023 B");
+        assert_eq!(format_bytes(1536), "1.50 KiB");
+        assert_eq!(format_bytes(2 << 30), "2.00 GiB");
+        assert_eq!(format_bytes((1 << 30) - 1), "1.00 GiB");
+        assert_eq!(format_bytes(u64::MAX), "16.00 EiB");
+    }
+
+    #[test]
+    fn counts_group_thousands() {
+        assert_eq!(format_count(0), "0");
+        assert_eq!(format_count(999), "999");
+        assert_eq!(format_count(1_000), "1,000");
+        assert_eq!(format_count(1_234_567), "1,234,567");
+    }
+}
