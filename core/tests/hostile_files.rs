@@ -196,9 +196,15 @@ fn a_state_file_truncated_while_mapped_is_reported_not_a_crash() {
         assert!(err.to_string().contains("truncated while in use"), "{err}");
     }
     assert!(matches!(engine.flush(), Err(Error::CorruptState { .. })));
-    assert!(matches!(engine.add_key("P", dv("B", 1)), Err(Error::CorruptState { .. })));
+    assert!(matches!(
+        engine.add_key("P", dv("B", 1)),
+        Err(Error::CorruptState { .. })
+    ));
     assert!(matches!(engine.view("P"), Err(Error::CorruptState { .. })));
     drop(project);
     drop(engine);
-    assert!(matches!(Engine::open(dir.path()), Err(Error::CorruptState { .. })));
+    assert!(matches!(
+        Engine::open(dir.path()),
+        Err(Error::CorruptState { .. })
+    ));
 }
