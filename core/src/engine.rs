@@ -230,6 +230,13 @@ impl Engine {
         })
     }
 
+    /// Whether `dir` already holds a Tollgate state (either of its files), so a tool can create
+    /// one only where none exists.
+    pub fn exists(dir: impl AsRef<Path>) -> bool {
+        let dir = dir.as_ref();
+        dir.join(HOT_FILE).exists() || dir.join(CATALOG_FILE).exists()
+    }
+
     /// The state directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir

@@ -9,9 +9,6 @@ use super::Context;
 use crate::failure::Failure;
 use crate::output::json_document;
 
-/// The files whose presence means a state already lives in a directory.
-const STATE_FILES: [&str; 2] = ["hot.tgs", "catalog.db"];
-
 #[derive(Serialize)]
 struct Created<'a> {
     state: &'a std::path::Path,
@@ -20,7 +17,7 @@ struct Created<'a> {
 
 /// Creates the state with room for `capacity` slot pairs; refuses if one exists already.
 pub fn run(ctx: &Context, capacity: u32, out: &mut dyn Write) -> Result<(), Failure> {
-    if STATE_FILES.iter().any(|f| ctx.state.join(f).exists()) {
+    if Engine::exists(&ctx.state) {
         return Err(Failure::refused(
             "STATE_EXISTS",
             format!("a Tollgate state already exists at {}", ctx.state.display()),
