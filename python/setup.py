@@ -1,0 +1,56 @@
+"""Build hook: bundle the Tollgate shared library into the package when one is at hand.
+
+`pip install ./python` after `cargo build --release -p tollgate-ffi` then gives a package that
+works on its own. The library is taken, first found, from ``TOLLGATE_LIBRARY``, from the package
+directory, or from the workspace's ``target/release`` then ``target/debug``. With none found the
+package installs without it and looks the library up at import time instead (see ``_ffi.py``).
+"""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+LIBRARY = {"darwin": "libtollgate.dylib", "win32": "tollgate.dll"}.get(
+    sys.platform, "libtollgate.so"
+)
+HERE = Path(__file__).resolve().parent
+
+
+def find_library() -> Optional[Path]:
+    """The shared library to bundle, or None."""
+    override = os.environ.get("TOLLGATE_LIBRARY")
+    candidates = [Path(override)] if override else []
+    candidates += [
+        HERE / "tollgate" / LIBRARY,
+        HERE.parent / "target" / "release" / LIBRARY,
+        HERE.parent / "target" / "debug" / LIBRARY,
+    ]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+class BuildPy(build_py):
+    """Copies the shared library next to the package's modules."""
+
+    def run(self) -> None:
+        super().run()
+        library = find_library()
+        if library is not None and not self.dry_run:
+            target = Path(self.build_lib) / "tollgate" / LIBRARY
+            if not target.exists() or not target.samefile(library):
+                shutil.copy2(library, target)
+
+
+class BinaryDistribution(Distribution):
+    """Marks the wheel platform-specific when it carries the native library."""
+
+    def has_ext_modules(self) -> bool:
+        return find_library() is not None
+
+
+setup(cmdclass={"build_py": BuildPy}, distclass=BinaryDistribution)

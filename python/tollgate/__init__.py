@@ -1,0 +1,96 @@
+"""Tollgate: license metering and enforcement, from Python.
+
+A ctypes binding of the Tollgate C library (``libtollgate``). Open a state directory, give a
+project its license keys, then meter every batch of data the migration moves::
+
+    import tollgate
+
+    key = {"id": "A-1", "delivery": "online", "kind": "commercial", "edition": "standard",
+           "scheme": {"data_volume": {"limit_bytes": 1 << 30}}}
+    with tollgate.Engine("/var/lib/migrator/licenses") as engine:
+        engine.create_project("warehouse")
+        engine.add_key("warehouse", key)
+        engine.add_reserve("warehouse", {**key, "id": "A-2"})
+        with engine.project("warehouse") as project:
+            project.consume(512 << 20)             # raises tollgate.Exhausted when refused
+            granted = project.consume_many([64 << 20] * 16)
+            print(project.usage())
+
+Every non-zero status of the C ABI is raised as a subclass of :class:`TollgateError` named
+after it (:class:`Exhausted`, :class:`TypeMismatch`, …) with the library's message. Using an
+``Engine`` or ``Project`` after ``close()`` raises :class:`ClosedError`, a ``ValueError``.
+
+The library is found through ``TOLLGATE_LIBRARY`` (a full path), else in this package's
+directory, else in the Cargo workspace's ``target/release`` then ``target/debug``.
+"""
+
+from __future__ import annotations
+
+from . import _ffi
+from ._engine import Engine, KeyLike
+from ._error import (
+    ERRORS,
+    AlreadyExists,
+    Capacity,
+    ClosedError,
+    CorruptState,
+    DuplicateKey,
+    EditionMismatch,
+    Exhausted,
+    Expired,
+    InvalidArgument,
+    Io,
+    NoActiveKey,
+    NotFound,
+    Panic,
+    ReserveOccupied,
+    SchemeMismatch,
+    Status,
+    Subscription,
+    TollgateError,
+    TypeMismatch,
+    Unsupported,
+)
+from ._project import Amounts, Project, Usage
+
+__version__ = "0.1.0"
+
+#: Where the shared library was loaded from.
+LIBRARY_PATH: str = str(_ffi.library_path)
+
+
+def version() -> str:
+    """The version of the loaded C library, ``"MAJOR.MINOR.PATCH"``."""
+    return _ffi.tg_version().decode("ascii")
+
+
+__all__ = [
+    "ERRORS",
+    "LIBRARY_PATH",
+    "AlreadyExists",
+    "Amounts",
+    "Capacity",
+    "ClosedError",
+    "CorruptState",
+    "DuplicateKey",
+    "EditionMismatch",
+    "Engine",
+    "Exhausted",
+    "Expired",
+    "InvalidArgument",
+    "Io",
+    "KeyLike",
+    "NoActiveKey",
+    "NotFound",
+    "Panic",
+    "Project",
+    "ReserveOccupied",
+    "SchemeMismatch",
+    "Status",
+    "Subscription",
+    "TollgateError",
+    "TypeMismatch",
+    "Unsupported",
+    "Usage",
+    "version",
+]

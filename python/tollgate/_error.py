@@ -1,0 +1,223 @@
+"""Status codes of the C ABI and the exception classes they become.
+
+Every non-zero ``tg_status`` is raised as the subclass of :class:`TollgateError` named after it
+in CamelCase, carrying the message the library recorded for the failing call
+(``tg_last_error_message``). The table at the bottom of this module is the only place that
+ties a status to a class.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar, Dict, Optional, Type, Union
+
+from . import _ffi
+
+
+class Status(enum.IntEnum):
+    """The ``tg_status`` codes of the C ABI. The numbers never change."""
+
+    OK = 0
+    INVALID_ARGUMENT = 1
+    NOT_FOUND = 2
+    ALREADY_EXISTS = 3
+    EXHAUSTED = 4
+    EXPIRED = 5
+    NO_ACTIVE_KEY = 6
+    RESERVE_OCCUPIED = 7
+    TYPE_MISMATCH = 8
+    EDITION_MISMATCH = 9
+    SCHEME_MISMATCH = 10
+    SUBSCRIPTION = 11
+    DUPLICATE_KEY = 12
+    CORRUPT_STATE = 13
+    IO = 14
+    CAPACITY = 15
+    PANIC = 16
+    UNSUPPORTED = 17
+
+
+class TollgateError(Exception):
+    """A Tollgate call failed. ``status`` says which rule or condition, ``message`` says why.
+
+    Catch a subclass (``Exhausted``, ``TypeMismatch``, …) to handle one condition; this base
+    class catches them all. A status this package does not know yet is raised as this class.
+    """
+
+    #: The status every instance of this class carries; None on the base class.
+    STATUS: ClassVar[Optional[Status]] = None
+
+    def __init__(self, message: str, status: Union[Status, int, None] = None) -> None:
+        """Creates the error; ``status`` defaults to the class's :attr:`STATUS`."""
+        if status is None:
+            status = self.STATUS if self.STATUS is not None else -1
+        try:
+            status = Status(status)
+        except ValueError:
+            pass
+        super().__init__(message, status)
+        self.message: str = message
+        self.status: Union[Status, int] = status
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ClosedError(ValueError):
+    """An :class:`~tollgate.Engine` or :class:`~tollgate.Project` was used after ``close()``.
+
+    A programming error rather than a licensing outcome, so it derives from ``ValueError`` (as
+    Python's own files do), not from :class:`TollgateError`.
+    """
+
+
+class InvalidArgument(TollgateError, ValueError):
+    """An argument is malformed: bad name, NUL byte, bad key JSON, amount out of range."""
+
+    STATUS = Status.INVALID_ARGUMENT
+
+
+class NotFound(TollgateError):
+    """No such project, or no such reserve key in the project."""
+
+    STATUS = Status.NOT_FOUND
+
+
+class AlreadyExists(TollgateError):
+    """A project of that name already exists."""
+
+    STATUS = Status.ALREADY_EXISTS
+
+
+class Exhausted(TollgateError):
+    """The request needs more than the Active and Reserved keys have left; nothing was charged."""
+
+    STATUS = Status.EXHAUSTED
+
+
+class Expired(TollgateError):
+    """Every key that could cover the request has expired, or the key being added has."""
+
+    STATUS = Status.EXPIRED
+
+
+class NoActiveKey(TollgateError):
+    """The slot pair has no Active key."""
+
+    STATUS = Status.NO_ACTIVE_KEY
+
+
+class ReserveOccupied(TollgateError):
+    """The pair already holds a Reserved key: one additional key per pair."""
+
+    STATUS = Status.RESERVE_OCCUPIED
+
+
+class TypeMismatch(TollgateError):
+    """The reserve's delivery (online/offline) differs from the Active key's."""
+
+    STATUS = Status.TYPE_MISMATCH
+
+
+class EditionMismatch(TollgateError):
+    """The reserve's edition differs from the Active key's."""
+
+    STATUS = Status.EDITION_MISMATCH
+
+
+class SchemeMismatch(TollgateError):
+    """The reserve limits something else than the Active key (scheme or license class)."""
+
+    STATUS = Status.SCHEME_MISMATCH
+
+
+class Subscription(TollgateError):
+    """A subscription key takes no reserve key."""
+
+    STATUS = Status.SUBSCRIPTION
+
+
+class DuplicateKey(TollgateError):
+    """The key id is already used in this state directory."""
+
+    STATUS = Status.DUPLICATE_KEY
+
+
+class CorruptState(TollgateError):
+    """The state directory is damaged, truncated or of another format; it was left untouched."""
+
+    STATUS = Status.CORRUPT_STATE
+
+
+class Io(TollgateError):
+    """An operating-system or embedded-store error."""
+
+    STATUS = Status.IO
+
+
+class Capacity(TollgateError):
+    """The state's project table is full (its capacity is fixed when it is created)."""
+
+    STATUS = Status.CAPACITY
+
+
+class Panic(TollgateError):
+    """The library caught an internal panic at its boundary; the message says where."""
+
+    STATUS = Status.PANIC
+
+
+class Unsupported(TollgateError):
+    """The operation is not available for the key's license class."""
+
+    STATUS = Status.UNSUPPORTED
+
+
+#: The one table from status to exception class.
+ERRORS: Dict[int, Type[TollgateError]] = {
+    int(cls.STATUS): cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        Exhausted,
+        Expired,
+        NoActiveKey,
+        ReserveOccupied,
+        TypeMismatch,
+        EditionMismatch,
+        SchemeMismatch,
+        Subscription,
+        DuplicateKey,
+        CorruptState,
+        Io,
+        Capacity,
+        Panic,
+        Unsupported,
+    )
+    if cls.STATUS is not None
+}
+
+
+def status_name(status: int) -> str:
+    """The library's name for a status code, e.g. ``TG_EXHAUSTED``."""
+    name = _ffi.tg_status_name(status)
+    return name.decode("utf-8", "replace") if name else f"status {status}"
+
+
+def error_for(status: int) -> TollgateError:
+    """The exception for a non-zero status just returned on this thread, with its message.
+
+    Must be called on the thread that made the failing call, before any other library call:
+    the message is the library's thread-local last error.
+    """
+    raw = _ffi.tg_last_error_message()
+    message = raw.decode("utf-8", "replace") if raw else status_name(status)
+    cls = ERRORS.get(status, TollgateError)
+    return cls(message, status)
+
+
+def check(status: int) -> None:
+    """Raises the exception for ``status`` unless it is ``TG_OK``."""
+    if status:
+        raise error_for(status)

@@ -1,0 +1,316 @@
+"""The hot-path handle on one project, and its usage snapshot."""
+
+from __future__ import annotations
+
+import ctypes
+import operator
+import sys
+from array import array
+from ctypes import ArgumentError, c_size_t, c_uint64
+from typing import TYPE_CHECKING, Any, Iterable, Tuple
+
+from . import _ffi
+from ._error import InvalidArgument, Status, error_for
+from ._handle import Handle
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+#: What :meth:`Project.consume_many` takes: an iterable of ints, or an object exporting a buffer of
+#: unsigned 64-bit integers (``array('Q')``, numpy ``uint64``, ``memoryview``, ``bytes``), which
+#: is read in place.
+Amounts = Iterable[int]
+
+# Pre-bound library functions: the hot path looks nothing up but the handle. Out-parameters are
+# passed as the ctypes objects themselves: the POINTER argtypes take their address, which costs
+# less than a byref() call.
+_consume = _ffi.tg_consume
+_consume_partial = _ffi.tg_consume_partial
+_consume_batch = _ffi.tg_consume_batch
+
+_U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+
+# The refusals of metering (SPEC §2.2). consume_many reports them through its count.
+_REFUSALS = frozenset({Status.EXHAUSTED, Status.EXPIRED, Status.NO_ACTIVE_KEY})
+
+# Buffer formats that are native unsigned 64-bit integers ('L' is what numpy's uint64 exports
+# on LP64 platforms), and formats of raw bytes, read as native-endian unsigned 64-bit integers.
+_NATIVE = "<" if sys.byteorder == "little" else ">"
+_U64_FORMATS = frozenset({b"Q", b"L", b"@Q", b"@L", b"=Q", _NATIVE.encode() + b"Q"})
+_BYTE_FORMATS = frozenset({b"B", b"b", b"c", b"@B", b"@b", b"@c", b"=B", b"=b"})
+
+
+class Usage:
+    """Usage of a project's data-volume slot pair at one instant (``tg_usage``)."""
+
+    __slots__ = (
+        "active_used",
+        "active_limit",
+        "reserved_used",
+        "reserved_limit",
+        "has_reserved",
+        "switches",
+    )
+
+    def __init__(
+        self,
+        active_used: int,
+        active_limit: int,
+        reserved_used: int,
+        reserved_limit: int,
+        has_reserved: bool,
+        switches: int,
+    ) -> None:
+        """Builds a snapshot; :meth:`Project.usage` is the usual way to get one."""
+        #: Bytes charged to the Active key.
+        self.active_used: int = active_used
+        #: The Active key's limit in bytes (0 without an Active key).
+        self.active_limit: int = active_limit
+        #: Bytes charged to the Reserved key (0 until it becomes the Active key).
+        self.reserved_used: int = reserved_used
+        #: The Reserved key's limit in bytes (0 without a Reserved key).
+        self.reserved_limit: int = reserved_limit
+        #: Whether a Reserved key is present.
+        self.has_reserved: bool = has_reserved
+        #: How many Active→Reserved switches the pair has made.
+        self.switches: int = switches
+
+    @property
+    def remaining(self) -> int:
+        """Bytes still grantable on the Active and Reserved keys together (ignoring expiry)."""
+        return self.active_limit - self.active_used + self.reserved_limit - self.reserved_used
+
+    def _fields(self) -> Tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Usage({fields})"
+
+
+class Project(Handle):
+    """The hot-path handle on one project's data-volume slot pair, from
+    :meth:`Engine.project`.
+
+    Metering is lock-free in the library: share one handle between threads freely.
+    ``consume``, ``consume_partial`` and ``usage`` take nanoseconds and keep the GIL (releasing
+    it would cost more); ``consume_many`` releases it while the library works through the
+    amounts. Close the handle (or use ``with``) when done; closing its engine closes it too.
+    """
+
+    __slots__ = ("_name", "_engine")
+
+    KIND = "project"
+
+    def __init__(self, handle: int, name: str, engine: Engine) -> None:
+        """Wraps a handle from ``tg_project_open``; use :meth:`Engine.project` instead."""
+        super().__init__(handle)
+        self._name = name
+        # Keeps the engine open for as long as this handle is reachable.
+        self._engine = engine
+
+    def _release(self, handle: int) -> None:
+        _ffi.tg_project_close(handle)
+        self._engine._forget(self)
+
+    def _describe(self) -> str:
+        return f"project {self._name!r}"
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<tollgate.Project {self._name!r} {state}>"
+
+    @property
+    def name(self) -> str:
+        """The project's name."""
+        return self._name
+
+    def consume(self, n: int) -> None:
+        """Asks to move ``n`` bytes: grants all of them, or charges nothing and raises
+        :class:`Exhausted`, :class:`Expired` or :class:`NoActiveKey`.
+
+        A grant that crosses the Active key's limit is split between the Active and Reserved
+        keys and switches to the Reserved key, without waiting for anyone. An ``n`` outside
+        ``0..2**64`` raises :class:`InvalidArgument`.
+        """
+        # ctypes would wrap an int outside the uint64_t range silently.
+        if n < 0 or n > 0xFFFF_FFFF_FFFF_FFFF:
+            raise _amount_error(n)
+        try:
+            rc = _consume(self._handle, n)
+        except ArgumentError:
+            rc = _consume(self._handle, _index(n))
+        if rc:
+            raise self._failure(rc)
+
+    def consume_partial(self, n: int) -> int:
+        """Grants as much of ``n`` bytes as remains and returns the amount granted; raises
+        (:class:`Exhausted`, :class:`Expired`, :class:`NoActiveKey`) only when nothing
+        remains."""
+        if n < 0 or n > 0xFFFF_FFFF_FFFF_FFFF:
+            raise _amount_error(n)
+        granted = c_uint64()
+        try:
+            rc = _consume_partial(self._handle, n, granted)
+        except ArgumentError:
+            rc = _consume_partial(self._handle, _index(n), granted)
+        if rc:
+            raise self._failure(rc)
+        return granted.value
+
+    def consume_many(self, amounts: Amounts) -> int:
+        """Grants each amount in order, all or nothing each, stopping at the first refusal, and
+        returns how many were granted. The granted prefix is charged in one atomic step.
+
+        A refusal (exhausted, expired, no Active key) is not raised: the count is shorter than
+        the input; call :meth:`consume` with the first refused amount to learn why. Other
+        errors raise.
+
+        ``amounts`` is any iterable of ints (copied once into a native array), or — read in
+        place, without copying — any C-contiguous object exporting the buffer protocol with
+        unsigned 64-bit items: ``array('Q')``, a numpy ``uint64`` array, a ``memoryview``, or
+        ``bytes``/``bytearray`` whose length is a multiple of 8 (native byte order). A buffer
+        of another item type raises :class:`InvalidArgument`. (A buffer whose address is not
+        8-byte aligned, such as ``memoryview(data)[1:9]``, is copied once to an aligned one.)
+        """
+        granted = c_size_t()
+        kind = type(amounts)
+        if type(amounts) is array and amounts.typecode == "Q":
+            rc = _batch_of_array(self._handle, amounts, granted)
+        elif kind is list or kind is tuple:
+            rc = _batch_of_ints(self._handle, amounts, granted)
+        else:
+            rc = _batch_of_buffer(self._handle, amounts, granted)
+        if rc and rc not in _REFUSALS:
+            raise self._failure(rc)
+        return granted.value
+
+    def usage(self) -> Usage:
+        """The pair's current usage."""
+        raw = _ffi.Usage()
+        rc = _ffi.tg_usage_get(self._handle, raw)
+        if rc:
+            raise self._failure(rc)
+        return Usage(
+            raw.active_used,
+            raw.active_limit,
+            raw.reserved_used,
+            raw.reserved_limit,
+            bool(raw.has_reserved),
+            raw.switches,
+        )
+
+    def _failure(self, status: int) -> Exception:
+        """The exception for a failed call; a closed handle was passed as NULL, which the
+        library refuses, so that case is recognised here rather than checked on every call."""
+        if self._handle is None:
+            return self._closed_error()
+        return error_for(status)
+
+
+def _index(n: Any) -> int:
+    """``n`` as an int, for int-like types (numpy integers) that ctypes does not take as is."""
+    try:
+        return operator.index(n)
+    except TypeError:
+        raise TypeError(f"amount must be an int, not {type(n).__name__}") from None
+
+
+def _amount_error(n: Any) -> Exception:
+    try:
+        return InvalidArgument(f"invalid amount: {_index(n)} is outside 0..={_U64_MAX}")
+    except TypeError as e:
+        return e
+
+
+def _u64_array(amounts: Iterable[int]) -> array[int]:
+    """A native array of ``amounts``, each checked to fit an unsigned 64-bit integer."""
+    try:
+        return array("Q", amounts)
+    except OverflowError:
+        raise InvalidArgument(f"invalid amounts: every amount must be in 0..={_U64_MAX}") from None
+    except TypeError as e:
+        raise TypeError(
+            "amounts must be ints, or a buffer of unsigned 64-bit integers, "
+            f"not {type(amounts).__name__} ({e})"
+        ) from None
+
+
+def _batch_of_ints(handle: Any, amounts: Iterable[int], granted: c_size_t) -> int:
+    data = _u64_array(amounts)
+    address, count = data.buffer_info()
+    return _consume_batch(handle, address, count, granted)
+
+
+def _batch_of_array(handle: Any, amounts: array[int], granted: c_size_t) -> int:
+    """The fast path for ``array('Q')``: its own address and length, with the array exported to
+    a memoryview for the duration of the call so that no other thread can resize it."""
+    with memoryview(amounts):
+        address, count = amounts.buffer_info()
+        return _consume_batch(handle, address, count, granted)
+
+
+def _batch_of_buffer(handle: Any, amounts: Any, granted: c_size_t) -> int:
+    """Passes the memory of a buffer-protocol object to ``tg_consume_batch`` in place, holding
+    the buffer export (so it cannot be resized or freed) for the duration of the call."""
+    if not _ffi.HAS_BUFFER_API:
+        return _batch_of_ints(handle, _buffer_copy(amounts), granted)
+    view = _ffi.PyBuffer()
+    try:
+        _ffi.PyObject_GetBuffer(amounts, view, _ffi.PYBUF_C_CONTIGUOUS_FORMAT)
+    except TypeError:
+        # Not a buffer: an iterable of ints.
+        return _batch_of_ints(handle, amounts, granted)
+    except (BufferError, ValueError) as e:
+        raise InvalidArgument(f"invalid amounts: {e}") from None
+    try:
+        count = _u64_count(view.format, view.itemsize, view.len)
+        address = view.buf or 0
+        if address % 8:
+            # A u64 pointer must be aligned: copy this (rare) buffer once. `aligned` lives
+            # until the call returns.
+            aligned = array("Q")
+            aligned.frombytes(ctypes.string_at(address, count * 8))
+            address = aligned.buffer_info()[0]
+        return _consume_batch(handle, address if count else None, count, granted)
+    finally:
+        _ffi.PyBuffer_Release(view)
+
+
+def _u64_count(fmt: Any, itemsize: int, length: int) -> int:
+    """How many unsigned 64-bit integers a buffer of this format holds, or InvalidArgument."""
+    if itemsize == 8 and fmt in _U64_FORMATS:
+        return length // 8
+    if itemsize == 1 and (fmt is None or fmt in _BYTE_FORMATS):
+        if length % 8:
+            raise InvalidArgument(
+                f"invalid amounts: {length} bytes is not a whole number of 8-byte amounts"
+            )
+        return length // 8
+    shown = (fmt or b"B").decode("ascii", "replace")
+    raise InvalidArgument(
+        f"invalid amounts: a buffer of format {shown!r} with {itemsize}-byte items is not "
+        "unsigned 64-bit integers"
+    )
+
+
+def _buffer_copy(amounts: Any) -> array[int]:
+    """Outside CPython: the buffer's items copied into a native array, checked as above."""
+    try:
+        view = memoryview(amounts)
+    except TypeError:
+        return _u64_array(amounts)
+    if not view.c_contiguous:
+        raise InvalidArgument("invalid amounts: the buffer is not C-contiguous")
+    _u64_count(view.format.encode("ascii", "replace"), view.itemsize, view.nbytes)
+    data = array("Q")
+    data.frombytes(view.tobytes())
+    return data
