@@ -1,19 +1,13 @@
 //! Builds the C and C++ clients against `include/tollgate.h`, links each once to
 //! `libtollgate.so` and once to `libtollgate.a`, and runs them: natively, then under valgrind
 //! (`--leak-check=full`, errors fail the test) when valgrind is on PATH.
-//!
-//! Where the libraries come from: `cargo test -p tollgate-ffi` builds the library target with
-//! all its crate types before the integration tests, and writes `libtollgate.so` and
-//! `libtollgate.a` into `target/<profile>/deps/`, the directory of this test's own executable
-//! (it does not copy them up to `target/<profile>/` as `cargo build` does; checked with cargo
-//! 1.95). So the test looks beside its executable first, then one level up, and never runs a
-//! nested cargo build. A custom `CARGO_TARGET_DIR` or `--release` moves both together.
-//!
-//! The compilers are `cc` and `c++`, or `$CC` and `$CXX` when set.
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::{assert_success, build, compiler, library_dir, workspace, Language, Linkage};
 /// The core starts one process-wide clock thread that lives until the process exits (it is
 /// never joined, by design); glibc's per-thread TLS block of such a thread is reported as
 /// "possibly lost" at exit. Nothing else is suppressed.
@@ -29,95 +23,6 @@ const VALGRIND_SUPPRESSIONS: &str = r#"
    fun:*Clock*system*
 }
 "#;
-
-#[derive(Clone, Copy, Debug)]
-enum Language {
-    C,
-    Cxx,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Linkage {
-    Shared,
-    Static,
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("ffi/ has a parent")
-        .to_owned()
-}
-
-/// The directory holding both `libtollgate.so` and `libtollgate.a` from this build.
-fn library_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test knows its executable");
-    let deps = exe.parent().expect("the executable is in a directory");
-    for dir in [deps, deps.parent().unwrap_or(deps)] {
-        if dir.join("libtollgate.so").is_file() && dir.join("libtollgate.a").is_file() {
-            return dir.to_owned();
-        }
-    }
-    panic!(
-        "libtollgate.so and libtollgate.a are neither in {} nor in its parent; \
-         run this test through `cargo test -p tollgate-ffi`",
-        deps.display()
-    );
-}
-
-fn compiler(language: Language) -> String {
-    let (var, default) = match language {
-        Language::C => ("CC", "cc"),
-        Language::Cxx => ("CXX", "c++"),
-    };
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
-
-/// Compiles `source` (relative to the workspace) into `out_dir` and returns the executable.
-fn build(source: &str, language: Language, linkage: Linkage, out_dir: &Path) -> PathBuf {
-    let lib = library_dir();
-    let stem = Path::new(source).file_stem().unwrap().to_string_lossy();
-    let exe = out_dir.join(format!("{stem}-{linkage:?}").to_lowercase());
-    let mut cmd = Command::new(compiler(language));
-    cmd.args(["-Wall", "-Wextra", "-Werror", "-g"])
-        .arg(match language {
-            Language::C => "-std=c11",
-            Language::Cxx => "-std=c++17",
-        })
-        .arg("-I")
-        .arg(workspace().join("include"))
-        .arg(workspace().join(source))
-        .arg("-o")
-        .arg(&exe);
-    match linkage {
-        Linkage::Shared => {
-            cmd.arg("-L")
-                .arg(&lib)
-                .arg("-ltollgate")
-                .arg(format!("-Wl,-rpath,{}", lib.display()));
-        }
-        // The archive is named by path so that the linker cannot pick the .so beside it.
-        Linkage::Static => {
-            cmd.arg(lib.join("libtollgate.a"));
-        }
-    }
-    cmd.args(["-lpthread", "-ldl", "-lm"]);
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("run {:?}: {e}", cmd.get_program()));
-    assert_success(&format!("compile {source} ({linkage:?})"), &output);
-    exe
-}
-
-fn assert_success(what: &str, output: &Output) {
-    assert!(
-        output.status.success(),
-        "{what} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-}
 
 fn valgrind_available() -> bool {
     Command::new("valgrind")
