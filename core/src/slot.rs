@@ -858,6 +858,26 @@ mod tests {
         assert_eq!(both.state().switches, 0);
     }
 
+    /// Regression (found by the state-machine test): a used-up key answers `Exhausted` whether
+    /// or not it has also expired, and whether or not it came into the Active slot by a switch.
+    #[test]
+    fn used_up_takes_precedence_over_expired() {
+        let events = Recorder::default();
+        let switched = pair(key(1, 10, NEVER), Some(key(2, 10, 100)));
+        switched.grant(20, Mode::AllOrNothing, 0, &events).unwrap();
+        let direct = pair(key(3, 10, 100), None);
+        direct.grant(10, Mode::AllOrNothing, 0, &events).unwrap();
+        for record in [&switched, &direct] {
+            assert!(matches!(
+                record.grant(1, Mode::Partial, 200, &events),
+                Err(Error::Exhausted {
+                    requested: 1,
+                    remaining: 0
+                })
+            ));
+        }
+    }
+
     #[test]
     fn refusal_is_reported_once_per_generation() {
         let record = pair(key(1, 10, NEVER), None);

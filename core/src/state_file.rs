@@ -353,6 +353,19 @@ mod tests {
                 |b| b.iter_mut().for_each(|x| *x = 0),
                 "not a Tollgate",
             ),
+            (
+                "random bytes",
+                |b| {
+                    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+                    for byte in b.iter_mut() {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        *byte = x as u8;
+                    }
+                },
+                "not a Tollgate",
+            ),
             ("bit flip", |b| b[17] ^= 0x10, "checksum"),
             (
                 "other version",
