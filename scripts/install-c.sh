@@ -16,7 +16,9 @@
 #   LIBDIR            default PREFIX/lib
 #   INCLUDEDIR        default PREFIX/include
 #   DESTDIR           staging root prepended to every installed path (the .pc keeps PREFIX)
-#   CARGO_TARGET_DIR  where cargo builds (default ./target)
+#   CARGO_TARGET_DIR  where cargo builds (default ./target/install-c: a library built with a
+#                     soname is kept apart from target/release, whose unversioned
+#                     libtollgate.so programs link with -L target/release)
 #   TOLLGATE_LIB_DIR  install libtollgate.so/.a from this directory instead of building them
 #                     (they then carry no soname); the test suite uses it
 #
@@ -32,7 +34,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LIBDIR=${LIBDIR:-$PREFIX/lib}
 INCLUDEDIR=${INCLUDEDIR:-$PREFIX/include}
 DESTDIR=${DESTDIR:-}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/install-c}
 
 # The package version: ffi/Cargo.toml inherits the workspace's unless it sets its own.
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/ffi/Cargo.toml" | head -n 1)
@@ -59,7 +61,7 @@ else
     trap 'rm -f "$LOG"' EXIT
     # `cargo rustc` passes the soname to this crate's link only; the libraries come out in
     # $TARGET_DIR/release like a `cargo build --release`.
-    (cd "$ROOT" && cargo rustc -p tollgate-ffi --lib --release -- \
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo rustc -p tollgate-ffi --lib --release -- \
         -C "link-arg=-Wl,-soname,libtollgate.so.$SOVER" --print native-static-libs) 2>&1 |
         tee "$LOG" >&2
     FOUND=$(sed -n 's/.*native-static-libs: //p' "$LOG" | head -n 1)
