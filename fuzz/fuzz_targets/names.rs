@@ -1,0 +1,20 @@
+//! `check_name` on arbitrary strings: never panics, and accepts exactly the names of SPEC §1:
+//! 1..=64 bytes of UTF-8 with no control character (NUL included).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tollgate_core::{check_name, Error, MAX_NAME_BYTES};
+
+fuzz_target!(|data: &[u8]| {
+    let name = String::from_utf8_lossy(data);
+    let valid = (1..=MAX_NAME_BYTES).contains(&name.len()) && !name.chars().any(char::is_control);
+    match check_name("project name", &name) {
+        Ok(()) => assert!(valid, "{name:?} was accepted"),
+        Err(Error::InvalidArgument { field, reason }) => {
+            assert!(!valid, "{name:?} was refused: {reason}");
+            assert_eq!(field, "project name");
+            assert!(!reason.is_empty());
+        }
+        Err(other) => panic!("{name:?} refused with {other:?}, not InvalidArgument"),
+    }
+});
