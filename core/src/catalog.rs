@@ -43,6 +43,11 @@ CREATE TABLE keys (
 );
 CREATE INDEX keys_by_record ON keys (record);
 CREATE INDEX keys_pending ON keys (record) WHERE state = 'pending';
+CREATE TABLE switches (
+    record INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    PRIMARY KEY (record, epoch)
+);
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -50,6 +55,10 @@ CREATE TABLE events (
     json TEXT NOT NULL
 );
 ";
+
+/// A hot-path event ready for the audit log: the project, what happened, and for a switch the
+/// (record, generation) that identifies it.
+pub(crate) type HotEvent = (String, EventKind, Option<(u32, u16)>);
 
 /// A project row.
 #[derive(Debug, Clone)]
@@ -435,6 +444,13 @@ impl Catalog {
                 )
                 .map_err(Error::store("sync pair"))?;
         }
+        // Claims of earlier generations can go: a generation's number comes back only after
+        // 65,536 admin changes of the pair.
+        tx.execute(
+            "DELETE FROM switches WHERE record = ?1 AND epoch != ?2",
+            params![record, state.epoch],
+        )
+        .map_err(Error::store("sync pair"))?;
         changed += tx
             .execute(
                 "UPDATE pairs SET synced_epoch = ?2 WHERE record = ?1 AND synced_epoch != ?2",
@@ -442,6 +458,17 @@ impl Catalog {
             )
             .map_err(store)?;
         Ok(changed > 0)
+    }
+
+    /// Marks a key that a switch moved out of its slot as retired with its final usage.
+    pub(crate) fn retire_key(tx: &Transaction<'_>, row: u32, used: u64, at: &str) -> Result<()> {
+        tx.execute(
+            "UPDATE keys SET state = 'retired', final_used = ?2, ended_at = ?3
+             WHERE row = ?1 AND state IN ('pending', 'live')",
+            params![row, used, at],
+        )
+        .map_err(Error::store("retire key"))?;
+        Ok(())
     }
 
     /// Marks a reserve key as removed from its slot.
@@ -472,10 +499,44 @@ impl Catalog {
             .map_err(Error::store("look up key"))
     }
 
-    /// Appends events to the audit log in one transaction and returns them with their numbers.
-    pub(crate) fn append_events(&self, events: &[(String, EventKind)]) -> Result<Vec<Event>> {
+    /// Claims the audit entry of the switch a record made in generation `epoch`: true for the
+    /// first caller, false once the hot path's dispatcher or a repair has logged it.
+    pub(crate) fn claim_switch(tx: &Transaction<'_>, record: u32, epoch: u16) -> Result<bool> {
+        tx.execute(
+            "INSERT OR IGNORE INTO switches (record, epoch) VALUES (?1, ?2)",
+            params![record, epoch],
+        )
+        .map(|inserted| inserted == 1)
+        .map_err(Error::store("claim switch"))
+    }
+
+    /// Whether the switch a record made in generation `epoch` is in the audit log.
+    pub(crate) fn switch_logged(&self, record: u32, epoch: u16) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM switches WHERE record = ?1 AND epoch = ?2",
+                params![record, epoch],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(Error::store("look up switch"))
+    }
+
+    /// Appends hot-path events in one transaction and returns those appended. A switch carries
+    /// its (record, generation) and is appended only if no one logged it before.
+    pub(crate) fn append_hot_events(&self, events: &[HotEvent]) -> Result<Vec<Event>> {
         let tx = self.begin()?;
-        let appended = Self::append_events_in(&tx, events)?;
+        let mut fresh = Vec::with_capacity(events.len());
+        for (project, kind, switch) in events {
+            if let Some((record, epoch)) = *switch {
+                if !Self::claim_switch(&tx, record, epoch)? {
+                    continue;
+                }
+            }
+            fresh.push((project.clone(), kind.clone()));
+        }
+        let appended = Self::append_events_in(&tx, &fresh)?;
         tx.commit().map_err(Error::store("commit events"))?;
         Ok(appended)
     }

@@ -647,7 +647,7 @@ impl Engine {
 
     /// Records in the catalog what the hot state did since the last admin change of a pair.
     fn sync(&self, admin: &Admin, project: &ProjectRow, pair: PairRow) -> Result<()> {
-        sync_pair(&self.inner.state, &admin.catalog, project, pair)
+        sync_pair(&self.inner.state, &admin.catalog, project, pair).map(drop)
     }
 
     /// The common path of an admin change to one pair: sync, check the plan with nothing
@@ -662,7 +662,7 @@ impl Engine {
         key: &Key,
         plan: impl Fn(&PairState, &HashMap<u32, KeyRow>, u32) -> Result<NextGen>,
     ) -> Result<(PairState, NextGen, u32)> {
-        self.sync(admin, project, pair)?;
+        let mut recorded = sync_pair(&self.inner.state, &admin.catalog, project, pair)?;
         let keys = admin.catalog.keys_of(pair.record)?;
         let record = self.inner.state.record(pair.record);
         plan(&record.state(), &keys, u32::MAX)?;
@@ -678,11 +678,25 @@ impl Engine {
                 final_used: None,
             },
         );
-        match record.publish(|state| plan(state, &keys, row)) {
-            Ok((before, next)) => Ok((before, next, row)),
-            Err(e) => {
-                admin.catalog.delete_pending_key(row)?;
-                Err(e)
+        loop {
+            // A generation may only be published from a state whose switch, if any, the
+            // catalog holds: the next generation no longer shows it.
+            let published = record.publish(|state| {
+                if state.switched_out != recorded {
+                    return Err(None);
+                }
+                plan(state, &keys, row).map_err(Some)
+            });
+            match published {
+                Ok((before, next)) => return Ok((before, next, row)),
+                Err(None) => {
+                    recorded =
+                        record_switch(&self.inner.state, &admin.catalog, project, pair.record)?
+                }
+                Err(Some(refusal)) => {
+                    admin.catalog.delete_pending_key(row)?;
+                    return Err(refusal);
+                }
             }
         }
     }
@@ -799,13 +813,14 @@ fn owner_tag(project: i64) -> u32 {
 }
 
 /// Records in the catalog what the hot state did since the last admin change of a pair (a
-/// switch's final usage), and completes an admin change a crash interrupted after it published.
+/// switch's final usage and its audit entry), and completes an admin change a crash interrupted
+/// after it published. Returns the switch recorded, if the current generation made one.
 fn sync_pair(
     state: &StateFile,
     catalog: &Catalog,
     project: &ProjectRow,
     pair: PairRow,
-) -> Result<()> {
+) -> Result<Option<(u32, u64)>> {
     let hot = state.record(pair.record).state();
     // As in `finish_change`: the hot file is on disk before the catalog copies from it.
     state.flush_record(pair.record)?;
@@ -821,15 +836,66 @@ fn sync_pair(
             &[(project.name.clone(), EventKind::Recovered { detail })],
         )?;
     }
-    tx.commit().map_err(Error::store("commit pair sync"))
+    log_switch(&tx, catalog, project, pair.record, &hot)?;
+    tx.commit().map_err(Error::store("commit pair sync"))?;
+    Ok(hot.switched_out)
+}
+
+/// Records a switch the hot path made since the last sync, and nothing else: the final usage of
+/// the key it retired and its audit entry. Used while an admin change has a pending key that a
+/// full sync would drop. Returns the switch recorded.
+fn record_switch(
+    state: &StateFile,
+    catalog: &Catalog,
+    project: &ProjectRow,
+    record: u32,
+) -> Result<Option<(u32, u64)>> {
+    let hot = state.record(record).state();
+    if let Some((row, used)) = hot.switched_out {
+        state.flush_record(record)?;
+        let tx = catalog.begin()?;
+        Catalog::retire_key(&tx, row, used, &now_text())?;
+        log_switch(&tx, catalog, project, record, &hot)?;
+        tx.commit().map_err(Error::store("commit switch"))?;
+    }
+    Ok(hot.switched_out)
+}
+
+/// Appends the audit entry of the current generation's switch unless the dispatcher of the
+/// process that made it (or an earlier repair) already did: a process killed right after a
+/// switch loses its queued event, and this puts it back, exactly once.
+fn log_switch(
+    tx: &rusqlite::Transaction<'_>,
+    catalog: &Catalog,
+    project: &ProjectRow,
+    record: u32,
+    hot: &PairState,
+) -> Result<()> {
+    let (Some((from, _)), Some(to), Some(reason)) =
+        (hot.switched_out, hot.active, hot.switch_reason)
+    else {
+        return Ok(());
+    };
+    if Catalog::claim_switch(tx, record, hot.epoch)? {
+        let event = EventKind::Switched {
+            from: catalog.key_id(from)?,
+            to: catalog.key_id(to.key)?,
+            reason,
+        };
+        Catalog::append_events_in(tx, &[(project.name.clone(), event)])?;
+    }
+    Ok(())
 }
 
 /// Completes every admin change a crash left half-done: pairs holding pending keys, and with
-/// `all`, pairs whose hot generation the catalog has not caught up with. Needs the admin lock.
+/// `all`, pairs whose hot generation the catalog has not caught up with or whose switch is not
+/// in the audit log. Needs the admin lock.
 fn repair(state: &StateFile, catalog: &Catalog, all: bool) -> Result<()> {
     for (project, pair) in catalog.all_pairs(!all)? {
-        let epoch = state.record(pair.record).state().epoch;
-        if !all || epoch != pair.synced_epoch {
+        let hot = state.record(pair.record).state();
+        let unlogged_switch =
+            hot.switched_out.is_some() && !catalog.switch_logged(pair.record, hot.epoch)?;
+        if !all || hot.epoch != pair.synced_epoch || unlogged_switch {
             sync_pair(state, catalog, &project, pair)?;
         }
     }

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, HotEvent};
 use crate::slot::{PairEvent, RefusalReason, SwitchReason};
 use crate::view::Role;
 
@@ -268,7 +268,7 @@ impl Dispatcher {
             .name("tollgate-events".into())
             .spawn(move || {
                 let mut names = Names::default();
-                let mut pending: Vec<(String, EventKind)> = Vec::new();
+                let mut pending: Vec<HotEvent> = Vec::new();
                 loop {
                     // Acquire: pairs with the Release in `Drop`; events pushed before it are seen.
                     let stopping = flag.load(Ordering::Acquire);
@@ -279,7 +279,7 @@ impl Dispatcher {
                         }
                     }
                     if !pending.is_empty() {
-                        if let Ok(events) = catalog.append_events(&pending) {
+                        if let Ok(events) = catalog.append_hot_events(&pending) {
                             subscribers.broadcast(&events);
                             pending.clear();
                         }
@@ -318,7 +318,8 @@ struct Names {
 }
 
 impl Names {
-    fn resolve(&mut self, catalog: &Catalog, raw: RawEvent) -> (String, EventKind) {
+    /// The event with names, and for a switch the (record, generation) that identifies it.
+    fn resolve(&mut self, catalog: &Catalog, raw: RawEvent) -> HotEvent {
         let project = self
             .projects
             .entry(raw.record)
@@ -338,18 +339,27 @@ impl Names {
                 })
                 .clone()
         };
+        let mut switch = None;
         let kind = match raw.event {
-            PairEvent::Switched { from, to, reason } => EventKind::Switched {
-                from: key(from),
-                to: key(to),
+            PairEvent::Switched {
+                epoch,
+                from,
+                to,
                 reason,
-            },
+            } => {
+                switch = Some((raw.record, epoch));
+                EventKind::Switched {
+                    from: key(from),
+                    to: key(to),
+                    reason,
+                }
+            }
             PairEvent::Threshold { key: row, percent } => EventKind::Threshold {
                 key: key(row),
                 percent,
             },
             PairEvent::Refused { reason } => EventKind::Refused { reason },
         };
-        (project, kind)
+        (project, kind, switch)
     }
 }

@@ -133,6 +133,8 @@ pub enum RefusalReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PairEvent {
     Switched {
+        /// The generation the switch happened in: with the record, it names the switch once.
+        epoch: u16,
         from: u32,
         to: u32,
         reason: SwitchReason,
@@ -187,6 +189,8 @@ pub(crate) struct PairState {
     pub reserve: Option<LiveKey>,
     /// The key the current generation's switch retired, with its final usage.
     pub switched_out: Option<(u32, u64)>,
+    /// Why that switch happened.
+    pub switch_reason: Option<SwitchReason>,
     /// What the admin change that opened this generation retired.
     pub published_retired: Option<(u32, u64)>,
     pub switches: u32,
@@ -408,6 +412,7 @@ impl PairRecord {
             }
             if w.reserve_limit > 0 && before < w.active_limit && after >= w.active_limit {
                 events.emit(PairEvent::Switched {
+                    epoch: cursor.epoch,
                     from: active_key,
                     to: reserve_key,
                     reason: SwitchReason::Exhausted,
@@ -450,6 +455,7 @@ impl PairRecord {
         let meta = &self.meta[usize::from(cursor.epoch & 1)];
         // Acquire: pairs with the Release stores that published this generation's key ids.
         events.emit(PairEvent::Switched {
+            epoch: cursor.epoch,
             from: meta.active_key.load(Ordering::Acquire),
             to: meta.reserve_key.load(Ordering::Acquire),
             reason: SwitchReason::Expired,
@@ -559,6 +565,7 @@ impl PairRecord {
             active: None,
             reserve: None,
             switched_out: None,
+            switch_reason: None,
             published_retired,
             switches: switches_before,
         };
@@ -578,6 +585,11 @@ impl PairRecord {
                 active_limit
             };
             state.switched_out = Some((active.key, stopped_at.min(active_limit)));
+            state.switch_reason = Some(if cursor.expired {
+                SwitchReason::Expired
+            } else {
+                SwitchReason::Exhausted
+            });
             state.active = Some(reserve);
             state.switches += 1;
         } else {
@@ -793,6 +805,7 @@ mod tests {
         );
         let seen = events.take();
         assert!(seen.contains(&PairEvent::Switched {
+            epoch: 1,
             from: 1,
             to: 2,
             reason: SwitchReason::Exhausted
@@ -831,6 +844,7 @@ mod tests {
         assert_eq!(
             events.take(),
             vec![PairEvent::Switched {
+                epoch: 1,
                 from: 1,
                 to: 2,
                 reason: SwitchReason::Expired
