@@ -43,11 +43,7 @@ CREATE TABLE keys (
 );
 CREATE INDEX keys_by_record ON keys (record);
 CREATE INDEX keys_pending ON keys (record) WHERE state = 'pending';
-CREATE TABLE switches (
-    record INTEGER NOT NULL,
-    epoch INTEGER NOT NULL,
-    PRIMARY KEY (record, epoch)
-);
+CREATE TABLE switches (key_row INTEGER PRIMARY KEY);
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -57,8 +53,8 @@ CREATE TABLE events (
 ";
 
 /// A hot-path event ready for the audit log: the project, what happened, and for a switch the
-/// (record, generation) that identifies it.
-pub(crate) type HotEvent = (String, EventKind, Option<(u32, u16)>);
+/// row of the key it moved out, which identifies it.
+pub(crate) type HotEvent = (String, EventKind, Option<u32>);
 
 /// A project row.
 #[derive(Debug, Clone)]
@@ -444,13 +440,6 @@ impl Catalog {
                 )
                 .map_err(Error::store("sync pair"))?;
         }
-        // Claims of earlier generations can go: a generation's number comes back only after
-        // 65,536 admin changes of the pair.
-        tx.execute(
-            "DELETE FROM switches WHERE record = ?1 AND epoch != ?2",
-            params![record, state.epoch],
-        )
-        .map_err(Error::store("sync pair"))?;
         changed += tx
             .execute(
                 "UPDATE pairs SET synced_epoch = ?2 WHERE record = ?1 AND synced_epoch != ?2",
@@ -499,38 +488,37 @@ impl Catalog {
             .map_err(Error::store("look up key"))
     }
 
-    /// Claims the audit entry of the switch a record made in generation `epoch`: true for the
-    /// first caller, false once the hot path's dispatcher or a repair has logged it.
-    pub(crate) fn claim_switch(tx: &Transaction<'_>, record: u32, epoch: u16) -> Result<bool> {
+    /// Claims the audit entry of the switch that moved key `row` out of its Active slot (a key
+    /// leaves it at most once): true for the first caller, false once the hot path's dispatcher
+    /// or a repair has logged it.
+    pub(crate) fn claim_switch(tx: &Transaction<'_>, row: u32) -> Result<bool> {
         tx.execute(
-            "INSERT OR IGNORE INTO switches (record, epoch) VALUES (?1, ?2)",
-            params![record, epoch],
+            "INSERT OR IGNORE INTO switches (key_row) VALUES (?1)",
+            [row],
         )
         .map(|inserted| inserted == 1)
         .map_err(Error::store("claim switch"))
     }
 
-    /// Whether the switch a record made in generation `epoch` is in the audit log.
-    pub(crate) fn switch_logged(&self, record: u32, epoch: u16) -> Result<bool> {
+    /// Whether the switch that moved key `row` out is in the audit log.
+    pub(crate) fn switch_logged(&self, row: u32) -> Result<bool> {
         self.conn
-            .query_row(
-                "SELECT 1 FROM switches WHERE record = ?1 AND epoch = ?2",
-                params![record, epoch],
-                |_| Ok(()),
-            )
+            .query_row("SELECT 1 FROM switches WHERE key_row = ?1", [row], |_| {
+                Ok(())
+            })
             .optional()
             .map(|found| found.is_some())
             .map_err(Error::store("look up switch"))
     }
 
     /// Appends hot-path events in one transaction and returns those appended. A switch carries
-    /// its (record, generation) and is appended only if no one logged it before.
+    /// the row of the key it moved out and is appended only if no one logged it before.
     pub(crate) fn append_hot_events(&self, events: &[HotEvent]) -> Result<Vec<Event>> {
         let tx = self.begin()?;
         let mut fresh = Vec::with_capacity(events.len());
         for (project, kind, switch) in events {
-            if let Some((record, epoch)) = *switch {
-                if !Self::claim_switch(&tx, record, epoch)? {
+            if let Some(row) = *switch {
+                if !Self::claim_switch(&tx, row)? {
                     continue;
                 }
             }

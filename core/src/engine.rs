@@ -836,7 +836,7 @@ fn sync_pair(
             &[(project.name.clone(), EventKind::Recovered { detail })],
         )?;
     }
-    log_switch(&tx, catalog, project, pair.record, &hot)?;
+    log_switch(&tx, catalog, project, &hot)?;
     tx.commit().map_err(Error::store("commit pair sync"))?;
     Ok(hot.switched_out)
 }
@@ -855,7 +855,7 @@ fn record_switch(
         state.flush_record(record)?;
         let tx = catalog.begin()?;
         Catalog::retire_key(&tx, row, used, &now_text())?;
-        log_switch(&tx, catalog, project, record, &hot)?;
+        log_switch(&tx, catalog, project, &hot)?;
         tx.commit().map_err(Error::store("commit switch"))?;
     }
     Ok(hot.switched_out)
@@ -868,7 +868,6 @@ fn log_switch(
     tx: &rusqlite::Transaction<'_>,
     catalog: &Catalog,
     project: &ProjectRow,
-    record: u32,
     hot: &PairState,
 ) -> Result<()> {
     let (Some((from, _)), Some(to), Some(reason)) =
@@ -876,7 +875,7 @@ fn log_switch(
     else {
         return Ok(());
     };
-    if Catalog::claim_switch(tx, record, hot.epoch)? {
+    if Catalog::claim_switch(tx, from)? {
         let event = EventKind::Switched {
             from: catalog.key_id(from)?,
             to: catalog.key_id(to.key)?,
@@ -893,8 +892,10 @@ fn log_switch(
 fn repair(state: &StateFile, catalog: &Catalog, all: bool) -> Result<()> {
     for (project, pair) in catalog.all_pairs(!all)? {
         let hot = state.record(pair.record).state();
-        let unlogged_switch =
-            hot.switched_out.is_some() && !catalog.switch_logged(pair.record, hot.epoch)?;
+        let unlogged_switch = match hot.switched_out {
+            Some((row, _)) => !catalog.switch_logged(row)?,
+            None => false,
+        };
         if !all || hot.epoch != pair.synced_epoch || unlogged_switch {
             sync_pair(state, catalog, &project, pair)?;
         }

@@ -318,7 +318,7 @@ struct Names {
 }
 
 impl Names {
-    /// The event with names, and for a switch the (record, generation) that identifies it.
+    /// The event with names, and for a switch the row of the key it moved out.
     fn resolve(&mut self, catalog: &Catalog, raw: RawEvent) -> HotEvent {
         let project = self
             .projects
@@ -341,13 +341,8 @@ impl Names {
         };
         let mut switch = None;
         let kind = match raw.event {
-            PairEvent::Switched {
-                epoch,
-                from,
-                to,
-                reason,
-            } => {
-                switch = Some((raw.record, epoch));
+            PairEvent::Switched { from, to, reason } => {
+                switch = Some(from);
                 EventKind::Switched {
                     from: key(from),
                     to: key(to),

@@ -133,8 +133,6 @@ pub enum RefusalReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PairEvent {
     Switched {
-        /// The generation the switch happened in: with the record, it names the switch once.
-        epoch: u16,
         from: u32,
         to: u32,
         reason: SwitchReason,
@@ -412,7 +410,6 @@ impl PairRecord {
             }
             if w.reserve_limit > 0 && before < w.active_limit && after >= w.active_limit {
                 events.emit(PairEvent::Switched {
-                    epoch: cursor.epoch,
                     from: active_key,
                     to: reserve_key,
                     reason: SwitchReason::Exhausted,
@@ -455,7 +452,6 @@ impl PairRecord {
         let meta = &self.meta[usize::from(cursor.epoch & 1)];
         // Acquire: pairs with the Release stores that published this generation's key ids.
         events.emit(PairEvent::Switched {
-            epoch: cursor.epoch,
             from: meta.active_key.load(Ordering::Acquire),
             to: meta.reserve_key.load(Ordering::Acquire),
             reason: SwitchReason::Expired,
@@ -805,7 +801,6 @@ mod tests {
         );
         let seen = events.take();
         assert!(seen.contains(&PairEvent::Switched {
-            epoch: 1,
             from: 1,
             to: 2,
             reason: SwitchReason::Exhausted
@@ -844,7 +839,6 @@ mod tests {
         assert_eq!(
             events.take(),
             vec![PairEvent::Switched {
-                epoch: 1,
                 from: 1,
                 to: 2,
                 reason: SwitchReason::Expired

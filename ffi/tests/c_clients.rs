@@ -7,7 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_success, build, compiler, library_dir, workspace, Language, Linkage};
+use common::{
+    assert_success, build, compiler, library_dir, this_build_library, workspace, Language, Linkage,
+};
 /// The core starts one process-wide clock thread that lives until the process exits (it is
 /// never joined, by design); glibc's per-thread TLS block of such a thread is reported as
 /// "possibly lost" at exit. Nothing else is suppressed.
@@ -35,7 +37,7 @@ fn valgrind_available() -> bool {
 /// valgrind, and returns the native run's stdout.
 fn run(exe: &Path, extra_args: &[&str], valgrind_args: &[&str]) -> String {
     let state = tempfile::tempdir().expect("temp state dir");
-    let output = Command::new(exe)
+    let output = this_build_library(&mut Command::new(exe))
         .arg(state.path())
         .args(extra_args)
         .output()
@@ -48,7 +50,7 @@ fn run(exe: &Path, extra_args: &[&str], valgrind_args: &[&str]) -> String {
         let scratch = tempfile::tempdir().expect("temp dir");
         let suppressions = scratch.path().join("tollgate.supp");
         std::fs::write(&suppressions, VALGRIND_SUPPRESSIONS).expect("write suppressions");
-        let output = Command::new("valgrind")
+        let output = this_build_library(&mut Command::new("valgrind"))
             .args(["--error-exitcode=99", "--leak-check=full", "--quiet"])
             .arg(format!("--suppressions={}", suppressions.display()))
             .arg(exe)

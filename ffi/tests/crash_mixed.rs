@@ -30,8 +30,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{assert_success, compiler, library_dir, workspace, Language};
-use tollgate_core::{Delivery, Edition, Engine, Error, Key, KeyKind, KeyStatus, Scheme};
+use common::{assert_success, compiler, library_dir, this_build_library, workspace, Language};
+use tollgate_core::{Delivery, Edition, Engine, Error, EventKind, Key, KeyKind, KeyStatus, Scheme};
 
 const ACTIVE: u64 = 48 << 20;
 const RESERVE: u64 = 48 << 20;
@@ -304,7 +304,7 @@ impl Trial<'_> {
     fn spawn(&self, process: usize) -> Child {
         let seed = self.seed.wrapping_add(process as u64 * 0x1_0000_0001);
         let mut cmd = Command::new("nice");
-        cmd.args(["-n", "19"]);
+        this_build_library(&mut cmd).args(["-n", "19"]);
         if process < RUST_PROCESSES {
             cmd.arg(std::env::current_exe().unwrap())
                 .args([
@@ -481,6 +481,18 @@ fn sigkill_mixed_clients_loses_no_acknowledged_grant() {
             switches,
             u64::from(charged >= ACTIVE),
             "trial {trial}: {switches} switches with {charged} charged of an Active {ACTIVE}"
+        );
+        // The killed processes' dispatchers may not have logged the switch; reopening does,
+        // and never twice (SPEC §2.2 invariant 4, §2.6).
+        let logged = engine
+            .events_after(0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.project == project && matches!(e.kind, EventKind::Switched { .. }))
+            .count() as u64;
+        assert_eq!(
+            logged, switches,
+            "trial {trial}: switch events in the audit log"
         );
         if kill_at_startup {
             assert_eq!(charged, 0, "trial {trial}: charged before go");

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{build, library_dir, workspace, Language, Linkage};
+use common::{build, library_dir, this_build_library, workspace, Language, Linkage};
 use tollgate_core::{Delivery, Edition, Engine, Error, EventKind, Key, KeyKind, Scheme};
 
 const ACTIVE: u64 = 50_000_017;
@@ -98,7 +98,8 @@ fn rust_c_cpp_and_python_drain_one_project_exactly() {
         ]
     };
     let spawn = |cmd: &mut Command| {
-        cmd.stdout(Stdio::piped())
+        this_build_library(cmd)
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()

@@ -106,3 +106,10 @@ pub fn assert_success(what: &str, output: &Output) {
         String::from_utf8_lossy(&output.stderr),
     );
 }
+
+/// Points a client process at this build's library. Cargo puts `target/<profile>` on the test's
+/// `LD_LIBRARY_PATH`, which the dynamic loader searches before a client's rpath: a stale
+/// `libtollgate.so` left there by an earlier `cargo build` would otherwise be loaded instead.
+pub fn this_build_library(cmd: &mut Command) -> &mut Command {
+    cmd.env("LD_LIBRARY_PATH", library_dir())
+}
