@@ -1,0 +1,191 @@
+//! State directories with projects and keys, built the same way for every benchmark.
+
+use std::error::Error;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tollgate_core::{Engine, Key, Options, ProjectHandle, MAX_LIMIT_BYTES};
+
+/// The boxed error every fallible benchmark step returns.
+pub type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+/// A data-volume key of `limit` bytes: online, commercial, standard, never expiring.
+pub fn key(id: &str, limit: u64) -> Key {
+    Key::from_json(&format!(
+        r#"{{"id": "{id}", "delivery": "online", "kind": "commercial", "edition": "standard",
+            "scheme": {{"data_volume": {{"limit_bytes": {limit}}}}}}}"#
+    ))
+    .expect("the benchmark key is valid")
+}
+
+/// The name of project `i` in every fixture.
+pub fn project_name(i: usize) -> String {
+    format!("p{i}")
+}
+
+/// Which keys each fixture project gets; every key has the maximum limit (64 TiB less one
+/// byte), so 1-byte consumes never run out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keys {
+    /// An Active key only: two admin transactions per project, enough to consume.
+    Active,
+    /// An Active and a Reserved key: three transactions per project, as a real pair is set up.
+    ActiveAndReserve,
+}
+
+/// Creates projects `p0..p{count}` with `keys`. Returns how long it took.
+pub fn populate(engine: &Engine, count: usize, keys: Keys) -> BenchResult<Duration> {
+    let started = Instant::now();
+    for i in 0..count {
+        let name = project_name(i);
+        engine.create_project(&name)?;
+        engine.add_key(&name, key(&format!("{name}-A"), MAX_LIMIT_BYTES))?;
+        if keys == Keys::ActiveAndReserve {
+            engine.add_key(&name, key(&format!("{name}-R"), MAX_LIMIT_BYTES))?;
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// A state directory of projects (one Active key each) on disk.
+pub struct DiskState {
+    /// The directory on disk, closed: open it with [`open`] or [`Engine::open`].
+    pub dir: tempfile::TempDir,
+    /// How long creating the projects took where they were built.
+    pub build: Duration,
+    /// Whether they were built in memory (`/dev/shm`) and copied to disk.
+    pub built_in_memory: bool,
+}
+
+impl DiskState {
+    /// Builds the state in memory, where the catalog's per-transaction `fsync` costs nothing,
+    /// then copies the closed files to a disk directory: the measurement needs state on disk,
+    /// building it there would cost one `fsync` per transaction (about 1 ms each here).
+    ///
+    /// `count` projects are created in a state of `capacity` records.
+    pub fn build(count: usize, capacity: u32) -> BenchResult<DiskState> {
+        let scratch = memory_dir()?;
+        let built_in_memory = scratch.path().starts_with("/dev/shm");
+        let build = {
+            let engine = open(scratch.path(), capacity)?;
+            populate(&engine, count, Keys::Active)?
+        };
+        let dir = disk_dir()?;
+        copy_state(scratch.path(), dir.path())?;
+        Ok(DiskState {
+            dir,
+            build,
+            built_in_memory,
+        })
+    }
+}
+
+/// Opens a fresh engine with `capacity` records in `dir`.
+pub fn open(dir: &Path, capacity: u32) -> BenchResult<Engine> {
+    Ok(Engine::open_with(
+        dir,
+        Options {
+            capacity,
+            ..Options::default()
+        },
+    )?)
+}
+
+/// Handles on projects `p0..p{count}`.
+pub fn handles(engine: &Engine, count: usize) -> BenchResult<Vec<ProjectHandle>> {
+    (0..count)
+        .map(|i| Ok(engine.project(&project_name(i))?))
+        .collect()
+}
+
+/// A temporary directory on the disk the default temporary directory lives on (`TMPDIR`,
+/// else `/tmp`): where state must behave as in production (mapped pages written back, `msync`).
+pub fn disk_dir() -> BenchResult<tempfile::TempDir> {
+    Ok(tempfile::tempdir()?)
+}
+
+/// A temporary directory in memory (`/dev/shm`) when the machine has one, else on disk: for
+/// building large fixtures, where the catalog's per-transaction `fsync` would dominate.
+pub fn memory_dir() -> BenchResult<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    Ok(if shm.is_dir() {
+        tempfile::tempdir_in(shm)?
+    } else {
+        tempfile::tempdir()?
+    })
+}
+
+/// Copies the files of a closed state directory into `to` (which must exist).
+pub fn copy_state(from: &Path, to: &Path) -> BenchResult<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Total size in bytes of the files directly inside `dir`, by name.
+pub fn file_sizes(dir: &Path) -> BenchResult<Vec<(String, u64)>> {
+    let mut sizes = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            sizes.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.metadata()?.len(),
+            ));
+        }
+    }
+    sizes.sort();
+    Ok(sizes)
+}
+
+/// A field of `/proc/self/status` in KiB (`VmRSS`, `RssAnon`, `RssFile`), if present.
+pub fn proc_status_kib(field: &str) -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// The workspace's `target/` directory, as seen from this crate's manifest.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The workspace root (the parent of this crate's manifest directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("benches/ has a parent")
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn populated_projects_meter() {
+        let dir = memory_dir().unwrap();
+        let engine = open(dir.path(), 16).unwrap();
+        populate(&engine, 2, Keys::ActiveAndReserve).unwrap();
+        let handles = handles(&engine, 2).unwrap();
+        handles[1].consume(5).unwrap();
+        let usage = handles[1].usage();
+        assert_eq!(usage.active_used, 5);
+        assert_eq!(usage.reserved_limit, MAX_LIMIT_BYTES);
+    }
+
+    #[test]
+    fn reads_own_rss() {
+        assert!(proc_status_kib("VmRSS").unwrap() > 0);
+        assert!(proc_status_kib("NoSuchField").is_none());
+    }
+}
