@@ -29,7 +29,9 @@ while [ $# -gt 0 ]; do
 done
 
 echo "== building (release): tollgate-ffi (libtollgate.so) and the comparison" >&2
-cargo build --release --quiet -p tollgate-ffi -p tollgate-bench --bin compare
+# Two invocations: a --bin filter would apply to tollgate-ffi too and skip its cdylib.
+cargo build --release --quiet -p tollgate-ffi
+cargo build --release --quiet -p tollgate-bench --bin compare
 
 if [ "$install_redis" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then
     echo "== installing redis-server (apt-get)" >&2

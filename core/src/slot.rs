@@ -232,7 +232,7 @@ impl PairRecord {
 
     /// Grants `want` bytes (all or nothing, or as much as remains in `Partial` mode) and returns
     /// the amount granted. Lock-free: one CAS on the first cache line in the common case.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn grant(
         &self,
         want: u64,
