@@ -1105,20 +1105,9 @@ impl Drop for Flusher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{Delivery, Edition, KeyKind, Scheme};
 
     fn dv(id: &str, limit_bytes: u64) -> Key {
-        Key {
-            id: id.into(),
-            delivery: Delivery::Online,
-            kind: KeyKind::Commercial,
-            edition: Edition::Standard,
-            scheme: Scheme::DataVolume { limit_bytes },
-            expires_at: None,
-            auto_renew: false,
-            company: None,
-            activation_code: None,
-        }
+        Key::data_volume(id, limit_bytes)
     }
 
     /// Runs the first half of an admin change (pending row, publish) and stops, as a crash

@@ -224,6 +224,27 @@ impl Edition {
 }
 
 impl Key {
+    /// An online, commercial, standard-edition data-volume key of `limit_bytes` that never
+    /// expires: the common case, to adjust with struct update syntax.
+    ///
+    /// ```
+    /// let key = tollgate_core::Key::data_volume("A-1", 1 << 30);
+    /// assert_eq!(key.scheme.amount(), 1 << 30);
+    /// ```
+    pub fn data_volume(id: &str, limit_bytes: u64) -> Key {
+        Key {
+            id: id.into(),
+            delivery: Delivery::Online,
+            kind: KeyKind::Commercial,
+            edition: Edition::Standard,
+            scheme: Scheme::DataVolume { limit_bytes },
+            expires_at: None,
+            auto_renew: false,
+            company: None,
+            activation_code: None,
+        }
+    }
+
     /// Parses and validates key JSON.
     pub fn from_json(json: &str) -> Result<Key> {
         let key: Key =
@@ -335,17 +356,7 @@ mod tests {
     use super::*;
 
     fn dv(id: &str, limit: u64) -> Key {
-        Key {
-            id: id.into(),
-            delivery: Delivery::Online,
-            kind: KeyKind::Commercial,
-            edition: Edition::Standard,
-            scheme: Scheme::DataVolume { limit_bytes: limit },
-            expires_at: None,
-            auto_renew: false,
-            company: None,
-            activation_code: None,
-        }
+        Key::data_volume(id, limit)
     }
 
     #[test]

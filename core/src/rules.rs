@@ -108,17 +108,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn key(id: &str) -> Key {
-        Key {
-            id: id.into(),
-            delivery: Delivery::Online,
-            kind: KeyKind::Commercial,
-            edition: Edition::Standard,
-            scheme: Scheme::DataVolume { limit_bytes: 100 },
-            expires_at: None,
-            auto_renew: false,
-            company: None,
-            activation_code: None,
-        }
+        Key::data_volume(id, 100)
     }
 
     /// Every rule of SPEC §2.1 for a reserve, one fault at a time, with its exact error.

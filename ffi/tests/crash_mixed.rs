@@ -31,7 +31,7 @@ use std::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{assert_success, compiler, library_dir, this_build_library, workspace, Language};
-use tollgate_core::{Delivery, Edition, Engine, Error, EventKind, Key, KeyKind, KeyStatus, Scheme};
+use tollgate_core::{Engine, Error, EventKind, Key, KeyStatus};
 
 const ACTIVE: u64 = 48 << 20;
 const RESERVE: u64 = 48 << 20;
@@ -171,17 +171,7 @@ fn xorshift(seed: &mut u64) -> u64 {
 }
 
 fn dv(id: &str, limit_bytes: u64) -> Key {
-    Key {
-        id: id.into(),
-        delivery: Delivery::Online,
-        kind: KeyKind::Commercial,
-        edition: Edition::Standard,
-        scheme: Scheme::DataVolume { limit_bytes },
-        expires_at: None,
-        auto_renew: false,
-        company: None,
-        activation_code: None,
-    }
+    Key::data_volume(id, limit_bytes)
 }
 
 /// One metering call of a random kind, as in `crash_client.c`: all or nothing, partial, or a

@@ -4,21 +4,11 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use tollgate_core::{Delivery, Edition, Engine, Key, KeyKind, KeyStatus, Scheme};
+use tollgate_core::{Engine, Key, KeyStatus, Scheme};
 
 /// A commercial, online, standard data-volume key.
 pub fn dv(id: &str, limit_bytes: u64) -> Key {
-    Key {
-        id: id.into(),
-        delivery: Delivery::Online,
-        kind: KeyKind::Commercial,
-        edition: Edition::Standard,
-        scheme: Scheme::DataVolume { limit_bytes },
-        expires_at: None,
-        auto_renew: false,
-        company: None,
-        activation_code: None,
-    }
+    Key::data_volume(id, limit_bytes)
 }
 
 /// A key expiring at `unix_secs`.
