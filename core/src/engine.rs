@@ -454,7 +454,7 @@ impl Engine {
             key: key_id.to_owned(),
         };
         for pair in admin.catalog.pairs(project.id)? {
-            self.sync(&admin, &project, pair)?;
+            sync_pair(&self.inner.state, &admin.catalog, &project, pair)?;
             let keys = admin.catalog.keys_of(pair.record)?;
             let record = self.inner.state.record(pair.record);
             let Some(reserve) = record.state().reserve else {
@@ -643,11 +643,6 @@ impl Engine {
             }
         }
         Ok(Error::NoActiveKey)
-    }
-
-    /// Records in the catalog what the hot state did since the last admin change of a pair.
-    fn sync(&self, admin: &Admin, project: &ProjectRow, pair: PairRow) -> Result<()> {
-        sync_pair(&self.inner.state, &admin.catalog, project, pair).map(drop)
     }
 
     /// The common path of an admin change to one pair: sync, check the plan with nothing

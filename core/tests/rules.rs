@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dv, expiring};
+use common::{dv, expiring, statuses};
 use tollgate_core::{
     Clock, Delivery, Edition, Engine, Error, EventKind, Key, KeyKind, KeyStatus, MachineOs,
     Options, RemovalReason, Role, Scheme,
@@ -241,17 +241,12 @@ fn after_the_switch_one_card_remains_and_add_license_returns() {
     assert!(pair.add_license_available);
     let third = e.add_key("P", dv("R3", 100)).unwrap();
     assert_eq!(third.role, Role::Reserved);
-    let keys = e.keys("P").unwrap();
-    let status: Vec<_> = keys
-        .iter()
-        .map(|k| (k.key.id.as_str(), k.status, k.used))
-        .collect();
     assert_eq!(
-        status,
+        statuses(&e, "P"),
         vec![
-            ("A", KeyStatus::Retired, 100),
-            ("R", KeyStatus::Active, 50),
-            ("R3", KeyStatus::Reserved, 0)
+            ("A".into(), KeyStatus::Retired, 100),
+            ("R".into(), KeyStatus::Active, 50),
+            ("R3".into(), KeyStatus::Reserved, 0)
         ]
     );
 }
@@ -310,17 +305,12 @@ fn replacing_removes_a_reserve_that_ends_before_the_new_term() {
             }
         ]
     );
-    let keys = e.keys("P").unwrap();
-    let status: Vec<_> = keys
-        .iter()
-        .map(|k| (k.key.id.as_str(), k.status, k.used))
-        .collect();
     assert_eq!(
-        status,
+        statuses(&e, "P"),
         vec![
-            ("A", KeyStatus::Retired, 30),
-            ("R", KeyStatus::Removed, 0),
-            ("N", KeyStatus::Active, 0)
+            ("A".into(), KeyStatus::Retired, 30),
+            ("R".into(), KeyStatus::Removed, 0),
+            ("N".into(), KeyStatus::Active, 0)
         ]
     );
 }

@@ -30,6 +30,16 @@ pub fn charged(engine: &Engine, project: &str) -> u64 {
         .sum()
 }
 
+/// Every key of the project as (id, status, used), in the order it was added.
+pub fn statuses(engine: &Engine, project: &str) -> Vec<(String, KeyStatus, u64)> {
+    engine
+        .keys(project)
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.key.id, k.status, k.used))
+        .collect()
+}
+
 /// Asserts no data-volume key is charged beyond its limit.
 pub fn assert_within_limits(engine: &Engine, project: &str) {
     for k in engine.keys(project).unwrap() {
