@@ -26,11 +26,12 @@ pub unsafe extern "C" fn tg_key_add(
     key_json: *const c_char,
 ) -> tg_status {
     boundary!({
-        let engine = borrow!(engine);
-        let project = text!(project);
-        let key = Key::from_json(text!(key_json))?;
-        engine.0.add_key(project, key)?;
-        Ok(())
+        key_change(
+            borrow!(engine),
+            text!(project),
+            text!(key_json),
+            |e, p, k| e.add_key(p, k).map(drop),
+        )
     })
 }
 
@@ -47,11 +48,12 @@ pub unsafe extern "C" fn tg_key_add_reserve(
     key_json: *const c_char,
 ) -> tg_status {
     boundary!({
-        let engine = borrow!(engine);
-        let project = text!(project);
-        let key = Key::from_json(text!(key_json))?;
-        engine.0.add_reserve(project, key)?;
-        Ok(())
+        key_change(
+            borrow!(engine),
+            text!(project),
+            text!(key_json),
+            |e, p, k| e.add_reserve(p, k).map(drop),
+        )
     })
 }
 
@@ -68,11 +70,12 @@ pub unsafe extern "C" fn tg_key_replace(
     key_json: *const c_char,
 ) -> tg_status {
     boundary!({
-        let engine = borrow!(engine);
-        let project = text!(project);
-        let key = Key::from_json(text!(key_json))?;
-        engine.0.replace_active_key(project, key)?;
-        Ok(())
+        key_change(
+            borrow!(engine),
+            text!(project),
+            text!(key_json),
+            |e, p, k| e.replace_active_key(p, k).map(drop),
+        )
     })
 }
 
@@ -95,6 +98,17 @@ pub unsafe extern "C" fn tg_key_remove_reserve(
         engine.0.remove_reserve(project, key_id)?;
         Ok(())
     })
+}
+
+/// The shared body of the calls that bring a key from JSON into a project.
+fn key_change(
+    engine: &tg_engine,
+    project: &str,
+    key_json: &str,
+    change: impl FnOnce(&tollgate_core::Engine, &str, Key) -> tollgate_core::Result<()>,
+) -> Result<(), tg_status> {
+    change(&engine.0, project, Key::from_json(key_json)?)?;
+    Ok(())
 }
 
 /// Stores in `*out_json` a JSON array of every key `project` ever held: `{"key": {…},
