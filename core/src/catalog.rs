@@ -14,8 +14,13 @@ use crate::events::{Event, EventKind};
 use crate::key::{Key, LicenseClass};
 use crate::slot::PairState;
 
-/// Version of the catalog schema this build reads and writes.
-const SCHEMA_VERSION: i64 = 1;
+mod pools;
+
+pub(crate) use pools::{InstanceRow, LicenseRow};
+
+/// Version of the catalog schema this build reads and writes. Version 1 (before pools, groups
+/// and keys shared by several projects) is upgraded in place at open.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -31,18 +36,7 @@ CREATE TABLE pairs (
     synced_epoch INTEGER NOT NULL,
     UNIQUE (project_id, class)
 );
-CREATE TABLE keys (
-    row INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    record INTEGER NOT NULL REFERENCES pairs(record),
-    json TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'live', 'retired', 'removed')),
-    final_used INTEGER,
-    added_at TEXT NOT NULL,
-    ended_at TEXT
-);
-CREATE INDEX keys_by_record ON keys (record);
-CREATE INDEX keys_pending ON keys (record) WHERE state = 'pending';
+KEYS_TABLE
 CREATE TABLE switches (key_row INTEGER PRIMARY KEY);
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
@@ -50,7 +44,86 @@ CREATE TABLE events (
     project TEXT NOT NULL,
     json TEXT NOT NULL
 );
+POOL_TABLES
 ";
+
+/// The key table. A key id names one key document; the same document may sit in the pairs of
+/// several projects (seed 001's activation task adds one reserve key to every SVM of a cluster),
+/// but only once per pair.
+const KEYS_TABLE: &str = "
+CREATE TABLE keys (
+    row INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    record INTEGER NOT NULL REFERENCES pairs(record),
+    json TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'live', 'retired', 'removed')),
+    final_used INTEGER,
+    added_at TEXT NOT NULL,
+    ended_at TEXT,
+    UNIQUE (id, record)
+);
+CREATE INDEX keys_by_id ON keys (id);
+CREATE INDEX keys_by_record ON keys (record);
+CREATE INDEX keys_pending ON keys (record) WHERE state = 'pending';
+";
+
+/// Groups, companies, purchases, pool licenses and instances (seeds 001 and 002).
+const POOL_TABLES: &str = "
+CREATE TABLE groups (
+    name TEXT NOT NULL,
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    PRIMARY KEY (name, project_id)
+);
+CREATE TABLE companies (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE purchases (
+    id INTEGER PRIMARY KEY,
+    license_type TEXT NOT NULL CHECK (license_type IN ('server', 'desktop', 'workstation')),
+    kind TEXT NOT NULL CHECK (kind IN ('commercial', 'trial')),
+    quantity INTEGER NOT NULL CHECK (quantity > 0),
+    company_id INTEGER REFERENCES companies(id),
+    expires_at TEXT,
+    auto_renew INTEGER NOT NULL,
+    payment_mode TEXT NOT NULL CHECK (payment_mode IN ('monthly', 'annual')),
+    premium_support INTEGER NOT NULL,
+    onboarding INTEGER NOT NULL,
+    bought_at TEXT NOT NULL
+);
+CREATE TABLE licenses (
+    id TEXT PRIMARY KEY,
+    purchase_id INTEGER NOT NULL REFERENCES purchases(id),
+    instance_id INTEGER UNIQUE REFERENCES projects(id),
+    key_id TEXT,
+    assigned_at TEXT
+);
+CREATE TABLE instances (
+    project_id INTEGER PRIMARY KEY REFERENCES projects(id),
+    os TEXT NOT NULL CHECK (os IN ('windows', 'macos', 'linux')),
+    company_id INTEGER REFERENCES companies(id)
+);
+CREATE TABLE assignments (serial INTEGER PRIMARY KEY, license_id TEXT NOT NULL);
+";
+
+/// Upgrades a version-1 catalog: the key table loses its global id uniqueness (rebuilt, since
+/// SQLite cannot drop a constraint) and the pool tables are added.
+const UPGRADE_FROM_1: &str = "
+ALTER TABLE keys RENAME TO keys_v1;
+DROP INDEX keys_by_record;
+DROP INDEX keys_pending;
+KEYS_TABLE
+INSERT INTO keys SELECT * FROM keys_v1;
+DROP TABLE keys_v1;
+POOL_TABLES
+UPDATE meta SET value = 2 WHERE name = 'schema_version';
+";
+
+/// The schema text with its shared table definitions filled in.
+fn expand(sql: &str) -> String {
+    sql.replace("KEYS_TABLE", KEYS_TABLE)
+        .replace("POOL_TABLES", POOL_TABLES)
+}
 
 /// A hot-path event ready for the audit log: the project, what happened, and for a switch the
 /// row of the key it moved out, which identifies it.
@@ -113,7 +186,7 @@ impl Catalog {
         catalog.configure()?;
         if create {
             let tx = catalog.begin()?;
-            tx.execute_batch(SCHEMA)
+            tx.execute_batch(&expand(SCHEMA))
                 .map_err(Error::store("create catalog schema"))?;
             tx.execute(
                 "INSERT INTO meta (name, value) VALUES ('schema_version', ?1)",
@@ -149,6 +222,13 @@ impl Catalog {
             .map_err(|e| self.corrupt(format!("no readable schema version: {e}")))?;
         match version {
             Some(SCHEMA_VERSION) => Ok(()),
+            Some(1) => {
+                let tx = self.begin()?;
+                tx.execute_batch(&expand(UPGRADE_FROM_1)).map_err(|e| {
+                    self.corrupt(format!("upgrading the catalog from version 1: {e}"))
+                })?;
+                tx.commit().map_err(Error::store("commit catalog upgrade"))
+            }
             Some(v) => Err(self.corrupt(format!(
                 "catalog schema version {v}, this build reads {SCHEMA_VERSION}"
             ))),
@@ -156,7 +236,7 @@ impl Catalog {
         }
     }
 
-    fn corrupt(&self, reason: String) -> Error {
+    pub(crate) fn corrupt(&self, reason: String) -> Error {
         Error::CorruptState {
             path: self.path.clone(),
             reason,
@@ -317,6 +397,47 @@ impl Catalog {
             ));
         }
         Ok(pairs)
+    }
+
+    /// Every key document stored under `id`, with the record of the pair holding it.
+    pub(crate) fn key_uses(&self, id: &str) -> Result<Vec<(u32, Key)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record, json FROM keys WHERE id = ?1")
+            .map_err(Error::store("look up key id"))?;
+        let rows = stmt
+            .query_map([id], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))
+            .map_err(Error::store("look up key id"))?;
+        let mut uses = Vec::new();
+        for row in rows {
+            let (record, json) = row.map_err(Error::store("look up key id"))?;
+            let key = serde_json::from_str(&json)
+                .map_err(|e| self.corrupt(format!("key {id:?} holds unreadable JSON: {e}")))?;
+            uses.push((record, key));
+        }
+        Ok(uses)
+    }
+
+    /// Whether the meta flag `name` is set.
+    pub(crate) fn flag(&self, name: &str) -> Result<bool> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()
+            .map(|v| v == Some(1))
+            .map_err(Error::store("read catalog flag"))
+    }
+
+    /// Sets the meta flag `name`.
+    pub(crate) fn set_flag(&self, name: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, 1)",
+                [name],
+            )
+            .map(drop)
+            .map_err(Error::store("set catalog flag"))
     }
 
     pub(crate) fn key_id_taken(&self, id: &str) -> Result<bool> {
@@ -482,6 +603,21 @@ impl Catalog {
     }
 
     /// The id of the key in row `row`.
+    /// The project owning pair `record`, and the pair's class.
+    pub(crate) fn pair_of_record(&self, record: u32) -> Result<(String, LicenseClass)> {
+        let (name, class): (String, String) = self
+            .conn
+            .query_row(
+                "SELECT p.name, r.class FROM pairs r JOIN projects p ON p.id = r.project_id WHERE r.record = ?1",
+                [record],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(Error::store("look up pair"))?;
+        let class = LicenseClass::parse(&class)
+            .ok_or_else(|| self.corrupt(format!("unknown license class {class:?}")))?;
+        Ok((name, class))
+    }
+
     pub(crate) fn key_id(&self, row: u32) -> Result<String> {
         self.conn
             .query_row("SELECT id FROM keys WHERE row = ?1", [row], |r| r.get(0))

@@ -13,16 +13,25 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+mod groups;
+mod pools;
+mod seats;
+
+pub use groups::{BulkOutcome, BulkTarget, Group};
+pub use pools::InstanceHandle;
+pub use seats::{SeatHandle, SeatUsage, SeatsReclaimed};
+
 use crate::catalog::{Catalog, KeyRow, PairRow, ProjectRow};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::events::{
     Dispatcher, Event, EventKind, HotQueue, RemovalReason, Subscribers, Subscription,
 };
+use crate::holders::{Holders, Process, HOLDER_CAPACITY};
 use crate::key::{check_name, rfc3339, Key, LicenseClass};
 use crate::rules;
 use crate::slot::{
-    LiveKey, Mode, NextGen, PairEvent, PairEvents, PairRecord, PairState, SwitchReason,
+    LiveKey, Metering, Mode, NextGen, PairEvent, PairEvents, PairRecord, PairState, SwitchReason,
 };
 use crate::state_file::{StateFile, DEFAULT_CAPACITY};
 use crate::view::{self, PairView, ProjectView, Role, SlotContent};
@@ -30,6 +39,7 @@ use crate::view::{self, PairView, ProjectView, Role, SlotContent};
 const HOT_FILE: &str = "hot.tgs";
 const CATALOG_FILE: &str = "catalog.db";
 const LOCK_FILE: &str = "admin.lock";
+const HOLDERS_FILE: &str = "seats.tgs";
 
 /// How to open a state directory.
 #[derive(Debug, Clone)]
@@ -142,6 +152,8 @@ pub struct Engine {
 struct Inner {
     dir: PathBuf,
     state: Arc<StateFile>,
+    holders: Holders,
+    me: Process,
     admin: Mutex<Admin>,
     clock: Clock,
     hot_events: Arc<HotQueue>,
@@ -201,7 +213,8 @@ impl Engine {
             .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
         let opened = open_locked(&dir, &options);
         let _ = lock.unlock();
-        let (state, catalog) = opened?;
+        let (state, holders, catalog) = opened?;
+        let me = Process::me()?;
         let state = Arc::new(state);
         let hot_events = Arc::new(HotQueue::new(options.event_queue.max(16)));
         let subscribers = Arc::new(Subscribers::default());
@@ -220,6 +233,8 @@ impl Engine {
             inner: Arc::new(Inner {
                 dir,
                 state,
+                holders,
+                me,
                 admin: Mutex::new(Admin { catalog, lock }),
                 clock: options.clock,
                 hot_events,
@@ -255,7 +270,10 @@ impl Engine {
         let events =
             Catalog::append_events_in(&tx, &[(name.to_owned(), EventKind::ProjectCreated)])?;
         tx.commit().map_err(Error::store("commit new project"))?;
-        self.inner.state.record(record).claim(owner_tag(id));
+        self.inner
+            .state
+            .record(record)
+            .claim(owner_tag(id), Metering::Volume);
         self.inner.subscribers.broadcast(&events);
         Ok(())
     }
@@ -300,19 +318,39 @@ impl Engine {
 
     fn admit(&self, project: &str, key: Key, reserve_only: bool) -> Result<KeyAdded> {
         key.validate()?;
-        let now = self.now();
         let admin = self.admin()?;
+        self.admit_locked(&admin, project, key, reserve_only)
+    }
+
+    /// [`Engine::admit`] for a caller that holds the admin lock.
+    ///
+    /// A key id names one key document. A first key's id must be unused anywhere. A reserve
+    /// (the activation task, which adds one key to every SVM of a cluster) may be the very
+    /// document another project holds, but never one this project holds already, and never a
+    /// different document under a used id.
+    fn admit_locked(
+        &self,
+        admin: &Admin,
+        project: &str,
+        key: Key,
+        reserve_only: bool,
+    ) -> Result<KeyAdded> {
+        let now = self.now();
         let project = project_row(&admin.catalog, project)?;
         let class = key.scheme.class();
-        let taken = admin.catalog.key_id_taken(&key.id)?;
-        let pair = match admin
-            .catalog
-            .pairs(project.id)?
-            .into_iter()
-            .find(|p| p.class == class)
-        {
+        let pairs = admin.catalog.pairs(project.id)?;
+        let taken = if reserve_only {
+            admin
+                .catalog
+                .key_uses(&key.id)?
+                .iter()
+                .any(|(record, used)| used != &key || pairs.iter().any(|p| p.record == *record))
+        } else {
+            admin.catalog.key_id_taken(&key.id)?
+        };
+        let pair = match pairs.into_iter().find(|p| p.class == class) {
             Some(pair) => pair,
-            None if reserve_only => return Err(self.no_pair_for(&admin, &project, &key)?),
+            None if reserve_only => return Err(self.no_pair_for(admin, &project, &key)?),
             None => {
                 // The first key of a class: check it before the pair exists, so a refusal
                 // leaves nothing behind.
@@ -320,7 +358,10 @@ impl Engine {
                 let tx = admin.catalog.begin()?;
                 let record = self.allocate_pair(&tx, project.id, class)?;
                 tx.commit().map_err(Error::store("commit new pair"))?;
-                self.inner.state.record(record).claim(owner_tag(project.id));
+                self.inner
+                    .state
+                    .record(record)
+                    .claim(owner_tag(project.id), metering_of(class));
                 PairRow {
                     record,
                     class,
@@ -328,6 +369,7 @@ impl Engine {
                 }
             }
         };
+        let seats = metering_of(class) == Metering::Seats;
         let plan = |state: &PairState, keys: &HashMap<u32, KeyRow>, row: u32| {
             plan_admit(
                 &project.name,
@@ -336,11 +378,12 @@ impl Engine {
                 &key,
                 row,
                 reserve_only,
+                seats,
                 now,
                 taken,
             )
         };
-        let (before, next, row) = self.change_pair(&admin, &project, pair, &key, plan)?;
+        let (before, next, row) = self.change_pair(admin, &project, pair, &key, plan)?;
         let role = if next.active.is_some_and(|a| a.key == row) {
             Role::Active
         } else {
@@ -362,7 +405,7 @@ impl Engine {
                 EventKind::Switched {
                     from: from.clone(),
                     to: key.id.clone(),
-                    reason: if old.used >= old.limit {
+                    reason: if !seats && old.used >= old.limit {
                         SwitchReason::Exhausted
                     } else {
                         SwitchReason::Expired
@@ -371,7 +414,7 @@ impl Engine {
             ));
             switched_from = Some(from);
         }
-        self.finish_change(&admin, pair.record, &[], &events)?;
+        self.finish_change(admin, pair.record, &[], &events)?;
         Ok(KeyAdded {
             role,
             switched_from,
@@ -588,6 +631,7 @@ impl Engine {
     pub fn flush(&self) -> Result<()> {
         self.inner.state.intact()?;
         self.inner.state.flush()?;
+        self.inner.holders.flush()?;
         self.inner.admin.lock().catalog.checkpoint()
     }
 
@@ -729,6 +773,7 @@ fn plan_admit(
     new: &Key,
     row: u32,
     reserve_only: bool,
+    seats: bool,
     now: i64,
     taken: bool,
 ) -> Result<NextGen> {
@@ -746,7 +791,8 @@ fn plan_admit(
     };
     let reserve = state.reserve.map(|r| key_of(keys, r.key)).transpose()?;
     rules::admit_reserve(project, key_of(keys, active.key)?, reserve, new, now, taken)?;
-    let spent = active.used >= active.limit || i64::from(active.expiry) <= now;
+    // A seat key is never used up, only expired: its gauge goes down again.
+    let spent = (!seats && active.used >= active.limit) || i64::from(active.expiry) <= now;
     Ok(if spent {
         // The Active key can meter nothing more: the new key takes over at once.
         NextGen {
@@ -800,6 +846,14 @@ fn data_volume_pair(catalog: &Catalog, project: &ProjectRow) -> Result<PairRow> 
             path: PathBuf::from(CATALOG_FILE),
             reason: format!("project \"{}\" has no data-volume pair", project.name),
         })
+}
+
+/// How a pair of `class` meters.
+fn metering_of(class: LicenseClass) -> Metering {
+    match class {
+        LicenseClass::DataVolume => Metering::Volume,
+        _ => Metering::Seats,
+    }
 }
 
 /// The non-zero tag a record carries for its owning project.
@@ -903,7 +957,7 @@ fn now_text() -> String {
 }
 
 /// Creates or opens the files of a state directory; the caller holds the admin lock.
-fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Catalog)> {
+fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Holders, Catalog)> {
     let hot = dir.join(HOT_FILE);
     let catalog_path = dir.join(CATALOG_FILE);
     let corrupt = |path: &Path, reason: &str| Error::CorruptState {
@@ -957,8 +1011,9 @@ fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Catalog)> {
             ));
         }
         let hot_pair = state.record(record);
+        let metering = metering_of(pair.class);
         match hot_pair.owner() {
-            0 => hot_pair.claim(owner_tag(project.id)),
+            0 => hot_pair.claim(owner_tag(project.id), metering),
             owner if owner == owner_tag(project.id) => {}
             owner => {
                 return Err(corrupt(
@@ -970,12 +1025,32 @@ fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Catalog)> {
                 ))
             }
         }
+        if hot_pair.metering() != metering {
+            // A state written before seat gauges existed: its seat pairs never moved their
+            // cursor, so reading it as a gauge changes nothing.
+            hot_pair.set_metering(metering);
+        }
         hot_pair
             .check()
             .map_err(|reason| corrupt(&hot, &format!("record {record}: {reason}")))?;
     }
     repair(&state, &catalog, true)?;
-    Ok((state, catalog))
+    let holders_path = dir.join(HOLDERS_FILE);
+    if !holders_path.exists() {
+        if catalog.flag("seat_holders")? {
+            return Err(corrupt(
+                &holders_path,
+                "the seat-holder table is missing: the seats held on this state cannot be accounted",
+            ));
+        }
+        Holders::create(&holders_path, HOLDER_CAPACITY)?;
+        catalog.set_flag("seat_holders")?;
+    }
+    let holders = Holders::open(&holders_path)?;
+    let reclaimed = holders.reclaim_dead(&state);
+    seats::log_reclaimed(&catalog, &reclaimed)?;
+    pools::repair_assignments(&catalog)?;
+    Ok((state, holders, catalog))
 }
 
 /// A handle on one project's data-volume pair, looked up once, for the hot path: no hashing,

@@ -46,6 +46,22 @@ pub enum Error {
         /// Bytes still grantable at the moment of refusal.
         remaining: u64,
     },
+    /// An `acquire` asked for more seats than the Active key has free. Nothing was taken.
+    #[error("no free seats: {requested} requested but only {available} of the active key's seats are free")]
+    SeatsExhausted {
+        /// Seats asked for.
+        requested: u64,
+        /// Seats free at the moment of refusal.
+        available: u64,
+    },
+    /// A `release` gave back more seats than the caller holds. Nothing was released.
+    #[error("cannot release {requested} seats: only {held} are held")]
+    NotHeld {
+        /// Seats the caller tried to release.
+        requested: u64,
+        /// Seats the caller holds.
+        held: u64,
+    },
     /// Every key that could cover the request has expired. Nothing was charged.
     #[error(
         "license expired: the active key has expired and no unexpired reserve key can take over"
@@ -152,6 +168,64 @@ pub enum Error {
     Capacity {
         /// The table's capacity, fixed at creation.
         capacity: u32,
+    },
+    /// The process table of seat holders (`seats.tgs`) is full.
+    #[error("the seat-holder table holds its maximum of {capacity} (process, pair) entries")]
+    HoldersFull {
+        /// The table's capacity.
+        capacity: u32,
+    },
+    /// A purchase chose another payment mode than the first purchase (seed 002: the mode is
+    /// selected within the first purchase only).
+    #[error("payment mode {requested} refused: the payment mode was fixed to {chosen} at the first purchase")]
+    PaymentModeMismatch {
+        /// The mode of the first purchase.
+        chosen: &'static str,
+        /// The mode asked for.
+        requested: &'static str,
+    },
+    /// No valid, unassigned license of a fitting type is in the instance's company pool or the
+    /// global pool.
+    #[error("no license available for instance \"{instance}\": {detail}")]
+    NoLicenseAvailable {
+        /// The instance.
+        instance: String,
+        /// What was looked for, and where.
+        detail: String,
+    },
+    /// The license type asked for does not fit the instance's operating system.
+    #[error("a {license_type} license cannot license a {os} instance: macOS and Linux need a desktop or server license")]
+    LicenseTypeUnfit {
+        /// The type asked for.
+        license_type: &'static str,
+        /// The instance's OS.
+        os: &'static str,
+    },
+    /// The instance already holds a valid license.
+    #[error("instance \"{instance}\" already holds license \"{license}\"")]
+    AlreadyAssigned {
+        /// The instance.
+        instance: String,
+        /// Its license.
+        license: String,
+    },
+    /// The instance holds no pool license.
+    #[error("instance \"{instance}\" holds no pool license")]
+    NotAssigned {
+        /// The instance.
+        instance: String,
+    },
+    /// No instance of that name exists (a project that is not an instance included).
+    #[error("instance \"{name}\" does not exist")]
+    InstanceNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// No group of that name exists.
+    #[error("group \"{name}\" does not exist")]
+    GroupNotFound {
+        /// The name asked for.
+        name: String,
     },
     /// This operation is not available for the key's license class yet.
     #[error("{operation} is not supported for {class} keys")]

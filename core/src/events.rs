@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::catalog::{Catalog, HotEvent};
+use crate::pool::{InstanceOs, LicenseType, PoolKind};
 use crate::slot::{PairEvent, RefusalReason, SwitchReason};
 use crate::view::Role;
 
@@ -84,6 +85,52 @@ pub enum EventKind {
     Recovered {
         /// What was repaired.
         detail: String,
+    },
+    /// Seats held by a process that ended without releasing them were taken back.
+    SeatsReclaimed {
+        /// The process.
+        pid: u32,
+        /// How many seats.
+        units: u64,
+    },
+    /// Licenses were bought into a pool (the event's project is empty).
+    LicensesPurchased {
+        /// Their type.
+        license_type: LicenseType,
+        /// Commercial or trial.
+        license_kind: PoolKind,
+        /// How many.
+        quantity: u32,
+        /// The company pool, or none for the global pool.
+        company: Option<String>,
+        /// The first and last license ids.
+        first: String,
+        /// See `first`.
+        last: String,
+    },
+    /// An instance (a project licensed per instance) was registered.
+    InstanceAdded {
+        /// Its OS.
+        os: InstanceOs,
+        /// Its company.
+        company: Option<String>,
+    },
+    /// A pool license was assigned to the instance.
+    LicenseAssigned {
+        /// The license.
+        license: String,
+        /// Its type.
+        license_type: LicenseType,
+    },
+    /// A pool license went back to its pool.
+    LicenseUnassigned {
+        /// The license.
+        license: String,
+    },
+    /// The project joined a group.
+    GroupJoined {
+        /// The group.
+        group: String,
     },
 }
 
@@ -354,6 +401,10 @@ impl Names {
                 percent,
             },
             PairEvent::Refused { reason } => EventKind::Refused { reason },
+            PairEvent::Reclaimed { pid, units } => EventKind::SeatsReclaimed {
+                pid,
+                units: u64::from(units),
+            },
         };
         (project, kind, switch)
     }

@@ -146,6 +146,18 @@ impl LicenseClass {
         }
     }
 
+    /// The seat classes by their short names, as the C ABI, Python and the command line take
+    /// them: `server`, `desktop`, `cores`, `instance`.
+    pub fn from_seat_name(name: &str) -> Option<Self> {
+        match name {
+            "server" => Some(LicenseClass::ServerMachines),
+            "desktop" => Some(LicenseClass::DesktopMachines),
+            "cores" => Some(LicenseClass::Cores),
+            "instance" => Some(LicenseClass::Instance),
+            _ => None,
+        }
+    }
+
     /// Parses [`LicenseClass::as_str`]'s output.
     pub fn parse(s: &str) -> Option<Self> {
         [

@@ -39,7 +39,9 @@ mod clock;
 mod engine;
 mod error;
 mod events;
+mod holders;
 mod key;
+mod pool;
 mod rules;
 mod sigbus;
 mod slot;
@@ -49,13 +51,19 @@ mod view;
 
 pub use clock::Clock;
 pub use engine::{
-    Engine, KeyAdded, KeyReplaced, KeyStatus, KeyUsage, Options, ProjectHandle, Usage,
+    BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyReplaced, KeyStatus,
+    KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage, SeatsReclaimed, Usage,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, RemovalReason, Subscription};
 pub use key::{
     check_name, Delivery, Edition, Key, KeyKind, LicenseClass, MachineOs, Scheme, MAX_LIMIT_BYTES,
     MAX_NAME_BYTES,
+};
+pub use pool::{
+    Assignment, Instance, InstanceOs, LicenseFilter, LicenseType, Need, NeedReason, PaymentMode,
+    PoolKind, PoolLicense, Purchase, Shortfall, TypeListing, TypeShortfall, MAX_QUANTITY,
+    NOT_PURCHASED,
 };
 pub use slot::{RefusalReason, SwitchReason};
 pub use state_file::{DEFAULT_CAPACITY, FORMAT_VERSION, MAX_CAPACITY};

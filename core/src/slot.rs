@@ -31,6 +31,20 @@ use crate::clock::NEVER;
 use crate::error::Error;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
+mod seat;
+
+/// What a pair's cursor offset counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Metering {
+    /// Cumulative bytes: the Active key covers `[0, active_limit)`, the reserve the next range.
+    Volume,
+    /// Seats held now (a gauge that goes up and down), bounded by the Active key's amount; the
+    /// `expired` flag says the reserve has taken over. See `slot::seat`.
+    Seats,
+}
+
+const METERING_SEATS: u32 = 1;
+
 const OFFSET_BITS: u32 = 47;
 const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
 const EXPIRED_BIT: u64 = 1 << OFFSET_BITS;
@@ -97,6 +111,9 @@ pub struct PairRecord {
     meta: [GenMeta; 2],
     refused_epoch: AtomicU32,
     owner: AtomicU32,
+    /// [`METERING_SEATS`] for a seat gauge, 0 for a data-volume pair; set once when claimed.
+    metering: AtomicU32,
+    _spare: AtomicU32,
 }
 
 #[cfg(not(loom))]
@@ -144,6 +161,11 @@ pub(crate) enum PairEvent {
     Refused {
         reason: RefusalReason,
     },
+    /// Seats taken back from a process that is gone (see `holders`).
+    Reclaimed {
+        pid: u32,
+        units: u32,
+    },
 }
 
 /// Receives hot-path events. Implementations must not block, lock or allocate.
@@ -164,6 +186,7 @@ struct Window {
 #[derive(Clone, Copy)]
 enum Refusal {
     Exhausted { remaining: u64 },
+    NoSeats { available: u64 },
     Expired,
     NoActiveKey,
 }
@@ -227,6 +250,8 @@ impl PairRecord {
             meta: [meta(), meta()],
             refused_epoch: AtomicU32::new(0),
             owner: AtomicU32::new(0),
+            metering: AtomicU32::new(0),
+            _spare: AtomicU32::new(0),
         }
     }
 
@@ -502,7 +527,7 @@ impl PairRecord {
             && self.refused_epoch.swap(tag, Ordering::Relaxed) != tag
         {
             let reason = match refusal {
-                Refusal::Exhausted { .. } => RefusalReason::Exhausted,
+                Refusal::Exhausted { .. } | Refusal::NoSeats { .. } => RefusalReason::Exhausted,
                 Refusal::Expired => RefusalReason::Expired,
                 Refusal::NoActiveKey => RefusalReason::NoActiveKey,
             };
@@ -512,6 +537,10 @@ impl PairRecord {
             Refusal::Exhausted { remaining } => Error::Exhausted {
                 requested,
                 remaining,
+            },
+            Refusal::NoSeats { available } => Error::SeatsExhausted {
+                requested,
+                available,
             },
             Refusal::Expired => Error::Expired,
             Refusal::NoActiveKey => Error::NoActiveKey,
@@ -568,6 +597,9 @@ impl PairRecord {
         if active_limit == 0 {
             return state;
         }
+        if self.metering() == Metering::Seats {
+            return seat::state(self, cursor, state, active, reserve);
+        }
         if reserve_limit > 0 && (cursor.expired || cursor.offset >= active_limit) {
             let stopped_at = if cursor.expired {
                 // Relaxed: the flag in `word` was Acquire-loaded and the mark raised before it.
@@ -609,10 +641,15 @@ impl PairRecord {
             let next = plan(&state)?;
             let epoch = state.epoch.wrapping_add(1);
             self.write_generation(epoch, &next);
+            let offset = match self.metering() {
+                Metering::Volume => next.active.map_or(0, |a| a.used),
+                // Seats stay held across admin changes: the gauge carries over unchanged.
+                Metering::Seats => Cursor::unpack(word).offset,
+            };
             let new = Cursor {
                 epoch,
                 expired: false,
-                offset: next.active.map_or(0, |a| a.used),
+                offset,
             }
             .pack();
             // AcqRel: Release publishes the generation just written; Acquire lets a retry read
@@ -662,10 +699,34 @@ impl PairRecord {
         self.owner.load(Ordering::Acquire)
     }
 
-    /// Marks a free record as owned by `owner` (non-zero).
-    pub(crate) fn claim(&self, owner: u32) {
-        // Release: publishes the record's (zero) state with its owner.
+    /// Marks a free record as owned by `owner` (non-zero) and metering as `metering` says.
+    pub(crate) fn claim(&self, owner: u32, metering: Metering) {
+        self.set_metering(metering);
+        // Release: publishes the record's (zero) state and its metering with its owner.
         self.owner.store(owner, Ordering::Release);
+    }
+
+    /// Sets how the cursor is read. Only for a record no consumer uses yet (being claimed, or at
+    /// open when a state written before seat gauges existed is brought up to date: such records
+    /// never moved their cursor, so both readings agree).
+    pub(crate) fn set_metering(&self, metering: Metering) {
+        let flag = match metering {
+            Metering::Volume => 0,
+            Metering::Seats => METERING_SEATS,
+        };
+        // Relaxed: published by the Release store of the owner in `claim`, or before any handle
+        // exists at open.
+        self.metering.store(flag, Ordering::Relaxed);
+    }
+
+    /// How the cursor is read.
+    pub(crate) fn metering(&self) -> Metering {
+        // Relaxed: written once before the record is shared (see `set_metering`).
+        if self.metering.load(Ordering::Relaxed) == METERING_SEATS {
+            Metering::Seats
+        } else {
+            Metering::Volume
+        }
     }
 
     /// Checks the record's internal consistency; a violation means the file was damaged.
@@ -677,6 +738,14 @@ impl PairRecord {
         let reserve = limits.reserve_limit.load(Ordering::Acquire);
         if active > crate::key::MAX_LIMIT_BYTES || reserve > crate::key::MAX_LIMIT_BYTES {
             return Err(format!("limit {} beyond the maximum", active.max(reserve)));
+        }
+        if self.metering() == Metering::Seats {
+            // Seats may exceed a smaller key that took over; they can never exceed the largest
+            // amount a seat key carries.
+            if cursor.offset > u64::from(u32::MAX) {
+                return Err(format!("{} seats held, beyond any key", cursor.offset));
+            }
+            return Ok(());
         }
         if cursor.offset > active + reserve {
             return Err(format!(

@@ -284,7 +284,7 @@ impl StateFile {
 
 /// Reserves the file's blocks up front, so a full disk is reported here and not as a SIGBUS
 /// when a mapped page is first written.
-fn allocate(file: &File, len: u64) -> std::io::Result<()> {
+pub(crate) fn allocate(file: &File, len: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let len = libc::off_t::try_from(len).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     // SAFETY: `file` is an open descriptor for the duration of the call; posix_fallocate only

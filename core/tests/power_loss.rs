@@ -76,11 +76,9 @@ fn a_crash_image_opens_at_the_last_flush_or_later_never_torn() {
         }
         let crashed = tempfile::tempdir().unwrap();
         std::fs::write(crashed.path().join("hot.tgs"), &disk).unwrap();
-        std::fs::copy(
-            dir.path().join("catalog.db"),
-            crashed.path().join("catalog.db"),
-        )
-        .unwrap();
+        for file in ["catalog.db", "seats.tgs"] {
+            std::fs::copy(dir.path().join(file), crashed.path().join(file)).unwrap();
+        }
         let reopened = Engine::open(crashed.path())
             .unwrap_or_else(|e| panic!("round {round}: crash image refused: {e}"));
         for (name, used) in usage_of(&reopened) {

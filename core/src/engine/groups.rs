@@ -1,0 +1,130 @@
+//! Groups of projects (a cluster of SVMs) and bulk reserve activation (SPEC §2.1, seed 001's
+//! application activation task).
+
+use serde::Serialize;
+
+use super::{project_row, Engine, KeyAdded};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::events::EventKind;
+use crate::key::{check_name, Key};
+
+/// A named group and its projects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    /// The group's name.
+    pub name: String,
+    /// Its projects, sorted.
+    pub projects: Vec<String>,
+}
+
+/// Which projects a bulk reserve addition targets (seed 001: "all SVMs, the SVMs of one KSC
+/// cluster, or an individual SVM").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkTarget {
+    /// Every project.
+    All,
+    /// The projects of one group.
+    Group(String),
+    /// One project.
+    Project(String),
+}
+
+/// What a bulk addition did on one project.
+#[derive(Debug)]
+pub struct BulkOutcome {
+    /// The project.
+    pub project: String,
+    /// The key's new slot, or the rule it broke there.
+    pub result: Result<KeyAdded>,
+}
+
+impl Engine {
+    /// Adds `projects` to group `group` (creating it); a project already in it stays once.
+    /// Every project must exist, else nothing changes.
+    pub fn add_to_group(&self, group: &str, projects: &[&str]) -> Result<()> {
+        check_name("group name", group)?;
+        if projects.is_empty() {
+            return Err(Error::invalid(
+                "projects",
+                "a group needs at least one project",
+            ));
+        }
+        let admin = self.admin()?;
+        let rows = projects
+            .iter()
+            .map(|p| project_row(&admin.catalog, p))
+            .collect::<Result<Vec<_>>>()?;
+        let tx = admin.catalog.begin()?;
+        let mut events = Vec::new();
+        for row in rows {
+            if Catalog::join_group(&tx, group, row.id)? {
+                events.push((
+                    row.name,
+                    EventKind::GroupJoined {
+                        group: group.to_owned(),
+                    },
+                ));
+            }
+        }
+        let events = Catalog::append_events_in(&tx, &events)?;
+        tx.commit().map_err(Error::store("commit group"))?;
+        self.inner.subscribers.broadcast(&events);
+        Ok(())
+    }
+
+    /// Every group with its projects, by name.
+    pub fn groups(&self) -> Result<Vec<Group>> {
+        let admin = self.inner.admin.lock();
+        let mut groups: Vec<Group> = Vec::new();
+        for (name, project) in admin.catalog.groups()? {
+            match groups.last_mut() {
+                Some(g) if g.name == name => g.projects.push(project.name),
+                _ => groups.push(Group {
+                    name,
+                    projects: vec![project.name],
+                }),
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Adds `key` as the reserve of every targeted project (seed 001's activation task with
+    /// "use the license key as a reserve key"). Each project is checked on its own under
+    /// SPEC §2.1: it takes the key only where an Active key of the key's class exists, and a
+    /// refusal on one project never stops the others. Returns one outcome per project, by name.
+    /// The whole call fails only when the target itself does not exist or the key is malformed.
+    pub fn add_reserve_bulk(&self, target: &BulkTarget, key: &Key) -> Result<Vec<BulkOutcome>> {
+        key.validate()?;
+        let admin = self.admin()?;
+        let projects: Vec<String> = match target {
+            BulkTarget::All => admin
+                .catalog
+                .projects()?
+                .into_iter()
+                .map(|p| p.name)
+                .collect(),
+            BulkTarget::Group(name) => {
+                let members: Vec<String> = admin
+                    .catalog
+                    .groups()?
+                    .into_iter()
+                    .filter(|(group, _)| group == name)
+                    .map(|(_, p)| p.name)
+                    .collect();
+                if members.is_empty() {
+                    return Err(Error::GroupNotFound { name: name.clone() });
+                }
+                members
+            }
+            BulkTarget::Project(name) => vec![project_row(&admin.catalog, name)?.name],
+        };
+        Ok(projects
+            .into_iter()
+            .map(|project| {
+                let result = self.admit_locked(&admin, &project, key.clone(), true);
+                BulkOutcome { project, result }
+            })
+            .collect())
+    }
+}

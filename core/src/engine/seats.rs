@@ -1,0 +1,288 @@
+//! Seats on per-machine, per-core and per-instance pairs (SPEC §2.2, seed 001): the handle the
+//! hot path uses, and reclaiming the seats of processes that are gone (see `holders`).
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{metering_of, owner_tag, project_row, Engine, Inner};
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::events::EventKind;
+use crate::holders::{HolderEntry, Process, Reclaimed};
+use crate::key::LicenseClass;
+use crate::slot::{Metering, PairEvent, PairEvents, PairRecord};
+
+/// The seats of one pair, as [`SeatHandle::usage`] reads them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SeatUsage {
+    /// Seats held now, by every process and the operator together.
+    pub held: u64,
+    /// The Active key's amount (machines, cores or instances); 0 without a key.
+    pub limit: u64,
+    /// The Reserved key's amount; 0 without one.
+    pub reserved_limit: u64,
+    /// Whether a Reserved key is present.
+    pub has_reserved: bool,
+    /// How many Active→Reserved switches the pair has made.
+    pub switches: u64,
+}
+
+/// Seats taken back from a process that ended without releasing them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeatsReclaimed {
+    /// The project.
+    pub project: String,
+    /// The pair's license class.
+    pub class: String,
+    /// The process that held them.
+    pub pid: u32,
+    /// How many seats.
+    pub units: u64,
+}
+
+/// The pid the operator's entries carry: seats taken from the command line belong to no
+/// process and stay held until released (the holder table never reclaims them).
+const OPERATOR: Process = Process::operator();
+
+impl Engine {
+    /// A handle for taking and giving back seats on `project`'s pair of `class` (a seat class:
+    /// server or desktop machines, cores, instances). The seats it takes belong to this process:
+    /// if the process ends without releasing them, they are reclaimed (see [`Engine::reclaim_seats`]).
+    /// A pair without a key yet is created empty, so the handle refuses with `NoActiveKey`
+    /// until a key arrives.
+    pub fn seats(&self, project: &str, class: LicenseClass) -> Result<SeatHandle> {
+        self.seat_handle(project, class, self.inner.me)
+    }
+
+    /// Like [`Engine::seats`], but the seats belong to the operator, not to this process: they
+    /// stay held after the process ends, until an operator releases them. This is what the
+    /// command line's `seat acquire` uses.
+    pub fn operator_seats(&self, project: &str, class: LicenseClass) -> Result<SeatHandle> {
+        self.seat_handle(project, class, OPERATOR)
+    }
+
+    fn seat_handle(
+        &self,
+        project: &str,
+        class: LicenseClass,
+        owner: Process,
+    ) -> Result<SeatHandle> {
+        if metering_of(class) != Metering::Seats {
+            return Err(Error::Unsupported {
+                operation: "taking seats",
+                class: class.to_string(),
+            });
+        }
+        let admin = self.admin()?;
+        let project = project_row(&admin.catalog, project)?;
+        let record = match admin
+            .catalog
+            .pairs(project.id)?
+            .into_iter()
+            .find(|p| p.class == class)
+        {
+            Some(pair) => pair.record,
+            None => {
+                let tx = admin.catalog.begin()?;
+                let record = self.allocate_pair(&tx, project.id, class)?;
+                tx.commit().map_err(Error::store("commit new pair"))?;
+                self.inner
+                    .state
+                    .record(record)
+                    .claim(owner_tag(project.id), Metering::Seats);
+                record
+            }
+        };
+        let (entry, reclaimed) = self.inner.holders.claim(record, owner, &self.inner.state)?;
+        log_reclaimed(&admin.catalog, &reclaimed)?;
+        Ok(SeatHandle {
+            record: self.inner.state.record_ptr(record),
+            entry,
+            index: record,
+            clock: self.inner.clock.clone(),
+            class,
+            name: Arc::from(project.name.as_str()),
+            inner: Arc::clone(&self.inner),
+        })
+    }
+
+    /// Takes back the seats of every process that ended without releasing them, and returns
+    /// what was reclaimed (each also goes to the audit log).
+    pub fn reclaim_seats(&self) -> Result<Vec<SeatsReclaimed>> {
+        let admin = self.admin()?;
+        let reclaimed = self.inner.holders.reclaim_dead(&self.inner.state);
+        log_reclaimed(&admin.catalog, &reclaimed)?;
+        reclaimed
+            .iter()
+            .map(|r| {
+                let (project, class) = admin.catalog.pair_of_record(r.record)?;
+                Ok(SeatsReclaimed {
+                    project,
+                    class: class.to_string(),
+                    pid: r.pid,
+                    units: r.units,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Appends an audit entry per reclaimed holder.
+pub(super) fn log_reclaimed(catalog: &Catalog, reclaimed: &[Reclaimed]) -> Result<()> {
+    if reclaimed.is_empty() {
+        return Ok(());
+    }
+    let mut events = Vec::new();
+    for r in reclaimed {
+        let (project, _) = catalog.pair_of_record(r.record)?;
+        events.push((
+            project,
+            EventKind::SeatsReclaimed {
+                pid: r.pid,
+                units: r.units,
+            },
+        ));
+    }
+    let tx = catalog.begin()?;
+    Catalog::append_events_in(&tx, &events)?;
+    tx.commit()
+        .map_err(Error::store("commit reclaimed seats"))?;
+    Ok(())
+}
+
+/// A handle on one pair's seats for one owner (this process, or the operator), looked up once:
+/// `acquire` and `release` take no lock, make no syscall and allocate nothing. `Clone` is
+/// cheap; valid while any clone of its [`Engine`] lives. A handle belongs to the process that
+/// made it: after `fork`, the child opens the engine again.
+#[derive(Clone)]
+pub struct SeatHandle {
+    record: NonNull<PairRecord>,
+    entry: NonNull<HolderEntry>,
+    index: u32,
+    clock: Clock,
+    class: LicenseClass,
+    name: Arc<str>,
+    inner: Arc<Inner>,
+}
+
+// SAFETY: `record` and `entry` point into the mappings owned by `inner.state` and
+// `inner.holders`, which the handle keeps alive through `inner`; both are all atomics.
+unsafe impl Send for SeatHandle {}
+// SAFETY: as above; every access through `&SeatHandle` is an atomic operation.
+unsafe impl Sync for SeatHandle {}
+
+impl SeatHandle {
+    /// The project's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pair's license class.
+    pub fn class(&self) -> LicenseClass {
+        self.class
+    }
+
+    #[inline]
+    fn pair(&self) -> &PairRecord {
+        // SAFETY: see the `Send` impl: the mapping outlives `self`, the pointer is in bounds
+        // and aligned (checked by `StateFile::record_ptr`), and the record is only shared.
+        unsafe { self.record.as_ref() }
+    }
+
+    #[inline]
+    fn entry(&self) -> &HolderEntry {
+        // SAFETY: as for `pair`; the entry was bounds-checked by `Holders::claim` and the table
+        // is mapped for as long as `inner` lives.
+        unsafe { self.entry.as_ref() }
+    }
+
+    /// Takes `units` seats, all or nothing: refused with `SeatsExhausted` when the Active key
+    /// has fewer free, `Expired` when no valid key covers the pair, `NoActiveKey` without a key.
+    /// An expired Active key is switched to the reserve on the way. A refusal for lack of seats
+    /// first takes back the seats of processes that are gone, then tries once more.
+    #[inline]
+    pub fn acquire(&self, units: u64) -> Result<()> {
+        match self.pair().acquire(units, self.clock.now(), self) {
+            Ok(_) => {
+                // The gauge first, this owner's entry second: a death in between leaves the
+                // seats counted as held, never free twice (see `holders`).
+                self.entry().add(units);
+                Ok(())
+            }
+            Err(Error::SeatsExhausted { .. }) => self.acquire_after_reclaim(units),
+            Err(refusal) => Err(self.refused(refusal)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn acquire_after_reclaim(&self, units: u64) -> Result<()> {
+        for r in self.inner.holders.reclaim_dead(&self.inner.state) {
+            self.inner.hot_events.push(
+                r.record,
+                PairEvent::Reclaimed {
+                    pid: r.pid,
+                    units: u32::try_from(r.units).unwrap_or(u32::MAX),
+                },
+            );
+        }
+        match self.pair().acquire(units, self.clock.now(), self) {
+            Ok(_) => {
+                self.entry().add(units);
+                Ok(())
+            }
+            Err(refusal) => Err(self.refused(refusal)),
+        }
+    }
+
+    /// Gives back `units` seats this owner holds; refused with `NotHeld` (nothing changed) when
+    /// it holds fewer. Releasing never depends on the keys' validity.
+    #[inline]
+    pub fn release(&self, units: u64) -> Result<()> {
+        // This owner's entry first, the gauge second (see `acquire`).
+        self.entry().take(units)?;
+        if let Err(e) = self.pair().release(units) {
+            // Only a damaged state holds fewer seats on the gauge than in an entry: put the
+            // entry back and say so.
+            self.entry().add(units);
+            return Err(self.refused(e));
+        }
+        Ok(())
+    }
+
+    /// Seats this owner holds on the pair.
+    pub fn held(&self) -> u64 {
+        self.entry().held()
+    }
+
+    /// The pair's seats and keys now.
+    pub fn usage(&self) -> SeatUsage {
+        let state = self.pair().state();
+        SeatUsage {
+            held: state.active.map_or(0, |a| a.used),
+            limit: state.active.map_or(0, |a| a.limit),
+            reserved_limit: state.reserve.map_or(0, |r| r.limit),
+            has_reserved: state.reserve.is_some(),
+            switches: u64::from(state.switches),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, error: Error) -> Error {
+        match self.inner.state.intact() {
+            Ok(()) => error,
+            Err(corrupt) => corrupt,
+        }
+    }
+}
+
+impl PairEvents for SeatHandle {
+    #[inline]
+    fn emit(&self, event: PairEvent) {
+        self.inner.hot_events.push(self.index, event);
+    }
+}

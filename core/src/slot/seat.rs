@@ -1,0 +1,465 @@
+//! Seat gauges (SPEC §2.2, seed 001): per-machine, per-core and per-instance pairs.
+//!
+//! A seat pair uses the same record and cursor word as a data-volume pair, read differently: the
+//! offset is the number of seats held *now*, a gauge that `acquire` raises and `release` lowers,
+//! bounded by the amount of the key that is Active. The amounts of the two keys do not add up: a
+//! reserve key replaces the Active key, it does not extend it. So a seat pair switches only when
+//! its Active key expires, and the switch is the same single CAS as for data volume: it sets the
+//! `expired` flag, after which the reserve's amount and expiry bound the gauge. Seats held at
+//! the switch stay held (the machines stay protected) and count against the new key; if the new
+//! key is smaller, acquires are refused until enough seats are released.
+//!
+//! Acquire and release are each one CAS on the cursor word, so an acquire can never overshoot
+//! the bound, a release can never take the gauge below zero, and an admin publish (which
+//! carries the gauge into the next generation) never loses a concurrent acquire or release: the
+//! loser of the race retries.
+
+use super::{
+    Cursor, Error, LiveKey, Metering, PairEvent, PairEvents, PairRecord, PairState, Refusal,
+    SwitchReason, EPOCH_SHIFT, EXPIRED_BIT, OFFSET_MASK,
+};
+use crate::sync::Ordering;
+
+impl PairRecord {
+    /// Takes `units` seats if the Active key (or, once it expired, the reserve) has that many
+    /// free, and returns the seats held afterwards. Lock-free: one CAS. A request of 0 is a probe
+    /// that succeeds exactly when a valid key covers the pair.
+    #[inline]
+    pub(crate) fn acquire(
+        &self,
+        units: u64,
+        now: u32,
+        events: &impl PairEvents,
+    ) -> Result<u64, Error> {
+        debug_assert_eq!(self.metering(), Metering::Seats);
+        // Acquire: pairs with the Release CAS that published this epoch's limits.
+        let mut word = self.cursor.load(Ordering::Acquire);
+        loop {
+            let bound = match self.seat_bound(&mut word, now, events) {
+                Ok(bound) => bound,
+                Err(refusal) => return Err(self.refuse(word, units, refusal, events)),
+            };
+            let held = word & OFFSET_MASK;
+            let available = bound.saturating_sub(held);
+            if units > available {
+                let refusal = Refusal::NoSeats { available };
+                return Err(self.refuse(word, units, refusal, events));
+            }
+            if units == 0 {
+                return Ok(held);
+            }
+            // Relaxed on success: the gauge is the only datum an acquire publishes. Acquire on
+            // failure: the retry reads the limits of whatever epoch the current word carries.
+            match self.cursor.compare_exchange_weak(
+                word,
+                word + units,
+                Ordering::Relaxed,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(held + units),
+                Err(current) => word = current,
+            }
+        }
+    }
+
+    /// Gives back `units` seats and returns the seats held afterwards; refuses with `NotHeld`
+    /// (changing nothing) when fewer are held. Never waits and never depends on expiry: a
+    /// machine may always stop being protected.
+    #[inline]
+    pub(crate) fn release(&self, units: u64) -> Result<u64, Error> {
+        debug_assert_eq!(self.metering(), Metering::Seats);
+        // Relaxed (load and CAS): a release reads nothing but the gauge it changes; the CAS on
+        // the one cursor word orders it against every acquire, release and publish.
+        let mut word = self.cursor.load(Ordering::Relaxed);
+        loop {
+            let held = word & OFFSET_MASK;
+            if units > held {
+                return Err(Error::NotHeld {
+                    requested: units,
+                    held,
+                });
+            }
+            match self.cursor.compare_exchange_weak(
+                word,
+                word - units,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(held - units),
+                Err(current) => word = current,
+            }
+        }
+    }
+
+    /// Whether a valid key covers the pair now (seed 002's "each instance must be assigned a
+    /// license"): `Ok` or the refusal (`NoActiveKey`, `Expired`). Switches an expired Active key
+    /// to its reserve on the way, like every other caller. Lock-free, usually one load.
+    #[inline]
+    pub(crate) fn covers(&self, now: u32, events: &impl PairEvents) -> Result<(), Error> {
+        // Acquire: as in `acquire`.
+        let mut word = self.cursor.load(Ordering::Acquire);
+        match self.seat_bound(&mut word, now, events) {
+            Ok(_) => Ok(()),
+            Err(refusal) => Err(self.refuse(word, 0, refusal, events)),
+        }
+    }
+
+    /// The amount bounding the gauge now: the Active key's, or the reserve's once the Active key
+    /// expired (switching it on the way, which updates `word`).
+    #[inline(always)]
+    fn seat_bound(
+        &self,
+        word: &mut u64,
+        now: u32,
+        events: &impl PairEvents,
+    ) -> Result<u64, Refusal> {
+        loop {
+            let cursor = Cursor::unpack(*word);
+            let limits = &self.limits[usize::from(cursor.epoch & 1)];
+            // Acquire (all four): as in `window`: a value from a later generation orders our CAS
+            // after the epoch bump that preceded it, so the CAS fails.
+            let active_limit = limits.active_limit.load(Ordering::Acquire);
+            let reserve_limit = limits.reserve_limit.load(Ordering::Acquire);
+            let active_expiry = limits.active_expiry.load(Ordering::Acquire);
+            let reserve_expiry = limits.reserve_expiry.load(Ordering::Acquire);
+            if active_limit == 0 {
+                return Err(Refusal::NoActiveKey);
+            }
+            if cursor.expired {
+                return if reserve_expiry > now {
+                    Ok(reserve_limit)
+                } else {
+                    Err(Refusal::Expired)
+                };
+            }
+            if active_expiry > now {
+                return Ok(active_limit);
+            }
+            if reserve_limit == 0 || reserve_expiry <= now {
+                return Err(Refusal::Expired);
+            }
+            match self.switch_seats_on_expiry(*word, events) {
+                Ok(switched) | Err(switched) => *word = switched,
+            }
+        }
+    }
+
+    /// Hands an expired Active key's seats to the reserve: records the seats held, then sets
+    /// the expired flag in one CAS. Returns the new word if this caller switched, the current
+    /// word otherwise.
+    #[cold]
+    #[inline(never)]
+    fn switch_seats_on_expiry(&self, word: u64, events: &impl PairEvents) -> Result<u64, u64> {
+        let cursor = Cursor::unpack(word);
+        self.raise_mark(cursor.epoch, cursor.offset);
+        let new = word | EXPIRED_BIT;
+        // Release on success: publishes the mark raised above to whoever Acquire-loads a cursor
+        // with the flag. Acquire on failure: the caller re-reads the limits.
+        self.cursor
+            .compare_exchange(word, new, Ordering::Release, Ordering::Acquire)?;
+        let meta = &self.meta[usize::from(cursor.epoch & 1)];
+        // Acquire: pairs with the Release stores that published this generation's key ids.
+        events.emit(PairEvent::Switched {
+            from: meta.active_key.load(Ordering::Acquire),
+            to: meta.reserve_key.load(Ordering::Acquire),
+            reason: SwitchReason::Expired,
+        });
+        Ok(new)
+    }
+
+    /// Takes back the seats of a holder that died (see `holders`): lowers the gauge by `units`,
+    /// or to zero if fewer are held, which only a damaged state can cause.
+    pub(crate) fn reclaim(&self, units: u64) -> u64 {
+        // Relaxed: as in `release`.
+        let mut word = self.cursor.load(Ordering::Relaxed);
+        loop {
+            let taken = units.min(word & OFFSET_MASK);
+            match self.cursor.compare_exchange_weak(
+                word,
+                word - taken,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return taken,
+                Err(current) => word = current,
+            }
+        }
+    }
+}
+
+/// The logical content of a seat pair at `cursor`: the gauge counts against whichever key is
+/// Active; the reserve, until it takes over, holds nothing.
+pub(super) fn state(
+    record: &PairRecord,
+    cursor: Cursor,
+    mut state: PairState,
+    active: LiveKey,
+    reserve: LiveKey,
+) -> PairState {
+    let held = cursor.offset;
+    if cursor.expired && reserve.limit > 0 {
+        // Relaxed: the flag was Acquire-loaded and the mark raised before it was set.
+        let mark = record.expiry_mark.load(Ordering::Relaxed);
+        let at_switch = if (mark >> EPOCH_SHIFT) as u16 == cursor.epoch {
+            mark & OFFSET_MASK
+        } else {
+            held
+        };
+        state.switched_out = Some((active.key, at_switch));
+        state.switch_reason = Some(SwitchReason::Expired);
+        state.active = Some(LiveKey {
+            used: held,
+            ..reserve
+        });
+        state.switches += 1;
+    } else {
+        state.active = Some(LiveKey {
+            used: held,
+            ..active
+        });
+        state.reserve = (reserve.limit > 0).then_some(LiveKey { used: 0, ..reserve });
+    }
+    state
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::{NextGen, NEVER};
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Default)]
+    struct Switches(AtomicUsize);
+
+    impl PairEvents for Switches {
+        fn emit(&self, event: PairEvent) {
+            if matches!(event, PairEvent::Switched { .. }) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn seats(active: (u64, u32), reserve: Option<(u64, u32)>) -> PairRecord {
+        let record = PairRecord::new();
+        record.set_metering(Metering::Seats);
+        let key = |row, (limit, expiry)| LiveKey {
+            key: row,
+            limit,
+            used: 0,
+            expiry,
+        };
+        record
+            .publish::<()>(|_| {
+                Ok(NextGen {
+                    active: Some(key(1, active)),
+                    reserve: reserve.map(|r| key(2, r)),
+                    retired: None,
+                    switches: 0,
+                })
+            })
+            .unwrap();
+        record
+    }
+
+    #[test]
+    fn the_gauge_is_bounded_by_the_active_keys_amount_not_the_sum() {
+        let record = seats((3, NEVER), Some((5, NEVER)));
+        let events = Switches::default();
+        assert_eq!(record.acquire(2, 0, &events).unwrap(), 2);
+        assert_eq!(record.acquire(1, 0, &events).unwrap(), 3);
+        match record.acquire(1, 0, &events) {
+            Err(Error::SeatsExhausted {
+                requested: 1,
+                available: 0,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(record.release(2).unwrap(), 1);
+        match record.release(2) {
+            Err(Error::NotHeld {
+                requested: 2,
+                held: 1,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        let state = record.state();
+        assert_eq!(state.active.unwrap().used, 1);
+        assert_eq!(state.reserve.unwrap().used, 0);
+        assert_eq!(events.0.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn an_expired_active_key_hands_the_held_seats_to_the_reserve_once() {
+        let record = seats((4, 100), Some((2, 1_000)));
+        let events = Switches::default();
+        record.acquire(3, 50, &events).unwrap();
+        // At 100 the Active key has expired: the reserve's 2 seats bound the gauge, 3 are held.
+        match record.acquire(1, 100, &events) {
+            Err(Error::SeatsExhausted {
+                requested: 1,
+                available: 0,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        record.covers(100, &events).unwrap();
+        record.release(2).unwrap();
+        assert_eq!(record.acquire(1, 101, &events).unwrap(), 2);
+        assert_eq!(events.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let state = record.state();
+        assert_eq!(state.switched_out, Some((1, 3)));
+        assert_eq!(state.active.unwrap().key, 2);
+        assert_eq!(state.active.unwrap().used, 2);
+        assert!(matches!(record.covers(1_000, &events), Err(Error::Expired)));
+        assert!(matches!(
+            record.acquire(0, 1_000, &events),
+            Err(Error::Expired)
+        ));
+        // Releasing never depends on validity.
+        assert_eq!(record.release(2).unwrap(), 0);
+    }
+
+    #[test]
+    fn an_empty_pair_has_no_active_key_and_a_publish_keeps_the_gauge() {
+        let record = PairRecord::new();
+        record.set_metering(Metering::Seats);
+        let events = Switches::default();
+        assert!(matches!(
+            record.acquire(1, 0, &events),
+            Err(Error::NoActiveKey)
+        ));
+        assert!(matches!(record.covers(0, &events), Err(Error::NoActiveKey)));
+        let record = seats((10, NEVER), None);
+        record.acquire(7, 0, &events).unwrap();
+        record
+            .publish::<()>(|state| {
+                Ok(NextGen {
+                    active: Some(LiveKey {
+                        key: 9,
+                        limit: 8,
+                        used: 0,
+                        expiry: NEVER,
+                    }),
+                    reserve: None,
+                    retired: state.active.map(|a| (a.key, a.used)),
+                    switches: state.switches,
+                })
+            })
+            .unwrap();
+        let active = record.state().active.unwrap();
+        assert_eq!((active.key, active.used, active.limit), (9, 7, 8));
+        assert_eq!(record.reclaim(9), 7);
+        assert_eq!(record.state().active.unwrap().used, 0);
+    }
+
+    #[test]
+    fn threads_never_hold_more_seats_than_the_key_allows() {
+        let record = std::sync::Arc::new(seats((64, NEVER), None));
+        let peak = std::sync::Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (record, peak) = (record.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    let events = Switches::default();
+                    let mut mine = 0u64;
+                    for i in 0..20_000u64 {
+                        if i % 3 == 2 && mine > 0 {
+                            record.release(1).unwrap();
+                            mine -= 1;
+                        } else if let Ok(held) = record.acquire(1 + i % 5, 0, &events) {
+                            mine += 1 + i % 5;
+                            peak.fetch_max(held as usize, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    record.release(mine).unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(record.state().active.unwrap().used, 0);
+        assert!(peak.load(std::sync::atomic::Ordering::Relaxed) <= 64);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::super::{NextGen, NEVER};
+    use super::*;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    #[derive(Default)]
+    struct Switches(AtomicUsize);
+
+    impl PairEvents for Switches {
+        fn emit(&self, event: PairEvent) {
+            if matches!(event, PairEvent::Switched { .. }) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Two acquirers race the expiry switch and an admin publish: the gauge never exceeds the
+    /// bound of the key it was taken under, the switch happens once, and no seat is lost.
+    #[test]
+    fn acquires_race_the_expiry_switch_and_a_publish() {
+        loom::model(|| {
+            let record = Arc::new(PairRecord::new());
+            record.set_metering(Metering::Seats);
+            record
+                .publish::<()>(|_| {
+                    Ok(NextGen {
+                        active: Some(LiveKey {
+                            key: 1,
+                            limit: 2,
+                            used: 0,
+                            expiry: 10,
+                        }),
+                        reserve: Some(LiveKey {
+                            key: 2,
+                            limit: 1,
+                            used: 0,
+                            expiry: NEVER,
+                        }),
+                        retired: None,
+                        switches: 0,
+                    })
+                })
+                .unwrap();
+            let events = Arc::new(Switches::default());
+            let acquirers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (record, events) = (record.clone(), events.clone());
+                    thread::spawn(move || record.acquire(1, 20, &*events).is_ok())
+                })
+                .collect();
+            let admin = {
+                let record = record.clone();
+                thread::spawn(move || {
+                    record
+                        .publish::<()>(|state| {
+                            Ok(NextGen {
+                                active: state.active,
+                                reserve: state.reserve,
+                                retired: None,
+                                switches: state.switches,
+                            })
+                        })
+                        .unwrap();
+                })
+            };
+            let granted = acquirers
+                .into_iter()
+                .map(|t| u64::from(t.join().unwrap()))
+                .sum::<u64>();
+            admin.join().unwrap();
+            // The reserve (1 seat) bounds the gauge once the Active key expired at 10.
+            assert_eq!(granted, 1);
+            let state = record.state();
+            assert_eq!(state.active.unwrap().used, granted);
+            assert_eq!(events.0.load(Ordering::Relaxed), 1);
+        });
+    }
+}
