@@ -730,3 +730,61 @@ impl Catalog {
         Ok(events)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The version-1 schema as shipped: key ids unique across the state, no pool tables.
+    const SCHEMA_V1: &str = "
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE projects (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL);
+        CREATE TABLE pairs (record INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES projects(id), class TEXT NOT NULL,
+            synced_epoch INTEGER NOT NULL, UNIQUE (project_id, class));
+        CREATE TABLE keys (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+            record INTEGER NOT NULL REFERENCES pairs(record), json TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'live', 'retired', 'removed')),
+            final_used INTEGER, added_at TEXT NOT NULL, ended_at TEXT);
+        CREATE INDEX keys_by_record ON keys (record);
+        CREATE INDEX keys_pending ON keys (record) WHERE state = 'pending';
+        CREATE TABLE switches (key_row INTEGER PRIMARY KEY);
+        CREATE TABLE events (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, project TEXT NOT NULL,
+            json TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', 1);
+        INSERT INTO projects VALUES (1, 'p', 'then'), (2, 'q', 'then');
+        INSERT INTO pairs VALUES (0, 1, 'data_volume', 3), (1, 2, 'data_volume', 0);
+    ";
+
+    #[test]
+    fn a_version_1_catalog_is_upgraded_in_place_keeping_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let key = Key::data_volume("K", 10);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute(
+                "INSERT INTO keys (row, id, record, json, state, final_used, added_at)
+                 VALUES (7, 'K', 0, ?1, 'retired', 10, 'then')",
+                [key.to_json()],
+            )
+            .unwrap();
+        }
+        let catalog = Catalog::open(&path, false).unwrap();
+        let keys = catalog.keys_of(0).unwrap();
+        assert_eq!(keys[&7].key, key);
+        assert_eq!(
+            (keys[&7].state.as_str(), keys[&7].final_used),
+            ("retired", Some(10))
+        );
+        // The same document may now sit in another pair, and the pool tables exist.
+        catalog.insert_pending_key(1, &key, "now").unwrap();
+        assert_eq!(catalog.key_uses("K").unwrap().len(), 2);
+        assert!(catalog.licenses().unwrap().is_empty());
+        drop(catalog);
+        // Opening again finds version 2 and changes nothing.
+        Catalog::open(&path, false).unwrap();
+    }
+}

@@ -349,6 +349,19 @@ impl Engine {
             admin.catalog.key_id_taken(&key.id)?
         };
         let pair = match pairs.into_iter().find(|p| p.class == class) {
+            // A reserve for a class whose pair is empty: say what the project's Active keys are.
+            Some(pair)
+                if reserve_only
+                    && self
+                        .inner
+                        .state
+                        .record(pair.record)
+                        .state()
+                        .active
+                        .is_none() =>
+            {
+                return Err(self.no_pair_for(admin, &project, &key)?)
+            }
             Some(pair) => pair,
             None if reserve_only => return Err(self.no_pair_for(admin, &project, &key)?),
             None => {

@@ -559,3 +559,38 @@ impl PairEvents for InstanceHandle {
         self.inner.hot_events.push(self.index, event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_assignment_interrupted_before_its_key_was_published_returns_the_license() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = Engine::open(dir.path()).unwrap();
+            e.buy_licenses(&Purchase::new(LicenseType::Server, 1, PaymentMode::Annual))
+                .unwrap();
+            e.add_instance("web", InstanceOs::Linux, None).unwrap();
+            // What `assign` writes before it publishes the key, then a crash.
+            let admin = e.admin().unwrap();
+            let (project, _) = instance_row(&admin.catalog, "web").unwrap();
+            let tx = admin.catalog.begin().unwrap();
+            Catalog::assign_license(&tx, "server-1-1", project.id, "server-1-1#1", "now").unwrap();
+            tx.commit().unwrap();
+        }
+        let e = Engine::open(dir.path()).unwrap();
+        assert!(e.instances().unwrap()[0].license.is_none());
+        assert!(matches!(e.check_instance("web"), Err(Error::NoActiveKey)));
+        let recovered = e
+            .events_after(0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|ev| matches!(ev.kind, EventKind::Recovered { .. }))
+            .count();
+        assert_eq!(recovered, 1);
+        // The license is whole again: it can be assigned.
+        assert_eq!(e.assign("web", None).unwrap().license, "server-1-1");
+        e.check_instance("web").unwrap();
+    }
+}
