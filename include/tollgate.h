@@ -35,7 +35,7 @@ typedef enum tg_status {
      */
     TG_INVALID_ARGUMENT = 1,
     /**
-     * No such project, or no such reserve key in the project.
+     * No such project, instance, group or reserve key, or the instance holds no pool license.
      */
     TG_NOT_FOUND = 2,
     /**
@@ -43,7 +43,8 @@ typedef enum tg_status {
      */
     TG_ALREADY_EXISTS = 3,
     /**
-     * The request needs more than the Active and Reserved keys have left; nothing was charged.
+     * The request needs more than the Active and Reserved keys have left, or more seats than
+     * the Active key has free; nothing was charged or taken.
      */
     TG_EXHAUSTED = 4,
     /**
@@ -87,7 +88,7 @@ typedef enum tg_status {
      */
     TG_IO = 14,
     /**
-     * The state's project table is full.
+     * The state's project table, or its table of seat holders, is full.
      */
     TG_CAPACITY = 15,
     /**
@@ -98,6 +99,28 @@ typedef enum tg_status {
      * The operation is not available for the key's license class.
      */
     TG_UNSUPPORTED = 17,
+    /**
+     * A release gave back more seats than the handle's owner holds; nothing was released.
+     */
+    TG_NOT_HELD = 18,
+    /**
+     * A purchase chose another payment mode than the first purchase, which fixed it.
+     */
+    TG_PAYMENT_MODE_MISMATCH = 19,
+    /**
+     * No valid, unassigned license of a fitting type is in the instance's company pool or in
+     * the global pool.
+     */
+    TG_NO_LICENSE_AVAILABLE = 20,
+    /**
+     * The license type asked for cannot license the instance's OS (macOS and Linux need a
+     * desktop or server license).
+     */
+    TG_LICENSE_TYPE_UNFIT = 21,
+    /**
+     * The instance already holds a valid license.
+     */
+    TG_ALREADY_ASSIGNED = 22,
 } tg_status;
 
 /**
@@ -107,11 +130,28 @@ typedef enum tg_status {
 typedef struct tg_engine tg_engine;
 
 /**
+ * An instance's hot-path handle: looked up once by `tg_instance_open`, then checked before
+ * every backup run, from any number of threads at once. Opaque. It keeps the state open: it
+ * stays valid after `tg_engine_close` until `tg_instance_close`.
+ */
+typedef struct tg_instance tg_instance;
+
+/**
  * A project's hot-path handle: looked up once by `tg_project_open`, then used for every
  * batch, from any number of threads at once. Opaque. It keeps the state open: it stays valid
  * after `tg_engine_close` until `tg_project_close`.
  */
 typedef struct tg_project tg_project;
+
+/**
+ * One slot pair's seats, held by this process: opened by `tg_seats_open`, then used from any
+ * number of threads at once. Opaque. The seats it takes belong to the process; if the process
+ * ends without releasing them they are reclaimed (`tg_seats_reclaim_json`, or by any process
+ * that opens the state or is refused for lack of seats). It keeps the state open: it stays
+ * valid after `tg_engine_close` until `tg_seats_close`. It belongs to the process that opened
+ * it: after `fork`, the child opens its own.
+ */
+typedef struct tg_seats tg_seats;
 
 /**
  * How to open a state directory (`tg_engine_open_with`).
@@ -159,6 +199,32 @@ typedef struct tg_usage {
     uint64_t switches;
 } tg_usage;
 
+/**
+ * A seat pair's seats and keys (`tg_seat_usage_get`).
+ */
+typedef struct tg_seat_usage {
+    /**
+     * Seats held now, by every process together.
+     */
+    uint64_t held;
+    /**
+     * The Active key's amount (machines, cores or instances); 0 without a key.
+     */
+    uint64_t limit;
+    /**
+     * The Reserved key's amount; 0 without one.
+     */
+    uint64_t reserved_limit;
+    /**
+     * Whether a Reserved key is present.
+     */
+    bool has_reserved;
+    /**
+     * How many Active→Reserved switches the pair has made.
+     */
+    uint64_t switches;
+} tg_seat_usage;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -169,8 +235,8 @@ extern "C" {
 const char *tg_version(void);
 
 /**
- * Frees a string that Tollgate returned (the `out_json` of the `_json` functions). NULL is a
- * no-op.
+ * Frees a string that Tollgate returned (the `out_json` of the `_json` functions and the
+ * other `char **out_…` results). NULL is a no-op.
  *
  * # Safety
  * `s` is NULL or a string returned by Tollgate that has not been freed yet.
@@ -244,6 +310,131 @@ enum tg_status tg_events_json(struct tg_engine *engine,
                               char **out_json);
 
 /**
+ * Adds the projects named by `projects_json`, a JSON array of project names, to the group
+ * `group`, creating it; a project already in it stays once. Every project must exist
+ * (`TG_NOT_FOUND` otherwise), else nothing changes.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `group` and `projects_json` are NULL or NUL-terminated
+ * strings.
+ */
+enum tg_status tg_group_add(struct tg_engine *engine, const char *group, const char *projects_json);
+
+/**
+ * Stores in `*out_json` a JSON array of every group, by name: `{"name": group, "projects":
+ * [name, ...]}`. NULL on failure. Free it with `tg_string_free`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_groups_json(struct tg_engine *engine, char **out_json);
+
+/**
+ * Adds the key `key_json` as the Reserved key of every project `target_json` names —
+ * `{"all": true}`, `{"group": "G"}` or `{"project": "P"}` — under the rules of SPEC §2.1, each
+ * project on its own: a project takes it only where an Active key of its class exists, and a
+ * refusal on one never stops the others. Returns `TG_OK` once every project was tried, and
+ * stores in `*out_json` a JSON array of one outcome per project, by name: `{"project": name,
+ * "status": "TG_OK" or the refusal's status name, "code": its number, "role":
+ * "reserved"|"active"|null, "message": the seed-000 text for a key that became the reserve, or
+ * the refusal's message, or null}`. The call itself fails (`*out_json` NULL) only when the
+ * target or the key is malformed, or the group or project does not exist (`TG_NOT_FOUND`).
+ * Free it with `tg_string_free`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `target_json` and `key_json` are NULL or NUL-terminated
+ * strings; `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_key_add_reserve_bulk(struct tg_engine *engine,
+                                       const char *target_json,
+                                       const char *key_json,
+                                       char **out_json);
+
+/**
+ * Registers the instance `name` (a new project licensed per instance) running `os` —
+ * `"windows"`, `"macos"` or `"linux"` — in `company`'s pool, or in no company's when `company`
+ * is NULL. `TG_ALREADY_EXISTS` if a project of that name exists.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `name` and `os` are NULL or NUL-terminated strings;
+ * `company` is NULL or a NUL-terminated string.
+ */
+enum tg_status tg_instance_add(struct tg_engine *engine,
+                               const char *name,
+                               const char *os,
+                               const char *company);
+
+/**
+ * Looks the instance `name` up once and stores its hot-path handle in `*out` (NULL on
+ * failure). `TG_NOT_FOUND` if there is no such instance. Close it with `tg_instance_close`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string; `out` is NULL
+ * or valid for writing a pointer.
+ */
+enum tg_status tg_instance_open(struct tg_engine *engine,
+                                const char *name,
+                                struct tg_instance **out);
+
+/**
+ * Closes an instance handle. NULL is a no-op.
+ *
+ * # Safety
+ * `instance` is NULL or from `tg_instance_open`, not closed yet, and no other thread is using
+ * it.
+ */
+void tg_instance_close(struct tg_instance *instance);
+
+/**
+ * Whether the instance may work now: `TG_OK` when a valid license covers it, otherwise
+ * `TG_NO_ACTIVE_KEY` (no license assigned) or `TG_EXPIRED`. Lock-free; no allocation.
+ *
+ * # Safety
+ * `instance` is NULL or an open instance handle.
+ */
+enum tg_status tg_instance_check(const struct tg_instance *instance);
+
+/**
+ * Assigns a valid, unassigned pool license to the instance `name`: from its company's pool
+ * first, then the global pool; of `license_type` (`"server"`, `"desktop"` or `"workstation"`),
+ * or when it is NULL of any type that fits the instance's OS, the narrowest first. Stores in
+ * `*out_json` the assignment: `{"instance": name, "license": id, "license_type": type,
+ * "from_company_pool": bool, "replaced_expired": id|null}` (NULL on failure; free it with
+ * `tg_string_free`). Refusals: `TG_LICENSE_TYPE_UNFIT` (a workstation license for macOS or
+ * Linux), `TG_NO_LICENSE_AVAILABLE`, `TG_ALREADY_ASSIGNED`, `TG_NOT_FOUND`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string;
+ * `license_type` is NULL or a NUL-terminated string; `out_json` is NULL or valid for writing a
+ * pointer.
+ */
+enum tg_status tg_instance_assign(struct tg_engine *engine,
+                                  const char *name,
+                                  const char *license_type,
+                                  char **out_json);
+
+/**
+ * Takes the pool license off the instance `name` and returns it to its pool; stores the
+ * license id in `*out_license` (NULL on failure; free it with `tg_string_free`). `TG_NOT_FOUND`
+ * if there is no such instance or it holds no license.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string; `out_license`
+ * is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_instance_unassign(struct tg_engine *engine, const char *name, char **out_license);
+
+/**
+ * Stores in `*out_json` a JSON array of every instance, by name: `{"name": name, "os":
+ * "windows"|"macos"|"linux", "company": name|null, "license": id|null}`. NULL on failure. Free
+ * it with `tg_string_free`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_instances_json(struct tg_engine *engine, char **out_json);
+
+/**
  * Adds a key to the slot pair of its class in `project`: the first key becomes Active, a second
  * one Reserved, under the rules of SPEC §2.1; a refusal (`TG_TYPE_MISMATCH`,
  * `TG_RESERVE_OCCUPIED`, …) changes nothing and the message names the rule and keys at fault.
@@ -298,6 +489,47 @@ enum tg_status tg_key_remove_reserve(struct tg_engine *engine,
  * is NULL or valid for writing a pointer.
  */
 enum tg_status tg_keys_json(struct tg_engine *engine, const char *project, char **out_json);
+
+/**
+ * Buys licenses into the global pool, or into a company's pool when the purchase names one,
+ * and stores in `*out_json` a JSON array of the new license ids (NULL on failure; free it
+ * with `tg_string_free`). The first purchase fixes the payment mode: a later purchase with the
+ * other mode is refused with `TG_PAYMENT_MODE_MISMATCH` and buys nothing.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `purchase_json` is NULL or a NUL-terminated string;
+ * `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_pool_buy(struct tg_engine *engine, const char *purchase_json, char **out_json);
+
+/**
+ * Stores in `*out_json` the pool licenses that pass `filter_json`, grouped by type: a JSON
+ * array of `{"license_type": type, "count": n, "used": n, "licenses": [...], "message":
+ * text|null}`, where `message` is "You have not purchased licenses of this type" for a type
+ * never bought. The filter's fields are all optional and combine: `{"license_type": type,
+ * "company": name, "kind": "commercial"|"trial", "valid": bool, "used": bool (commercial
+ * licenses only), "auto_renew_only": bool, "search": text}`; `"{}"` or NULL lists everything.
+ * NULL on failure. Free it with `tg_string_free`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `filter_json` is NULL or a NUL-terminated string;
+ * `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_pool_list_json(struct tg_engine *engine,
+                                 const char *filter_json,
+                                 char **out_json);
+
+/**
+ * Stores in `*out_json` how many licenses of each type to buy so that every instance is
+ * licensed for the next `days` days: `{"days": n, "types": [{"license_type": type, "needed":
+ * n, "covered": n, "to_buy": n}, ...], "needs": [{"instance": name, "reason":
+ * "unlicensed"|"expires_soon", "license_type": type, "company": name|null, "covered_by":
+ * id|null}, ...]}`. NULL on failure. Free it with `tg_string_free`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_pool_shortfall_json(struct tg_engine *engine, uint32_t days, char **out_json);
 
 /**
  * Creates a project named `name` (1..=64 bytes of UTF-8, no control characters) with an empty
@@ -391,6 +623,82 @@ enum tg_status tg_consume_batch(struct tg_project *project,
  * `project` is NULL or an open project handle; `out` is NULL or valid for writing a `tg_usage`.
  */
 enum tg_status tg_usage_get(const struct tg_project *project, struct tg_usage *out);
+
+/**
+ * Opens the seats of `project`'s slot pair of `seat_class` — `"server"` or `"desktop"`
+ * (per-machine keys), `"cores"` (per-core keys) or `"instance"` (per-instance keys) — and
+ * stores the handle in `*out` (NULL on failure). A pair without a key yet is created empty, so
+ * acquiring refuses with `TG_NO_ACTIVE_KEY` until a key of that class is added. Another class
+ * name is refused with `TG_INVALID_ARGUMENT`; `TG_NOT_FOUND` if there is no such project.
+ * Close it with `tg_seats_close`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `project` and `seat_class` are NULL or NUL-terminated
+ * strings; `out` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_seats_open(struct tg_engine *engine,
+                             const char *project,
+                             const char *seat_class,
+                             struct tg_seats **out);
+
+/**
+ * Closes a seats handle. Seats it still holds stay held until released through another handle
+ * of this process or reclaimed after the process ends. NULL is a no-op.
+ *
+ * # Safety
+ * `seats` is NULL or from `tg_seats_open`, not closed yet, and no other thread is using it.
+ */
+void tg_seats_close(struct tg_seats *seats);
+
+/**
+ * Takes `units` seats, all or nothing: `TG_OK`, or nothing is taken and the call refuses with
+ * `TG_EXHAUSTED` (the Active key has fewer free), `TG_EXPIRED` (no valid key covers the pair)
+ * or `TG_NO_ACTIVE_KEY`. An expired Active key is switched to the reserve on the way.
+ * Lock-free, no syscall, no allocation, refusals included. A `TG_EXHAUSTED` refusal also asks
+ * the engine's reclaimer thread to take back the seats of processes that are gone, so a retry
+ * a moment later may succeed.
+ *
+ * # Safety
+ * `seats` is NULL or an open seats handle.
+ */
+enum tg_status tg_seat_acquire(const struct tg_seats *seats, uint64_t units);
+
+/**
+ * Gives back `units` seats this process holds on the pair; `TG_NOT_HELD` (nothing released)
+ * when it holds fewer. Releasing never depends on the keys' validity. Lock-free; no allocation.
+ *
+ * # Safety
+ * `seats` is NULL or an open seats handle.
+ */
+enum tg_status tg_seat_release(const struct tg_seats *seats, uint64_t units);
+
+/**
+ * Stores in `*out` how many seats this process holds on the pair. Lock-free; no allocation.
+ *
+ * # Safety
+ * `seats` is NULL or an open seats handle; `out` is NULL or valid for writing.
+ */
+enum tg_status tg_seat_held(const struct tg_seats *seats, uint64_t *out);
+
+/**
+ * Stores the pair's seats and keys now in `*out`. Lock-free; no allocation.
+ *
+ * # Safety
+ * `seats` is NULL or an open seats handle; `out` is NULL or valid for writing a
+ * `tg_seat_usage`.
+ */
+enum tg_status tg_seat_usage_get(const struct tg_seats *seats, struct tg_seat_usage *out);
+
+/**
+ * Takes back the seats of every process that ended without releasing them, and stores in
+ * `*out_json` a JSON array of what was reclaimed: `{"project": name, "class": "per_machine
+ * server"|"per_machine desktop"|"per_core"|"per_instance", "pid": n, "units": n}` (each also
+ * goes to the audit log). NULL on failure. Free it with `tg_string_free`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_seats_reclaim_json(struct tg_engine *engine, char **out_json);
 
 /**
  * The C name of a status, e.g. `"TG_EXHAUSTED"`, as a static NUL-terminated string; a number

@@ -152,7 +152,8 @@ pub struct Engine {
 struct Inner {
     dir: PathBuf,
     state: Arc<StateFile>,
-    holders: Holders,
+    holders: Arc<Holders>,
+    reclaimer: seats::Reclaimer,
     me: Process,
     admin: Mutex<Admin>,
     clock: Clock,
@@ -214,6 +215,7 @@ impl Engine {
         let opened = open_locked(&dir, &options);
         let _ = lock.unlock();
         let (state, holders, catalog) = opened?;
+        let holders = Arc::new(holders);
         let me = Process::me()?;
         let state = Arc::new(state);
         let hot_events = Arc::new(HotQueue::new(options.event_queue.max(16)));
@@ -229,10 +231,17 @@ impl Engine {
             .map(|every| Flusher::start(Arc::clone(&state), every))
             .transpose()
             .map_err(|e| Error::io("start the flush thread", e))?;
+        let reclaimer = seats::Reclaimer::start(
+            Arc::clone(&state),
+            Arc::clone(&holders),
+            Arc::clone(&hot_events),
+        )
+        .map_err(|e| Error::io("start the seat reclaimer", e))?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 dir,
                 state,
+                reclaimer,
                 holders,
                 me,
                 admin: Mutex::new(Admin { catalog, lock }),

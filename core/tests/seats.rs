@@ -353,8 +353,20 @@ fn seats_of_a_killed_process_are_reclaimed() {
         child.kill().unwrap();
         child.wait().unwrap();
     }
-    // Only 40 are free until the dead processes' 50 are reclaimed; a refused acquire does it.
-    seats.acquire(90).unwrap();
+    // Only 40 are free until the dead processes' 50 are reclaimed; a refused acquire asks the
+    // reclaimer thread for it, and a retry a moment later succeeds.
+    assert!(matches!(
+        seats.acquire(90),
+        Err(Error::SeatsExhausted {
+            requested: 90,
+            available: 40
+        })
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while seats.acquire(90).is_err() {
+        assert!(std::time::Instant::now() < deadline, "never reclaimed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(seats.usage().held, 100);
     assert_eq!(seats.held(), 100);
     std::thread::sleep(Duration::from_millis(200));

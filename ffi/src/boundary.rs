@@ -70,6 +70,16 @@ macro_rules! text {
     };
 }
 
+/// `Option<&str>` from a `const char *` argument where NULL means "none", or return
+/// `TG_INVALID_ARGUMENT` naming it when it is not UTF-8.
+macro_rules! optional_text {
+    ($ptr:ident) => {
+        // SAFETY: every exported function documents that this string argument is NULL or a
+        // NUL-terminated string that stays unchanged for the call.
+        unsafe { $crate::boundary::optional_text($ptr, stringify!($ptr)) }?
+    };
+}
+
 /// An [`Out`] for an out-pointer argument, or return `TG_INVALID_ARGUMENT` naming it.
 macro_rules! out {
     ($ptr:ident) => {
@@ -163,6 +173,16 @@ impl From<Error> for tg_status {
                 requested,
                 remaining,
             })),
+            Error::SeatsExhausted {
+                requested,
+                available,
+            } => set_last(Last::Refusal(Refusal::SeatsExhausted {
+                requested,
+                available,
+            })),
+            Error::NotHeld { requested, held } => {
+                set_last(Last::Refusal(Refusal::NotHeld { requested, held }))
+            }
             Error::Expired => set_last(Last::Refusal(Refusal::Expired)),
             Error::NoActiveKey => set_last(Last::Refusal(Refusal::NoActiveKey)),
             other => record_message(format_args!("{other}")),
@@ -199,6 +219,8 @@ enum ArgumentProblem {
 #[derive(Clone, Copy)]
 enum Refusal {
     Exhausted { requested: u64, remaining: u64 },
+    SeatsExhausted { requested: u64, available: u64 },
+    NotHeld { requested: u64, held: u64 },
     Expired,
     NoActiveKey,
 }
@@ -213,6 +235,14 @@ impl Refusal {
                 requested,
                 remaining,
             },
+            Refusal::SeatsExhausted {
+                requested,
+                available,
+            } => Error::SeatsExhausted {
+                requested,
+                available,
+            },
+            Refusal::NotHeld { requested, held } => Error::NotHeld { requested, held },
             Refusal::Expired => Error::Expired,
             Refusal::NoActiveKey => Error::NoActiveKey,
         }
@@ -327,6 +357,21 @@ pub(crate) unsafe fn text<'a>(
         .map_err(|_| bad_argument(name, ArgumentProblem::NotUtf8))
 }
 
+/// Borrows a NUL-terminated UTF-8 string argument that may be NULL, meaning "none".
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that is not changed during `'a`.
+pub(crate) unsafe fn optional_text<'a>(
+    ptr: *const c_char,
+    name: &'static str,
+) -> Result<Option<&'a str>, tg_status> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL here; the caller's guarantee is passed on unchanged.
+    unsafe { text(ptr, name) }.map(Some)
+}
+
 /// Borrows a C array argument: `len` elements at `ptr`, which may be NULL only when `len` is 0.
 ///
 /// # Safety
@@ -414,8 +459,27 @@ pub(crate) fn json_out<T: Serialize + ?Sized>(
     Ok(())
 }
 
-/// Frees a string that Tollgate returned (the `out_json` of the `_json` functions). NULL is a
-/// no-op.
+/// Hands a copy of `text` to C (freed with `tg_string_free`).
+pub(crate) fn string_out(text: &str, out: &mut Out<'_, *mut c_char>) -> Result<(), tg_status> {
+    let text = CString::new(text).map_err(|_| {
+        record_message(format_args!("the result {text:?} contains a NUL byte"));
+        tg_status::TG_IO
+    })?;
+    out.write(text.into_raw());
+    Ok(())
+}
+
+/// Records an argument the core could not parse, naming it as the C caller knows it.
+#[cold]
+pub(crate) fn invalid_value(name: &'static str, reason: impl fmt::Display) -> tg_status {
+    tg_status::from(Error::InvalidArgument {
+        field: name,
+        reason: reason.to_string(),
+    })
+}
+
+/// Frees a string that Tollgate returned (the `out_json` of the `_json` functions and the
+/// other `char **out_…` results). NULL is a no-op.
 ///
 /// # Safety
 /// `s` is NULL or a string returned by Tollgate that has not been freed yet.

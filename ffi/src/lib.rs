@@ -7,9 +7,10 @@
 //!
 //! Each exported function only checks its arguments, calls [`tollgate_core`] and maps the
 //! result; the machinery for that is in the `boundary` module (the macro every body runs in, the
-//! last error, pointer ownership). Handles: a `tg_engine *` owns an `Engine`, a `tg_project *`
-//! owns a `ProjectHandle` (which keeps the state open); both are boxes given to C and taken back
-//! by their `_close`. Strings returned to C are `CString`s freed by `tg_string_free`.
+//! last error, pointer ownership). Handles: a `tg_engine *` owns an `Engine`; a `tg_project *`,
+//! `tg_seats *` and `tg_instance *` own the core's hot-path handles (each keeps the state
+//! open); all are boxes given to C and taken back by their `_close`. Strings returned to C are
+//! `CString`s freed by `tg_string_free`.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -17,8 +18,12 @@
 mod boundary;
 mod engine;
 mod events;
+mod groups;
+mod instances;
 mod keys;
+mod pools;
 mod project;
+mod seats;
 mod status;
 
 use std::ffi::c_char;
@@ -29,13 +34,23 @@ pub use engine::{
     tg_open_options,
 };
 pub use events::tg_events_json;
+pub use groups::{tg_group_add, tg_groups_json, tg_key_add_reserve_bulk};
+pub use instances::{
+    tg_instance, tg_instance_add, tg_instance_assign, tg_instance_check, tg_instance_close,
+    tg_instance_open, tg_instance_unassign, tg_instances_json,
+};
 pub use keys::{
     tg_key_add, tg_key_add_reserve, tg_key_remove_reserve, tg_key_replace, tg_keys_json,
 };
+pub use pools::{tg_pool_buy, tg_pool_list_json, tg_pool_shortfall_json};
 pub use project::{
     tg_consume, tg_consume_batch, tg_consume_partial, tg_project, tg_project_close,
     tg_project_create, tg_project_list_json, tg_project_open, tg_project_view_json, tg_usage,
     tg_usage_get,
+};
+pub use seats::{
+    tg_seat_acquire, tg_seat_held, tg_seat_release, tg_seat_usage, tg_seat_usage_get, tg_seats,
+    tg_seats_close, tg_seats_open, tg_seats_reclaim_json,
 };
 pub use status::{tg_status, tg_status_code, tg_status_name};
 

@@ -18,11 +18,12 @@ pub enum tg_status {
     /// An argument is NULL, not valid UTF-8, or malformed (bad name, bad key JSON, limit out of
     /// range); the message names the argument or field.
     TG_INVALID_ARGUMENT = 1,
-    /// No such project, or no such reserve key in the project.
+    /// No such project, instance, group or reserve key, or the instance holds no pool license.
     TG_NOT_FOUND = 2,
     /// A project of that name already exists.
     TG_ALREADY_EXISTS = 3,
-    /// The request needs more than the Active and Reserved keys have left; nothing was charged.
+    /// The request needs more than the Active and Reserved keys have left, or more seats than
+    /// the Active key has free; nothing was charged or taken.
     TG_EXHAUSTED = 4,
     /// Every key that could cover the request has expired, or the key being added has.
     TG_EXPIRED = 5,
@@ -44,12 +45,24 @@ pub enum tg_status {
     TG_CORRUPT_STATE = 13,
     /// An operating-system or embedded-store error.
     TG_IO = 14,
-    /// The state's project table is full.
+    /// The state's project table, or its table of seat holders, is full.
     TG_CAPACITY = 15,
     /// A Rust panic was caught at the boundary; the message says where.
     TG_PANIC = 16,
     /// The operation is not available for the key's license class.
     TG_UNSUPPORTED = 17,
+    /// A release gave back more seats than the handle's owner holds; nothing was released.
+    TG_NOT_HELD = 18,
+    /// A purchase chose another payment mode than the first purchase, which fixed it.
+    TG_PAYMENT_MODE_MISMATCH = 19,
+    /// No valid, unassigned license of a fitting type is in the instance's company pool or in
+    /// the global pool.
+    TG_NO_LICENSE_AVAILABLE = 20,
+    /// The license type asked for cannot license the instance's OS (macOS and Linux need a
+    /// desktop or server license).
+    TG_LICENSE_TYPE_UNFIT = 21,
+    /// The instance already holds a valid license.
+    TG_ALREADY_ASSIGNED = 22,
 }
 
 // The C side declares `typedef enum tg_status {...} tg_status;`; `repr(C)` makes Rust use the C
@@ -64,7 +77,7 @@ pub type tg_status_code = u32;
 
 impl tg_status {
     /// Every status, in numeric order.
-    const ALL: [tg_status; 18] = [
+    const ALL: [tg_status; 23] = [
         tg_status::TG_OK,
         tg_status::TG_INVALID_ARGUMENT,
         tg_status::TG_NOT_FOUND,
@@ -83,6 +96,11 @@ impl tg_status {
         tg_status::TG_CAPACITY,
         tg_status::TG_PANIC,
         tg_status::TG_UNSUPPORTED,
+        tg_status::TG_NOT_HELD,
+        tg_status::TG_PAYMENT_MODE_MISMATCH,
+        tg_status::TG_NO_LICENSE_AVAILABLE,
+        tg_status::TG_LICENSE_TYPE_UNFIT,
+        tg_status::TG_ALREADY_ASSIGNED,
     ];
 
     /// The status with number `code`, if there is one.
@@ -113,6 +131,11 @@ impl tg_status {
             tg_status::TG_CAPACITY => c"TG_CAPACITY",
             tg_status::TG_PANIC => c"TG_PANIC",
             tg_status::TG_UNSUPPORTED => c"TG_UNSUPPORTED",
+            tg_status::TG_NOT_HELD => c"TG_NOT_HELD",
+            tg_status::TG_PAYMENT_MODE_MISMATCH => c"TG_PAYMENT_MODE_MISMATCH",
+            tg_status::TG_NO_LICENSE_AVAILABLE => c"TG_NO_LICENSE_AVAILABLE",
+            tg_status::TG_LICENSE_TYPE_UNFIT => c"TG_LICENSE_TYPE_UNFIT",
+            tg_status::TG_ALREADY_ASSIGNED => c"TG_ALREADY_ASSIGNED",
         }
     }
 }
@@ -121,11 +144,14 @@ impl From<&Error> for tg_status {
     fn from(error: &Error) -> tg_status {
         match error {
             Error::InvalidArgument { .. } => tg_status::TG_INVALID_ARGUMENT,
-            Error::ProjectNotFound { .. } | Error::ReserveNotFound { .. } => {
-                tg_status::TG_NOT_FOUND
-            }
+            Error::ProjectNotFound { .. }
+            | Error::ReserveNotFound { .. }
+            | Error::InstanceNotFound { .. }
+            | Error::GroupNotFound { .. }
+            | Error::NotAssigned { .. } => tg_status::TG_NOT_FOUND,
             Error::ProjectExists { .. } => tg_status::TG_ALREADY_EXISTS,
-            Error::Exhausted { .. } => tg_status::TG_EXHAUSTED,
+            Error::Exhausted { .. } | Error::SeatsExhausted { .. } => tg_status::TG_EXHAUSTED,
+            Error::NotHeld { .. } => tg_status::TG_NOT_HELD,
             Error::Expired | Error::KeyExpired { .. } => tg_status::TG_EXPIRED,
             Error::NoActiveKey => tg_status::TG_NO_ACTIVE_KEY,
             Error::ReserveOccupied { .. } => tg_status::TG_RESERVE_OCCUPIED,
@@ -136,8 +162,12 @@ impl From<&Error> for tg_status {
             Error::DuplicateKey { .. } => tg_status::TG_DUPLICATE_KEY,
             Error::CorruptState { .. } => tg_status::TG_CORRUPT_STATE,
             Error::Io { .. } | Error::Store { .. } => tg_status::TG_IO,
-            Error::Capacity { .. } => tg_status::TG_CAPACITY,
+            Error::Capacity { .. } | Error::HoldersFull { .. } => tg_status::TG_CAPACITY,
             Error::Unsupported { .. } => tg_status::TG_UNSUPPORTED,
+            Error::PaymentModeMismatch { .. } => tg_status::TG_PAYMENT_MODE_MISMATCH,
+            Error::NoLicenseAvailable { .. } => tg_status::TG_NO_LICENSE_AVAILABLE,
+            Error::LicenseTypeUnfit { .. } => tg_status::TG_LICENSE_TYPE_UNFIT,
+            Error::AlreadyAssigned { .. } => tg_status::TG_ALREADY_ASSIGNED,
             // A variant added to the core after this table: still an error, and its message
             // (recorded by the caller) says what it is.
             _ => tg_status::TG_IO,
@@ -171,7 +201,73 @@ mod tests {
                 "the C name is the Rust variant name"
             );
         }
-        assert_eq!(tg_status::from_code(18), None);
+        assert_eq!(tg_status::from_code(tg_status::ALL.len() as u32), None);
         assert_eq!(tg_status::from_code(u32::MAX), None);
+    }
+
+    /// The core errors of seats, pools, instances and groups, each with its status.
+    #[test]
+    fn seat_pool_and_group_errors_map_to_their_statuses() {
+        let text = || "x".to_owned();
+        let cases = [
+            (
+                Error::SeatsExhausted {
+                    requested: 2,
+                    available: 1,
+                },
+                tg_status::TG_EXHAUSTED,
+            ),
+            (
+                Error::NotHeld {
+                    requested: 2,
+                    held: 1,
+                },
+                tg_status::TG_NOT_HELD,
+            ),
+            (Error::HoldersFull { capacity: 1 }, tg_status::TG_CAPACITY),
+            (
+                Error::PaymentModeMismatch {
+                    chosen: "annual",
+                    requested: "monthly",
+                },
+                tg_status::TG_PAYMENT_MODE_MISMATCH,
+            ),
+            (
+                Error::NoLicenseAvailable {
+                    instance: text(),
+                    detail: text(),
+                },
+                tg_status::TG_NO_LICENSE_AVAILABLE,
+            ),
+            (
+                Error::LicenseTypeUnfit {
+                    license_type: "workstation",
+                    os: "linux",
+                },
+                tg_status::TG_LICENSE_TYPE_UNFIT,
+            ),
+            (
+                Error::AlreadyAssigned {
+                    instance: text(),
+                    license: text(),
+                },
+                tg_status::TG_ALREADY_ASSIGNED,
+            ),
+            (
+                Error::NotAssigned { instance: text() },
+                tg_status::TG_NOT_FOUND,
+            ),
+            (
+                Error::InstanceNotFound { name: text() },
+                tg_status::TG_NOT_FOUND,
+            ),
+            (
+                Error::GroupNotFound { name: text() },
+                tg_status::TG_NOT_FOUND,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(tg_status::from(&error), status, "{error:?}");
+        }
     }
 }

@@ -80,6 +80,13 @@ fn c_test_api(linkage: Linkage) {
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
+fn c_pools_seats(linkage: Linkage) {
+    let (exe, _dir) = client("tests/c/pools_seats.c", Language::C, linkage);
+    let stdout = run(&exe, &[], &[]);
+    assert!(stdout.contains("pools_seats:"), "{stdout}");
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
 fn cpp_test_api(linkage: Linkage) {
     let (exe, _dir) = client("tests/cpp/test_api.cpp", Language::Cxx, linkage);
     let stdout = run(&exe, &[], &[]);
@@ -103,6 +110,16 @@ fn c_test_api_shared() {
 #[test]
 fn c_test_api_static() {
     c_test_api(Linkage::Static);
+}
+
+#[test]
+fn c_pools_seats_shared() {
+    c_pools_seats(Linkage::Shared);
+}
+
+#[test]
+fn c_pools_seats_static() {
+    c_pools_seats(Linkage::Static);
 }
 
 #[test]

@@ -2,7 +2,10 @@
 //! hot path uses, and reclaiming the seats of processes that are gone (see `holders`).
 
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -11,9 +14,11 @@ use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
-use crate::holders::{HolderEntry, Process, Reclaimed};
+use crate::events::HotQueue;
+use crate::holders::{HolderEntry, Holders, Process, Reclaimed};
 use crate::key::LicenseClass;
 use crate::slot::{Metering, PairEvent, PairEvents, PairRecord};
+use crate::state_file::StateFile;
 
 /// The seats of one pair, as [`SeatHandle::usage`] reads them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -202,35 +207,14 @@ impl SeatHandle {
     /// Takes `units` seats, all or nothing: refused with `SeatsExhausted` when the Active key
     /// has fewer free, `Expired` when no valid key covers the pair, `NoActiveKey` without a key.
     /// An expired Active key is switched to the reserve on the way. A refusal for lack of seats
-    /// first takes back the seats of processes that are gone, then tries once more.
+    /// also asks the engine's reclaimer thread to take back the seats of processes that are gone
+    /// (a flag, no syscall), so a retry a moment later can succeed.
     #[inline]
     pub fn acquire(&self, units: u64) -> Result<()> {
         match self.pair().acquire(units, self.clock.now(), self) {
             Ok(_) => {
                 // The gauge first, this owner's entry second: a death in between leaves the
                 // seats counted as held, never free twice (see `holders`).
-                self.entry().add(units);
-                Ok(())
-            }
-            Err(Error::SeatsExhausted { .. }) => self.acquire_after_reclaim(units),
-            Err(refusal) => Err(self.refused(refusal)),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn acquire_after_reclaim(&self, units: u64) -> Result<()> {
-        for r in self.inner.holders.reclaim_dead(&self.inner.state) {
-            self.inner.hot_events.push(
-                r.record,
-                PairEvent::Reclaimed {
-                    pid: r.pid,
-                    units: u32::try_from(r.units).unwrap_or(u32::MAX),
-                },
-            );
-        }
-        match self.pair().acquire(units, self.clock.now(), self) {
-            Ok(_) => {
                 self.entry().add(units);
                 Ok(())
             }
@@ -273,6 +257,9 @@ impl SeatHandle {
     #[cold]
     #[inline(never)]
     fn refused(&self, error: Error) -> Error {
+        if matches!(error, Error::SeatsExhausted { .. }) {
+            self.inner.reclaimer.request();
+        }
         match self.inner.state.intact() {
             Ok(()) => error,
             Err(corrupt) => corrupt,
@@ -284,5 +271,73 @@ impl PairEvents for SeatHandle {
     #[inline]
     fn emit(&self, event: PairEvent) {
         self.inner.hot_events.push(self.index, event);
+    }
+}
+
+/// How often the reclaimer thread looks for a request.
+const RECLAIM_POLL: Duration = Duration::from_millis(50);
+
+/// The engine's reclaimer thread: takes back the seats of processes that are gone when a seat
+/// refusal asks for it, off the hot path (reading `/proc` is syscalls and allocation).
+pub(super) struct Reclaimer {
+    wanted: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reclaimer {
+    pub(super) fn start(
+        state: Arc<StateFile>,
+        holders: Arc<Holders>,
+        events: Arc<HotQueue>,
+    ) -> std::io::Result<Reclaimer> {
+        let wanted = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (want, halt) = (Arc::clone(&wanted), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("tollgate-reclaim".into())
+            .spawn(move || {
+                // Relaxed (both flags): they carry no data; the seats reclaimed are published by
+                // the gauge's own CAS, the stop flag is followed by a join.
+                while !halt.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(RECLAIM_POLL);
+                    if want.swap(false, Ordering::Relaxed) {
+                        for r in holders.reclaim_dead(&state) {
+                            events.push(
+                                r.record,
+                                PairEvent::Reclaimed {
+                                    pid: r.pid,
+                                    units: u32::try_from(r.units).unwrap_or(u32::MAX),
+                                },
+                            );
+                        }
+                    }
+                }
+            })?;
+        Ok(Reclaimer {
+            wanted,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a reclaim pass; never blocks, no syscall.
+    #[inline]
+    pub(super) fn request(&self) {
+        // Relaxed: see the thread's loop.
+        if !self.wanted.load(Ordering::Relaxed) {
+            self.wanted.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Reclaimer {
+    fn drop(&mut self) {
+        // Relaxed: the thread is unparked and joined right after.
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
     }
 }

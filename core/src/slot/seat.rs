@@ -401,33 +401,38 @@ mod loom_models {
         }
     }
 
-    /// Two acquirers race the expiry switch and an admin publish: the gauge never exceeds the
-    /// bound of the key it was taken under, the switch happens once, and no seat is lost.
-    #[test]
-    fn acquires_race_the_expiry_switch_and_a_publish() {
-        loom::model(|| {
-            let record = Arc::new(PairRecord::new());
-            record.set_metering(Metering::Seats);
-            record
-                .publish::<()>(|_| {
-                    Ok(NextGen {
-                        active: Some(LiveKey {
-                            key: 1,
-                            limit: 2,
-                            used: 0,
-                            expiry: 10,
-                        }),
-                        reserve: Some(LiveKey {
-                            key: 2,
-                            limit: 1,
-                            used: 0,
-                            expiry: NEVER,
-                        }),
-                        retired: None,
-                        switches: 0,
-                    })
+    fn expiring_pair() -> Arc<PairRecord> {
+        let record = Arc::new(PairRecord::new());
+        record.set_metering(Metering::Seats);
+        record
+            .publish::<()>(|_| {
+                Ok(NextGen {
+                    active: Some(LiveKey {
+                        key: 1,
+                        limit: 2,
+                        used: 0,
+                        expiry: 10,
+                    }),
+                    reserve: Some(LiveKey {
+                        key: 2,
+                        limit: 1,
+                        used: 0,
+                        expiry: NEVER,
+                    }),
+                    retired: None,
+                    switches: 0,
                 })
-                .unwrap();
+            })
+            .unwrap();
+        record
+    }
+
+    /// Two acquirers race the expiry switch: it happens once, and the reserve's single seat
+    /// goes to exactly one of them.
+    #[test]
+    fn acquirers_race_the_expiry_switch() {
+        loom::model(|| {
+            let record = expiring_pair();
             let events = Arc::new(Switches::default());
             let acquirers: Vec<_> = (0..2)
                 .map(|_| {
@@ -435,31 +440,46 @@ mod loom_models {
                     thread::spawn(move || record.acquire(1, 20, &*events).is_ok())
                 })
                 .collect();
-            let admin = {
-                let record = record.clone();
-                thread::spawn(move || {
-                    record
-                        .publish::<()>(|state| {
-                            Ok(NextGen {
-                                active: state.active,
-                                reserve: state.reserve,
-                                retired: None,
-                                switches: state.switches,
-                            })
-                        })
-                        .unwrap();
-                })
-            };
             let granted = acquirers
                 .into_iter()
                 .map(|t| u64::from(t.join().unwrap()))
                 .sum::<u64>();
-            admin.join().unwrap();
-            // The reserve (1 seat) bounds the gauge once the Active key expired at 10.
             assert_eq!(granted, 1);
-            let state = record.state();
-            assert_eq!(state.active.unwrap().used, granted);
+            assert_eq!(record.state().active.unwrap().used, 1);
             assert_eq!(events.0.load(Ordering::Relaxed), 1);
+        });
+    }
+
+    /// An acquire, a release and an admin publish race: the publish carries the gauge over, so
+    /// no seat is lost or made up, and the bound holds.
+    #[test]
+    fn a_publish_races_an_acquire_and_a_release() {
+        loom::model(|| {
+            let record = expiring_pair();
+            let events = Switches::default();
+            record.acquire(1, 0, &events).unwrap();
+            let acquirer = {
+                let record = record.clone();
+                thread::spawn(move || record.acquire(1, 0, &Switches::default()).is_ok())
+            };
+            let releaser = {
+                let record = record.clone();
+                thread::spawn(move || record.release(1).is_ok())
+            };
+            record
+                .publish::<()>(|state| {
+                    Ok(NextGen {
+                        active: state.active,
+                        reserve: state.reserve,
+                        retired: None,
+                        switches: state.switches,
+                    })
+                })
+                .unwrap();
+            let acquired = u64::from(acquirer.join().unwrap());
+            let released = u64::from(releaser.join().unwrap());
+            assert_eq!(released, 1, "one seat was held before the race");
+            assert_eq!(record.state().active.unwrap().used, 1 + acquired - released);
         });
     }
 }

@@ -1,0 +1,61 @@
+/*
+ * The checks the C clients of tests/c share: each counts itself in `checks`, and on failure
+ * prints where it failed with the thread's last Tollgate error and exits 1.
+ */
+#ifndef TOLLGATE_TESTS_CHECK_H
+#define TOLLGATE_TESTS_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tollgate.h"
+
+static int checks = 0;
+
+#define CHECK(cond)                                                                           \
+    do {                                                                                      \
+        checks++;                                                                             \
+        if (!(cond)) {                                                                        \
+            fprintf(stderr, "%s:%d: check failed: %s\n  last error: %s\n", __FILE__,          \
+                    __LINE__, #cond, tg_last_error_message());                                \
+            exit(1);                                                                          \
+        }                                                                                     \
+    } while (0)
+
+/* Runs `call` and checks that it returns `want`. */
+#define EXPECT(want, call)                                                                    \
+    do {                                                                                      \
+        checks++;                                                                             \
+        tg_status got_ = (call);                                                              \
+        if (got_ != (want)) {                                                                 \
+            fprintf(stderr, "%s:%d: %s\n  returned %s, expected %s\n  last error: %s\n",      \
+                    __FILE__, __LINE__, #call, tg_status_name(got_), tg_status_name(want),    \
+                    tg_last_error_message());                                                 \
+            exit(1);                                                                          \
+        }                                                                                     \
+    } while (0)
+
+/* Checks that the last error message contains `needle`. */
+#define EXPECT_MESSAGE(needle)                                                                \
+    do {                                                                                      \
+        checks++;                                                                             \
+        const char *message_ = tg_last_error_message();                                       \
+        if (message_ == NULL || strstr(message_, (needle)) == NULL) {                         \
+            fprintf(stderr, "%s:%d: last error \"%s\" lacks \"%s\"\n", __FILE__, __LINE__,    \
+                    message_ ? message_ : "(NULL)", (needle));                                \
+            exit(1);                                                                          \
+        }                                                                                     \
+    } while (0)
+
+#define EXPECT_JSON_CONTAINS(json, needle)                                                    \
+    do {                                                                                      \
+        checks++;                                                                             \
+        if ((json) == NULL || strstr((json), (needle)) == NULL) {                             \
+            fprintf(stderr, "%s:%d: JSON lacks %s:\n%s\n", __FILE__, __LINE__, (needle),      \
+                    (json) ? (json) : "(NULL)");                                              \
+            exit(1);                                                                          \
+        }                                                                                     \
+    } while (0)
+
+#endif /* TOLLGATE_TESTS_CHECK_H */
