@@ -16,9 +16,22 @@ project its license keys, then meter every batch of data the migration moves::
             granted = project.consume_many([64 << 20] * 16)
             print(project.usage())
 
+Seats of per-machine, per-core and per-instance keys, and instances licensed from pools::
+
+    with tollgate.Engine("/var/lib/backup/licenses") as engine:
+        with engine.seats("svm-01", "server") as seats:   # seats die with the process
+            seats.acquire(2)                              # raises tollgate.Exhausted when full
+            seats.release(2)
+        engine.buy_licenses("desktop", 10, "annual", company="Acme")
+        engine.add_instance("web-01", "linux", company="Acme")
+        engine.assign("web-01")                           # company pool first, then global
+        with engine.instance("web-01") as instance:
+            instance.check()                              # raises tollgate.NoActiveKey if not
+
 Every non-zero status of the C ABI is raised as a subclass of :class:`TollgateError` named
 after it (:class:`Exhausted`, :class:`TypeMismatch`, …) with the library's message. Using an
-``Engine`` or ``Project`` after ``close()`` raises :class:`ClosedError`, a ``ValueError``.
+``Engine`` or one of its handles after ``close()`` raises :class:`ClosedError`, a
+``ValueError``.
 
 The library is found through ``TOLLGATE_LIBRARY`` (a full path), else in this package's
 directory, else in the Cargo workspace's ``target/release`` then ``target/debug``.
@@ -27,9 +40,10 @@ directory, else in the Cargo workspace's ``target/release`` then ``target/debug`
 from __future__ import annotations
 
 from . import _ffi
-from ._engine import Engine, KeyLike
+from ._engine import Engine, KeyLike, TimeLike
 from ._error import (
     ERRORS,
+    AlreadyAssigned,
     AlreadyExists,
     Capacity,
     ClosedError,
@@ -40,9 +54,13 @@ from ._error import (
     Expired,
     InvalidArgument,
     Io,
+    LicenseTypeUnfit,
     NoActiveKey,
+    NoLicenseAvailable,
     NotFound,
+    NotHeld,
     Panic,
+    PaymentModeMismatch,
     ReserveOccupied,
     SchemeMismatch,
     Status,
@@ -51,7 +69,9 @@ from ._error import (
     TypeMismatch,
     Unsupported,
 )
+from ._instance import Instance
 from ._project import Amounts, Project, Usage
+from ._seats import Seats, SeatUsage
 
 __version__ = "0.1.0"
 
@@ -67,6 +87,7 @@ def version() -> str:
 __all__ = [
     "ERRORS",
     "LIBRARY_PATH",
+    "AlreadyAssigned",
     "AlreadyExists",
     "Amounts",
     "Capacity",
@@ -77,17 +98,25 @@ __all__ = [
     "Engine",
     "Exhausted",
     "Expired",
+    "Instance",
     "InvalidArgument",
     "Io",
     "KeyLike",
+    "LicenseTypeUnfit",
     "NoActiveKey",
+    "NoLicenseAvailable",
     "NotFound",
+    "NotHeld",
     "Panic",
+    "PaymentModeMismatch",
     "Project",
     "ReserveOccupied",
     "SchemeMismatch",
+    "SeatUsage",
+    "Seats",
     "Status",
     "Subscription",
+    "TimeLike",
     "TollgateError",
     "TypeMismatch",
     "Unsupported",

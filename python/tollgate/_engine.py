@@ -1,4 +1,5 @@
-"""The engine: an open state directory, its projects, keys, views and audit events."""
+"""The engine: an open state directory, its projects, keys, seats, instances, license pools,
+groups, views and audit events."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import json
 import os
 import weakref
 from ctypes import byref, c_void_p
-from typing import Any, Callable, Dict, List, Optional, Union, cast
+from datetime import date, datetime, timezone
+from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar, Union, cast
 
 from . import _ffi
 from ._error import InvalidArgument, check
-from ._handle import Handle, encode_text, opened
+from ._handle import EngineHandle, Handle, encode_text, opened
+from ._instance import Instance
 from ._project import Project
+from ._seats import Seats
 
 #: A license key: the key JSON as a ``dict``, or as a JSON string.
 KeyLike = Union[Dict[str, Any], str]
@@ -19,8 +23,13 @@ KeyLike = Union[Dict[str, Any], str]
 #: A state directory path.
 PathLike = Union[str, "os.PathLike[str]"]
 
+#: A point in time: an aware ``datetime``, a ``date`` (its midnight UTC), or an RFC 3339 string.
+TimeLike = Union[datetime, date, str]
+
 _U32_MAX = 0xFFFF_FFFF
 _U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+
+_Child = TypeVar("_Child", bound=EngineHandle)
 
 
 class Engine(Handle):
@@ -28,7 +37,7 @@ class Engine(Handle):
 
     Every ``Engine``, thread and process that opens the same directory shares one set of
     counters. Use it as a context manager, or call :meth:`close`; closing the engine closes the
-    :class:`Project` handles it opened.
+    :class:`Project`, :class:`Seats` and :class:`Instance` handles it opened.
 
     >>> with Engine("/var/lib/migrator/licenses") as engine:     # doctest: +SKIP
     ...     engine.create_project("warehouse")
@@ -39,7 +48,7 @@ class Engine(Handle):
     ...         project.consume(64 << 20)
     """
 
-    __slots__ = ("_state_dir", "_projects")
+    __slots__ = ("_state_dir", "_handles")
 
     KIND = "engine"
 
@@ -59,7 +68,7 @@ class Engine(Handle):
         :class:`Io` when it cannot be created or opened.
         """
         self._state_dir = os.fspath(state_dir)
-        self._projects: weakref.WeakSet[Project] = weakref.WeakSet()
+        self._handles: weakref.WeakSet[EngineHandle] = weakref.WeakSet()
         path = encode_text(self._state_dir, "state directory")
         handle = c_void_p()
         if capacity is None and flush_interval_ms is None:
@@ -73,8 +82,8 @@ class Engine(Handle):
         super().__init__(opened(handle))
 
     def _release(self, handle: int) -> None:
-        for project in list(self._projects):
-            project.close()
+        for child in list(self._handles):
+            child.close()
         _ffi.tg_engine_close(handle)
 
     def _describe(self) -> str:
@@ -168,25 +177,225 @@ class Engine(Handle):
     def project(self, name: str) -> Project:
         """Looks the project up once and returns its hot-path handle (:class:`NotFound` if it
         does not exist). The handle is closed at the latest when this engine is."""
-        handle = c_void_p()
-        self._call(_ffi.tg_project_open, _project_name(name), byref(handle))
-        project = Project(opened(handle), name, self)
-        self._projects.add(project)
-        return project
+        handle = self._open(_ffi.tg_project_open, _project_name(name))
+        return self._adopt(Project(handle, name, self))
 
-    def _forget(self, project: Project) -> None:
-        """Called by a closing project."""
-        self._projects.discard(project)
+    # --- Seats: per-machine, per-core and per-instance keys (SPEC §2.2, seed 001) -----------
+
+    def seats(self, project: str, seat_class: str) -> Seats:
+        """The handle that takes and gives back seats on ``project``'s pair of ``seat_class``:
+        ``"server"`` or ``"desktop"`` (per-machine keys of that OS class), ``"cores"``
+        (per-core keys) or ``"instance"`` (per-instance keys). A project may hold a server pair
+        and a desktop pair at once. Without a key of that class yet, the handle refuses with
+        :class:`NoActiveKey` until one is added. Raises :class:`NotFound` for an unknown
+        project and :class:`InvalidArgument` for another class name."""
+        seat = encode_text(seat_class, "seat class")
+        handle = self._open(_ffi.tg_seats_open, _project_name(project), seat)
+        return self._adopt(Seats(handle, project, seat_class, self))
+
+    def reclaim_seats(self) -> List[Dict[str, Any]]:
+        """Takes back now the seats of every process that ended without releasing them and
+        returns what was reclaimed: ``[{"project", "class", "pid", "units"}, ...]`` (each also
+        goes to the audit log). Seats are also reclaimed on their own when a state or seat
+        handle is opened and when an ``acquire`` finds too few free."""
+        return cast(List[Dict[str, Any]], self._json(_ffi.tg_seats_reclaim_json))
+
+    # --- Instances and license pools (SPEC §2.4, seed 002) ----------------------------------
+
+    def add_instance(self, name: str, os: str, company: Optional[str] = None) -> None:
+        """Registers an instance, a project licensed per instance: ``os`` is ``"windows"``,
+        ``"macos"`` or ``"linux"``; ``company`` matches it to that company's license pool.
+        Raises :class:`AlreadyExists` when a project of that name exists."""
+        owner = None if company is None else encode_text(company, "company name")
+        self._call(
+            _ffi.tg_instance_add,
+            encode_text(name, "instance name"),
+            encode_text(os, "instance OS"),
+            owner,
+        )
+
+    def instance(self, name: str) -> Instance:
+        """Looks the instance up once and returns the handle a backup job checks before each run
+        (:class:`NotFound` if there is no such instance)."""
+        handle = self._open(_ffi.tg_instance_open, encode_text(name, "instance name"))
+        return self._adopt(Instance(handle, name, self))
+
+    def instances(self) -> List[Dict[str, Any]]:
+        """Every instance, by name: ``[{"name", "os", "company", "license"}, ...]``, where
+        ``license`` is the id of its pool license or None."""
+        return cast(List[Dict[str, Any]], self._json(_ffi.tg_instances_json))
+
+    def assign(self, name: str, license_type: Optional[str] = None) -> Dict[str, Any]:
+        """Assigns a valid, unassigned pool license to instance ``name``: from its company's
+        pool first, then the global pool; only types that fit its OS (macOS and Linux need
+        ``"desktop"`` or ``"server"``), narrowest first; with ``license_type``, only that type.
+
+        Returns ``{"instance", "license", "license_type", "from_company_pool",
+        "replaced_expired"}`` (the last is the expired license the instance gave back, or
+        None). Raises :class:`AlreadyAssigned` when it holds a valid license,
+        :class:`LicenseTypeUnfit` when ``license_type`` does not fit its OS,
+        :class:`NoLicenseAvailable` when no license fits."""
+        wanted = None if license_type is None else encode_text(license_type, "license type")
+        instance = encode_text(name, "instance name")
+        return cast(Dict[str, Any], self._json(_ffi.tg_instance_assign, instance, wanted))
+
+    def unassign(self, name: str) -> str:
+        """Takes the pool license off instance ``name``, returns it to its pool, and returns
+        its id; :class:`NotFound` when the instance holds none."""
+        return self._text(_ffi.tg_instance_unassign, encode_text(name, "instance name"))
+
+    def buy_licenses(
+        self,
+        license_type: str,
+        quantity: int,
+        payment_mode: str,
+        *,
+        kind: str = "commercial",
+        company: Optional[str] = None,
+        expires_at: Optional[TimeLike] = None,
+        auto_renew: bool = False,
+        premium_support: bool = False,
+        onboarding: bool = False,
+    ) -> List[str]:
+        """Buys ``quantity`` licenses of ``license_type`` (``"server"``, ``"desktop"`` or
+        ``"workstation"``) into the global pool, or into ``company``'s pool, and returns their
+        ids.
+
+        ``payment_mode`` is ``"monthly"`` or ``"annual"``: the first purchase fixes it and a
+        later one with the other mode raises :class:`PaymentModeMismatch`. ``kind`` is
+        ``"commercial"`` or ``"trial"``; ``expires_at`` ends the term (an aware ``datetime``, a
+        ``date`` meaning its midnight UTC, or an RFC 3339 string; None never expires);
+        ``premium_support`` and ``onboarding`` are the add-on services, recorded and listed."""
+        purchase = {
+            "license_type": license_type,
+            "quantity": _integer(quantity, "quantity"),
+            "payment_mode": payment_mode,
+            "kind": kind,
+            "company": company,
+            "expires_at": _rfc3339(expires_at, "expires_at"),
+            "auto_renew": auto_renew,
+            "premium_support": premium_support,
+            "onboarding": onboarding,
+        }
+        ids = self._json(_ffi.tg_pool_buy, _json_text(purchase, "purchase JSON"))
+        return cast(List[str], ids)
+
+    def list_licenses(
+        self,
+        *,
+        license_type: Optional[str] = None,
+        company: Optional[str] = None,
+        kind: Optional[str] = None,
+        valid: Optional[bool] = None,
+        used: Optional[bool] = None,
+        auto_renew_only: bool = False,
+        search: Optional[str] = None,
+    ) -> List[Dict[str, Any]]:
+        """The pool licenses that pass every filter given, grouped by type: ``[{"license_type",
+        "count", "used", "licenses": [...], "message"}, ...]``. ``message`` is seed 002's "You
+        have not purchased licenses of this type" for a type never bought, else None.
+
+        Filters: ``license_type`` (list that type only), ``company`` (that company's pool),
+        ``kind`` (``"commercial"`` or ``"trial"``), ``valid`` (True: unexpired, False:
+        expired), ``used`` (True: assigned, False: unassigned; commercial licenses only, so it
+        leaves trials out), ``auto_renew_only``, ``search`` (case-insensitive text in the id,
+        type, company or assigned instance). Each license carries ``id``, ``license_type``,
+        ``kind``, ``company``, ``expires_at``, ``valid``, ``auto_renew``, ``assigned_to``,
+        ``purchase``, ``payment_mode``, ``premium_support`` and ``onboarding``."""
+        given = {
+            "license_type": license_type,
+            "company": company,
+            "kind": kind,
+            "valid": valid,
+            "used": used,
+            "auto_renew_only": auto_renew_only or None,
+            "search": search,
+        }
+        filters = {name: value for name, value in given.items() if value is not None}
+        text = _json_text(filters, "filter JSON") if filters else None
+        return cast(List[Dict[str, Any]], self._json(_ffi.tg_pool_list_json, text))
+
+    def shortfall(self, days: int = 30) -> Dict[str, Any]:
+        """How many licenses of each type to buy so that every instance stays licensed for the
+        next ``days`` days: instances with no valid license, plus those whose license expires
+        within ``days`` without auto-renew, less what unassigned licenses already cover.
+        Returns ``{"days", "types": [{"license_type", "needed", "covered", "to_buy"}, ...],
+        "needs": [{"instance", "reason", "license_type", "company", "covered_by"}, ...]}``."""
+        horizon = _bounded(days, "days", 0, _U32_MAX)
+        return cast(Dict[str, Any], self._json(_ffi.tg_pool_shortfall_json, horizon))
+
+    # --- Groups and bulk activation (SPEC §2.1, seed 001) -----------------------------------
+
+    def add_to_group(self, group: str, projects: Iterable[str]) -> None:
+        """Adds ``projects`` (names of existing projects) to ``group``, creating it; a project
+        already in it stays once. An unknown project raises :class:`NotFound` and changes
+        nothing."""
+        if isinstance(projects, str):
+            raise TypeError("projects must be an iterable of project names, not a str")
+        members = _json_text(list(projects), "projects JSON")
+        self._call(_ffi.tg_group_add, encode_text(group, "group name"), members)
+
+    def groups(self) -> List[Dict[str, Any]]:
+        """Every group with its projects, by name: ``[{"name", "projects"}, ...]``."""
+        return cast(List[Dict[str, Any]], self._json(_ffi.tg_groups_json))
+
+    def add_reserve_bulk(
+        self,
+        key: KeyLike,
+        *,
+        all: bool = False,
+        group: Optional[str] = None,
+        project: Optional[str] = None,
+    ) -> List[Dict[str, Any]]:
+        """Adds ``key`` as the Reserved key of every targeted project — ``all=True``, the
+        projects of ``group``, or one ``project``; exactly one target — under the rules of
+        :meth:`add_reserve`, each project on its own: a refusal on one never stops the others.
+
+        Returns one outcome per project, by name: ``{"project", "status", "code", "role",
+        "message"}`` where ``status`` is the library's status name (``"TG_OK"``,
+        ``"TG_NO_ACTIVE_KEY"``, …), ``code`` its number (see :class:`Status`), ``role`` the slot
+        the key took or None, and ``message`` the pop-up text or the refusal. The call itself
+        raises only for an unknown group or project or a malformed key."""
+        targets = {"all": True if all else None, "group": group, "project": project}
+        chosen = {name: value for name, value in targets.items() if value is not None}
+        if len(chosen) != 1:
+            raise InvalidArgument(
+                "invalid target: give exactly one of all=True, group=... or project=..."
+            )
+        target = _json_text(chosen, "target JSON")
+        outcomes = self._json(_ffi.tg_key_add_reserve_bulk, target, _key_json(key))
+        return cast(List[Dict[str, Any]], outcomes)
+
+    # --- Plumbing ----------------------------------------------------------------------------
+
+    def _open(self, function: Callable[..., int], *args: Any) -> int:
+        """Calls ``function(engine, *args, &out)`` and returns the handle left in ``out``."""
+        handle = c_void_p()
+        self._call(function, *args, byref(handle))
+        return opened(handle)
+
+    def _adopt(self, child: _Child) -> _Child:
+        """Remembers a handle this engine opened, so that closing the engine closes it."""
+        self._handles.add(child)
+        return child
+
+    def _forget(self, child: EngineHandle) -> None:
+        """Called by a closing handle."""
+        self._handles.discard(child)
 
     def _call(self, function: Callable[..., int], *args: Any) -> None:
         """Calls ``function(engine, *args)``, raising the error for a non-zero status."""
         check(function(self._live(), *args))
 
-    def _json(self, function: Callable[..., int], *args: Any) -> Any:
-        """Calls ``function(engine, *args, &out)`` and decodes the JSON string left in ``out``."""
+    def _text(self, function: Callable[..., int], *args: Any) -> str:
+        """Calls ``function(engine, *args, &out)`` and returns the string left in ``out``."""
         out = c_void_p()
         self._call(function, *args, byref(out))
-        return json.loads(_ffi.take_string(out))
+        return _ffi.take_string(out)
+
+    def _json(self, function: Callable[..., int], *args: Any) -> Any:
+        """Like :meth:`_text`, with the string decoded as JSON."""
+        return json.loads(self._text(function, *args))
 
 
 def _project_name(name: str) -> bytes:
@@ -195,18 +404,41 @@ def _project_name(name: str) -> bytes:
 
 def _key_json(key: KeyLike) -> bytes:
     if isinstance(key, dict):
-        return encode_text(json.dumps(key), "key JSON")
+        return _json_text(key, "key JSON")
     if isinstance(key, str):
         return encode_text(key, "key JSON")
     raise TypeError(f"key must be a dict or a JSON str, not {type(key).__name__}")
+
+
+def _json_text(value: Any, what: str) -> bytes:
+    """``value`` as JSON text for the C ABI; a value JSON cannot hold raises ``TypeError``."""
+    return encode_text(json.dumps(value), what)
+
+
+def _integer(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    return value
 
 
 def _bounded(value: Optional[int], what: str, low: int, high: int) -> int:
     """``value`` checked to be an int in ``low..=high``; None becomes 0 (the C default)."""
     if value is None:
         return 0
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not low <= value <= high:
+    if not low <= _integer(value, what) <= high:
         raise InvalidArgument(f"invalid {what}: {value} is outside {low}..={high}")
     return value
+
+
+def _rfc3339(value: Optional[TimeLike], what: str) -> Optional[str]:
+    """``value`` as RFC 3339 text in UTC; a ``datetime`` without a time zone is refused rather
+    than guessed at."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise InvalidArgument(f"invalid {what}: {value.isoformat()} has no time zone")
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return f"{value.isoformat()}T00:00:00Z"
+    raise TypeError(f"{what} must be a datetime, date or str, not {type(value).__name__}")

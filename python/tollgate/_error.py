@@ -35,6 +35,11 @@ class Status(enum.IntEnum):
     CAPACITY = 15
     PANIC = 16
     UNSUPPORTED = 17
+    NOT_HELD = 18
+    PAYMENT_MODE_MISMATCH = 19
+    NO_LICENSE_AVAILABLE = 20
+    LICENSE_TYPE_UNFIT = 21
+    ALREADY_ASSIGNED = 22
 
 
 class TollgateError(Exception):
@@ -64,7 +69,8 @@ class TollgateError(Exception):
 
 
 class ClosedError(ValueError):
-    """An :class:`~tollgate.Engine` or :class:`~tollgate.Project` was used after ``close()``.
+    """An :class:`~tollgate.Engine` or one of its handles (:class:`~tollgate.Project`,
+    :class:`~tollgate.Seats`, :class:`~tollgate.Instance`) was used after ``close()``.
 
     A programming error rather than a licensing outcome, so it derives from ``ValueError`` (as
     Python's own files do), not from :class:`TollgateError`.
@@ -78,7 +84,8 @@ class InvalidArgument(TollgateError, ValueError):
 
 
 class NotFound(TollgateError):
-    """No such project, or no such reserve key in the project."""
+    """No such project, reserve key, instance or group, or an instance without a license to
+    unassign."""
 
     STATUS = Status.NOT_FOUND
 
@@ -90,7 +97,8 @@ class AlreadyExists(TollgateError):
 
 
 class Exhausted(TollgateError):
-    """The request needs more than the Active and Reserved keys have left; nothing was charged."""
+    """The request needs more than the keys have left (bytes, or free seats); nothing was
+    charged or taken."""
 
     STATUS = Status.EXHAUSTED
 
@@ -173,6 +181,38 @@ class Unsupported(TollgateError):
     STATUS = Status.UNSUPPORTED
 
 
+class NotHeld(TollgateError):
+    """A seat release gave back more seats than the handle holds; nothing was released."""
+
+    STATUS = Status.NOT_HELD
+
+
+class PaymentModeMismatch(TollgateError):
+    """A purchase chose another payment mode than the first purchase fixed."""
+
+    STATUS = Status.PAYMENT_MODE_MISMATCH
+
+
+class NoLicenseAvailable(TollgateError):
+    """No valid, unassigned license of a fitting type is in the instance's company pool or the
+    global pool."""
+
+    STATUS = Status.NO_LICENSE_AVAILABLE
+
+
+class LicenseTypeUnfit(TollgateError):
+    """The license type asked for cannot license the instance's OS (macOS and Linux need a
+    desktop or server license)."""
+
+    STATUS = Status.LICENSE_TYPE_UNFIT
+
+
+class AlreadyAssigned(TollgateError):
+    """The instance already holds a valid license."""
+
+    STATUS = Status.ALREADY_ASSIGNED
+
+
 #: The one table from status to exception class.
 ERRORS: Dict[int, Type[TollgateError]] = {
     int(cls.STATUS): cls
@@ -194,6 +234,11 @@ ERRORS: Dict[int, Type[TollgateError]] = {
         Capacity,
         Panic,
         Unsupported,
+        NotHeld,
+        PaymentModeMismatch,
+        NoLicenseAvailable,
+        LicenseTypeUnfit,
+        AlreadyAssigned,
     )
     if cls.STATUS is not None
 }

@@ -51,6 +51,18 @@ class Usage(Structure):
     ]
 
 
+class SeatUsage(Structure):
+    """``tg_seat_usage``: the seats of a project's per-machine, per-core or per-instance pair."""
+
+    _fields_ = [
+        ("held", c_uint64),
+        ("limit", c_uint64),
+        ("reserved_limit", c_uint64),
+        ("has_reserved", c_bool),
+        ("switches", c_uint64),
+    ]
+
+
 class OpenOptions(Structure):
     """``tg_open_options``: how ``tg_engine_open_with`` opens a state directory."""
 
@@ -98,10 +110,22 @@ def _load() -> Tuple[ctypes.CDLL, Path]:
 lib, library_path = _load()
 
 # The same loaded library (no second dlopen) through PyDLL, whose calls keep the GIL: used for
-# the metering calls, which are lock-free and take nanoseconds, so that releasing and retaking
-# the GIL around them does not cost more than the call itself. Everything else releases it.
+# the metering, seat and instance-check calls, which are lock-free and take nanoseconds, so that
+# releasing and retaking the GIL around them does not cost more than the call itself. Everything
+# else releases it.
 _lib_keeping_gil = ctypes.PyDLL(str(library_path), handle=lib._handle)
-_KEEP_GIL = frozenset({"tg_consume", "tg_consume_partial", "tg_usage_get"})
+_KEEP_GIL = frozenset(
+    {
+        "tg_consume",
+        "tg_consume_partial",
+        "tg_usage_get",
+        "tg_seat_acquire",
+        "tg_seat_release",
+        "tg_seat_held",
+        "tg_seat_usage_get",
+        "tg_instance_check",
+    }
+)
 
 _HANDLE = c_void_p
 _OUT_HANDLE = POINTER(c_void_p)
@@ -136,6 +160,26 @@ _SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "tg_usage_get": (_STATUS, (_HANDLE, POINTER(Usage))),
     "tg_project_view_json": (_STATUS, (_HANDLE, c_char_p, _OUT_STRING)),
     "tg_events_json": (_STATUS, (_HANDLE, c_uint64, c_size_t, _OUT_STRING)),
+    "tg_seats_open": (_STATUS, (_HANDLE, c_char_p, c_char_p, _OUT_HANDLE)),
+    "tg_seats_close": (None, (_HANDLE,)),
+    "tg_seat_acquire": (_STATUS, (_HANDLE, c_uint64)),
+    "tg_seat_release": (_STATUS, (_HANDLE, c_uint64)),
+    "tg_seat_held": (_STATUS, (_HANDLE, POINTER(c_uint64))),
+    "tg_seat_usage_get": (_STATUS, (_HANDLE, POINTER(SeatUsage))),
+    "tg_seats_reclaim_json": (_STATUS, (_HANDLE, _OUT_STRING)),
+    "tg_instance_add": (_STATUS, (_HANDLE, c_char_p, c_char_p, c_char_p)),
+    "tg_instance_open": (_STATUS, (_HANDLE, c_char_p, _OUT_HANDLE)),
+    "tg_instance_close": (None, (_HANDLE,)),
+    "tg_instance_check": (_STATUS, (_HANDLE,)),
+    "tg_instance_assign": (_STATUS, (_HANDLE, c_char_p, c_char_p, _OUT_STRING)),
+    "tg_instance_unassign": (_STATUS, (_HANDLE, c_char_p, _OUT_STRING)),
+    "tg_instances_json": (_STATUS, (_HANDLE, _OUT_STRING)),
+    "tg_pool_buy": (_STATUS, (_HANDLE, c_char_p, _OUT_STRING)),
+    "tg_pool_list_json": (_STATUS, (_HANDLE, c_char_p, _OUT_STRING)),
+    "tg_pool_shortfall_json": (_STATUS, (_HANDLE, c_uint32, _OUT_STRING)),
+    "tg_group_add": (_STATUS, (_HANDLE, c_char_p, c_char_p)),
+    "tg_groups_json": (_STATUS, (_HANDLE, _OUT_STRING)),
+    "tg_key_add_reserve_bulk": (_STATUS, (_HANDLE, c_char_p, c_char_p, _OUT_STRING)),
     "tg_string_free": (None, (c_void_p,)),
     "tg_last_error_message": (c_char_p, ()),
     "tg_status_name": (c_char_p, (_STATUS,)),
@@ -177,6 +221,26 @@ tg_consume_batch: _Call = _declare("tg_consume_batch")
 tg_usage_get: _Call = _declare("tg_usage_get")
 tg_project_view_json: _Call = _declare("tg_project_view_json")
 tg_events_json: _Call = _declare("tg_events_json")
+tg_seats_open: _Call = _declare("tg_seats_open")
+tg_seats_close: Callable[[Any], None] = _declare("tg_seats_close")
+tg_seat_acquire: _Call = _declare("tg_seat_acquire")
+tg_seat_release: _Call = _declare("tg_seat_release")
+tg_seat_held: _Call = _declare("tg_seat_held")
+tg_seat_usage_get: _Call = _declare("tg_seat_usage_get")
+tg_seats_reclaim_json: _Call = _declare("tg_seats_reclaim_json")
+tg_instance_add: _Call = _declare("tg_instance_add")
+tg_instance_open: _Call = _declare("tg_instance_open")
+tg_instance_close: Callable[[Any], None] = _declare("tg_instance_close")
+tg_instance_check: _Call = _declare("tg_instance_check")
+tg_instance_assign: _Call = _declare("tg_instance_assign")
+tg_instance_unassign: _Call = _declare("tg_instance_unassign")
+tg_instances_json: _Call = _declare("tg_instances_json")
+tg_pool_buy: _Call = _declare("tg_pool_buy")
+tg_pool_list_json: _Call = _declare("tg_pool_list_json")
+tg_pool_shortfall_json: _Call = _declare("tg_pool_shortfall_json")
+tg_group_add: _Call = _declare("tg_group_add")
+tg_groups_json: _Call = _declare("tg_groups_json")
+tg_key_add_reserve_bulk: _Call = _declare("tg_key_add_reserve_bulk")
 tg_string_free: Callable[[Any], None] = _declare("tg_string_free")
 tg_last_error_message: Callable[[], Optional[bytes]] = _declare("tg_last_error_message")
 tg_status_name: Callable[[int], Optional[bytes]] = _declare("tg_status_name")

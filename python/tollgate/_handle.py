@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from ctypes import c_void_p
 from types import TracebackType
-from typing import ClassVar, Optional, Type, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Optional, Type, TypeVar
 
 from ._error import ClosedError, InvalidArgument, Panic
+
+if TYPE_CHECKING:
+    from ._engine import Engine
 
 _Self = TypeVar("_Self", bound="Handle")
 
@@ -79,6 +82,41 @@ class Handle:
             self.close()
         except Exception:
             pass
+
+
+class EngineHandle(Handle):
+    """A handle an :class:`~tollgate.Engine` opened on one of its projects or instances
+    (:class:`~tollgate.Project`, :class:`~tollgate.Seats`, :class:`~tollgate.Instance`). It
+    keeps its engine open while it is reachable, and is closed at the latest when the engine is.
+    """
+
+    __slots__ = ("_name", "_engine")
+
+    def __init__(self, handle: int, name: str, engine: Engine) -> None:
+        """Takes ownership of ``handle``, opened by ``engine`` on ``name``."""
+        super().__init__(handle)
+        self._name = name
+        self._engine = engine
+
+    def _free(self, handle: int) -> None:
+        """The library's close call for this kind of handle."""
+        raise NotImplementedError
+
+    def _release(self, handle: int) -> None:
+        self._free(handle)
+        self._engine._forget(self)
+
+    def _describe(self) -> str:
+        return f"{self.KIND} {self._name!r}"
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<tollgate.{type(self).__name__} {self._name!r} {state}>"
+
+    @property
+    def name(self) -> str:
+        """The name of the project or instance the handle is on."""
+        return self._name
 
 
 def encode_text(value: str, what: str) -> bytes:

@@ -7,14 +7,11 @@ import operator
 import sys
 from array import array
 from ctypes import ArgumentError, c_size_t, c_uint64
-from typing import TYPE_CHECKING, Any, Iterable, Tuple
+from typing import Any, Iterable, Tuple
 
 from . import _ffi
 from ._error import InvalidArgument, Status, error_for
-from ._handle import Handle
-
-if TYPE_CHECKING:
-    from ._engine import Engine
+from ._handle import EngineHandle
 
 #: What :meth:`Project.consume_many` takes: an iterable of ints, or an object exporting a buffer of
 #: unsigned 64-bit integers (``array('Q')``, numpy ``uint64``, ``memoryview``, ``bytes``), which
@@ -96,7 +93,7 @@ class Usage:
         return f"Usage({fields})"
 
 
-class Project(Handle):
+class Project(EngineHandle):
     """The hot-path handle on one project's data-volume slot pair, from
     :meth:`Engine.project`.
 
@@ -106,32 +103,12 @@ class Project(Handle):
     amounts. Close the handle (or use ``with``) when done; closing its engine closes it too.
     """
 
-    __slots__ = ("_name", "_engine")
+    __slots__ = ()
 
     KIND = "project"
 
-    def __init__(self, handle: int, name: str, engine: Engine) -> None:
-        """Wraps a handle from ``tg_project_open``; use :meth:`Engine.project` instead."""
-        super().__init__(handle)
-        self._name = name
-        # Keeps the engine open for as long as this handle is reachable.
-        self._engine = engine
-
-    def _release(self, handle: int) -> None:
+    def _free(self, handle: int) -> None:
         _ffi.tg_project_close(handle)
-        self._engine._forget(self)
-
-    def _describe(self) -> str:
-        return f"project {self._name!r}"
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        return f"<tollgate.Project {self._name!r} {state}>"
-
-    @property
-    def name(self) -> str:
-        """The project's name."""
-        return self._name
 
     def consume(self, n: int) -> None:
         """Asks to move ``n`` bytes: grants all of them, or charges nothing and raises
