@@ -4,6 +4,8 @@
 //!   slice), `usage`, and `AtomicU64::fetch_add` — one project, one thread.
 //! - `round_robin`: `consume` cycling over 1, 1,000 and 65,536 projects (cache behaviour), beside
 //!   `fetch_add` cycling over as many padded counters.
+//! - `seats`: a seat `acquire` + `release` pair on a per-core pair, and an instance `check`,
+//!   beside a `fetch_add` + `fetch_sub` pair.
 //! - `switch`: a `consume` that crosses the Active key's limit and switches to the Reserved key,
 //!   beside a `consume` over as many distinct projects that crosses nothing.
 //!
@@ -20,7 +22,10 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 
 use tollgate_bench::contestants::Padded;
 use tollgate_bench::fixture::{self, DiskState, Keys};
-use tollgate_core::{Engine, ProjectHandle};
+use tollgate_core::{
+    Engine, InstanceOs, Key, LicenseClass, LicenseType, PaymentMode, ProjectHandle, Purchase,
+    Scheme,
+};
 
 /// Projects in the round-robin fixture.
 const MANY_PROJECTS: usize = 65_536;
@@ -197,10 +202,54 @@ fn switch(c: &mut Criterion, many: &Lazy) {
     group.finish();
 }
 
+fn seats(c: &mut Criterion) {
+    let dir = fixture::disk_dir().expect("temporary directory");
+    let engine = fixture::open(dir.path(), 16).expect("engine opens");
+    engine.create_project("svm").expect("project");
+    let key = Key {
+        scheme: Scheme::PerCore { max_cores: 1_000 },
+        ..Key::data_volume("CORES", 1)
+    };
+    engine.add_key("svm", key).expect("per-core key");
+    let seats = engine
+        .seats("svm", LicenseClass::Cores)
+        .expect("seat handle");
+    engine
+        .buy_licenses(&Purchase::new(LicenseType::Server, 1, PaymentMode::Annual))
+        .expect("purchase");
+    engine
+        .add_instance("backup-01", InstanceOs::Linux, None)
+        .expect("instance");
+    engine.assign("backup-01", None).expect("assignment");
+    let instance = engine.instance("backup-01").expect("instance handle");
+    let counter = Padded::default();
+
+    let mut group = c.benchmark_group("seats");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("atomic_fetch_add_sub", |b| {
+        // Relaxed: the counter is the only datum (the floor of a gauge).
+        b.iter(|| {
+            black_box(counter.0.fetch_add(1, Ordering::Relaxed));
+            black_box(counter.0.fetch_sub(1, Ordering::Relaxed))
+        })
+    });
+    group.bench_function("acquire_release", |b| {
+        b.iter(|| {
+            seats.acquire(black_box(1)).expect("seat free");
+            seats.release(black_box(1)).expect("seat held");
+        })
+    });
+    group.bench_function("instance_check", |b| {
+        b.iter(|| instance.check().expect("licensed"))
+    });
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let many = Lazy::new();
     hot_path(&mut c);
+    seats(&mut c);
     round_robin(&mut c, &many);
     switch(&mut c, &many);
     c.final_summary();

@@ -10,6 +10,13 @@ use tollgate_core::{Delivery, Edition, KeyKind, MachineOs, DEFAULT_CAPACITY, MAX
 
 use crate::size::parse_size;
 
+mod pools;
+
+pub use pools::{
+    BuyArgs, GroupCommand, InstanceCommand, ListArgs, PoolCommand, ReserveTarget, SeatArgs,
+    SeatCommand,
+};
+
 /// The state directory used when neither `--state` nor `$TOLLGATE_HOME` is given.
 pub const DEFAULT_STATE_DIR: &str = "./tollgate-state";
 
@@ -61,9 +68,25 @@ pub enum Command {
     },
     /// Show the audit log: key changes, switches, thresholds, refusals
     Events(EventsArgs),
+    /// Buy license pools, list them, and work out how many more to buy
+    #[command(subcommand)]
+    Pool(PoolCommand),
+    /// Register instances and assign them pool licenses; check one the way a backup job does
+    #[command(subcommand)]
+    Instance(InstanceCommand),
+    /// Group projects (a cluster of SVMs) for `key add-reserve --group`
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Take and give back seats of per-machine, per-core and per-instance keys
+    #[command(subcommand)]
+    Seat(SeatCommand),
     /// Run a simulated multi-threaded migration and watch the Active key run out and the
     /// Reserved key take over, on a fresh temporary state (or the --state given on the line)
     Demo(DemoArgs),
+    /// The vendor's side of signed offline licenses: make a vendor key pair, sign keys, check
+    /// license files. Uses no state directory
+    #[command(subcommand)]
+    License(LicenseCommand),
 }
 
 /// `tollgate project …`
@@ -94,10 +117,17 @@ pub enum KeyCommand {
         #[command(flatten)]
         key: KeyArgs,
     },
-    /// Add a key as the Reserved key only; refused when the project has no Active key
+    /// Add a key as the Reserved key only, where a project has an Active key of the key's
+    /// class: to one PROJECT, or in bulk to --all projects, a --group or one --project
+    ///
+    /// The bulk forms print one line per project, "PROJECT: added as reserve" or
+    /// "PROJECT: RULE_CODE message"; a refusal on one project never stops the others. Exit
+    /// status: 0 when every project took the key, 1 when any refused it.
+    #[command(after_help = "Example: tollgate key add-reserve --group cluster-1 --file KEY.json")]
     AddReserve {
-        /// The project
-        project: String,
+        /// Where the key goes
+        #[command(flatten)]
+        target: ReserveTarget,
         /// The key
         #[command(flatten)]
         key: KeyArgs,
@@ -122,6 +152,39 @@ pub enum KeyCommand {
     List {
         /// The project
         project: String,
+    },
+}
+
+/// `tollgate license …`
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// Create a vendor key pair: DIR/vendor.key, the secret signing key (readable by you only),
+    /// and DIR/vendor.pub, the public key customers' engines trust. Refused if either exists
+    Keygen {
+        /// Directory for the two files; created if missing
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Sign a key with the vendor's secret key and print the license file (KEY.lic) on
+    /// standard output
+    Sign {
+        /// The vendor's secret key, written by `tollgate license keygen`
+        #[arg(long, value_name = "DIR/vendor.key")]
+        key: PathBuf,
+        /// The key JSON to sign ("-" for standard input), the form `key add --file` reads
+        #[arg(value_name = "KEY.json")]
+        file: PathBuf,
+    },
+    /// Check a license file: exit 0 when a trusted vendor key signed it and it is unchanged
+    /// since; 1, with the reason, when it is unsigned, altered, signed by another key or
+    /// malformed
+    Verify {
+        /// A trusted vendor public key; repeat for several
+        #[arg(long = "pub", value_name = "DIR/vendor.pub", required = true)]
+        public: Vec<PathBuf>,
+        /// The license file ("-" for standard input)
+        #[arg(value_name = "KEY.lic")]
+        file: PathBuf,
     },
 }
 

@@ -63,7 +63,7 @@ impl From<io::Error> for Failure {
 }
 
 /// The code and rule of an engine error. The codes are those of SPEC §2.1 where it names one.
-fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
+pub fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
     match error {
         Error::InvalidArgument { .. } => ("INVALID_ARGUMENT", None),
         Error::ProjectNotFound { .. } => ("PROJECT_NOT_FOUND", None),
@@ -81,6 +81,16 @@ fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
         Error::KeyExpired { .. } => ("EXPIRED", Some("an expired key cannot be added")),
         Error::CorruptState { .. } => ("CORRUPT_STATE", Some("a damaged state is refused, never silently reinitialised")),
         Error::Capacity { .. } => ("CAPACITY", Some("the number of slot pairs is fixed by `tollgate init --capacity N`")),
+        Error::SeatsExhausted { .. } => ("SEATS_EXHAUSTED", Some("a seat grant is all or nothing: the Active key's amount bounds the seats held at once, and nothing was taken")),
+        Error::NotHeld { .. } => ("NOT_HELD", Some("only seats you hold can be given back: nothing was released")),
+        Error::HoldersFull { .. } => ("HOLDERS_FULL", Some("the seat-holder table has one entry per process and pair: `tollgate seat reclaim` frees those of ended processes")),
+        Error::PaymentModeMismatch { .. } => ("PAYMENT_MODE_MISMATCH", Some("the payment mode is chosen at the first purchase and fixed for every later one")),
+        Error::NoLicenseAvailable { .. } => ("NO_LICENSE_AVAILABLE", Some("an instance takes a valid, unassigned license of a type that fits its OS (macOS and Linux need Desktop or Server) from its company's pool first, then the global pool")),
+        Error::LicenseTypeUnfit { .. } => ("LICENSE_TYPE_UNFIT", Some("Workstation licenses fit Windows only: macOS and Linux need a Desktop or Server license")),
+        Error::AlreadyAssigned { .. } => ("ALREADY_ASSIGNED", Some("an instance holds one valid license at a time: unassign it first")),
+        Error::NotAssigned { .. } => ("NOT_ASSIGNED", None),
+        Error::InstanceNotFound { .. } => ("INSTANCE_NOT_FOUND", None),
+        Error::GroupNotFound { .. } => ("GROUP_NOT_FOUND", None),
         Error::Unsupported { .. } => ("UNSUPPORTED", None),
         Error::Io { .. } => ("IO", None),
         Error::Store { .. } => ("STORE", None),

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 use tollgate_core::{
-    Edition, Event, EventKind, Key, KeyKind, LicenseCard, LicenseClass, PairView, ProjectView,
-    RefusalReason, RemovalReason, Role, Scheme, SwitchReason,
+    Edition, Event, EventKind, InstanceOs, Key, KeyKind, LicenseCard, LicenseClass, LicenseType,
+    PairView, ProjectView, RefusalReason, RemovalReason, Role, Scheme, SwitchReason,
 };
 
 use crate::size::format_bytes;
@@ -224,6 +224,62 @@ pub fn event_text(kind: &EventKind) -> String {
         }
         EventKind::Refused { reason } => format!("request refused: {}", refusal_text(*reason)),
         EventKind::Recovered { detail } => format!("recovered after a crash: {detail}"),
+        EventKind::SeatsReclaimed { pid, units } => {
+            let seats = if *units == 1 { "seat" } else { "seats" };
+            format!("{units} {seats} of ended process {pid} reclaimed")
+        }
+        EventKind::LicensesPurchased {
+            license_type,
+            license_kind,
+            quantity,
+            company,
+            first,
+            last,
+        } => format!(
+            "{quantity} {} {} license{} bought into {} ({first} … {last})",
+            license_kind.as_str(),
+            license_type.as_str(),
+            if *quantity == 1 { "" } else { "s" },
+            pool_name(company.as_deref())
+        ),
+        EventKind::InstanceAdded { os, company } => match company {
+            Some(company) => format!("{} instance of {company} added", os_label(*os)),
+            None => format!("{} instance added", os_label(*os)),
+        },
+        EventKind::LicenseAssigned {
+            license,
+            license_type,
+        } => format!("{} license {license} assigned", license_type.as_str()),
+        EventKind::LicenseUnassigned { license } => {
+            format!("license {license} returned to its pool")
+        }
+        EventKind::GroupJoined { group } => format!("joined group {group}"),
+    }
+}
+
+/// Which pool a license belongs to: `the global pool` or `company "Acme"'s pool`.
+pub fn pool_name(company: Option<&str>) -> String {
+    company.map_or_else(
+        || "the global pool".to_owned(),
+        |c| format!("company \"{c}\"'s pool"),
+    )
+}
+
+/// A pool license type as a heading: `Server`, `Desktop`, `Workstation`.
+pub fn type_label(license_type: LicenseType) -> &'static str {
+    match license_type {
+        LicenseType::Server => "Server",
+        LicenseType::Desktop => "Desktop",
+        LicenseType::Workstation => "Workstation",
+    }
+}
+
+/// An operating system as people write it.
+pub fn os_label(os: InstanceOs) -> &'static str {
+    match os {
+        InstanceOs::Windows => "Windows",
+        InstanceOs::Macos => "macOS",
+        InstanceOs::Linux => "Linux",
     }
 }
 
@@ -242,7 +298,12 @@ pub fn event_line(event: &Event) -> String {
         "{:>6}  {}  {}  {}",
         event.seq,
         timestamp(event.at),
-        event.project,
+        // Pool events concern no project.
+        if event.project.is_empty() {
+            "—"
+        } else {
+            &event.project
+        },
         event_text(&event.kind)
     )
 }

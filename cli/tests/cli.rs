@@ -6,56 +6,17 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use assert_cmd::assert::Assert;
 use assert_cmd::Command;
 use predicates::str::{contains, is_match};
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+mod common;
+
+use common::{State, BIN};
 
 const POPUP: &str = "You have added an additional license key for project wh. After the first key’s data usage is exhausted, migration will automatically continue with the reserved key.";
 
-/// A fresh state directory and commands that use it.
-struct State {
-    dir: TempDir,
-}
-
 impl State {
-    fn new() -> State {
-        State {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// `tollgate --state DIR ARGS…`, ignoring any `$TOLLGATE_HOME` of the caller.
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_remove("TOLLGATE_HOME")
-            .arg("--state")
-            .arg(self.dir.path())
-            .args(args);
-        cmd
-    }
-
-    /// Runs a command line whose arguments hold no spaces.
-    fn run(&self, line: &str) -> Assert {
-        self.cmd(&line.split_whitespace().collect::<Vec<_>>())
-            .assert()
-    }
-
-    /// Runs `LINE --json`, expects success and parses the one JSON document.
-    fn json(&self, line: &str) -> Value {
-        let assert = self.run(&format!("{line} --json")).success();
-        serde_json::from_slice(&assert.get_output().stdout).expect("one JSON document")
-    }
-
-    /// Runs a refused `LINE --json` and returns its error document.
-    fn refusal(&self, line: &str) -> Value {
-        let assert = self.run(&format!("{line} --json")).code(1);
-        serde_json::from_slice(&assert.get_output().stdout).expect("one JSON error document")
-    }
-
     /// A project "wh" with an online standard Active key A-1 of 1 GiB.
     fn with_active(&self) -> &State {
         self.run("project create wh").success();

@@ -1,13 +1,14 @@
-//! `tollgate key add|add-reserve|replace|remove-reserve|list`.
+//! `tollgate key add|add-reserve|replace|remove-reserve|list`; `add-reserve` also in bulk
+//! (seed 001's activation task: all projects, a group, or one project).
 
 use std::io::Write;
 
 use serde::Serialize;
-use tollgate_core::{KeyAdded, KeyReplaced, KeyStatus, Role};
+use tollgate_core::{BulkOutcome, BulkTarget, KeyAdded, KeyReplaced, KeyStatus, Role};
 
 use super::Context;
-use crate::args::KeyArgs;
-use crate::failure::Failure;
+use crate::args::{KeyArgs, ReserveTarget};
+use crate::failure::{describe, Failure};
 use crate::keyspec::key_from_args;
 use crate::output::{json_document, table};
 use crate::render::{edition_label, expiry, kind_label, percent, quantity, scheme_label};
@@ -41,6 +42,115 @@ struct Replaced<'a> {
 struct Removed<'a> {
     project: &'a str,
     removed: &'a str,
+}
+
+/// What a bulk addition did on one project, as `--json` prints it.
+#[derive(Serialize)]
+struct BulkLine<'a> {
+    project: &'a str,
+    /// `added` or `refused`.
+    status: &'static str,
+    /// The slot the key took, when added.
+    role: Option<Role>,
+    /// The rule code, when refused.
+    code: Option<&'static str>,
+    /// The pop-up text when added, why when refused.
+    message: Option<String>,
+    /// The rule in words, when refused by one.
+    rule: Option<&'static str>,
+    #[serde(skip)]
+    outcome: &'a BulkOutcome,
+}
+
+impl<'a> BulkLine<'a> {
+    fn new(outcome: &'a BulkOutcome) -> BulkLine<'a> {
+        let project = outcome.project.as_str();
+        match &outcome.result {
+            Ok(added) => BulkLine {
+                project,
+                status: "added",
+                role: Some(added.role),
+                code: None,
+                message: added.message.clone(),
+                rule: None,
+                outcome,
+            },
+            Err(error) => {
+                let (code, rule) = describe(error);
+                BulkLine {
+                    project,
+                    status: "refused",
+                    role: None,
+                    code: Some(code),
+                    message: Some(error.to_string()),
+                    rule,
+                    outcome,
+                }
+            }
+        }
+    }
+
+    /// `wh: added as reserve` or `wh: NO_ACTIVE_KEY no active license key: …`.
+    fn text(&self) -> String {
+        match &self.outcome.result {
+            Ok(KeyAdded {
+                switched_from: Some(old),
+                ..
+            }) => format!(
+                "{}: added as reserve, and took over at once: the Active key \"{old}\" was used up or expired",
+                self.project
+            ),
+            Ok(_) => format!("{}: added as reserve", self.project),
+            Err(error) => format!(
+                "{}: {} {error}",
+                self.project,
+                self.code.unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// `key add-reserve`: to one project as `key add` reports it, or in bulk with one line per
+/// project; a bulk run with any refusal fails with exit status 1 after printing every line.
+pub fn add_reserve(
+    ctx: &Context,
+    target: &ReserveTarget,
+    args: &KeyArgs,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let target = match (&target.project, &target.group, &target.only) {
+        (Some(project), ..) => return add(ctx, project, args, Slot::ReserveOnly, out),
+        (_, Some(group), _) => BulkTarget::Group(group.clone()),
+        (.., Some(project)) => BulkTarget::Project(project.clone()),
+        _ => BulkTarget::All,
+    };
+    let key = key_from_args(args)?;
+    let outcomes = ctx.engine()?.add_reserve_bulk(&target, &key)?;
+    let lines: Vec<BulkLine> = outcomes.iter().map(BulkLine::new).collect();
+    if ctx.json {
+        json_document(out, &lines)?;
+    } else if outcomes.is_empty() {
+        writeln!(
+            out,
+            "No projects yet: key \"{}\" was added nowhere.",
+            key.id
+        )?;
+    } else {
+        for line in &lines {
+            writeln!(out, "{}", line.text())?;
+        }
+    }
+    let refused = lines.iter().filter(|l| l.status == "refused").count();
+    if refused > 0 {
+        return Err(Failure::Shown {
+            message: format!(
+                "{refused} of {} projects refused reserve key \"{}\"",
+                lines.len(),
+                key.id
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Adds a key; prints the seed-000 pop-up text when it became the Reserved key.

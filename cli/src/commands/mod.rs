@@ -5,13 +5,21 @@ use std::path::PathBuf;
 
 use tollgate_core::Engine;
 
-use crate::args::{Command, KeyCommand, ProjectCommand};
+use crate::args::{
+    Command, GroupCommand, InstanceCommand, KeyCommand, LicenseCommand, PoolCommand,
+    ProjectCommand, SeatCommand,
+};
 use crate::failure::Failure;
 
 mod events;
+mod group;
 mod init;
+mod instance;
 mod key;
+mod license;
+mod pool;
 mod project;
+mod seat;
 mod usage;
 
 /// What every command needs besides its own arguments.
@@ -42,8 +50,8 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::Key(KeyCommand::Add { project, key }) => {
             key::add(ctx, &project, &key, key::Slot::Any, out)
         }
-        Command::Key(KeyCommand::AddReserve { project, key }) => {
-            key::add(ctx, &project, &key, key::Slot::ReserveOnly, out)
+        Command::Key(KeyCommand::AddReserve { target, key }) => {
+            key::add_reserve(ctx, &target, &key, out)
         }
         Command::Key(KeyCommand::Replace { project, key }) => {
             key::replace(ctx, &project, &key, out)
@@ -54,6 +62,50 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::Key(KeyCommand::List { project }) => key::list(ctx, &project, out),
         Command::Usage { project } => usage::run(ctx, project.as_deref(), out),
         Command::Events(args) => events::run(ctx, &args, out),
+        Command::Pool(command) => pool(command, ctx, out),
+        Command::Instance(command) => instance(command, ctx, out),
+        Command::Group(GroupCommand::Add { group, projects }) => {
+            group::add(ctx, &group, &projects, out)
+        }
+        Command::Group(GroupCommand::List) => group::list(ctx, out),
+        Command::Seat(command) => seat(command, ctx, out),
         Command::Demo(args) => crate::demo::run(ctx, &args, out),
+        Command::License(LicenseCommand::Keygen { out: dir }) => license::keygen(ctx, &dir, out),
+        Command::License(LicenseCommand::Sign { key, file }) => license::sign(&key, &file, out),
+        Command::License(LicenseCommand::Verify { public, file }) => {
+            license::verify(ctx, &public, &file, out)
+        }
+    }
+}
+
+fn pool(command: PoolCommand, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
+    match command {
+        PoolCommand::Buy(args) => pool::buy(ctx, &args, out),
+        PoolCommand::List(args) => pool::list(ctx, &args, out),
+        PoolCommand::Shortfall { days } => pool::shortfall(ctx, days, out),
+    }
+}
+
+fn instance(command: InstanceCommand, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
+    match command {
+        InstanceCommand::Add { name, os, company } => {
+            instance::add(ctx, &name, os.into(), company.as_deref(), out)
+        }
+        InstanceCommand::Assign { name, license_type } => {
+            instance::assign(ctx, &name, license_type.map(Into::into), out)
+        }
+        InstanceCommand::Check { name } => instance::check(ctx, &name, out),
+        InstanceCommand::Unassign { name } => instance::unassign(ctx, &name, out),
+        InstanceCommand::List => instance::list(ctx, out),
+    }
+}
+
+fn seat(command: SeatCommand, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
+    use seat::Change;
+    match command {
+        SeatCommand::Acquire(args) => seat::change(ctx, &args, Change::Acquire, out),
+        SeatCommand::Release(args) => seat::change(ctx, &args, Change::Release, out),
+        SeatCommand::Status { project, class } => seat::status(ctx, &project, class.into(), out),
+        SeatCommand::Reclaim => seat::reclaim(ctx, out),
     }
 }

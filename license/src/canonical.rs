@@ -1,0 +1,132 @@
+//! The canonical encoding a license signature covers.
+//!
+//! A signature is over bytes, but a key is JSON, and the same JSON can be written many ways:
+//! fields in any order, any whitespace. The canonical form picks one:
+//!
+//! - the key is serialised by serde (`tollgate_core::Key`'s own `Serialize`) to a JSON value;
+//! - every object's members are written sorted by name, compared as UTF-8 bytes, recursively;
+//! - no whitespace anywhere;
+//! - strings are written as `serde_json` writes them: `"` and `\` escaped, control characters
+//!   as `\n`, `\t`, … or `\u00XX`, everything else (non-ASCII included) as raw UTF-8;
+//! - numbers as `serde_json` writes them. A key holds only integers, so there is no float
+//!   formatting to agree on.
+//!
+//! The order of the fields in the `Key` struct, and the layout of the file a key came from,
+//! therefore never change what is signed.
+
+use serde_json::Value;
+
+/// The canonical bytes of a key: what [`crate::sign`] signs and [`crate::verify`] checks.
+pub fn canonical_key(key: &tollgate_core::Key) -> Vec<u8> {
+    let value = serde_json::to_value(key).expect("a key always serialises to a JSON value");
+    canonical_json(&value)
+}
+
+/// The canonical bytes of any JSON value: object members sorted by name, recursively, and no
+/// whitespace (see the module documentation for strings and numbers).
+pub fn canonical_json(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(members) => {
+            // Sorted here rather than trusting `Map`'s order: serde_json's `preserve_order`
+            // feature, switched on by any crate in the build, would keep insertion order.
+            let mut members: Vec<(&String, &Value)> = members.iter().collect();
+            members.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (name, member)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(name, out);
+                out.push(b':');
+                write_canonical(member, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        Value::String(text) => write_string(text, out),
+        // Null, booleans and numbers have one compact form each.
+        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+    }
+}
+
+fn write_string(text: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, text).expect("writing a string to a Vec cannot fail");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_core::Key;
+
+    fn canonical_text(json: &str) -> String {
+        let value: Value = serde_json::from_str(json).unwrap();
+        String::from_utf8(canonical_json(&value)).unwrap()
+    }
+
+    #[test]
+    fn canonical_form_ignores_member_order_and_whitespace() {
+        let cases = [
+            (r#"{"b": 1, "a": 2}"#, r#"{"a":2,"b":1}"#),
+            (
+                r#"{ "a" : { "z" : [ 1 , { "y": null, "x": true } ], "m": "é\n" } }"#,
+                r#"{"a":{"m":"é\n","z":[1,{"x":true,"y":null}]}}"#,
+            ),
+            (
+                r#"{"B": 0, "a": 0, "_": 0, "aa": 0}"#,
+                r#"{"B":0,"_":0,"a":0,"aa":0}"#,
+            ),
+            (
+                r#"{"q": "say \"hi\"\\", "c": "\u0001"}"#,
+                r#"{"c":"\u0001","q":"say \"hi\"\\"}"#,
+            ),
+            (r#"[]"#, r#"[]"#),
+            (r#"{}"#, r#"{}"#),
+            (r#"-12"#, r#"-12"#),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(canonical_text(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_key_has_one_canonical_form_however_its_json_is_laid_out() {
+        let compact = r#"{"id":"K-1","delivery":"offline","kind":"commercial","edition":"standard","scheme":{"data_volume":{"limit_bytes":1024}},"expires_at":"2027-01-01T00:00:00Z","auto_renew":false,"company":"Acme","activation_code":null}"#;
+        let shuffled = r#"
+            {
+              "scheme":   { "data_volume": { "limit_bytes": 1024 } },
+              "company": "Acme",
+              "activation_code": null,
+              "auto_renew": false,
+              "edition": "standard", "kind": "commercial",
+              "expires_at": "2027-01-01T00:00:00Z",
+              "delivery": "offline",
+              "id": "K-1"
+            }"#;
+        let a = Key::from_json(compact).unwrap();
+        let b = Key::from_json(shuffled).unwrap();
+        assert_eq!(canonical_key(&a), canonical_key(&b));
+        assert_eq!(
+            canonical_key(&a),
+            canonical_json(&serde_json::from_str(shuffled).unwrap())
+        );
+        assert_eq!(
+            String::from_utf8(canonical_key(&a)).unwrap(),
+            r#"{"activation_code":null,"auto_renew":false,"company":"Acme","delivery":"offline","edition":"standard","expires_at":"2027-01-01T00:00:00Z","id":"K-1","kind":"commercial","scheme":{"data_volume":{"limit_bytes":1024}}}"#
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Every way reading, writing or checking a license or a vendor key can fail. The four license
+/// refusals — [`Unsigned`](Self::Unsigned), [`Malformed`](Self::Malformed),
+/// [`UntrustedSigner`](Self::UntrustedSigner) and [`BadSignature`](Self::BadSignature) — are
+/// distinct so that a caller can say which one happened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LicenseError {
+    /// The text is plain key JSON: it carries no vendor signature at all.
+    #[error("key \"{key_id}\" is unsigned: it is plain key JSON, with no vendor signature")]
+    Unsigned {
+        /// The id of the plain key.
+        key_id: String,
+    },
+    /// The text is not a well-formed license file: not JSON, a field missing or unknown, another
+    /// `format`, a signer that is not a public key, or a key that is not valid key JSON.
+    #[error("malformed license: {0}")]
+    Malformed(String),
+    /// The signature is valid, but made by a vendor key that is not trusted: the key was
+    /// re-signed by someone else.
+    #[error(
+        "license for key \"{key_id}\" is signed by {signer}, which is not a trusted vendor key"
+    )]
+    UntrustedSigner {
+        /// The id of the key in the license.
+        key_id: String,
+        /// The signer's fingerprint ([`crate::VendorPublic::fingerprint`]).
+        signer: String,
+    },
+    /// The signature does not verify: the key was altered after signing, or the signature
+    /// bytes are damaged.
+    #[error("license for key \"{key_id}\" has a bad signature: {reason}")]
+    BadSignature {
+        /// The id of the key in the license.
+        key_id: String,
+        /// What is wrong with the signature.
+        reason: String,
+    },
+    /// Vendor key text that is not what it should be; the reason names the fault.
+    #[error("invalid vendor key: {0}")]
+    KeyText(String),
+    /// A vendor key file that is not what it should be; the reason names the fault.
+    #[error("{}: {reason}", path.display())]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A vendor key file already exists where a new one was to be written.
+    #[error("{} already exists: a vendor key is never overwritten", path.display())]
+    Exists {
+        /// The file that exists.
+        path: PathBuf,
+    },
+    /// Reading or writing a file failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done: `read`, `write` or `create the directory`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The operating system's random number generator failed while generating a vendor key.
+    #[error("cannot generate a vendor key: the system random number generator failed: {0}")]
+    Random(String),
+}
