@@ -418,6 +418,29 @@ impl Catalog {
         Ok(uses)
     }
 
+    /// The latest Unix second any engine on this state has seen (0 for none yet).
+    pub(crate) fn latest_time(&self) -> Result<u32> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE name = 'latest_seen'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()
+            .map(|v| u32::try_from(v.unwrap_or(0)).unwrap_or(0))
+            .map_err(Error::store("read the latest time seen"))
+    }
+
+    /// Raises the latest time seen to `unix_secs` (never lowers it).
+    pub(crate) fn remember_time(&self, unix_secs: u32) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (name, value) VALUES ('latest_seen', ?1)
+                 ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
+                [unix_secs],
+            )
+            .map(drop)
+            .map_err(Error::store("record the latest time seen"))
+    }
+
     /// Whether the meta flag `name` is set.
     pub(crate) fn flag(&self, name: &str) -> Result<bool> {
         self.conn

@@ -15,8 +15,36 @@ pub(crate) const NEVER: u32 = u32::MAX;
 const TICK: Duration = Duration::from_millis(100);
 
 /// A source of "now" in Unix seconds, cheap enough to read on every grant.
+///
+/// The time it gives never goes backwards: it is the latest second its source (the system
+/// clock, or [`Clock::set`]) has shown, so a clock set back cannot revive an expired key. How
+/// far the source is behind that latest second is [`Clock::rolled_back`]; the engine reports a
+/// rollback beyond its tolerance as an event (issue: clock tampering).
 #[derive(Clone, Debug)]
-pub struct Clock(Arc<AtomicU32>);
+pub struct Clock(Arc<Seconds>);
+
+#[derive(Debug)]
+struct Seconds {
+    /// The latest second seen: what expiry is judged by.
+    latest: AtomicU32,
+    /// The source's last reading, which may be behind `latest` after a rollback.
+    source: AtomicU32,
+}
+
+impl Seconds {
+    fn new(now: u32) -> Arc<Seconds> {
+        Arc::new(Seconds {
+            latest: AtomicU32::new(now),
+            source: AtomicU32::new(now),
+        })
+    }
+
+    fn observe(&self, now: u32) {
+        // Relaxed (both): each second is self-contained; readers need no other memory.
+        self.source.store(now, Ordering::Relaxed);
+        self.latest.fetch_max(now, Ordering::Relaxed);
+    }
+}
 
 impl Clock {
     /// The process-wide system clock, refreshed every 100 ms by one background thread.
@@ -24,14 +52,13 @@ impl Clock {
         static SYSTEM: OnceLock<Clock> = OnceLock::new();
         SYSTEM
             .get_or_init(|| {
-                let cell = Arc::new(AtomicU32::new(system_secs()));
+                let cell = Seconds::new(system_secs());
                 let ticker = Arc::clone(&cell);
                 std::thread::Builder::new()
                     .name("tollgate-clock".into())
                     .spawn(move || loop {
                         std::thread::sleep(TICK);
-                        // Relaxed: the second is the only datum published; readers need no other memory.
-                        ticker.store(system_secs(), Ordering::Relaxed);
+                        ticker.observe(system_secs());
                     })
                     .expect("spawn the tollgate clock thread");
                 Clock(cell)
@@ -41,20 +68,38 @@ impl Clock {
 
     /// A clock that only moves when told to, for tests and simulations.
     pub fn manual(unix_secs: u32) -> Clock {
-        Clock(Arc::new(AtomicU32::new(unix_secs)))
+        Clock(Seconds::new(unix_secs))
     }
 
-    /// Sets a manual clock (also works on the system clock until its next tick).
+    /// Sets the source of a manual clock (also works on the system clock until its next tick).
+    /// Setting it back models a clock rollback: [`Clock::now`] stays at the latest second seen.
     pub fn set(&self, unix_secs: u32) {
-        // Relaxed: as for the ticker, the value is self-contained.
-        self.0.store(unix_secs, Ordering::Relaxed);
+        self.0.observe(unix_secs);
     }
 
-    /// The current Unix second.
+    /// The latest Unix second seen: what expiry is judged by.
     #[inline]
     pub fn now(&self) -> u32 {
         // Relaxed: a stale second only delays an expiry by one tick, which the coarse clock allows.
-        self.0.load(Ordering::Relaxed)
+        self.0.latest.load(Ordering::Relaxed)
+    }
+
+    /// The source's own reading, which a rollback puts behind [`Clock::now`].
+    pub fn source(&self) -> u32 {
+        // Relaxed: as in `now`.
+        self.0.source.load(Ordering::Relaxed)
+    }
+
+    /// How many seconds the source is behind the latest second seen (0 without a rollback).
+    pub fn rolled_back(&self) -> u32 {
+        self.now().saturating_sub(self.source())
+    }
+
+    /// Moves the latest second seen up to `unix_secs` (a time this state saw before, read back
+    /// from its catalog), never down.
+    pub(crate) fn advance_to(&self, unix_secs: u32) {
+        // Relaxed: as in `Seconds::observe`.
+        self.0.latest.fetch_max(unix_secs, Ordering::Relaxed);
     }
 }
 
@@ -82,5 +127,17 @@ mod tests {
         assert_eq!(clock.now(), 100);
         clock.set(200);
         assert_eq!(clock.now(), 200);
+    }
+
+    #[test]
+    fn a_clock_set_back_keeps_the_latest_second_and_says_by_how_much() {
+        let clock = Clock::manual(1_000);
+        clock.set(400);
+        assert_eq!((clock.now(), clock.source(), clock.rolled_back()), (1_000, 400, 600));
+        clock.advance_to(1_500);
+        clock.advance_to(1_200);
+        assert_eq!((clock.now(), clock.rolled_back()), (1_500, 1_100));
+        clock.set(1_600);
+        assert_eq!((clock.now(), clock.rolled_back()), (1_600, 0));
     }
 }

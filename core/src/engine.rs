@@ -13,6 +13,7 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+mod clock;
 mod groups;
 mod pools;
 mod seats;
@@ -41,6 +42,9 @@ const CATALOG_FILE: &str = "catalog.db";
 const LOCK_FILE: &str = "admin.lock";
 const HOLDERS_FILE: &str = "seats.tgs";
 
+/// The default [`Options::clock_tolerance`]: generous enough for any time-sync correction.
+pub const DEFAULT_CLOCK_TOLERANCE: Duration = Duration::from_secs(300);
+
 /// How to open a state directory.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -51,6 +55,10 @@ pub struct Options {
     pub flush_interval: Option<Duration>,
     /// The clock expiry is judged by.
     pub clock: Clock,
+    /// How far the clock may be set back before it counts as a rollback: a `clock_rolled_back`
+    /// event, at open or while open. Expiry is always judged by the latest time seen, which the
+    /// state keeps across restarts.
+    pub clock_tolerance: Duration,
     /// Capacity of the hot-path event queue; a full queue drops and counts.
     pub event_queue: usize,
 }
@@ -61,6 +69,7 @@ impl Default for Options {
             capacity: DEFAULT_CAPACITY,
             flush_interval: None,
             clock: Clock::system(),
+            clock_tolerance: DEFAULT_CLOCK_TOLERANCE,
             event_queue: 16_384,
         }
     }
@@ -235,6 +244,7 @@ impl Engine {
             Arc::clone(&state),
             Arc::clone(&holders),
             Arc::clone(&hot_events),
+            clock::Watch::new(options.clock.clone(), options.clock_tolerance),
         )
         .map_err(|e| Error::io("start the seat reclaimer", e))?;
         Ok(Engine {
@@ -654,7 +664,9 @@ impl Engine {
         self.inner.state.intact()?;
         self.inner.state.flush()?;
         self.inner.holders.flush()?;
-        self.inner.admin.lock().catalog.checkpoint()
+        let admin = self.inner.admin.lock();
+        admin.catalog.remember_time(self.inner.clock.now())?;
+        admin.catalog.checkpoint()
     }
 
     fn now(&self) -> i64 {
@@ -671,6 +683,7 @@ impl Engine {
         let guard = AdminGuard { admin };
         // Another process may have died half-way through a change since we last held the lock.
         repair(&self.inner.state, &guard.catalog, false)?;
+        guard.catalog.remember_time(self.inner.clock.now())?;
         Ok(guard)
     }
 
@@ -1069,6 +1082,7 @@ fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Holders, Cat
         catalog.set_flag("seat_holders")?;
     }
     let holders = Holders::open(&holders_path)?;
+    clock::watch_at_open(&catalog, &options.clock, options.clock_tolerance)?;
     let reclaimed = holders.reclaim_dead(&state);
     seats::log_reclaimed(&catalog, &reclaimed)?;
     pools::repair_assignments(&catalog)?;

@@ -86,6 +86,14 @@ pub enum EventKind {
         /// What was repaired.
         detail: String,
     },
+    /// The system clock was set back by more than the tolerance; expiry is still judged by the
+    /// latest time seen (the event's project is empty).
+    ClockRolledBack {
+        /// How many seconds the clock is behind the latest time seen.
+        behind_secs: u32,
+        /// The latest time seen, RFC 3339.
+        latest_seen: String,
+    },
     /// Seats held by a process that ended without releasing them were taken back.
     SeatsReclaimed {
         /// The process.
@@ -193,6 +201,16 @@ impl<'de> Deserialize<'de> for RefusalReason {
             )),
         }
     }
+}
+
+/// The record of events about the whole state, not one pair.
+pub(crate) const NO_RECORD: u32 = u32::MAX;
+
+/// RFC 3339 text of a Unix second.
+fn rfc3339_secs(secs: u32) -> String {
+    OffsetDateTime::from_unix_timestamp(i64::from(secs))
+        .map(crate::key::rfc3339)
+        .unwrap_or_default()
 }
 
 /// A hot-path event before names are resolved.
@@ -367,15 +385,18 @@ struct Names {
 impl Names {
     /// The event with names, and for a switch the row of the key it moved out.
     fn resolve(&mut self, catalog: &Catalog, raw: RawEvent) -> HotEvent {
-        let project = self
-            .projects
-            .entry(raw.record)
+        let project = if raw.record == NO_RECORD {
+            String::new()
+        } else {
+            self.projects
+                .entry(raw.record)
             .or_insert_with(|| {
                 catalog
                     .project_of_record(raw.record)
                     .unwrap_or_else(|_| format!("#record-{}", raw.record))
             })
-            .clone();
+            .clone()
+        };
         let mut key = |row: u32| -> String {
             self.keys
                 .entry(row)
@@ -404,6 +425,10 @@ impl Names {
             PairEvent::Reclaimed { pid, units } => EventKind::SeatsReclaimed {
                 pid,
                 units: u64::from(units),
+            },
+            PairEvent::ClockRolledBack { behind, latest } => EventKind::ClockRolledBack {
+                behind_secs: behind,
+                latest_seen: rfc3339_secs(latest),
             },
         };
         (project, kind, switch)

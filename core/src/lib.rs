@@ -53,6 +53,7 @@ pub use clock::Clock;
 pub use engine::{
     BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyReplaced, KeyStatus,
     KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage, SeatsReclaimed, Usage,
+    DEFAULT_CLOCK_TOLERANCE,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, RemovalReason, Subscription};

@@ -166,6 +166,12 @@ pub(crate) enum PairEvent {
         pid: u32,
         units: u32,
     },
+    /// The clock was set back `behind` seconds from `latest`, the latest second seen (an
+    /// event of the whole state, pushed with no record).
+    ClockRolledBack {
+        behind: u32,
+        latest: u32,
+    },
 }
 
 /// Receives hot-path events. Implementations must not block, lock or allocate.

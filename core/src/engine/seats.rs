@@ -277,8 +277,12 @@ impl PairEvents for SeatHandle {
 /// How often the reclaimer thread looks for a request.
 const RECLAIM_POLL: Duration = Duration::from_millis(50);
 
-/// The engine's reclaimer thread: takes back the seats of processes that are gone when a seat
-/// refusal asks for it, off the hot path (reading `/proc` is syscalls and allocation).
+/// Every how many polls it also checks the clock for a rollback (once a second).
+const CLOCK_EVERY: u32 = 20;
+
+/// The engine's background thread: takes back the seats of processes that are gone when a seat
+/// refusal asks for it, off the hot path (reading `/proc` is syscalls and allocation), and once
+/// a second checks the clock for a rollback (see `engine::clock`).
 pub(super) struct Reclaimer {
     wanted: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
@@ -290,6 +294,7 @@ impl Reclaimer {
         state: Arc<StateFile>,
         holders: Arc<Holders>,
         events: Arc<HotQueue>,
+        mut clock: super::clock::Watch,
     ) -> std::io::Result<Reclaimer> {
         let wanted = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -299,8 +304,13 @@ impl Reclaimer {
             .spawn(move || {
                 // Relaxed (both flags): they carry no data; the seats reclaimed are published by
                 // the gauge's own CAS, the stop flag is followed by a join.
+                let mut polls = 0u32;
                 while !halt.load(Ordering::Relaxed) {
                     std::thread::park_timeout(RECLAIM_POLL);
+                    polls = polls.wrapping_add(1);
+                    if polls % CLOCK_EVERY == 0 {
+                        clock.check(&events);
+                    }
                     if want.swap(false, Ordering::Relaxed) {
                         for r in holders.reclaim_dead(&state) {
                             events.push(
