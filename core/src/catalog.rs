@@ -421,9 +421,11 @@ impl Catalog {
     /// The latest Unix second any engine on this state has seen (0 for none yet).
     pub(crate) fn latest_time(&self) -> Result<u32> {
         self.conn
-            .query_row("SELECT value FROM meta WHERE name = 'latest_seen'", [], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT value FROM meta WHERE name = 'latest_seen'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .optional()
             .map(|v| u32::try_from(v.unwrap_or(0)).unwrap_or(0))
             .map_err(Error::store("read the latest time seen"))

@@ -133,7 +133,10 @@ mod tests {
     fn a_clock_set_back_keeps_the_latest_second_and_says_by_how_much() {
         let clock = Clock::manual(1_000);
         clock.set(400);
-        assert_eq!((clock.now(), clock.source(), clock.rolled_back()), (1_000, 400, 600));
+        assert_eq!(
+            (clock.now(), clock.source(), clock.rolled_back()),
+            (1_000, 400, 600)
+        );
         clock.advance_to(1_500);
         clock.advance_to(1_200);
         assert_eq!((clock.now(), clock.rolled_back()), (1_500, 1_100));

@@ -390,12 +390,12 @@ impl Names {
         } else {
             self.projects
                 .entry(raw.record)
-            .or_insert_with(|| {
-                catalog
-                    .project_of_record(raw.record)
-                    .unwrap_or_else(|_| format!("#record-{}", raw.record))
-            })
-            .clone()
+                .or_insert_with(|| {
+                    catalog
+                        .project_of_record(raw.record)
+                        .unwrap_or_else(|_| format!("#record-{}", raw.record))
+                })
+                .clone()
         };
         let mut key = |row: u32| -> String {
             self.keys

@@ -94,7 +94,10 @@ fn restarting_with_the_clock_set_back_is_detected_and_expiry_keeps_the_latest_ti
         e.project("p").unwrap().consume(1),
         Err(Error::Expired)
     ));
-    assert_eq!(rollbacks(&e, 1, Duration::from_secs(5)), [7 * 86_400 + 2_000]);
+    assert_eq!(
+        rollbacks(&e, 1, Duration::from_secs(5)),
+        [7 * 86_400 + 2_000]
+    );
     // A restart within the tolerance is not a rollback.
     drop(e);
     let clock = Clock::manual(NOW + 1_990);
