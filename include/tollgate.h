@@ -121,6 +121,18 @@ typedef enum tg_status {
      * The instance already holds a valid license.
      */
     TG_ALREADY_ASSIGNED = 22,
+    /**
+     * The state trusts vendor keys and the key lacks a valid signature: an unsigned offline
+     * key, a license altered after signing, one signed by an untrusted key, or a malformed
+     * license file; the message says which. Nothing changed.
+     */
+    TG_BAD_SIGNATURE = 23,
+    /**
+     * The state directory was restored from an older copy, its hot file from an older one, or
+     * its checkpoints edited; it is refused until an operator accepts it (`tollgate state
+     * accept-rollback`). Nothing changed.
+     */
+    TG_TAMPERED = 24,
 } tg_status;
 
 /**
@@ -330,7 +342,8 @@ enum tg_status tg_group_add(struct tg_engine *engine, const char *group, const c
 enum tg_status tg_groups_json(struct tg_engine *engine, char **out_json);
 
 /**
- * Adds the key `key_json` as the Reserved key of every project `target_json` names —
+ * Adds the key `key_json` (key JSON or a signed license file, as for `tg_key_add`) as the
+ * Reserved key of every project `target_json` names —
  * `{"all": true}`, `{"group": "G"}` or `{"project": "P"}` — under the rules of SPEC §2.1, each
  * project on its own: a project takes it only where an Active key of its class exists, and a
  * refusal on one never stops the others. Returns `TG_OK` once every project was tried, and
@@ -338,7 +351,8 @@ enum tg_status tg_groups_json(struct tg_engine *engine, char **out_json);
  * "status": "TG_OK" or the refusal's status name, "code": its number, "role":
  * "reserved"|"active"|null, "message": the seed-000 text for a key that became the reserve, or
  * the refusal's message, or null}`. The call itself fails (`*out_json` NULL) only when the
- * target or the key is malformed, or the group or project does not exist (`TG_NOT_FOUND`).
+ * target or the key is malformed, the key is refused for its signature (`TG_BAD_SIGNATURE`),
+ * or the group or project does not exist (`TG_NOT_FOUND`).
  * Free it with `tg_string_free`.
  *
  * # Safety
@@ -438,6 +452,9 @@ enum tg_status tg_instances_json(struct tg_engine *engine, char **out_json);
  * Adds a key to the slot pair of its class in `project`: the first key becomes Active, a second
  * one Reserved, under the rules of SPEC §2.1; a refusal (`TG_TYPE_MISMATCH`,
  * `TG_RESERVE_OCCUPIED`, …) changes nothing and the message names the rule and keys at fault.
+ * `key_json` is key JSON or the text of a signed license file; once the state trusts a vendor
+ * key (`tg_engine_trust`), an offline key must be a license signed by a trusted key, else
+ * `TG_BAD_SIGNATURE`. The same holds for `tg_key_add_reserve` and `tg_key_replace`.
  *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
@@ -705,6 +722,45 @@ enum tg_status tg_seats_reclaim_json(struct tg_engine *engine, char **out_json);
  * that is no status gives `"TG_UNKNOWN"`. Never NULL; never free it.
  */
 const char *tg_status_name(tg_status status);
+
+/**
+ * Opens (creating if needed) the state directory `state_dir` like `tg_engine_open_with`, and
+ * records in it the `count` vendor public keys of `public_keys` (each the text of a
+ * `vendor.pub` file) as trusted. `options` may be NULL for the defaults; `public_keys` may be
+ * NULL only when `count` is 0. A key text that is not a vendor public key is
+ * `TG_INVALID_ARGUMENT`, and the state is then not opened. Stores the engine in `*out` (NULL on
+ * failure).
+ *
+ * # Safety
+ * `state_dir` is NULL or a NUL-terminated string; `options` is NULL or points to a
+ * `tg_open_options`; `public_keys` is NULL or points to `count` pointers, each NULL or a
+ * NUL-terminated string; `out` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_engine_open_trusted(const char *state_dir,
+                                      const struct tg_open_options *options,
+                                      const char *const *public_keys,
+                                      size_t count,
+                                      struct tg_engine **out);
+
+/**
+ * Trusts the vendor public key `public_key` (the text of a `vendor.pub` file) in this state
+ * from now on, for every process, with an audit event `vendor_key_trusted`; trusting a key
+ * already trusted changes nothing. A trusted key is never forgotten.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `public_key` is NULL or a NUL-terminated string.
+ */
+enum tg_status tg_engine_trust(struct tg_engine *engine, const char *public_key);
+
+/**
+ * Stores in `*out_json` a JSON array of the vendor keys the state trusts, in the order it
+ * began to trust them: `{"key": base64 public key, "added_at": RFC 3339}`; `[]` in development
+ * mode. NULL on failure. Free it with `tg_string_free`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_trusted_keys_json(struct tg_engine *engine, char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

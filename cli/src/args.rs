@@ -87,6 +87,24 @@ pub enum Command {
     /// license files. Uses no state directory
     #[command(subcommand)]
     License(LicenseCommand),
+    /// Run the vendor's online activation service in the foreground, until Ctrl-C or SIGTERM:
+    /// it activates codes and renews online keys with signed licenses. Uses no state directory
+    ServeActivation(crate::commands::ServeActivationArgs),
+    /// The vendor public keys this state trusts: once it trusts one, every offline key added
+    /// must be a license file signed by a trusted key (`key add PROJECT --file KEY.lic`)
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Operator decisions about the state itself
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+/// `tollgate state …`
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Accept a state the engine refuses as restored from an older copy or edited
+    /// (`TAMPERED`): it opens from now on, and the acceptance is recorded in the audit log
+    AcceptRollback,
 }
 
 /// `tollgate project …`
@@ -188,14 +206,30 @@ pub enum LicenseCommand {
     },
 }
 
+/// `tollgate trust …`
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Trust a vendor public key in this state, for good: from now on every offline key added
+    /// must be signed by a trusted vendor key. A state cannot be made to forget a key it trusts
+    Add {
+        /// The vendor's public key, written by `tollgate license keygen`
+        #[arg(value_name = "DIR/vendor.pub")]
+        public: PathBuf,
+    },
+    /// List the vendor public keys this state trusts; none means development mode, where
+    /// unsigned keys are accepted
+    List,
+}
+
 /// A license key, from a JSON file or from flags.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("scheme").args(["limit", "machines", "cores", "per_instance"])))]
 pub struct KeyArgs {
-    /// Read the key from a JSON file ("-" for standard input): {"id": …, "delivery": …,
+    /// Read the key from a file ("-" for standard input): key JSON, {"id": …, "delivery": …,
     /// "kind": …, "edition": …, "scheme": {"data_volume": {"limit_bytes": …}}, …}, the form of
-    /// the "key" objects `key list --json` prints
-    #[arg(long, value_name = "KEY.json", conflicts_with_all = [
+    /// the "key" objects `key list --json` prints; or a signed license file (KEY.lic), which a
+    /// state that trusts a vendor key requires for offline keys
+    #[arg(long, value_name = "KEY.json|KEY.lic", conflicts_with_all = [
         "id", "delivery", "kind", "edition", "limit", "machines", "os", "cores",
         "per_instance", "expires", "auto_renew", "company", "activation_code",
     ])]

@@ -92,6 +92,8 @@ pub fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
         Error::InstanceNotFound { .. } => ("INSTANCE_NOT_FOUND", None),
         Error::GroupNotFound { .. } => ("GROUP_NOT_FOUND", None),
         Error::Unsupported { .. } => ("UNSUPPORTED", None),
+        Error::BadSignature { .. } => ("BAD_SIGNATURE", Some("once a state trusts a vendor key, every offline key must come as a license file signed by a trusted key and unchanged since: ask the vendor for one (`tollgate trust list` shows the trusted keys)")),
+        Error::Tampered { .. } => ("TAMPERED", Some("a state restored from an older copy, or with edited checkpoints, is refused until an operator runs `tollgate state accept-rollback`")),
         Error::Io { .. } => ("IO", None),
         Error::Store { .. } => ("STORE", None),
         _ => ("ERROR", None),

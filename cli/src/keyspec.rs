@@ -1,14 +1,15 @@
-//! A license key from the command line: a JSON file, standard input, or flags.
+//! A license key from the command line: a key JSON or license file, standard input, or flags.
 
 use std::io::Read;
 
-use tollgate_core::{Edition, Key, KeyKind, Scheme};
+use tollgate_core::{Edition, Key, KeyKind, KeyOrLicense, Scheme};
 
 use crate::args::KeyArgs;
 use crate::failure::Failure;
 
-/// Builds and validates the key the flags or the file describe.
-pub fn key_from_args(args: &KeyArgs) -> Result<Key, Failure> {
+/// The key the flags describe, built and validated, or the key JSON or signed license file
+/// `--file` names, for the engine to check against the state's trust.
+pub fn key_from_args(args: &KeyArgs) -> Result<KeyOrLicense, Failure> {
     if let Some(path) = &args.file {
         let text = if path.as_os_str() == "-" {
             let mut text = String::new();
@@ -20,7 +21,7 @@ pub fn key_from_args(args: &KeyArgs) -> Result<Key, Failure> {
             std::fs::read_to_string(path)
                 .map_err(|e| unreadable(&path.display().to_string(), &e))?
         };
-        return Ok(Key::from_json(&text)?);
+        return Ok(KeyOrLicense::parse(&text)?);
     }
     let key = Key {
         id: args.id.clone().ok_or_else(|| missing("--id"))?,
@@ -34,7 +35,7 @@ pub fn key_from_args(args: &KeyArgs) -> Result<Key, Failure> {
         activation_code: args.activation_code.clone(),
     };
     key.validate()?;
-    Ok(key)
+    Ok(key.into())
 }
 
 fn scheme(args: &KeyArgs) -> Result<Scheme, Failure> {

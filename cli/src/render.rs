@@ -254,6 +254,21 @@ pub fn event_text(kind: &EventKind) -> String {
             format!("license {license} returned to its pool")
         }
         EventKind::GroupJoined { group } => format!("joined group {group}"),
+        EventKind::VendorKeyTrusted { public_key } => {
+            format!("vendor public key {public_key} trusted")
+        }
+        EventKind::ClockRolledBack {
+            behind_secs,
+            latest_seen,
+        } => format!(
+            "clock set back {behind_secs} s behind the latest time seen ({latest_seen}); expiry is judged by the latest time"
+        ),
+        EventKind::Checkpoint {
+            seq, total_used, ..
+        } => format!("usage checkpoint {seq}: {total_used} bytes charged in all"),
+        EventKind::RollbackAccepted { reason } => {
+            format!("an operator accepted a refused state: {reason}")
+        }
     }
 }
 

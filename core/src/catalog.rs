@@ -15,12 +15,14 @@ use crate::key::{Key, LicenseClass};
 use crate::slot::PairState;
 
 mod pools;
+mod trust;
 
 pub(crate) use pools::{InstanceRow, LicenseRow};
 
-/// Version of the catalog schema this build reads and writes. Version 1 (before pools, groups
-/// and keys shared by several projects) is upgraded in place at open.
-const SCHEMA_VERSION: i64 = 2;
+/// Version of the catalog schema this build reads and writes. Older versions are upgraded in
+/// place at open: version 1 (before pools, groups and keys shared by several projects) and
+/// version 2 (before trusted vendor keys).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -45,6 +47,7 @@ CREATE TABLE events (
     json TEXT NOT NULL
 );
 POOL_TABLES
+TRUST_TABLE
 ";
 
 /// The key table. A key id names one key document; the same document may sit in the pairs of
@@ -106,8 +109,14 @@ CREATE TABLE instances (
 CREATE TABLE assignments (serial INTEGER PRIMARY KEY, license_id TEXT NOT NULL);
 ";
 
-/// Upgrades a version-1 catalog: the key table loses its global id uniqueness (rebuilt, since
-/// SQLite cannot drop a constraint) and the pool tables are added.
+/// The vendor public keys the state trusts (base64, as `VendorPublic::fingerprint` writes
+/// them). Rows are only ever added: a state that trusts a key cannot be made to forget it.
+const TRUST_TABLE: &str = "
+CREATE TABLE trusted_keys (public TEXT PRIMARY KEY, added_at TEXT NOT NULL);
+";
+
+/// Upgrades a version-1 catalog to version 2: the key table loses its global id uniqueness
+/// (rebuilt, since SQLite cannot drop a constraint) and the pool tables are added.
 const UPGRADE_FROM_1: &str = "
 ALTER TABLE keys RENAME TO keys_v1;
 DROP INDEX keys_by_record;
@@ -116,13 +125,19 @@ KEYS_TABLE
 INSERT INTO keys SELECT * FROM keys_v1;
 DROP TABLE keys_v1;
 POOL_TABLES
-UPDATE meta SET value = 2 WHERE name = 'schema_version';
 ";
+
+/// Upgrades a version-2 catalog to version 3: the trusted vendor keys.
+const UPGRADE_FROM_2: &str = "TRUST_TABLE";
+
+/// The upgrade from each older version to the next, by the version it starts from.
+const UPGRADES: [(i64, &str); 2] = [(1, UPGRADE_FROM_1), (2, UPGRADE_FROM_2)];
 
 /// The schema text with its shared table definitions filled in.
 fn expand(sql: &str) -> String {
     sql.replace("KEYS_TABLE", KEYS_TABLE)
         .replace("POOL_TABLES", POOL_TABLES)
+        .replace("TRUST_TABLE", TRUST_TABLE)
 }
 
 /// A hot-path event ready for the audit log: the project, what happened, and for a switch the
@@ -222,18 +237,29 @@ impl Catalog {
             .map_err(|e| self.corrupt(format!("no readable schema version: {e}")))?;
         match version {
             Some(SCHEMA_VERSION) => Ok(()),
-            Some(1) => {
-                let tx = self.begin()?;
-                tx.execute_batch(&expand(UPGRADE_FROM_1)).map_err(|e| {
-                    self.corrupt(format!("upgrading the catalog from version 1: {e}"))
-                })?;
-                tx.commit().map_err(Error::store("commit catalog upgrade"))
-            }
+            Some(from @ 1..SCHEMA_VERSION) => self.upgrade(from),
             Some(v) => Err(self.corrupt(format!(
                 "catalog schema version {v}, this build reads {SCHEMA_VERSION}"
             ))),
             None => Err(self.corrupt("catalog has no schema version".into())),
         }
+    }
+
+    /// Upgrades the catalog from version `from` to [`SCHEMA_VERSION`], every step in one
+    /// transaction: a crash leaves it at `from`, to be upgraded again at the next open.
+    fn upgrade(&self, from: i64) -> Result<()> {
+        let tx = self.begin()?;
+        for (version, sql) in UPGRADES.iter().filter(|(version, _)| *version >= from) {
+            tx.execute_batch(&expand(sql)).map_err(|e| {
+                self.corrupt(format!("upgrading the catalog from version {version}: {e}"))
+            })?;
+        }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'schema_version'",
+            [SCHEMA_VERSION],
+        )
+        .map_err(Error::store("record catalog version"))?;
+        tx.commit().map_err(Error::store("commit catalog upgrade"))
     }
 
     pub(crate) fn corrupt(&self, reason: String) -> Error {
@@ -416,6 +442,96 @@ impl Catalog {
             uses.push((record, key));
         }
         Ok(uses)
+    }
+
+    /// The state's identity (16 hex digits), made once at random: anchors outside the state are
+    /// kept by it.
+    pub(crate) fn state_id(&self) -> Result<String> {
+        let read = || {
+            self.conn
+                .query_row("SELECT value FROM meta WHERE name = 'state_id'", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()
+                .map_err(Error::store("read the state id"))
+        };
+        if let Some(id) = read()? {
+            return Ok(format!("{:016x}", id as u64));
+        }
+        let seed = format!(
+            "{}|{:?}|{}",
+            std::process::id(),
+            std::time::SystemTime::now(),
+            self.path.display()
+        );
+        let hash = blake3::hash(seed.as_bytes());
+        let id = i64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('state_id', ?1)",
+                [id],
+            )
+            .map_err(Error::store("record the state id"))?;
+        Ok(format!("{:016x}", read()?.unwrap_or(id) as u64))
+    }
+
+    /// The last checkpoint in the audit log, if any.
+    pub(crate) fn last_checkpoint(&self) -> Result<Option<crate::engine::Checkpoint>> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT e.json FROM meta m JOIN events e ON e.seq = m.value
+                 WHERE m.name = 'checkpoint_event'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(Error::store("read the last checkpoint"))?;
+        let Some(json) = json else {
+            return Ok(None);
+        };
+        match serde_json::from_str(&json) {
+            Ok(EventKind::Checkpoint {
+                seq,
+                total_used,
+                mac,
+                prev_mac,
+            }) => Ok(Some(crate::engine::Checkpoint {
+                seq,
+                total_used,
+                mac,
+                prev_mac,
+            })),
+            _ => Err(Error::Tampered {
+                reason: "the audit entry the state names as its last checkpoint is not one".into(),
+            }),
+        }
+    }
+
+    /// Points the state at its newest checkpoint, the audit entry `seq`.
+    pub(crate) fn set_last_checkpoint(tx: &Transaction<'_>, seq: u64) -> Result<()> {
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES ('checkpoint_event', ?1)",
+            [seq as i64],
+        )
+        .map(drop)
+        .map_err(Error::store("record the last checkpoint"))
+    }
+
+    /// Final usage of every retired data-volume key, by row.
+    pub(crate) fn retired_usage(&self) -> Result<HashMap<u32, u64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT k.row, k.final_used FROM keys k JOIN pairs r ON r.record = k.record
+                 WHERE k.state = 'retired' AND k.final_used IS NOT NULL
+                   AND r.class = 'data_volume'",
+            )
+            .map_err(Error::store("sum retired usage"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u64>(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>());
+        rows.map_err(Error::store("sum retired usage"))
     }
 
     /// The latest Unix second any engine on this state has seen (0 for none yet).
@@ -714,12 +830,15 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Up to `limit` audit events after `seq`, oldest first.
+    /// Up to `limit` audit events after `seq`, oldest first. Checkpoints (integrity records
+    /// of `engine::checkpoint`) stay in the log but are not events and are skipped.
     pub(crate) fn events_after(&self, seq: u64, limit: usize) -> Result<Vec<Event>> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT seq, at, project, json FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                "SELECT seq, at, project, json FROM events
+                 WHERE seq > ?1 AND json NOT LIKE '{\"kind\":\"checkpoint\"%'
+                 ORDER BY seq LIMIT ?2",
             )
             .map_err(Error::store("read events"))?;
         let rows = stmt
@@ -804,12 +923,64 @@ mod tests {
             (keys[&7].state.as_str(), keys[&7].final_used),
             ("retired", Some(10))
         );
-        // The same document may now sit in another pair, and the pool tables exist.
+        // The same document may now sit in another pair, and the pool and trust tables exist.
         catalog.insert_pending_key(1, &key, "now").unwrap();
         assert_eq!(catalog.key_uses("K").unwrap().len(), 2);
         assert!(catalog.licenses().unwrap().is_empty());
+        assert!(catalog.trusted_keys().unwrap().is_empty());
+        assert_eq!(schema_version(&catalog), SCHEMA_VERSION);
         drop(catalog);
-        // Opening again finds version 2 and changes nothing.
+        // Opening again finds the current version and changes nothing.
         Catalog::open(&path, false).unwrap();
+    }
+
+    #[test]
+    fn a_version_2_catalog_is_upgraded_in_place_and_can_then_trust_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let key = Key::data_volume("K", 10);
+        {
+            // The version-2 schema as shipped: today's, without the trusted keys.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&expand(SCHEMA).replace(TRUST_TABLE, ""))
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO meta VALUES ('schema_version', 2);
+                 INSERT INTO projects VALUES (1, 'p', 'then');
+                 INSERT INTO pairs VALUES (0, 1, 'data_volume', 0);",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO keys (row, id, record, json, state, added_at)
+                 VALUES (3, 'K', 0, ?1, 'live', 'then')",
+                [key.to_json()],
+            )
+            .unwrap();
+        }
+        let catalog = Catalog::open(&path, false).unwrap();
+        assert_eq!(schema_version(&catalog), SCHEMA_VERSION);
+        assert_eq!(catalog.keys_of(0).unwrap()[&3].key, key);
+        assert!(catalog.trusted_keys().unwrap().is_empty());
+        let tx = catalog.begin().unwrap();
+        assert!(Catalog::trust_key(&tx, "a2V5", "now").unwrap());
+        assert!(!Catalog::trust_key(&tx, "a2V5", "later").unwrap());
+        tx.commit().unwrap();
+        assert_eq!(
+            catalog.trusted_keys().unwrap(),
+            vec![("a2V5".to_owned(), "now".to_owned())]
+        );
+        drop(catalog);
+        Catalog::open(&path, false).unwrap();
+    }
+
+    fn schema_version(catalog: &Catalog) -> i64 {
+        catalog
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE name = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
     }
 }

@@ -13,14 +13,19 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+mod checkpoint;
 mod clock;
 mod groups;
 mod pools;
 mod seats;
+mod trust;
 
+pub(crate) use checkpoint::Checkpoint;
 pub use groups::{BulkOutcome, BulkTarget, Group};
 pub use pools::InstanceHandle;
 pub use seats::{SeatHandle, SeatUsage, SeatsReclaimed};
+pub use trust::TrustedKey;
+use trust::Vetted;
 
 use crate::catalog::{Catalog, KeyRow, PairRow, ProjectRow};
 use crate::clock::Clock;
@@ -30,6 +35,7 @@ use crate::events::{
 };
 use crate::holders::{Holders, Process, HOLDER_CAPACITY};
 use crate::key::{check_name, rfc3339, Key, LicenseClass};
+use crate::license::{KeyOrLicense, VendorPublic};
 use crate::rules;
 use crate::slot::{
     LiveKey, Metering, Mode, NextGen, PairEvent, PairEvents, PairRecord, PairState, SwitchReason,
@@ -61,6 +67,15 @@ pub struct Options {
     pub clock_tolerance: Duration,
     /// Capacity of the hot-path event queue; a full queue drops and counts.
     pub event_queue: usize,
+    /// Where this installation keeps the key of its checkpoint MACs and the anchors that detect
+    /// a state directory restored from a copy (see `engine::checkpoint`); `None` is
+    /// `$TOLLGATE_INSTALLATION`, else `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`.
+    pub installation_dir: Option<PathBuf>,
+    /// Vendor public keys to trust, recorded in the state at open (see [`Engine::trust`]): with
+    /// any trusted key, every offline key added must be signed by one. Recorded keys are kept,
+    /// so opening later without them trusts them still. Empty is development mode, unless the
+    /// state already trusts keys.
+    pub trusted_keys: Vec<VendorPublic>,
 }
 
 impl Default for Options {
@@ -71,6 +86,8 @@ impl Default for Options {
             clock: Clock::system(),
             clock_tolerance: DEFAULT_CLOCK_TOLERANCE,
             event_queue: 16_384,
+            installation_dir: None,
+            trusted_keys: Vec::new(),
         }
     }
 }
@@ -162,6 +179,7 @@ struct Inner {
     dir: PathBuf,
     state: Arc<StateFile>,
     holders: Arc<Holders>,
+    installation: checkpoint::Installation,
     reclaimer: seats::Reclaimer,
     me: Process,
     admin: Mutex<Admin>,
@@ -208,7 +226,18 @@ impl Engine {
     /// A hot-state file or catalog that is damaged, truncated, of another format, or present
     /// without its partner is refused with [`Error::CorruptState`] and left untouched.
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
-        let dir = dir.as_ref().to_owned();
+        Engine::open_checked(dir.as_ref(), options, false)
+    }
+
+    /// Opens a state that [`Engine::open_with`] refused with [`Error::Tampered`] (restored from
+    /// an older copy, or its checkpoints edited), because an operator decided to accept it as it
+    /// is. The acceptance and what was found go to the audit log.
+    pub fn accept_rollback(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        Engine::open_checked(dir.as_ref(), options, true)
+    }
+
+    fn open_checked(dir: &Path, options: Options, accept_rollback: bool) -> Result<Engine> {
+        let dir = dir.to_owned();
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("create state directory {}", dir.display()), e))?;
         let lock_path = dir.join(LOCK_FILE);
@@ -221,9 +250,9 @@ impl Engine {
             .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
         lock.lock()
             .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
-        let opened = open_locked(&dir, &options);
+        let opened = open_locked(&dir, &options, accept_rollback);
         let _ = lock.unlock();
-        let (state, holders, catalog) = opened?;
+        let (state, holders, catalog, installation) = opened?;
         let holders = Arc::new(holders);
         let me = Process::me()?;
         let state = Arc::new(state);
@@ -253,6 +282,7 @@ impl Engine {
                 state,
                 reclaimer,
                 holders,
+                installation,
                 me,
                 admin: Mutex::new(Admin { catalog, lock }),
                 clock: options.clock,
@@ -325,19 +355,23 @@ impl Engine {
 
     /// Adds a key to the slot pair of its class: the first key becomes Active, a second one
     /// Reserved under the rules of SPEC §2.1.
-    pub fn add_key(&self, project: &str, key: Key) -> Result<KeyAdded> {
-        self.admit(project, key, false)
+    ///
+    /// `key` is a [`Key`] or a signed license file ([`KeyOrLicense`]). Once the state trusts a
+    /// vendor key ([`Engine::trust`]), an offline key must come signed by a trusted key, else
+    /// [`Error::BadSignature`]; the same holds for every call that adds a key.
+    pub fn add_key(&self, project: &str, key: impl Into<KeyOrLicense>) -> Result<KeyAdded> {
+        self.admit(project, key.into(), false)
     }
 
     /// Adds `key` as a reserve (seed 001's activation task): it never becomes the first key of
     /// a pair; a project whose only Active keys are of another class gets `SchemeMismatch`.
-    pub fn add_reserve(&self, project: &str, key: Key) -> Result<KeyAdded> {
-        self.admit(project, key, true)
+    pub fn add_reserve(&self, project: &str, key: impl Into<KeyOrLicense>) -> Result<KeyAdded> {
+        self.admit(project, key.into(), true)
     }
 
-    fn admit(&self, project: &str, key: Key, reserve_only: bool) -> Result<KeyAdded> {
-        key.validate()?;
+    fn admit(&self, project: &str, key: KeyOrLicense, reserve_only: bool) -> Result<KeyAdded> {
         let admin = self.admin()?;
+        let key = self.vet(&admin, key)?;
         self.admit_locked(&admin, project, key, reserve_only)
     }
 
@@ -351,9 +385,10 @@ impl Engine {
         &self,
         admin: &Admin,
         project: &str,
-        key: Key,
+        key: Vetted,
         reserve_only: bool,
     ) -> Result<KeyAdded> {
+        let key = key.into_key();
         let now = self.now();
         let project = project_row(&admin.catalog, project)?;
         let class = key.scheme.class();
@@ -456,10 +491,14 @@ impl Engine {
 
     /// Replaces the Active key of the new key's class (a renewal). A reserve that expires before
     /// the new key's term ends is removed (SPEC §2.3); the old key's usage becomes final.
-    pub fn replace_active_key(&self, project: &str, key: Key) -> Result<KeyReplaced> {
-        key.validate()?;
+    pub fn replace_active_key(
+        &self,
+        project: &str,
+        key: impl Into<KeyOrLicense>,
+    ) -> Result<KeyReplaced> {
         let now = self.now();
         let admin = self.admin()?;
+        let key = self.vet(&admin, key.into())?.into_key();
         let project = project_row(&admin.catalog, project)?;
         let class = key.scheme.class();
         let Some(pair) = admin
@@ -662,10 +701,15 @@ impl Engine {
     /// pages with `msync(MS_SYNC)` and checkpoints the catalog's write-ahead log.
     pub fn flush(&self) -> Result<()> {
         self.inner.state.intact()?;
-        self.inner.state.flush()?;
         self.inner.holders.flush()?;
-        let admin = self.inner.admin.lock();
-        admin.catalog.remember_time(self.inner.clock.now())?;
+        let admin = self.admin()?;
+        // Flushes the hot file too, after reading the usage it checkpoints (see there).
+        checkpoint::verify_and_checkpoint(
+            &self.inner.installation,
+            &self.inner.state,
+            &admin.catalog,
+            false,
+        )?;
         admin.catalog.checkpoint()
     }
 
@@ -992,7 +1036,11 @@ fn now_text() -> String {
 }
 
 /// Creates or opens the files of a state directory; the caller holds the admin lock.
-fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Holders, Catalog)> {
+fn open_locked(
+    dir: &Path,
+    options: &Options,
+    accept_rollback: bool,
+) -> Result<(StateFile, Holders, Catalog, checkpoint::Installation)> {
     let hot = dir.join(HOT_FILE);
     let catalog_path = dir.join(CATALOG_FILE);
     let corrupt = |path: &Path, reason: &str| Error::CorruptState {
@@ -1083,10 +1131,15 @@ fn open_locked(dir: &Path, options: &Options) -> Result<(StateFile, Holders, Cat
     }
     let holders = Holders::open(&holders_path)?;
     clock::watch_at_open(&catalog, &options.clock, options.clock_tolerance)?;
+    let installation = checkpoint::Installation::open(&checkpoint::installation_dir(
+        options.installation_dir.as_deref(),
+    )?)?;
+    checkpoint::verify_and_checkpoint(&installation, &state, &catalog, accept_rollback)?;
+    trust::record_at_open(&catalog, &options.trusted_keys)?;
     let reclaimed = holders.reclaim_dead(&state);
     seats::log_reclaimed(&catalog, &reclaimed)?;
     pools::repair_assignments(&catalog)?;
-    Ok((state, holders, catalog))
+    Ok((state, holders, catalog, installation))
 }
 
 /// A handle on one project's data-volume pair, looked up once, for the hot path: no hashing,

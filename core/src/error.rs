@@ -227,6 +227,28 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
+    /// The state directory was rolled back or its checkpoints edited (see the README's threat
+    /// model); it is refused until an operator accepts it with `Engine::accept_rollback`.
+    #[error(
+        "state refused: {reason}; an operator can accept it with `tollgate state accept-rollback`"
+    )]
+    Tampered {
+        /// What was found.
+        reason: String,
+    },
+    /// A key was refused for want of a valid vendor signature: an unsigned offline key while the
+    /// state trusts vendor keys, a license altered after signing, one signed by a key the state
+    /// does not trust, or a malformed license file. Nothing changed.
+    #[error("{}", signature_refusal(.key, .reason))]
+    BadSignature {
+        /// The key's id (read from the license before verification; empty when not even that
+        /// could be read).
+        key: String,
+        /// Which of the four it was, in words: `it is unsigned, …`, `the signature does not
+        /// match the key: the key was altered after signing, …`, `it is signed by …, which is
+        /// not a trusted vendor key`, `malformed license: …`.
+        reason: String,
+    },
     /// This operation is not available for the key's license class yet.
     #[error("{operation} is not supported for {class} keys")]
     Unsupported {
@@ -258,5 +280,14 @@ impl Error {
     pub(crate) fn store(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Self {
         let context = context.into();
         move |source| Error::Store { context, source }
+    }
+}
+
+/// The message of [`Error::BadSignature`]: the key when its id is known.
+fn signature_refusal(key: &str, reason: &str) -> String {
+    if key.is_empty() {
+        format!("license refused: {reason}")
+    } else {
+        format!("key \"{key}\" refused: {reason}")
     }
 }

@@ -94,6 +94,23 @@ pub enum EventKind {
         /// The latest time seen, RFC 3339.
         latest_seen: String,
     },
+    /// A usage checkpoint (state rollback detection): its sequence, the bytes ever charged, and
+    /// a MAC chained to the previous checkpoint's, keyed by the installation.
+    Checkpoint {
+        /// One above the previous checkpoint's.
+        seq: u64,
+        /// Bytes ever charged to data-volume keys.
+        total_used: u64,
+        /// The MAC of this checkpoint.
+        mac: String,
+        /// The previous checkpoint's MAC (empty for the first).
+        prev_mac: String,
+    },
+    /// An operator accepted a state the engine had refused as rolled back or edited.
+    RollbackAccepted {
+        /// What had been found.
+        reason: String,
+    },
     /// Seats held by a process that ended without releasing them were taken back.
     SeatsReclaimed {
         /// The process.
@@ -139,6 +156,12 @@ pub enum EventKind {
     GroupJoined {
         /// The group.
         group: String,
+    },
+    /// The state now trusts a vendor public key: from then on every offline key added must be
+    /// signed by a trusted key (the event's project is empty).
+    VendorKeyTrusted {
+        /// The key's fingerprint, as `tollgate trust list` and `vendor.pub` show it.
+        public_key: String,
     },
 }
 

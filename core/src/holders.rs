@@ -374,7 +374,52 @@ impl Holders {
             // Release: a process claiming the free entry sees it zeroed.
             e.pid.store(0, Ordering::Release);
         }
+        reclaimed.extend(self.reset_unowned(state));
         reclaimed
+    }
+
+    /// Zeroes the gauge of every seat pair that no entry names but that counts seats held:
+    /// seats an owner killed between its two steps left counted. The words are read *before*
+    /// the entries are scanned and reset only if unchanged: an owner that claimed an entry
+    /// after the scan and took seats has moved the word, so the reset fails; one that took and
+    /// gave back as many holds none.
+    fn reset_unowned(&self, state: &StateFile) -> Vec<Reclaimed> {
+        let mut seen = Vec::new();
+        for index in 0..state.capacity() {
+            let record = state.record(index);
+            if record.owner() == 0 || record.metering() != crate::slot::Metering::Seats {
+                continue;
+            }
+            let word = record.gauge_word();
+            if word & ((1 << 47) - 1) != 0 {
+                seen.push((index, word));
+            }
+        }
+        if seen.is_empty() {
+            return Vec::new();
+        }
+        let mut named = std::collections::HashSet::new();
+        for i in 0..self.capacity {
+            let e = self.entry(i);
+            // Acquire: as in the reclaim loop.
+            if e.pid.load(Ordering::Acquire) != 0 {
+                let record = e.record.load(Ordering::Acquire);
+                if record != 0 {
+                    named.insert(record - 1);
+                }
+            }
+        }
+        seen.into_iter()
+            .filter(|(index, _)| !named.contains(index))
+            .filter_map(|(index, word)| {
+                let units = state.record(index).reset_gauge(word);
+                (units > 0).then_some(Reclaimed {
+                    record: index,
+                    pid: 0,
+                    units,
+                })
+            })
+            .collect()
     }
 }
 

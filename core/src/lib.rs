@@ -30,8 +30,9 @@
 //! ```
 //!
 //! The pieces: [`Engine`] opens a state directory; [`ProjectHandle`] is the hot path;
-//! [`Key`] is the license model; [`ProjectView`] is what a UI shows; [`Event`]s go to the audit
-//! log and to [`Subscription`]s.
+//! [`Key`] is the license model, and [`license`] the signed license files that a state trusting
+//! a vendor key ([`Engine::trust`]) requires for offline keys; [`ProjectView`] is what a UI
+//! shows; [`Event`]s go to the audit log and to [`Subscription`]s.
 #![deny(missing_docs)]
 
 mod catalog;
@@ -41,6 +42,7 @@ mod error;
 mod events;
 mod holders;
 mod key;
+pub mod license;
 mod pool;
 mod rules;
 mod sigbus;
@@ -50,6 +52,7 @@ mod sync;
 mod view;
 
 pub use clock::Clock;
+pub use engine::TrustedKey;
 pub use engine::{
     BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyReplaced, KeyStatus,
     KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage, SeatsReclaimed, Usage,
@@ -61,6 +64,7 @@ pub use key::{
     check_name, Delivery, Edition, Key, KeyKind, LicenseClass, MachineOs, Scheme, MAX_LIMIT_BYTES,
     MAX_NAME_BYTES,
 };
+pub use license::{KeyOrLicense, VendorPublic};
 pub use pool::{
     Assignment, Instance, InstanceOs, LicenseFilter, LicenseType, Need, NeedReason, PaymentMode,
     PoolKind, PoolLicense, Purchase, Shortfall, TypeListing, TypeShortfall, MAX_QUANTITY,

@@ -181,7 +181,7 @@ fn bad_targets_fail_the_whole_call_and_change_nothing() {
             "project \"nope\" does not exist",
         ),
         (
-            e.add_reserve_bulk(&BulkTarget::All, &dv("", 10)).map(drop),
+            e.add_reserve_bulk(&BulkTarget::All, dv("", 10)).map(drop),
             "invalid key id: must not be empty",
         ),
         (

@@ -35,10 +35,12 @@ fn usage_of(engine: &Engine) -> HashMap<String, u64> {
 #[test]
 fn a_crash_image_opens_at_the_last_flush_or_later_never_torn() {
     let dir = tempfile::tempdir().unwrap();
+    let installation = tempfile::tempdir().unwrap();
     let engine = Engine::open_with(
         dir.path(),
         Options {
             capacity: 256,
+            installation_dir: Some(installation.path().to_owned()),
             ..Options::default()
         },
     )
@@ -79,8 +81,31 @@ fn a_crash_image_opens_at_the_last_flush_or_later_never_torn() {
         for file in ["catalog.db", "seats.tgs"] {
             std::fs::copy(dir.path().join(file), crashed.path().join(file)).unwrap();
         }
-        let reopened = Engine::open(crashed.path())
-            .unwrap_or_else(|e| panic!("round {round}: crash image refused: {e}"));
+        // Each image is a machine of its own after the crash: the installation's key, and the
+        // anchor as the original saw it (its last checkpoint was at the flush).
+        let machine = tempfile::tempdir().unwrap();
+        std::fs::create_dir(machine.path().join("anchors")).unwrap();
+        std::fs::copy(
+            installation.path().join("installation.key"),
+            machine.path().join("installation.key"),
+        )
+        .unwrap();
+        for anchor in std::fs::read_dir(installation.path().join("anchors")).unwrap() {
+            let anchor = anchor.unwrap();
+            std::fs::copy(
+                anchor.path(),
+                machine.path().join("anchors").join(anchor.file_name()),
+            )
+            .unwrap();
+        }
+        let reopened = Engine::open_with(
+            crashed.path(),
+            Options {
+                installation_dir: Some(machine.path().to_owned()),
+                ..Options::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("round {round}: crash image refused: {e}"));
         for (name, used) in usage_of(&reopened) {
             assert!(
                 at_flush[&name] <= used && used <= at_crash[&name],

@@ -392,6 +392,7 @@ fn processes_killed_while_taking_and_giving_seats_never_free_a_seat_twice() {
     e.add_key("svm", cores("C", 1_000)).unwrap();
     let path = dir.path().to_str().unwrap().to_owned();
     let trials = 10;
+    let mut caught = 0;
     for trial in 0..trials {
         let mut children: Vec<_> = (0..3)
             .map(|_| {
@@ -413,18 +414,28 @@ fn processes_killed_while_taking_and_giving_seats_never_free_a_seat_twice() {
             child.kill().unwrap();
             child.wait().unwrap();
         }
-        e.reclaim_seats().unwrap();
-        let held = e.seats("svm", LicenseClass::Cores).unwrap().usage().held;
-        // Each child held 5 seats and at most one more in flight. Reclaiming returns the 5 and
-        // whatever its entry counted; a kill between the two atomic steps of an acquire or a
-        // release can leave one seat counted as held (never one counted as free).
-        assert!(
-            held <= 3 * (trial + 1),
-            "trial {trial}: {held} seats still held"
-        );
+        // Each child held 5 seats and had at most one more in flight. Reclaiming returns what
+        // each entry counted, and a seat that a kill between the two atomic steps of an acquire
+        // or a release left counted as held is dropped once no owner names the pair any more
+        // (this parent holds no handle on it, so none does).
+        let reclaimed: u64 = e.reclaim_seats().unwrap().iter().map(|r| r.units).sum();
+        assert!((15..=18).contains(&reclaimed), "trial {trial}: {reclaimed}");
+        assert_eq!(held_on(&e), 0, "trial {trial}");
+        caught += reclaimed - 15;
     }
-    let held = e.seats("svm", LicenseClass::Cores).unwrap().usage().held;
-    println!("{trials} trials of 3 killed churning processes: {held} seats left counted as held");
+    println!(
+        "{trials} trials of 3 killed churning processes: {caught} in-flight seats reclaimed, none left held"
+    );
+}
+
+/// Seats held on the per-core pair, read from the keys (no seat handle, so no owner entry).
+fn held_on(e: &Engine) -> u64 {
+    e.keys("svm")
+        .unwrap()
+        .iter()
+        .filter(|k| k.status == tollgate_core::KeyStatus::Active)
+        .map(|k| k.used)
+        .sum()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 
 use serde::{Deserialize, Serialize};
-use tollgate_core::{BulkOutcome, BulkTarget, Key, Role};
+use tollgate_core::{BulkOutcome, BulkTarget, KeyOrLicense, Role};
 
 use crate::boundary::{invalid_value, json_out};
 use crate::engine::tg_engine;
@@ -51,7 +51,8 @@ pub unsafe extern "C" fn tg_groups_json(
     })
 }
 
-/// Adds the key `key_json` as the Reserved key of every project `target_json` names —
+/// Adds the key `key_json` (key JSON or a signed license file, as for `tg_key_add`) as the
+/// Reserved key of every project `target_json` names —
 /// `{"all": true}`, `{"group": "G"}` or `{"project": "P"}` — under the rules of SPEC §2.1, each
 /// project on its own: a project takes it only where an Active key of its class exists, and a
 /// refusal on one never stops the others. Returns `TG_OK` once every project was tried, and
@@ -59,7 +60,8 @@ pub unsafe extern "C" fn tg_groups_json(
 /// "status": "TG_OK" or the refusal's status name, "code": its number, "role":
 /// "reserved"|"active"|null, "message": the seed-000 text for a key that became the reserve, or
 /// the refusal's message, or null}`. The call itself fails (`*out_json` NULL) only when the
-/// target or the key is malformed, or the group or project does not exist (`TG_NOT_FOUND`).
+/// target or the key is malformed, the key is refused for its signature (`TG_BAD_SIGNATURE`),
+/// or the group or project does not exist (`TG_NOT_FOUND`).
 /// Free it with `tg_string_free`.
 ///
 /// # Safety
@@ -79,8 +81,8 @@ pub unsafe extern "C" fn tg_key_add_reserve_bulk(
         let target_json = text!(target_json);
         let key_json = text!(key_json);
         let target = bulk_target(target_json)?;
-        let key = Key::from_json(key_json)?;
-        let outcomes = engine.0.add_reserve_bulk(&target, &key)?;
+        let key = KeyOrLicense::parse(key_json)?;
+        let outcomes = engine.0.add_reserve_bulk(&target, key)?;
         let outcomes: Vec<Outcome<'_>> = outcomes.iter().map(Outcome::from).collect();
         json_out(&outcomes, &mut out_json)
     })

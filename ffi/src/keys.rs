@@ -2,11 +2,15 @@
 //!
 //! `key_json` is the key JSON of the core (`tollgate_core::Key`):
 //! `{"id": "A-1", "delivery": "online", "kind": "commercial", "edition": "standard",
-//!   "scheme": {"data_volume": {"limit_bytes": 1073741824}}, "expires_at": "2027-01-01T00:00:00Z"}`.
+//!   "scheme": {"data_volume": {"limit_bytes": 1073741824}}, "expires_at": "2027-01-01T00:00:00Z"}`,
+//! or the text of a signed license file (`KEY.lic`, itself JSON), which a state that trusts a
+//! vendor key requires for every offline key (see `tg_engine_trust`). A license that is
+//! unsigned where a signature is required, altered, signed by an untrusted key or malformed is
+//! `TG_BAD_SIGNATURE`, and nothing changes.
 
 use std::ffi::c_char;
 
-use tollgate_core::Key;
+use tollgate_core::KeyOrLicense;
 
 use crate::boundary::json_out;
 use crate::engine::tg_engine;
@@ -15,6 +19,9 @@ use crate::status::tg_status;
 /// Adds a key to the slot pair of its class in `project`: the first key becomes Active, a second
 /// one Reserved, under the rules of SPEC §2.1; a refusal (`TG_TYPE_MISMATCH`,
 /// `TG_RESERVE_OCCUPIED`, …) changes nothing and the message names the rule and keys at fault.
+/// `key_json` is key JSON or the text of a signed license file; once the state trusts a vendor
+/// key (`tg_engine_trust`), an offline key must be a license signed by a trusted key, else
+/// `TG_BAD_SIGNATURE`. The same holds for `tg_key_add_reserve` and `tg_key_replace`.
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
@@ -100,14 +107,15 @@ pub unsafe extern "C" fn tg_key_remove_reserve(
     })
 }
 
-/// The shared body of the calls that bring a key from JSON into a project.
+/// The shared body of the calls that bring a key from key JSON or a license file into a
+/// project.
 fn key_change(
     engine: &tg_engine,
     project: &str,
     key_json: &str,
-    change: impl FnOnce(&tollgate_core::Engine, &str, Key) -> tollgate_core::Result<()>,
+    change: impl FnOnce(&tollgate_core::Engine, &str, KeyOrLicense) -> tollgate_core::Result<()>,
 ) -> Result<(), tg_status> {
-    change(&engine.0, project, Key::from_json(key_json)?)?;
+    change(&engine.0, project, KeyOrLicense::parse(key_json)?)?;
     Ok(())
 }
 

@@ -25,6 +25,7 @@ mod pools;
 mod project;
 mod seats;
 mod status;
+mod trust;
 
 use std::ffi::c_char;
 
@@ -53,6 +54,7 @@ pub use seats::{
     tg_seats_close, tg_seats_open, tg_seats_reclaim_json,
 };
 pub use status::{tg_status, tg_status_code, tg_status_name};
+pub use trust::{tg_engine_open_trusted, tg_engine_trust, tg_trusted_keys_json};
 
 /// The library's version, `"MAJOR.MINOR.PATCH"`, as a static string. Never free it.
 #[no_mangle]

@@ -63,6 +63,14 @@ pub enum tg_status {
     TG_LICENSE_TYPE_UNFIT = 21,
     /// The instance already holds a valid license.
     TG_ALREADY_ASSIGNED = 22,
+    /// The state trusts vendor keys and the key lacks a valid signature: an unsigned offline
+    /// key, a license altered after signing, one signed by an untrusted key, or a malformed
+    /// license file; the message says which. Nothing changed.
+    TG_BAD_SIGNATURE = 23,
+    /// The state directory was restored from an older copy, its hot file from an older one, or
+    /// its checkpoints edited; it is refused until an operator accepts it (`tollgate state
+    /// accept-rollback`). Nothing changed.
+    TG_TAMPERED = 24,
 }
 
 // The C side declares `typedef enum tg_status {...} tg_status;`; `repr(C)` makes Rust use the C
@@ -77,7 +85,7 @@ pub type tg_status_code = u32;
 
 impl tg_status {
     /// Every status, in numeric order.
-    const ALL: [tg_status; 23] = [
+    const ALL: [tg_status; 25] = [
         tg_status::TG_OK,
         tg_status::TG_INVALID_ARGUMENT,
         tg_status::TG_NOT_FOUND,
@@ -101,6 +109,8 @@ impl tg_status {
         tg_status::TG_NO_LICENSE_AVAILABLE,
         tg_status::TG_LICENSE_TYPE_UNFIT,
         tg_status::TG_ALREADY_ASSIGNED,
+        tg_status::TG_BAD_SIGNATURE,
+        tg_status::TG_TAMPERED,
     ];
 
     /// The status with number `code`, if there is one.
@@ -136,6 +146,8 @@ impl tg_status {
             tg_status::TG_NO_LICENSE_AVAILABLE => c"TG_NO_LICENSE_AVAILABLE",
             tg_status::TG_LICENSE_TYPE_UNFIT => c"TG_LICENSE_TYPE_UNFIT",
             tg_status::TG_ALREADY_ASSIGNED => c"TG_ALREADY_ASSIGNED",
+            tg_status::TG_BAD_SIGNATURE => c"TG_BAD_SIGNATURE",
+            tg_status::TG_TAMPERED => c"TG_TAMPERED",
         }
     }
 }
@@ -168,6 +180,8 @@ impl From<&Error> for tg_status {
             Error::NoLicenseAvailable { .. } => tg_status::TG_NO_LICENSE_AVAILABLE,
             Error::LicenseTypeUnfit { .. } => tg_status::TG_LICENSE_TYPE_UNFIT,
             Error::AlreadyAssigned { .. } => tg_status::TG_ALREADY_ASSIGNED,
+            Error::BadSignature { .. } => tg_status::TG_BAD_SIGNATURE,
+            Error::Tampered { .. } => tg_status::TG_TAMPERED,
             // A variant added to the core after this table: still an error, and its message
             // (recorded by the caller) says what it is.
             _ => tg_status::TG_IO,
@@ -205,7 +219,7 @@ mod tests {
         assert_eq!(tg_status::from_code(u32::MAX), None);
     }
 
-    /// The core errors of seats, pools, instances and groups, each with its status.
+    /// The core errors of seats, pools, instances, groups and signatures, each with its status.
     #[test]
     fn seat_pool_and_group_errors_map_to_their_statuses() {
         let text = || "x".to_owned();
@@ -264,6 +278,13 @@ mod tests {
             (
                 Error::GroupNotFound { name: text() },
                 tg_status::TG_NOT_FOUND,
+            ),
+            (
+                Error::BadSignature {
+                    key: text(),
+                    reason: text(),
+                },
+                tg_status::TG_BAD_SIGNATURE,
             ),
         ];
         for (error, status) in cases {

@@ -408,18 +408,19 @@ fn json_outputs_are_valid_json() {
     assert_eq!(view["pairs"][0]["cards"][0]["key"]["id"], "J-2");
     assert_eq!(view["pairs"][0]["add_license_available"], true);
     let events = engine.json(|e, out| unsafe { tg_events_json(e, 0, 100, out) });
-    assert_eq!(events[0]["seq"], 1);
+    // Audit position 1 is the checkpoint written at open, which is not an event.
+    assert_eq!(events[0]["seq"], 2);
     assert_eq!(events[0]["kind"], "project_created");
 }
 
 #[test]
 fn status_names_cover_every_number() {
-    for code in 0..=22u32 {
+    for code in 0..=24u32 {
         // SAFETY: `tg_status_name` returns a static NUL-terminated string.
         let name = unsafe { CStr::from_ptr(tg_status_name(code)) };
         assert!(name.to_str().unwrap().starts_with("TG_"), "{name:?}");
     }
-    for code in [23, 1_000, u32::MAX] {
+    for code in [25, 1_000, u32::MAX] {
         // SAFETY: as above; numbers that are no status are allowed.
         let name = unsafe { CStr::from_ptr(tg_status_name(code)) };
         assert_eq!(name, c"TG_UNKNOWN");
@@ -538,6 +539,8 @@ fn new_statuses_keep_their_numbers_and_names() {
         (TG_NO_LICENSE_AVAILABLE, 20, "TG_NO_LICENSE_AVAILABLE"),
         (TG_LICENSE_TYPE_UNFIT, 21, "TG_LICENSE_TYPE_UNFIT"),
         (TG_ALREADY_ASSIGNED, 22, "TG_ALREADY_ASSIGNED"),
+        (TG_BAD_SIGNATURE, 23, "TG_BAD_SIGNATURE"),
+        (TG_TAMPERED, 24, "TG_TAMPERED"),
     ] {
         assert_eq!(status as u32, number, "{name}");
         // SAFETY: `tg_status_name` returns a static NUL-terminated string.

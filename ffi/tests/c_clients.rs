@@ -87,6 +87,15 @@ fn c_pools_seats(linkage: Linkage) {
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
+fn c_signatures(linkage: Linkage) {
+    let (exe, _dir) = client("tests/c/signatures.c", Language::C, linkage);
+    let fixtures = workspace().join("tests/fixtures/licenses");
+    let fixtures = fixtures.to_str().expect("a UTF-8 workspace path");
+    let stdout = run(&exe, &[fixtures], &[fixtures]);
+    assert!(stdout.contains("signatures:"), "{stdout}");
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
 fn cpp_test_api(linkage: Linkage) {
     let (exe, _dir) = client("tests/cpp/test_api.cpp", Language::Cxx, linkage);
     let stdout = run(&exe, &[], &[]);
@@ -120,6 +129,16 @@ fn c_pools_seats_shared() {
 #[test]
 fn c_pools_seats_static() {
     c_pools_seats(Linkage::Static);
+}
+
+#[test]
+fn c_signatures_shared() {
+    c_signatures(Linkage::Shared);
+}
+
+#[test]
+fn c_signatures_static() {
+    c_signatures(Linkage::Static);
 }
 
 #[test]

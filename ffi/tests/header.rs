@@ -74,6 +74,8 @@ fn header_declares_the_fixed_api() {
         "TG_NO_LICENSE_AVAILABLE = 20,",
         "TG_LICENSE_TYPE_UNFIT = 21,",
         "TG_ALREADY_ASSIGNED = 22,",
+        "TG_BAD_SIGNATURE = 23,",
+        "TG_TAMPERED = 24,",
         "} tg_status;",
         "typedef struct tg_engine tg_engine;",
         "typedef struct tg_project tg_project;",

@@ -1,8 +1,10 @@
-//! # Tollgate signed licenses
+//! # Tollgate signed licenses: the vendor's side
 //!
 //! An offline key reaches a customer as a file, and a file can be edited. This crate lets the
-//! vendor sign a key with an Ed25519 key of its own, and lets anyone holding the vendor's
-//! public key tell a genuine license from an unsigned, altered or re-signed one.
+//! vendor make an Ed25519 key pair and sign keys with it; the engine
+//! ([`tollgate_core::license`], re-exported here) tells a genuine license from an unsigned,
+//! altered or re-signed one, and refuses unsigned offline keys once a state trusts the vendor's
+//! public key.
 //!
 //! ```
 //! use tollgate_core::Key;
@@ -28,19 +30,18 @@
 //! # Ok::<(), LicenseError>(())
 //! ```
 //!
-//! The pieces: [`VendorSecret`] and [`VendorPublic`] are the key pair and its files;
-//! [`sign`], [`SignedLicense`] and [`verify`] are the license file; [`canonical_key`] is
-//! exactly what a signature covers; [`LicenseError`] says why a license was refused.
+//! The pieces: [`VendorSecret`] is the secret key and its file, [`sign`] makes a license.
+//! Re-exported from the engine: [`VendorPublic`], the public key and its file;
+//! [`SignedLicense`] and [`verify`], the license file; [`canonical_key`], exactly what a
+//! signature covers; [`LicenseError`], why a license or a key file was refused.
 #![deny(missing_docs)]
 
-mod canonical;
-mod error;
 mod license_file;
 mod vendor_key;
 
-pub use canonical::{canonical_json, canonical_key};
-pub use error::LicenseError;
-pub use license_file::{parse_key_or_license, sign, verify, KeyOrLicense, SignedLicense, FORMAT};
-pub use vendor_key::{
-    KeyPaths, VendorPublic, VendorSecret, PUBLIC_FILE, PUBLIC_HEADER, SECRET_FILE, SECRET_HEADER,
+pub use license_file::sign;
+pub use tollgate_core::license::{
+    canonical_json, canonical_key, parse_key_or_license, verify, KeyOrLicense, LicenseError,
+    SignedLicense, VendorPublic, FORMAT, PUBLIC_FILE, PUBLIC_HEADER, SECRET_FILE, SECRET_HEADER,
 };
+pub use vendor_key::{KeyPaths, VendorSecret};

@@ -1,214 +1,28 @@
-//! The signed license file (`.lic`): signing, reading and verifying it.
-//!
-//! A license file is one JSON object:
-//!
-//! ```text
-//! {
-//!   "format": "tollgate-license-1",
-//!   "key": { …the key JSON… },
-//!   "signature": "<base64 of the 64-byte Ed25519 signature over the key's canonical bytes>",
-//!   "signer": "<base64 of the signer's 32-byte public key>"
-//! }
-//! ```
-//!
-//! The signature covers the canonical form ([`crate::canonical_json`]) of the `"key"` object
-//! exactly as the file holds it, so the file may be re-indented or its members reordered, but
-//! any change to a value, or a member added or removed, breaks it. `signer` only says which key
-//! to check the signature with; whether that key is trusted is the verifier's list, never the
-//! file's word.
+//! Signing: the vendor's half of the license file (`.lic`). Reading and verifying one is the
+//! engine's, in [`tollgate_core::license`]; see there for the file's layout.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer as _};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use ed25519_dalek::Signer as _;
+use tollgate_core::license::{canonical_key, SignedLicense};
 use tollgate_core::Key;
 
-use crate::canonical::canonical_json;
-use crate::{LicenseError, VendorPublic, VendorSecret};
-
-/// The `format` of a license file this crate reads and writes.
-pub const FORMAT: &str = "tollgate-license-1";
-
-/// A license file as read or signed, not yet verified: [`verify`] is the only way to the key.
-#[derive(Debug, Clone)]
-pub struct SignedLicense {
-    /// The key object as signed; the signature is checked against this, not a re-serialisation.
-    key_json: Value,
-    /// `key_json` parsed, for its id in messages and as the result of [`verify`].
-    key: Key,
-    /// As found in the file: a damaged signature is a [`LicenseError::BadSignature`] at
-    /// verification, not a parse error.
-    signature: String,
-    signer: VendorPublic,
-}
-
-/// What [`parse_key_or_license`] found.
-#[derive(Debug, Clone)]
-pub enum KeyOrLicense {
-    /// Plain key JSON, with no signature.
-    Key(Key),
-    /// A license file, still to be [`verify`]'d (boxed: a parsed public key is large).
-    License(Box<SignedLicense>),
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope {
-    format: String,
-    key: Map<String, Value>,
-    signature: String,
-    signer: String,
-}
+use crate::VendorSecret;
 
 /// Signs `key` with the vendor's secret key. The key should have passed `Key::validate`:
-/// [`verify`] refuses an invalid key as [`LicenseError::Malformed`] however it is signed.
+/// [`verify`](crate::verify) refuses an invalid key as
+/// [`LicenseError::Malformed`](crate::LicenseError::Malformed) however it is signed.
 pub fn sign(secret: &VendorSecret, key: &Key) -> SignedLicense {
-    let key_json = serde_json::to_value(key).expect("a key always serialises to a JSON value");
-    let signature = secret.signing_key().sign(&canonical_json(&key_json));
-    SignedLicense {
-        key_json,
-        key: key.clone(),
-        signature: STANDARD.encode(signature.to_bytes()),
-        signer: secret.public(),
-    }
-}
-
-/// Checks a license's signature and signer; returns its key when the signature is valid and
-/// the signer is one of `trusted`.
-///
-/// The signature is checked first, against the key the file names as signer, so that an
-/// altered key is [`LicenseError::BadSignature`] whoever claims to have signed it, and a key
-/// validly signed by someone else is [`LicenseError::UntrustedSigner`]. Verification is strict
-/// (RFC 8032 with no malleable signatures): a signature has exactly one valid encoding.
-pub fn verify(license: &SignedLicense, trusted: &[VendorPublic]) -> Result<Key, LicenseError> {
-    let bad = |reason: String| LicenseError::BadSignature {
-        key_id: license.key.id.clone(),
-        reason,
-    };
-    let bytes = STANDARD
-        .decode(&license.signature)
-        .map_err(|e| bad(format!("the signature is not valid base64: {e}")))?;
-    let signature = Signature::from_slice(&bytes).map_err(|_| {
-        bad(format!(
-            "the signature is {} bytes; an Ed25519 signature is 64",
-            bytes.len()
-        ))
-    })?;
-    license
-        .signer
-        .verifying_key()
-        .verify_strict(&canonical_json(&license.key_json), &signature)
-        .map_err(|_| {
-            bad("the signature does not match the key: the key was altered after signing, or the signature is damaged".into())
-        })?;
-    if !trusted.contains(&license.signer) {
-        return Err(LicenseError::UntrustedSigner {
-            key_id: license.key.id.clone(),
-            signer: license.signer.fingerprint(),
-        });
-    }
-    Ok(license.key.clone())
-}
-
-/// Reads text that is either plain key JSON or a license file; a license is recognised by its
-/// `format` member. Plain key JSON is parsed and validated as `Key::from_json` does; what to
-/// do with an unsigned key (accept it in development, refuse it when a vendor key is trusted)
-/// is the caller's rule.
-pub fn parse_key_or_license(text: &str) -> Result<KeyOrLicense, LicenseError> {
-    match SignedLicense::from_json(text) {
-        Ok(license) => Ok(KeyOrLicense::License(Box::new(license))),
-        Err(LicenseError::Unsigned { .. }) => Key::from_json(text)
-            .map(KeyOrLicense::Key)
-            .map_err(|e| LicenseError::Malformed(e.to_string())),
-        Err(e) => Err(e),
-    }
-}
-
-impl SignedLicense {
-    /// The license file's text: pretty-printed JSON (see the module documentation), ending
-    /// with a newline.
-    pub fn to_json(&self) -> String {
-        let Value::Object(key) = &self.key_json else {
-            unreachable!("a license's key is always a JSON object")
-        };
-        let envelope = Envelope {
-            format: FORMAT.into(),
-            key: key.clone(),
-            signature: self.signature.clone(),
-            signer: self.signer.fingerprint(),
-        };
-        let mut text =
-            serde_json::to_string_pretty(&envelope).expect("a license always serialises");
-        text.push('\n');
-        text
-    }
-
-    /// Reads a license file's text. Its signature is not checked here: that is [`verify`].
-    ///
-    /// Refuses plain key JSON as [`LicenseError::Unsigned`], and everything else that is not a
-    /// well-formed license — not JSON, another `format`, a member missing or unknown, a signer
-    /// that is not a public key, a key that is not valid — as [`LicenseError::Malformed`].
-    pub fn from_json(text: &str) -> Result<SignedLicense, LicenseError> {
-        let malformed = LicenseError::Malformed;
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| malformed(format!("not JSON: {e}")))?;
-        let Value::Object(object) = &value else {
-            return Err(malformed("not a JSON object".into()));
-        };
-        match object.get("format") {
-            None if ["signature", "signer"]
-                .iter()
-                .any(|m| object.contains_key(*m)) =>
-            {
-                return Err(malformed(format!(
-                    "no \"format\" member; a license has \"format\": \"{FORMAT}\""
-                )));
-            }
-            None => {
-                return Err(match Key::from_json(text) {
-                    Ok(key) => LicenseError::Unsigned { key_id: key.id },
-                    Err(e) => malformed(format!("neither a license nor key JSON: {e}")),
-                })
-            }
-            Some(Value::String(format)) if format == FORMAT => {}
-            Some(other) => {
-                return Err(malformed(format!(
-                    "the format is {other}, not \"{FORMAT}\""
-                )))
-            }
-        }
-        let envelope: Envelope =
-            serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
-        let signer = VendorPublic::from_base64(&envelope.signer).map_err(|e| match e {
-            LicenseError::KeyText(reason) => {
-                malformed(format!("\"signer\" is not a vendor public key: {reason}"))
-            }
-            other => other,
-        })?;
-        let key_json = Value::Object(envelope.key);
-        let key: Key = serde_json::from_value(key_json.clone())
-            .map_err(|e| malformed(format!("the key is not valid key JSON: {e}")))?;
-        key.validate()
-            .map_err(|e| malformed(format!("the key is not valid: {e}")))?;
-        Ok(SignedLicense {
-            key_json,
-            key,
-            signature: envelope.signature,
-            signer,
-        })
-    }
-
-    /// The public key the license says it was signed with. Not a sign of trust: [`verify`]
-    /// checks it against the trusted keys.
-    pub fn signer(&self) -> &VendorPublic {
-        &self.signer
-    }
+    let signature = secret.signing_key().sign(&canonical_key(key));
+    SignedLicense::from_signature(key, signature.to_bytes(), secret.public())
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use serde_json::{Map, Value};
+
     use super::*;
+    use crate::{parse_key_or_license, verify, KeyOrLicense, LicenseError};
 
     /// What verifying an edited license file should give.
     #[derive(Debug)]
@@ -322,7 +136,7 @@ mod tests {
             (
                 "re-signed by a stranger",
                 |f, l| {
-                    l["signature"] = sign(&f.stranger, &key_of(l)).signature.into();
+                    l["signature"] = signature_of(&sign(&f.stranger, &key_of(l)));
                     l["signer"] = f.stranger.public().fingerprint().into();
                 },
                 Expect::Untrusted,
@@ -339,7 +153,7 @@ mod tests {
             (
                 "re-signed by a stranger, claiming the vendor",
                 |f, l| {
-                    l["signature"] = sign(&f.stranger, &key_of(l)).signature.into();
+                    l["signature"] = signature_of(&sign(&f.stranger, &key_of(l)));
                 },
                 ALTERED,
             ),
@@ -571,6 +385,11 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// The `signature` member of a license's file.
+    fn signature_of(license: &SignedLicense) -> Value {
+        serde_json::from_str::<Value>(&license.to_json()).unwrap()["signature"].take()
     }
 
     fn key_of(license: &Value) -> Key {

@@ -1,15 +1,6 @@
-//! The vendor's Ed25519 key pair and its two files, `vendor.key` and `vendor.pub`.
-//!
-//! Each file is two lines of text: a header that names what the file is, then the key's 32
-//! bytes in standard base64 (with padding):
-//!
-//! ```text
-//! tollgate-vendor-secret-1            tollgate-vendor-public-1
-//! <base64 of the 32-byte seed>        <base64 of the 32-byte public key>
-//! ```
-//!
-//! The header lets a reader refuse the wrong file with a message that says which file it got,
-//! and the `-1` leaves room for another algorithm later.
+//! The vendor's Ed25519 key pair: generating it, and writing and reading the secret key file,
+//! `vendor.key`. The public half and the format of both files are the engine's, in
+//! [`tollgate_core::license`] ([`VendorPublic`], [`VendorKeyFile`]).
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -18,31 +9,17 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use ed25519_dalek::{SigningKey, VerifyingKey};
-
-use crate::LicenseError;
-
-/// First line of a vendor secret key file.
-pub const SECRET_HEADER: &str = "tollgate-vendor-secret-1";
-/// First line of a vendor public key file.
-pub const PUBLIC_HEADER: &str = "tollgate-vendor-public-1";
-/// File name of the secret key that [`VendorSecret::write`] writes.
-pub const SECRET_FILE: &str = "vendor.key";
-/// File name of the public key that [`VendorSecret::write`] writes.
-pub const PUBLIC_FILE: &str = "vendor.pub";
+use ed25519_dalek::SigningKey;
+use tollgate_core::license::{
+    read_key_file, LicenseError, VendorKeyFile, VendorPublic, PUBLIC_FILE, SECRET_FILE,
+    SECRET_HEADER,
+};
 
 /// The vendor's private signing key. It never leaves the vendor: licenses are signed with it,
 /// and only [`VendorPublic`] is handed to customers. Its bytes are wiped from memory on drop,
 /// and its `Debug` form shows only the public half.
 pub struct VendorSecret {
     signing: SigningKey,
-}
-
-/// A vendor's public key: what a license's signature is checked against, and what an engine
-/// is told to trust.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct VendorPublic {
-    verifying: VerifyingKey,
 }
 
 /// Where [`VendorSecret::write`] put the two files.
@@ -74,13 +51,12 @@ impl VendorSecret {
 
     /// Reads a `vendor.key` file.
     pub fn read(path: &Path) -> Result<VendorSecret, LicenseError> {
-        let text = read_text(path)?;
-        VendorSecret::parse(&text).map_err(|e| in_file(path, e))
+        read_key_file(path, VendorSecret::parse)
     }
 
     /// Parses the text of a `vendor.key` file.
     pub fn parse(text: &str) -> Result<VendorSecret, LicenseError> {
-        let seed = decode(text, Kind::Secret)?;
+        let seed = VendorKeyFile::Secret.decode(text)?;
         Ok(VendorSecret {
             signing: SigningKey::from_bytes(&seed),
         })
@@ -88,9 +64,8 @@ impl VendorSecret {
 
     /// The public half, to give to customers and to engines.
     pub fn public(&self) -> VendorPublic {
-        VendorPublic {
-            verifying: self.signing.verifying_key(),
-        }
+        VendorPublic::from_bytes(&self.signing.verifying_key().to_bytes())
+            .expect("the public half of a signing key is a valid, strong public key")
     }
 
     /// Writes `DIR/vendor.key` (mode 0600 on Unix) and `DIR/vendor.pub`, creating `DIR` if
@@ -138,164 +113,6 @@ impl fmt::Debug for VendorSecret {
         f.debug_struct("VendorSecret")
             .field("public", &self.public().fingerprint())
             .finish_non_exhaustive()
-    }
-}
-
-impl VendorPublic {
-    /// Reads a `vendor.pub` file.
-    pub fn read(path: &Path) -> Result<VendorPublic, LicenseError> {
-        let text = read_text(path)?;
-        VendorPublic::parse(&text).map_err(|e| in_file(path, e))
-    }
-
-    /// Parses the text of a `vendor.pub` file.
-    pub fn parse(text: &str) -> Result<VendorPublic, LicenseError> {
-        VendorPublic::from_bytes(&decode(text, Kind::Public)?)
-    }
-
-    /// The public key from its 32 raw bytes. Refuses bytes that are not a point of the curve,
-    /// and weak (small-order) keys, under which a signature proves nothing.
-    pub fn from_bytes(bytes: &[u8; 32]) -> Result<VendorPublic, LicenseError> {
-        match VerifyingKey::from_bytes(bytes) {
-            Ok(verifying) if !verifying.is_weak() => Ok(VendorPublic { verifying }),
-            Ok(_) => Err(LicenseError::KeyText(
-                "a weak Ed25519 public key, of small order, for which anyone can forge signatures"
-                    .into(),
-            )),
-            Err(_) => Err(LicenseError::KeyText(
-                "not a valid Ed25519 public key".into(),
-            )),
-        }
-    }
-
-    /// The 32 raw bytes of the key.
-    pub fn to_bytes(&self) -> [u8; 32] {
-        self.verifying.to_bytes()
-    }
-
-    /// The text of a `vendor.pub` file for this key.
-    pub fn to_text(&self) -> String {
-        format!("{PUBLIC_HEADER}\n{}\n", self.fingerprint())
-    }
-
-    /// How the key is shown to people: its 32 bytes in base64. An Ed25519 key is short enough
-    /// to be its own fingerprint, and this is the very text of `vendor.pub`'s second line and
-    /// of a license's `signer` field, so an operator can match them by eye.
-    pub fn fingerprint(&self) -> String {
-        STANDARD.encode(self.verifying.as_bytes())
-    }
-
-    /// Parses the base64 form [`fingerprint`](Self::fingerprint) gives.
-    pub(crate) fn from_base64(text: &str) -> Result<VendorPublic, LicenseError> {
-        VendorPublic::from_bytes(&decode_key_bytes(text)?)
-    }
-
-    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
-        &self.verifying
-    }
-}
-
-impl fmt::Debug for VendorPublic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("VendorPublic")
-            .field(&self.fingerprint())
-            .finish()
-    }
-}
-
-/// Which of the two files a text should be.
-#[derive(Clone, Copy)]
-enum Kind {
-    Secret,
-    Public,
-}
-
-impl Kind {
-    fn header(self) -> &'static str {
-        match self {
-            Kind::Secret => SECRET_HEADER,
-            Kind::Public => PUBLIC_HEADER,
-        }
-    }
-
-    /// Why the other kind's file is the wrong one here.
-    fn swapped(self) -> &'static str {
-        match self {
-            Kind::Secret => "a vendor public key where the secret key was expected: signing needs vendor.key",
-            Kind::Public => "a vendor secret key where a public key was expected: pass vendor.pub, the secret key stays with the vendor",
-        }
-    }
-
-    fn other(self) -> Kind {
-        match self {
-            Kind::Secret => Kind::Public,
-            Kind::Public => Kind::Secret,
-        }
-    }
-}
-
-/// The 32 key bytes of a vendor key file's text, or why there are none.
-fn decode(text: &str, kind: Kind) -> Result<[u8; 32], LicenseError> {
-    let invalid = LicenseError::KeyText;
-    let header = kind.header();
-    let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
-    match lines.next() {
-        None => {
-            return Err(invalid(format!(
-                "empty; a vendor key file starts with the line {header}"
-            )))
-        }
-        Some(first) if first == kind.other().header() => {
-            return Err(invalid(kind.swapped().into()))
-        }
-        Some(first) if first != header => {
-            return Err(invalid(format!(
-                "the first line is \"{}\", not {header}",
-                first.chars().take(40).collect::<String>()
-            )))
-        }
-        Some(_) => {}
-    }
-    let body = lines
-        .next()
-        .ok_or_else(|| invalid(format!("no key after the {header} line")))?;
-    if lines.next().is_some() {
-        return Err(invalid(format!(
-            "more than one line after the {header} line"
-        )));
-    }
-    decode_key_bytes(body)
-}
-
-/// Decodes the base64 of a 32-byte key.
-fn decode_key_bytes(text: &str) -> Result<[u8; 32], LicenseError> {
-    let bytes = STANDARD
-        .decode(text)
-        .map_err(|e| LicenseError::KeyText(format!("the key is not valid base64: {e}")))?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-        LicenseError::KeyText(format!(
-            "the key is {} bytes; an Ed25519 key is 32",
-            bytes.len()
-        ))
-    })
-}
-
-fn read_text(path: &Path) -> Result<String, LicenseError> {
-    std::fs::read_to_string(path).map_err(|source| LicenseError::Io {
-        action: "read",
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// Names the file a text error came from.
-fn in_file(path: &Path, error: LicenseError) -> LicenseError {
-    match error {
-        LicenseError::KeyText(reason) => LicenseError::KeyFile {
-            path: path.to_owned(),
-            reason,
-        },
-        other => other,
     }
 }
 
@@ -347,9 +164,6 @@ mod tests {
             VendorSecret::parse(&secret.to_text()).unwrap().public(),
             public
         );
-        // Windows line ends and surrounding blank lines are tolerated.
-        let crlf = format!("\r\n{PUBLIC_HEADER}\r\n{}\r\n\r\n", public.fingerprint());
-        assert_eq!(VendorPublic::parse(&crlf).unwrap(), public);
     }
 
     #[test]
@@ -357,49 +171,6 @@ mod tests {
         let a = VendorSecret::generate().unwrap().public();
         let b = VendorSecret::generate().unwrap().public();
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn bad_public_key_text_says_what_is_wrong() {
-        let good = VendorSecret::generate().unwrap().public().fingerprint();
-        let cases = [
-            (
-                String::new(),
-                "empty; a vendor key file starts with the line tollgate-vendor-public-1",
-            ),
-            (
-                format!("{SECRET_HEADER}\n{good}\n"),
-                "a vendor secret key where a public key was expected",
-            ),
-            (
-                format!("ssh-ed25519 {good}\n"),
-                "the first line is \"ssh-ed25519 ",
-            ),
-            (
-                format!("{PUBLIC_HEADER}\n"),
-                "no key after the tollgate-vendor-public-1 line",
-            ),
-            (
-                format!("{PUBLIC_HEADER}\n{good}\n{good}\n"),
-                "more than one line after",
-            ),
-            (
-                format!("{PUBLIC_HEADER}\nnot*base64\n"),
-                "the key is not valid base64",
-            ),
-            (
-                format!("{PUBLIC_HEADER}\n{}\n", STANDARD.encode([7u8; 31])),
-                "the key is 31 bytes; an Ed25519 key is 32",
-            ),
-            (
-                format!("{PUBLIC_HEADER}\n{}\n", STANDARD.encode([0u8; 32])),
-                "a weak Ed25519 public key",
-            ),
-        ];
-        for (text, expected) in cases {
-            let reason = reason_of(VendorPublic::parse(&text));
-            assert!(reason.starts_with(expected), "{text:?} gave {reason:?}");
-        }
     }
 
     #[test]
@@ -451,9 +222,9 @@ mod tests {
     #[test]
     fn file_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vendor.pub");
+        let path = dir.path().join("vendor.key");
         std::fs::write(&path, "hello\n").unwrap();
-        let message = VendorPublic::read(&path).unwrap_err().to_string();
+        let message = VendorSecret::read(&path).unwrap_err().to_string();
         assert!(
             message.starts_with(&format!("{}: the first line is \"hello\"", path.display())),
             "{message}"

@@ -28,6 +28,13 @@ Seats of per-machine, per-core and per-instance keys, and instances licensed fro
         with engine.instance("web-01") as instance:
             instance.check()                              # raises tollgate.NoActiveKey if not
 
+A vendor's program passes its public key (the text of ``vendor.pub``) when it opens the
+state; from then on every offline key must be a license file signed with it (``KEY.lic``, from
+``tollgate license sign``), passed as a ``str`` wherever a key goes::
+
+    with tollgate.Engine(path, trusted_keys=[Path("vendor.pub").read_text()]) as engine:
+        engine.add_key("warehouse", Path("KEY.lic").read_text())   # tollgate.BadSignature if not
+
 Every non-zero status of the C ABI is raised as a subclass of :class:`TollgateError` named
 after it (:class:`Exhausted`, :class:`TypeMismatch`, …) with the library's message. Using an
 ``Engine`` or one of its handles after ``close()`` raises :class:`ClosedError`, a
@@ -45,6 +52,8 @@ from ._error import (
     ERRORS,
     AlreadyAssigned,
     AlreadyExists,
+    BadSignature,
+    Tampered,
     Capacity,
     ClosedError,
     CorruptState,
@@ -90,6 +99,8 @@ __all__ = [
     "AlreadyAssigned",
     "AlreadyExists",
     "Amounts",
+    "BadSignature",
+    "Tampered",
     "Capacity",
     "ClosedError",
     "CorruptState",

@@ -3,10 +3,11 @@ groups, views and audit events."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import weakref
-from ctypes import byref, c_void_p
+from ctypes import POINTER, byref, c_char_p, c_void_p
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar, Union, cast
 
@@ -17,7 +18,8 @@ from ._instance import Instance
 from ._project import Project
 from ._seats import Seats
 
-#: A license key: the key JSON as a ``dict``, or as a JSON string.
+#: A license key: the key JSON as a ``dict``, or as a JSON string, or the text of a signed
+#: license file (``KEY.lic``), which a state that trusts a vendor key requires for offline keys.
 KeyLike = Union[Dict[str, Any], str]
 
 #: A state directory path.
@@ -58,26 +60,41 @@ class Engine(Handle):
         *,
         capacity: Optional[int] = None,
         flush_interval_ms: Optional[int] = None,
+        trusted_keys: Optional[Iterable[str]] = None,
     ) -> None:
         """Opens ``state_dir``, creating it if needed.
 
         ``capacity`` is the number of slot-pair records a new state file holds (one per project
         and license class; the library's default is 65,536); it is ignored for an existing
         state. ``flush_interval_ms`` starts a background thread that calls :meth:`flush` at
-        that interval. Raises :class:`CorruptState` for a damaged state directory and
-        :class:`Io` when it cannot be created or opened.
+        that interval. ``trusted_keys`` are vendor public keys, each the text of a
+        ``vendor.pub`` file, that the state records as trusted (see :meth:`trust`). Raises
+        :class:`CorruptState` for a damaged state directory, :class:`Io` when it cannot be
+        created or opened, and :class:`InvalidArgument` for a key text that is not a vendor
+        public key.
         """
         self._state_dir = os.fspath(state_dir)
         self._handles: weakref.WeakSet[EngineHandle] = weakref.WeakSet()
         path = encode_text(self._state_dir, "state directory")
         handle = c_void_p()
-        if capacity is None and flush_interval_ms is None:
-            check(_ffi.tg_engine_open(path, byref(handle)))
-        else:
+        options = None
+        if capacity is not None or flush_interval_ms is not None:
             options = _ffi.OpenOptions(
                 capacity=_bounded(capacity, "capacity", 1, _U32_MAX),
                 flush_interval_ms=_bounded(flush_interval_ms, "flush_interval_ms", 1, _U64_MAX),
             )
+        if trusted_keys is not None:
+            if isinstance(trusted_keys, str):
+                raise TypeError("trusted_keys must be an iterable of vendor.pub texts, not a str")
+            texts = [encode_text(text, "vendor public key") for text in trusted_keys]
+            array = (c_char_p * len(texts))(*texts)
+            keys = ctypes.cast(array, POINTER(c_char_p))
+            settings = None if options is None else byref(options)
+            status = _ffi.tg_engine_open_trusted(path, settings, keys, len(texts), byref(handle))
+            check(status)
+        elif options is None:
+            check(_ffi.tg_engine_open(path, byref(handle)))
+        else:
             check(_ffi.tg_engine_open_with(path, byref(options), byref(handle)))
         super().__init__(opened(handle))
 
@@ -103,6 +120,24 @@ class Engine(Handle):
         state and a checkpoint of the catalog)."""
         self._call(_ffi.tg_engine_flush)
 
+    def trust(self, public_key: str) -> None:
+        """Trusts a vendor public key, the text of a ``vendor.pub`` file, in this state from
+        now on, for every process (an audit event ``vendor_key_trusted``).
+
+        Once a state trusts any vendor key, every offline key added to it must be a license
+        file signed by a trusted key and unchanged since, else :class:`BadSignature`; online
+        keys are not affected. A state never forgets a key it trusts: opening it later without
+        ``trusted_keys`` still enforces it. Trusting a key twice changes nothing. Raises
+        :class:`InvalidArgument` for a text that is not a vendor public key.
+        """
+        self._call(_ffi.tg_engine_trust, encode_text(public_key, "vendor public key"))
+
+    def trusted_keys(self) -> List[Dict[str, Any]]:
+        """The vendor keys this state trusts, in the order it began to trust them: ``[{"key":
+        base64 public key, "added_at": RFC 3339}, ...]``; empty in development mode, where
+        unsigned keys are accepted."""
+        return cast(List[Dict[str, Any]], self._json(_ffi.tg_trusted_keys_json))
+
     def create_project(self, name: str) -> None:
         """Creates a project with an empty data-volume slot pair.
 
@@ -123,9 +158,11 @@ class Engine(Handle):
         ``key`` is the key JSON as a ``dict`` or string, e.g. ``{"id": "A-1", "delivery":
         "online", "kind": "commercial", "edition": "standard", "scheme": {"data_volume":
         {"limit_bytes": 1073741824}}}``, optionally with ``expires_at`` (RFC 3339),
-        ``auto_renew``, ``company`` and ``activation_code``. A refused key raises the rule it
-        breaks (:class:`TypeMismatch`, :class:`ReserveOccupied`, :class:`Expired`, …) and
-        changes nothing.
+        ``auto_renew``, ``company`` and ``activation_code``; or the text of a signed license
+        file (``KEY.lic``). A refused key raises the rule it breaks (:class:`TypeMismatch`,
+        :class:`ReserveOccupied`, :class:`Expired`, …) and changes nothing; once the state
+        trusts a vendor key (:meth:`trust`), an offline key that is not a license signed by a
+        trusted key raises :class:`BadSignature`, here and in every method that adds a key.
         """
         self._call(_ffi.tg_key_add, _project_name(project), _key_json(key))
 
@@ -407,7 +444,9 @@ def _key_json(key: KeyLike) -> bytes:
         return _json_text(key, "key JSON")
     if isinstance(key, str):
         return encode_text(key, "key JSON")
-    raise TypeError(f"key must be a dict or a JSON str, not {type(key).__name__}")
+    raise TypeError(
+        f"key must be a dict, a JSON str or a license file's text, not {type(key).__name__}"
+    )
 
 
 def _json_text(value: Any, what: str) -> bytes:

@@ -40,6 +40,8 @@ class Status(enum.IntEnum):
     NO_LICENSE_AVAILABLE = 20
     LICENSE_TYPE_UNFIT = 21
     ALREADY_ASSIGNED = 22
+    BAD_SIGNATURE = 23
+    TAMPERED = 24
 
 
 class TollgateError(Exception):
@@ -213,6 +215,22 @@ class AlreadyAssigned(TollgateError):
     STATUS = Status.ALREADY_ASSIGNED
 
 
+class BadSignature(TollgateError):
+    """The state trusts vendor keys and the key lacks a valid signature: an unsigned offline
+    key, a license altered after signing, one signed by a key the state does not trust, or a
+    malformed license file (the message says which). Nothing changed."""
+
+    STATUS = Status.BAD_SIGNATURE
+
+
+class Tampered(TollgateError):
+    """The state directory was restored from an older copy, its hot file from an older one, or
+    its checkpoints were edited; it is refused until an operator accepts it (``tollgate state
+    accept-rollback``). Nothing changed."""
+
+    STATUS = Status.TAMPERED
+
+
 #: The one table from status to exception class.
 ERRORS: Dict[int, Type[TollgateError]] = {
     int(cls.STATUS): cls
@@ -239,6 +257,8 @@ ERRORS: Dict[int, Type[TollgateError]] = {
         NoLicenseAvailable,
         LicenseTypeUnfit,
         AlreadyAssigned,
+        BadSignature,
+        Tampered,
     )
     if cls.STATUS is not None
 }

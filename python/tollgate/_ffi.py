@@ -76,7 +76,9 @@ def library_candidates() -> List[Path]:
     """The paths the library is looked for at, in order."""
     override = os.environ.get(LIBRARY_ENV)
     if override:
-        return [Path(override)]
+        # Made absolute here, against the directory the process started in, so that
+        # LIBRARY_PATH still names the library for a child process started elsewhere.
+        return [Path(override).absolute()]
     here = Path(__file__).resolve().parent
     candidates = [here / LIBRARY_NAME]
     for directory in here.parents:
@@ -143,6 +145,12 @@ _AMOUNT = c_void_p if ctypes.sizeof(c_void_p) == 8 else c_uint64
 _SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "tg_engine_open": (_STATUS, (c_char_p, _OUT_HANDLE)),
     "tg_engine_open_with": (_STATUS, (c_char_p, POINTER(OpenOptions), _OUT_HANDLE)),
+    "tg_engine_open_trusted": (
+        _STATUS,
+        (c_char_p, POINTER(OpenOptions), POINTER(c_char_p), c_size_t, _OUT_HANDLE),
+    ),
+    "tg_engine_trust": (_STATUS, (_HANDLE, c_char_p)),
+    "tg_trusted_keys_json": (_STATUS, (_HANDLE, _OUT_STRING)),
     "tg_engine_close": (None, (_HANDLE,)),
     "tg_engine_flush": (_STATUS, (_HANDLE,)),
     "tg_project_create": (_STATUS, (_HANDLE, c_char_p)),
@@ -204,6 +212,9 @@ def _declare(name: str) -> Any:
 
 tg_engine_open: _Call = _declare("tg_engine_open")
 tg_engine_open_with: _Call = _declare("tg_engine_open_with")
+tg_engine_open_trusted: _Call = _declare("tg_engine_open_trusted")
+tg_engine_trust: _Call = _declare("tg_engine_trust")
+tg_trusted_keys_json: _Call = _declare("tg_trusted_keys_json")
 tg_engine_close: Callable[[Any], None] = _declare("tg_engine_close")
 tg_engine_flush: _Call = _declare("tg_engine_flush")
 tg_project_create: _Call = _declare("tg_project_create")

@@ -58,4 +58,14 @@ static int checks = 0;
         }                                                                                     \
     } while (0)
 
+/* Runs `call_with_out`, which writes a string to `&json` (a variable this macro declares), checks
+ * that it succeeds and that the string holds `needle`, and frees it. */
+#define EXPECT_JSON(call_with_out, needle)                                                    \
+    do {                                                                                      \
+        char *json = NULL;                                                                    \
+        EXPECT(TG_OK, call_with_out);                                                         \
+        EXPECT_JSON_CONTAINS(json, needle);                                                   \
+        tg_string_free(json);                                                                 \
+    } while (0)
+
 #endif /* TOLLGATE_TESTS_CHECK_H */

@@ -125,16 +125,13 @@ pub fn add_reserve(
         _ => BulkTarget::All,
     };
     let key = key_from_args(args)?;
-    let outcomes = ctx.engine()?.add_reserve_bulk(&target, &key)?;
+    let id = key.id().to_owned();
+    let outcomes = ctx.engine()?.add_reserve_bulk(&target, key)?;
     let lines: Vec<BulkLine> = outcomes.iter().map(BulkLine::new).collect();
     if ctx.json {
         json_document(out, &lines)?;
     } else if outcomes.is_empty() {
-        writeln!(
-            out,
-            "No projects yet: key \"{}\" was added nowhere.",
-            key.id
-        )?;
+        writeln!(out, "No projects yet: key \"{id}\" was added nowhere.")?;
     } else {
         for line in &lines {
             writeln!(out, "{}", line.text())?;
@@ -144,9 +141,8 @@ pub fn add_reserve(
     if refused > 0 {
         return Err(Failure::Shown {
             message: format!(
-                "{refused} of {} projects refused reserve key \"{}\"",
+                "{refused} of {} projects refused reserve key \"{id}\"",
                 lines.len(),
-                key.id
             ),
         });
     }
@@ -163,7 +159,7 @@ pub fn add(
 ) -> Result<(), Failure> {
     let key = key_from_args(args)?;
     let engine = ctx.engine()?;
-    let id = key.id.clone();
+    let id = key.id().to_owned();
     let added = match slot {
         Slot::Any => engine.add_key(project, key)?,
         Slot::ReserveOnly => engine.add_reserve(project, key)?,
@@ -208,7 +204,7 @@ pub fn replace(
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     let key = key_from_args(args)?;
-    let id = key.id.clone();
+    let id = key.id().to_owned();
     let replaced = ctx.engine()?.replace_active_key(project, key)?;
     if ctx.json {
         json_document(

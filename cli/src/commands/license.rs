@@ -130,7 +130,7 @@ fn read_input(path: &Path, what: &str) -> Result<String, Failure> {
 }
 
 /// The code and rule of a license or vendor-key error.
-fn refusal(error: LicenseError) -> Failure {
+pub(super) fn refusal(error: LicenseError) -> Failure {
     let (code, rule) = match &error {
         LicenseError::Unsigned { .. } => ("UNSIGNED", Some("a license file carries the vendor's signature: the vendor makes one with `tollgate license sign`")),
         LicenseError::Malformed(_) => ("MALFORMED_LICENSE", None),

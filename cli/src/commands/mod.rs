@@ -7,10 +7,11 @@ use tollgate_core::Engine;
 
 use crate::args::{
     Command, GroupCommand, InstanceCommand, KeyCommand, LicenseCommand, PoolCommand,
-    ProjectCommand, SeatCommand,
+    ProjectCommand, SeatCommand, StateCommand, TrustCommand,
 };
 use crate::failure::Failure;
 
+mod activation;
 mod events;
 mod group;
 mod init;
@@ -20,7 +21,11 @@ mod license;
 mod pool;
 mod project;
 mod seat;
+mod state;
+mod trust;
 mod usage;
+
+pub use activation::ServeActivationArgs;
 
 /// What every command needs besides its own arguments.
 pub struct Context {
@@ -75,6 +80,10 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::License(LicenseCommand::Verify { public, file }) => {
             license::verify(ctx, &public, &file, out)
         }
+        Command::ServeActivation(args) => activation::serve(ctx, &args, out),
+        Command::Trust(TrustCommand::Add { public }) => trust::add(ctx, &public, out),
+        Command::Trust(TrustCommand::List) => trust::list(ctx, out),
+        Command::State(StateCommand::AcceptRollback) => state::accept_rollback(ctx, out),
     }
 }
 

@@ -7,7 +7,8 @@ use super::{project_row, Engine, KeyAdded};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
-use crate::key::{check_name, Key};
+use crate::key::check_name;
+use crate::license::KeyOrLicense;
 
 /// A named group and its projects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,10 +94,15 @@ impl Engine {
     /// "use the license key as a reserve key"). Each project is checked on its own under
     /// SPEC §2.1: it takes the key only where an Active key of the key's class exists, and a
     /// refusal on one project never stops the others. Returns one outcome per project, by name.
-    /// The whole call fails only when the target itself does not exist or the key is malformed.
-    pub fn add_reserve_bulk(&self, target: &BulkTarget, key: &Key) -> Result<Vec<BulkOutcome>> {
-        key.validate()?;
+    /// The whole call fails only when the target itself does not exist, or the key is malformed
+    /// or refused by the state's trust ([`Engine::trust`]).
+    pub fn add_reserve_bulk(
+        &self,
+        target: &BulkTarget,
+        key: impl Into<KeyOrLicense>,
+    ) -> Result<Vec<BulkOutcome>> {
         let admin = self.admin()?;
+        let key = self.vet(&admin, key.into())?;
         let projects: Vec<String> = match target {
             BulkTarget::All => admin
                 .catalog

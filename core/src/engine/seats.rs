@@ -308,7 +308,7 @@ impl Reclaimer {
                 while !halt.load(Ordering::Relaxed) {
                     std::thread::park_timeout(RECLAIM_POLL);
                     polls = polls.wrapping_add(1);
-                    if polls % CLOCK_EVERY == 0 {
+                    if polls.is_multiple_of(CLOCK_EVERY) {
                         clock.check(&events);
                     }
                     if want.swap(false, Ordering::Relaxed) {

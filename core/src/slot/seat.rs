@@ -167,6 +167,32 @@ impl PairRecord {
         Ok(new)
     }
 
+    /// The cursor word, for [`PairRecord::reset_gauge`].
+    pub(crate) fn gauge_word(&self) -> u64 {
+        // Acquire: pairs with the publish that wrote the word's generation.
+        self.cursor.load(Ordering::Acquire)
+    }
+
+    /// Sets the gauge to zero if the cursor still holds `seen`, and returns the seats dropped.
+    /// Only for a pair no owner holds seats on (see `Holders::reclaim_dead`): seats counted as
+    /// held by an owner killed between its two steps are leaked otherwise.
+    pub(crate) fn reset_gauge(&self, seen: u64) -> u64 {
+        let held = seen & OFFSET_MASK;
+        if held == 0 {
+            return 0;
+        }
+        // Relaxed: as in `release`; the CAS fails if anyone moved the gauge since `seen`.
+        match self.cursor.compare_exchange(
+            seen,
+            seen & !OFFSET_MASK,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => held,
+            Err(_) => 0,
+        }
+    }
+
     /// Takes back the seats of a holder that died (see `holders`): lowers the gauge by `units`,
     /// or to zero if fewer are held, which only a damaged state can cause.
     pub(crate) fn reclaim(&self, units: u64) -> u64 {

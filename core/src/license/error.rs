@@ -1,11 +1,17 @@
-//! The crate's one error type.
+//! Why a license or a vendor key file was refused, and what that becomes in the engine.
 
 use std::path::PathBuf;
+
+use crate::error::Error;
 
 /// Every way reading, writing or checking a license or a vendor key can fail. The four license
 /// refusals — [`Unsigned`](Self::Unsigned), [`Malformed`](Self::Malformed),
 /// [`UntrustedSigner`](Self::UntrustedSigner) and [`BadSignature`](Self::BadSignature) — are
 /// distinct so that a caller can say which one happened.
+///
+/// The engine only reads and checks; the vendor side (`tollgate-license`: generating, writing
+/// and signing with the secret key) shares this type, so that one error type covers both files,
+/// and is the only source of [`Exists`](Self::Exists) and [`Random`](Self::Random).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LicenseError {
@@ -27,7 +33,7 @@ pub enum LicenseError {
     UntrustedSigner {
         /// The id of the key in the license.
         key_id: String,
-        /// The signer's fingerprint ([`crate::VendorPublic::fingerprint`]).
+        /// The signer's fingerprint ([`VendorPublic::fingerprint`](super::VendorPublic::fingerprint)).
         signer: String,
     },
     /// The signature does not verify: the key was altered after signing, or the signature
@@ -69,4 +75,40 @@ pub enum LicenseError {
     /// The operating system's random number generator failed while generating a vendor key.
     #[error("cannot generate a vendor key: the system random number generator failed: {0}")]
     Random(String),
+}
+
+/// The reason of [`Error::BadSignature`] for a plain offline key offered to a state that trusts
+/// vendor keys.
+pub(crate) const UNSIGNED_REASON: &str =
+    "it is unsigned, and this state trusts vendor keys: an offline key must come as a license file signed by one of them";
+
+/// A license refusal becomes [`Error::BadSignature`], whose reason says which of the four it
+/// was; a vendor key that cannot be read becomes `InvalidArgument` or `Io`.
+impl From<LicenseError> for Error {
+    fn from(error: LicenseError) -> Error {
+        let refused = |key: String, reason: String| Error::BadSignature { key, reason };
+        match error {
+            LicenseError::Unsigned { key_id } => refused(key_id, UNSIGNED_REASON.into()),
+            LicenseError::Malformed(detail) => {
+                refused(String::new(), format!("malformed license: {detail}"))
+            }
+            LicenseError::UntrustedSigner { key_id, signer } => refused(
+                key_id,
+                format!("it is signed by {signer}, which is not a trusted vendor key"),
+            ),
+            LicenseError::BadSignature { key_id, reason } => refused(key_id, reason),
+            LicenseError::KeyText(reason) => Error::invalid("vendor public key", reason),
+            LicenseError::KeyFile { path, reason } => {
+                Error::invalid("vendor public key", format!("{}: {reason}", path.display()))
+            }
+            LicenseError::Io {
+                action,
+                path,
+                source,
+            } => Error::io(format!("{action} {}", path.display()), source),
+            other @ (LicenseError::Exists { .. } | LicenseError::Random(_)) => {
+                Error::io("vendor key", std::io::Error::other(other.to_string()))
+            }
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! A signature is over bytes, but a key is JSON, and the same JSON can be written many ways:
 //! fields in any order, any whitespace. The canonical form picks one:
 //!
-//! - the key is serialised by serde (`tollgate_core::Key`'s own `Serialize`) to a JSON value;
+//! - the key is serialised by serde ([`Key`]'s own `Serialize`) to a JSON value;
 //! - every object's members are written sorted by name, compared as UTF-8 bytes, recursively;
 //! - no whitespace anywhere;
 //! - strings are written as `serde_json` writes them: `"` and `\` escaped, control characters
@@ -16,8 +16,10 @@
 
 use serde_json::Value;
 
-/// The canonical bytes of a key: what [`crate::sign`] signs and [`crate::verify`] checks.
-pub fn canonical_key(key: &tollgate_core::Key) -> Vec<u8> {
+use crate::key::Key;
+
+/// The canonical bytes of a key: what a vendor signs and [`verify`](super::verify) checks.
+pub fn canonical_key(key: &Key) -> Vec<u8> {
     let value = serde_json::to_value(key).expect("a key always serialises to a JSON value");
     canonical_json(&value)
 }
@@ -71,7 +73,6 @@ fn write_string(text: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_core::Key;
 
     fn canonical_text(json: &str) -> String {
         let value: Value = serde_json::from_str(json).unwrap();

@@ -1,0 +1,63 @@
+//! `tollgate state accept-rollback`: a state directory restored from an older copy is refused
+//! with TAMPERED until the operator accepts it.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+fn tollgate(state: &Path, installation: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("TOLLGATE_HOME")
+        .env("TOLLGATE_INSTALLATION", installation)
+        .arg("--state")
+        .arg(state)
+        .args(args);
+    cmd
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_restored_state_is_refused_until_the_operator_accepts_it() {
+    let (dir, installation, copy) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let state = dir.path().join("state");
+    let run = |args: &[&str]| tollgate(&state, installation.path(), args).assert();
+    run(&["project", "create", "first"]).success();
+    copy_dir(&state, copy.path());
+    run(&["project", "create", "second"]).success();
+    // Put the older copy back.
+    std::fs::remove_dir_all(&state).unwrap();
+    copy_dir(copy.path(), &state);
+    run(&["project", "list"])
+        .code(1)
+        .stderr(contains("TAMPERED"))
+        .stderr(contains("restored from an older copy"))
+        .stderr(contains("tollgate state accept-rollback"));
+    let accepted = run(&["state", "accept-rollback", "--json"]).success();
+    let doc: serde_json::Value = serde_json::from_slice(&accepted.get_output().stdout).unwrap();
+    assert_eq!(doc["was_refused"], true);
+    run(&["project", "list"])
+        .success()
+        .stdout(contains("first"))
+        .stdout(contains("second").not());
+    run(&["events"])
+        .success()
+        .stdout(contains("an operator accepted a refused state"));
+    run(&["state", "accept-rollback"])
+        .success()
+        .stdout(contains("no rollback to accept"));
+}

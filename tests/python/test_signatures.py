@@ -1,0 +1,110 @@
+"""Signed offline keys from Python (issue 9): a state opened with a trusted vendor key takes an
+offline key only as a license file signed by it and unchanged since, raises ``BadSignature``
+otherwise and changes nothing, and keeps trusting the key when reopened without it. The
+licenses are the fixtures of ``tests/fixtures/licenses``."""
+
+from pathlib import Path
+from typing import Dict
+
+import pytest
+import tollgate
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "licenses"
+
+UNSIGNED = (
+    'key "OFF-1" refused: it is unsigned, and this state trusts vendor keys: an offline key '
+    "must come as a license file signed by one of them"
+)
+
+
+@pytest.fixture(scope="module")
+def texts() -> Dict[str, str]:
+    """Every fixture file's text by name, plus the altered and malformed licenses."""
+    files = {path.name: path.read_text() for path in FIXTURES.iterdir()}
+    files["altered.lic"] = files["OFF-1.lic"].replace("1073741824", "2147483648")
+    files["malformed.lic"] = files["OFF-1.lic"].replace("tollgate-license-1", "tollgate-license-9")
+    return files
+
+
+def fingerprint(public_key_text: str) -> str:
+    return public_key_text.splitlines()[1]
+
+
+def test_a_trusting_state_refuses_every_key_without_a_valid_signature(state_dir, texts) -> None:
+    with tollgate.Engine(state_dir, trusted_keys=[texts["vendor.pub"]]) as engine:
+        engine.create_project("p")
+        cases = [
+            ("OFF-1.json", UNSIGNED),
+            ("altered.lic", "the key was altered after signing"),
+            (
+                "OFF-2.stranger.lic",
+                f"signed by {fingerprint(texts['stranger.pub'])}, which is not a trusted vendor key",
+            ),
+            ("malformed.lic", 'malformed license: the format is "tollgate-license-9"'),
+        ]
+        for name, message in cases:
+            for add in (engine.add_key, engine.add_reserve, engine.replace_key):
+                with pytest.raises(tollgate.BadSignature) as refused:
+                    add("p", texts[name])
+                assert message in refused.value.message, name
+                assert refused.value.status == tollgate.Status.BAD_SIGNATURE
+            with pytest.raises(tollgate.BadSignature):
+                engine.add_reserve_bulk(texts[name], all=True)
+        assert engine.keys("p") == []
+        assert not [e for e in engine.events() if e["kind"] == "key_added"]
+
+        engine.add_key("p", texts["OFF-1.lic"])
+        engine.add_reserve("p", texts["OFF-2.lic"])
+        assert [(k["key"]["id"], k["status"]) for k in engine.keys("p")] == [
+            ("OFF-1", "active"),
+            ("OFF-2", "reserved"),
+        ]
+        # Online keys come from the activation service: no signature asked.
+        engine.create_project("q")
+        engine.add_key("q", {"id": "ON-1", "delivery": "online", "kind": "commercial",
+                             "edition": "standard",
+                             "scheme": {"data_volume": {"limit_bytes": 1000}}})
+
+
+def test_trust_cannot_be_downgraded_by_reopening_without_it(state_dir, texts) -> None:
+    with tollgate.Engine(state_dir, trusted_keys=[texts["vendor.pub"]]) as engine:
+        engine.create_project("p")
+    with tollgate.Engine(state_dir) as engine:
+        trusted = engine.trusted_keys()
+        assert [t["key"] for t in trusted] == [fingerprint(texts["vendor.pub"])]
+        with pytest.raises(tollgate.BadSignature, match="it is unsigned"):
+            engine.add_key("p", texts["OFF-1.json"])
+        assert engine.keys("p") == []
+        engine.add_key("p", texts["OFF-1.lic"])
+
+
+def test_trust_in_development_mode(engine, texts) -> None:
+    assert engine.trusted_keys() == []
+    engine.create_project("p")
+    engine.add_key("p", texts["OFF-1.json"])  # development mode: unsigned accepted
+    with pytest.raises(tollgate.BadSignature, match="altered after signing"):
+        engine.replace_key("p", texts["altered.lic"])
+    engine.trust(texts["vendor.pub"])
+    engine.trust(texts["vendor.pub"])
+    assert len(engine.trusted_keys()) == 1
+    assert [e["public_key"] for e in engine.events() if e["kind"] == "vendor_key_trusted"] == [
+        fingerprint(texts["vendor.pub"])
+    ]
+    with pytest.raises(tollgate.BadSignature, match="unsigned"):
+        engine.add_key("p", texts["OFF-2.json"])
+    engine.add_key("p", texts["OFF-2.lic"])
+
+
+def test_vendor_key_texts_are_checked(state_dir, engine, texts) -> None:
+    with pytest.raises(tollgate.InvalidArgument, match="a vendor secret key where a public key"):
+        engine.trust(texts["vendor.key"])
+    with pytest.raises(tollgate.InvalidArgument, match="element 1"):
+        tollgate.Engine(state_dir / "other", trusted_keys=[texts["vendor.pub"], "nonsense"])
+    with pytest.raises(TypeError):
+        tollgate.Engine(state_dir / "other", trusted_keys=texts["vendor.pub"])
+    with tollgate.Engine(
+        state_dir / "both", capacity=8, trusted_keys=[texts["vendor.pub"], texts["stranger.pub"]]
+    ) as both:
+        assert len(both.trusted_keys()) == 2
+        both.create_project("p")
+        both.add_key("p", texts["OFF-2.stranger.lic"])
