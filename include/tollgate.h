@@ -133,6 +133,12 @@ typedef enum tg_status {
      * accept-rollback`). Nothing changed.
      */
     TG_TAMPERED = 24,
+    /**
+     * The automatic renewal of an online key failed: the activation service was unreachable,
+     * slow, refused or answered garbage, or its license was refused. Nothing changed; the
+     * message says that manual renewal is needed.
+     */
+    TG_RENEWAL_FAILED = 25,
 } tg_status;
 
 /**
@@ -210,6 +216,34 @@ typedef struct tg_usage {
      */
     uint64_t switches;
 } tg_usage;
+
+/**
+ * How an engine renews its keys (`tg_engine_enable_renewal`). Every field's 0 means its
+ * default.
+ */
+typedef struct tg_renewal_options {
+    /**
+     * How long before the Active key expires its renewal starts, in seconds; 0 means 7 days.
+     */
+    uint64_t lead_secs;
+    /**
+     * How long after a failed renewal it is tried again, in seconds; 0 means 1 hour.
+     */
+    uint64_t retry_secs;
+    /**
+     * How often the engine looks for keys to renew, in milliseconds; 0 means 60 000.
+     */
+    uint64_t check_every_ms;
+    /**
+     * The longest one request to the service may take, in milliseconds; 0 means 10 000.
+     */
+    uint64_t timeout_ms;
+    /**
+     * How many requests one renewal makes at most, with growing pauses between them, before
+     * it counts as failed; 0 means 5.
+     */
+    uint32_t attempts;
+} tg_renewal_options;
 
 /**
  * A seat pair's seats and keys (`tg_seat_usage_get`).
@@ -640,6 +674,46 @@ enum tg_status tg_consume_batch(struct tg_project *project,
  * `project` is NULL or an open project handle; `out` is NULL or valid for writing a `tg_usage`.
  */
 enum tg_status tg_usage_get(const struct tg_project *project, struct tg_usage *out);
+
+/**
+ * Renews the engine's online keys through the activation service at `activation_url`
+ * (`http://HOST:PORT` or `https://…`, as `tollgate serve-activation` prints it), from now on,
+ * in a background thread; `options` may be NULL for the defaults. Enabling it again replaces
+ * the service and options. A URL that is not one is `TG_INVALID_ARGUMENT`; nothing is sent
+ * until a key is due.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `activation_url` is NULL or a NUL-terminated string;
+ * `options` is NULL or points to a `tg_renewal_options`.
+ */
+enum tg_status tg_engine_enable_renewal(struct tg_engine *engine,
+                                        const char *activation_url,
+                                        const struct tg_renewal_options *options);
+
+/**
+ * Renews `project`'s online Active keys that have an activation code and no reserve now,
+ * whatever their expiry, waiting for the service, and stores in `*out_json` a JSON array of
+ * what was renewed: `{"project", "old", "new", "role": "Reserved"|"Active"}` (`[]` when
+ * nothing needed it). A failure is `TG_RENEWAL_FAILED`, changes nothing, and its message says
+ * that manual renewal is needed. NULL on failure. Free it with `tg_string_free`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `project` is NULL or a NUL-terminated string;
+ * `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_renew_now(struct tg_engine *engine, const char *project, char **out_json);
+
+/**
+ * Stores in `*out_json` a JSON array of the renewals that are due: each online Active key with
+ * an activation code expiring within the renewal lead, `{"project", "key", "expires_at",
+ * "state": "pending"|"renewed"|"failed", "successor", "message"}`, where a failed one's
+ * `message` says that manual renewal is needed; `[]` when renewal is not enabled. NULL on
+ * failure. Free it with `tg_string_free`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_renewal_status_json(struct tg_engine *engine, char **out_json);
 
 /**
  * Opens the seats of `project`'s slot pair of `seat_class` — `"server"` or `"desktop"`

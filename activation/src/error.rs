@@ -108,10 +108,9 @@ impl RenewalError {
     /// error: `automatic renewal of key "K-1" failed (the activation service at … is
     /// unreachable …): start the activation task manually to renew the license`.
     pub fn manual_renewal_message(&self, key_id: &str) -> String {
-        format!(
-            "automatic renewal of key \"{key_id}\" failed ({self}): start the activation task \
-manually to renew the license"
-        )
+        // The engine's own wording, so that the operator reads one message whichever side
+        // failed.
+        tollgate_core::manual_renewal_message(key_id, self)
     }
 
     /// How many requests were sent: 0 when the error came before any.

@@ -66,6 +66,13 @@
 //! client parses the license but does not verify it: that is the engine's part, with the
 //! vendor keys it trusts.
 //!
+//! ## The engine's renewal
+//!
+//! An [`ActivationClient`] is a [`tollgate_core::Renewer`]: given to an engine
+//! (`Options::renewal`, `Engine::enable_renewal`), it renews the engine's online keys in the
+//! background ahead of their expiry, and the engine verifies each license it brings like any
+//! other.
+//!
 //! ## Features
 //!
 //! - `server` (default): the service, with tokio and axum. The client alone needs neither.
@@ -74,6 +81,7 @@
 
 pub mod client;
 mod error;
+mod renewer;
 pub mod wire;
 
 #[cfg(feature = "server")]

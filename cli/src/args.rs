@@ -171,6 +171,11 @@ pub enum KeyCommand {
         /// The project
         project: String,
     },
+    /// Renew a project's online keys now through the vendor's activation service: each
+    /// online Active key with an activation code and no Reserved key gets its successor as the
+    /// Reserved key (or as the Active key, once it has expired). Exit status 1, with the
+    /// manual-renewal message, when the service cannot renew a key; nothing changes then
+    Renew(crate::commands::RenewArgs),
 }
 
 /// `tollgate license …`

@@ -257,6 +257,7 @@ pub fn event_text(kind: &EventKind) -> String {
         EventKind::VendorKeyTrusted { public_key } => {
             format!("vendor public key {public_key} trusted")
         }
+        EventKind::RenewalFailed { reason, .. } => reason.clone(),
         EventKind::ClockRolledBack {
             behind_secs,
             latest_seen,

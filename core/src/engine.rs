@@ -17,12 +17,17 @@ mod checkpoint;
 mod clock;
 mod groups;
 mod pools;
+mod renewal;
 mod seats;
 mod trust;
 
 pub(crate) use checkpoint::Checkpoint;
 pub use groups::{BulkOutcome, BulkTarget, Group};
 pub use pools::InstanceHandle;
+pub use renewal::{
+    manual_renewal_message, Renewal, RenewalState, RenewalStatus, Renewed, Renewer,
+    DEFAULT_RENEWAL_CHECK, DEFAULT_RENEWAL_LEAD, DEFAULT_RENEWAL_RETRY,
+};
 pub use seats::{SeatHandle, SeatUsage, SeatsReclaimed};
 pub use trust::TrustedKey;
 use trust::Vetted;
@@ -76,6 +81,10 @@ pub struct Options {
     /// so opening later without them trusts them still. Empty is development mode, unless the
     /// state already trusts keys.
     pub trusted_keys: Vec<VendorPublic>,
+    /// Online renewal of keys with an activation code, by the vendor's activation service (see
+    /// [`Renewal`]); `None`, the default, renews nothing. [`Engine::enable_renewal`] turns it
+    /// on after open.
+    pub renewal: Option<Renewal>,
 }
 
 impl Default for Options {
@@ -88,6 +97,7 @@ impl Default for Options {
             event_queue: 16_384,
             installation_dir: None,
             trusted_keys: Vec::new(),
+            renewal: None,
         }
     }
 }
@@ -188,6 +198,7 @@ struct Inner {
     subscribers: Arc<Subscribers>,
     _dispatcher: Dispatcher,
     _flusher: Option<Flusher>,
+    renewal: Mutex<Option<renewal::Renewals>>,
 }
 
 /// The admin side: the catalog connection and the cross-process lock file.
@@ -276,7 +287,7 @@ impl Engine {
             clock::Watch::new(options.clock.clone(), options.clock_tolerance),
         )
         .map_err(|e| Error::io("start the seat reclaimer", e))?;
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 dir,
                 state,
@@ -290,8 +301,13 @@ impl Engine {
                 subscribers,
                 _dispatcher: dispatcher,
                 _flusher: flusher,
+                renewal: Mutex::new(None),
             }),
-        })
+        };
+        if let Some(renewal) = options.renewal {
+            engine.enable_renewal(renewal)?;
+        }
+        Ok(engine)
     }
 
     /// Whether `dir` already holds a Tollgate state (either of its files), so a tool can create
@@ -496,9 +512,15 @@ impl Engine {
         project: &str,
         key: impl Into<KeyOrLicense>,
     ) -> Result<KeyReplaced> {
-        let now = self.now();
         let admin = self.admin()?;
-        let key = self.vet(&admin, key.into())?.into_key();
+        let key = self.vet(&admin, key.into())?;
+        self.replace_locked(&admin, project, key)
+    }
+
+    /// [`Engine::replace_active_key`] for a caller that holds the admin lock.
+    fn replace_locked(&self, admin: &Admin, project: &str, key: Vetted) -> Result<KeyReplaced> {
+        let now = self.now();
+        let key = key.into_key();
         let project = project_row(&admin.catalog, project)?;
         let class = key.scheme.class();
         let Some(pair) = admin
@@ -507,7 +529,7 @@ impl Engine {
             .into_iter()
             .find(|p| p.class == class)
         else {
-            return Err(self.no_pair_for(&admin, &project, &key)?);
+            return Err(self.no_pair_for(admin, &project, &key)?);
         };
         let taken = admin.catalog.key_id_taken(&key.id)?;
         let plan = |state: &PairState, keys: &HashMap<u32, KeyRow>, row: u32| {
@@ -526,7 +548,7 @@ impl Engine {
                 switches: state.switches,
             })
         };
-        let (before, next, _) = self.change_pair(&admin, &project, pair, &key, plan)?;
+        let (before, next, _) = self.change_pair(admin, &project, pair, &key, plan)?;
         let keys = admin.catalog.keys_of(pair.record)?;
         let old = key_of(&keys, before.active.expect("checked by the plan").key)?
             .id
@@ -552,7 +574,7 @@ impl Engine {
             removed.push(reserve.key);
             removed_reserve = Some(id);
         }
-        self.finish_change(&admin, pair.record, &removed, &events)?;
+        self.finish_change(admin, pair.record, &removed, &events)?;
         Ok(KeyReplaced {
             old,
             removed_reserve,

@@ -249,6 +249,18 @@ pub enum Error {
         /// not a trusted vendor key`, `malformed license: …`.
         reason: String,
     },
+    /// The automatic renewal of an online key failed (SPEC §2.3): the activation service was
+    /// unreachable, slow, refused or answered garbage, or the engine refused its license.
+    /// Nothing changed; the message says that manual renewal is needed.
+    #[error("{}", crate::engine::manual_renewal_message(.key, .reason))]
+    RenewalFailed {
+        /// The project.
+        project: String,
+        /// The key that was to be renewed.
+        key: String,
+        /// Why it failed, in words.
+        reason: String,
+    },
     /// This operation is not available for the key's license class yet.
     #[error("{operation} is not supported for {class} keys")]
     Unsupported {

@@ -163,6 +163,15 @@ pub enum EventKind {
         /// The key's fingerprint, as `tollgate trust list` and `vendor.pub` show it.
         public_key: String,
     },
+    /// The automatic renewal of an online key failed and nothing changed: the operator must
+    /// renew the license manually (SPEC §2.3). Recorded once per key until a renewal of it
+    /// succeeds.
+    RenewalFailed {
+        /// The key that was to be renewed.
+        key: String,
+        /// The manual-renewal message, with why the renewal failed.
+        reason: String,
+    },
 }
 
 /// One audited event.

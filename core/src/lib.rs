@@ -54,6 +54,10 @@ mod view;
 pub use clock::Clock;
 pub use engine::TrustedKey;
 pub use engine::{
+    manual_renewal_message, Renewal, RenewalState, RenewalStatus, Renewed, Renewer,
+    DEFAULT_RENEWAL_CHECK, DEFAULT_RENEWAL_LEAD, DEFAULT_RENEWAL_RETRY,
+};
+pub use engine::{
     BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyReplaced, KeyStatus,
     KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage, SeatsReclaimed, Usage,
     DEFAULT_CLOCK_TOLERANCE,

@@ -23,6 +23,7 @@ mod instances;
 mod keys;
 mod pools;
 mod project;
+mod renewal;
 mod seats;
 mod status;
 mod trust;
@@ -48,6 +49,9 @@ pub use project::{
     tg_consume, tg_consume_batch, tg_consume_partial, tg_project, tg_project_close,
     tg_project_create, tg_project_list_json, tg_project_open, tg_project_view_json, tg_usage,
     tg_usage_get,
+};
+pub use renewal::{
+    tg_engine_enable_renewal, tg_renew_now, tg_renewal_options, tg_renewal_status_json,
 };
 pub use seats::{
     tg_seat_acquire, tg_seat_held, tg_seat_release, tg_seat_usage, tg_seat_usage_get, tg_seats,

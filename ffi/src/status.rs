@@ -71,6 +71,10 @@ pub enum tg_status {
     /// its checkpoints edited; it is refused until an operator accepts it (`tollgate state
     /// accept-rollback`). Nothing changed.
     TG_TAMPERED = 24,
+    /// The automatic renewal of an online key failed: the activation service was unreachable,
+    /// slow, refused or answered garbage, or its license was refused. Nothing changed; the
+    /// message says that manual renewal is needed.
+    TG_RENEWAL_FAILED = 25,
 }
 
 // The C side declares `typedef enum tg_status {...} tg_status;`; `repr(C)` makes Rust use the C
@@ -85,7 +89,7 @@ pub type tg_status_code = u32;
 
 impl tg_status {
     /// Every status, in numeric order.
-    const ALL: [tg_status; 25] = [
+    const ALL: [tg_status; 26] = [
         tg_status::TG_OK,
         tg_status::TG_INVALID_ARGUMENT,
         tg_status::TG_NOT_FOUND,
@@ -111,6 +115,7 @@ impl tg_status {
         tg_status::TG_ALREADY_ASSIGNED,
         tg_status::TG_BAD_SIGNATURE,
         tg_status::TG_TAMPERED,
+        tg_status::TG_RENEWAL_FAILED,
     ];
 
     /// The status with number `code`, if there is one.
@@ -148,6 +153,7 @@ impl tg_status {
             tg_status::TG_ALREADY_ASSIGNED => c"TG_ALREADY_ASSIGNED",
             tg_status::TG_BAD_SIGNATURE => c"TG_BAD_SIGNATURE",
             tg_status::TG_TAMPERED => c"TG_TAMPERED",
+            tg_status::TG_RENEWAL_FAILED => c"TG_RENEWAL_FAILED",
         }
     }
 }
@@ -182,6 +188,7 @@ impl From<&Error> for tg_status {
             Error::AlreadyAssigned { .. } => tg_status::TG_ALREADY_ASSIGNED,
             Error::BadSignature { .. } => tg_status::TG_BAD_SIGNATURE,
             Error::Tampered { .. } => tg_status::TG_TAMPERED,
+            Error::RenewalFailed { .. } => tg_status::TG_RENEWAL_FAILED,
             // A variant added to the core after this table: still an error, and its message
             // (recorded by the caller) says what it is.
             _ => tg_status::TG_IO,

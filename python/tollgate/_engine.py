@@ -61,6 +61,7 @@ class Engine(Handle):
         capacity: Optional[int] = None,
         flush_interval_ms: Optional[int] = None,
         trusted_keys: Optional[Iterable[str]] = None,
+        activation_url: Optional[str] = None,
     ) -> None:
         """Opens ``state_dir``, creating it if needed.
 
@@ -71,7 +72,8 @@ class Engine(Handle):
         ``vendor.pub`` file, that the state records as trusted (see :meth:`trust`). Raises
         :class:`CorruptState` for a damaged state directory, :class:`Io` when it cannot be
         created or opened, and :class:`InvalidArgument` for a key text that is not a vendor
-        public key.
+        public key. ``activation_url`` renews the state's online keys through the vendor's
+        activation service with the default settings (see :meth:`enable_renewal`).
         """
         self._state_dir = os.fspath(state_dir)
         self._handles: weakref.WeakSet[EngineHandle] = weakref.WeakSet()
@@ -97,6 +99,12 @@ class Engine(Handle):
         else:
             check(_ffi.tg_engine_open_with(path, byref(options), byref(handle)))
         super().__init__(opened(handle))
+        if activation_url is not None:
+            try:
+                self.enable_renewal(activation_url)
+            except BaseException:
+                self.close()
+                raise
 
     def _release(self, handle: int) -> None:
         for child in list(self._handles):
@@ -137,6 +145,58 @@ class Engine(Handle):
         base64 public key, "added_at": RFC 3339}, ...]``; empty in development mode, where
         unsigned keys are accepted."""
         return cast(List[Dict[str, Any]], self._json(_ffi.tg_trusted_keys_json))
+
+    # --- Online renewal (SPEC §2.3) ------------------------------------------------------------
+
+    def enable_renewal(
+        self,
+        activation_url: str,
+        *,
+        lead_secs: Optional[int] = None,
+        retry_secs: Optional[int] = None,
+        check_every_ms: Optional[int] = None,
+        timeout_ms: Optional[int] = None,
+        attempts: Optional[int] = None,
+    ) -> None:
+        """Renews this state's online keys through the activation service at
+        ``activation_url`` (``http://HOST:PORT`` as ``tollgate serve-activation`` prints it, or
+        ``https://...``), from now on, in a background thread of the library.
+
+        Each online Active key with an activation code and no reserve is renewed ``lead_secs``
+        before it expires (default 7 days): its successor, a license the service signs and the
+        engine verifies like any key, becomes the reserve, and metering switches to it at
+        expiry. A failure changes nothing, is retried after ``retry_secs`` (default 1 hour),
+        and :meth:`renewal_status` and a ``renewal_failed`` event say that manual renewal is
+        needed. ``check_every_ms`` (default 60,000) is how often keys are looked at,
+        ``timeout_ms`` (default 10,000) bounds one request, and ``attempts`` (default 5) is how
+        many requests one renewal makes. Enabling again replaces the service and settings.
+        Raises :class:`InvalidArgument` for a URL that is not one.
+        """
+        options = _ffi.RenewalOptions(
+            lead_secs=_bounded(lead_secs, "lead_secs", 1, _U64_MAX),
+            retry_secs=_bounded(retry_secs, "retry_secs", 1, _U64_MAX),
+            check_every_ms=_bounded(check_every_ms, "check_every_ms", 1, _U64_MAX),
+            timeout_ms=_bounded(timeout_ms, "timeout_ms", 1, _U64_MAX),
+            attempts=_bounded(attempts, "attempts", 1, _U32_MAX),
+        )
+        url = encode_text(activation_url, "activation URL")
+        self._call(_ffi.tg_engine_enable_renewal, url, byref(options))
+
+    def renew_now(self, project: str) -> List[Dict[str, Any]]:
+        """Renews ``project``'s online Active keys that have an activation code and no reserve
+        now, whatever their expiry, and waits for the service. Returns what was renewed:
+        ``[{"project", "old", "new", "role": "Reserved" | "Active"}, ...]``, empty when nothing
+        needed it. Raises :class:`RenewalFailed`, whose message says that manual renewal is
+        needed, when the service could not renew a key; nothing changed for that key."""
+        renewed = self._json(_ffi.tg_renew_now, _project_name(project))
+        return cast(List[Dict[str, Any]], renewed)
+
+    def renewal_status(self) -> List[Dict[str, Any]]:
+        """The renewals that are due: each online Active key with an activation code that
+        expires within the renewal lead, ``{"project", "key", "expires_at", "state":
+        "pending" | "renewed" | "failed", "successor", "message"}``; a failed one's
+        ``message`` says that manual renewal is needed. Empty when renewal is not enabled."""
+        return cast(List[Dict[str, Any]], self._json(_ffi.tg_renewal_status_json))
 
     def create_project(self, name: str) -> None:
         """Creates a project with an empty data-volume slot pair.

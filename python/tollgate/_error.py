@@ -42,6 +42,7 @@ class Status(enum.IntEnum):
     ALREADY_ASSIGNED = 22
     BAD_SIGNATURE = 23
     TAMPERED = 24
+    RENEWAL_FAILED = 25
 
 
 class TollgateError(Exception):
@@ -231,6 +232,14 @@ class Tampered(TollgateError):
     STATUS = Status.TAMPERED
 
 
+class RenewalFailed(TollgateError):
+    """The automatic renewal of an online key failed: the activation service was unreachable,
+    slow, refused or answered garbage, or its license was refused. Nothing changed; the message
+    says that manual renewal is needed."""
+
+    STATUS = Status.RENEWAL_FAILED
+
+
 #: The one table from status to exception class.
 ERRORS: Dict[int, Type[TollgateError]] = {
     int(cls.STATUS): cls
@@ -259,6 +268,7 @@ ERRORS: Dict[int, Type[TollgateError]] = {
         AlreadyAssigned,
         BadSignature,
         Tampered,
+        RenewalFailed,
     )
     if cls.STATUS is not None
 }

@@ -72,6 +72,18 @@ class OpenOptions(Structure):
     ]
 
 
+class RenewalOptions(Structure):
+    """``tg_renewal_options``: how ``tg_engine_enable_renewal`` renews keys (0 is a default)."""
+
+    _fields_ = [
+        ("lead_secs", c_uint64),
+        ("retry_secs", c_uint64),
+        ("check_every_ms", c_uint64),
+        ("timeout_ms", c_uint64),
+        ("attempts", c_uint32),
+    ]
+
+
 def library_candidates() -> List[Path]:
     """The paths the library is looked for at, in order."""
     override = os.environ.get(LIBRARY_ENV)
@@ -151,6 +163,9 @@ _SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     ),
     "tg_engine_trust": (_STATUS, (_HANDLE, c_char_p)),
     "tg_trusted_keys_json": (_STATUS, (_HANDLE, _OUT_STRING)),
+    "tg_engine_enable_renewal": (_STATUS, (_HANDLE, c_char_p, POINTER(RenewalOptions))),
+    "tg_renew_now": (_STATUS, (_HANDLE, c_char_p, _OUT_STRING)),
+    "tg_renewal_status_json": (_STATUS, (_HANDLE, _OUT_STRING)),
     "tg_engine_close": (None, (_HANDLE,)),
     "tg_engine_flush": (_STATUS, (_HANDLE,)),
     "tg_project_create": (_STATUS, (_HANDLE, c_char_p)),
@@ -215,6 +230,9 @@ tg_engine_open_with: _Call = _declare("tg_engine_open_with")
 tg_engine_open_trusted: _Call = _declare("tg_engine_open_trusted")
 tg_engine_trust: _Call = _declare("tg_engine_trust")
 tg_trusted_keys_json: _Call = _declare("tg_trusted_keys_json")
+tg_engine_enable_renewal: _Call = _declare("tg_engine_enable_renewal")
+tg_renew_now: _Call = _declare("tg_renew_now")
+tg_renewal_status_json: _Call = _declare("tg_renewal_status_json")
 tg_engine_close: Callable[[Any], None] = _declare("tg_engine_close")
 tg_engine_flush: _Call = _declare("tg_engine_flush")
 tg_project_create: _Call = _declare("tg_project_create")

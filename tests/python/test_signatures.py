@@ -38,7 +38,8 @@ def test_a_trusting_state_refuses_every_key_without_a_valid_signature(state_dir,
             ("altered.lic", "the key was altered after signing"),
             (
                 "OFF-2.stranger.lic",
-                f"signed by {fingerprint(texts['stranger.pub'])}, which is not a trusted vendor key",
+                f"signed by {fingerprint(texts['stranger.pub'])}, "
+                "which is not a trusted vendor key",
             ),
             ("malformed.lic", 'malformed license: the format is "tollgate-license-9"'),
         ]

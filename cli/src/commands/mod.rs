@@ -20,12 +20,14 @@ mod key;
 mod license;
 mod pool;
 mod project;
+mod renew;
 mod seat;
 mod state;
 mod trust;
 mod usage;
 
 pub use activation::ServeActivationArgs;
+pub use renew::RenewArgs;
 
 /// What every command needs besides its own arguments.
 pub struct Context {
@@ -65,6 +67,7 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
             key::remove_reserve(ctx, &project, &key_id, out)
         }
         Command::Key(KeyCommand::List { project }) => key::list(ctx, &project, out),
+        Command::Key(KeyCommand::Renew(args)) => renew::run(ctx, &args, out),
         Command::Usage { project } => usage::run(ctx, project.as_deref(), out),
         Command::Events(args) => events::run(ctx, &args, out),
         Command::Pool(command) => pool(command, ctx, out),
