@@ -234,7 +234,7 @@ pub(crate) struct NextGen {
 
 impl PairRecord {
     /// An empty pair (for tests and loom models; the state file's records start zeroed).
-    #[cfg(any(test, loom))]
+    #[cfg(test)]
     pub(crate) fn new() -> PairRecord {
         let limits = || Limits {
             active_limit: AtomicU64::new(0),
