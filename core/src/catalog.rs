@@ -534,6 +534,16 @@ impl Catalog {
         rows.map_err(Error::store("sum retired usage"))
     }
 
+    /// How many records pairs use: records are allocated from 0 up and never reused.
+    pub(crate) fn records_in_use(&self) -> Result<u32> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(record) + 1, 0) FROM pairs", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .map_err(Error::store("count records"))
+    }
+
     /// The latest Unix second any engine on this state has seen (0 for none yet).
     pub(crate) fn latest_time(&self) -> Result<u32> {
         self.conn

@@ -53,6 +53,9 @@ const CATALOG_FILE: &str = "catalog.db";
 const LOCK_FILE: &str = "admin.lock";
 const HOLDERS_FILE: &str = "seats.tgs";
 
+/// The default [`Options::checkpoint_interval`].
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The default [`Options::clock_tolerance`]: generous enough for any time-sync correction.
 pub const DEFAULT_CLOCK_TOLERANCE: Duration = Duration::from_secs(300);
 
@@ -76,6 +79,10 @@ pub struct Options {
     /// a state directory restored from a copy (see `engine::checkpoint`); `None` is
     /// `$TOLLGATE_INSTALLATION`, else `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`.
     pub installation_dir: Option<PathBuf>,
+    /// The least time between two usage checkpoints made by [`Engine::flush`] (every open makes
+    /// one). A checkpoint costs a catalog commit and an anchor write, milliseconds; usage since
+    /// the last checkpoint is not anchored against a restored copy.
+    pub checkpoint_interval: Duration,
     /// Vendor public keys to trust, recorded in the state at open (see [`Engine::trust`]): with
     /// any trusted key, every offline key added must be signed by one. Recorded keys are kept,
     /// so opening later without them trusts them still. Empty is development mode, unless the
@@ -96,6 +103,7 @@ impl Default for Options {
             clock_tolerance: DEFAULT_CLOCK_TOLERANCE,
             event_queue: 16_384,
             installation_dir: None,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             trusted_keys: Vec::new(),
             renewal: None,
         }
@@ -190,6 +198,9 @@ struct Inner {
     state: Arc<StateFile>,
     holders: Arc<Holders>,
     installation: checkpoint::Installation,
+    checkpoint_interval: Duration,
+    /// When this engine last made a usage checkpoint (Unix seconds of its clock).
+    last_checkpoint: std::sync::atomic::AtomicU64,
     reclaimer: seats::Reclaimer,
     me: Process,
     admin: Mutex<Admin>,
@@ -294,6 +305,8 @@ impl Engine {
                 reclaimer,
                 holders,
                 installation,
+                checkpoint_interval: options.checkpoint_interval,
+                last_checkpoint: std::sync::atomic::AtomicU64::new(u64::from(options.clock.now())),
                 me,
                 admin: Mutex::new(Admin { catalog, lock }),
                 clock: options.clock,
@@ -720,19 +733,33 @@ impl Engine {
     }
 
     /// Makes the state durable against an operating-system crash: writes the hot file's dirty
-    /// pages with `msync(MS_SYNC)` and checkpoints the catalog's write-ahead log.
+    /// pages with `msync(MS_SYNC)` and checkpoints the catalog's write-ahead log. When the last
+    /// usage checkpoint of this engine is [`Options::checkpoint_interval`] old or more, it also
+    /// records a new one (rollback detection, see `engine::checkpoint`).
     pub fn flush(&self) -> Result<()> {
         self.inner.state.intact()?;
         self.inner.holders.flush()?;
-        let admin = self.admin()?;
-        // Flushes the hot file too, after reading the usage it checkpoints (see there).
-        checkpoint::verify_and_checkpoint(
-            &self.inner.installation,
-            &self.inner.state,
-            &admin.catalog,
-            false,
-        )?;
-        admin.catalog.checkpoint()
+        let now = self.inner.clock.now();
+        // Relaxed: a timestamp only this engine's flushes read; a race makes one extra
+        // checkpoint at worst.
+        let last = self.inner.last_checkpoint.load(Ordering::Relaxed);
+        if u64::from(now) >= last.saturating_add(self.inner.checkpoint_interval.as_secs()) {
+            let admin = self.admin()?;
+            // Flushes the hot file too, after reading the usage it checkpoints (see there).
+            checkpoint::verify_and_checkpoint(
+                &self.inner.installation,
+                &self.inner.state,
+                &admin.catalog,
+                false,
+                now,
+            )?;
+            self.inner
+                .last_checkpoint
+                .store(u64::from(now), Ordering::Relaxed);
+            return admin.catalog.checkpoint();
+        }
+        self.inner.state.flush()?;
+        self.inner.admin.lock().catalog.checkpoint()
     }
 
     fn now(&self) -> i64 {
@@ -749,7 +776,6 @@ impl Engine {
         let guard = AdminGuard { admin };
         // Another process may have died half-way through a change since we last held the lock.
         repair(&self.inner.state, &guard.catalog, false)?;
-        guard.catalog.remember_time(self.inner.clock.now())?;
         Ok(guard)
     }
 
@@ -1156,7 +1182,13 @@ fn open_locked(
     let installation = checkpoint::Installation::open(&checkpoint::installation_dir(
         options.installation_dir.as_deref(),
     )?)?;
-    checkpoint::verify_and_checkpoint(&installation, &state, &catalog, accept_rollback)?;
+    checkpoint::verify_and_checkpoint(
+        &installation,
+        &state,
+        &catalog,
+        accept_rollback,
+        options.clock.now(),
+    )?;
     trust::record_at_open(&catalog, &options.trusted_keys)?;
     let reclaimed = holders.reclaim_dead(&state);
     seats::log_reclaimed(&catalog, &reclaimed)?;

@@ -331,6 +331,7 @@ impl Holders {
     /// Takes back the seats of every process that is gone and frees its entries.
     pub(crate) fn reclaim_dead(&self, state: &StateFile) -> Vec<Reclaimed> {
         let mut reclaimed = Vec::new();
+        let mut touched = Vec::new();
         for i in 0..self.capacity {
             let e = self.entry(i);
             // Acquire: pairs with the Release that completed the claim, so the start time and
@@ -359,6 +360,9 @@ impl Holders {
                 continue;
             }
             let units = e.units.load(Ordering::Relaxed);
+            if record != 0 && record <= state.capacity() {
+                touched.push(record - 1);
+            }
             if record != 0 && record <= state.capacity() && units > 0 {
                 let taken = state.record(record - 1).reclaim(units);
                 reclaimed.push(Reclaimed {
@@ -374,18 +378,22 @@ impl Holders {
             // Release: a process claiming the free entry sees it zeroed.
             e.pid.store(0, Ordering::Release);
         }
-        reclaimed.extend(self.reset_unowned(state));
+        touched.sort_unstable();
+        touched.dedup();
+        reclaimed.extend(self.reset_unowned(state, &touched));
         reclaimed
     }
 
-    /// Zeroes the gauge of every seat pair that no entry names but that counts seats held:
-    /// seats an owner killed between its two steps left counted. The words are read *before*
-    /// the entries are scanned and reset only if unchanged: an owner that claimed an entry
-    /// after the scan and took seats has moved the word, so the reset fails; one that took and
-    /// gave back as many holds none.
-    fn reset_unowned(&self, state: &StateFile) -> Vec<Reclaimed> {
+    /// Zeroes the gauge of each pair in `touched` (pairs whose dead owners were just reclaimed)
+    /// that no entry names any more but that still counts seats held: seats an owner killed
+    /// between its two steps left counted. A leak needs an owner that died on that pair, so
+    /// every leaked pair is touched by some pass; if others still named it then, the pass that
+    /// reclaims the last of them resets it. The words are read *before* the entries are scanned
+    /// and reset only if unchanged: an owner that claimed an entry after the scan and took seats
+    /// has moved the word, so the reset fails; one that took and gave back as many holds none.
+    fn reset_unowned(&self, state: &StateFile, touched: &[u32]) -> Vec<Reclaimed> {
         let mut seen = Vec::new();
-        for index in 0..state.capacity() {
+        for &index in touched {
             let record = state.record(index);
             if record.owner() == 0 || record.metering() != crate::slot::Metering::Seats {
                 continue;

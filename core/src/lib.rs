@@ -60,7 +60,7 @@ pub use engine::{
 pub use engine::{
     BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyReplaced, KeyStatus,
     KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage, SeatsReclaimed, Usage,
-    DEFAULT_CLOCK_TOLERANCE,
+    DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CLOCK_TOLERANCE,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, RemovalReason, Subscription};

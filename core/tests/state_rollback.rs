@@ -11,6 +11,8 @@ use tollgate_core::{Engine, Error, EventKind, Options};
 fn options(installation: &Path) -> Options {
     Options {
         installation_dir: Some(installation.to_owned()),
+        // Every flush checkpoints, so the copies below are taken at known checkpoints.
+        checkpoint_interval: std::time::Duration::ZERO,
         ..Options::default()
     }
 }

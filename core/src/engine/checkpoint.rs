@@ -1,8 +1,9 @@
 //! State rollback (issue: tampering): restoring an old copy of the state directory to get usage
 //! back is detected and refused until an operator accepts it.
 //!
-//! Each open and each [`Engine::flush`](crate::Engine::flush) appends a **checkpoint** to the
-//! audit log: a sequence number one above the last, the total bytes ever charged to
+//! Each open, and each [`Engine::flush`](crate::Engine::flush) once the last checkpoint is
+//! [`Options::checkpoint_interval`](crate::Options) old, appends a **checkpoint** to the audit
+//! log: a sequence number one above the last, the total bytes ever charged to
 //! data-volume keys (which only grows), and a MAC over both chained to the previous checkpoint's
 //! MAC. The MAC key belongs to the *installation*, not to the state: it lives outside the state
 //! directory (`installation.key` in [`Options::installation_dir`](crate::Options), by default
@@ -167,7 +168,8 @@ impl Installation {
 fn total_used(state: &StateFile, catalog: &Catalog) -> Result<u64> {
     let retired: HashMap<u32, u64> = catalog.retired_usage()?;
     let mut total: u64 = retired.values().sum();
-    for index in 0..state.capacity() {
+    // Only the records pairs use: touching the rest would fault in the whole file.
+    for index in 0..catalog.records_in_use()?.min(state.capacity()) {
         let record = state.record(index);
         if record.owner() == 0 || record.metering() != Metering::Volume {
             continue;
@@ -192,6 +194,7 @@ pub(super) fn verify_and_checkpoint(
     state: &StateFile,
     catalog: &Catalog,
     accept: bool,
+    now: u32,
 ) -> Result<()> {
     let state_id = catalog.state_id()?;
     let last = catalog.last_checkpoint()?;
@@ -224,6 +227,7 @@ pub(super) fn verify_and_checkpoint(
     let checkpoint = written.last().expect("the checkpoint event").seq;
     Catalog::set_last_checkpoint(&tx, checkpoint)?;
     tx.commit().map_err(Error::store("commit checkpoint"))?;
+    catalog.remember_time(now)?;
     installation.write_anchor(&state_id, &Anchor { seq, mac })
 }
 

@@ -1,11 +1,11 @@
 //! Clock rollback (issue: tampering): the state keeps the latest time any engine on it has seen,
 //! expiry is judged by that time, and a clock set back by more than the tolerance is reported.
 //!
-//! The latest time lives in the catalog (raised at open, at every admin change and at every
-//! flush) and in the process's [`Clock`], whose reading never goes backwards. At open the clock
-//! is advanced to the state's latest time, so restarting the program with the clock set back
-//! does not revive an expired key; while open, the engine's background thread compares the
-//! clock's source with its latest second once a second.
+//! The latest time lives in the catalog (raised at open and at every usage checkpoint) and in
+//! the process's [`Clock`], whose reading never goes backwards. At open the clock is advanced to
+//! the state's latest time, so restarting the program with the clock set back does not revive an
+//! expired key; while open, the engine's background thread compares the clock's source with its
+//! latest second once a second.
 
 use std::time::Duration;
 
