@@ -16,15 +16,13 @@
 //! A process identifies itself by pid and start time (field 22 of `/proc/self/stat`), so a
 //! state directory shared by processes in different pid namespaces is not supported.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::Path;
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
-use crate::state_file::{allocate, StateFile};
+use crate::state_file::{create_preallocated, open_unfollowed, StateFile};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 const MAGIC: &[u8; 8] = b"TGSEATS\0";
@@ -180,32 +178,11 @@ unsafe impl Sync for Holders {}
 impl Holders {
     /// Creates an empty table at `path` atomically (temporary file, fsync, rename).
     pub(crate) fn create(path: &Path, capacity: u32) -> Result<()> {
-        let tmp = path.with_extension("tmp");
-        let io = |what: &str| {
-            let what = format!("{what} {}", tmp.display());
-            move |e| Error::io(what, e)
-        };
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(MAGIC);
         header[8..12].copy_from_slice(&VERSION.to_le_bytes());
         header[12..16].copy_from_slice(&capacity.to_le_bytes());
-        let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(io("create"))?;
-            file.write_all(&header).map_err(io("write header of"))?;
-            allocate(&file, file_len(capacity)).map_err(io("allocate"))?;
-            file.sync_all().map_err(io("sync"))
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        std::fs::rename(&tmp, path)
-            .map_err(|e| Error::io(format!("rename {} into place", tmp.display()), e))
+        create_preallocated(path, &header, file_len(capacity))
     }
 
     /// Opens and maps the table, refusing a file of the wrong size or format.
@@ -214,21 +191,7 @@ impl Holders {
             path: path.to_owned(),
             reason,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => {
-                    corrupt("the seat-holder table is a symbolic link; it is not followed".into())
-                }
-                _ => Error::io(format!("open {}", path.display()), e),
-            })?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
-            .len();
+        let (file, len) = open_unfollowed(path, "the seat-holder table")?;
         let mut header = [0u8; HEADER_LEN];
         if len >= HEADER_LEN as u64 {
             use std::os::unix::fs::FileExt;

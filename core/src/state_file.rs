@@ -157,35 +157,7 @@ impl StateFile {
             ));
         }
         let header = Header::new(capacity, created_unix);
-        let tmp = path.with_extension("tmp");
-        let io = |what: &str| {
-            let what = format!("{what} {}", tmp.display());
-            move |e| Error::io(what, e)
-        };
-        let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(io("create"))?;
-            file.write_all(&header.encode())
-                .map_err(io("write header of"))?;
-            allocate(&file, header.file_len).map_err(io("allocate"))?;
-            file.sync_all().map_err(io("sync"))
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        std::fs::rename(&tmp, path)
-            .map_err(|e| Error::io(format!("rename {} into place", tmp.display()), e))?;
-        if let Some(dir) = path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| Error::io(format!("sync directory {}", dir.display()), e))?;
-        }
-        Ok(())
+        create_preallocated(path, &header.encode(), header.file_len)
     }
 
     /// Opens and maps an existing state file, refusing any file whose header or size is wrong.
@@ -194,21 +166,7 @@ impl StateFile {
             path: path.to_owned(),
             reason,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => {
-                    corrupt("the state file is a symbolic link; it is not followed".into())
-                }
-                _ => Error::io(format!("open state file {}", path.display()), e),
-            })?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
-            .len();
+        let (file, len) = open_unfollowed(path, "the state file")?;
         let mut page = vec![0u8; HEADER_LEN.min(len as usize)];
         read_exact_at(&file, &mut page)
             .map_err(|e| Error::io(format!("read header of {}", path.display()), e))?;
@@ -282,9 +240,65 @@ impl StateFile {
     }
 }
 
+/// Creates a file of `len` bytes starting with `header`, atomically: written and preallocated
+/// under a temporary name, synced, renamed into place, and the directory synced. Shared by the
+/// state file and the seat-holder table.
+pub(crate) fn create_preallocated(path: &Path, header: &[u8], len: u64) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let io = |what: &str| {
+        let what = format!("{what} {}", tmp.display());
+        move |e| Error::io(what, e)
+    };
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io("create"))?;
+        file.write_all(header).map_err(io("write header of"))?;
+        allocate(&file, len).map_err(io("allocate"))?;
+        file.sync_all().map_err(io("sync"))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path)
+        .map_err(|e| Error::io(format!("rename {} into place", tmp.display()), e))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(format!("sync directory {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Opens `path` for reading and writing without following a symbolic link (one is refused as
+/// `CorruptState`, naming `what`), and returns it with its length.
+pub(crate) fn open_unfollowed(path: &Path, what: &str) -> Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Error::CorruptState {
+                path: path.to_owned(),
+                reason: format!("{what} is a symbolic link; it is not followed"),
+            },
+            _ => Error::io(format!("open {}", path.display()), e),
+        })?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
+        .len();
+    Ok((file, len))
+}
+
 /// Reserves the file's blocks up front, so a full disk is reported here and not as a SIGBUS
 /// when a mapped page is first written.
-pub(crate) fn allocate(file: &File, len: u64) -> std::io::Result<()> {
+fn allocate(file: &File, len: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let len = libc::off_t::try_from(len).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     // SAFETY: `file` is an open descriptor for the duration of the call; posix_fallocate only
