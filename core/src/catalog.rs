@@ -369,8 +369,7 @@ impl Catalog {
         let mut pairs = Vec::new();
         for row in rows {
             let (record, class, synced_epoch) = row.map_err(Error::store("read pair"))?;
-            let class = LicenseClass::parse(&class)
-                .ok_or_else(|| self.corrupt(format!("unknown license class {class:?}")))?;
+            let class = self.class(&class)?;
             pairs.push(PairRow {
                 record,
                 class,
@@ -378,6 +377,17 @@ impl Catalog {
             });
         }
         Ok(pairs)
+    }
+
+    /// A stored license class, or `CorruptState` for text no build writes.
+    fn class(&self, text: &str) -> Result<LicenseClass> {
+        LicenseClass::parse(text)
+            .ok_or_else(|| self.corrupt(format!("unknown license class {text:?}")))
+    }
+
+    /// The pair of `class` of a project, if it has one.
+    pub(crate) fn pair(&self, project: i64, class: LicenseClass) -> Result<Option<PairRow>> {
+        Ok(self.pairs(project)?.into_iter().find(|p| p.class == class))
     }
 
     /// Every pair in the catalog with its owning project, or only those holding a pending key
@@ -411,8 +421,7 @@ impl Catalog {
         let mut pairs = Vec::new();
         for row in rows {
             let (project, record, class, synced_epoch) = row.map_err(Error::store("read pair"))?;
-            let class = LicenseClass::parse(&class)
-                .ok_or_else(|| self.corrupt(format!("unknown license class {class:?}")))?;
+            let class = self.class(&class)?;
             pairs.push((
                 project,
                 PairRow {
@@ -764,8 +773,7 @@ impl Catalog {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(Error::store("look up pair"))?;
-        let class = LicenseClass::parse(&class)
-            .ok_or_else(|| self.corrupt(format!("unknown license class {class:?}")))?;
+        let class = self.class(&class)?;
         Ok((name, class))
     }
 

@@ -193,6 +193,19 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+impl Inner {
+    /// A hot-path refusal as the caller gets it: `CorruptState` instead when the refusal comes
+    /// from a state file another process truncated under us (its records then read as empty).
+    #[cold]
+    #[inline(never)]
+    fn refusal(&self, error: Error) -> Error {
+        match self.state.intact() {
+            Ok(()) => error,
+            Err(corrupt) => corrupt,
+        }
+    }
+}
+
 struct Inner {
     dir: PathBuf,
     state: Arc<StateFile>,
@@ -536,12 +549,7 @@ impl Engine {
         let key = key.into_key();
         let project = project_row(&admin.catalog, project)?;
         let class = key.scheme.class();
-        let Some(pair) = admin
-            .catalog
-            .pairs(project.id)?
-            .into_iter()
-            .find(|p| p.class == class)
-        else {
+        let Some(pair) = admin.catalog.pair(project.id, class)? else {
             return Err(self.no_pair_for(admin, &project, &key)?);
         };
         let taken = admin.catalog.key_id_taken(&key.id)?;
@@ -966,9 +974,7 @@ fn project_row(catalog: &Catalog, name: &str) -> Result<ProjectRow> {
 
 fn data_volume_pair(catalog: &Catalog, project: &ProjectRow) -> Result<PairRow> {
     catalog
-        .pairs(project.id)?
-        .into_iter()
-        .find(|p| p.class == LicenseClass::DataVolume)
+        .pair(project.id, LicenseClass::DataVolume)?
         .ok_or_else(|| Error::CorruptState {
             path: PathBuf::from(CATALOG_FILE),
             reason: format!("project \"{}\" has no data-volume pair", project.name),
@@ -1234,7 +1240,7 @@ impl ProjectHandle {
         self.pair()
             .grant(bytes, Mode::AllOrNothing, self.clock.now(), self)
             .map(drop)
-            .map_err(|e| self.refused(e))
+            .map_err(|e| self.inner.refusal(e))
     }
 
     /// Grants as much of `bytes` as remains and returns it; refuses only when nothing remains.
@@ -1242,7 +1248,7 @@ impl ProjectHandle {
     pub fn consume_partial(&self, bytes: u64) -> Result<u64> {
         self.pair()
             .grant(bytes, Mode::Partial, self.clock.now(), self)
-            .map_err(|e| self.refused(e))
+            .map_err(|e| self.inner.refusal(e))
     }
 
     /// Grants each amount in order, all or nothing each, stopping at the first refusal; the
@@ -1251,18 +1257,7 @@ impl ProjectHandle {
     #[inline]
     pub fn consume_many(&self, amounts: &[u64]) -> (usize, Result<()>) {
         let (granted, result) = self.pair().grant_many(amounts, self.clock.now(), self);
-        (granted, result.map_err(|e| self.refused(e)))
-    }
-
-    /// A refusal, or `CorruptState` when the refusal comes from a state file that another
-    /// process truncated under us (its records then read as empty).
-    #[cold]
-    #[inline(never)]
-    fn refused(&self, error: Error) -> Error {
-        match self.inner.state.intact() {
-            Ok(()) => error,
-            Err(corrupt) => corrupt,
-        }
+        (granted, result.map_err(|e| self.inner.refusal(e)))
     }
 
     /// The pair's current usage.

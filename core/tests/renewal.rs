@@ -3,11 +3,14 @@
 //! retried, trust, races with the operator, and the thread's end. `tollgate-activation` tests
 //! the same against the real service on loopback.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::await_that;
 use time::OffsetDateTime;
 use tollgate_core::{
     Clock, Engine, Error, Event, EventKind, Key, KeyKind, KeyStatus, LicenseClass, Options,
@@ -181,15 +184,6 @@ impl Fixture {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-}
-
-/// Waits up to 5 s for `condition`.
-fn await_that(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -110,10 +110,7 @@ impl Engine {
             .instances()?
             .into_iter()
             .map(|(project, row)| Instance {
-                license: licenses
-                    .iter()
-                    .find(|l| l.instance.as_ref().is_some_and(|i| i.id == project.id))
-                    .map(|l| l.id.clone()),
+                license: license_of(&licenses, project.id).map(|l| l.id.clone()),
                 name: project.name,
                 os: row.os,
                 company: row.company,
@@ -128,9 +125,7 @@ impl Engine {
         let (project, _) = instance_row(&admin.catalog, name)?;
         let pair = admin
             .catalog
-            .pairs(project.id)?
-            .into_iter()
-            .find(|p| p.class == LicenseClass::Instance)
+            .pair(project.id, LicenseClass::Instance)?
             .ok_or_else(|| {
                 admin
                     .catalog
@@ -163,9 +158,7 @@ impl Engine {
             }
         }
         let licenses = admin.catalog.licenses()?;
-        let held = licenses
-            .iter()
-            .find(|l| l.instance.as_ref().is_some_and(|i| i.id == project.id));
+        let held = license_of(&licenses, project.id);
         if let Some(held) = held.filter(|l| l.purchase.valid_at(now)) {
             return Err(Error::AlreadyAssigned {
                 instance: instance.to_owned(),
@@ -234,12 +227,9 @@ impl Engine {
         let admin = self.admin()?;
         let (project, _) = instance_row(&admin.catalog, instance)?;
         let licenses = admin.catalog.licenses()?;
-        let held = licenses
-            .iter()
-            .find(|l| l.instance.as_ref().is_some_and(|i| i.id == project.id))
-            .ok_or_else(|| Error::NotAssigned {
-                instance: instance.to_owned(),
-            })?;
+        let held = license_of(&licenses, project.id).ok_or_else(|| Error::NotAssigned {
+            instance: instance.to_owned(),
+        })?;
         self.remove_assignment(&admin, &project, held)?;
         Ok(held.id.clone())
     }
@@ -251,11 +241,7 @@ impl Engine {
         project: &ProjectRow,
         license: &LicenseRow,
     ) -> Result<()> {
-        let pair = admin
-            .catalog
-            .pairs(project.id)?
-            .into_iter()
-            .find(|p| p.class == LicenseClass::Instance);
+        let pair = admin.catalog.pair(project.id, LicenseClass::Instance)?;
         let mut events = vec![(
             project.name.clone(),
             EventKind::LicenseUnassigned {
@@ -352,9 +338,7 @@ impl Engine {
         let mut taken = Vec::new();
         let mut needs = Vec::new();
         for (project, row) in admin.catalog.instances()? {
-            let held = licenses
-                .iter()
-                .find(|l| l.instance.as_ref().is_some_and(|i| i.id == project.id));
+            let held = license_of(&licenses, project.id);
             let reason = match held {
                 Some(l) if !l.purchase.valid_at(now) => NeedReason::Unlicensed,
                 Some(l) if !l.purchase.valid_at(horizon) && !l.purchase.auto_renew => {
@@ -418,6 +402,13 @@ fn instance_row(
     })?;
     let row = catalog.instance(project.id)?.ok_or_else(not_found)?;
     Ok((project, row))
+}
+
+/// The license assigned to the instance whose project id is `project`, if any.
+fn license_of(licenses: &[LicenseRow], project: i64) -> Option<&LicenseRow> {
+    licenses
+        .iter()
+        .find(|l| l.instance.as_ref().is_some_and(|i| i.id == project))
 }
 
 /// The best unassigned license of `types` valid beyond `valid_at` in the company's pool, else
@@ -549,10 +540,7 @@ impl InstanceHandle {
         debug_assert_eq!(record.metering(), Metering::Seats);
         record
             .covers(self.clock.now(), self)
-            .map_err(|e| match self.inner.state.intact() {
-                Ok(()) => e,
-                Err(corrupt) => corrupt,
-            })
+            .map_err(|e| self.inner.refusal(e))
     }
 }
 

@@ -83,12 +83,7 @@ impl Engine {
         }
         let admin = self.admin()?;
         let project = project_row(&admin.catalog, project)?;
-        let record = match admin
-            .catalog
-            .pairs(project.id)?
-            .into_iter()
-            .find(|p| p.class == class)
-        {
+        let record = match admin.catalog.pair(project.id, class)? {
             Some(pair) => pair.record,
             None => {
                 let tx = admin.catalog.begin()?;
@@ -260,10 +255,7 @@ impl SeatHandle {
         if matches!(error, Error::SeatsExhausted { .. }) {
             self.inner.reclaimer.request();
         }
-        match self.inner.state.intact() {
-            Ok(()) => error,
-            Err(corrupt) => corrupt,
-        }
+        self.inner.refusal(error)
     }
 }
 

@@ -97,3 +97,15 @@ pub fn child_result(child: Child) -> u64 {
 pub fn state_exists(dir: &Path) -> bool {
     dir.join("hot.tgs").exists() && dir.join("catalog.db").exists()
 }
+
+/// Waits up to 5 s for `condition`, failing the test with `what` otherwise.
+pub fn await_that(what: &str, condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
