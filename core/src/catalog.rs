@@ -156,7 +156,7 @@ pub(crate) struct ProjectRow {
 pub(crate) struct PairRow {
     pub record: u32,
     pub class: LicenseClass,
-    pub synced_epoch: u16,
+    pub synced_epoch: u64,
 }
 
 /// A key row.
@@ -362,7 +362,7 @@ impl Catalog {
                 Ok((
                     r.get::<_, u32>(0)?,
                     r.get::<_, String>(1)?,
-                    r.get::<_, u16>(2)?,
+                    r.get::<_, u64>(2)?,
                 ))
             })
             .map_err(Error::store("list pairs"))?;
@@ -414,7 +414,7 @@ impl Catalog {
                     },
                     r.get::<_, u32>(2)?,
                     r.get::<_, String>(3)?,
-                    r.get::<_, u16>(4)?,
+                    r.get::<_, u64>(4)?,
                 ))
             })
             .map_err(Error::store("list pairs"))?;

@@ -45,7 +45,7 @@ use crate::rules;
 use crate::slot::{
     LiveKey, Metering, Mode, NextGen, PairEvent, PairEvents, PairRecord, PairState, SwitchReason,
 };
-use crate::state_file::{StateFile, DEFAULT_CAPACITY};
+use crate::state_file::{self, StateFile, DEFAULT_CAPACITY};
 use crate::view::{self, PairView, ProjectView, Role, SlotContent};
 
 const HOT_FILE: &str = "hot.tgs";
@@ -1133,7 +1133,13 @@ fn open_locked(
                 "the catalog is missing beside an existing hot-state file",
             ))
         }
-        (true, true) => Catalog::open(&catalog_path, false)?,
+        (true, true) => {
+            let catalog = Catalog::open(&catalog_path, false)?;
+            // A state written by a build with the 64-bit cursor is rewritten once, here, under
+            // the admin lock, keeping every counter.
+            state_file::upgrade(&hot)?;
+            catalog
+        }
     };
     let state = StateFile::open(&hot)?;
     for (project, pair) in catalog.all_pairs(false)? {

@@ -10,12 +10,24 @@
 //! one that reports the switch. Splitting a grant across both keys is therefore atomic by
 //! construction, and `granted == charged` holds at every instant.
 //!
-//! The cursor word packs `[epoch:16 | expired:1 | offset:47]`. Admin changes (adding a reserve,
-//! replacing a key) never edit the live generation: they write the *other* of two generation
-//! slots and publish it by a compare-and-swap that bumps the epoch and rebases the offset to the
-//! new Active key's usage. A consumer that read the old generation then fails its own CAS and
-//! retries, so it never waits and never charges a key that is no longer there. This is a seqlock
-//! whose validation step is the grant itself.
+//! The cursor is one 128-bit word: `[epoch:63 | expired:1]` in its high half, the offset in its
+//! low half. Admin changes (adding a reserve, replacing a key) never edit the live generation:
+//! they write the *other* of two generation slots and publish it by a compare-and-swap that bumps
+//! the epoch and rebases the offset to the new Active key's usage. A consumer that read the old
+//! generation then fails its own CAS and retries, so it never waits and never charges a key that
+//! is no longer there. This is a seqlock whose validation step is the grant itself.
+//!
+//! The epoch never repeats: 2^63 publishes, each an fsynced catalog transaction, cannot happen.
+//! That is what makes the validation sound against a consumer stalled for any length of time
+//! (a stopped process, a debugger, a descheduled VM) between reading a generation and its CAS:
+//! with a narrower epoch that wrapped, the word could return to the very value the consumer read
+//! while the generation slot holds other limits, and its CAS would succeed against limits it
+//! never read. Everything decided from a generation slot is validated the same way:
+//! - a **grant** by its CAS;
+//! - the **key ids an event names** are read before the CAS that makes the event true, so that
+//!   CAS validates them too;
+//! - a **refusal**, which has no CAS, by reloading the cursor on the (cold) refusal path: if the
+//!   epoch moved, the slot read may hold a later generation's limits and the request is retried.
 //!
 //! An Active key that expires with capacity left is switched by the next caller: it records the
 //! offset reached (the *expiry mark*) and moves the cursor to the reserve's range with the
@@ -29,7 +41,7 @@
 
 use crate::clock::NEVER;
 use crate::error::Error;
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU128, AtomicU32, AtomicU64, Ordering};
 
 mod seat;
 
@@ -45,38 +57,53 @@ pub(crate) enum Metering {
 
 const METERING_SEATS: u32 = 1;
 
-const OFFSET_BITS: u32 = 47;
-const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
-const EXPIRED_BIT: u64 = 1 << OFFSET_BITS;
-const EPOCH_SHIFT: u32 = 48;
+/// A cursor word: `[epoch:63 | expired:1 | offset:64]`.
+pub(crate) type Word = u128;
+
+const OFFSET_MASK: Word = u64::MAX as Word;
+const EXPIRED_BIT: Word = 1 << 64;
+const EPOCH_SHIFT: u32 = 65;
+
+/// The offset of a cursor word.
+#[inline(always)]
+fn offset_of(word: Word) -> u64 {
+    word as u64
+}
+
+/// The epoch of a cursor word.
+#[inline(always)]
+fn epoch_of(word: Word) -> u64 {
+    (word >> EPOCH_SHIFT) as u64
+}
 
 /// The decoded cursor word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Cursor {
-    /// Which generation is live; its limits sit in `limits[epoch & 1]`.
-    pub epoch: u16,
+    /// Which generation is live; its limits sit in `limits[epoch & 1]`. Below 2^63.
+    pub epoch: u64,
     /// Set when the Active key expired and the pair switched to the reserve.
     pub expired: bool,
-    /// Bytes granted in this generation, counted from the Active key's start.
+    /// Bytes granted in this generation, counted from the Active key's start (for a seat pair,
+    /// see `slot::seat`).
     pub offset: u64,
 }
 
 impl Cursor {
     #[inline]
-    pub(crate) fn unpack(word: u64) -> Cursor {
+    pub(crate) fn unpack(word: Word) -> Cursor {
         Cursor {
-            epoch: (word >> EPOCH_SHIFT) as u16,
+            epoch: epoch_of(word),
             expired: word & EXPIRED_BIT != 0,
-            offset: word & OFFSET_MASK,
+            offset: offset_of(word),
         }
     }
 
     #[inline]
-    pub(crate) fn pack(self) -> u64 {
-        debug_assert!(self.offset <= OFFSET_MASK);
-        (u64::from(self.epoch) << EPOCH_SHIFT)
+    pub(crate) fn pack(self) -> Word {
+        debug_assert!(self.epoch < 1 << 63);
+        (Word::from(self.epoch) << EPOCH_SHIFT)
             | if self.expired { EXPIRED_BIT } else { 0 }
-            | self.offset
+            | Word::from(self.offset)
     }
 }
 
@@ -100,24 +127,43 @@ pub(crate) struct GenMeta {
     retired_used: AtomicU64,
 }
 
-/// The shared record of one slot pair: 128 bytes, the first cache line holding everything a
-/// grant touches. It lives in the memory-mapped state file and is only ever accessed through
-/// atomics; an all-zero record is a valid empty pair.
+/// The shared record of one slot pair: 192 bytes, the first cache line holding everything a
+/// grant touches (the cursor and both generations' limits). It lives in the memory-mapped state
+/// file and is only ever accessed through atomics; an all-zero record is a valid empty pair.
+///
+/// | offset | field |
+/// | ---: | --- |
+/// | 0 | `cursor` (16 bytes) |
+/// | 16 | `limits[0]`, `limits[1]` (24 bytes each) |
+/// | 64 | `expiry_mark` (16 bytes: epoch, offset) |
+/// | 80 | `meta[0]`, `meta[1]` (24 bytes each) |
+/// | 128 | `refused_epoch` (8), `owner` (4), `metering` (4) |
+/// | 144 | spare, zero (48 bytes) |
 #[repr(C, align(64))]
 pub struct PairRecord {
-    cursor: AtomicU64,
-    expiry_mark: AtomicU64,
+    cursor: AtomicU128,
     limits: [Limits; 2],
+    expiry_mark: AtomicU128,
     meta: [GenMeta; 2],
-    refused_epoch: AtomicU32,
+    /// The epoch of the last reported refusal plus one (0: none yet).
+    refused_epoch: AtomicU64,
     owner: AtomicU32,
     /// [`METERING_SEATS`] for a seat gauge, 0 for a data-volume pair; set once when claimed.
     metering: AtomicU32,
-    _spare: AtomicU32,
+    _spare: [AtomicU64; 6],
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<PairRecord>() == 128);
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<PairRecord>() == 192);
+    assert!(offset_of!(PairRecord, limits) == 16);
+    assert!(offset_of!(PairRecord, expiry_mark) == 64);
+    assert!(offset_of!(PairRecord, meta) == 80);
+    assert!(offset_of!(PairRecord, refused_epoch) == 128);
+    assert!(offset_of!(PairRecord, owner) == 136);
+    assert!(offset_of!(PairRecord, metering) == 140);
+};
 
 /// Whether a refused request may be granted in part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +234,13 @@ struct Window {
     reserve_limit: u64,
 }
 
+/// The catalog rows of a generation's two keys, read before the CAS that validates them.
+#[derive(Clone, Copy)]
+struct KeyRows {
+    active: u32,
+    reserve: u32,
+}
+
 /// A refusal decided on the hot path; it becomes an [`Error`] only on the way out.
 #[derive(Clone, Copy)]
 enum Refusal {
@@ -211,7 +264,7 @@ pub(crate) struct LiveKey {
 /// The logical content of a pair: a switch that happened in this generation is already applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PairState {
-    pub epoch: u16,
+    pub epoch: u64,
     pub active: Option<LiveKey>,
     pub reserve: Option<LiveKey>,
     /// The key the current generation's switch retired, with its final usage.
@@ -250,14 +303,39 @@ impl PairRecord {
             retired_used: AtomicU64::new(0),
         };
         PairRecord {
-            cursor: AtomicU64::new(0),
-            expiry_mark: AtomicU64::new(0),
+            cursor: AtomicU128::new(0),
             limits: [limits(), limits()],
+            expiry_mark: AtomicU128::new(0),
             meta: [meta(), meta()],
-            refused_epoch: AtomicU32::new(0),
+            refused_epoch: AtomicU64::new(0),
             owner: AtomicU32::new(0),
             metering: AtomicU32::new(0),
-            _spare: AtomicU32::new(0),
+            _spare: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// The cursor word, as a grant starts from it.
+    #[inline(always)]
+    fn load_cursor(&self) -> Word {
+        // Acquire: pairs with the Release CAS that published this epoch's generation, so the
+        // limits and key ids read for it are at least that generation's.
+        self.cursor.load(Ordering::Acquire)
+    }
+
+    /// Validates a refusal decided from `word` and the generation slot of its epoch: `Ok` if the
+    /// epoch is still live, so the slot held that generation throughout and the refusal was true
+    /// when `word` was read; otherwise the current word, to retry from.
+    #[cold]
+    #[inline(never)]
+    fn confirm(&self, word: Word) -> Result<(), Word> {
+        // Acquire: the slot's loads before this were Acquire, so if any of them read a later
+        // generation's store, the publish that bumped the epoch before that store happens-before
+        // this load, which therefore sees the moved epoch.
+        let current = self.cursor.load(Ordering::Acquire);
+        if epoch_of(current) == epoch_of(word) {
+            Ok(())
+        } else {
+            Err(current)
         }
     }
 
@@ -271,27 +349,36 @@ impl PairRecord {
         now: u32,
         events: &impl PairEvents,
     ) -> Result<u64, Error> {
-        // Acquire: pairs with the Release CAS that published this epoch's limits.
-        let mut word = self.cursor.load(Ordering::Acquire);
+        let mut word = self.load_cursor();
         loop {
-            let w = match self.window(&mut word, now, events) {
-                Ok(w) => w,
-                Err(refusal) => return Err(self.refuse(word, want, refusal, events)),
+            let refusal = match self.window(&mut word, now, events) {
+                Ok(w) => {
+                    let remaining = w.end - offset_of(word);
+                    let granted = if want <= remaining {
+                        want
+                    } else if mode == Mode::Partial {
+                        remaining
+                    } else {
+                        0
+                    };
+                    if granted == 0 && want > 0 {
+                        Refusal::Exhausted { remaining }
+                    } else if granted == 0 {
+                        return Ok(0);
+                    } else {
+                        match self.advance(word, granted, w, events) {
+                            Ok(()) => return Ok(granted),
+                            Err(current) => {
+                                word = current;
+                                continue;
+                            }
+                        }
+                    }
+                }
+                Err(refusal) => refusal,
             };
-            let remaining = w.end - (word & OFFSET_MASK);
-            let granted = if want <= remaining {
-                want
-            } else if mode == Mode::Partial && remaining > 0 {
-                remaining
-            } else {
-                let refusal = Refusal::Exhausted { remaining };
-                return Err(self.refuse(word, want, refusal, events));
-            };
-            if granted == 0 {
-                return Ok(0);
-            }
-            match self.advance(word, granted, w, events) {
-                Ok(()) => return Ok(granted),
+            match self.confirm(word) {
+                Ok(()) => return Err(self.refuse(word, want, refusal, events)),
                 Err(current) => word = current,
             }
         }
@@ -306,17 +393,20 @@ impl PairRecord {
         now: u32,
         events: &impl PairEvents,
     ) -> (usize, Result<(), Error>) {
-        // Acquire: as in `grant`.
-        let mut word = self.cursor.load(Ordering::Acquire);
+        let mut word = self.load_cursor();
         loop {
             let w = match self.window(&mut word, now, events) {
                 Ok(w) => w,
                 Err(refusal) => {
+                    if let Err(current) = self.confirm(word) {
+                        word = current;
+                        continue;
+                    }
                     let want = amounts.first().copied().unwrap_or(0);
                     return (0, Err(self.refuse(word, want, refusal, events)));
                 }
             };
-            let remaining = w.end - (word & OFFSET_MASK);
+            let remaining = w.end - offset_of(word);
             let (mut count, mut sum) = (0usize, 0u64);
             for &amount in amounts {
                 if amount > remaining - sum {
@@ -326,20 +416,25 @@ impl PairRecord {
                 count += 1;
             }
             if sum > 0 {
+                // A successful CAS validates the window, and with it the refusal that follows.
                 if let Err(current) = self.advance(word, sum, w, events) {
                     word = current;
                     continue;
                 }
             }
-            return match amounts.get(count) {
-                None => (count, Ok(())),
-                Some(&refused) => {
-                    let refusal = Refusal::Exhausted {
-                        remaining: remaining - sum,
-                    };
-                    (count, Err(self.refuse(word, refused, refusal, events)))
-                }
+            let Some(&refused) = amounts.get(count) else {
+                return (count, Ok(()));
             };
+            if sum == 0 {
+                if let Err(current) = self.confirm(word) {
+                    word = current;
+                    continue;
+                }
+            }
+            let refusal = Refusal::Exhausted {
+                remaining: remaining - sum,
+            };
+            return (count, Err(self.refuse(word, refused, refusal, events)));
         }
     }
 
@@ -348,16 +443,17 @@ impl PairRecord {
     #[inline(always)]
     fn window(
         &self,
-        word: &mut u64,
+        word: &mut Word,
         now: u32,
         events: &impl PairEvents,
     ) -> Result<Window, Refusal> {
         loop {
-            let offset = *word & OFFSET_MASK;
-            let limits = &self.limits[(*word >> EPOCH_SHIFT) as usize & 1];
+            let offset = offset_of(*word);
+            let limits = &self.limits[epoch_of(*word) as usize & 1];
             // Acquire (all four): an admin writes a later generation into this slot with Release
             // stores only after bumping the epoch; if we read such a value, Acquire orders our
-            // CAS after that bump, so the CAS fails instead of acting on a torn generation.
+            // CAS (or the refusal's reload, `confirm`) after that bump, so it fails instead of
+            // acting on a torn generation.
             let active_limit = limits.active_limit.load(Ordering::Acquire);
             let reserve_limit = limits.reserve_limit.load(Ordering::Acquire);
             let active_expiry = limits.active_expiry.load(Ordering::Acquire);
@@ -401,48 +497,86 @@ impl PairRecord {
     #[inline(always)]
     fn advance(
         &self,
-        word: u64,
+        word: Word,
         granted: u64,
         w: Window,
         events: &impl PairEvents,
-    ) -> Result<(), u64> {
+    ) -> Result<(), Word> {
+        // 80 % of the Active key is the lowest threshold anywhere in the window: below it a grant
+        // crosses nothing, which keeps the common case to this one comparison and the CAS.
+        let after = offset_of(word) + granted;
+        if after >= w.active_limit - w.active_limit / 5 {
+            return self.advance_reporting(word, granted, w, events);
+        }
         // Relaxed on success: the cursor is the only datum a grant publishes. Acquire on failure:
         // the retry reads the limits of whatever epoch the current word carries.
+        self.cursor
+            .compare_exchange_weak(
+                word,
+                word + Word::from(granted),
+                Ordering::Relaxed,
+                Ordering::Acquire,
+            )
+            .map(drop)
+    }
+
+    /// [`Self::advance`] for a grant that may cross a threshold or the switch: the key ids the
+    /// events name are read before the CAS, which validates them with the limits.
+    #[cold]
+    #[inline(never)]
+    fn advance_reporting(
+        &self,
+        word: Word,
+        granted: u64,
+        w: Window,
+        events: &impl PairEvents,
+    ) -> Result<(), Word> {
+        let keys = self.key_rows(word);
+        // Relaxed on success, Acquire on failure: as in `advance`. The Acquire loads of the key
+        // ids keep this CAS after them, so ids of a later generation make it fail.
         self.cursor.compare_exchange_weak(
             word,
-            word + granted,
+            word + Word::from(granted),
             Ordering::Relaxed,
             Ordering::Acquire,
         )?;
-        // 80 % of the Active key is the lowest threshold anywhere in the window: below it a grant
-        // crossed nothing, which keeps the common case to this one comparison.
-        let after = (word & OFFSET_MASK) + granted;
-        if after >= w.active_limit - w.active_limit / 5 {
-            self.report_crossings(word, granted, w, events);
-        }
+        self.report_crossings(word, granted, w, keys, events);
         Ok(())
     }
 
-    #[cold]
-    #[inline(never)]
-    fn report_crossings(&self, word: u64, granted: u64, w: Window, events: &impl PairEvents) {
+    /// The key rows of the generation `word` names (valid once a CAS from `word` succeeds).
+    fn key_rows(&self, word: Word) -> KeyRows {
+        let meta = &self.meta[epoch_of(word) as usize & 1];
+        // Acquire (both): pairs with the Release stores that published a generation's key ids;
+        // one of a later generation orders the validating CAS after its epoch bump (see
+        // `window`).
+        KeyRows {
+            active: meta.active_key.load(Ordering::Acquire),
+            reserve: meta.reserve_key.load(Ordering::Acquire),
+        }
+    }
+
+    fn report_crossings(
+        &self,
+        word: Word,
+        granted: u64,
+        w: Window,
+        keys: KeyRows,
+        events: &impl PairEvents,
+    ) {
         let cursor = Cursor::unpack(word);
         let (before, after) = (cursor.offset, cursor.offset + granted);
-        let meta = &self.meta[usize::from(cursor.epoch & 1)];
-        // Acquire: pairs with the Release stores that published this generation's key ids.
-        let active_key = meta.active_key.load(Ordering::Acquire);
-        let reserve_key = meta.reserve_key.load(Ordering::Acquire);
         if !cursor.expired {
             for percent in crossed(before, after, 0, w.active_limit) {
                 events.emit(PairEvent::Threshold {
-                    key: active_key,
+                    key: keys.active,
                     percent,
                 });
             }
             if w.reserve_limit > 0 && before < w.active_limit && after >= w.active_limit {
                 events.emit(PairEvent::Switched {
-                    from: active_key,
-                    to: reserve_key,
+                    from: keys.active,
+                    to: keys.reserve,
                     reason: SwitchReason::Exhausted,
                 });
             }
@@ -450,7 +584,7 @@ impl PairRecord {
         if w.reserve_limit > 0 {
             for percent in crossed(before, after, w.active_limit, w.reserve_limit) {
                 events.emit(PairEvent::Threshold {
-                    key: reserve_key,
+                    key: keys.reserve,
                     percent,
                 });
             }
@@ -464,11 +598,12 @@ impl PairRecord {
     #[inline(never)]
     fn switch_on_expiry(
         &self,
-        word: u64,
+        word: Word,
         active_limit: u64,
         events: &impl PairEvents,
-    ) -> Result<u64, u64> {
+    ) -> Result<Word, Word> {
         let cursor = Cursor::unpack(word);
+        let keys = self.key_rows(word);
         self.raise_mark(cursor.epoch, cursor.offset);
         let new = Cursor {
             epoch: cursor.epoch,
@@ -477,31 +612,31 @@ impl PairRecord {
         }
         .pack();
         // Release on success: publishes the expiry mark raised just above to whoever Acquire-loads
-        // a cursor with the flag. Acquire on failure: the caller re-reads the limits.
+        // a cursor with the flag. Acquire on failure: the caller re-reads the limits. The key
+        // ids were Acquire-loaded before, so this CAS validates them (see `advance_reporting`).
         self.cursor
             .compare_exchange(word, new, Ordering::Release, Ordering::Acquire)?;
-        let meta = &self.meta[usize::from(cursor.epoch & 1)];
-        // Acquire: pairs with the Release stores that published this generation's key ids.
         events.emit(PairEvent::Switched {
-            from: meta.active_key.load(Ordering::Acquire),
-            to: meta.reserve_key.load(Ordering::Acquire),
+            from: keys.active,
+            to: keys.reserve,
             reason: SwitchReason::Expired,
         });
         Ok(new)
     }
 
-    /// Raises the expiry mark of `epoch` to at least `offset`. The mark is `[epoch:16 | offset:48]`;
-    /// a mark of an older epoch is replaced, one of a newer epoch means this caller is stale and
-    /// leaves it alone (its cursor CAS will fail too).
-    fn raise_mark(&self, epoch: u16, offset: u64) {
-        let wanted = (u64::from(epoch) << EPOCH_SHIFT) | offset;
+    /// Raises the expiry mark of `epoch` to at least `offset`. The mark is `[epoch:64 |
+    /// offset:64]`; a mark of an older epoch is replaced, one of a newer epoch means this caller
+    /// is stale and leaves it alone (its cursor CAS fails too). A running maximum is exact for a
+    /// data-volume pair: within one epoch its offset only grows, so the switch's own word carries
+    /// the largest offset any switcher of the epoch read.
+    fn raise_mark(&self, epoch: u64, offset: u64) {
+        let wanted = (Word::from(epoch) << 64) | Word::from(offset);
         // Relaxed (load and CAS): the mark is read only after an Acquire load of a cursor whose
         // expired flag was set by a Release CAS sequenced after this raise.
         let mut mark = self.expiry_mark.load(Ordering::Relaxed);
         loop {
-            let tag = (mark >> EPOCH_SHIFT) as u16;
-            let age = epoch.wrapping_sub(tag) as i16;
-            if age < 0 || (age == 0 && mark & OFFSET_MASK >= offset) {
+            let tag = (mark >> 64) as u64;
+            if tag > epoch || (tag == epoch && mark as u64 >= offset) {
                 return;
             }
             match self.expiry_mark.compare_exchange_weak(
@@ -516,17 +651,26 @@ impl PairRecord {
         }
     }
 
-    /// Reports a refusal once per generation and returns its error.
+    /// Where the Active key of `epoch` stopped when it expired, if a switcher recorded it.
+    fn expiry_mark_of(&self, epoch: u64) -> Option<u64> {
+        // Relaxed: read after an Acquire load of a cursor whose flag a Release CAS set after the
+        // mark was raised.
+        let mark = self.expiry_mark.load(Ordering::Relaxed);
+        ((mark >> 64) as u64 == epoch).then_some(mark as u64)
+    }
+
+    /// Reports a refusal once per generation and returns its error. Only for a refusal validated
+    /// by [`Self::confirm`] (or by a successful CAS).
     #[cold]
     #[inline(never)]
     fn refuse(
         &self,
-        word: u64,
+        word: Word,
         requested: u64,
         refusal: Refusal,
         events: &impl PairEvents,
     ) -> Error {
-        let tag = (word >> EPOCH_SHIFT) as u32 + 1;
+        let tag = epoch_of(word) + 1;
         // Relaxed: the tag publishes nothing else; the swap makes "first refusal of the
         // generation" exact, the load only skips the write when it is already reported.
         if self.refused_epoch.load(Ordering::Relaxed) != tag
@@ -568,9 +712,9 @@ impl PairRecord {
         }
     }
 
-    fn state_at(&self, word: u64) -> PairState {
+    fn state_at(&self, word: Word) -> PairState {
         let cursor = Cursor::unpack(word);
-        let i = usize::from(cursor.epoch & 1);
+        let i = cursor.epoch as usize & 1;
         let (limits, meta) = (&self.limits[i], &self.meta[i]);
         // Acquire (all loads below): pair with the admin's Release stores of this generation.
         let active_limit = limits.active_limit.load(Ordering::Acquire);
@@ -604,17 +748,11 @@ impl PairRecord {
             return state;
         }
         if self.metering() == Metering::Seats {
-            return seat::state(self, cursor, state, active, reserve);
+            return seat::state(cursor, state, active, reserve);
         }
         if reserve_limit > 0 && (cursor.expired || cursor.offset >= active_limit) {
             let stopped_at = if cursor.expired {
-                // Relaxed: the flag in `word` was Acquire-loaded and the mark raised before it.
-                let mark = self.expiry_mark.load(Ordering::Relaxed);
-                if (mark >> EPOCH_SHIFT) as u16 == cursor.epoch {
-                    mark & OFFSET_MASK
-                } else {
-                    active_limit
-                }
+                self.expiry_mark_of(cursor.epoch).unwrap_or(active_limit)
             } else {
                 active_limit
             };
@@ -645,12 +783,12 @@ impl PairRecord {
         loop {
             let state = self.state_at(word);
             let next = plan(&state)?;
-            let epoch = state.epoch.wrapping_add(1);
+            let epoch = state.epoch + 1;
             self.write_generation(epoch, &next);
             let offset = match self.metering() {
                 Metering::Volume => next.active.map_or(0, |a| a.used),
                 // Seats stay held across admin changes: the gauge carries over unchanged.
-                Metering::Seats => Cursor::unpack(word).offset,
+                Metering::Seats => seat::held(offset_of(word)),
             };
             let new = Cursor {
                 epoch,
@@ -673,8 +811,8 @@ impl PairRecord {
         }
     }
 
-    fn write_generation(&self, epoch: u16, next: &NextGen) {
-        let i = usize::from(epoch & 1);
+    fn write_generation(&self, epoch: u64, next: &NextGen) {
+        let i = epoch as usize & 1;
         let (limits, meta) = (&self.limits[i], &self.meta[i]);
         let none = LiveKey {
             key: 0,
@@ -739,19 +877,14 @@ impl PairRecord {
     pub(crate) fn check(&self) -> Result<(), String> {
         // Acquire: pairs with the last publish.
         let cursor = Cursor::unpack(self.cursor.load(Ordering::Acquire));
-        let limits = &self.limits[usize::from(cursor.epoch & 1)];
+        let limits = &self.limits[cursor.epoch as usize & 1];
         let active = limits.active_limit.load(Ordering::Acquire);
         let reserve = limits.reserve_limit.load(Ordering::Acquire);
         if active > crate::key::MAX_LIMIT_BYTES || reserve > crate::key::MAX_LIMIT_BYTES {
             return Err(format!("limit {} beyond the maximum", active.max(reserve)));
         }
         if self.metering() == Metering::Seats {
-            // Seats may exceed a smaller key that took over; they can never exceed the largest
-            // amount a seat key carries.
-            if cursor.offset > u64::from(u32::MAX) {
-                return Err(format!("{} seats held, beyond any key", cursor.offset));
-            }
-            return Ok(());
+            return seat::check(cursor);
         }
         if cursor.offset > active + reserve {
             return Err(format!(
@@ -831,9 +964,9 @@ mod tests {
                 offset: 0,
             },
             Cursor {
-                epoch: u16::MAX,
+                epoch: (1 << 63) - 1,
                 expired: true,
-                offset: OFFSET_MASK,
+                offset: u64::MAX,
             },
             Cursor {
                 epoch: 7,

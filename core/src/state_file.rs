@@ -1,8 +1,13 @@
 //! The memory-mapped hot-state file: a checksummed header and a fixed table of [`PairRecord`]s.
 //!
-//! Layout (little-endian): a 4 KiB header page, then `capacity` records of 128 bytes. The header
-//! is written once, at creation, through a temporary file that is synced and renamed into place,
-//! so it is never torn; afterwards only the records change, and only through atomics.
+//! Layout (little-endian): a 4 KiB header page, then `capacity` records of 192 bytes
+//! ([`PairRecord`] documents its fields). The header is written once, at creation, through a
+//! temporary file that is synced and renamed into place, so it is never torn; afterwards only
+//! the records change, and only through atomics.
+//!
+//! Format history: version 1 had 128-byte records with a 64-bit cursor word and a 16-bit epoch;
+//! version 2 has the 128-bit cursor. [`upgrade`] rewrites a version-1 file in place, once, at
+//! open, keeping every counter.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -18,7 +23,7 @@ use crate::slot::PairRecord;
 
 const MAGIC: [u8; 8] = *b"TOLLGATE";
 /// Version of the state-file layout this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 4096;
 const RECORD_LEN: usize = std::mem::size_of::<PairRecord>();
 /// Bytes of the header covered by its checksum (everything before the checksum itself).
@@ -26,7 +31,7 @@ const CHECKED_LEN: usize = 40;
 
 /// Default number of pair records in a new state file.
 pub const DEFAULT_CAPACITY: u32 = 65_536;
-/// Largest capacity a state file may be created with (128 MiB of records per 1 M).
+/// Largest capacity a state file may be created with (192 MiB of records per 1 M).
 pub const MAX_CAPACITY: u32 = 16 * 1024 * 1024;
 
 /// The decoded header.
@@ -64,8 +69,41 @@ impl Header {
         page
     }
 
-    /// Decodes and checks a header page; the error says what is wrong.
+    /// Decodes and checks a header page of this build's format; the error says what is wrong.
     fn decode(page: &[u8]) -> std::result::Result<Header, String> {
+        let header = Header::decode_any(page)?;
+        if header.version != FORMAT_VERSION {
+            return Err(format!(
+                "format version {}, this build reads version {FORMAT_VERSION}",
+                header.version
+            ));
+        }
+        header.check_layout(RECORD_LEN)?;
+        Ok(header)
+    }
+
+    /// Checks the record length and the file length the header claims.
+    fn check_layout(&self, record_len: usize) -> std::result::Result<(), String> {
+        if self.record_len as usize != record_len {
+            return Err(format!(
+                "layout of {HEADER_LEN}-byte header and {}-byte records, this build uses {HEADER_LEN} and {record_len}",
+                self.record_len
+            ));
+        }
+        if self.capacity == 0
+            || self.capacity > MAX_CAPACITY
+            || self.file_len != HEADER_LEN as u64 + u64::from(self.capacity) * record_len as u64
+        {
+            return Err(format!(
+                "capacity {} does not fit a layout of {} bytes",
+                self.capacity, self.file_len
+            ));
+        }
+        Ok(())
+    }
+
+    /// Decodes a header page of any format version: magic, checksum, padding and header length.
+    fn decode_any(page: &[u8]) -> std::result::Result<Header, String> {
         if page.len() < HEADER_LEN {
             return Err(format!(
                 "file is {} bytes, shorter than the {HEADER_LEN}-byte header",
@@ -87,39 +125,22 @@ impl Header {
                 "header checksum {stored:#018x} does not match its content ({computed:#018x})"
             ));
         }
-        let version = u32_at(8);
-        if version != FORMAT_VERSION {
-            return Err(format!(
-                "format version {version}, this build reads version {FORMAT_VERSION}"
-            ));
-        }
         if page[CHECKED_LEN + 8..HEADER_LEN].iter().any(|&b| b != 0) {
             return Err("header padding is not zero".into());
         }
-        let header = Header {
-            version,
+        if u32_at(20) as usize != HEADER_LEN {
+            return Err(format!(
+                "layout of {}-byte header, this build uses {HEADER_LEN}",
+                u32_at(20)
+            ));
+        }
+        Ok(Header {
+            version: u32_at(8),
             record_len: u32_at(12),
             capacity: u32_at(16),
             file_len: u64_at(24),
             created_unix: u64_at(32),
-        };
-        if u32_at(20) as usize != HEADER_LEN || header.record_len as usize != RECORD_LEN {
-            return Err(format!(
-                "layout of {}-byte header and {}-byte records, this build uses {HEADER_LEN} and {RECORD_LEN}",
-                u32_at(20),
-                header.record_len
-            ));
-        }
-        if header.capacity == 0
-            || header.capacity > MAX_CAPACITY
-            || header.file_len != Header::new(header.capacity, 0).file_len
-        {
-            return Err(format!(
-                "capacity {} does not fit a layout of {} bytes",
-                header.capacity, header.file_len
-            ));
-        }
-        Ok(header)
+        })
     }
 }
 
@@ -162,6 +183,17 @@ impl StateFile {
 
     /// Opens and maps an existing state file, refusing any file whose header or size is wrong.
     pub(crate) fn open(path: &Path) -> Result<StateFile> {
+        if !crate::sync::AtomicU128::is_lock_free() {
+            // A lock-based 128-bit atomic would lock per process, not across the processes
+            // sharing the mapping.
+            return Err(Error::io(
+                format!(
+                    "open {}: this CPU has no lock-free 128-bit compare-and-swap",
+                    path.display()
+                ),
+                std::io::ErrorKind::Unsupported.into(),
+            ));
+        }
         let corrupt = |reason: String| Error::CorruptState {
             path: path.to_owned(),
             reason,
@@ -314,6 +346,115 @@ fn read_exact_at(file: &File, buf: &mut [u8]) -> std::io::Result<()> {
     file.read_exact_at(buf, 0)
 }
 
+/// The record length of format version 1.
+const V1_RECORD_LEN: usize = 128;
+
+/// Rewrites a version-1 state file at `path` in this build's format and returns true; returns
+/// false, changing nothing, for a file of any other version (which [`StateFile::open`] then
+/// judges). The new file is written beside it, synced and renamed over it, so a crash leaves
+/// either the old file or the new one. Needs the admin lock, and no process of an older build
+/// may have the state open: its updates to the old file would not reach the new one.
+pub(crate) fn upgrade(path: &Path) -> Result<bool> {
+    let corrupt = |reason: String| Error::CorruptState {
+        path: path.to_owned(),
+        reason,
+    };
+    let (file, len) = open_unfollowed(path, "the state file")?;
+    let mut page = vec![0u8; HEADER_LEN.min(len as usize)];
+    read_exact_at(&file, &mut page)
+        .map_err(|e| Error::io(format!("read header of {}", path.display()), e))?;
+    let Ok(old) = Header::decode_any(&page) else {
+        return Ok(false);
+    };
+    if old.version != 1 {
+        return Ok(false);
+    }
+    old.check_layout(V1_RECORD_LEN).map_err(corrupt)?;
+    if len != old.file_len {
+        return Err(corrupt(format!(
+            "file is {len} bytes but its header says {}: it was truncated or extended",
+            old.file_len
+        )));
+    }
+    let new = Header::new(old.capacity, old.created_unix);
+    let tmp = path.with_extension("upgrade");
+    let io = |what: &str| {
+        let what = format!("{what} {}", tmp.display());
+        move |e| Error::io(what, e)
+    };
+    let written = (|| {
+        use std::io::{BufReader, BufWriter, Read};
+        let mut out = BufWriter::new(
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)
+                .map_err(io("create"))?,
+        );
+        out.write_all(&new.encode())
+            .map_err(io("write header of"))?;
+        let mut records = BufReader::new(&file);
+        std::io::Seek::seek(&mut records, std::io::SeekFrom::Start(HEADER_LEN as u64))
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        let mut v1 = [0u8; V1_RECORD_LEN];
+        for _ in 0..old.capacity {
+            records
+                .read_exact(&mut v1)
+                .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+            out.write_all(&record_from_v1(&v1)).map_err(io("write"))?;
+        }
+        let out = out.into_inner().map_err(|e| io("write")(e.into_error()))?;
+        out.sync_all().map_err(io("sync"))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path)
+        .map_err(|e| Error::io(format!("rename {} into place", tmp.display()), e))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(format!("sync directory {}", dir.display()), e))?;
+    }
+    Ok(true)
+}
+
+/// One version-1 record in this build's layout. Version 1 packed the cursor as
+/// `[epoch:16 | expired:1 | offset:47]` and the expiry mark as `[epoch:16 | offset:48]`; the
+/// epoch keeps its value (so the generation slot it selects is the same), and a switched seat
+/// pair gets its seats at the switch from the mark, as version 1 read them.
+fn record_from_v1(v1: &[u8; V1_RECORD_LEN]) -> [u8; RECORD_LEN] {
+    let u64_at = |at: usize| u64::from_le_bytes(v1[at..at + 8].try_into().unwrap());
+    let u32_at = |at: usize| u32::from_le_bytes(v1[at..at + 4].try_into().unwrap());
+    let (cursor, mark) = (u64_at(0), u64_at(8));
+    let epoch = cursor >> 48;
+    let expired = cursor & (1 << 47) != 0;
+    let mut offset = cursor & ((1 << 47) - 1);
+    let mark_epoch = mark >> 48;
+    let mark_offset = mark & ((1 << 48) - 1);
+    let seats = u32_at(120) == 1;
+    if seats && expired {
+        let at_switch = if mark_epoch == epoch {
+            mark_offset
+        } else {
+            offset
+        };
+        offset |= at_switch << 32;
+    }
+    let mut v2 = [0u8; RECORD_LEN];
+    v2[0..8].copy_from_slice(&offset.to_le_bytes());
+    v2[8..16].copy_from_slice(&(epoch << 1 | u64::from(expired)).to_le_bytes());
+    v2[16..64].copy_from_slice(&v1[16..64]);
+    v2[64..72].copy_from_slice(&mark_offset.to_le_bytes());
+    v2[72..80].copy_from_slice(&mark_epoch.to_le_bytes());
+    v2[80..128].copy_from_slice(&v1[64..112]);
+    v2[128..136].copy_from_slice(&u64::from(u32_at(112)).to_le_bytes());
+    v2[136..144].copy_from_slice(&v1[116..124]);
+    v2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,7 +481,7 @@ mod tests {
         assert_eq!(state.capacity(), 16);
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
-            (HEADER_LEN + 16 * 128) as u64
+            (HEADER_LEN + 16 * RECORD_LEN) as u64
         );
         assert_eq!(state.record(15).owner(), 0);
     }
@@ -351,7 +492,7 @@ mod tests {
         let cases: Vec<(&str, Damage, &str)> = vec![
             (
                 "truncated",
-                |b| b.truncate(b.len() - 128),
+                |b| b.truncate(b.len() - RECORD_LEN),
                 "truncated or extended",
             ),
             (
@@ -426,5 +567,68 @@ mod tests {
                 })
             ));
         }
+    }
+
+    /// A version-1 file (128-byte records, 16-bit epochs) is rewritten in this format with every
+    /// counter, generation, switch and seat gauge as version 1 read it.
+    #[test]
+    fn a_version_1_file_is_upgraded_with_its_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.tgs");
+        let header = Header {
+            version: 1,
+            record_len: V1_RECORD_LEN as u32,
+            capacity: 3,
+            file_len: (HEADER_LEN + 3 * V1_RECORD_LEN) as u64,
+            created_unix: 7,
+        };
+        let mut bytes = header.encode().to_vec();
+        // (cursor, mark, metering, owner): a volume pair at epoch 3 with 700 bytes used; a seat
+        // pair at epoch 1 switched on expiry with 6 seats held then and 4 now; an empty record.
+        let records: [(u64, u64, u32, u32); 3] = [
+            (3 << 48 | 700, 3 << 48, 0, 1),
+            (1 << 48 | 1 << 47 | 4, 1 << 48 | 6, 1, 2),
+            (0, 0, 0, 0),
+        ];
+        for (cursor, mark, metering, owner) in records {
+            let mut r = [0u8; V1_RECORD_LEN];
+            r[0..8].copy_from_slice(&cursor.to_le_bytes());
+            r[8..16].copy_from_slice(&mark.to_le_bytes());
+            // limits[1]: active 1000, reserve 500, both never expiring.
+            r[40..48].copy_from_slice(&1000u64.to_le_bytes());
+            r[48..56].copy_from_slice(&500u64.to_le_bytes());
+            r[56..60].copy_from_slice(&u32::MAX.to_le_bytes());
+            r[60..64].copy_from_slice(&u32::MAX.to_le_bytes());
+            // meta[1]: keys 11 and 12, one switch before.
+            r[88..92].copy_from_slice(&11u32.to_le_bytes());
+            r[92..96].copy_from_slice(&12u32.to_le_bytes());
+            r[96..100].copy_from_slice(&1u32.to_le_bytes());
+            r[116..120].copy_from_slice(&owner.to_le_bytes());
+            r[120..124].copy_from_slice(&metering.to_le_bytes());
+            bytes.extend_from_slice(&r);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(
+            reason(&path),
+            "format version 1, this build reads version 2"
+        );
+        assert!(upgrade(&path).unwrap());
+        assert!(!upgrade(&path).unwrap(), "a second upgrade changes nothing");
+        let state = StateFile::open(&path).unwrap();
+        let volume = state.record(0).state();
+        assert_eq!((volume.epoch, volume.switches), (3, 1));
+        let active = volume.active.unwrap();
+        assert_eq!((active.key, active.limit, active.used), (11, 1000, 700));
+        assert_eq!(volume.reserve.unwrap().key, 12);
+        assert_eq!(state.record(0).owner(), 1);
+        let seats = state.record(1).state();
+        assert_eq!(seats.epoch, 1);
+        assert_eq!(seats.switched_out, Some((11, 6)));
+        assert_eq!(seats.active.unwrap().key, 12);
+        assert_eq!(seats.active.unwrap().used, 4);
+        for index in 0..3 {
+            state.record(index).check().unwrap();
+        }
+        assert_eq!(state.record(2).owner(), 0);
     }
 }

@@ -1,10 +1,65 @@
 //! The one place the engine gets its atomics from.
 //!
-//! Normally these are `std`'s atomics; under `--cfg loom` they are loom's, so the slot-pair code
+//! Normally these are `std`'s atomics, and `portable-atomic`'s `AtomicU128` for the slot pair's
+//! cursor word (std's is not stable); under `--cfg loom` they are loom's, so the slot-pair code
 //! that ships is the very code the loom models in `slot::loom_models` check.
+//!
+//! Loom has no 128-bit atomic. Under loom, [`AtomicU128`] is a loom mutex around the value: every
+//! operation is atomic and every interleaving of them is explored, but each one synchronizes
+//! like a lock, so the loom models check the cursor's atomicity and the orderings of every other
+//! location (limits, key ids, marks), not the orderings chosen for the cursor itself. Those are
+//! argued at each call site.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+#[cfg(not(loom))]
+pub(crate) use portable_atomic::AtomicU128;
+
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// A 128-bit atomic for loom models: a loom mutex around the value (see the module doc).
+#[cfg(loom)]
+pub(crate) struct AtomicU128(loom::sync::Mutex<u128>);
+
+#[cfg(loom)]
+impl AtomicU128 {
+    pub(crate) fn new(value: u128) -> AtomicU128 {
+        AtomicU128(loom::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn is_lock_free() -> bool {
+        true
+    }
+
+    pub(crate) fn load(&self, _: Ordering) -> u128 {
+        *self.0.lock().unwrap()
+    }
+
+    pub(crate) fn compare_exchange(
+        &self,
+        current: u128,
+        new: u128,
+        _: Ordering,
+        _: Ordering,
+    ) -> Result<u128, u128> {
+        let mut value = self.0.lock().unwrap();
+        if *value == current {
+            *value = new;
+            Ok(current)
+        } else {
+            Err(*value)
+        }
+    }
+
+    pub(crate) fn compare_exchange_weak(
+        &self,
+        current: u128,
+        new: u128,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u128, u128> {
+        self.compare_exchange(current, new, success, failure)
+    }
+}

@@ -9,16 +9,37 @@
 //! the switch stay held (the machines stay protected) and count against the new key; if the new
 //! key is smaller, acquires are refused until enough seats are released.
 //!
+//! The 64-bit offset of a seat pair holds two 32-bit fields: `[at_switch:32 | held:32]`. Seat
+//! amounts are `u32`, so the gauge never carries into `at_switch`. The switch CAS writes the
+//! seats held at that instant into `at_switch` in the same word it sets the flag in, so the
+//! retired key's final usage is exactly the gauge the switch saw. (A separate mark kept as a
+//! running maximum, as data volume does, would be wrong here: the gauge also goes down, and a
+//! switcher that lost its CAS to a release would leave a mark above what was held.)
+//!
 //! Acquire and release are each one CAS on the cursor word, so an acquire can never overshoot
 //! the bound, a release can never take the gauge below zero, and an admin publish (which
 //! carries the gauge into the next generation) never loses a concurrent acquire or release: the
-//! loser of the race retries.
+//! loser of the race retries. A refusal is validated like a grant's window (see `confirm`).
 
 use super::{
-    Cursor, Error, LiveKey, Metering, PairEvent, PairEvents, PairRecord, PairState, Refusal,
-    SwitchReason, EPOCH_SHIFT, EXPIRED_BIT, OFFSET_MASK,
+    offset_of, Cursor, Error, LiveKey, Metering, PairEvent, PairEvents, PairRecord, PairState,
+    Refusal, SwitchReason, Word, EXPIRED_BIT, OFFSET_MASK,
 };
 use crate::sync::Ordering;
+
+/// The `held` field of a seat pair's offset.
+const HELD_MASK: u64 = u32::MAX as u64;
+
+/// The seats held, from a seat pair's offset.
+#[inline(always)]
+pub(super) fn held(offset: u64) -> u64 {
+    offset & HELD_MASK
+}
+
+/// The seats held when the Active key expired, from an expired seat pair's offset.
+fn at_switch(offset: u64) -> u64 {
+    offset >> 32
+}
 
 impl PairRecord {
     /// Takes `units` seats if the Active key (or, once it expired, the reserve) has that many
@@ -32,31 +53,39 @@ impl PairRecord {
         events: &impl PairEvents,
     ) -> Result<u64, Error> {
         debug_assert_eq!(self.metering(), Metering::Seats);
-        // Acquire: pairs with the Release CAS that published this epoch's limits.
-        let mut word = self.cursor.load(Ordering::Acquire);
+        let mut word = self.load_cursor();
         loop {
-            let bound = match self.seat_bound(&mut word, now, events) {
-                Ok(bound) => bound,
-                Err(refusal) => return Err(self.refuse(word, units, refusal, events)),
+            let refusal = match self.seat_bound(&mut word, now, events) {
+                Ok(bound) => {
+                    let held = held(offset_of(word));
+                    let available = bound.saturating_sub(held);
+                    if units > available {
+                        Refusal::NoSeats { available }
+                    } else if units == 0 {
+                        return Ok(held);
+                    } else {
+                        // Relaxed on success: the gauge is the only datum an acquire publishes.
+                        // Acquire on failure: the retry reads the limits of whatever epoch the
+                        // current word carries. `held + units <= bound <= u32::MAX`, so the
+                        // addition stays inside the `held` field.
+                        match self.cursor.compare_exchange_weak(
+                            word,
+                            word + Word::from(units),
+                            Ordering::Relaxed,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => return Ok(held + units),
+                            Err(current) => {
+                                word = current;
+                                continue;
+                            }
+                        }
+                    }
+                }
+                Err(refusal) => refusal,
             };
-            let held = word & OFFSET_MASK;
-            let available = bound.saturating_sub(held);
-            if units > available {
-                let refusal = Refusal::NoSeats { available };
-                return Err(self.refuse(word, units, refusal, events));
-            }
-            if units == 0 {
-                return Ok(held);
-            }
-            // Relaxed on success: the gauge is the only datum an acquire publishes. Acquire on
-            // failure: the retry reads the limits of whatever epoch the current word carries.
-            match self.cursor.compare_exchange_weak(
-                word,
-                word + units,
-                Ordering::Relaxed,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok(held + units),
+            match self.confirm(word) {
+                Ok(()) => return Err(self.refuse(word, units, refusal, events)),
                 Err(current) => word = current,
             }
         }
@@ -72,7 +101,7 @@ impl PairRecord {
         // the one cursor word orders it against every acquire, release and publish.
         let mut word = self.cursor.load(Ordering::Relaxed);
         loop {
-            let held = word & OFFSET_MASK;
+            let held = held(offset_of(word));
             if units > held {
                 return Err(Error::NotHeld {
                     requested: units,
@@ -81,7 +110,7 @@ impl PairRecord {
             }
             match self.cursor.compare_exchange_weak(
                 word,
-                word - units,
+                word - Word::from(units),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
@@ -96,11 +125,16 @@ impl PairRecord {
     /// to its reserve on the way, like every other caller. Lock-free, usually one load.
     #[inline]
     pub(crate) fn covers(&self, now: u32, events: &impl PairEvents) -> Result<(), Error> {
-        // Acquire: as in `acquire`.
-        let mut word = self.cursor.load(Ordering::Acquire);
-        match self.seat_bound(&mut word, now, events) {
-            Ok(_) => Ok(()),
-            Err(refusal) => Err(self.refuse(word, 0, refusal, events)),
+        let mut word = self.load_cursor();
+        loop {
+            let refusal = match self.seat_bound(&mut word, now, events) {
+                Ok(_) => return Ok(()),
+                Err(refusal) => refusal,
+            };
+            match self.confirm(word) {
+                Ok(()) => return Err(self.refuse(word, 0, refusal, events)),
+                Err(current) => word = current,
+            }
         }
     }
 
@@ -109,15 +143,15 @@ impl PairRecord {
     #[inline(always)]
     fn seat_bound(
         &self,
-        word: &mut u64,
+        word: &mut Word,
         now: u32,
         events: &impl PairEvents,
     ) -> Result<u64, Refusal> {
         loop {
             let cursor = Cursor::unpack(*word);
-            let limits = &self.limits[usize::from(cursor.epoch & 1)];
+            let limits = &self.limits[cursor.epoch as usize & 1];
             // Acquire (all four): as in `window`: a value from a later generation orders our CAS
-            // after the epoch bump that preceded it, so the CAS fails.
+            // (or the refusal's reload) after the epoch bump that preceded it, so it fails.
             let active_limit = limits.active_limit.load(Ordering::Acquire);
             let reserve_limit = limits.reserve_limit.load(Ordering::Acquire);
             let active_expiry = limits.active_expiry.load(Ordering::Acquire);
@@ -144,31 +178,29 @@ impl PairRecord {
         }
     }
 
-    /// Hands an expired Active key's seats to the reserve: records the seats held, then sets
-    /// the expired flag in one CAS. Returns the new word if this caller switched, the current
-    /// word otherwise.
+    /// Hands an expired Active key's seats to the reserve: sets the expired flag and records the
+    /// seats held in `at_switch`, in one CAS. Returns the new word if this caller switched, the
+    /// current word otherwise.
     #[cold]
     #[inline(never)]
-    fn switch_seats_on_expiry(&self, word: u64, events: &impl PairEvents) -> Result<u64, u64> {
-        let cursor = Cursor::unpack(word);
-        self.raise_mark(cursor.epoch, cursor.offset);
-        let new = word | EXPIRED_BIT;
-        // Release on success: publishes the mark raised above to whoever Acquire-loads a cursor
-        // with the flag. Acquire on failure: the caller re-reads the limits.
+    fn switch_seats_on_expiry(&self, word: Word, events: &impl PairEvents) -> Result<Word, Word> {
+        let keys = self.key_rows(word);
+        let held = held(offset_of(word));
+        let new = (word & !OFFSET_MASK) | EXPIRED_BIT | Word::from(held << 32 | held);
+        // Release on success, Acquire on failure: as for data volume (`switch_on_expiry`); the
+        // key ids were Acquire-loaded before, so this CAS validates them.
         self.cursor
             .compare_exchange(word, new, Ordering::Release, Ordering::Acquire)?;
-        let meta = &self.meta[usize::from(cursor.epoch & 1)];
-        // Acquire: pairs with the Release stores that published this generation's key ids.
         events.emit(PairEvent::Switched {
-            from: meta.active_key.load(Ordering::Acquire),
-            to: meta.reserve_key.load(Ordering::Acquire),
+            from: keys.active,
+            to: keys.reserve,
             reason: SwitchReason::Expired,
         });
         Ok(new)
     }
 
     /// The cursor word, for [`PairRecord::reset_gauge`].
-    pub(crate) fn gauge_word(&self) -> u64 {
+    pub(crate) fn gauge_word(&self) -> Word {
         // Acquire: pairs with the publish that wrote the word's generation.
         self.cursor.load(Ordering::Acquire)
     }
@@ -176,15 +208,15 @@ impl PairRecord {
     /// Sets the gauge to zero if the cursor still holds `seen`, and returns the seats dropped.
     /// Only for a pair no owner holds seats on (see `Holders::reclaim_dead`): seats counted as
     /// held by an owner killed between its two steps are leaked otherwise.
-    pub(crate) fn reset_gauge(&self, seen: u64) -> u64 {
-        let held = seen & OFFSET_MASK;
+    pub(crate) fn reset_gauge(&self, seen: Word) -> u64 {
+        let held = held(offset_of(seen));
         if held == 0 {
             return 0;
         }
         // Relaxed: as in `release`; the CAS fails if anyone moved the gauge since `seen`.
         match self.cursor.compare_exchange(
             seen,
-            seen & !OFFSET_MASK,
+            seen - Word::from(held),
             Ordering::Relaxed,
             Ordering::Relaxed,
         ) {
@@ -199,10 +231,10 @@ impl PairRecord {
         // Relaxed: as in `release`.
         let mut word = self.cursor.load(Ordering::Relaxed);
         loop {
-            let taken = units.min(word & OFFSET_MASK);
+            let taken = units.min(held(offset_of(word)));
             match self.cursor.compare_exchange_weak(
                 word,
-                word - taken,
+                word - Word::from(taken),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
@@ -216,22 +248,14 @@ impl PairRecord {
 /// The logical content of a seat pair at `cursor`: the gauge counts against whichever key is
 /// Active; the reserve, until it takes over, holds nothing.
 pub(super) fn state(
-    record: &PairRecord,
     cursor: Cursor,
     mut state: PairState,
     active: LiveKey,
     reserve: LiveKey,
 ) -> PairState {
-    let held = cursor.offset;
+    let held = held(cursor.offset);
     if cursor.expired && reserve.limit > 0 {
-        // Relaxed: the flag was Acquire-loaded and the mark raised before it was set.
-        let mark = record.expiry_mark.load(Ordering::Relaxed);
-        let at_switch = if (mark >> EPOCH_SHIFT) as u16 == cursor.epoch {
-            mark & OFFSET_MASK
-        } else {
-            held
-        };
-        state.switched_out = Some((active.key, at_switch));
+        state.switched_out = Some((active.key, at_switch(cursor.offset)));
         state.switch_reason = Some(SwitchReason::Expired);
         state.active = Some(LiveKey {
             used: held,
@@ -246,6 +270,17 @@ pub(super) fn state(
         state.reserve = (reserve.limit > 0).then_some(LiveKey { used: 0, ..reserve });
     }
     state
+}
+
+/// Checks a seat pair's cursor: `at_switch` is set only by the switch.
+pub(super) fn check(cursor: Cursor) -> Result<(), String> {
+    if !cursor.expired && at_switch(cursor.offset) != 0 {
+        return Err(format!(
+            "seat gauge {:#x} records a switch without the expired flag",
+            cursor.offset
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(all(test, not(loom)))]
