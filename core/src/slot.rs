@@ -43,6 +43,8 @@ use crate::clock::NEVER;
 use crate::error::Error;
 use crate::sync::{AtomicU128, AtomicU32, AtomicU64, Ordering};
 
+#[cfg(all(test, not(loom)))]
+mod races;
 mod seat;
 
 /// What a pair's cursor offset counts.
