@@ -1388,4 +1388,59 @@ mod loom_models {
             assert!(granted == 2 || granted == 4);
         });
     }
+
+    /// Runs `consume` against two publishes: generation 1 (Active 10 bytes starting at 8, a
+    /// reserve of 10) is followed by two generations of an Active key of 4 bytes with a reserve
+    /// of 2, so the slot generation 1 used is rewritten with limits its offset does not fit.
+    /// Every generation has room for one byte: `consume` must be granted, and the byte charged to
+    /// the generation it was granted in.
+    fn two_publishes_race(consume: fn(&PairRecord, &Switches) -> u64) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(move || {
+            let gen = |active, start, reserve| NextGen {
+                active: Some(LiveKey {
+                    key: 1,
+                    limit: active,
+                    used: start,
+                    expiry: NEVER,
+                }),
+                reserve: Some(live(2, reserve, NEVER)),
+                retired: None,
+                switches: 0,
+            };
+            let record = Arc::new(PairRecord::new());
+            record.publish::<()>(|_| Ok(gen(10, 8, 10))).unwrap();
+            let consumer = {
+                let record = record.clone();
+                thread::spawn(move || consume(&record, &Switches::default()))
+            };
+            let mut charged = 0;
+            let mut base = 8;
+            for _ in 0..2 {
+                let (before, _) = record.publish::<()>(|_| Ok(gen(4, 0, 2))).unwrap();
+                let before_used = before.active.unwrap().used + before.reserve.unwrap().used;
+                charged += before_used - base;
+                base = 0;
+            }
+            assert_eq!(consumer.join().unwrap(), 1, "refused while a byte was free");
+            let last = record.state();
+            charged += last.active.unwrap().used + last.reserve.unwrap().used;
+            assert_eq!(charged, 1);
+        });
+    }
+
+    /// Defect 1 for `grant`.
+    #[test]
+    fn two_publishes_race_a_grant() {
+        two_publishes_race(|record, events| {
+            record.grant(1, Mode::AllOrNothing, 0, events).unwrap_or(0)
+        });
+    }
+
+    /// Defect 1 for `grant_many`.
+    #[test]
+    fn two_publishes_race_grant_many() {
+        two_publishes_race(|record, events| record.grant_many(&[1], 0, events).0 as u64);
+    }
 }

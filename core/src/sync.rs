@@ -25,6 +25,7 @@ pub(crate) struct AtomicU128(loom::sync::Mutex<u128>);
 
 #[cfg(loom)]
 impl AtomicU128 {
+    #[cfg(test)]
     pub(crate) fn new(value: u128) -> AtomicU128 {
         AtomicU128(loom::sync::Mutex::new(value))
     }

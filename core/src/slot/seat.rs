@@ -543,4 +543,94 @@ mod loom_models {
             assert_eq!(record.state().active.unwrap().used, 1 + acquired - released);
         });
     }
+
+    /// Defect 4: the switch records exactly the seats held in the word it replaced, also when
+    /// it loses a CAS to a release first. Five seats are held; one thread switches (a probe at
+    /// a time past expiry) while another releases three and notes whether the word it replaced
+    /// had already switched. Under the running-maximum mark this found 2 held with a mark of 5.
+    #[test]
+    fn a_switch_records_exactly_the_seats_it_saw() {
+        loom::model(|| {
+            let record = Arc::new(PairRecord::new());
+            record.set_metering(Metering::Seats);
+            record
+                .publish::<()>(|_| {
+                    Ok(NextGen {
+                        active: Some(LiveKey {
+                            key: 1,
+                            limit: 5,
+                            used: 0,
+                            expiry: 10,
+                        }),
+                        reserve: Some(LiveKey {
+                            key: 2,
+                            limit: 5,
+                            used: 0,
+                            expiry: NEVER,
+                        }),
+                        retired: None,
+                        switches: 0,
+                    })
+                })
+                .unwrap();
+            record.acquire(5, 0, &Switches::default()).unwrap();
+            let switcher = {
+                let record = record.clone();
+                thread::spawn(move || record.covers(20, &Switches::default()).unwrap())
+            };
+            // A release of three written out, to see the word it replaced.
+            let mut word = record.cursor.load(Ordering::Relaxed);
+            let released_after_switch = loop {
+                match record.cursor.compare_exchange(
+                    word,
+                    word - 3,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(replaced) => break replaced & EXPIRED_BIT != 0,
+                    Err(current) => word = current,
+                }
+            };
+            switcher.join().unwrap();
+            let state = record.state();
+            let at_switch = if released_after_switch { 5 } else { 2 };
+            assert_eq!(state.switched_out, Some((1, at_switch)));
+            assert_eq!(state.active.unwrap().used, 2);
+        });
+    }
+
+    /// Defect 1 for seats: two publishes race an acquirer. The first generation's Active key
+    /// has expired (the acquirer switches it); the next two have a valid Active key and no
+    /// reserve. Every generation has free seats, so the acquire never fails.
+    #[test]
+    fn two_publishes_race_an_acquire() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(|| {
+            let record = expiring_pair();
+            let acquirer = {
+                let record = record.clone();
+                thread::spawn(move || record.acquire(1, 20, &Switches::default()))
+            };
+            for _ in 0..2 {
+                record
+                    .publish::<()>(|_| {
+                        Ok(NextGen {
+                            active: Some(LiveKey {
+                                key: 3,
+                                limit: 2,
+                                used: 0,
+                                expiry: NEVER,
+                            }),
+                            reserve: None,
+                            retired: None,
+                            switches: 0,
+                        })
+                    })
+                    .unwrap();
+            }
+            assert_eq!(acquirer.join().unwrap().ok(), Some(1));
+            assert_eq!(record.state().active.unwrap().used, 1);
+        });
+    }
 }
