@@ -288,80 +288,135 @@ fn open(dir: &std::path::Path, clock: &Clock) -> (Engine, ProjectHandle) {
     (engine, handle)
 }
 
+/// Sequences checked in one run: 10,000, split over two tests so they run on two threads.
+const CASES: u32 = 10_000;
+
+/// A temporary directory for one sequence: in memory when the machine has /dev/shm, since the
+/// model checks the rules and the accounting, not durability (tests/power_loss.rs and
+/// tests/crash.rs do that), and fsyncs on a disk would make 10,000 sequences take minutes.
+fn scratch_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
+/// Runs one sequence against the engine and the reference model.
+fn check_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
+    let dir = scratch_dir();
+    let clock = Clock::manual(START);
+    let (mut engine, mut handle) = open(dir.path(), &clock);
+    let mut model = Model {
+        now: START,
+        ..Model::default()
+    };
+    let mut ids = 0;
+    let mut key = |limit: u64, expires_in: Option<u32>, now: u32| {
+        ids += 1;
+        let id = format!("K{ids}");
+        let mkey = MKey {
+            id: id.clone(),
+            limit,
+            used: 0,
+            expiry: expires_in.map(|e| now + e),
+        };
+        let key: Key = match mkey.expiry {
+            Some(at) => common::expiring(dv(&id, limit), i64::from(at)),
+            None => dv(&id, limit),
+        };
+        (key, mkey)
+    };
+    for (step, op) in ops.iter().enumerate() {
+        let (got, want) = match op {
+            Op::Add { limit, expires_in } => {
+                let (k, m) = key(*limit, *expires_in, model.now);
+                (
+                    admin_outcome(engine.add_key("P", k).map(drop)),
+                    model.add(m),
+                )
+            }
+            Op::Replace { limit, expires_in } => {
+                let (k, m) = key(*limit, *expires_in, model.now);
+                (
+                    admin_outcome(engine.replace_active_key("P", k).map(drop)),
+                    model.replace(m),
+                )
+            }
+            Op::RemoveReserve => {
+                let want = match model.reserve.take() {
+                    Some(_) => Outcome::Granted(0),
+                    None => Outcome::Other("ReserveNotFound".into()),
+                };
+                let id = engine
+                    .keys("P")
+                    .unwrap()
+                    .into_iter()
+                    .find(|k| k.status == tollgate_core::KeyStatus::Reserved)
+                    .map_or("none".to_owned(), |k| k.key.id);
+                (admin_outcome(engine.remove_reserve("P", &id)), want)
+            }
+            Op::Consume { amount } => (
+                outcome(handle.consume(*amount).map(|()| *amount)),
+                model.grant(*amount, false),
+            ),
+            Op::ConsumePartial { amount } => (
+                outcome(handle.consume_partial(*amount)),
+                model.grant(*amount, true),
+            ),
+            Op::ConsumeMany { amounts } => {
+                let (count, result) = handle.consume_many(amounts);
+                let (want_count, want) = model.grant_many(amounts);
+                prop_assert_eq!(count, want_count, "step {}: {:?}", step, op);
+                let got = outcome(result.map(|()| amounts.iter().sum()));
+                (got, want)
+            }
+            Op::Advance { secs } => {
+                model.now += secs;
+                clock.set(model.now);
+                (Outcome::Granted(0), Outcome::Granted(0))
+            }
+            Op::Reopen => {
+                drop(handle);
+                drop(engine);
+                (engine, handle) = open(dir.path(), &clock);
+                (Outcome::Granted(0), Outcome::Granted(0))
+            }
+        };
+        prop_assert_eq!(got, want, "step {}: {:?}", step, op);
+        prop_assert_eq!(
+            handle.usage(),
+            model.usage(),
+            "usage after step {}: {:?}",
+            step,
+            op
+        );
+        prop_assert_eq!(
+            common::charged(&engine, "P"),
+            model.charged(),
+            "charged after step {}",
+            step
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 64,
+        cases: CASES / 2,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
 
     #[test]
     fn engine_matches_the_reference_model(ops in proptest::collection::vec(op(), 1..40)) {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Clock::manual(START);
-        let (mut engine, mut handle) = open(dir.path(), &clock);
-        let mut model = Model { now: START, ..Model::default() };
-        let mut ids = 0;
-        let mut key = |limit: u64, expires_in: Option<u32>, now: u32| {
-            ids += 1;
-            let id = format!("K{ids}");
-            let mkey = MKey { id: id.clone(), limit, used: 0, expiry: expires_in.map(|e| now + e) };
-            let key: Key = match mkey.expiry {
-                Some(at) => common::expiring(dv(&id, limit), i64::from(at)),
-                None => dv(&id, limit),
-            };
-            (key, mkey)
-        };
-        for (step, op) in ops.iter().enumerate() {
-            let (got, want) = match op {
-                Op::Add { limit, expires_in } => {
-                    let (k, m) = key(*limit, *expires_in, model.now);
-                    (admin_outcome(engine.add_key("P", k).map(drop)), model.add(m))
-                }
-                Op::Replace { limit, expires_in } => {
-                    let (k, m) = key(*limit, *expires_in, model.now);
-                    (admin_outcome(engine.replace_active_key("P", k).map(drop)), model.replace(m))
-                }
-                Op::RemoveReserve => {
-                    let want = match model.reserve.take() {
-                        Some(_) => Outcome::Granted(0),
-                        None => Outcome::Other("ReserveNotFound".into()),
-                    };
-                    let id = engine.keys("P").unwrap().into_iter()
-                        .find(|k| k.status == tollgate_core::KeyStatus::Reserved)
-                        .map_or("none".to_owned(), |k| k.key.id);
-                    (admin_outcome(engine.remove_reserve("P", &id)), want)
-                }
-                Op::Consume { amount } => (
-                    outcome(handle.consume(*amount).map(|()| *amount)),
-                    model.grant(*amount, false),
-                ),
-                Op::ConsumePartial { amount } => (
-                    outcome(handle.consume_partial(*amount)),
-                    model.grant(*amount, true),
-                ),
-                Op::ConsumeMany { amounts } => {
-                    let (count, result) = handle.consume_many(amounts);
-                    let (want_count, want) = model.grant_many(amounts);
-                    prop_assert_eq!(count, want_count, "step {}: {:?}", step, op);
-                    let got = outcome(result.map(|()| amounts.iter().sum()));
-                    (got, want)
-                }
-                Op::Advance { secs } => {
-                    model.now += secs;
-                    clock.set(model.now);
-                    (Outcome::Granted(0), Outcome::Granted(0))
-                }
-                Op::Reopen => {
-                    drop(handle);
-                    drop(engine);
-                    (engine, handle) = open(dir.path(), &clock);
-                    (Outcome::Granted(0), Outcome::Granted(0))
-                }
-            };
-            prop_assert_eq!(got, want, "step {}: {:?}", step, op);
-            prop_assert_eq!(handle.usage(), model.usage(), "usage after step {}: {:?}", step, op);
-            prop_assert_eq!(common::charged(&engine, "P"), model.charged(), "charged after step {}", step);
-        }
+        check_sequence(&ops)?;
+    }
+
+    #[test]
+    fn engine_matches_the_reference_model_second_half(ops in proptest::collection::vec(op(), 1..40)) {
+        check_sequence(&ops)?;
     }
 }
