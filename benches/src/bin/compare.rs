@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use tollgate_bench::contestants::{
-    BareAtomic, BareCas, Contestant, DashMapRow, LockedMap, Redis, SqliteRow, TollgateConsume,
+    BareAtomic, BareCas, BareCas128, Contestant, DashMapRow, LockedMap, Redis, SqliteRow, TollgateConsume,
     REDIS_ENV,
 };
 use tollgate_bench::external::{CProgram, PythonBench};
@@ -178,6 +178,7 @@ fn field(max_threads: usize) -> BenchResult<Field> {
     let mut in_process: Vec<Box<dyn Contestant>> = vec![
         Box::new(BareAtomic),
         Box::new(BareCas),
+        Box::new(BareCas128),
         Box::new(TollgateConsume::new(max_threads)?),
         Box::new(LockedMap::std()),
         Box::new(LockedMap::parking_lot()),
@@ -268,6 +269,7 @@ fn annotate(rows: &mut [Row]) {
     for row in rows.iter_mut() {
         let (base, label) = match row.contestant.as_str() {
             "tollgate" => ("cas_loop", "bare CAS loop"),
+            "cas128_loop" => ("cas_loop", "64-bit CAS loop"),
             "c_tg_consume" => ("tollgate", "Rust consume"),
             "c_atomic" => ("atomic", "Rust fetch_add"),
             "py_consume" | "py_consume_many" | "py_ctypes_tg_consume" => {
