@@ -280,3 +280,43 @@ fn a_switch_event_lost_with_its_process_is_restored() {
         assert_eq!(charged(&engine, "P"), 150);
     }
 }
+
+/// Issue 13, item 7: threads of one process share a pid, so a temporary key file named after
+/// the pid was removed by one thread while another was about to link it, and `Engine::open`
+/// failed with "create …/installation.key: No such file or directory".
+#[test]
+fn threads_opening_engines_on_a_fresh_installation_all_succeed() {
+    const THREADS: usize = 16;
+    for round in 0..8 {
+        let states = tempfile::tempdir().unwrap();
+        let installation = tempfile::tempdir().unwrap();
+        let shared = installation.path().join("tollgate");
+        let start = std::sync::Barrier::new(THREADS);
+        let opened: Vec<_> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (dir, shared, start) = (states.path().join(t.to_string()), &shared, &start);
+                    s.spawn(move || {
+                        let options = tollgate_core::Options {
+                            capacity: 16,
+                            installation_dir: Some(shared.clone()),
+                            ..tollgate_core::Options::default()
+                        };
+                        start.wait();
+                        Engine::open_with(&dir, options).map(drop)
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for (t, result) in opened.into_iter().enumerate() {
+            assert!(result.is_ok(), "round {round}, thread {t}: {result:?}");
+        }
+        let mut left: Vec<_> = std::fs::read_dir(&shared)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["anchors", "installation.key"], "round {round}");
+    }
+}
