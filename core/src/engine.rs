@@ -199,10 +199,17 @@ impl Inner {
     #[cold]
     #[inline(never)]
     fn refusal(&self, error: Error) -> Error {
-        match self.state.intact() {
+        match self.intact() {
             Ok(()) => error,
             Err(corrupt) => corrupt,
         }
+    }
+
+    /// `Ok` unless another process truncated the state file or the seat-holder table while
+    /// this one had it mapped (see `sigbus`).
+    fn intact(&self) -> Result<()> {
+        self.state.intact()?;
+        self.holders.intact()
     }
 }
 
@@ -382,7 +389,7 @@ impl Engine {
 
     /// Looks a project up once and returns the handle the hot path uses.
     pub fn project(&self, name: &str) -> Result<ProjectHandle> {
-        self.inner.state.intact()?;
+        self.inner.intact()?;
         let admin = self.inner.admin.lock();
         let project = project_row(&admin.catalog, name)?;
         let pair = data_volume_pair(&admin.catalog, &project)?;
@@ -650,7 +657,7 @@ impl Engine {
 
     /// Every key a project ever held, with where it is now and what it used.
     pub fn keys(&self, project: &str) -> Result<Vec<KeyUsage>> {
-        self.inner.state.intact()?;
+        self.inner.intact()?;
         let admin = self.inner.admin.lock();
         let project = project_row(&admin.catalog, project)?;
         let mut out = Vec::new();
@@ -684,7 +691,7 @@ impl Engine {
 
     /// The project card of SPEC §2.5.
     pub fn view(&self, project: &str) -> Result<ProjectView> {
-        self.inner.state.intact()?;
+        self.inner.intact()?;
         let now = self.now();
         let admin = self.inner.admin.lock();
         let project = project_row(&admin.catalog, project)?;
@@ -745,7 +752,7 @@ impl Engine {
     /// usage checkpoint of this engine is [`Options::checkpoint_interval`] old or more, it also
     /// records a new one (rollback detection, see `engine::checkpoint`).
     pub fn flush(&self) -> Result<()> {
-        self.inner.state.intact()?;
+        self.inner.intact()?;
         self.inner.holders.flush()?;
         let now = self.inner.clock.now();
         // Relaxed: a timestamp only this engine's flushes read; a race makes one extra
@@ -775,7 +782,7 @@ impl Engine {
     }
 
     fn admin(&self) -> Result<AdminGuard<'_>> {
-        self.inner.state.intact()?;
+        self.inner.intact()?;
         let admin = self.inner.admin.lock();
         admin
             .lock
