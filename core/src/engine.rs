@@ -73,7 +73,9 @@ pub struct Options {
     /// event, at open or while open. Expiry is always judged by the latest time seen, which the
     /// state keeps across restarts.
     pub clock_tolerance: Duration,
-    /// Capacity of the hot-path event queue; a full queue drops and counts.
+    /// Capacity of the hot-path event queue (rounded up to a power of two); an event that finds
+    /// no free slot is dropped and counted in [`Engine::dropped_events`], the hot path never
+    /// waits for the dispatcher.
     pub event_queue: usize,
     /// Where this installation keeps the key of its checkpoint MACs and the anchors that detect
     /// a state directory restored from a copy (see `engine::checkpoint`); `None` is
