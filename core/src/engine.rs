@@ -1327,6 +1327,15 @@ mod tests {
         Key::data_volume(id, limit_bytes)
     }
 
+    /// Opens `dir` with its own installation inside it, never the real one under `$HOME`.
+    fn open(dir: &Path) -> Engine {
+        let options = Options {
+            installation_dir: Some(dir.join("installation")),
+            ..Options::default()
+        };
+        Engine::open_with(dir, options).unwrap()
+    }
+
     /// Runs the first half of an admin change (pending row, publish) and stops, as a crash
     /// between the publish and the catalog commit would.
     fn interrupted(engine: &Engine, key: &Key, plan: impl Fn(&PairState, u32) -> NextGen) {
@@ -1366,7 +1375,7 @@ mod tests {
     #[test]
     fn an_interrupted_reserve_addition_is_completed_from_the_hot_state() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = open(dir.path());
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 100)).unwrap();
         interrupted(&engine, &dv("R", 50), |state, row| NextGen {
@@ -1376,7 +1385,7 @@ mod tests {
             switches: state.switches,
         });
         drop(engine);
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = open(dir.path());
         assert!(matches!(
             engine.add_key("P", dv("X", 1)),
             Err(Error::ReserveOccupied { .. })
@@ -1394,7 +1403,7 @@ mod tests {
     #[test]
     fn an_interrupted_replacement_keeps_the_old_keys_final_usage() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = open(dir.path());
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 100)).unwrap();
         engine.project("P").unwrap().consume(30).unwrap();
@@ -1420,7 +1429,7 @@ mod tests {
     #[test]
     fn a_key_that_never_reached_its_slot_is_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = open(dir.path());
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 100)).unwrap();
         {

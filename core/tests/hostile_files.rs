@@ -69,7 +69,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn a_disk_too_small_for_the_state_file_is_an_io_error_and_leaves_no_state() {
     let Some(fs) = Tmpfs::mount("2m") else { return };
-    let err = Engine::open(fs.path())
+    let err = common::open(fs.path())
         .err()
         .expect("an 8 MiB state fit on a 2 MiB disk");
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
@@ -81,7 +81,7 @@ fn a_disk_too_small_for_the_state_file_is_an_io_error_and_leaves_no_state() {
         fs.path(),
         Options {
             capacity: 64,
-            ..Options::default()
+            ..common::options(&fs.path())
         },
     )
     .unwrap();
@@ -95,7 +95,7 @@ fn a_full_disk_refuses_admin_changes_and_keeps_metering() {
         fs.path(),
         Options {
             capacity: 64,
-            ..Options::default()
+            ..common::options(&fs.path())
         },
     )
     .unwrap();
@@ -125,7 +125,7 @@ fn a_full_disk_refuses_admin_changes_and_keeps_metering() {
     std::fs::remove_file(&filler).unwrap();
     drop(project);
     drop(engine);
-    let engine = Engine::open(fs.path()).unwrap();
+    let engine = common::open(fs.path()).unwrap();
     assert_eq!(engine.usage("P").unwrap().active_used, 20);
 }
 
@@ -135,13 +135,13 @@ fn a_read_only_file_system_is_refused_and_untouched() {
         return;
     };
     {
-        let engine = Engine::open(fs.path()).unwrap();
+        let engine = common::open(fs.path()).unwrap();
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 1000)).unwrap();
     }
     let before = snapshot(&fs.path());
     fs.remount_read_only();
-    let err = Engine::open(fs.path())
+    let err = common::open(fs.path())
         .err()
         .expect("a read-only state was opened for writing");
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
@@ -154,7 +154,7 @@ fn symbolic_links_to_state_files_are_not_followed() {
     for file in ["hot.tgs", "catalog.db"] {
         let dir = tempfile::tempdir().unwrap();
         {
-            let engine = Engine::open(dir.path()).unwrap();
+            let engine = common::open(dir.path()).unwrap();
             engine.create_project("P").unwrap();
         }
         let elsewhere = tempfile::tempdir().unwrap();
@@ -162,7 +162,7 @@ fn symbolic_links_to_state_files_are_not_followed() {
         std::fs::rename(dir.path().join(file), &target).unwrap();
         std::os::unix::fs::symlink(&target, dir.path().join(file)).unwrap();
         let bytes = std::fs::read(&target).unwrap();
-        let err = Engine::open(dir.path())
+        let err = common::open(dir.path())
             .err()
             .expect("a symlinked state file was followed");
         assert!(matches!(err, Error::CorruptState { .. }), "{file}: {err:?}");
@@ -174,7 +174,7 @@ fn symbolic_links_to_state_files_are_not_followed() {
 #[test]
 fn a_state_file_truncated_while_mapped_is_reported_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).unwrap();
+    let engine = common::open(dir.path()).unwrap();
     engine.create_project("P").unwrap();
     engine.add_key("P", dv("A", 1000)).unwrap();
     let project = engine.project("P").unwrap();
@@ -204,7 +204,7 @@ fn a_state_file_truncated_while_mapped_is_reported_not_a_crash() {
     drop(project);
     drop(engine);
     assert!(matches!(
-        Engine::open(dir.path()),
+        common::open(dir.path()),
         Err(Error::CorruptState { .. })
     ));
 }
