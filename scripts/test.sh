@@ -13,16 +13,28 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
     python3 -m pip install --quiet pytest
 fi
 
+# Tests never touch the real installation (~/.local/state/tollgate): each names its own. The run
+# gets an empty home, checked at the end; cargo, rustup and the user's Python packages keep
+# theirs.
+real_home=$HOME
+export CARGO_HOME="${CARGO_HOME:-$real_home/.cargo}"
+export RUSTUP_HOME="${RUSTUP_HOME:-$real_home/.rustup}"
+export PYTHONUSERBASE="${PYTHONUSERBASE:-$(python3 -m site --user-base)}"
+test_home=$(mktemp -d)
+export HOME=$test_home
+unset XDG_STATE_HOME TOLLGATE_INSTALLATION
+trap 'rm -rf "$test_home"' EXIT
+
 cargo test --workspace
 
 # The activation service on loopback, for the test that talks to a separately started one.
 service=target/activation-server-test
 rm -rf "$service"
 scripts/activation-server.sh start "$service"
-trap 'scripts/activation-server.sh stop "$service" || true' EXIT
+trap 'scripts/activation-server.sh stop "$service" || true; rm -rf "$test_home"' EXIT
 TOLLGATE_ACTIVATION_DIR="$PWD/$service" cargo test -p tollgate-cli --test service -- --ignored
 scripts/activation-server.sh stop "$service"
-trap - EXIT
+trap 'rm -rf "$test_home"' EXIT
 
 # Loom builds every crate with --cfg loom, so it gets a target directory of its own.
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
@@ -30,3 +42,12 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
 
 cargo build -p tollgate-ffi
 TOLLGATE_LIBRARY="$PWD/target/debug/libtollgate.so" python3 -m pytest tests/python -q
+
+# Anything in the empty home was written by a test that did not use its own directories.
+left=$(find "$test_home" -mindepth 1 -maxdepth 4)
+rm -rf "$test_home"
+if [ -n "$left" ]; then
+    echo "tests wrote into \$HOME instead of their own temporary directories:" >&2
+    echo "$left" >&2
+    exit 1
+fi

@@ -56,6 +56,8 @@ impl Customer {
                 clock: clock.clone(),
                 trusted_keys: trusted,
                 renewal: Some(renewal),
+                // The test's own installation, never the real one under $HOME.
+                installation_dir: Some(dir.path().join("installation")),
                 ..Options::default()
             },
         )

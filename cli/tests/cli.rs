@@ -151,13 +151,15 @@ fn init_creates_once_and_refuses_an_existing_state() {
 #[test]
 fn global_options_go_anywhere_and_the_environment_names_the_state() {
     let state = State::new();
-    Command::new(BIN)
+    state
+        .bare()
         .args(["project", "create", "wh", "--json", "--state"])
         .arg(state.dir.path())
         .assert()
         .success()
         .stdout(contains("\"created\": true"));
-    Command::new(BIN)
+    state
+        .bare()
         .env("TOLLGATE_HOME", state.dir.path())
         .args(["--json", "project", "list"])
         .assert()
@@ -596,6 +598,7 @@ fn events_follow_streams_json_lines() {
     let first = state.json("events")[0]["seq"].as_u64().unwrap();
     let mut child = std::process::Command::new(BIN)
         .env_remove("TOLLGATE_HOME")
+        .env("TOLLGATE_INSTALLATION", state.installation.path())
         .arg("--state")
         .arg(state.dir.path())
         .args(["events", "--follow", "--json", "--since"])
@@ -678,8 +681,10 @@ fn demo_json_reports_exact_totals_and_one_switch() {
 
 #[test]
 fn demo_text_tells_the_story_on_a_temporary_state() {
+    let installation = tempfile::tempdir().unwrap();
     let assert = Command::new(BIN)
         .env_remove("TOLLGATE_HOME")
+        .env("TOLLGATE_INSTALLATION", installation.path())
         .args(["demo", "--volume", "32MiB", "--pace", "0.2", "--threads", "3"])
         .assert()
         .success()

@@ -43,6 +43,7 @@ impl Vendor {
     fn run(&self, args: &[&str]) -> Assert {
         let assert = Command::new(BIN)
             .env_remove("TOLLGATE_HOME")
+            .env("TOLLGATE_INSTALLATION", self.path("installation"))
             .current_dir(self.dir.path())
             .arg("--state")
             .arg(self.path("state"))

@@ -73,7 +73,9 @@ pub struct Options {
     /// event, at open or while open. Expiry is always judged by the latest time seen, which the
     /// state keeps across restarts.
     pub clock_tolerance: Duration,
-    /// Capacity of the hot-path event queue; a full queue drops and counts.
+    /// Capacity of the hot-path event queue (rounded up to a power of two); an event that finds
+    /// no free slot is dropped and counted in [`Engine::dropped_events`], the hot path never
+    /// waits for the dispatcher.
     pub event_queue: usize,
     /// Where this installation keeps the key of its checkpoint MACs and the anchors that detect
     /// a state directory restored from a copy (see `engine::checkpoint`); `None` is
@@ -199,10 +201,17 @@ impl Inner {
     #[cold]
     #[inline(never)]
     fn refusal(&self, error: Error) -> Error {
-        match self.state.intact() {
+        match self.intact() {
             Ok(()) => error,
             Err(corrupt) => corrupt,
         }
+    }
+
+    /// `Ok` unless another process truncated the state file or the seat-holder table while
+    /// this one had it mapped (see `sigbus`).
+    fn intact(&self) -> Result<()> {
+        self.state.intact()?;
+        self.holders.intact()
     }
 }
 
@@ -382,7 +391,7 @@ impl Engine {
 
     /// Looks a project up once and returns the handle the hot path uses.
     pub fn project(&self, name: &str) -> Result<ProjectHandle> {
-        self.inner.state.intact()?;
+        self.inner.intact()?;
         let admin = self.inner.admin.lock();
         let project = project_row(&admin.catalog, name)?;
         let pair = data_volume_pair(&admin.catalog, &project)?;
@@ -650,7 +659,7 @@ impl Engine {
 
     /// Every key a project ever held, with where it is now and what it used.
     pub fn keys(&self, project: &str) -> Result<Vec<KeyUsage>> {
-        self.inner.state.intact()?;
+        self.inner.intact()?;
         let admin = self.inner.admin.lock();
         let project = project_row(&admin.catalog, project)?;
         let mut out = Vec::new();
@@ -684,7 +693,7 @@ impl Engine {
 
     /// The project card of SPEC §2.5.
     pub fn view(&self, project: &str) -> Result<ProjectView> {
-        self.inner.state.intact()?;
+        self.inner.intact()?;
         let now = self.now();
         let admin = self.inner.admin.lock();
         let project = project_row(&admin.catalog, project)?;
@@ -745,7 +754,7 @@ impl Engine {
     /// usage checkpoint of this engine is [`Options::checkpoint_interval`] old or more, it also
     /// records a new one (rollback detection, see `engine::checkpoint`).
     pub fn flush(&self) -> Result<()> {
-        self.inner.state.intact()?;
+        self.inner.intact()?;
         self.inner.holders.flush()?;
         let now = self.inner.clock.now();
         // Relaxed: a timestamp only this engine's flushes read; a race makes one extra
@@ -775,7 +784,7 @@ impl Engine {
     }
 
     fn admin(&self) -> Result<AdminGuard<'_>> {
-        self.inner.state.intact()?;
+        self.inner.intact()?;
         let admin = self.inner.admin.lock();
         admin
             .lock
@@ -1324,6 +1333,15 @@ mod tests {
         Key::data_volume(id, limit_bytes)
     }
 
+    /// Opens `dir` with its own installation inside it, never the real one under `$HOME`.
+    fn open(dir: &Path) -> Engine {
+        let options = Options {
+            installation_dir: Some(dir.join("installation")),
+            ..Options::default()
+        };
+        Engine::open_with(dir, options).unwrap()
+    }
+
     /// Runs the first half of an admin change (pending row, publish) and stops, as a crash
     /// between the publish and the catalog commit would.
     fn interrupted(engine: &Engine, key: &Key, plan: impl Fn(&PairState, u32) -> NextGen) {
@@ -1363,7 +1381,7 @@ mod tests {
     #[test]
     fn an_interrupted_reserve_addition_is_completed_from_the_hot_state() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = open(dir.path());
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 100)).unwrap();
         interrupted(&engine, &dv("R", 50), |state, row| NextGen {
@@ -1373,7 +1391,7 @@ mod tests {
             switches: state.switches,
         });
         drop(engine);
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = open(dir.path());
         assert!(matches!(
             engine.add_key("P", dv("X", 1)),
             Err(Error::ReserveOccupied { .. })
@@ -1391,7 +1409,7 @@ mod tests {
     #[test]
     fn an_interrupted_replacement_keeps_the_old_keys_final_usage() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = open(dir.path());
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 100)).unwrap();
         engine.project("P").unwrap().consume(30).unwrap();
@@ -1417,7 +1435,7 @@ mod tests {
     #[test]
     fn a_key_that_never_reached_its_slot_is_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = open(dir.path());
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 100)).unwrap();
         {

@@ -1,8 +1,8 @@
 //! Events (SPEC §2.6): what they say, how the hot path hands them off without waiting, and how
 //! they reach the durable audit log and in-process subscribers.
 //!
-//! The hot path only pushes a 16-byte [`RawEvent`] into a bounded lock-free queue; a full queue
-//! drops and counts. A dispatcher thread resolves names, appends the events to the audit log and
+//! The hot path only pushes a 16-byte [`RawEvent`] into a bounded ring (`ring`) whose push never
+//! waits for another thread; a full ring, or a slot still being read out, drops and counts. A dispatcher thread resolves names, appends the events to the audit log and
 //! offers each to every subscriber with `try_send`; a full subscriber drops and counts too.
 //! Admin changes write their events in the same transaction as the change.
 
@@ -13,7 +13,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender, TrySendError};
-use crossbeam::queue::ArrayQueue;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -22,6 +21,9 @@ use crate::catalog::{Catalog, HotEvent};
 use crate::pool::{InstanceOs, LicenseType, PoolKind};
 use crate::slot::{PairEvent, RefusalReason, SwitchReason};
 use crate::view::Role;
+use ring::Ring;
+
+mod ring;
 
 /// Why a reserve key left its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,16 +254,16 @@ pub(crate) struct RawEvent {
     event: PairEvent,
 }
 
-/// The bounded, lock-free hand-off from the hot path to the dispatcher.
+/// The bounded hand-off from the hot path to the dispatcher; pushing never waits.
 pub(crate) struct HotQueue {
-    queue: ArrayQueue<RawEvent>,
+    queue: Ring<RawEvent>,
     dropped: AtomicU64,
 }
 
 impl HotQueue {
     pub(crate) fn new(capacity: usize) -> HotQueue {
         HotQueue {
-            queue: ArrayQueue::new(capacity),
+            queue: Ring::new(capacity),
             dropped: AtomicU64::new(0),
         }
     }
@@ -271,7 +273,8 @@ impl HotQueue {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Hands an event of `record` to the dispatcher; never blocks, drops and counts when full.
+    /// Hands an event of `record` to the dispatcher; never waits, drops and counts when the
+    /// ring has no free slot.
     pub(crate) fn push(&self, record: u32, event: PairEvent) {
         if self.queue.push(RawEvent { record, event }).is_err() {
             // Relaxed: a statistic; nothing is published with it.
@@ -369,7 +372,9 @@ impl Dispatcher {
                 loop {
                     // Acquire: pairs with the Release in `Drop`; events pushed before it are seen.
                     let stopping = flag.load(Ordering::Acquire);
+                    let mut ready = false;
                     while let Some(raw) = queue.queue.pop() {
+                        ready = true;
                         pending.push(names.resolve(&catalog, raw));
                         if pending.len() >= 1024 {
                             break;
@@ -384,7 +389,9 @@ impl Dispatcher {
                     if stopping && queue.queue.is_empty() {
                         return;
                     }
-                    if pending.is_empty() && queue.queue.is_empty() {
+                    // Nothing ready: the ring is empty, or a producer is still writing the
+                    // oldest event; either way look again later rather than spin.
+                    if pending.is_empty() && !ready {
                         std::thread::park_timeout(DISPATCH_INTERVAL);
                     }
                 }

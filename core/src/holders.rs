@@ -17,11 +17,12 @@
 //! state directory shared by processes in different pid namespaces is not supported.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
+use crate::sigbus::Watch;
 use crate::state_file::{create_preallocated, open_unfollowed, StateFile};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
@@ -165,6 +166,9 @@ pub(crate) struct Reclaimed {
 
 /// The mapped holder table.
 pub(crate) struct Holders {
+    path: PathBuf,
+    // Declared before `map` so the watch ends before the mapping does.
+    watch: Watch,
     map: MmapRaw,
     capacity: u32,
     _file: File,
@@ -217,10 +221,31 @@ impl Holders {
             .map_raw(&file)
             .map_err(|e| Error::io(format!("map {}", path.display()), e))?;
         Ok(Holders {
+            path: path.to_owned(),
+            watch: Watch::register(map.as_ptr(), map.len()),
             map,
             capacity,
             _file: file,
         })
+    }
+
+    /// `Ok` unless another process truncated the table while it was mapped (see `sigbus`):
+    /// its entries then read as free and the seats they held are unaccounted. No syscall.
+    #[inline]
+    pub(crate) fn intact(&self) -> Result<()> {
+        if self.watch.damaged() {
+            return Err(self.truncated());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self) -> Error {
+        Error::CorruptState {
+            path: self.path.clone(),
+            reason: "the seat-holder table was truncated while in use; the seats it held are lost to this process".into(),
+        }
     }
 
     fn entry(&self, index: u32) -> &HolderEntry {

@@ -7,10 +7,15 @@
 //! without any caller waiting — and refuses work that no valid key covers.
 //!
 //! ```
-//! use tollgate_core::{Engine, Error, Key};
+//! use tollgate_core::{Engine, Error, Key, Options};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let engine = Engine::open(dir.path())?;
+//! // The installation (the key of the usage checkpoints) defaults to ~/.local/state/tollgate.
+//! let options = Options {
+//!     installation_dir: Some(dir.path().join("installation")),
+//!     ..Options::default()
+//! };
+//! let engine = Engine::open_with(dir.path().join("state"), options)?;
 //! engine.create_project("warehouse")?;
 //! let key = |id: &str, gb: u64| Key::from_json(&format!(
 //!     r#"{{"id": "{id}", "delivery": "online", "kind": "commercial", "edition": "standard",

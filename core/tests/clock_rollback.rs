@@ -16,7 +16,7 @@ fn engine(dir: &std::path::Path, clock: &Clock) -> Engine {
         Options {
             clock: clock.clone(),
             clock_tolerance: Duration::from_secs(60),
-            ..Options::default()
+            ..common::options(dir)
         },
     )
     .unwrap()

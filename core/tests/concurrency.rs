@@ -15,7 +15,7 @@ const ACTIVE: u64 = 10_000_019;
 const RESERVE: u64 = 5_000_011;
 
 fn setup(dir: &std::path::Path) -> Engine {
-    let engine = Engine::open(dir).unwrap();
+    let engine = common::open(dir).unwrap();
     engine.create_project("P").unwrap();
     engine.add_key("P", dv("A", ACTIVE)).unwrap();
     engine.add_key("P", dv("R", RESERVE)).unwrap();
@@ -133,7 +133,7 @@ fn drain_child() {
         return;
     };
     let seed: u64 = child_env("TOLLGATE_TEST_SEED").unwrap().parse().unwrap();
-    let engine = Engine::open(&dir).unwrap();
+    let engine = common::open(&dir).unwrap();
     let project = engine.project("P").unwrap();
     let granted = std::thread::scope(|s| {
         let a = s.spawn(|| drain(&project, seed * 2));
@@ -175,7 +175,7 @@ fn processes_drain_active_and_reserve_exactly() {
 #[test]
 fn admin_changes_in_one_process_are_seen_by_handles_in_another() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Engine::open(dir.path()).unwrap();
+    let first = common::open(dir.path()).unwrap();
     first.create_project("P").unwrap();
     let handle = first.project("P").unwrap();
     assert!(matches!(handle.consume(1), Err(Error::NoActiveKey)));
@@ -193,7 +193,7 @@ fn add_keys_child() {
     let Some(dir) = child_env("TOLLGATE_TEST_DIR") else {
         return;
     };
-    let engine = Engine::open(&dir).unwrap();
+    let engine = common::open(&dir).unwrap();
     engine.add_key("P", dv("A", 100)).unwrap();
     engine.add_key("P", dv("R", 100)).unwrap();
     println!("RESULT 2");
@@ -204,7 +204,7 @@ fn add_keys_child() {
 #[test]
 fn admin_changes_racing_switches_lose_no_usage() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).unwrap();
+    let engine = common::open(dir.path()).unwrap();
     engine.create_project("P").unwrap();
     engine.add_key("P", dv("A", 64 << 10)).unwrap();
     engine.add_key("P", dv("R", 64 << 10)).unwrap();
@@ -243,7 +243,7 @@ fn switch_then_abort_child() {
     let Some(dir) = child_env("TOLLGATE_TEST_DIR") else {
         return;
     };
-    let engine = Engine::open(&dir).unwrap();
+    let engine = common::open(&dir).unwrap();
     engine.project("P").unwrap().consume(150).unwrap();
     // Dies before the dispatcher can write the switch to the audit log, as a SIGKILL would.
     std::process::abort();
@@ -255,7 +255,7 @@ fn switch_then_abort_child() {
 fn a_switch_event_lost_with_its_process_is_restored() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = common::open(dir.path()).unwrap();
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 100)).unwrap();
         engine.add_key("P", dv("R", 100)).unwrap();
@@ -266,7 +266,7 @@ fn a_switch_event_lost_with_its_process_is_restored() {
         .unwrap();
     assert!(!status.success(), "the child was meant to abort");
     for _ in 0..2 {
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = common::open(dir.path()).unwrap();
         let switches: Vec<_> = engine
             .events_after(0, 1000)
             .unwrap()
@@ -278,5 +278,45 @@ fn a_switch_event_lost_with_its_process_is_restored() {
             .collect();
         assert_eq!(switches, vec![("A".to_owned(), "R".to_owned())]);
         assert_eq!(charged(&engine, "P"), 150);
+    }
+}
+
+/// Issue 13, item 7: threads of one process share a pid, so a temporary key file named after
+/// the pid was removed by one thread while another was about to link it, and `Engine::open`
+/// failed with "create …/installation.key: No such file or directory".
+#[test]
+fn threads_opening_engines_on_a_fresh_installation_all_succeed() {
+    const THREADS: usize = 16;
+    for round in 0..8 {
+        let states = tempfile::tempdir().unwrap();
+        let installation = tempfile::tempdir().unwrap();
+        let shared = installation.path().join("tollgate");
+        let start = std::sync::Barrier::new(THREADS);
+        let opened: Vec<_> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (dir, shared, start) = (states.path().join(t.to_string()), &shared, &start);
+                    s.spawn(move || {
+                        let options = tollgate_core::Options {
+                            capacity: 16,
+                            installation_dir: Some(shared.clone()),
+                            ..tollgate_core::Options::default()
+                        };
+                        start.wait();
+                        Engine::open_with(&dir, options).map(drop)
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for (t, result) in opened.into_iter().enumerate() {
+            assert!(result.is_ok(), "round {round}, thread {t}: {result:?}");
+        }
+        let mut left: Vec<_> = std::fs::read_dir(&shared)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["anchors", "installation.key"], "round {round}");
     }
 }

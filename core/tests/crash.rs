@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{assert_within_limits, charged, child_env, dv, spawn_child};
 use memmap2::MmapMut;
-use tollgate_core::Engine;
 
 const ACTIVE: u64 = 200_000_000;
 const RESERVE: u64 = 200_000_000;
@@ -59,7 +58,7 @@ fn crash_child() {
     let acks = map_acks(std::path::Path::new(
         &child_env("TOLLGATE_TEST_ACKS").unwrap(),
     ));
-    let engine = Engine::open(&dir).unwrap();
+    let engine = common::open(&dir).unwrap();
     let handle = engine.project(&project).unwrap();
     std::thread::scope(|s| {
         for t in 0..THREADS {
@@ -99,7 +98,7 @@ fn sigkill_loses_no_acknowledged_grant() {
     for trial in 0..trials {
         let project = format!("T{trial}");
         {
-            let engine = Engine::open(dir.path()).unwrap();
+            let engine = common::open(dir.path()).unwrap();
             engine.create_project(&project).unwrap();
             engine
                 .add_key(&project, dv(&format!("A{trial}"), ACTIVE))
@@ -139,7 +138,7 @@ fn sigkill_loses_no_acknowledged_grant() {
             .iter()
             .map(|s| s[1].load(Ordering::SeqCst))
             .sum();
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = common::open(dir.path()).unwrap();
         let charged = charged(&engine, &project);
         assert!(
             acked <= charged && charged <= acked + in_flight,

@@ -13,7 +13,7 @@ fn open_manual(dir: &std::path::Path, clock: &Clock) -> Engine {
         dir,
         Options {
             clock: clock.clone(),
-            ..Options::default()
+            ..common::options(dir)
         },
     )
     .unwrap()
@@ -23,14 +23,14 @@ fn open_manual(dir: &std::path::Path, clock: &Clock) -> Engine {
 fn usage_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = common::open(dir.path()).unwrap();
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 1000)).unwrap();
         engine.add_key("P", dv("R", 1000)).unwrap();
         engine.project("P").unwrap().consume(1500).unwrap();
         engine.flush().unwrap();
     }
-    let engine = Engine::open(dir.path()).unwrap();
+    let engine = common::open(dir.path()).unwrap();
     let usage = engine.usage("P").unwrap();
     assert_eq!((usage.active_used, usage.switches), (500, 1));
     assert_eq!(common::charged(&engine, "P"), 1500);
@@ -76,7 +76,7 @@ fn damaged_state_is_refused_and_untouched() {
     for (name, damage) in cases {
         let dir = tempfile::tempdir().unwrap();
         {
-            let engine = Engine::open(dir.path()).unwrap();
+            let engine = common::open(dir.path()).unwrap();
             engine.create_project("P").unwrap();
             engine.add_key("P", dv("A", 1000)).unwrap();
         }
@@ -87,7 +87,7 @@ fn damaged_state_is_refused_and_untouched() {
         let before: Vec<_> = ["hot.tgs", "catalog.db"]
             .map(|f| std::fs::read(dir.path().join(f)).ok())
             .into();
-        match Engine::open(dir.path()) {
+        match common::open(dir.path()) {
             Err(Error::CorruptState { reason, .. }) => assert!(!reason.is_empty(), "{name}"),
             Err(other) => panic!("{name}: expected CorruptState, got {other:?}"),
             Ok(_) => panic!("{name}: damaged state was accepted"),
@@ -150,7 +150,7 @@ fn expired_active_key_switches_at_the_next_call() {
 fn audit_log_records_every_kind_in_order() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = common::open(dir.path()).unwrap();
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 100)).unwrap();
         engine.add_key("P", dv("R", 100)).unwrap();
@@ -158,7 +158,7 @@ fn audit_log_records_every_kind_in_order() {
         p.consume(200).unwrap();
         assert!(p.consume(1).is_err());
     }
-    let engine = Engine::open(dir.path()).unwrap();
+    let engine = common::open(dir.path()).unwrap();
     let events = engine.events_after(0, 100).unwrap();
     let kinds: Vec<String> = events
         .iter()
@@ -188,7 +188,7 @@ fn background_flush_runs_and_stops_with_the_engine() {
         dir.path(),
         Options {
             flush_interval: Some(Duration::from_millis(10)),
-            ..Options::default()
+            ..common::options(dir.path())
         },
     )
     .unwrap();
@@ -198,7 +198,7 @@ fn background_flush_runs_and_stops_with_the_engine() {
     std::thread::sleep(Duration::from_millis(50));
     drop(engine);
     assert_eq!(
-        Engine::open(dir.path())
+        common::open(dir.path())
             .unwrap()
             .usage("P")
             .unwrap()
@@ -210,7 +210,7 @@ fn background_flush_runs_and_stops_with_the_engine() {
 #[test]
 fn event_positions_beyond_the_log_return_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).unwrap();
+    let engine = common::open(dir.path()).unwrap();
     engine.create_project("P").unwrap();
     let events = engine.events_after(0, usize::MAX).unwrap();
     assert_eq!(events.len(), 1);

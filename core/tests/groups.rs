@@ -17,7 +17,7 @@ fn engine(dir: &std::path::Path) -> Engine {
         dir,
         Options {
             clock: Clock::manual(NOW),
-            ..Options::default()
+            ..common::options(dir)
         },
     )
     .unwrap()

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{assert_within_limits, child_env, child_result, dv, spawn_child};
-use tollgate_core::{Engine, Error};
+use tollgate_core::Error;
 
 #[test]
 #[ignore = "child process entry point; run by a_killed_admin_never_blocks_another_process"]
@@ -16,7 +16,7 @@ fn admin_churn_child() {
         return;
     };
     let tag = child_env("TOLLGATE_TEST_TAG").unwrap();
-    let engine = Engine::open(&dir).unwrap();
+    let engine = common::open(&dir).unwrap();
     for i in 0.. {
         let project = format!("{tag}-{i}");
         engine.create_project(&project).unwrap();
@@ -45,7 +45,7 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 fn a_killed_admin_never_blocks_another_process() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap().to_owned();
-    Engine::open(dir.path()).unwrap();
+    common::open(dir.path()).unwrap();
     for trial in 0..6 {
         let mut child = spawn_child(
             "admin_churn_child",
@@ -60,7 +60,7 @@ fn a_killed_admin_never_blocks_another_process() {
         let path = path.clone();
         let started = Instant::now();
         within(Duration::from_secs(20), move || {
-            let engine = Engine::open(&path).unwrap();
+            let engine = common::open(&path).unwrap();
             let probe = format!("probe-{trial}");
             engine.create_project(&probe).unwrap();
             engine
@@ -73,7 +73,7 @@ fn a_killed_admin_never_blocks_another_process() {
         });
         assert!(started.elapsed() < Duration::from_secs(20));
     }
-    let engine = Engine::open(dir.path()).unwrap();
+    let engine = common::open(dir.path()).unwrap();
     let recovered = engine
         .events_after(0, usize::MAX >> 1)
         .unwrap()
@@ -91,7 +91,7 @@ fn add_reserve_child() {
     };
     let id = child_env("TOLLGATE_TEST_KEY").unwrap();
     let go = std::path::Path::new(&dir).join("go");
-    let engine = Engine::open(&dir).unwrap();
+    let engine = common::open(&dir).unwrap();
     while !go.exists() {
         std::hint::spin_loop();
     }
@@ -106,7 +106,7 @@ fn add_reserve_child() {
 fn racing_reserves_have_exactly_one_winner() {
     for trial in 0..5 {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = common::open(dir.path()).unwrap();
         engine.create_project("P").unwrap();
         engine.add_key("P", dv("A", 100)).unwrap();
         let path = dir.path().to_str().unwrap().to_owned();

@@ -21,7 +21,7 @@ fn engine(dir: &std::path::Path, clock: &Clock) -> Engine {
         dir,
         Options {
             clock: clock.clone(),
-            ..Options::default()
+            ..common::options(dir)
         },
     )
     .unwrap()
@@ -595,7 +595,7 @@ fn assign_child() {
         return;
     };
     let me = child_env("POOL_CHILD").unwrap();
-    let e = Engine::open(&dir).unwrap();
+    let e = common::open(&dir).unwrap();
     let mut got = 0;
     for i in 0..20 {
         match e.assign(&format!("p{me}-{i}"), None) {
@@ -610,7 +610,7 @@ fn assign_child() {
 #[test]
 fn processes_assigning_from_one_pool_never_share_a_license() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path()).unwrap();
+    let e = common::open(dir.path()).unwrap();
     e.buy_licenses(&buy(LicenseType::Desktop, 40)).unwrap();
     for c in 0..3 {
         for i in 0..20 {

@@ -110,7 +110,7 @@ fn fixture(renewal: Option<Renewal>, trusted_keys: Vec<VendorPublic>, active: Ke
             clock: clock.clone(),
             renewal,
             trusted_keys,
-            ..Options::default()
+            ..common::options(dir.path())
         },
     )
     .unwrap();

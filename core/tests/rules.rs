@@ -16,7 +16,7 @@ fn engine(dir: &std::path::Path) -> Engine {
         dir,
         Options {
             clock: Clock::manual(NOW),
-            ..Options::default()
+            ..common::options(dir)
         },
     )
     .unwrap()
@@ -432,7 +432,7 @@ fn capacity_is_enforced_with_a_clear_error() {
         dir.path(),
         Options {
             capacity: 2,
-            ..Options::default()
+            ..common::options(dir.path())
         },
     )
     .unwrap();

@@ -19,7 +19,7 @@ fn engine(dir: &std::path::Path, clock: &Clock) -> Engine {
         dir,
         Options {
             clock: clock.clone(),
-            ..Options::default()
+            ..common::options(dir)
         },
     )
     .unwrap()
@@ -292,7 +292,7 @@ fn seat_child() {
     };
     let units: u64 = child_env("SEAT_UNITS").unwrap().parse().unwrap();
     let churn = child_env("SEAT_CHURN").is_some();
-    let e = Engine::open(&dir).unwrap();
+    let e = common::open(&dir).unwrap();
     let seats = e.seats("svm", LicenseClass::Cores).unwrap();
     seats.acquire(units).unwrap();
     println!("RESULT {units}");
@@ -326,7 +326,7 @@ fn wait_for_result(child: &mut std::process::Child) -> u64 {
 #[test]
 fn seats_of_a_killed_process_are_reclaimed() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path()).unwrap();
+    let e = common::open(dir.path()).unwrap();
     e.create_project("svm").unwrap();
     e.add_key("svm", cores("C", 100)).unwrap();
     let seats = e.seats("svm", LicenseClass::Cores).unwrap();
@@ -383,7 +383,7 @@ fn seats_of_a_killed_process_are_reclaimed() {
 #[test]
 fn processes_killed_while_taking_and_giving_seats_never_free_a_seat_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path()).unwrap();
+    let e = common::open(dir.path()).unwrap();
     e.create_project("svm").unwrap();
     e.add_key("svm", cores("C", 1_000)).unwrap();
     let path = dir.path().to_str().unwrap().to_owned();
@@ -438,7 +438,7 @@ fn held_on(e: &Engine) -> u64 {
 fn operator_seats_outlive_the_process_and_are_never_reclaimed() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let e = Engine::open(dir.path()).unwrap();
+        let e = common::open(dir.path()).unwrap();
         e.create_project("svm").unwrap();
         e.add_key("svm", machines("S", MachineOs::Desktop, 4))
             .unwrap();
@@ -448,7 +448,7 @@ fn operator_seats_outlive_the_process_and_are_never_reclaimed() {
             .unwrap();
         e.flush().unwrap();
     }
-    let e = Engine::open(dir.path()).unwrap();
+    let e = common::open(dir.path()).unwrap();
     assert!(e.reclaim_seats().unwrap().is_empty());
     let operator = e
         .operator_seats("svm", LicenseClass::DesktopMachines)

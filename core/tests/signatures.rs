@@ -4,6 +4,8 @@
 //! mode, pool assignments and a reopening without the option keep their rules. Licenses are
 //! signed the way a vendor signs them, with `tollgate-license`.
 
+mod common;
+
 use tollgate_core::license::FORMAT;
 use tollgate_core::{
     BulkTarget, Delivery, Engine, Error, EventKind, InstanceOs, Key, KeyOrLicense, KeyUsage,
@@ -27,7 +29,7 @@ fn open(dir: &std::path::Path, trusted_keys: Vec<VendorPublic>) -> Engine {
         dir,
         Options {
             trusted_keys,
-            ..Options::default()
+            ..common::options(dir)
         },
     )
     .unwrap()
@@ -211,7 +213,7 @@ fn an_unsigned_online_key_is_still_accepted() {
 #[test]
 fn development_mode_accepts_unsigned_keys_but_never_an_altered_license() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).unwrap();
+    let engine = common::open(dir.path()).unwrap();
     assert!(engine.trusted_keys().unwrap().is_empty());
     engine.create_project("P").unwrap();
     engine.add_key("P", offline("A")).unwrap();
@@ -238,7 +240,7 @@ fn a_state_that_trusts_a_key_cannot_be_downgraded_by_opening_it_without_the_opti
         engine.create_project("P").unwrap();
     }
     // Reopened as a tool that knows nothing of the vendor would open it.
-    let engine = Engine::open(dir.path()).unwrap();
+    let engine = common::open(dir.path()).unwrap();
     let trusted: Vec<VendorPublic> = engine
         .trusted_keys()
         .unwrap()
@@ -269,7 +271,7 @@ fn a_state_that_trusts_a_key_cannot_be_downgraded_by_opening_it_without_the_opti
 #[test]
 fn trust_records_a_key_once_with_an_audit_event_and_leaves_existing_keys_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).unwrap();
+    let engine = common::open(dir.path()).unwrap();
     engine.create_project("P").unwrap();
     engine.add_key("P", offline("OLD")).unwrap();
     let vendor = VendorSecret::generate().unwrap();

@@ -83,7 +83,7 @@ fn soak_child() {
     };
     let secs: u64 = child_env("TOLLGATE_TEST_SECS").unwrap().parse().unwrap();
     let seed: u64 = child_env("TOLLGATE_TEST_SEED").unwrap().parse().unwrap();
-    let engine = Engine::open(&dir).unwrap();
+    let engine = common::open(&dir).unwrap();
     let handles: Vec<ProjectHandle> = (0..PROJECTS)
         .map(|i| engine.project(&project_name(i)).unwrap())
         .collect();
@@ -193,7 +193,7 @@ fn soak_rss_stays_flat_and_totals_are_exact() {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
         capacity: (2 * PROJECTS) as u32,
-        ..Options::default()
+        ..common::options(dir.path())
     };
     let engine = Engine::open_with(dir.path(), options).unwrap();
     let mut seed = 0x5EED_u64;

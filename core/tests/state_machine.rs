@@ -277,7 +277,7 @@ fn open(dir: &std::path::Path, clock: &Clock) -> (Engine, ProjectHandle) {
         Options {
             clock: clock.clone(),
             capacity: 4,
-            ..Options::default()
+            ..common::options(dir)
         },
     )
     .unwrap();

@@ -38,6 +38,7 @@ fn valgrind_available() -> bool {
 fn run(exe: &Path, extra_args: &[&str], valgrind_args: &[&str]) -> String {
     let state = tempfile::tempdir().expect("temp state dir");
     let output = this_build_library(&mut Command::new(exe))
+        .env("TOLLGATE_INSTALLATION", common::installation(state.path()))
         .arg(state.path())
         .args(extra_args)
         .output()
@@ -51,6 +52,7 @@ fn run(exe: &Path, extra_args: &[&str], valgrind_args: &[&str]) -> String {
         let suppressions = scratch.path().join("tollgate.supp");
         std::fs::write(&suppressions, VALGRIND_SUPPRESSIONS).expect("write suppressions");
         let output = this_build_library(&mut Command::new("valgrind"))
+            .env("TOLLGATE_INSTALLATION", common::installation(state.path()))
             .args(["--error-exitcode=99", "--leak-check=full", "--quiet"])
             .arg(format!("--suppressions={}", suppressions.display()))
             .arg(exe)
@@ -233,6 +235,7 @@ fn installed_library_builds_clients_through_pkg_config() {
     assert_success("compile the migrator with pkg-config flags", &output);
     let state = tempfile::tempdir().expect("temp state dir");
     let output = Command::new(&exe)
+        .env("TOLLGATE_INSTALLATION", common::installation(state.path()))
         .arg(state.path())
         .args(["2", "4"])
         .output()

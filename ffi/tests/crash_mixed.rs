@@ -31,7 +31,7 @@ use std::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{assert_success, compiler, library_dir, this_build_library, workspace, Language};
-use tollgate_core::{Engine, Error, EventKind, Key, KeyStatus};
+use tollgate_core::{Error, EventKind, Key, KeyStatus};
 
 const ACTIVE: u64 = 48 << 20;
 const RESERVE: u64 = 48 << 20;
@@ -245,7 +245,7 @@ fn crash_mixed_rust_child() {
     let process: usize = var("TOLLGATE_TEST_PROCESS").parse().unwrap();
     let seed: u64 = var("TOLLGATE_TEST_SEED").parse().unwrap();
     let acks = AckFile::map(Path::new(&var("TOLLGATE_TEST_ACKS")));
-    let engine = Engine::open(&dir).unwrap();
+    let engine = common::open(&dir).unwrap();
     let project = engine.project(&var("TOLLGATE_TEST_PROJECT")).unwrap();
     std::thread::scope(|s| {
         for t in 0..THREADS {
@@ -295,6 +295,7 @@ impl Trial<'_> {
         let seed = self.seed.wrapping_add(process as u64 * 0x1_0000_0001);
         let mut cmd = Command::new("nice");
         this_build_library(&mut cmd).args(["-n", "19"]);
+        common::with_installation(&mut cmd, self.state);
         if process < RUST_PROCESSES {
             cmd.arg(std::env::current_exe().unwrap())
                 .args([
@@ -408,7 +409,7 @@ fn sigkill_mixed_clients_loses_no_acknowledged_grant() {
     for trial in 0..trials {
         let project = format!("M{trial}");
         {
-            let engine = Engine::open(&state).unwrap();
+            let engine = common::open(&state).unwrap();
             engine.create_project(&project).unwrap();
             engine
                 .add_key(&project, dv(&format!("A{trial}"), ACTIVE))
@@ -447,7 +448,7 @@ fn sigkill_mixed_clients_loses_no_acknowledged_grant() {
         consumers.kill();
 
         let (acked, in_flight) = acks.totals();
-        let engine = Engine::open(&state).unwrap();
+        let engine = common::open(&state).unwrap();
         let keys = engine.keys(&project).unwrap();
         let charged: u64 = keys.iter().map(|k| k.used).sum();
         assert!(

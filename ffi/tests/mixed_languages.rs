@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::{build, library_dir, this_build_library, workspace, Language, Linkage};
-use tollgate_core::{Delivery, Edition, Engine, Error, EventKind, Key, KeyKind, Scheme};
+use tollgate_core::{Delivery, Edition, Error, EventKind, Key, KeyKind, Scheme};
 
 const ACTIVE: u64 = 50_000_017;
 const RESERVE: u64 = 30_000_023;
@@ -47,7 +47,7 @@ fn granted(child: Child, who: &str) -> u64 {
 
 /// What this process takes, in the same all-or-nothing-then-partial pattern as the clients.
 fn drain_in_rust(state: &Path, go: &Path) -> u64 {
-    let engine = Engine::open(state).unwrap();
+    let engine = common::open(state).unwrap();
     let project = engine.project("P").unwrap();
     while !go.exists() {
         std::thread::sleep(std::time::Duration::from_millis(1));
@@ -75,7 +75,7 @@ fn drain_in_rust(state: &Path, go: &Path) -> u64 {
 fn rust_c_cpp_and_python_drain_one_project_exactly() {
     let state = tempfile::tempdir().unwrap();
     {
-        let engine = Engine::open(state.path()).unwrap();
+        let engine = common::open(state.path()).unwrap();
         engine.create_project("P").unwrap();
         engine.add_key("P", key("A", ACTIVE)).unwrap();
         engine.add_key("P", key("R", RESERVE)).unwrap();
@@ -98,7 +98,7 @@ fn rust_c_cpp_and_python_drain_one_project_exactly() {
         ]
     };
     let spawn = |cmd: &mut Command| {
-        this_build_library(cmd)
+        common::with_installation(this_build_library(cmd), state.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -127,7 +127,7 @@ fn rust_c_cpp_and_python_drain_one_project_exactly() {
     let total: u64 = shares.iter().map(|(_, g)| g).sum();
     assert_eq!(total, ACTIVE + RESERVE, "granted across the four languages");
 
-    let engine = Engine::open(state.path()).unwrap();
+    let engine = common::open(state.path()).unwrap();
     let keys = engine.keys("P").unwrap();
     let charged: Vec<_> = keys.iter().map(|k| (k.key.id.as_str(), k.used)).collect();
     assert_eq!(charged, vec![("A", ACTIVE), ("R", RESERVE)]);

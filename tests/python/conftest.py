@@ -32,6 +32,15 @@ def make_key(key_id: str, limit: int = 1000, **fields: Any) -> Dict[str, Any]:
     return key
 
 
+@pytest.fixture(autouse=True)
+def installation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's own installation directory (`TOLLGATE_INSTALLATION`, read by every engine
+    this process or its children open), so no test touches the real one under `$HOME`."""
+    path = tmp_path / "installation"
+    monkeypatch.setenv("TOLLGATE_INSTALLATION", str(path))
+    return path
+
+
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     """A fresh, not yet created, state directory."""

@@ -8,25 +8,34 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 
-/// A fresh state directory and commands that use it.
+/// A fresh state directory, a fresh installation directory, and commands that use them.
 pub struct State {
     pub dir: TempDir,
+    /// `$TOLLGATE_INSTALLATION` of every command, so no test touches the real installation
+    /// under `$HOME`.
+    pub installation: TempDir,
 }
 
 impl State {
     pub fn new() -> State {
         State {
             dir: tempfile::tempdir().unwrap(),
+            installation: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// `tollgate` with the test's installation, ignoring any `$TOLLGATE_HOME` of the caller.
+    pub fn bare(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env_remove("TOLLGATE_HOME")
+            .env("TOLLGATE_INSTALLATION", self.installation.path());
+        cmd
     }
 
     /// `tollgate --state DIR ARGS…`, ignoring any `$TOLLGATE_HOME` of the caller.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_remove("TOLLGATE_HOME")
-            .arg("--state")
-            .arg(self.dir.path())
-            .args(args);
+        let mut cmd = self.bare();
+        cmd.arg("--state").arg(self.dir.path()).args(args);
         cmd
     }
 

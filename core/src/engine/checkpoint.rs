@@ -90,29 +90,7 @@ impl Installation {
             .map_err(io("create installation directory", &anchors))?;
         let key_path = dir.join(KEY_FILE);
         if !key_path.exists() {
-            // Written whole under a private name, then linked into place: of processes racing to
-            // create the key, one link wins and every reader sees a complete key.
-            let mut fresh = [0u8; 32];
-            std::fs::File::open("/dev/urandom")
-                .and_then(|mut r| r.read_exact(&mut fresh))
-                .map_err(io("read random bytes for", &key_path))?;
-            let tmp = dir.join(format!("{KEY_FILE}.{}", std::process::id()));
-            let written = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .and_then(|mut file| {
-                    file.write_all(blake3::Hash::from_bytes(fresh).to_hex().as_bytes())?;
-                    file.sync_all()
-                });
-            let linked = written.and_then(|()| match std::fs::hard_link(&tmp, &key_path) {
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
-                _ => Ok(()),
-            });
-            let _ = std::fs::remove_file(&tmp);
-            linked.map_err(io("create", &key_path))?;
+            create_key(dir, &key_path).map_err(io("create", &key_path))?;
         }
         let text = std::fs::read_to_string(&key_path).map_err(io("read", &key_path))?;
         let key = *blake3::Hash::from_hex(text.trim())
@@ -161,6 +139,35 @@ impl Installation {
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| Error::io(format!("write {}", path.display()), e))
     }
+}
+
+/// Creates the installation key at `key_path` unless another thread or process does first.
+///
+/// The key is written whole under a private name, then linked into place: of the racers, one
+/// link wins and every reader sees a complete key. The private name is random, not the pid:
+/// threads of one process share a pid, and one would remove the file another is about to link.
+/// `create_new` never takes over a name in use, so only a file this call created is removed.
+fn create_key(dir: &Path, key_path: &Path) -> std::io::Result<()> {
+    let mut fresh = [0u8; 32];
+    let mut suffix = [0u8; 8];
+    let mut random = std::fs::File::open("/dev/urandom")?;
+    random.read_exact(&mut fresh)?;
+    random.read_exact(&mut suffix)?;
+    let tmp = dir.join(format!("{KEY_FILE}.{:016x}", u64::from_le_bytes(suffix)));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let linked = file
+        .write_all(blake3::Hash::from_bytes(fresh).to_hex().as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| match std::fs::hard_link(&tmp, key_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(()),
+        });
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
 
 /// Bytes ever charged to data-volume keys: retired keys' final usage from the catalog plus the

@@ -211,7 +211,12 @@ impl SeatHandle {
                 // The gauge first, this owner's entry second: a death in between leaves the
                 // seats counted as held, never free twice (see `holders`).
                 self.entry().add(units);
-                Ok(())
+                // The entry may have been truncated away under us (see `sigbus`): then `add`
+                // wrote to this process's zero page, not to the table, so both steps are undone.
+                self.inner.holders.intact().inspect_err(|_| {
+                    let _ = self.entry().take(units);
+                    let _ = self.pair().release(units);
+                })
             }
             Err(refusal) => Err(self.refused(refusal)),
         }
@@ -222,7 +227,7 @@ impl SeatHandle {
     #[inline]
     pub fn release(&self, units: u64) -> Result<()> {
         // This owner's entry first, the gauge second (see `acquire`).
-        self.entry().take(units)?;
+        self.entry().take(units).map_err(|e| self.refused(e))?;
         if let Err(e) = self.pair().release(units) {
             // Only a damaged state holds fewer seats on the gauge than in an entry: put the
             // entry back and say so.

@@ -4,7 +4,27 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use tollgate_core::{Engine, Key, KeyStatus, Scheme};
+use tollgate_core::{Engine, Key, KeyStatus, Options, Result, Scheme};
+
+/// Where a test's installation (MAC key and anchors) lives: inside the state directory `dir`,
+/// so it goes away with the test's temporary directory, the real one under `$HOME` is never
+/// touched, and every process of a test that opens `dir` finds the same one.
+pub fn installation(dir: &Path) -> std::path::PathBuf {
+    dir.join("installation")
+}
+
+/// The default options with the test's own installation (see [`installation`]).
+pub fn options(dir: &Path) -> Options {
+    Options {
+        installation_dir: Some(installation(dir)),
+        ..Options::default()
+    }
+}
+
+/// `Engine::open` with the test's own installation (see [`installation`]).
+pub fn open(dir: impl AsRef<Path>) -> Result<Engine> {
+    Engine::open_with(&dir, options(dir.as_ref()))
+}
 
 /// A commercial, online, standard data-volume key.
 pub fn dv(id: &str, limit_bytes: u64) -> Key {

@@ -30,6 +30,26 @@ pub enum Linkage {
     Static,
 }
 
+/// The installation (MAC key and anchors) of a test's engines on state `dir`: inside it, so the
+/// real one under `$HOME` is never touched and every process of the test finds the same one.
+pub fn installation(dir: &Path) -> PathBuf {
+    dir.join("installation")
+}
+
+/// `Engine::open` with the test's installation (see [`installation`]).
+pub fn open(dir: impl AsRef<Path>) -> tollgate_core::Result<tollgate_core::Engine> {
+    let options = tollgate_core::Options {
+        installation_dir: Some(installation(dir.as_ref())),
+        ..tollgate_core::Options::default()
+    };
+    tollgate_core::Engine::open_with(dir, options)
+}
+
+/// Makes a child process that opens engines on state `dir` use the test's installation.
+pub fn with_installation<'c>(cmd: &'c mut Command, dir: &Path) -> &'c mut Command {
+    cmd.env("TOLLGATE_INSTALLATION", installation(dir))
+}
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
