@@ -445,3 +445,184 @@ fn capacity_is_enforced_with_a_clear_error() {
         .starts_with("the state file holds its maximum of 2 slot pairs"));
     assert_eq!(e.projects().unwrap(), vec!["a", "b"]);
 }
+
+/// Issue 13, item 8: after a replacement the pair still satisfies SPEC §2.1. A reserve that
+/// expires before the new key's term ends goes (§2.3) whatever else differs; a reserve that
+/// stays must match the new Active key's delivery, edition and class, and sit under no
+/// subscription key, else the replacement is refused with that rule's error and nothing
+/// changes.
+#[test]
+fn replacing_keeps_the_pair_within_the_reserve_rules() {
+    enum Want {
+        /// Replaced; the reserve stays.
+        Kept,
+        /// Replaced; the reserve is removed with `ExpiresBeforeNewTerm`.
+        Removed,
+        /// Refused with exactly this error (Debug form).
+        Refused(&'static str),
+    }
+    let year = 365 * 24 * 3600;
+    let term = |years: i64| i64::from(NOW) + years * year;
+    let new = |delivery, edition, kind| Key {
+        delivery,
+        edition,
+        kind,
+        ..expiring(dv("N", 500), term(3))
+    };
+    use Delivery::{Offline, Online};
+    use Edition::{Enterprise, Standard};
+    use KeyKind::{Commercial, Subscription, Trial};
+    // (case, reserve expiry in years, or None for never, new key, outcome)
+    let cases: Vec<(&str, Option<i64>, Key, Want)> = vec![
+        (
+            "same delivery, edition and class",
+            None,
+            new(Online, Standard, Commercial),
+            Want::Kept,
+        ),
+        (
+            "a trial key: the kind is no reserve rule",
+            None,
+            new(Online, Standard, Trial),
+            Want::Kept,
+        ),
+        (
+            "offline new key, online reserve",
+            None,
+            new(Offline, Standard, Commercial),
+            Want::Refused(
+                r#"TypeMismatch { reserve: "R", reserve_delivery: "online", active: "N", active_delivery: "offline" }"#,
+            ),
+        ),
+        (
+            "enterprise new key, standard reserve",
+            None,
+            new(Online, Enterprise, Commercial),
+            Want::Refused(
+                r#"EditionMismatch { reserve: "R", reserve_edition: "standard", active: "N", active_edition: "enterprise" }"#,
+            ),
+        ),
+        (
+            "offline enterprise new key: delivery is checked first",
+            None,
+            new(Offline, Enterprise, Commercial),
+            Want::Refused(
+                r#"TypeMismatch { reserve: "R", reserve_delivery: "online", active: "N", active_delivery: "offline" }"#,
+            ),
+        ),
+        (
+            "subscription new key over a reserve",
+            None,
+            new(Online, Standard, Subscription),
+            Want::Refused(r#"Subscription { key: "N" }"#),
+        ),
+        (
+            "new key of another class",
+            None,
+            Key {
+                scheme: Scheme::PerCore { max_cores: 8 },
+                ..new(Online, Standard, Commercial)
+            },
+            Want::Refused(
+                r#"SchemeMismatch { reserve: "N", reserve_class: "per_core", active: "A", active_class: "data_volume" }"#,
+            ),
+        ),
+        (
+            "reserve outlasting the new term",
+            Some(4),
+            new(Online, Standard, Commercial),
+            Want::Kept,
+        ),
+        (
+            "reserve expiring first",
+            Some(2),
+            new(Online, Standard, Commercial),
+            Want::Removed,
+        ),
+        (
+            "reserve expiring first, offline new key",
+            Some(2),
+            new(Offline, Standard, Commercial),
+            Want::Removed,
+        ),
+        (
+            "reserve expiring first, enterprise new key",
+            Some(2),
+            new(Online, Enterprise, Commercial),
+            Want::Removed,
+        ),
+        (
+            "reserve expiring first, subscription new key",
+            Some(2),
+            new(Online, Standard, Subscription),
+            Want::Removed,
+        ),
+        (
+            "reserve outlasting the new term, offline new key",
+            Some(4),
+            new(Offline, Standard, Commercial),
+            Want::Refused(
+                r#"TypeMismatch { reserve: "R", reserve_delivery: "online", active: "N", active_delivery: "offline" }"#,
+            ),
+        ),
+    ];
+    for (name, reserve_years, key, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        e.create_project("P").unwrap();
+        e.add_key("P", expiring(dv("A", 100), term(1))).unwrap();
+        let reserve = dv("R", 100);
+        let reserve = match reserve_years {
+            Some(years) => expiring(reserve, term(years)),
+            None => reserve,
+        };
+        e.add_key("P", reserve).unwrap();
+        e.project("P").unwrap().consume(30).unwrap();
+        let before = snapshot(&e, "P");
+        let seen = e.events_after(0, 10_000).unwrap().len();
+        let result = e.replace_active_key("P", key);
+        let (removed, reserve_status) = match want {
+            Want::Refused(expected) => {
+                assert_eq!(format!("{:?}", result.unwrap_err()), expected, "{name}");
+                assert_eq!(
+                    snapshot(&e, "P"),
+                    before,
+                    "{name}: the refusal changed state"
+                );
+                continue;
+            }
+            Want::Kept => (None, KeyStatus::Reserved),
+            Want::Removed => (Some("R"), KeyStatus::Removed),
+        };
+        let replaced = result.unwrap_or_else(|err| panic!("{name}: {err:?}"));
+        assert_eq!(
+            (replaced.old.as_str(), replaced.removed_reserve.as_deref()),
+            ("A", removed),
+            "{name}"
+        );
+        let mut expected_events = vec![EventKind::KeyReplaced {
+            old: "A".into(),
+            new: "N".into(),
+        }];
+        if removed.is_some() {
+            expected_events.push(EventKind::ReserveRemoved {
+                key: "R".into(),
+                reason: RemovalReason::ExpiresBeforeNewTerm,
+            });
+        }
+        let events: Vec<_> = e.events_after(0, 10_000).unwrap()[seen..]
+            .iter()
+            .map(|event| event.kind.clone())
+            .collect();
+        assert_eq!(events, expected_events, "{name}");
+        assert_eq!(
+            statuses(&e, "P"),
+            vec![
+                ("A".into(), KeyStatus::Retired, 30),
+                ("R".into(), reserve_status, 0),
+                ("N".into(), KeyStatus::Active, 0)
+            ],
+            "{name}"
+        );
+    }
+}
