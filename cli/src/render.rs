@@ -137,6 +137,11 @@ pub fn write_view(out: &mut dyn Write, view: &ProjectView) -> io::Result<()> {
                 "  [Add License] available: `tollgate key add {} …` adds a Reserved key.",
                 view.project
             )?;
+        } else if count == 1 {
+            writeln!(
+                out,
+                "  [Add License] not shown: a subscription key takes no Reserved key."
+            )?;
         } else {
             writeln!(
                 out,
@@ -347,6 +352,41 @@ mod tests {
         assert_eq!(
             usage(LicenseClass::ServerMachines, 1, 1),
             "██████████ 100 % of 1 server machine"
+        );
+    }
+
+    /// Issue 13, item 9: a subscription key's card says why Add License is not offered.
+    #[test]
+    fn a_subscription_card_offers_no_add_license() {
+        let key = Key {
+            kind: KeyKind::Subscription,
+            ..Key::data_volume("SUB", 1_000_000_000)
+        };
+        let view = ProjectView {
+            project: "P".into(),
+            pairs: vec![PairView {
+                class: LicenseClass::DataVolume.to_string(),
+                cards: vec![LicenseCard {
+                    key,
+                    type_label: "Online",
+                    status: Role::Active,
+                    tooltip: "t".into(),
+                    expiration: "Never".into(),
+                    used: 0,
+                    limit: 1_000_000_000,
+                    expired: false,
+                }],
+                add_license_available: false,
+            }],
+        };
+        let mut out = Vec::new();
+        write_view(&mut out, &view).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(
+                "  [Add License] not shown: a subscription key takes no Reserved key.\n"
+            ),
+            "{text}"
         );
     }
 }

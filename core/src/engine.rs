@@ -527,7 +527,8 @@ impl Engine {
         Ok(KeyAdded {
             role,
             switched_from,
-            message: (role == Role::Reserved).then(|| view::reserve_added_message(&project.name)),
+            message: (role == Role::Reserved)
+                .then(|| view::reserve_added_message(&project.name, class)),
         })
     }
 
@@ -693,6 +694,11 @@ impl Engine {
         let mut pairs = Vec::new();
         for pair in admin.catalog.pairs(project.id)? {
             pairs.push(self.pair_view(&admin.catalog, &project, pair, now)?);
+        }
+        // A project holding keys shows their classes only: no empty data-volume block beside
+        // an SVM's seat keys. One with no key shows its empty pair, where the first key goes.
+        if pairs.iter().any(|p| !p.cards.is_empty()) {
+            pairs.retain(|p| !p.cards.is_empty());
         }
         Ok(ProjectView {
             project: project.name,

@@ -417,11 +417,8 @@ fn seat_classes_get_their_own_pairs() {
         .collect();
     assert_eq!(
         classes,
-        vec![
-            ("data_volume", 0),
-            ("per_machine server", 2),
-            ("per_machine desktop", 2)
-        ]
+        vec![("per_machine server", 2), ("per_machine desktop", 2)],
+        "no empty data-volume block beside the seat keys"
     );
 }
 
@@ -625,4 +622,94 @@ fn replacing_keeps_the_pair_within_the_reserve_rules() {
             "{name}"
         );
     }
+}
+
+/// Issue 13, item 9, through the engine: the cards of seat and instance keys carry texts that
+/// fit them, a subscription key is offered no Add License, and a project shows no empty
+/// data-volume block once it holds keys of another class.
+#[test]
+fn views_fit_the_keys_they_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    e.create_project("Fresh").unwrap();
+    let fresh = e.view("Fresh").unwrap();
+    let shown: Vec<_> = fresh
+        .pairs
+        .iter()
+        .map(|p| (p.class.as_str(), p.cards.len(), p.add_license_available))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![("data_volume", 0, false)],
+        "where the first key goes"
+    );
+
+    e.create_project("SVM").unwrap();
+    e.add_key("SVM", per_machine("S1", MachineOs::Server))
+        .unwrap();
+    let added = e
+        .add_reserve("SVM", per_machine("S2", MachineOs::Server))
+        .unwrap();
+    assert_eq!(
+        added.message.as_deref(),
+        Some("You have added an additional license key for project SVM. After the first key expires, protection of server machines will automatically continue with the reserved key.")
+    );
+    e.add_key(
+        "SVM",
+        Key {
+            scheme: Scheme::PerCore { max_cores: 8 },
+            ..dv("C1", 1)
+        },
+    )
+    .unwrap();
+    let shown: Vec<_> = e
+        .view("SVM")
+        .unwrap()
+        .pairs
+        .iter()
+        .map(|p| {
+            (
+                p.class.clone(),
+                p.cards
+                    .iter()
+                    .map(|c| c.tooltip.clone())
+                    .collect::<Vec<_>>(),
+                p.add_license_available,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (
+                "per_machine server".to_owned(),
+                vec![
+                    "Protected server machines of project SVM are counted under this license key.".to_owned(),
+                    "This is a reserved key. Protection of server machines will automatically continue with this key after the first key expires.".to_owned(),
+                ],
+                false
+            ),
+            (
+                "per_core".to_owned(),
+                vec!["Processor cores of project SVM are counted under this license key.".to_owned()],
+                true
+            ),
+        ]
+    );
+
+    e.create_project("Sub").unwrap();
+    e.add_key(
+        "Sub",
+        Key {
+            kind: KeyKind::Subscription,
+            ..dv("SUB", 100)
+        },
+    )
+    .unwrap();
+    let pair = &e.view("Sub").unwrap().pairs[0];
+    assert_eq!(pair.cards.len(), 1);
+    assert!(
+        !pair.add_license_available,
+        "a subscription key takes no reserve, so Add License is not offered"
+    );
 }

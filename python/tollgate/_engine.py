@@ -252,8 +252,10 @@ class Engine(Handle):
         """What a user interface shows for the project (SPEC §2.5): ``{"project": name,
         "pairs": [{"class": "data_volume", "cards": [...], "add_license_available": bool}]}``.
         Each card has ``key``, ``type`` (Online/Offline), ``status`` (Active/Reserved),
-        ``tooltip``, ``expiration``, ``used``, ``limit`` and ``expired``; the texts are seed
-        000's, verbatim."""
+        ``tooltip``, ``expiration``, ``used``, ``limit`` and ``expired``; data-volume texts are
+        seed 000's, verbatim, and seat and instance keys get texts that name what they license.
+        ``pairs`` lists the classes that hold a key (a project with none shows its empty pair);
+        Add License is available when the pair holds one key and it is not a subscription."""
         view = self._json(_ffi.tg_project_view_json, _project_name(project))
         return cast(Dict[str, Any], view)
 
