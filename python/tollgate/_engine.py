@@ -392,9 +392,11 @@ class Engine(Handle):
     ) -> List[Dict[str, Any]]:
         """The pool licenses that pass every filter given, grouped by type: ``[{"license_type",
         "count", "used", "licenses": [...], "message"}, ...]``. ``message`` is seed 002's "You
-        have not purchased licenses of this type" for a type never bought, else None.
+        have not purchased licenses of this type" for a type never bought (as the ``kind``
+        asked for, when one is), else None.
 
-        Filters: ``license_type`` (list that type only), ``company`` (that company's pool),
+        Filters: ``license_type`` (list that type only), ``company`` (that company's pool and
+        the licenses assigned to its instances),
         ``kind`` (``"commercial"`` or ``"trial"``), ``valid`` (True: unexpired, False:
         expired), ``used`` (True: assigned, False: unassigned; commercial licenses only, so it
         leaves trials out), ``auto_renew_only``, ``search`` (case-insensitive text in the id,
