@@ -288,7 +288,7 @@ fn refused_reserves_name_the_rule() {
         ),
         (
             "--id B-4 --delivery online --limit 1GiB --expires 2001-01-01",
-            "key \"B-4\" expired at 2001-01-01",
+            "key \"B-4\" expired at 2001-01-01T00:00:00Z: request a new license key or contact your vendor",
             "rule EXPIRED",
         ),
         (

@@ -713,3 +713,34 @@ fn views_fit_the_keys_they_show() {
         "a subscription key takes no reserve, so Add License is not offered"
     );
 }
+
+/// Issue 13, item 9: an expired key's refusal says what to do next, as seed 000 does ("please
+/// request a new license or contact us").
+#[test]
+fn expired_refusals_say_what_to_do_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(NOW);
+    let e = Engine::open_with(
+        dir.path(),
+        Options {
+            clock: clock.clone(),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    e.create_project("P").unwrap();
+    e.add_key("P", expiring(dv("A", 100), i64::from(NOW) + 10))
+        .unwrap();
+    let p = e.project("P").unwrap();
+    clock.set(NOW + 20);
+    assert_eq!(
+        p.consume(1).unwrap_err().to_string(),
+        "license expired: the active key has expired and no unexpired reserve key can take over; request a new license key or contact your vendor"
+    );
+    assert_eq!(
+        e.add_key("P", expiring(dv("B", 100), 978_307_200))
+            .unwrap_err()
+            .to_string(),
+        "key \"B\" expired at 2001-01-01T00:00:00Z: request a new license key or contact your vendor"
+    );
+}
