@@ -9,7 +9,7 @@ use tollgate_core::{
     PairView, ProjectView, RefusalReason, RemovalReason, Role, Scheme, SwitchReason,
 };
 
-use crate::size::format_bytes;
+use crate::size::{format_size, Units};
 
 /// Cells in a usage bar.
 const BAR_CELLS: u64 = 10;
@@ -34,16 +34,30 @@ pub fn bar(used: u64, limit: u64) -> String {
     bar
 }
 
-/// An amount of what a class limits: bytes, machines, cores or instances.
+/// An amount of what a class limits: bytes, machines, cores or instances. A size is shown in
+/// the unit system it is round in (see [`Units::of`]): pass limits here, and a used amount to
+/// [`used_of`].
 pub fn quantity(class: LicenseClass, amount: u64) -> String {
     let plural =
         |one: &str, many: &str| format!("{amount} {}", if amount == 1 { one } else { many });
     match class {
-        LicenseClass::DataVolume => format_bytes(amount),
+        LicenseClass::DataVolume => format_size(amount, Units::of(amount)),
         LicenseClass::ServerMachines => plural("server machine", "server machines"),
         LicenseClass::DesktopMachines => plural("desktop machine", "desktop machines"),
         LicenseClass::Cores => plural("core", "cores"),
         LicenseClass::Instance => plural("instance", "instances"),
+    }
+}
+
+/// A used amount of a limit, `250.00 MB of 1.00 GB`: a size in the unit system of its limit.
+pub fn used_of(class: LicenseClass, used: u64, limit: u64) -> String {
+    match class {
+        LicenseClass::DataVolume => format!(
+            "{} of {}",
+            format_size(used, Units::of(limit)),
+            quantity(class, limit)
+        ),
+        _ => format!("{} of {}", quantity(class, used), quantity(class, limit)),
     }
 }
 
