@@ -557,8 +557,9 @@ enum tg_status tg_pool_buy(struct tg_engine *engine, const char *purchase_json, 
  * Stores in `*out_json` the pool licenses that pass `filter_json`, grouped by type: a JSON
  * array of `{"license_type": type, "count": n, "used": n, "licenses": [...], "message":
  * text|null}`, where `message` is "You have not purchased licenses of this type" for a type
- * never bought. The filter's fields are all optional and combine: `{"license_type": type,
- * "company": name, "kind": "commercial"|"trial", "valid": bool, "used": bool (commercial
+ * never bought (as the filter's kind, when it has one). The filter's fields are all optional
+ * and combine: `{"license_type": type, "company": name (its pool and the licenses assigned to
+ * its instances), "kind": "commercial"|"trial", "valid": bool, "used": bool (commercial
  * licenses only), "auto_renew_only": bool, "search": text}`; `"{}"` or NULL lists everything.
  * NULL on failure. Free it with `tg_string_free`.
  *

@@ -9,7 +9,7 @@ use tollgate_core::{
     PairView, ProjectView, RefusalReason, RemovalReason, Role, Scheme, SwitchReason,
 };
 
-use crate::size::format_bytes;
+use crate::size::{format_size, Units};
 
 /// Cells in a usage bar.
 const BAR_CELLS: u64 = 10;
@@ -34,16 +34,30 @@ pub fn bar(used: u64, limit: u64) -> String {
     bar
 }
 
-/// An amount of what a class limits: bytes, machines, cores or instances.
+/// An amount of what a class limits: bytes, machines, cores or instances. A size is shown in
+/// the unit system it is round in (see [`Units::of`]): pass limits here, and a used amount to
+/// [`used_of`].
 pub fn quantity(class: LicenseClass, amount: u64) -> String {
     let plural =
         |one: &str, many: &str| format!("{amount} {}", if amount == 1 { one } else { many });
     match class {
-        LicenseClass::DataVolume => format_bytes(amount),
+        LicenseClass::DataVolume => format_size(amount, Units::of(amount)),
         LicenseClass::ServerMachines => plural("server machine", "server machines"),
         LicenseClass::DesktopMachines => plural("desktop machine", "desktop machines"),
         LicenseClass::Cores => plural("core", "cores"),
         LicenseClass::Instance => plural("instance", "instances"),
+    }
+}
+
+/// A used amount of a limit, `250.00 MB of 1.00 GB`: a size in the unit system of its limit.
+pub fn used_of(class: LicenseClass, used: u64, limit: u64) -> String {
+    match class {
+        LicenseClass::DataVolume => format!(
+            "{} of {}",
+            format_size(used, Units::of(limit)),
+            quantity(class, limit)
+        ),
+        _ => format!("{} of {}", quantity(class, used), quantity(class, limit)),
     }
 }
 
@@ -136,6 +150,11 @@ pub fn write_view(out: &mut dyn Write, view: &ProjectView) -> io::Result<()> {
                 out,
                 "  [Add License] available: `tollgate key add {} …` adds a Reserved key.",
                 view.project
+            )?;
+        } else if count == 1 {
+            writeln!(
+                out,
+                "  [Add License] not shown: a subscription key takes no Reserved key."
             )?;
         } else {
             writeln!(
@@ -347,6 +366,41 @@ mod tests {
         assert_eq!(
             usage(LicenseClass::ServerMachines, 1, 1),
             "██████████ 100 % of 1 server machine"
+        );
+    }
+
+    /// Issue 13, item 9: a subscription key's card says why Add License is not offered.
+    #[test]
+    fn a_subscription_card_offers_no_add_license() {
+        let key = Key {
+            kind: KeyKind::Subscription,
+            ..Key::data_volume("SUB", 1_000_000_000)
+        };
+        let view = ProjectView {
+            project: "P".into(),
+            pairs: vec![PairView {
+                class: LicenseClass::DataVolume.to_string(),
+                cards: vec![LicenseCard {
+                    key,
+                    type_label: "Online",
+                    status: Role::Active,
+                    tooltip: "t".into(),
+                    expiration: "Never".into(),
+                    used: 0,
+                    limit: 1_000_000_000,
+                    expired: false,
+                }],
+                add_license_available: false,
+            }],
+        };
+        let mut out = Vec::new();
+        write_view(&mut out, &view).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(
+                "  [Add License] not shown: a subscription key takes no Reserved key.\n"
+            ),
+            "{text}"
         );
     }
 }

@@ -7,6 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::{contains, is_match};
 use serde_json::Value;
 
@@ -290,7 +291,7 @@ fn refused_reserves_name_the_rule() {
         ),
         (
             "--id B-4 --delivery online --limit 1GiB --expires 2001-01-01",
-            "key \"B-4\" expired at 2001-01-01",
+            "key \"B-4\" expired at 2001-01-01T00:00:00Z: request a new license key or contact your vendor",
             "rule EXPIRED",
         ),
         (
@@ -719,4 +720,50 @@ fn demo_refuses_a_state_that_already_has_its_project() {
         .run("demo --volume 1MiB --pace 0")
         .code(1)
         .stderr(contains("project \"warehouse-migration\" already exists"));
+}
+
+/// Issue 13, item 9, as an operator sees it: a limit written `1GB` reads in decimal units
+/// everywhere (it read `953.67 MiB`), a subscription key is offered no Add License, and seat
+/// keys show their own texts with no empty data-volume block beside them.
+#[test]
+fn views_show_sizes_as_written_and_texts_that_fit_the_key() {
+    let state = State::new();
+    state.run("project create dm").success();
+    state
+        .run("key add dm --id G-1 --delivery online --limit 1GB")
+        .success();
+    state
+        .run("key list dm")
+        .success()
+        .stdout(is_match(r"(?m)^G-1 +Active .* 0 B of 1\.00 GB \(0 %\) +never$").unwrap());
+    state
+        .run("usage")
+        .success()
+        .stdout(is_match(r"(?m)^dm +G-1 +0 B of 1\.00 GB \(0 %\) +— +— +1\.00 GB +0$").unwrap());
+    state
+        .run("project show dm")
+        .success()
+        .stdout(contains("Usage            ░░░░░░░░░░ 0 % of 1.00 GB"))
+        .stdout(contains("MiB").not());
+
+    state.run("project create sub").success();
+    state
+        .run("key add sub --id S-1 --delivery online --kind subscription --limit 1GiB")
+        .success();
+    state.run("project show sub").success().stdout(contains(
+        "  [Add License] not shown: a subscription key takes no Reserved key.",
+    ));
+
+    state.run("project create svm").success();
+    state
+        .run("key add svm --id M-1 --delivery online --machines 5 --os server")
+        .success();
+    state
+        .run("project show svm")
+        .success()
+        .stdout(contains(
+            "ⓘ Protected server machines of project svm are counted under this license key.",
+        ))
+        .stdout(contains("data volume").not())
+        .stdout(contains("Migration").not());
 }

@@ -536,12 +536,19 @@ impl Engine {
         Ok(KeyAdded {
             role,
             switched_from,
-            message: (role == Role::Reserved).then(|| view::reserve_added_message(&project.name)),
+            message: (role == Role::Reserved)
+                .then(|| view::reserve_added_message(&project.name, class)),
         })
     }
 
     /// Replaces the Active key of the new key's class (a renewal). A reserve that expires before
     /// the new key's term ends is removed (SPEC §2.3); the old key's usage becomes final.
+    ///
+    /// The pair must still satisfy SPEC §2.1 afterwards: when the reserve it keeps is not of the
+    /// new key's delivery or edition, or the new key is a subscription key, the replacement is
+    /// refused with that rule's error ([`Error::TypeMismatch`], [`Error::EditionMismatch`],
+    /// [`Error::Subscription`]) and nothing changes. Remove the reserve first
+    /// ([`Engine::remove_reserve`]) to replace anyway.
     pub fn replace_active_key(
         &self,
         project: &str,
@@ -564,16 +571,12 @@ impl Engine {
         let taken = admin.catalog.key_id_taken(&key.id)?;
         let plan = |state: &PairState, keys: &HashMap<u32, KeyRow>, row: u32| {
             let active = state.active.ok_or(Error::NoActiveKey)?;
-            rules::admit_replacement(key_of(keys, active.key)?, &key, now, taken)?;
-            let mut kept = None;
-            if let Some(reserve) = state.reserve {
-                if !rules::reserve_ends_first(key_of(keys, reserve.key)?, &key) {
-                    kept = Some(reserve);
-                }
-            }
+            let reserve = state.reserve.map(|r| key_of(keys, r.key)).transpose()?;
+            let kept =
+                rules::admit_replacement(key_of(keys, active.key)?, reserve, &key, now, taken)?;
             Ok(NextGen {
                 active: Some(live_key(row, &key)),
-                reserve: kept,
+                reserve: state.reserve.filter(|_| kept),
                 retired: Some((active.key, active.used)),
                 switches: state.switches,
             })
@@ -700,6 +703,11 @@ impl Engine {
         let mut pairs = Vec::new();
         for pair in admin.catalog.pairs(project.id)? {
             pairs.push(self.pair_view(&admin.catalog, &project, pair, now)?);
+        }
+        // A project holding keys shows their classes only: no empty data-volume block beside
+        // an SVM's seat keys. One with no key shows its empty pair, where the first key goes.
+        if pairs.iter().any(|p| !p.cards.is_empty()) {
+            pairs.retain(|p| !p.cards.is_empty());
         }
         Ok(ProjectView {
             project: project.name,

@@ -62,9 +62,10 @@ pub enum Error {
         /// Seats the caller holds.
         held: u64,
     },
-    /// Every key that could cover the request has expired. Nothing was charged.
+    /// Every key that could cover the request has expired. Nothing was charged. The message
+    /// gives seed 000's next step; it is a static text, so the hot path still allocates nothing.
     #[error(
-        "license expired: the active key has expired and no unexpired reserve key can take over"
+        "license expired: the active key has expired and no unexpired reserve key can take over; request a new license key or contact your vendor"
     )]
     Expired,
     /// The slot pair has no Active key (metering refused, or a reserve added to an empty pair).
@@ -129,7 +130,9 @@ pub enum Error {
         id: String,
     },
     /// The key being added or used as a replacement has already expired.
-    #[error("key \"{id}\" expired at {expired_at}")]
+    #[error(
+        "key \"{id}\" expired at {expired_at}: request a new license key or contact your vendor"
+    )]
     KeyExpired {
         /// The key.
         id: String,

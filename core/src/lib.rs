@@ -82,6 +82,6 @@ pub use pool::{
 pub use slot::{RefusalReason, SwitchReason};
 pub use state_file::{DEFAULT_CAPACITY, FORMAT_VERSION, MAX_CAPACITY};
 pub use view::{
-    active_tooltip, reserve_added_message, LicenseCard, PairView, ProjectView, Role,
-    RESERVED_TOOLTIP,
+    active_tooltip, reserve_added_message, reserved_tooltip, LicenseCard, PairView, ProjectView,
+    Role, RESERVED_TOOLTIP,
 };

@@ -253,6 +253,9 @@ pub struct PoolLicense {
     pub auto_renew: bool,
     /// The instance it is assigned to.
     pub assigned_to: Option<String>,
+    /// That instance's company: a global-pool license assigned to a company's instance is one
+    /// "used for" that company (seed 002's Company filter).
+    pub assigned_company: Option<String>,
     /// The purchase it came from.
     pub purchase: u64,
     /// The purchase's payment mode.
@@ -269,7 +272,8 @@ pub struct PoolLicense {
 pub struct LicenseFilter {
     /// Only this type (the listing then has that one group, with [`NOT_PURCHASED`] if empty).
     pub license_type: Option<LicenseType>,
-    /// Only licenses of this company's pool.
+    /// Only licenses of this company: those of its pool, and those of the global pool assigned
+    /// to its instances (seed 002: "displays the licenses used for selected company").
     pub company: Option<String>,
     /// Only commercial or only trial licenses.
     pub kind: Option<PoolKind>,
@@ -294,10 +298,9 @@ impl LicenseFilter {
     pub fn matches(&self, license: &PoolLicense) -> bool {
         let text = self.search.as_deref().map(str::to_lowercase);
         self.license_type.is_none_or(|t| t == license.license_type)
-            && self
-                .company
-                .as_ref()
-                .is_none_or(|c| license.company.as_ref() == Some(c))
+            && self.company.as_ref().is_none_or(|c| {
+                license.company.as_ref() == Some(c) || license.assigned_company.as_ref() == Some(c)
+            })
             && self.kind.is_none_or(|k| k == license.kind)
             && self.valid.is_none_or(|v| v == license.valid)
             && self.used.is_none_or(|used| {
@@ -330,7 +333,8 @@ pub struct TypeListing {
     pub used: usize,
     /// The matching licenses.
     pub licenses: Vec<PoolLicense>,
-    /// [`NOT_PURCHASED`] when no license of this type was ever bought.
+    /// [`NOT_PURCHASED`] when no license of this type was ever bought, or none of the kind the
+    /// filter asks for.
     pub message: Option<String>,
 }
 
@@ -451,6 +455,7 @@ mod tests {
             valid: true,
             auto_renew: false,
             assigned_to: assigned.then(|| "web-01".into()),
+            assigned_company: assigned.then(|| "Acme".into()),
             purchase: 1,
             payment_mode: PaymentMode::Annual,
             premium_support: false,

@@ -24,30 +24,7 @@ pub(crate) fn admit_reserve(
     now_secs: i64,
     id_taken: bool,
 ) -> Result<()> {
-    for key in [active, new] {
-        if key.kind == KeyKind::Subscription {
-            return Err(Error::Subscription {
-                key: key.id.clone(),
-            });
-        }
-    }
-    if new.delivery != active.delivery {
-        return Err(Error::TypeMismatch {
-            reserve: new.id.clone(),
-            reserve_delivery: new.delivery.as_str(),
-            active: active.id.clone(),
-            active_delivery: active.delivery.as_str(),
-        });
-    }
-    if new.edition != active.edition {
-        return Err(Error::EditionMismatch {
-            reserve: new.id.clone(),
-            reserve_edition: new.edition.as_str(),
-            active: active.id.clone(),
-            active_edition: active.edition.as_str(),
-        });
-    }
-    check_same_class(active, new)?;
+    check_pairing(active, new)?;
     if let Some(reserve) = reserve {
         return Err(Error::ReserveOccupied {
             project: project.to_owned(),
@@ -57,15 +34,62 @@ pub(crate) fn admit_reserve(
     admit_new(new, now_secs, id_taken)
 }
 
-/// Checks `new` as the replacement of the Active key `active` (a renewal).
+/// The rules of SPEC §2.1 that tie a Reserved key to the Active key beside it: neither is a
+/// subscription key, and both share delivery, edition and license class. Checked when a reserve
+/// is added, and again when the Active key is replaced, because a pair must satisfy them at all
+/// times, not only when its reserve arrived.
+pub(crate) fn check_pairing(active: &Key, reserve: &Key) -> Result<()> {
+    for key in [active, reserve] {
+        if key.kind == KeyKind::Subscription {
+            return Err(Error::Subscription {
+                key: key.id.clone(),
+            });
+        }
+    }
+    if reserve.delivery != active.delivery {
+        return Err(Error::TypeMismatch {
+            reserve: reserve.id.clone(),
+            reserve_delivery: reserve.delivery.as_str(),
+            active: active.id.clone(),
+            active_delivery: active.delivery.as_str(),
+        });
+    }
+    if reserve.edition != active.edition {
+        return Err(Error::EditionMismatch {
+            reserve: reserve.id.clone(),
+            reserve_edition: reserve.edition.as_str(),
+            active: active.id.clone(),
+            active_edition: active.edition.as_str(),
+        });
+    }
+    check_same_class(active, reserve)
+}
+
+/// Checks `new` as the replacement of the Active key `active` (a renewal) in a pair whose
+/// Reserved slot holds `reserve`, and says whether that reserve stays.
+///
+/// A reserve that expires before `new`'s term ends is removed by the replacement (SPEC §2.3,
+/// see [`reserve_ends_first`]); the one it would keep must pair with `new` under
+/// [`check_pairing`], else the replacement is refused with that rule's error and changes
+/// nothing. Refusing rather than removing the reserve keeps a key the customer paid for: a
+/// removed key's id stays used, so it could never be added anywhere again, and the operator
+/// who meant to drop it says so with `remove_reserve` first.
 pub(crate) fn admit_replacement(
     active: &Key,
+    reserve: Option<&Key>,
     new: &Key,
     now_secs: i64,
     id_taken: bool,
-) -> Result<()> {
+) -> Result<bool> {
     check_same_class(active, new)?;
-    admit_new(new, now_secs, id_taken)
+    admit_new(new, now_secs, id_taken)?;
+    match reserve {
+        Some(reserve) if !reserve_ends_first(reserve, new) => {
+            check_pairing(new, reserve)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// SPEC §2.3: when the Active key is replaced, a reserve that expires before the new key's term
@@ -269,6 +293,7 @@ mod tests {
     fn replacement_must_keep_the_class() {
         let err = admit_replacement(
             &key("A"),
+            None,
             &Key {
                 scheme: Scheme::PerInstance,
                 ..key("B")
@@ -278,7 +303,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, Error::SchemeMismatch { .. }));
-        assert!(admit_replacement(&key("A"), &key("B"), NOW, false).is_ok());
+        assert!(admit_replacement(&key("A"), None, &key("B"), NOW, false).is_ok());
     }
 
     #[test]

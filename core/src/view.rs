@@ -2,22 +2,74 @@
 
 use serde::Serialize;
 
-use crate::key::{rfc3339, Key, LicenseClass};
+use crate::key::{rfc3339, Key, KeyKind, LicenseClass};
 
-/// Pop-up shown after a reserve key is added (seed 000), with the project name filled in.
-pub fn reserve_added_message(project: &str) -> String {
-    format!(
-        "You have added an additional license key for project {project}. After the first key\u{2019}s data usage is exhausted, migration will automatically continue with the reserved key."
-    )
+/// Pop-up shown after a reserve key is added, with the project name filled in: seed 000's text
+/// for data volume; for seat and instance keys, which switch only when the first key expires,
+/// a text of the same form that names what they license.
+pub fn reserve_added_message(project: &str, class: LicenseClass) -> String {
+    match class {
+        LicenseClass::DataVolume => format!(
+            "You have added an additional license key for project {project}. After the first key\u{2019}s data usage is exhausted, migration will automatically continue with the reserved key."
+        ),
+        LicenseClass::ServerMachines | LicenseClass::DesktopMachines => format!(
+            "You have added an additional license key for project {project}. After the first key expires, protection of {} will automatically continue with the reserved key.",
+            machines(class)
+        ),
+        LicenseClass::Cores => format!(
+            "You have added an additional license key for project {project}. After the first key expires, processor cores will automatically be counted under the reserved key."
+        ),
+        LicenseClass::Instance => format!(
+            "You have added an additional license key for instance {project}. After the first key expires, the instance will automatically be licensed under the reserved key."
+        ),
+    }
 }
 
-/// Tooltip of the Active card (seed 000).
-pub fn active_tooltip(project: &str) -> String {
-    format!("Migration data for project {project} is processed under this license key.")
+/// Tooltip of the Active card: seed 000's text for data volume, one that names what seat and
+/// instance keys license for theirs.
+pub fn active_tooltip(project: &str, class: LicenseClass) -> String {
+    match class {
+        LicenseClass::DataVolume => {
+            format!("Migration data for project {project} is processed under this license key.")
+        }
+        LicenseClass::ServerMachines | LicenseClass::DesktopMachines => format!(
+            "Protected {} of project {project} are counted under this license key.",
+            machines(class)
+        ),
+        LicenseClass::Cores => {
+            format!("Processor cores of project {project} are counted under this license key.")
+        }
+        LicenseClass::Instance => format!("Instance {project} is licensed under this license key."),
+    }
 }
 
-/// Tooltip of the Reserved card (seed 000).
+/// Tooltip of the Reserved card of a data-volume pair (seed 000).
 pub const RESERVED_TOOLTIP: &str = "This is a reserved key. Migration will automatically continue with this key after the first key expires.";
+
+/// Tooltip of the Reserved card: [`RESERVED_TOOLTIP`] for data volume, one that names what seat
+/// and instance keys license for theirs.
+pub fn reserved_tooltip(project: &str, class: LicenseClass) -> String {
+    match class {
+        LicenseClass::DataVolume => RESERVED_TOOLTIP.to_owned(),
+        LicenseClass::ServerMachines | LicenseClass::DesktopMachines => format!(
+            "This is a reserved key. Protection of {} will automatically continue with this key after the first key expires.",
+            machines(class)
+        ),
+        LicenseClass::Cores => "This is a reserved key. Processor cores will automatically be counted under this key after the first key expires.".to_owned(),
+        LicenseClass::Instance => format!(
+            "This is a reserved key. Instance {project} will automatically be licensed under this key after the first key expires."
+        ),
+    }
+}
+
+/// What a per-machine class protects, in the texts above.
+fn machines(class: LicenseClass) -> &'static str {
+    if class == LicenseClass::DesktopMachines {
+        "desktop machines"
+    } else {
+        "server machines"
+    }
+}
 
 /// The status shown on a card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -58,7 +110,8 @@ pub struct PairView {
     pub class: String,
     /// Active card first, then the Reserved card if any.
     pub cards: Vec<LicenseCard>,
-    /// Whether "Add License" is offered: exactly when the pair holds one key.
+    /// Whether "Add License" is offered: exactly when the pair holds one key and it is not a
+    /// subscription key, which takes no reserve (SPEC §2.1).
     pub add_license_available: bool,
 }
 
@@ -67,7 +120,8 @@ pub struct PairView {
 pub struct ProjectView {
     /// The project name.
     pub project: String,
-    /// One entry per license class the project holds, data volume first.
+    /// One entry per license class that holds a key, data volume first; a project with no key
+    /// at all shows its empty pair, where the first key goes.
     pub pairs: Vec<PairView>,
 }
 
@@ -91,8 +145,8 @@ pub(crate) fn pair_view(
             type_label: slot.key.delivery.label(),
             status: slot.role,
             tooltip: match slot.role {
-                Role::Active => active_tooltip(project),
-                Role::Reserved => RESERVED_TOOLTIP.to_owned(),
+                Role::Active => active_tooltip(project, class),
+                Role::Reserved => reserved_tooltip(project, class),
             },
             expiration: match (slot.role, slot.key.expires_at) {
                 (Role::Reserved, _) => "Reserved".to_owned(),
@@ -106,7 +160,10 @@ pub(crate) fn pair_view(
         .collect::<Vec<_>>();
     PairView {
         class: class.to_string(),
-        add_license_available: cards.len() == 1,
+        add_license_available: matches!(
+            slots,
+            [only] if only.key.kind != KeyKind::Subscription
+        ),
         cards,
     }
 }
@@ -115,19 +172,82 @@ pub(crate) fn pair_view(
 mod tests {
     use super::*;
 
+    /// Issue 13, item 9: seed 000's texts stay verbatim for data volume; seat and instance keys,
+    /// which meter no migration data, get texts that say what they license.
     #[test]
-    fn seed_texts_are_verbatim() {
-        assert_eq!(
-            reserve_added_message("X"),
-            "You have added an additional license key for project X. After the first key’s data usage is exhausted, migration will automatically continue with the reserved key."
-        );
-        assert_eq!(
-            active_tooltip("X"),
-            "Migration data for project X is processed under this license key."
-        );
-        assert_eq!(
-            RESERVED_TOOLTIP,
-            "This is a reserved key. Migration will automatically continue with this key after the first key expires."
-        );
+    fn texts_fit_each_license_class() {
+        use LicenseClass::*;
+        // (class, Active tooltip, Reserved tooltip, pop-up after a reserve is added)
+        let table = [
+            (
+                DataVolume,
+                "Migration data for project X is processed under this license key.",
+                "This is a reserved key. Migration will automatically continue with this key after the first key expires.",
+                "You have added an additional license key for project X. After the first key\u{2019}s data usage is exhausted, migration will automatically continue with the reserved key.",
+            ),
+            (
+                ServerMachines,
+                "Protected server machines of project X are counted under this license key.",
+                "This is a reserved key. Protection of server machines will automatically continue with this key after the first key expires.",
+                "You have added an additional license key for project X. After the first key expires, protection of server machines will automatically continue with the reserved key.",
+            ),
+            (
+                DesktopMachines,
+                "Protected desktop machines of project X are counted under this license key.",
+                "This is a reserved key. Protection of desktop machines will automatically continue with this key after the first key expires.",
+                "You have added an additional license key for project X. After the first key expires, protection of desktop machines will automatically continue with the reserved key.",
+            ),
+            (
+                Cores,
+                "Processor cores of project X are counted under this license key.",
+                "This is a reserved key. Processor cores will automatically be counted under this key after the first key expires.",
+                "You have added an additional license key for project X. After the first key expires, processor cores will automatically be counted under the reserved key.",
+            ),
+            (
+                Instance,
+                "Instance X is licensed under this license key.",
+                "This is a reserved key. Instance X will automatically be licensed under this key after the first key expires.",
+                "You have added an additional license key for instance X. After the first key expires, the instance will automatically be licensed under the reserved key.",
+            ),
+        ];
+        for (class, active, reserved, added) in table {
+            assert_eq!(active_tooltip("X", class), active, "{class}");
+            assert_eq!(reserved_tooltip("X", class), reserved, "{class}");
+            assert_eq!(reserve_added_message("X", class), added, "{class}");
+        }
+        assert_eq!(reserved_tooltip("X", DataVolume), RESERVED_TOOLTIP);
+    }
+
+    /// Add License is offered exactly when the pair holds one key that can take a reserve.
+    #[test]
+    fn add_license_needs_one_key_that_takes_a_reserve() {
+        let commercial = Key::data_volume("A", 100);
+        let subscription = Key {
+            kind: KeyKind::Subscription,
+            ..Key::data_volume("S", 100)
+        };
+        let reserve = Key::data_volume("R", 100);
+        let slot = |key, role| SlotContent { key, role, used: 0 };
+        let cases: [(&str, Vec<SlotContent<'_>>, bool); 4] = [
+            ("no key", vec![], false),
+            ("one key", vec![slot(&commercial, Role::Active)], true),
+            (
+                "one subscription key",
+                vec![slot(&subscription, Role::Active)],
+                false,
+            ),
+            (
+                "two keys",
+                vec![
+                    slot(&commercial, Role::Active),
+                    slot(&reserve, Role::Reserved),
+                ],
+                false,
+            ),
+        ];
+        for (name, slots, offered) in cases {
+            let view = pair_view("P", LicenseClass::DataVolume, &slots, 0);
+            assert_eq!(view.add_license_available, offered, "{name}");
+        }
     }
 }

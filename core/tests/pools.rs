@@ -638,3 +638,116 @@ fn processes_assigning_from_one_pool_never_share_a_license() {
     let distinct: HashSet<&&str> = holders.iter().collect();
     assert_eq!((holders.len(), distinct.len()), (40, 40));
 }
+
+/// Issue 13, item 9 (seed 002's filters): the Company filter "displays the licenses used for
+/// selected company", so it shows the company's pool and global-pool licenses assigned to its
+/// instances; "You have not purchased licenses of this type" is said for a type never bought
+/// as the trial or commercial kind the filter asks for.
+#[test]
+fn the_company_filter_shows_licenses_used_for_the_company_and_not_purchased_follows_the_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), &Clock::manual(NOW));
+    e.buy_licenses(&for_company(buy(LicenseType::Server, 1), "Acme"))
+        .unwrap();
+    e.buy_licenses(&buy(LicenseType::Desktop, 2)).unwrap();
+    e.buy_licenses(&Purchase {
+        kind: PoolKind::Trial,
+        ..buy(LicenseType::Workstation, 1)
+    })
+    .unwrap();
+    // Acme's Linux box asks for a desktop license: Acme's pool holds only a server one, so it
+    // comes from the global pool. Globex's box takes the other global desktop license.
+    e.add_instance("acme-linux", InstanceOs::Linux, Some("Acme"))
+        .unwrap();
+    e.add_instance("globex-linux", InstanceOs::Linux, Some("Globex"))
+        .unwrap();
+    assert!(
+        !e.assign("acme-linux", Some(LicenseType::Desktop))
+            .unwrap()
+            .from_company_pool
+    );
+    e.assign("globex-linux", None).unwrap();
+
+    // Per type: (license, instance) listed, and the status message.
+    type Listing = Vec<(LicenseType, Vec<(String, Option<String>)>, Option<String>)>;
+    let listed = |filter: LicenseFilter| -> Listing {
+        e.list_licenses(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|t| {
+                (
+                    t.license_type,
+                    t.licenses
+                        .into_iter()
+                        .map(|l| (l.id, l.assigned_to))
+                        .collect(),
+                    t.message,
+                )
+            })
+            .collect()
+    };
+    let not_purchased = Some(NOT_PURCHASED.to_owned());
+    let f = LicenseFilter::default;
+    let table: Vec<(&str, LicenseFilter, Listing)> = vec![
+        (
+            "company Acme: its pool and the global license its instance uses",
+            LicenseFilter {
+                company: Some("Acme".into()),
+                ..f()
+            },
+            vec![
+                (LicenseType::Server, vec![("server-1-1".into(), None)], None),
+                (
+                    LicenseType::Desktop,
+                    vec![("desktop-2-1".into(), Some("acme-linux".into()))],
+                    None,
+                ),
+                (LicenseType::Workstation, vec![], None),
+            ],
+        ),
+        (
+            "company Globex: no pool of its own, the license its instance uses",
+            LicenseFilter {
+                company: Some("Globex".into()),
+                ..f()
+            },
+            vec![
+                (LicenseType::Server, vec![], None),
+                (
+                    LicenseType::Desktop,
+                    vec![("desktop-2-2".into(), Some("globex-linux".into()))],
+                    None,
+                ),
+                (LicenseType::Workstation, vec![], None),
+            ],
+        ),
+        (
+            "trial: only the workstation type was ever bought as a trial",
+            LicenseFilter {
+                kind: Some(PoolKind::Trial),
+                ..f()
+            },
+            vec![
+                (LicenseType::Server, vec![], not_purchased.clone()),
+                (LicenseType::Desktop, vec![], not_purchased.clone()),
+                (
+                    LicenseType::Workstation,
+                    vec![("workstation-3-1".into(), None)],
+                    None,
+                ),
+            ],
+        ),
+        (
+            "commercial: workstation was bought as a trial only",
+            LicenseFilter {
+                kind: Some(PoolKind::Commercial),
+                license_type: Some(LicenseType::Workstation),
+                ..f()
+            },
+            vec![(LicenseType::Workstation, vec![], not_purchased.clone())],
+        ),
+    ];
+    for (case, filter, expected) in table {
+        assert_eq!(listed(filter), expected, "{case}");
+    }
+}

@@ -417,11 +417,8 @@ fn seat_classes_get_their_own_pairs() {
         .collect();
     assert_eq!(
         classes,
-        vec![
-            ("data_volume", 0),
-            ("per_machine server", 2),
-            ("per_machine desktop", 2)
-        ]
+        vec![("per_machine server", 2), ("per_machine desktop", 2)],
+        "no empty data-volume block beside the seat keys"
     );
 }
 
@@ -444,4 +441,306 @@ fn capacity_is_enforced_with_a_clear_error() {
         .to_string()
         .starts_with("the state file holds its maximum of 2 slot pairs"));
     assert_eq!(e.projects().unwrap(), vec!["a", "b"]);
+}
+
+/// Issue 13, item 8: after a replacement the pair still satisfies SPEC §2.1. A reserve that
+/// expires before the new key's term ends goes (§2.3) whatever else differs; a reserve that
+/// stays must match the new Active key's delivery, edition and class, and sit under no
+/// subscription key, else the replacement is refused with that rule's error and nothing
+/// changes.
+#[test]
+fn replacing_keeps_the_pair_within_the_reserve_rules() {
+    enum Want {
+        /// Replaced; the reserve stays.
+        Kept,
+        /// Replaced; the reserve is removed with `ExpiresBeforeNewTerm`.
+        Removed,
+        /// Refused with exactly this error (Debug form).
+        Refused(&'static str),
+    }
+    let year = 365 * 24 * 3600;
+    let term = |years: i64| i64::from(NOW) + years * year;
+    let new = |delivery, edition, kind| Key {
+        delivery,
+        edition,
+        kind,
+        ..expiring(dv("N", 500), term(3))
+    };
+    use Delivery::{Offline, Online};
+    use Edition::{Enterprise, Standard};
+    use KeyKind::{Commercial, Subscription, Trial};
+    // (case, reserve expiry in years, or None for never, new key, outcome)
+    let cases: Vec<(&str, Option<i64>, Key, Want)> = vec![
+        (
+            "same delivery, edition and class",
+            None,
+            new(Online, Standard, Commercial),
+            Want::Kept,
+        ),
+        (
+            "a trial key: the kind is no reserve rule",
+            None,
+            new(Online, Standard, Trial),
+            Want::Kept,
+        ),
+        (
+            "offline new key, online reserve",
+            None,
+            new(Offline, Standard, Commercial),
+            Want::Refused(
+                r#"TypeMismatch { reserve: "R", reserve_delivery: "online", active: "N", active_delivery: "offline" }"#,
+            ),
+        ),
+        (
+            "enterprise new key, standard reserve",
+            None,
+            new(Online, Enterprise, Commercial),
+            Want::Refused(
+                r#"EditionMismatch { reserve: "R", reserve_edition: "standard", active: "N", active_edition: "enterprise" }"#,
+            ),
+        ),
+        (
+            "offline enterprise new key: delivery is checked first",
+            None,
+            new(Offline, Enterprise, Commercial),
+            Want::Refused(
+                r#"TypeMismatch { reserve: "R", reserve_delivery: "online", active: "N", active_delivery: "offline" }"#,
+            ),
+        ),
+        (
+            "subscription new key over a reserve",
+            None,
+            new(Online, Standard, Subscription),
+            Want::Refused(r#"Subscription { key: "N" }"#),
+        ),
+        (
+            "new key of another class",
+            None,
+            Key {
+                scheme: Scheme::PerCore { max_cores: 8 },
+                ..new(Online, Standard, Commercial)
+            },
+            Want::Refused(
+                r#"SchemeMismatch { reserve: "N", reserve_class: "per_core", active: "A", active_class: "data_volume" }"#,
+            ),
+        ),
+        (
+            "reserve outlasting the new term",
+            Some(4),
+            new(Online, Standard, Commercial),
+            Want::Kept,
+        ),
+        (
+            "reserve expiring first",
+            Some(2),
+            new(Online, Standard, Commercial),
+            Want::Removed,
+        ),
+        (
+            "reserve expiring first, offline new key",
+            Some(2),
+            new(Offline, Standard, Commercial),
+            Want::Removed,
+        ),
+        (
+            "reserve expiring first, enterprise new key",
+            Some(2),
+            new(Online, Enterprise, Commercial),
+            Want::Removed,
+        ),
+        (
+            "reserve expiring first, subscription new key",
+            Some(2),
+            new(Online, Standard, Subscription),
+            Want::Removed,
+        ),
+        (
+            "reserve outlasting the new term, offline new key",
+            Some(4),
+            new(Offline, Standard, Commercial),
+            Want::Refused(
+                r#"TypeMismatch { reserve: "R", reserve_delivery: "online", active: "N", active_delivery: "offline" }"#,
+            ),
+        ),
+    ];
+    for (name, reserve_years, key, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        e.create_project("P").unwrap();
+        e.add_key("P", expiring(dv("A", 100), term(1))).unwrap();
+        let reserve = dv("R", 100);
+        let reserve = match reserve_years {
+            Some(years) => expiring(reserve, term(years)),
+            None => reserve,
+        };
+        e.add_key("P", reserve).unwrap();
+        e.project("P").unwrap().consume(30).unwrap();
+        let before = snapshot(&e, "P");
+        let seen = e.events_after(0, 10_000).unwrap().len();
+        let result = e.replace_active_key("P", key);
+        let (removed, reserve_status) = match want {
+            Want::Refused(expected) => {
+                assert_eq!(format!("{:?}", result.unwrap_err()), expected, "{name}");
+                assert_eq!(
+                    snapshot(&e, "P"),
+                    before,
+                    "{name}: the refusal changed state"
+                );
+                continue;
+            }
+            Want::Kept => (None, KeyStatus::Reserved),
+            Want::Removed => (Some("R"), KeyStatus::Removed),
+        };
+        let replaced = result.unwrap_or_else(|err| panic!("{name}: {err:?}"));
+        assert_eq!(
+            (replaced.old.as_str(), replaced.removed_reserve.as_deref()),
+            ("A", removed),
+            "{name}"
+        );
+        let mut expected_events = vec![EventKind::KeyReplaced {
+            old: "A".into(),
+            new: "N".into(),
+        }];
+        if removed.is_some() {
+            expected_events.push(EventKind::ReserveRemoved {
+                key: "R".into(),
+                reason: RemovalReason::ExpiresBeforeNewTerm,
+            });
+        }
+        let events: Vec<_> = e.events_after(0, 10_000).unwrap()[seen..]
+            .iter()
+            .map(|event| event.kind.clone())
+            .collect();
+        assert_eq!(events, expected_events, "{name}");
+        assert_eq!(
+            statuses(&e, "P"),
+            vec![
+                ("A".into(), KeyStatus::Retired, 30),
+                ("R".into(), reserve_status, 0),
+                ("N".into(), KeyStatus::Active, 0)
+            ],
+            "{name}"
+        );
+    }
+}
+
+/// Issue 13, item 9, through the engine: the cards of seat and instance keys carry texts that
+/// fit them, a subscription key is offered no Add License, and a project shows no empty
+/// data-volume block once it holds keys of another class.
+#[test]
+fn views_fit_the_keys_they_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    e.create_project("Fresh").unwrap();
+    let fresh = e.view("Fresh").unwrap();
+    let shown: Vec<_> = fresh
+        .pairs
+        .iter()
+        .map(|p| (p.class.as_str(), p.cards.len(), p.add_license_available))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![("data_volume", 0, false)],
+        "where the first key goes"
+    );
+
+    e.create_project("SVM").unwrap();
+    e.add_key("SVM", per_machine("S1", MachineOs::Server))
+        .unwrap();
+    let added = e
+        .add_reserve("SVM", per_machine("S2", MachineOs::Server))
+        .unwrap();
+    assert_eq!(
+        added.message.as_deref(),
+        Some("You have added an additional license key for project SVM. After the first key expires, protection of server machines will automatically continue with the reserved key.")
+    );
+    e.add_key(
+        "SVM",
+        Key {
+            scheme: Scheme::PerCore { max_cores: 8 },
+            ..dv("C1", 1)
+        },
+    )
+    .unwrap();
+    let shown: Vec<_> = e
+        .view("SVM")
+        .unwrap()
+        .pairs
+        .iter()
+        .map(|p| {
+            (
+                p.class.clone(),
+                p.cards
+                    .iter()
+                    .map(|c| c.tooltip.clone())
+                    .collect::<Vec<_>>(),
+                p.add_license_available,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (
+                "per_machine server".to_owned(),
+                vec![
+                    "Protected server machines of project SVM are counted under this license key.".to_owned(),
+                    "This is a reserved key. Protection of server machines will automatically continue with this key after the first key expires.".to_owned(),
+                ],
+                false
+            ),
+            (
+                "per_core".to_owned(),
+                vec!["Processor cores of project SVM are counted under this license key.".to_owned()],
+                true
+            ),
+        ]
+    );
+
+    e.create_project("Sub").unwrap();
+    e.add_key(
+        "Sub",
+        Key {
+            kind: KeyKind::Subscription,
+            ..dv("SUB", 100)
+        },
+    )
+    .unwrap();
+    let pair = &e.view("Sub").unwrap().pairs[0];
+    assert_eq!(pair.cards.len(), 1);
+    assert!(
+        !pair.add_license_available,
+        "a subscription key takes no reserve, so Add License is not offered"
+    );
+}
+
+/// Issue 13, item 9: an expired key's refusal says what to do next, as seed 000 does ("please
+/// request a new license or contact us").
+#[test]
+fn expired_refusals_say_what_to_do_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(NOW);
+    let e = Engine::open_with(
+        dir.path(),
+        Options {
+            clock: clock.clone(),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    e.create_project("P").unwrap();
+    e.add_key("P", expiring(dv("A", 100), i64::from(NOW) + 10))
+        .unwrap();
+    let p = e.project("P").unwrap();
+    clock.set(NOW + 20);
+    assert_eq!(
+        p.consume(1).unwrap_err().to_string(),
+        "license expired: the active key has expired and no unexpired reserve key can take over; request a new license key or contact your vendor"
+    );
+    assert_eq!(
+        e.add_key("P", expiring(dv("B", 100), 978_307_200))
+            .unwrap_err()
+            .to_string(),
+        "key \"B\" expired at 2001-01-01T00:00:00Z: request a new license key or contact your vendor"
+    );
 }

@@ -821,8 +821,8 @@ fn pool_instance_group_and_bulk_json_outputs() {
         serde_json::json!({
             "project": project, "status": "TG_OK", "code": 0, "role": "reserved",
             "message": format!("You have added an additional license key for project {project}. \
-                After the first key\u{2019}s data usage is exhausted, migration will \
-                automatically continue with the reserved key."),
+                After the first key expires, protection of server machines will automatically \
+                continue with the reserved key."),
         })
     };
     assert_eq!(

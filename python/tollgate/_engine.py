@@ -252,8 +252,10 @@ class Engine(Handle):
         """What a user interface shows for the project (SPEC §2.5): ``{"project": name,
         "pairs": [{"class": "data_volume", "cards": [...], "add_license_available": bool}]}``.
         Each card has ``key``, ``type`` (Online/Offline), ``status`` (Active/Reserved),
-        ``tooltip``, ``expiration``, ``used``, ``limit`` and ``expired``; the texts are seed
-        000's, verbatim."""
+        ``tooltip``, ``expiration``, ``used``, ``limit`` and ``expired``; data-volume texts are
+        seed 000's, verbatim, and seat and instance keys get texts that name what they license.
+        ``pairs`` lists the classes that hold a key (a project with none shows its empty pair);
+        Add License is available when the pair holds one key and it is not a subscription."""
         view = self._json(_ffi.tg_project_view_json, _project_name(project))
         return cast(Dict[str, Any], view)
 
@@ -390,9 +392,11 @@ class Engine(Handle):
     ) -> List[Dict[str, Any]]:
         """The pool licenses that pass every filter given, grouped by type: ``[{"license_type",
         "count", "used", "licenses": [...], "message"}, ...]``. ``message`` is seed 002's "You
-        have not purchased licenses of this type" for a type never bought, else None.
+        have not purchased licenses of this type" for a type never bought (as the ``kind``
+        asked for, when one is), else None.
 
-        Filters: ``license_type`` (list that type only), ``company`` (that company's pool),
+        Filters: ``license_type`` (list that type only), ``company`` (that company's pool and
+        the licenses assigned to its instances),
         ``kind`` (``"commercial"`` or ``"trial"``), ``valid`` (True: unexpired, False:
         expired), ``used`` (True: assigned, False: unassigned; commercial licenses only, so it
         leaves trials out), ``auto_renew_only``, ``search`` (case-insensitive text in the id,

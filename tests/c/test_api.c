@@ -387,7 +387,8 @@ static void test_admission_rules(tg_engine *engine) {
     EXPECT(TG_EXPIRED, tg_key_add(engine, "rules",
                                   key("R-OLD", "online", "commercial", "standard", 10,
                                       "2001-01-01T00:00:00Z")));
-    EXPECT_MESSAGE("key \"R-OLD\" expired at 2001-01-01T00:00:00Z");
+    EXPECT_MESSAGE("key \"R-OLD\" expired at 2001-01-01T00:00:00Z: request a new license key or "
+                   "contact your vendor");
 
     EXPECT(TG_OK, tg_key_add_reserve(engine, "rules", dv_key("R-2", 10)));
     EXPECT(TG_RESERVE_OCCUPIED, tg_key_add(engine, "rules", dv_key("R-3", 10)));
@@ -439,7 +440,8 @@ static void test_expiry(tg_engine *engine) {
         nanosleep(&pause, NULL);
     }
     EXPECT(TG_EXPIRED, tg_consume(soon, 10));
-    EXPECT_MESSAGE("license expired");
+    EXPECT_MESSAGE("license expired: the active key has expired and no unexpired reserve key can "
+                   "take over; request a new license key or contact your vendor");
     expect_usage(soon, 10, 1000, 0, 0, false, 0);
     tg_project_close(soon);
 }

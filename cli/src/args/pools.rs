@@ -76,7 +76,7 @@ pub struct ListArgs {
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     pub license_type: Option<LicenseTypeArg>,
 
-    /// Only licenses of this company's pool
+    /// Only licenses used for this company: its pool and the licenses assigned to its instances
     #[arg(long)]
     pub company: Option<String>,
 

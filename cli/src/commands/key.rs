@@ -11,7 +11,7 @@ use crate::args::{KeyArgs, ReserveTarget};
 use crate::failure::{describe, Failure};
 use crate::keyspec::key_from_args;
 use crate::output::{json_document, table};
-use crate::render::{edition_label, expiry, kind_label, percent, quantity, scheme_label};
+use crate::render::{edition_label, expiry, kind_label, percent, scheme_label, used_of};
 
 /// Which slot an added key may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,9 +286,8 @@ pub fn list(ctx: &Context, project: &str, out: &mut dyn Write) -> Result<(), Fai
                 ),
                 scheme_label(&k.key.scheme),
                 format!(
-                    "{} of {} ({} %)",
-                    quantity(class, k.used),
-                    quantity(class, limit),
+                    "{} ({} %)",
+                    used_of(class, k.used, limit),
                     percent(k.used, limit)
                 ),
                 expiry(k.key.expires_at),

@@ -8,8 +8,8 @@ use tollgate_core::{Engine, LicenseClass, Role, Usage};
 use super::Context;
 use crate::failure::Failure;
 use crate::output::{json_document, table};
-use crate::render::{pair_class, percent, usage};
-use crate::size::format_bytes;
+use crate::render::{pair_class, percent, quantity, usage, used_of};
+use crate::size::{format_size, Units};
 
 /// One project's data-volume usage with the ids of its keys.
 #[derive(Serialize)]
@@ -87,9 +87,8 @@ fn overview(out: &mut dyn Write, all: &[ProjectUsage]) -> std::io::Result<()> {
                 p.active_key.clone().unwrap_or_else(|| "—".into()),
                 if p.active_key.is_some() {
                     format!(
-                        "{} of {} ({} %)",
-                        format_bytes(u.active_used),
-                        format_bytes(u.active_limit),
+                        "{} ({} %)",
+                        used_of(LicenseClass::DataVolume, u.active_used, u.active_limit),
                         percent(u.active_used, u.active_limit)
                     )
                 } else {
@@ -97,11 +96,11 @@ fn overview(out: &mut dyn Write, all: &[ProjectUsage]) -> std::io::Result<()> {
                 },
                 p.reserved_key.clone().unwrap_or_else(|| "—".into()),
                 if p.reserved_key.is_some() {
-                    format_bytes(u.reserved_limit)
+                    quantity(LicenseClass::DataVolume, u.reserved_limit)
                 } else {
                     "—".into()
                 },
-                format_bytes(p.remaining),
+                format_size(p.remaining, Units::of(u.active_limit)),
                 u.switches.to_string(),
             ]
         })
@@ -124,13 +123,14 @@ fn overview(out: &mut dyn Write, all: &[ProjectUsage]) -> std::io::Result<()> {
 fn detail(out: &mut dyn Write, p: &ProjectUsage) -> std::io::Result<()> {
     let u = &p.usage;
     let class = LicenseClass::DataVolume;
+    let units = Units::of(u.active_limit);
     writeln!(out, "Project {} · data volume", p.project)?;
     match &p.active_key {
         Some(id) => writeln!(
             out,
             "  Active    {id}  {}  ({} used)",
             usage(class, u.active_used, u.active_limit),
-            format_bytes(u.active_used)
+            format_size(u.active_used, units)
         )?,
         None => writeln!(
             out,
@@ -148,7 +148,7 @@ fn detail(out: &mut dyn Write, p: &ProjectUsage) -> std::io::Result<()> {
     writeln!(
         out,
         "  Left      {} on the Active and Reserved keys",
-        format_bytes(p.remaining)
+        format_size(p.remaining, units)
     )?;
     writeln!(out, "  Switches  {}", u.switches)
 }

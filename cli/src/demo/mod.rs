@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tollgate_core::{
-    active_tooltip, Delivery, Edition, Engine, Event, EventKind, Key, KeyKind, ProjectHandle, Role,
-    Scheme, Subscription, SwitchReason,
+    active_tooltip, Delivery, Edition, Engine, Event, EventKind, Key, KeyKind, LicenseClass,
+    ProjectHandle, Role, Scheme, Subscription, SwitchReason,
 };
 
 use self::live::{Live, Tracked};
@@ -370,7 +370,10 @@ fn describe(event: &Event, at: f64) -> Vec<String> {
                     "{head}  ⇄ SWITCH: {from} {why}; the Reserved key {to} is now the Active key."
                 ),
                 format!("{pad}  The migration goes on without stopping."),
-                format!("{pad}  {to} · Active: “{}”", active_tooltip(&event.project)),
+                format!(
+                    "{pad}  {to} · Active: “{}”",
+                    active_tooltip(&event.project, LicenseClass::DataVolume)
+                ),
                 format!("{pad}  Add License is available again."),
             ]
         }

@@ -35,6 +35,8 @@ pub(crate) struct LicenseRow {
     pub company: Option<String>,
     /// The instance (project) it is assigned to.
     pub instance: Option<ProjectRow>,
+    /// That instance's company.
+    pub instance_company: Option<String>,
     /// The key id its assignment installed in the instance's pair.
     pub key_id: Option<String>,
 }
@@ -150,11 +152,13 @@ impl Catalog {
             .prepare_cached(
                 "SELECT l.id, p.id, p.license_type, p.kind, p.expires_at, p.auto_renew,
                         p.payment_mode, p.premium_support, p.onboarding, c.name,
-                        i.id, i.name, l.key_id
+                        i.id, i.name, l.key_id, ic.name
                  FROM licenses l
                  JOIN purchases p ON p.id = l.purchase_id
                  LEFT JOIN companies c ON c.id = p.company_id
                  LEFT JOIN projects i ON i.id = l.instance_id
+                 LEFT JOIN instances ii ON ii.project_id = l.instance_id
+                 LEFT JOIN companies ic ON ic.id = ii.company_id
                  ORDER BY p.id, l.rowid",
             )
             .map_err(Error::store("list licenses"))?;
@@ -182,6 +186,7 @@ impl Catalog {
                     company: r.get(9)?,
                     instance,
                     key_id: r.get(12)?,
+                    instance_company: r.get(13)?,
                 })
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());

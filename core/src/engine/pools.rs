@@ -295,7 +295,9 @@ impl Engine {
     }
 
     /// The pool licenses that pass `filter`, grouped by type in listing order with counts. A
-    /// type with no purchase at all carries seed 002's [`NOT_PURCHASED`] status.
+    /// type never purchased carries seed 002's [`NOT_PURCHASED`] status; with a commercial or
+    /// trial filter, a type never purchased as that kind does ("If you have not already
+    /// requested a specific trial or commercial license type").
     pub fn list_licenses(&self, filter: &LicenseFilter) -> Result<Vec<TypeListing>> {
         let now = self.now();
         let licenses = self.inner.admin.lock().catalog.licenses()?;
@@ -315,12 +317,15 @@ impl Engine {
                     .map(|l| pool_license(l, now))
                     .filter(|l| filter.matches(l))
                     .collect();
+                let bought = of_type
+                    .iter()
+                    .any(|l| filter.kind.is_none_or(|k| k == l.purchase.kind));
                 TypeListing {
                     license_type,
                     count: shown.len(),
                     used: shown.iter().filter(|l| l.assigned_to.is_some()).count(),
                     licenses: shown,
-                    message: of_type.is_empty().then(|| NOT_PURCHASED.to_owned()),
+                    message: (!bought).then(|| NOT_PURCHASED.to_owned()),
                 }
             })
             .collect())
@@ -473,6 +478,7 @@ fn pool_license(l: &LicenseRow, now: i64) -> PoolLicense {
         valid: l.purchase.valid_at(now),
         auto_renew: l.purchase.auto_renew,
         assigned_to: l.instance.as_ref().map(|i| i.name.clone()),
+        assigned_company: l.instance_company.clone(),
         purchase: l.purchase.id as u64,
         payment_mode: l.purchase.payment_mode,
         premium_support: l.purchase.premium_support,
