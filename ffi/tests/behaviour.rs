@@ -11,6 +11,8 @@ use std::ptr::null_mut;
 
 use tollgate::*;
 
+mod common;
+
 /// Counts the allocations made by the current thread, so that the engine's background threads
 /// (clock, event dispatcher) do not disturb a measurement.
 struct CountingAllocator;
@@ -99,6 +101,7 @@ struct Engine {
 
 impl Engine {
     fn open() -> Engine {
+        common::isolate_process_installation();
         let dir = tempfile::tempdir().unwrap();
         let path = c(dir.path().to_str().unwrap());
         let mut ptr = null_mut();

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tollgate::*;
+
+mod common;
 use tollgate_activation::{ActivationClient, ClientOptions, Server, ServerHandle};
 use tollgate_license::VendorSecret;
 
@@ -67,6 +69,7 @@ struct Engine {
 
 impl Engine {
     fn new(key: &str) -> Engine {
+        common::isolate_process_installation();
         let dir = tempfile::tempdir().unwrap();
         let mut handle = null_mut();
         let path = c(dir.path().to_str().unwrap());

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use tollgate_bench::contestants::{
-    BareAtomic, BareCas, BareCas128, Contestant, DashMapRow, LockedMap, Redis, SqliteRow, TollgateConsume,
-    REDIS_ENV,
+    BareAtomic, BareCas, BareCas128, Contestant, DashMapRow, LockedMap, Redis, SqliteRow,
+    TollgateConsume, REDIS_ENV,
 };
 use tollgate_bench::external::{CProgram, PythonBench};
 use tollgate_bench::fixture::{self, BenchResult, DiskState};

@@ -564,8 +564,19 @@ mod tests {
     #[test]
     fn an_assignment_interrupted_before_its_key_was_published_returns_the_license() {
         let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            let installation = Some(dir.path().join("installation"));
+            Engine::open_with(
+                dir.path(),
+                crate::Options {
+                    installation_dir: installation,
+                    ..crate::Options::default()
+                },
+            )
+            .unwrap()
+        };
         {
-            let e = Engine::open(dir.path()).unwrap();
+            let e = open();
             e.buy_licenses(&Purchase::new(LicenseType::Server, 1, PaymentMode::Annual))
                 .unwrap();
             e.add_instance("web", InstanceOs::Linux, None).unwrap();
@@ -576,7 +587,7 @@ mod tests {
             Catalog::assign_license(&tx, "server-1-1", project.id, "server-1-1#1", "now").unwrap();
             tx.commit().unwrap();
         }
-        let e = Engine::open(dir.path()).unwrap();
+        let e = open();
         assert!(e.instances().unwrap()[0].license.is_none());
         assert!(matches!(e.check_instance("web"), Err(Error::NoActiveKey)));
         let recovered = e

@@ -45,6 +45,22 @@ pub fn open(dir: impl AsRef<Path>) -> tollgate_core::Result<tollgate_core::Engin
     tollgate_core::Engine::open_with(dir, options)
 }
 
+/// For tests that open engines in this process through the C ABI, which has no installation
+/// option yet: points `TOLLGATE_INSTALLATION` at a directory of this test binary under cargo's
+/// `CARGO_TARGET_TMPDIR`, once. Every such test calls it before anything else, so no thread of
+/// the test reads the environment while it is being set.
+pub fn isolate_process_installation() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let binary = std::env::current_exe().expect("test executable");
+        let name = binary.file_stem().expect("executable name").to_owned();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("installations")
+            .join(name);
+        std::env::set_var("TOLLGATE_INSTALLATION", dir);
+    });
+}
+
 /// Makes a child process that opens engines on state `dir` use the test's installation.
 pub fn with_installation<'c>(cmd: &'c mut Command, dir: &Path) -> &'c mut Command {
     cmd.env("TOLLGATE_INSTALLATION", installation(dir))
