@@ -129,8 +129,9 @@ pub(crate) struct GenMeta {
     retired_used: AtomicU64,
 }
 
-/// The shared record of one slot pair: 192 bytes, the first cache line holding everything a
-/// grant touches (the cursor and both generations' limits). It lives in the memory-mapped state
+/// The shared record of one slot pair: 256 bytes, the first cache line holding everything a
+/// grant touches (the cursor and both generations' limits). 256 divides a 512-byte sector, so a
+/// record never straddles two sectors (see RELIABILITY.md on torn writes). It lives in the memory-mapped state
 /// file and is only ever accessed through atomics; an all-zero record is a valid empty pair.
 ///
 /// | offset | field |
@@ -140,7 +141,7 @@ pub(crate) struct GenMeta {
 /// | 64 | `expiry_mark` (16 bytes: epoch, offset) |
 /// | 80 | `meta[0]`, `meta[1]` (24 bytes each) |
 /// | 128 | `refused_epoch` (8), `owner` (4), `metering` (4) |
-/// | 144 | spare, zero (48 bytes) |
+/// | 144 | spare, zero (112 bytes) |
 #[repr(C, align(64))]
 pub struct PairRecord {
     cursor: AtomicU128,
@@ -152,13 +153,13 @@ pub struct PairRecord {
     owner: AtomicU32,
     /// [`METERING_SEATS`] for a seat gauge, 0 for a data-volume pair; set once when claimed.
     metering: AtomicU32,
-    _spare: [AtomicU64; 6],
+    _spare: [AtomicU64; 14],
 }
 
 #[cfg(not(loom))]
 const _: () = {
     use std::mem::{offset_of, size_of};
-    assert!(size_of::<PairRecord>() == 192);
+    assert!(size_of::<PairRecord>() == 256);
     assert!(offset_of!(PairRecord, limits) == 16);
     assert!(offset_of!(PairRecord, expiry_mark) == 64);
     assert!(offset_of!(PairRecord, meta) == 80);

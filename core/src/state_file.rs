@@ -1,6 +1,6 @@
 //! The memory-mapped hot-state file: a checksummed header and a fixed table of [`PairRecord`]s.
 //!
-//! Layout (little-endian): a 4 KiB header page, then `capacity` records of 192 bytes
+//! Layout (little-endian): a 4 KiB header page, then `capacity` records of 256 bytes
 //! ([`PairRecord`] documents its fields). The header is written once, at creation, through a
 //! temporary file that is synced and renamed into place, so it is never torn; afterwards only
 //! the records change, and only through atomics.
@@ -31,7 +31,7 @@ const CHECKED_LEN: usize = 40;
 
 /// Default number of pair records in a new state file.
 pub const DEFAULT_CAPACITY: u32 = 65_536;
-/// Largest capacity a state file may be created with (192 MiB of records per 1 M).
+/// Largest capacity a state file may be created with (256 MiB of records per 1 M).
 pub const MAX_CAPACITY: u32 = 16 * 1024 * 1024;
 
 /// The decoded header.
