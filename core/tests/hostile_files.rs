@@ -71,7 +71,7 @@ fn a_disk_too_small_for_the_state_file_is_an_io_error_and_leaves_no_state() {
     let Some(fs) = Tmpfs::mount("2m") else { return };
     let err = common::open(fs.path())
         .err()
-        .expect("an 8 MiB state fit on a 2 MiB disk");
+        .expect("a 16 MiB state fit on a 2 MiB disk");
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("No space left"), "{err}");
     assert!(!fs.path().join("hot.tgs").exists());
@@ -131,7 +131,7 @@ fn a_full_disk_refuses_admin_changes_and_keeps_metering() {
 
 #[test]
 fn a_read_only_file_system_is_refused_and_untouched() {
-    let Some(fs) = Tmpfs::mount("16m") else {
+    let Some(fs) = Tmpfs::mount("64m") else {
         return;
     };
     {
