@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tollgate_core::{
     active_tooltip, Delivery, Edition, Engine, Event, EventKind, Key, KeyKind, LicenseClass,
-    ProjectHandle, Role, Scheme, Subscription, SwitchReason,
+    Options, ProjectHandle, Role, Scheme, Subscription, SwitchReason,
 };
 
 use self::live::{Live, Tracked};
@@ -62,8 +62,14 @@ pub fn run(ctx: &Context, args: &DemoArgs, out: &mut dyn Write) -> Result<(), Fa
     let dir = temporary
         .as_ref()
         .map_or_else(|| ctx.state.clone(), |t| t.path().to_owned());
+    // A temporary state gets a temporary installation beside it: anchoring a state that is
+    // removed at exit in the user's real installation would only leave litter there.
+    let options = Options {
+        installation_dir: temporary.as_ref().map(|t| t.path().join("installation")),
+        ..Options::default()
+    };
     // Declared after `temporary`, so the engine closes before the directory is removed.
-    let engine = Engine::open(&dir)?;
+    let engine = Engine::open_with(&dir, options)?;
     let text = !ctx.json;
     if text {
         writeln!(
