@@ -74,7 +74,8 @@ impl ManyProjects {
     fn build() -> ManyProjects {
         let count = MANY_PROJECTS;
         let state = DiskState::build(count, count as u32).expect("65,536-project state");
-        let engine = Engine::open(state.dir.path()).expect("engine opens");
+        let engine = Engine::open_with(state.dir.path(), fixture::options(state.dir.path()))
+            .expect("engine opens");
         let handles = fixture::handles(&engine, count).expect("handles");
         // Fault every record's page in now, not in the first timed iterations.
         for project in &handles {

@@ -81,13 +81,22 @@ impl DiskState {
     }
 }
 
+/// Options for a benchmark state in `dir`: its installation (MAC key and anchors) lives inside
+/// it, so a benchmark never writes into the user's real installation.
+pub fn options(dir: &Path) -> Options {
+    Options {
+        installation_dir: Some(dir.join("installation")),
+        ..Options::default()
+    }
+}
+
 /// Opens a fresh engine with `capacity` records in `dir`.
 pub fn open(dir: &Path, capacity: u32) -> BenchResult<Engine> {
     Ok(Engine::open_with(
         dir,
         Options {
             capacity,
-            ..Options::default()
+            ..options(dir)
         },
     )?)
 }

@@ -104,7 +104,7 @@ pub fn measure(state: &DiskState, projects: usize, capacity: u32) -> BenchResult
 pub fn probe_open(dir: &Path) -> BenchResult<()> {
     let before = fixture::proc_status_kib("VmRSS").unwrap_or(0);
     let t0 = Instant::now();
-    let engine = tollgate_core::Engine::open(dir)?;
+    let engine = tollgate_core::Engine::open_with(dir, crate::fixture::options(dir))?;
     let open_ns = t0.elapsed().as_nanos() as u64;
     let kib = |field| fixture::proc_status_kib(field).unwrap_or(0);
     println!(

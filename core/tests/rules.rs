@@ -724,7 +724,7 @@ fn expired_refusals_say_what_to_do_next() {
         dir.path(),
         Options {
             clock: clock.clone(),
-            ..Options::default()
+            ..common::options(dir.path())
         },
     )
     .unwrap();
