@@ -125,12 +125,17 @@ pub fn memory_dir() -> BenchResult<tempfile::TempDir> {
     })
 }
 
-/// Copies the files of a closed state directory into `to` (which must exist).
+/// Copies a closed state directory, with the installation inside it, into `to` (which must exist).
 pub fn copy_state(from: &Path, to: &Path) -> BenchResult<()> {
     for entry in fs::read_dir(from)? {
         let entry = entry?;
-        if entry.file_type()?.is_file() {
-            fs::copy(entry.path(), to.join(entry.file_name()))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            // The installation the state is anchored in (see `options`).
+            fs::create_dir_all(&target)?;
+            copy_state(&source, &target)?;
+        } else if entry.file_type()?.is_file() {
+            fs::copy(source, target)?;
         }
     }
     Ok(())
