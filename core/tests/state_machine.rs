@@ -288,8 +288,15 @@ fn open(dir: &std::path::Path, clock: &Clock) -> (Engine, ProjectHandle) {
     (engine, handle)
 }
 
-/// Sequences checked in one run: 10,000, split over two tests so they run on two threads.
-const CASES: u32 = 10_000;
+/// Sequences checked in one run, split over two tests so they run on two threads: 10,000, or
+/// `TOLLGATE_STATE_MACHINE_CASES` (scripts/asan.sh runs fewer: it looks for memory errors, not
+/// for sequences the model disagrees with).
+fn cases() -> u32 {
+    std::env::var("TOLLGATE_STATE_MACHINE_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
+}
 
 /// A temporary directory for one sequence: in memory when the machine has /dev/shm, since the
 /// model checks the rules and the accounting, not durability (tests/power_loss.rs and
@@ -405,7 +412,7 @@ fn check_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: CASES / 2,
+        cases: cases() / 2,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
