@@ -511,6 +511,12 @@ impl PairRecord {
         if after >= w.active_limit - w.active_limit / 5 {
             return self.advance_reporting(word, granted, w, events);
         }
+        self.move_cursor(word, granted)
+    }
+
+    /// The grant's CAS: moves the cursor from `word` by `granted`, or returns the current word.
+    #[inline(always)]
+    fn move_cursor(&self, word: Word, granted: u64) -> Result<(), Word> {
         // Relaxed on success: the cursor is the only datum a grant publishes. Acquire on failure:
         // the retry reads the limits of whatever epoch the current word carries.
         self.cursor
@@ -535,14 +541,9 @@ impl PairRecord {
         events: &impl PairEvents,
     ) -> Result<(), Word> {
         let keys = self.key_rows(word);
-        // Relaxed on success, Acquire on failure: as in `advance`. The Acquire loads of the key
-        // ids keep this CAS after them, so ids of a later generation make it fail.
-        self.cursor.compare_exchange_weak(
-            word,
-            word + Word::from(granted),
-            Ordering::Relaxed,
-            Ordering::Acquire,
-        )?;
+        // The Acquire loads of the key ids keep this CAS after them, so ids of a later
+        // generation make it fail.
+        self.move_cursor(word, granted)?;
         self.report_crossings(word, granted, w, keys, events);
         Ok(())
     }

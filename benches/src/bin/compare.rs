@@ -11,11 +11,13 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use portable_atomic::AtomicU128;
 use serde_json::{json, Value};
+use std::sync::atomic::AtomicU64;
 
 use tollgate_bench::contestants::{
-    BareAtomic, BareCas, BareCas128, Contestant, DashMapRow, LockedMap, Redis, SqliteRow,
-    TollgateConsume, REDIS_ENV,
+    BareAtomic, BareCas, Contestant, DashMapRow, LockedMap, Redis, SqliteRow, TollgateConsume,
+    REDIS_ENV,
 };
 use tollgate_bench::external::{CProgram, PythonBench};
 use tollgate_bench::fixture::{self, BenchResult, DiskState};
@@ -177,8 +179,8 @@ fn field(max_threads: usize) -> BenchResult<Field> {
     let mut skipped = Vec::new();
     let mut in_process: Vec<Box<dyn Contestant>> = vec![
         Box::new(BareAtomic),
-        Box::new(BareCas),
-        Box::new(BareCas128),
+        Box::new(BareCas::<AtomicU64>::default()),
+        Box::new(BareCas::<AtomicU128>::default()),
         Box::new(TollgateConsume::new(max_threads)?),
         Box::new(LockedMap::std()),
         Box::new(LockedMap::parking_lot()),

@@ -8,7 +8,7 @@ mod redis;
 mod sqlite;
 mod tollgate;
 
-pub use atomic::{BareAtomic, BareCas, BareCas128, Padded, Padded128};
+pub use atomic::{BareAtomic, BareCas, CasWord, Padded};
 pub use dashmap_row::DashMapRow;
 pub use locked_map::{LockedMap, ParkingLotMutex, StdMutex};
 pub use redis::{Redis, REDIS_ENV};
