@@ -112,7 +112,7 @@ fn the_service_activates_and_renews_keys_across_a_restart_and_stops_on_sigterm()
 
     let service = Service::start(dir.path());
     let key = verify(
-        &service.client().activate("ACT-123").unwrap().license,
+        &service.client().activate("ACT-123", "M-1").unwrap().license,
         &trusted,
     )
     .unwrap();

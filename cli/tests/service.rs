@@ -36,7 +36,7 @@ fn renewal_through_the_service_started_for_the_tests() {
     let public = dir.join("vendor/vendor.pub");
     tollgate(&["trust", "add", public.to_str().unwrap()]).success();
     for (project, code) in [("renewable", "ACT-TEST"), ("final", "ACT-NORENEW")] {
-        let license = client.activate(code).unwrap().text;
+        let license = client.activate(code, "M-1").unwrap().text;
         let file = work.path().join(format!("{code}.lic"));
         std::fs::write(&file, license).unwrap();
         tollgate(&["project", "create", project]).success();
