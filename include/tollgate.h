@@ -139,6 +139,12 @@ typedef enum tg_status {
      * message says that manual renewal is needed.
      */
     TG_RENEWAL_FAILED = 25,
+    /**
+     * An activation code could not be activated: the activation service was unreachable,
+     * slow, refused the code (unknown, no activations left) or answered with something that is
+     * not a license for it. Nothing changed; the message gives the service's reason.
+     */
+    TG_ACTIVATION_FAILED = 26,
 } tg_status;
 
 /**
@@ -296,6 +302,62 @@ void tg_string_free(char *s);
  * Tollgate call on the same thread; copy it to keep it.
  */
 const char *tg_last_error_message(void);
+
+/**
+ * Activates `code` through the activation service at `activation_url` (`http://HOST:PORT`
+ * or `https://…`) and adds the key it issues to `project`: the first key of its class
+ * becomes Active and a second one Reserved, as `tg_key_add` does, or, when `reserve_only`, it
+ * may only become the Reserved key, as `tg_key_add_reserve` does. `ca_file` is NULL, or a PEM
+ * file whose certificates alone are trusted for https (the vendor's own authority, or the
+ * service's self-signed certificate). Each request takes at most 10 s, and failures other than
+ * a refusal are tried 5 times in all. Stores in `*out_json` `{"key": id, "role":
+ * "Active"|"Reserved", "switched_from", "message"}`; NULL on failure. Free it with
+ * `tg_string_free`.
+ *
+ * `TG_NOT_FOUND` for a project that does not exist (the service is not asked),
+ * `TG_ACTIVATION_FAILED` when the service does not give a license for the code, and the
+ * refusals of `tg_key_add` (`TG_BAD_SIGNATURE` under trust, …) for the key it gave.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `project`, `code`, `activation_url` and `ca_file` are
+ * NULL or NUL-terminated strings; `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_key_activate(struct tg_engine *engine,
+                               const char *project,
+                               const char *code,
+                               const char *activation_url,
+                               const char *ca_file,
+                               bool reserve_only,
+                               char **out_json);
+
+/**
+ * Activates `code` once through the activation service at `activation_url` and adds the key
+ * as the Reserved key of every project `target_json` names — `{"all": true}`, `{"group":
+ * "G"}` or `{"project": "P"}` — as `tg_key_add_reserve_bulk` does, with its outcomes in
+ * `*out_json`. `ca_file` is as for `tg_key_activate`. The call itself fails (`*out_json`
+ * NULL) when the target is malformed or does not exist (the service is not asked then), the
+ * activation fails (`TG_ACTIVATION_FAILED`), or the key is refused for its signature.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `target_json`, `code`, `activation_url` and `ca_file`
+ * are NULL or NUL-terminated strings; `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_key_activate_bulk(struct tg_engine *engine,
+                                    const char *target_json,
+                                    const char *code,
+                                    const char *activation_url,
+                                    const char *ca_file,
+                                    char **out_json);
+
+/**
+ * Stores in `*out_id` this installation's identity for the activation service: 64 hex digits
+ * derived one-way from the installation key, the same for every engine of the installation.
+ * Free it with `tg_string_free`.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `out_id` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_engine_machine_id(struct tg_engine *engine, char **out_id);
 
 /**
  * Opens (creating if needed) the state directory `state_dir` with default options and stores

@@ -6,7 +6,8 @@
 #
 # DIR (default target/activation-server) holds the service's files: a vendor key pair in
 # DIR/vendor/ and a catalog DIR/codes.json, both made on first start (codes ACT-TEST: 365
-# days, 5 renewals; ACT-NORENEW: 365 days, no renewal); and DIR/pid, DIR/url, DIR/server.log.
+# days, 5 renewals; ACT-NORENEW: 365 days, no renewal; each activates on 1000 machines, as each
+# test's installation is a machine of its own); and DIR/pid, DIR/url, DIR/server.log.
 # Tests trust DIR/vendor/vendor.pub. The binary is $TOLLGATE_BIN, else a debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +35,8 @@ start() {
         local key='{"kind": "commercial", "edition": "standard", "scheme": {"data_volume": {"limit_bytes": 1073741824}}}'
         cat >"$dir/codes.json" <<JSON
 {"codes": [
-  {"code": "ACT-TEST", "key": $key, "term_days": 365, "renewals_left": 5},
-  {"code": "ACT-NORENEW", "key": $key, "term_days": 365, "renewals_left": 0}
+  {"code": "ACT-TEST", "key": $key, "term_days": 365, "renewals_left": 5, "activations": 1000},
+  {"code": "ACT-NORENEW", "key": $key, "term_days": 365, "renewals_left": 0, "activations": 1000}
 ]}
 JSON
     fi

@@ -7,17 +7,24 @@
 //!             "key": {…key JSON; id, delivery, activation_code and expires_at are set per key…},
 //!             "term_days": 365,
 //!             "renewals_left": 5,
+//!             "activations": 3,
 //!             "issued": [{"id": "ACT-1-1", "expires_at": "2027-01-01T00:00:00Z",
-//!                         "renewed_by": "ACT-1-2"}, …]}]}
+//!                         "machine": "9f2c…", "renewed_by": "ACT-1-2"}, …]}]}
 //! ```
 //!
-//! `issued` is the service's own record (absent in a catalog nobody has used yet): a renewal
-//! starts where the service says the old key ends, whatever the customer's copy claims, and a
-//! renewal that is asked for again — a client retrying after a lost answer — gets the key it
-//! already got instead of spending another renewal.
+//! `activations` is how many machines the code activates on (1 if absent). `issued` is the
+//! service's own record (absent in a catalog nobody has used yet): each activation with the
+//! machine that asked, so that one past the limit is refused and a machine that asks again gets
+//! the key it already has; a renewal starts where the service says the old key ends, whatever
+//! the customer's copy claims, and a renewal that is asked for again — a client retrying after a
+//! lost answer — gets the key it already got instead of spending another renewal.
+//!
+//! The file keeps its permissions across rewrites: a catalog the vendor made readable by the
+//! service's user only stays so.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use axum::http::StatusCode;
@@ -47,8 +54,16 @@ struct CodeEntry {
     key: Map<String, Value>,
     term_days: u32,
     renewals_left: u32,
+    /// How many machines the code activates on.
+    #[serde(default = "one")]
+    activations: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     issued: Vec<IssuedKey>,
+}
+
+/// A code activates on one machine unless its entry says otherwise.
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +72,10 @@ struct IssuedKey {
     id: String,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
+    /// The machine that activated the code, on a key an activation issued (a renewal's
+    /// successor has none). Absent on activations recorded before machines were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    machine: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     renewed_by: Option<String>,
 }
@@ -67,6 +86,7 @@ pub(crate) enum Refusal {
     UnknownCode { code: String },
     UnknownKey { code: String, key_id: String },
     NoRenewalsLeft { code: String },
+    NoActivationsLeft { code: String, allowed: u32 },
     Storage(String),
     Internal(String),
 }
@@ -89,6 +109,20 @@ impl Refusal {
                 StatusCode::CONFLICT,
                 wire::NO_RENEWALS_LEFT,
                 format!("activation code \"{code}\" has no renewals left"),
+            ),
+            Refusal::NoActivationsLeft { code, allowed } => (
+                StatusCode::CONFLICT,
+                wire::NO_ACTIVATIONS_LEFT,
+                match allowed {
+                    1 => format!(
+                        "activation code \"{code}\" has no activations left: its one activation \
+is used by another machine"
+                    ),
+                    n => format!(
+                        "activation code \"{code}\" has no activations left: all {n} are used by \
+other machines"
+                    ),
+                },
             ),
             Refusal::Storage(reason) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -128,6 +162,12 @@ impl Catalog {
                     entry.code
                 )));
             }
+            if entry.activations == 0 {
+                return Err(invalid(format!(
+                    "activation code \"{}\" allows 0 activations; a code allows at least 1",
+                    entry.code
+                )));
+            }
             if !(1..=MAX_TERM_DAYS).contains(&entry.term_days) {
                 return Err(invalid(format!(
                     "activation code \"{}\" has a term of {} days; a term is 1 to {MAX_TERM_DAYS} days",
@@ -151,12 +191,42 @@ impl Catalog {
         })
     }
 
-    /// Issues a new key for `code`, its term starting `now`.
-    pub(crate) fn activate(&mut self, code: &str, now: OffsetDateTime) -> Result<Key, Refusal> {
+    /// Activates `code` on `machine`: a new key, its term starting `now`, while the code has
+    /// activations left. A machine that activated the code before gets its key again (the
+    /// latest renewal of it) and spends nothing, so a client may retry an activation whose
+    /// answer it lost.
+    pub(crate) fn activate(
+        &mut self,
+        code: &str,
+        machine: &str,
+        now: OffsetDateTime,
+    ) -> Result<Key, Refusal> {
         self.change(|file| {
             let entry = file.entry(code)?;
+            if let Some(at) = entry
+                .issued
+                .iter()
+                .position(|k| k.machine.as_deref() == Some(machine))
+            {
+                let latest = &entry.issued[entry.latest_successor(at)?];
+                return entry
+                    .issue(&latest.id, latest.expires_at)
+                    .map_err(Refusal::Internal);
+            }
+            // Every issued key is an activation or one renewal's successor.
+            let successors = entry
+                .issued
+                .iter()
+                .filter(|k| k.renewed_by.is_some())
+                .count();
+            if entry.issued.len() - successors >= entry.activations as usize {
+                return Err(Refusal::NoActivationsLeft {
+                    code: code.to_owned(),
+                    allowed: entry.activations,
+                });
+            }
             let expires_at = entry.term_from(now);
-            entry.push_new(expires_at)
+            entry.push_new(expires_at, Some(machine))
         })
     }
 
@@ -175,17 +245,16 @@ impl Catalog {
                 code: code.to_owned(),
                 key_id: key_id.to_owned(),
             };
-            let mut at = entry.issued.iter().position(|k| k.id == key_id).ok_or_else(unknown)?;
+            let at = entry
+                .issued
+                .iter()
+                .position(|k| k.id == key_id)
+                .ok_or_else(unknown)?;
             if entry.issued[at].renewed_by.is_some() {
-                while let Some(next) = &entry.issued[at].renewed_by {
-                    at = entry
-                        .issued
-                        .iter()
-                        .position(|k| &k.id == next)
-                        .ok_or_else(|| Refusal::Internal(format!("the catalog says key \"{}\" was renewed by \"{next}\", which it does not list", entry.issued[at].id)))?;
-                }
-                let latest = &entry.issued[at];
-                return entry.issue(&latest.id, latest.expires_at).map_err(Refusal::Internal);
+                let latest = &entry.issued[entry.latest_successor(at)?];
+                return entry
+                    .issue(&latest.id, latest.expires_at)
+                    .map_err(Refusal::Internal);
             }
             if entry.renewals_left == 0 {
                 return Err(Refusal::NoRenewalsLeft {
@@ -193,7 +262,7 @@ impl Catalog {
                 });
             }
             let expires_at = entry.term_from(entry.issued[at].expires_at.max(now));
-            let key = entry.push_new(expires_at)?;
+            let key = entry.push_new(expires_at, None)?;
             entry.issued[at].renewed_by = Some(key.id.clone());
             entry.renewals_left -= 1;
             Ok(key)
@@ -234,13 +303,36 @@ impl CodeEntry {
             .expect("0 is a valid nanosecond")
     }
 
-    /// Records and returns a new key of this code, numbered after those it already issued.
-    fn push_new(&mut self, expires_at: OffsetDateTime) -> Result<Key, Refusal> {
+    /// The position of the last key of the renewal chain that starts at issued key `at`.
+    fn latest_successor(&self, mut at: usize) -> Result<usize, Refusal> {
+        while let Some(next) = &self.issued[at].renewed_by {
+            at = self
+                .issued
+                .iter()
+                .position(|k| &k.id == next)
+                .ok_or_else(|| {
+                    Refusal::Internal(format!(
+                    "the catalog says key \"{}\" was renewed by \"{next}\", which it does not list",
+                    self.issued[at].id
+                ))
+                })?;
+        }
+        Ok(at)
+    }
+
+    /// Records and returns a new key of this code, numbered after those it already issued;
+    /// `machine` is the machine an activation issues it to.
+    fn push_new(
+        &mut self,
+        expires_at: OffsetDateTime,
+        machine: Option<&str>,
+    ) -> Result<Key, Refusal> {
         let id = key_id(&self.code, self.issued.len() + 1);
         let key = self.issue(&id, expires_at).map_err(Refusal::Internal)?;
         self.issued.push(IssuedKey {
             id,
             expires_at,
+            machine: machine.map(str::to_owned),
             renewed_by: None,
         });
         Ok(key)
@@ -267,15 +359,24 @@ fn key_id(code: &str, n: usize) -> String {
     format!("{code}-{n}")
 }
 
-/// Replaces `path` with `file`: written beside it, synced, renamed over it, and the directory
-/// synced, so that the rename itself survives a power cut.
+/// Replaces `path` with `file`: written beside it with `path`'s permissions, synced, renamed
+/// over it, and the directory synced, so that the rename itself survives a power cut.
 fn write_atomically(path: &Path, file: &CatalogFile) -> std::io::Result<()> {
     let mut text = serde_json::to_string_pretty(file)?;
     text.push('\n');
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
-    let mut out = File::create(&temporary)?;
+    let permissions = fs::metadata(path)?.permissions();
+    // Created readable by the owner only, then given the catalog's own mode: the codes are
+    // never readable by more users than the vendor allowed, not even for a moment.
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    out.set_permissions(permissions)?;
     out.write_all(text.as_bytes())?;
     out.sync_all()?;
     drop(out);
@@ -297,7 +398,7 @@ mod tests {
 
     fn catalog_text(renewals_left: u32) -> String {
         format!(
-            r#"{{"codes": [{{"code": "ACT-1", "key": {TEMPLATE}, "term_days": 30, "renewals_left": {renewals_left}}},
+            r#"{{"codes": [{{"code": "ACT-1", "key": {TEMPLATE}, "term_days": 30, "renewals_left": {renewals_left}, "activations": 3}},
                           {{"code": "ACT-2", "key": {TEMPLATE}, "term_days": 1, "renewals_left": 0}}]}}"#
         )
     }
@@ -319,7 +420,7 @@ mod tests {
     #[test]
     fn activation_fills_in_the_template_and_numbers_the_keys() {
         let (_dir, mut catalog) = open(&catalog_text(1));
-        let first = catalog.activate("ACT-1", NOW).unwrap();
+        let first = catalog.activate("ACT-1", "M-1", NOW).unwrap();
         let expected = Key {
             id: "ACT-1-1".into(),
             delivery: Delivery::Online,
@@ -329,12 +430,77 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(first, expected);
-        assert_eq!(catalog.activate("ACT-1", NOW).unwrap().id, "ACT-1-2");
-        assert_eq!(catalog.activate("ACT-2", NOW).unwrap().id, "ACT-2-1");
+        assert_eq!(catalog.activate("ACT-1", "M-2", NOW).unwrap().id, "ACT-1-2");
+        assert_eq!(catalog.activate("ACT-2", "M-1", NOW).unwrap().id, "ACT-2-1");
         assert_eq!(
-            reopen(&catalog).activate("ACT-1", NOW).unwrap().id,
+            reopen(&catalog).activate("ACT-1", "M-3", NOW).unwrap().id,
             "ACT-1-3"
         );
+    }
+
+    #[test]
+    fn one_activation_past_the_limit_is_refused_and_changes_nothing() {
+        let (_dir, mut catalog) = open(&catalog_text(1));
+        for machine in ["M-1", "M-2", "M-3"] {
+            catalog.activate("ACT-1", machine, NOW).unwrap();
+        }
+        // A renewal's successor is not an activation: the count stays 3.
+        catalog.renew("ACT-1", "ACT-1-1", NOW).unwrap();
+        let before = fs::read_to_string(&catalog.path).unwrap();
+        assert_eq!(
+            catalog.activate("ACT-1", "M-4", NOW),
+            Err(Refusal::NoActivationsLeft {
+                code: "ACT-1".into(),
+                allowed: 3
+            })
+        );
+        assert_eq!(fs::read_to_string(&catalog.path).unwrap(), before);
+        // ACT-2 allows one activation, the default.
+        catalog.activate("ACT-2", "M-1", NOW).unwrap();
+        let (status, code, message) = catalog
+            .activate("ACT-2", "M-2", NOW)
+            .unwrap_err()
+            .describe();
+        assert_eq!(
+            (status, code),
+            (StatusCode::CONFLICT, wire::NO_ACTIVATIONS_LEFT)
+        );
+        assert_eq!(
+            message,
+            "activation code \"ACT-2\" has no activations left: its one activation is used by \
+another machine"
+        );
+    }
+
+    #[test]
+    fn a_machine_that_asks_again_gets_its_latest_key_for_free() {
+        let (_dir, mut catalog) = open(&catalog_text(1));
+        let first = catalog.activate("ACT-1", "M-1", NOW).unwrap();
+        assert_eq!(catalog.activate("ACT-1", "M-1", NOW).unwrap(), first);
+        let renewed = catalog.renew("ACT-1", "ACT-1-1", NOW).unwrap();
+        assert_eq!(
+            reopen(&catalog).activate("ACT-1", "M-1", NOW).unwrap(),
+            renewed
+        );
+        assert_eq!(catalog.file.codes[0].issued.len(), 2);
+        assert_eq!(
+            catalog.file.codes[0].issued[0].machine.as_deref(),
+            Some("M-1")
+        );
+    }
+
+    #[test]
+    fn the_catalog_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, mut catalog) = open(&catalog_text(1));
+        let path = catalog.path.clone();
+        let mode = || fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        catalog.activate("ACT-1", "M-1", NOW).unwrap();
+        assert_eq!(mode(), 0o600);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        catalog.activate("ACT-1", "M-2", NOW).unwrap();
+        assert_eq!(mode(), 0o640);
     }
 
     #[test]
@@ -345,7 +511,7 @@ mod tests {
         let (_dir, mut catalog) = open(&format!(
             r#"{{"codes": [{{"code": "C", "key": {template}, "term_days": 2, "renewals_left": 0}}]}}"#
         ));
-        let key = catalog.activate("C", NOW).unwrap();
+        let key = catalog.activate("C", "M-1", NOW).unwrap();
         assert_eq!(
             (
                 key.id.as_str(),
@@ -360,7 +526,7 @@ mod tests {
     #[test]
     fn renewal_starts_at_the_old_expiry_or_now_and_spends_one_renewal() {
         let (_dir, mut catalog) = open(&catalog_text(2));
-        let first = catalog.activate("ACT-1", NOW).unwrap();
+        let first = catalog.activate("ACT-1", "M-1", NOW).unwrap();
         // Renewed early: the new term follows the old one.
         let second = catalog.renew("ACT-1", "ACT-1-1", NOW).unwrap();
         assert_eq!(second.id, "ACT-1-2");
@@ -384,7 +550,7 @@ mod tests {
     #[test]
     fn renewing_a_renewed_key_again_returns_its_latest_successor_for_free() {
         let (_dir, mut catalog) = open(&catalog_text(2));
-        catalog.activate("ACT-1", NOW).unwrap();
+        catalog.activate("ACT-1", "M-1", NOW).unwrap();
         let second = catalog.renew("ACT-1", "ACT-1-1", NOW).unwrap();
         assert_eq!(catalog.renew("ACT-1", "ACT-1-1", NOW).unwrap(), second);
         let third = catalog.renew("ACT-1", "ACT-1-2", NOW).unwrap();
@@ -396,10 +562,10 @@ mod tests {
     #[test]
     fn unknown_codes_and_keys_are_refused_and_change_nothing() {
         let (_dir, mut catalog) = open(&catalog_text(1));
-        catalog.activate("ACT-2", NOW).unwrap();
+        catalog.activate("ACT-2", "M-1", NOW).unwrap();
         let before = fs::read_to_string(&catalog.path).unwrap();
         assert_eq!(
-            catalog.activate("ACT-9", NOW),
+            catalog.activate("ACT-9", "M-1", NOW),
             Err(Refusal::UnknownCode {
                 code: "ACT-9".into()
             })
@@ -418,7 +584,7 @@ mod tests {
     #[test]
     fn a_failed_write_changes_nothing() {
         let (dir, mut catalog) = open(&catalog_text(1));
-        catalog.activate("ACT-1", NOW).unwrap();
+        catalog.activate("ACT-1", "M-1", NOW).unwrap();
         // A directory where the temporary file goes makes the write fail.
         fs::create_dir(dir.path().join("codes.json.tmp")).unwrap();
         assert!(matches!(
@@ -454,6 +620,13 @@ mod tests {
             (
                 format!(r#"{{"codes": [{}]}}"#, entry("A", 0, TEMPLATE)),
                 "term of 0 days",
+            ),
+            (
+                format!(
+                    r#"{{"codes": [{{"code": "A", "key": {TEMPLATE}, "term_days": 1,
+                        "renewals_left": 1, "activations": 0}}]}}"#
+                ),
+                "\"A\" allows 0 activations; a code allows at least 1",
             ),
             (
                 format!(

@@ -7,6 +7,8 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -15,6 +17,7 @@ use serde_json::Value;
 use tollgate_core::{Delivery, Key};
 use tollgate_license::SignedLicense;
 use ureq::http::Uri;
+use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
 
 use crate::wire::{
     ActivateRequest, ErrorResponse, LicenseResponse, RenewRequest, ACTIVATE_PATH, RENEW_PATH,
@@ -95,7 +98,7 @@ pub struct IssuedLicense {
 ///     timeout: Duration::from_secs(5),
 ///     ..ClientOptions::default()
 /// })?;
-/// let issued = client.activate("ACT-123")?;
+/// let issued = client.activate("ACT-123", "9f2c41d07b5e8a63c1d2e4f5a6b7c8d9")?;
 /// println!("{}", issued.text);
 /// # Ok::<(), tollgate_activation::RenewalError>(())
 /// ```
@@ -117,8 +120,21 @@ enum Failure {
 impl ActivationClient {
     /// A client of the service at `base_url` (`http://host:port`, or `https://…` when built
     /// with the `tls` feature), to which the paths of [`wire`](crate::wire) are appended.
-    /// Proxies are taken from the environment (`HTTPS_PROXY`, `NO_PROXY`, …) as usual.
+    /// Proxies are taken from the environment (`HTTPS_PROXY`, `NO_PROXY`, …) as usual. An
+    /// `https` service must have a certificate from a public authority (the Mozilla roots);
+    /// [`with_ca_file`](Self::with_ca_file) trusts another.
     pub fn new(base_url: &str, options: ClientOptions) -> Result<ActivationClient, RenewalError> {
+        ActivationClient::with_ca_file(base_url, options, None)
+    }
+
+    /// [`new`](Self::new), trusting for `https` only the certificates in the PEM file
+    /// `ca_file` instead of the Mozilla roots: the vendor's own certificate authority, or the
+    /// service's self-signed certificate. `None` is [`new`](Self::new).
+    pub fn with_ca_file(
+        base_url: &str,
+        options: ClientOptions,
+        ca_file: Option<&Path>,
+    ) -> Result<ActivationClient, RenewalError> {
         let base_url = base_url.trim_end_matches('/').to_owned();
         let invalid = |reason: &str| RenewalError::InvalidUrl {
             url: base_url.clone(),
@@ -139,7 +155,12 @@ impl ActivationClient {
         if uri.query().is_some() {
             return Err(invalid("a service URL has no query"));
         }
+        let roots = match ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => RootCerts::WebPki,
+        };
         let agent = ureq::Agent::config_builder()
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
             .timeout_global(Some(options.timeout))
             // 4xx and 5xx answers carry the service's reason in their body: read it.
             .http_status_as_error(false)
@@ -166,10 +187,17 @@ impl ActivationClient {
         self.options
     }
 
-    /// Activates `code`: the service issues a new key for it and the signed license comes
-    /// back. Each call issues another key.
-    pub fn activate(&self, code: &str) -> Result<IssuedLicense, RenewalError> {
-        self.call(ACTIVATE_PATH, &ActivateRequest { code: code.into() }, code)
+    /// Activates `code` on `machine` (the engine's `Engine::machine_id`): the service issues
+    /// a key for it and the signed license comes back. The service counts the code's
+    /// activations by machine: one past the code's limit is refused (409
+    /// `no_activations_left`), and a machine that activated the code before gets its key again
+    /// (the latest renewal of it) without spending another activation.
+    pub fn activate(&self, code: &str, machine: &str) -> Result<IssuedLicense, RenewalError> {
+        let request = ActivateRequest {
+            code: code.into(),
+            machine: machine.into(),
+        };
+        self.call(ACTIVATE_PATH, &request, code)
     }
 
     /// Renews `key`, an online key with an activation code: the service issues its successor,
@@ -325,6 +353,25 @@ impl ActivationClient {
         }
         Ok(IssuedLicense { text, license })
     }
+}
+
+/// The certificates of the PEM file `path`, as the only roots trusted.
+fn read_ca_file(path: &Path) -> Result<RootCerts, RenewalError> {
+    let invalid = |reason: String| RenewalError::InvalidCa {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+    let mut certificates = Vec::new();
+    for item in parse_pem(&pem) {
+        if let PemItem::Certificate(certificate) = item.map_err(|e| invalid(e.to_string()))? {
+            certificates.push(certificate);
+        }
+    }
+    if certificates.is_empty() {
+        return Err(invalid("it holds no PEM certificate".into()));
+    }
+    Ok(RootCerts::Specific(Arc::new(certificates)))
 }
 
 /// Parses `text` as a `T`, or says what it is instead.

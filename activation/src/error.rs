@@ -25,6 +25,15 @@ pub enum RenewalError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The file of certificate authorities to trust cannot be read or holds no certificate;
+    /// nothing was sent.
+    #[error("{} is not a file of trusted certificates: {reason}", path.display())]
+    InvalidCa {
+        /// The file given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The key cannot be renewed by the service: it is offline, or has no activation code.
     /// Nothing was sent.
     #[error("key \"{key_id}\" cannot be renewed online: {reason}")]
@@ -116,7 +125,9 @@ impl RenewalError {
     /// How many requests were sent: 0 when the error came before any.
     pub fn attempts(&self) -> u32 {
         match self {
-            RenewalError::InvalidUrl { .. } | RenewalError::NotRenewable { .. } => 0,
+            RenewalError::InvalidUrl { .. }
+            | RenewalError::InvalidCa { .. }
+            | RenewalError::NotRenewable { .. } => 0,
             RenewalError::Unreachable { attempts, .. }
             | RenewalError::Timeout { attempts, .. }
             | RenewalError::Refused { attempts, .. }
@@ -141,6 +152,14 @@ pub enum ServiceError {
     #[error("catalog {}: {reason}", path.display())]
     Catalog {
         /// The catalog file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The TLS certificate or its private key cannot be read or do not fit each other.
+    #[error("tls certificate or key {}: {reason}", path.display())]
+    Tls {
+        /// The certificate or key file at fault.
         path: PathBuf,
         /// What is wrong.
         reason: String,

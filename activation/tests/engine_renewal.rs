@@ -119,7 +119,7 @@ fn client(url: &str) -> ActivationClient {
 fn the_successor_arrives_as_the_reserve_ahead_of_expiry_and_takes_over_at_expiry() {
     let vendor = Vendor::new(&[("ACT-1", 30, 5)]);
     let service = vendor.start();
-    let issued = client(&service.url()).activate("ACT-1").unwrap();
+    let issued = client(&service.url()).activate("ACT-1", "M-1").unwrap();
     let first = vendor.verify(&issued);
     let expiry = secs(&first);
 
@@ -168,7 +168,7 @@ fn the_successor_arrives_as_the_reserve_ahead_of_expiry_and_takes_over_at_expiry
 fn an_expired_key_is_renewed_from_the_service_and_active_at_once() {
     let vendor = Vendor::new(&[("ACT-1", 30, 5)]);
     let service = vendor.start();
-    let issued = client(&service.url()).activate("ACT-1").unwrap();
+    let issued = client(&service.url()).activate("ACT-1", "M-1").unwrap();
     let expiry = secs(&vendor.verify(&issued));
     let customer = Customer::new(client(&service.url()), expiry - DAY, vec![], false);
     customer.engine.add_key("P", issued.license).unwrap();
@@ -189,7 +189,7 @@ fn a_license_signed_by_another_vendor_is_refused_and_nothing_changes() {
     let trusted = Vendor::new(&[]);
     let impostor = Vendor::new(&[("ACT-1", 30, 5)]);
     let service = impostor.start();
-    let key = impostor.verify(&client(&service.url()).activate("ACT-1").unwrap());
+    let key = impostor.verify(&client(&service.url()).activate("ACT-1", "M-1").unwrap());
     let customer = Customer::new(
         client(&service.url()),
         secs(&key) - 2 * DAY,
@@ -246,7 +246,7 @@ fn a_service_that_is_down_means_manual_renewal_and_the_key_expires() {
 fn a_code_with_no_renewals_left_is_refused_with_the_manual_renewal_message() {
     let vendor = Vendor::new(&[("ACT-1", 30, 0)]);
     let service = vendor.start();
-    let issued = client(&service.url()).activate("ACT-1").unwrap();
+    let issued = client(&service.url()).activate("ACT-1", "M-1").unwrap();
     let expiry = secs(&vendor.verify(&issued));
     let customer = Customer::new(client(&service.url()), expiry - DAY, vec![], false);
     customer.engine.add_key("P", issued.license).unwrap();

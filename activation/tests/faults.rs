@@ -63,7 +63,7 @@ fn a_host_that_does_not_resolve_is_unreachable() {
         ..fast(0)
     };
     let client = ActivationClient::new("http://tollgate-activation.invalid:8470", options).unwrap();
-    let error = client.activate("ACT-1").unwrap_err();
+    let error = client.activate("ACT-1", "M-1").unwrap_err();
     assert!(
         matches!(error, RenewalError::Unreachable { attempts: 1, .. }),
         "{error:?}"
@@ -101,7 +101,7 @@ fn a_service_that_never_answers_times_out_on_every_attempt() {
 fn a_body_that_is_not_json_is_garbage_and_not_retried() {
     let garbage = FakeService::start(vec![http("200 OK", "text/html", "<html>hello</html>")]);
     let client = ActivationClient::new(&garbage.url(), fast(3)).unwrap();
-    let error = client.activate("ACT-1").unwrap_err();
+    let error = client.activate("ACT-1", "M-1").unwrap_err();
     let RenewalError::Garbage {
         reason, attempts, ..
     } = &error
@@ -121,7 +121,7 @@ fn an_answer_that_is_not_http_is_garbage() {
     let noise = FakeService::start(vec![Reply::Raw("SSH-2.0-OpenSSH_9.2\r\n\r\n".into())]);
     let error = ActivationClient::new(&noise.url(), fast(3))
         .unwrap()
-        .activate("ACT-1")
+        .activate("ACT-1", "M-1")
         .unwrap_err();
     assert!(
         matches!(error, RenewalError::Garbage { attempts: 1, .. }),
@@ -206,7 +206,7 @@ fn a_service_that_keeps_failing_is_unavailable_after_the_retries() {
     )]);
     let error = ActivationClient::new(&fake.url(), fast(2))
         .unwrap()
-        .activate("ACT-1")
+        .activate("ACT-1", "M-1")
         .unwrap_err();
     assert!(
         matches!(&error, RenewalError::Unavailable { status: 503, attempts: 3, message, .. } if message == "\"maintenance\""),
@@ -223,7 +223,7 @@ fn a_refusal_after_a_failure_counts_both_attempts() {
     ]);
     let error = ActivationClient::new(&fake.url(), fast(5))
         .unwrap()
-        .activate("ACT-1")
+        .activate("ACT-1", "M-1")
         .unwrap_err();
     assert!(
         matches!(&error, RenewalError::Refused { status: 403, code, attempts: 2, .. } if code == "http_403"),

@@ -17,10 +17,10 @@ fn client(url: &str) -> ActivationClient {
 
 #[test]
 fn activation_issues_a_license_that_verifies_with_the_right_expiry_and_code() {
-    let vendor = Vendor::new(&[("ACT-123", 365, 5)]);
+    let vendor = Vendor::with_activations(&[("ACT-123", 365, 5, 2)]);
     let service = vendor.start();
     let before = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-    let issued = client(&service.url()).activate("ACT-123").unwrap();
+    let issued = client(&service.url()).activate("ACT-123", "M-1").unwrap();
     let after = OffsetDateTime::now_utc();
 
     let key = vendor.verify(&issued);
@@ -36,17 +36,23 @@ fn activation_issues_a_license_that_verifies_with_the_right_expiry_and_code() {
     );
     // The text is the license file the engine stores.
     assert!(issued.text.contains("tollgate-license-1"));
-    // Every activation is a new key.
-    let again = client(&service.url()).activate("ACT-123").unwrap();
-    assert_eq!(vendor.verify(&again).id, "ACT-123-2");
-    assert_eq!(service.requests_served(), 2);
+    // Another machine gets a new key; the same machine again gets the key it has.
+    let other = client(&service.url()).activate("ACT-123", "M-2").unwrap();
+    assert_eq!(vendor.verify(&other).id, "ACT-123-2");
+    let again = client(&service.url()).activate("ACT-123", "M-1").unwrap();
+    assert_eq!(vendor.verify(&again), key);
+    assert_eq!(service.requests_served(), 3);
+    let issued = vendor.catalog()["codes"][0]["issued"].clone();
+    assert_eq!(issued[0]["machine"], "M-1");
+    assert_eq!(issued[1]["machine"], "M-2");
+    assert_eq!(issued.as_array().unwrap().len(), 2);
 }
 
 #[test]
 fn renewal_starts_at_the_old_expiry_and_is_kept_across_a_restart() {
     let vendor = Vendor::new(&[("ACT-1", 30, 5)]);
     let service = vendor.start();
-    let first = vendor.verify(&client(&service.url()).activate("ACT-1").unwrap());
+    let first = vendor.verify(&client(&service.url()).activate("ACT-1", "M-1").unwrap());
     let second = vendor.verify(&client(&service.url()).renew(&first).unwrap());
     assert_eq!(second.id, "ACT-1-2");
     assert_eq!(second.activation_code.as_deref(), Some("ACT-1"));
@@ -73,7 +79,7 @@ fn renewing_a_key_again_returns_its_successor_without_spending_a_renewal() {
     let vendor = Vendor::new(&[("ACT-1", 30, 1)]);
     let service = vendor.start();
     let client = client(&service.url());
-    let first = vendor.verify(&client.activate("ACT-1").unwrap());
+    let first = vendor.verify(&client.activate("ACT-1", "M-1").unwrap());
     let second = client.renew(&first).unwrap();
     // As a client whose first answer was lost would ask again.
     let repeated = client.renew(&first).unwrap();
@@ -112,7 +118,7 @@ fn an_unknown_code_is_refused_with_404_and_not_retried() {
     let vendor = Vendor::new(&[("ACT-1", 30, 1)]);
     let service = vendor.start();
     let client = client(&service.url());
-    let error = client.activate("ACT-404").unwrap_err();
+    let error = client.activate("ACT-404", "M-1").unwrap_err();
     let RenewalError::Refused {
         status,
         code,
@@ -146,7 +152,7 @@ fn a_code_with_no_renewals_left_is_refused_with_409_and_not_retried() {
     let vendor = Vendor::new(&[("ACT-1", 30, 0)]);
     let service = vendor.start();
     let client = client(&service.url());
-    let key = vendor.verify(&client.activate("ACT-1").unwrap());
+    let key = vendor.verify(&client.activate("ACT-1", "M-1").unwrap());
     let error = client.renew(&key).unwrap_err();
     assert!(
         matches!(&error, RenewalError::Refused { status: 409, code, attempts: 1, .. } if code == wire::NO_RENEWALS_LEFT),
@@ -216,35 +222,78 @@ fn requests_outside_the_protocol_are_answered_with_an_error_body() {
     assert!(vendor.catalog()["codes"][0].get("issued").is_none());
 }
 
+/// Hole 2 of issue 14: five activations of one code gave five keys. Now 24 machines race for
+/// a code of 5 activations: exactly 5 get a key, 19 get 409 `no_activations_left`, and the
+/// catalog records the 5 machines and no more.
 #[test]
-fn concurrent_activations_get_distinct_keys_and_all_are_recorded() {
-    let vendor = Vendor::new(&[("ACT-1", 30, 0)]);
+fn racing_activations_of_one_code_never_exceed_its_limit() {
+    const MACHINES: usize = 24;
+    const ALLOWED: usize = 5;
+    let vendor = Vendor::with_activations(&[("ACT-1", 30, 0, ALLOWED as u32)]);
     let service = vendor.start();
     let url = service.url();
-    let ids: Vec<String> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..4)
-            .map(|_| {
-                scope.spawn(|| {
-                    let client = ActivationClient::new(&url, fast(0)).unwrap();
-                    (0..10)
-                        .map(|_| {
-                            let issued = client.activate("ACT-1").unwrap();
-                            vendor.verify(&issued).id
-                        })
-                        .collect::<Vec<_>>()
+    let start = std::sync::Barrier::new(MACHINES);
+    let answers: Vec<(String, Result<String, RenewalError>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..MACHINES)
+            .map(|m| {
+                let (url, start, vendor) = (&url, &start, &vendor);
+                scope.spawn(move || {
+                    let client = ActivationClient::new(url, fast(0)).unwrap();
+                    let machine = format!("machine-{m}");
+                    start.wait();
+                    let answer = client
+                        .activate("ACT-1", &machine)
+                        .map(|issued| vendor.verify(&issued).id);
+                    (machine, answer)
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
-    let unique: HashSet<&String> = ids.iter().collect();
-    assert_eq!(unique.len(), 40);
-    let recorded = vendor.catalog()["codes"][0]["issued"]
+    let mut winners = Vec::new();
+    for (machine, answer) in &answers {
+        match answer {
+            Ok(id) => winners.push((machine.clone(), id.clone())),
+            Err(RenewalError::Refused {
+                status,
+                code,
+                message,
+                attempts,
+            }) => {
+                assert_eq!(
+                    (*status, code.as_str(), *attempts),
+                    (409, wire::NO_ACTIVATIONS_LEFT, 1)
+                );
+                assert_eq!(
+                    message,
+                    "activation code \"ACT-1\" has no activations left: all 5 are used by other machines"
+                );
+            }
+            Err(other) => panic!("{machine}: {other}"),
+        }
+    }
+    assert_eq!(winners.len(), ALLOWED, "{answers:?}");
+    let ids: HashSet<&String> = winners.iter().map(|(_, id)| id).collect();
+    assert_eq!(ids.len(), ALLOWED);
+    let issued = vendor.catalog()["codes"][0]["issued"].clone();
+    let recorded: HashSet<(String, String)> = issued
         .as_array()
         .unwrap()
-        .len();
-    assert_eq!(recorded, 40);
+        .iter()
+        .map(|k| {
+            (
+                k["machine"].as_str().unwrap().to_owned(),
+                k["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(recorded, winners.into_iter().collect());
+    // One past the limit is still refused after the race, and changes nothing.
+    let before = std::fs::read(vendor.catalog_path()).unwrap();
+    let late = client(&url).activate("ACT-1", "machine-late").unwrap_err();
+    assert!(
+        matches!(late, RenewalError::Refused { status: 409, .. }),
+        "{late}"
+    );
+    assert_eq!(std::fs::read(vendor.catalog_path()).unwrap(), before);
 }

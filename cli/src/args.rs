@@ -176,6 +176,12 @@ pub enum KeyCommand {
     /// Reserved key (or as the Active key, once it has expired). Exit status 1, with the
     /// manual-renewal message, when the service cannot renew a key; nothing changes then
     Renew(crate::commands::RenewArgs),
+    /// Activate an activation code through the vendor's activation service and add the online
+    /// key it issues for this machine: to one PROJECT, or as the Reserved key of --all
+    /// projects, a --group or one --project. Exit status 1, with the service's reason, when
+    /// the code cannot be activated (unknown, no activations left, service unreachable);
+    /// nothing changes then
+    Activate(crate::commands::ActivateArgs),
 }
 
 /// `tollgate license …`

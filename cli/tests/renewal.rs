@@ -30,7 +30,7 @@ fn activated() -> (State, tempfile::TempDir, ServerHandle) {
     .spawn();
     let license = ActivationClient::new(&service.url(), ClientOptions::default())
         .unwrap()
-        .activate("ACT-1")
+        .activate("ACT-1", "M-1")
         .unwrap()
         .text;
     let file = vendor.path().join("ACT-1-1.lic");

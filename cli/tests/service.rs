@@ -1,14 +1,13 @@
 //! Against the activation service that `scripts/test.sh` (and so `.ci/run`) starts on loopback
-//! with `scripts/activation-server.sh`: a state that trusts the service's vendor key renews an
-//! online key through `tollgate key renew`, and a code without renewals left fails with the
-//! manual-renewal message. Ignored unless the service is running: `scripts/test.sh` runs it
+//! with `scripts/activation-server.sh`: a state that trusts the service's vendor key activates
+//! codes through `tollgate key activate` and renews an online key through `tollgate key renew`,
+//! and a code without renewals left fails with the manual-renewal message. Ignored unless the service is running: `scripts/test.sh` runs it
 //! with `--ignored` and `TOLLGATE_ACTIVATION_DIR` pointing at the service's directory.
 
 use std::path::PathBuf;
 
 use assert_cmd::Command;
 use predicates::str::contains;
-use tollgate_activation::{ActivationClient, ClientOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 
@@ -21,7 +20,6 @@ fn renewal_through_the_service_started_for_the_tests() {
     let url = std::fs::read_to_string(dir.join("url")).unwrap();
     let url = url.trim();
     assert!(url.starts_with("http://127.0.0.1:"), "loopback only: {url}");
-    let client = ActivationClient::new(url, ClientOptions::default()).unwrap();
     let work = tempfile::tempdir().unwrap();
     let state = work.path().join("state");
     let tollgate = |args: &[&str]| {
@@ -36,11 +34,17 @@ fn renewal_through_the_service_started_for_the_tests() {
     let public = dir.join("vendor/vendor.pub");
     tollgate(&["trust", "add", public.to_str().unwrap()]).success();
     for (project, code) in [("renewable", "ACT-TEST"), ("final", "ACT-NORENEW")] {
-        let license = client.activate(code).unwrap().text;
-        let file = work.path().join(format!("{code}.lic"));
-        std::fs::write(&file, license).unwrap();
         tollgate(&["project", "create", project]).success();
-        tollgate(&["key", "add", project, "--file", file.to_str().unwrap()]).success();
+        tollgate(&[
+            "key",
+            "activate",
+            project,
+            "--code",
+            code,
+            "--activation-url",
+            url,
+        ])
+        .success();
     }
     tollgate(&["key", "renew", "renewable", "--activation-url", url]).success();
     let keys = tollgate(&["key", "list", "renewable", "--json"]).success();

@@ -13,6 +13,7 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+mod activation;
 mod checkpoint;
 mod clock;
 mod groups;
@@ -21,6 +22,7 @@ mod renewal;
 mod seats;
 mod trust;
 
+pub use activation::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub(crate) use checkpoint::Checkpoint;
 pub use groups::{BulkOutcome, BulkTarget, Group};
 pub use pools::InstanceHandle;

@@ -264,6 +264,16 @@ pub enum Error {
         /// Why it failed, in words.
         reason: String,
     },
+    /// An activation code could not be activated: the activation service was unreachable,
+    /// slow, refused it (unknown, no activations left) or answered with something that is not
+    /// a license for the code. Nothing changed.
+    #[error("activation code \"{code}\" was not activated: {reason}")]
+    ActivationFailed {
+        /// The activation code.
+        code: String,
+        /// Why, in words: the service's refusal or the failure to reach it.
+        reason: String,
+    },
     /// This operation is not available for the key's license class yet.
     #[error("{operation} is not supported for {class} keys")]
     Unsupported {

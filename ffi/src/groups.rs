@@ -97,7 +97,7 @@ enum TargetJson {
     Project(String),
 }
 
-fn bulk_target(json: &str) -> Result<BulkTarget, tg_status> {
+pub(crate) fn bulk_target(json: &str) -> Result<BulkTarget, tg_status> {
     const FORMS: &str = r#"{"all": true}, {"group": "G"} or {"project": "P"}"#;
     let invalid = |reason: std::fmt::Arguments<'_>| invalid_value("target_json", reason);
     match serde_json::from_str(json).map_err(|e| invalid(format_args!("expected {FORMS}: {e}")))? {
@@ -112,7 +112,7 @@ fn bulk_target(json: &str) -> Result<BulkTarget, tg_status> {
 
 /// One project's outcome of a bulk addition, as C reads it.
 #[derive(Serialize)]
-struct Outcome<'a> {
+pub(crate) struct Outcome<'a> {
     project: &'a str,
     status: &'static str,
     code: u32,

@@ -16,6 +16,7 @@
 
 #[macro_use]
 mod boundary;
+mod activation;
 mod engine;
 mod events;
 mod groups;
@@ -30,6 +31,7 @@ mod trust;
 
 use std::ffi::c_char;
 
+pub use activation::{tg_engine_machine_id, tg_key_activate, tg_key_activate_bulk};
 pub use boundary::{tg_last_error_message, tg_string_free};
 pub use engine::{
     tg_engine, tg_engine_close, tg_engine_flush, tg_engine_open, tg_engine_open_with,

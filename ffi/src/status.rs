@@ -75,6 +75,10 @@ pub enum tg_status {
     /// slow, refused or answered garbage, or its license was refused. Nothing changed; the
     /// message says that manual renewal is needed.
     TG_RENEWAL_FAILED = 25,
+    /// An activation code could not be activated: the activation service was unreachable,
+    /// slow, refused the code (unknown, no activations left) or answered with something that is
+    /// not a license for it. Nothing changed; the message gives the service's reason.
+    TG_ACTIVATION_FAILED = 26,
 }
 
 // The C side declares `typedef enum tg_status {...} tg_status;`; `repr(C)` makes Rust use the C
@@ -89,7 +93,7 @@ pub type tg_status_code = u32;
 
 impl tg_status {
     /// Every status, in numeric order.
-    const ALL: [tg_status; 26] = [
+    const ALL: [tg_status; 27] = [
         tg_status::TG_OK,
         tg_status::TG_INVALID_ARGUMENT,
         tg_status::TG_NOT_FOUND,
@@ -116,6 +120,7 @@ impl tg_status {
         tg_status::TG_BAD_SIGNATURE,
         tg_status::TG_TAMPERED,
         tg_status::TG_RENEWAL_FAILED,
+        tg_status::TG_ACTIVATION_FAILED,
     ];
 
     /// The status with number `code`, if there is one.
@@ -154,6 +159,7 @@ impl tg_status {
             tg_status::TG_BAD_SIGNATURE => c"TG_BAD_SIGNATURE",
             tg_status::TG_TAMPERED => c"TG_TAMPERED",
             tg_status::TG_RENEWAL_FAILED => c"TG_RENEWAL_FAILED",
+            tg_status::TG_ACTIVATION_FAILED => c"TG_ACTIVATION_FAILED",
         }
     }
 }
@@ -189,6 +195,7 @@ impl From<&Error> for tg_status {
             Error::BadSignature { .. } => tg_status::TG_BAD_SIGNATURE,
             Error::Tampered { .. } => tg_status::TG_TAMPERED,
             Error::RenewalFailed { .. } => tg_status::TG_RENEWAL_FAILED,
+            Error::ActivationFailed { .. } => tg_status::TG_ACTIVATION_FAILED,
             // A variant added to the core after this table: still an error, and its message
             // (recorded by the caller) says what it is.
             _ => tg_status::TG_IO,

@@ -55,7 +55,7 @@ fn service() -> (tempfile::TempDir, ServerHandle, String) {
     .spawn();
     let license = ActivationClient::new(&server.url(), ClientOptions::default())
         .unwrap()
-        .activate("ACT-1")
+        .activate("ACT-1", "M-1")
         .unwrap()
         .text;
     (dir, server, license)

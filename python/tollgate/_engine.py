@@ -191,6 +191,68 @@ class Engine(Handle):
         renewed = self._json(_ffi.tg_renew_now, _project_name(project))
         return cast(List[Dict[str, Any]], renewed)
 
+    def machine_id(self) -> str:
+        """This installation's identity for the activation service: 64 hex digits derived
+        one-way from the installation key (``$TOLLGATE_INSTALLATION``), the same for every
+        engine of the installation. The service counts a code's activations by it."""
+        return self._text(_ffi.tg_engine_machine_id)
+
+    def activate(
+        self,
+        project: str,
+        code: str,
+        activation_url: str,
+        *,
+        reserve: bool = False,
+        ca_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+    ) -> Dict[str, Any]:
+        """Activates ``code`` through the activation service at ``activation_url`` and adds the
+        key it issues for this machine (:meth:`machine_id`) to ``project``, like
+        :meth:`add_key` (or :meth:`add_reserve` when ``reserve``): verified like any key, so a
+        state that trusts vendor keys takes it only signed by one. ``ca_file`` is a PEM file
+        whose certificates alone are trusted for ``https`` (the vendor's own authority, or the
+        service's self-signed certificate). Activating the same code again from this machine
+        gets the same key and spends no other activation.
+
+        Returns ``{"key", "role": "Active" | "Reserved", "switched_from", "message"}``. Raises
+        :class:`NotFound` for an unknown project (the service is not asked),
+        :class:`ActivationFailed` when the service gives no license for the code (unknown, no
+        activations left, unreachable), and the refusals of :meth:`add_key` for its key;
+        nothing changes then."""
+        activated = self._json(
+            _ffi.tg_key_activate,
+            _project_name(project),
+            encode_text(code, "activation code"),
+            encode_text(activation_url, "activation URL"),
+            _ca_file(ca_file),
+            reserve,
+        )
+        return cast(Dict[str, Any], activated)
+
+    def activate_bulk(
+        self,
+        code: str,
+        activation_url: str,
+        *,
+        all: bool = False,
+        group: Optional[str] = None,
+        project: Optional[str] = None,
+        ca_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+    ) -> List[Dict[str, Any]]:
+        """Activates ``code`` once, as :meth:`activate` does, and adds its key as the Reserved
+        key of every targeted project — ``all=True``, the projects of ``group``, or one
+        ``project`` — as :meth:`add_reserve_bulk` does, returning its outcomes (seed 001's
+        activation task). Raises as :meth:`activate` does."""
+        target = _bulk_target(all, group, project)
+        outcomes = self._json(
+            _ffi.tg_key_activate_bulk,
+            target,
+            encode_text(code, "activation code"),
+            encode_text(activation_url, "activation URL"),
+            _ca_file(ca_file),
+        )
+        return cast(List[Dict[str, Any]], outcomes)
+
     def renewal_status(self) -> List[Dict[str, Any]]:
         """The renewals that are due: each online Active key with an activation code that
         expires within the renewal lead, ``{"project", "key", "expires_at", "state":
@@ -457,13 +519,7 @@ class Engine(Handle):
         ``"TG_NO_ACTIVE_KEY"``, …), ``code`` its number (see :class:`Status`), ``role`` the slot
         the key took or None, and ``message`` the pop-up text or the refusal. The call itself
         raises only for an unknown group or project or a malformed key."""
-        targets = {"all": True if all else None, "group": group, "project": project}
-        chosen = {name: value for name, value in targets.items() if value is not None}
-        if len(chosen) != 1:
-            raise InvalidArgument(
-                "invalid target: give exactly one of all=True, group=... or project=..."
-            )
-        target = _json_text(chosen, "target JSON")
+        target = _bulk_target(all, group, project)
         outcomes = self._json(_ffi.tg_key_add_reserve_bulk, target, _key_json(key))
         return cast(List[Dict[str, Any]], outcomes)
 
@@ -497,6 +553,20 @@ class Engine(Handle):
     def _json(self, function: Callable[..., int], *args: Any) -> Any:
         """Like :meth:`_text`, with the string decoded as JSON."""
         return json.loads(self._text(function, *args))
+
+
+def _bulk_target(all: bool, group: Optional[str], project: Optional[str]) -> bytes:
+    targets = {"all": True if all else None, "group": group, "project": project}
+    chosen = {name: value for name, value in targets.items() if value is not None}
+    if len(chosen) != 1:
+        raise InvalidArgument(
+            "invalid target: give exactly one of all=True, group=... or project=..."
+        )
+    return _json_text(chosen, "target JSON")
+
+
+def _ca_file(path: Optional[Union[str, "os.PathLike[str]"]]) -> Optional[bytes]:
+    return None if path is None else encode_text(os.fspath(path), "CA file")
 
 
 def _project_name(name: str) -> bytes:

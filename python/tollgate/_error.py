@@ -43,6 +43,7 @@ class Status(enum.IntEnum):
     BAD_SIGNATURE = 23
     TAMPERED = 24
     RENEWAL_FAILED = 25
+    ACTIVATION_FAILED = 26
 
 
 class TollgateError(Exception):
@@ -240,6 +241,14 @@ class RenewalFailed(TollgateError):
     STATUS = Status.RENEWAL_FAILED
 
 
+class ActivationFailed(TollgateError):
+    """An activation code could not be activated: the activation service was unreachable, slow,
+    refused the code (unknown, no activations left) or answered with something that is not a
+    license for it. Nothing changed; the message gives the service's reason."""
+
+    STATUS = Status.ACTIVATION_FAILED
+
+
 #: The one table from status to exception class.
 ERRORS: Dict[int, Type[TollgateError]] = {
     int(cls.STATUS): cls
@@ -269,6 +278,7 @@ ERRORS: Dict[int, Type[TollgateError]] = {
         BadSignature,
         Tampered,
         RenewalFailed,
+        ActivationFailed,
     )
     if cls.STATUS is not None
 }

@@ -166,6 +166,15 @@ _SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "tg_engine_enable_renewal": (_STATUS, (_HANDLE, c_char_p, POINTER(RenewalOptions))),
     "tg_renew_now": (_STATUS, (_HANDLE, c_char_p, _OUT_STRING)),
     "tg_renewal_status_json": (_STATUS, (_HANDLE, _OUT_STRING)),
+    "tg_key_activate": (
+        _STATUS,
+        (_HANDLE, c_char_p, c_char_p, c_char_p, c_char_p, c_bool, _OUT_STRING),
+    ),
+    "tg_key_activate_bulk": (
+        _STATUS,
+        (_HANDLE, c_char_p, c_char_p, c_char_p, c_char_p, _OUT_STRING),
+    ),
+    "tg_engine_machine_id": (_STATUS, (_HANDLE, _OUT_STRING)),
     "tg_engine_close": (None, (_HANDLE,)),
     "tg_engine_flush": (_STATUS, (_HANDLE,)),
     "tg_project_create": (_STATUS, (_HANDLE, c_char_p)),
@@ -233,6 +242,9 @@ tg_trusted_keys_json: _Call = _declare("tg_trusted_keys_json")
 tg_engine_enable_renewal: _Call = _declare("tg_engine_enable_renewal")
 tg_renew_now: _Call = _declare("tg_renew_now")
 tg_renewal_status_json: _Call = _declare("tg_renewal_status_json")
+tg_key_activate: _Call = _declare("tg_key_activate")
+tg_key_activate_bulk: _Call = _declare("tg_key_activate_bulk")
+tg_engine_machine_id: _Call = _declare("tg_engine_machine_id")
 tg_engine_close: Callable[[Any], None] = _declare("tg_engine_close")
 tg_engine_flush: _Call = _declare("tg_engine_flush")
 tg_project_create: _Call = _declare("tg_project_create")

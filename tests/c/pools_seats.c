@@ -85,7 +85,9 @@ static void test_statuses(void) {
     CHECK(strcmp(tg_status_name(TG_NO_LICENSE_AVAILABLE), "TG_NO_LICENSE_AVAILABLE") == 0);
     CHECK(strcmp(tg_status_name(TG_LICENSE_TYPE_UNFIT), "TG_LICENSE_TYPE_UNFIT") == 0);
     CHECK(strcmp(tg_status_name(TG_ALREADY_ASSIGNED), "TG_ALREADY_ASSIGNED") == 0);
-    CHECK(strcmp(tg_status_name((tg_status)26), "TG_UNKNOWN") == 0);
+    CHECK(TG_ACTIVATION_FAILED == 26);
+    CHECK(strcmp(tg_status_name(TG_ACTIVATION_FAILED), "TG_ACTIVATION_FAILED") == 0);
+    CHECK(strcmp(tg_status_name((tg_status)27), "TG_UNKNOWN") == 0);
 
     /* NULL is a no-op for the new release functions. */
     tg_seats_close(NULL);

@@ -42,6 +42,19 @@ impl Vendor {
         Vendor::with_catalog(&format!(r#"{{"codes": [{}]}}"#, entries.join(", ")))
     }
 
+    /// A vendor whose catalog holds `codes`: `(code, term_days, renewals_left, activations)`.
+    pub fn with_activations(codes: &[(&str, u32, u32, u32)]) -> Vendor {
+        let entries: Vec<String> = codes
+            .iter()
+            .map(|(code, term, renewals, activations)| {
+                format!(
+                    r#"{{"code": "{code}", "key": {TEMPLATE}, "term_days": {term}, "renewals_left": {renewals}, "activations": {activations}}}"#
+                )
+            })
+            .collect();
+        Vendor::with_catalog(&format!(r#"{{"codes": [{}]}}"#, entries.join(", ")))
+    }
+
     /// A vendor with this catalog text.
     pub fn with_catalog(catalog: &str) -> Vendor {
         let dir = tempfile::tempdir().unwrap();

@@ -118,15 +118,35 @@ pub fn add_reserve(
     args: &KeyArgs,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let target = match (&target.project, &target.group, &target.only) {
-        (Some(project), ..) => return add(ctx, project, args, Slot::ReserveOnly, out),
-        (_, Some(group), _) => BulkTarget::Group(group.clone()),
-        (.., Some(project)) => BulkTarget::Project(project.clone()),
-        _ => BulkTarget::All,
+    let target = match bulk_target(target) {
+        Ok(target) => target,
+        Err(project) => return add(ctx, project, args, Slot::ReserveOnly, out),
     };
     let key = key_from_args(args)?;
     let id = key.id().to_owned();
     let outcomes = ctx.engine()?.add_reserve_bulk(&target, key)?;
+    report_bulk(ctx, &id, &outcomes, out)
+}
+
+/// The bulk target of `key add-reserve` and `key activate`, or the one project of their single
+/// form.
+pub fn bulk_target(target: &ReserveTarget) -> Result<BulkTarget, &str> {
+    match (&target.project, &target.group, &target.only) {
+        (Some(project), ..) => Err(project),
+        (_, Some(group), _) => Ok(BulkTarget::Group(group.clone())),
+        (.., Some(project)) => Ok(BulkTarget::Project(project.clone())),
+        _ => Ok(BulkTarget::All),
+    }
+}
+
+/// Prints one line per project of a bulk addition of key `id`; a run with any refusal fails
+/// with exit status 1 after printing every line.
+pub fn report_bulk(
+    ctx: &Context,
+    id: &str,
+    outcomes: &[BulkOutcome],
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
     let lines: Vec<BulkLine> = outcomes.iter().map(BulkLine::new).collect();
     if ctx.json {
         json_document(out, &lines)?;
@@ -164,12 +184,24 @@ pub fn add(
         Slot::Any => engine.add_key(project, key)?,
         Slot::ReserveOnly => engine.add_reserve(project, key)?,
     };
+    report_added(ctx, project, &id, added, out)
+}
+
+/// Prints what adding key `id` to `project` did: the slot it took, and the seed-000 pop-up
+/// text when it became the Reserved key.
+pub fn report_added(
+    ctx: &Context,
+    project: &str,
+    id: &str,
+    added: KeyAdded,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
     if ctx.json {
         json_document(
             out,
             &Added {
                 project,
-                key: &id,
+                key: id,
                 added,
             },
         )?;

@@ -11,6 +11,7 @@ use crate::args::{
 };
 use crate::failure::Failure;
 
+mod activate;
 mod activation;
 mod events;
 mod group;
@@ -26,6 +27,7 @@ mod state;
 mod trust;
 mod usage;
 
+pub use activate::ActivateArgs;
 pub use activation::ServeActivationArgs;
 pub use renew::RenewArgs;
 
@@ -68,6 +70,7 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         }
         Command::Key(KeyCommand::List { project }) => key::list(ctx, &project, out),
         Command::Key(KeyCommand::Renew(args)) => renew::run(ctx, &args, out),
+        Command::Key(KeyCommand::Activate(args)) => activate::run(ctx, &args, out),
         Command::Usage { project } => usage::run(ctx, project.as_deref(), out),
         Command::Events(args) => events::run(ctx, &args, out),
         Command::Pool(command) => pool(command, ctx, out),

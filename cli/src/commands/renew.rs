@@ -2,6 +2,7 @@
 //! by an operator rather than by an engine's background thread.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -23,10 +24,24 @@ pub struct RenewArgs {
     /// The project
     pub project: String,
 
+    /// The activation service
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// How to reach the vendor's activation service: `key renew` and `key activate`.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
     /// The vendor's activation service: http://HOST:PORT, as `tollgate serve-activation`
     /// prints it, or https://…
     #[arg(long, value_name = "URL", env = "TOLLGATE_ACTIVATION_URL")]
     pub activation_url: String,
+
+    /// Trust for https only the certificates in this PEM file, instead of the public
+    /// certificate authorities: the vendor's own authority, or the service's self-signed
+    /// certificate
+    #[arg(long, value_name = "FILE", env = "TOLLGATE_ACTIVATION_CA")]
+    pub activation_ca: Option<PathBuf>,
 
     /// The longest one request to the service may take, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 10,
@@ -46,16 +61,24 @@ struct Report<'a> {
     renewed: &'a [Renewed],
 }
 
+impl ServiceArgs {
+    /// The client these options describe; a URL or CA file that is not one is
+    /// `INVALID_ARGUMENT`.
+    pub fn client(&self) -> Result<ActivationClient, Failure> {
+        let options = ClientOptions {
+            timeout: Duration::from_secs(self.timeout),
+            retries: self.attempts - 1,
+            ..ClientOptions::default()
+        };
+        ActivationClient::with_ca_file(&self.activation_url, options, self.activation_ca.as_deref())
+            .map_err(|e| Failure::refused("INVALID_ARGUMENT", e.to_string(), None))
+    }
+}
+
 /// Renews the project's online keys now: exit status 0 when every key that needed it was
 /// renewed (or none did), 1 with the manual-renewal message when one could not be.
 pub fn run(ctx: &Context, args: &RenewArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let options = ClientOptions {
-        timeout: Duration::from_secs(args.timeout),
-        retries: args.attempts - 1,
-        ..ClientOptions::default()
-    };
-    let client = ActivationClient::new(&args.activation_url, options)
-        .map_err(|e| Failure::refused("INVALID_ARGUMENT", e.to_string(), None))?;
+    let client = args.service.client()?;
     let renewed = ctx.engine()?.renew_now_with(&args.project, &client)?;
     if ctx.json {
         json_document(

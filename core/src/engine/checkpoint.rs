@@ -102,6 +102,18 @@ impl Installation {
         Ok(Installation { key, anchors })
     }
 
+    /// The installation's machine identity for the activation service
+    /// ([`Engine::machine_id`](crate::Engine::machine_id)): derived from the key one-way, so
+    /// it reveals nothing of it.
+    pub(super) fn machine_id(&self) -> String {
+        blake3::Hash::from(blake3::derive_key(
+            "tollgate activation machine id v1",
+            &self.key,
+        ))
+        .to_hex()
+        .to_string()
+    }
+
     fn mac(&self, prev_mac: &str, seq: u64, total_used: u64) -> String {
         let text = format!("tollgate-checkpoint-1|{prev_mac}|{seq}|{total_used}");
         blake3::keyed_hash(&self.key, text.as_bytes())

@@ -616,7 +616,7 @@ impl Engine {
 
 /// The activation code the license's key names, read before verification: verification then
 /// checks that the signature covers this very key.
-fn issued_for(text: &str) -> Option<String> {
+pub(super) fn issued_for(text: &str) -> Option<String> {
     let value: Value = serde_json::from_str(text).ok()?;
     value["key"]["activation_code"].as_str().map(str::to_owned)
 }
