@@ -286,7 +286,7 @@ pub fn event_text(kind: &EventKind) -> String {
         EventKind::Checkpoint {
             seq, total_used, ..
         } => format!("usage checkpoint {seq}: {total_used} bytes charged in all"),
-        EventKind::RollbackAccepted { reason } => {
+        EventKind::RollbackAccepted { reason, .. } => {
             format!("an operator accepted a refused state: {reason}")
         }
     }

@@ -505,16 +505,51 @@ impl Catalog {
                 total_used,
                 mac,
                 prev_mac,
+                format,
+                decision,
             }) => Ok(Some(crate::engine::Checkpoint {
                 seq,
                 total_used,
                 mac,
                 prev_mac,
+                format,
+                decision,
             })),
             _ => Err(Error::Tampered {
                 reason: "the audit entry the state names as its last checkpoint is not one".into(),
             }),
         }
+    }
+
+    /// The audit entry `seq`, if the log holds it.
+    pub(crate) fn event_kind(&self, seq: u64) -> Result<Option<EventKind>> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT json FROM events WHERE seq = ?1",
+                [i64::try_from(seq).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(Error::store("read an audit entry"))?;
+        json.map(|json| {
+            serde_json::from_str(&json)
+                .map_err(|e| self.corrupt(format!("event {seq} is unreadable: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Whether the state holds any key or any checkpoint: a state without a checkpoint must be
+    /// new, and a new state holds neither.
+    pub(crate) fn holds_history(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM keys)
+                     OR EXISTS (SELECT 1 FROM events WHERE json LIKE '{\"kind\":\"checkpoint\"%')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(Error::store("look for keys and checkpoints"))
     }
 
     /// Points the state at its newest checkpoint, the audit entry `seq`.

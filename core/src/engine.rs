@@ -270,17 +270,17 @@ impl Engine {
     /// A hot-state file or catalog that is damaged, truncated, of another format, or present
     /// without its partner is refused with [`Error::CorruptState`] and left untouched.
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
-        Engine::open_checked(dir.as_ref(), options, false)
+        Engine::open_checked(dir.as_ref(), options, checkpoint::Accept::Nothing)
     }
 
     /// Opens a state that [`Engine::open_with`] refused with [`Error::Tampered`] (restored from
     /// an older copy, or its checkpoints edited), because an operator decided to accept it as it
     /// is. The acceptance and what was found go to the audit log.
     pub fn accept_rollback(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
-        Engine::open_checked(dir.as_ref(), options, true)
+        Engine::open_checked(dir.as_ref(), options, checkpoint::Accept::Rollback)
     }
 
-    fn open_checked(dir: &Path, options: Options, accept_rollback: bool) -> Result<Engine> {
+    fn open_checked(dir: &Path, options: Options, accept: checkpoint::Accept) -> Result<Engine> {
         let dir = dir.to_owned();
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("create state directory {}", dir.display()), e))?;
@@ -294,7 +294,7 @@ impl Engine {
             .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
         lock.lock()
             .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
-        let opened = open_locked(&dir, &options, accept_rollback);
+        let opened = open_locked(&dir, &options, accept);
         let _ = lock.unlock();
         let (state, holders, catalog, installation) = opened?;
         let holders = Arc::new(holders);
@@ -775,7 +775,7 @@ impl Engine {
                 &self.inner.installation,
                 &self.inner.state,
                 &admin.catalog,
-                false,
+                checkpoint::Accept::Nothing,
                 now,
             )?;
             self.inner
@@ -1110,7 +1110,7 @@ fn now_text() -> String {
 fn open_locked(
     dir: &Path,
     options: &Options,
-    accept_rollback: bool,
+    accept: checkpoint::Accept,
 ) -> Result<(StateFile, Holders, Catalog, checkpoint::Installation)> {
     let hot = dir.join(HOT_FILE);
     let catalog_path = dir.join(CATALOG_FILE);
@@ -1207,17 +1207,18 @@ fn open_locked(
         catalog.set_flag("seat_holders")?;
     }
     let holders = Holders::open(&holders_path)?;
-    clock::watch_at_open(&catalog, &options.clock, options.clock_tolerance)?;
     let installation = checkpoint::Installation::open(&checkpoint::installation_dir(
         options.installation_dir.as_deref(),
     )?)?;
+    // Verified before the time seen is recorded: a state refused as tampered is left as it is.
     checkpoint::verify_and_checkpoint(
         &installation,
         &state,
         &catalog,
-        accept_rollback,
+        accept,
         options.clock.now(),
     )?;
+    clock::watch_at_open(&catalog, &options.clock, options.clock_tolerance)?;
     trust::record_at_open(&catalog, &options.trusted_keys)?;
     let reclaimed = holders.reclaim_dead(&state);
     seats::log_reclaimed(&catalog, &reclaimed)?;

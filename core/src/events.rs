@@ -107,11 +107,26 @@ pub enum EventKind {
         mac: String,
         /// The previous checkpoint's MAC (empty for the first).
         prev_mac: String,
+        /// What the MAC covers: 2 adds the state id and the operator decisions to the sequence
+        /// and total of format 1 (0 in the log: a checkpoint written before formats, format 1).
+        #[serde(default)]
+        format: u32,
+        /// The audit sequence of the latest operator decision (an accepted rollback or clock),
+        /// whose MAC this checkpoint's covers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<u64>,
     },
     /// An operator accepted a state the engine had refused as rolled back or edited.
     RollbackAccepted {
         /// What had been found.
         reason: String,
+        /// The audit sequence of the operator decision before this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_decision: Option<u64>,
+        /// A MAC over this decision chained to the previous one's, keyed by the installation:
+        /// the checkpoints cover it, so deleting or editing the entry is detected.
+        #[serde(default)]
+        mac: String,
     },
     /// Seats held by a process that ended without releasing them were taken back.
     SeatsReclaimed {

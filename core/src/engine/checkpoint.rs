@@ -10,12 +10,22 @@
 //! `$TOLLGATE_INSTALLATION`, else `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`), beside an
 //! **anchor** file per state holding the last checkpoint's sequence and MAC.
 //!
+//! The MAC covers the state id too, the key the anchor is looked up by (issue 14, hole 5): a
+//! restored copy whose id was changed by hand fails its MAC instead of finding no anchor. A
+//! state this installation checkpointed before but holds no anchor for, and a state with keys
+//! but no checkpoint, are refused as well.
+//!
 //! At open the last checkpoint's MAC must verify, and must be the anchor's checkpoint or a later
 //! one; the usage now must be at least the checkpoint's. A directory restored from a copy has an
 //! older checkpoint than its anchor, a hot file restored alone has less usage than its
 //! checkpoint, and an edited checkpoint fails its MAC: each is refused with
 //! [`Error::Tampered`]. `Engine::accept_rollback` is the operator's way out: it records the
 //! acceptance in the audit log and moves the anchor to the state as it is.
+//!
+//! Operator decisions (an accepted rollback) form a chain of their own: each audit entry carries
+//! a MAC over what was decided and the previous decision's MAC, and every checkpoint's MAC covers
+//! the latest decision. Verifying walks the chain (decisions are rare), so a decision deleted from
+//! or edited in the audit log is refused like an edited checkpoint.
 
 use std::collections::HashMap;
 use std::fs::{DirBuilder, OpenOptions};
@@ -52,6 +62,78 @@ pub(crate) struct Checkpoint {
     pub total_used: u64,
     pub mac: String,
     pub prev_mac: String,
+    /// What the MAC covers (see [`Installation::checkpoint_mac`]); 0 and 1 are format 1.
+    pub format: u32,
+    /// The audit sequence of the latest operator decision.
+    pub decision: Option<u64>,
+}
+
+/// The format of the checkpoints this build writes.
+const FORMAT: u32 = 2;
+
+/// What an operator accepts when opening a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Accept {
+    /// Nothing: a state found rolled back or edited is refused.
+    Nothing,
+    /// The state as it is, if it is found rolled back or edited.
+    Rollback,
+}
+
+/// An operator decision: an audit entry in a MAC chain that the checkpoints cover, so that
+/// deleting or editing it is detected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    Rollback { reason: String },
+}
+
+impl Decision {
+    /// What its MAC covers.
+    fn text(&self) -> String {
+        match self {
+            Decision::Rollback { reason } => format!("rollback|{reason}"),
+        }
+    }
+
+    fn event(self, prev_decision: Option<u64>, mac: String) -> EventKind {
+        match self {
+            Decision::Rollback { reason } => EventKind::RollbackAccepted {
+                reason,
+                prev_decision,
+                mac,
+            },
+        }
+    }
+}
+
+/// An operator decision as the audit log holds it.
+struct Link {
+    decision: Decision,
+    prev: Option<u64>,
+    mac: String,
+}
+
+impl Link {
+    /// The decision at audit entry `seq`, or what is wrong with it.
+    fn read(catalog: &Catalog, seq: u64) -> Result<std::result::Result<Link, String>> {
+        Ok(match catalog.event_kind(seq)? {
+            None => Err(format!(
+                "the operator decision at audit entry {seq} is missing: it was deleted from the audit log"
+            )),
+            Some(EventKind::RollbackAccepted {
+                reason,
+                prev_decision,
+                mac,
+            }) => Ok(Link {
+                decision: Decision::Rollback { reason },
+                prev: prev_decision,
+                mac,
+            }),
+            Some(_) => Err(format!(
+                "audit entry {seq}, which a checkpoint names as an operator decision, is not one: the audit log was edited"
+            )),
+        })
+    }
 }
 
 /// The installation directory the options name, or the default.
@@ -102,11 +184,81 @@ impl Installation {
         Ok(Installation { key, anchors })
     }
 
-    fn mac(&self, prev_mac: &str, seq: u64, total_used: u64) -> String {
-        let text = format!("tollgate-checkpoint-1|{prev_mac}|{seq}|{total_used}");
+    fn keyed(&self, text: &str) -> String {
         blake3::keyed_hash(&self.key, text.as_bytes())
             .to_hex()
             .to_string()
+    }
+
+    /// The MAC of checkpoint `c` of the state `state_id`, whose latest operator decision has
+    /// the MAC `decision_mac`. Format 1 covered only the sequence and the total, so a state id
+    /// changed by hand moved the anchor lookup unseen; format 2 covers what the lookup uses.
+    fn checkpoint_mac(&self, state_id: &str, c: &Checkpoint, decision_mac: &str) -> String {
+        let (seq, total, prev) = (c.seq, c.total_used, &c.prev_mac);
+        if c.format < 2 {
+            return self.keyed(&format!("tollgate-checkpoint-1|{prev}|{seq}|{total}"));
+        }
+        let decision = c.decision.map_or(String::new(), |d| d.to_string());
+        self.keyed(&format!(
+            "tollgate-checkpoint-2|{state_id}|{prev}|{seq}|{total}|{decision}|{decision_mac}"
+        ))
+    }
+
+    /// The MAC of an operator decision, chained to the one before it (`prev`, with its MAC).
+    fn decision_mac(
+        &self,
+        state_id: &str,
+        prev: Option<u64>,
+        prev_mac: &str,
+        decision: &Decision,
+    ) -> String {
+        let prev = prev.map_or(String::new(), |p| p.to_string());
+        self.keyed(&format!(
+            "tollgate-decision-1|{state_id}|{prev}|{prev_mac}|{}",
+            decision.text()
+        ))
+    }
+
+    /// Verifies the chain of operator decisions that ends at audit entry `head`. Returns the
+    /// head with its MAC (`None` without decisions), or what is wrong.
+    fn decisions(
+        &self,
+        catalog: &Catalog,
+        state_id: &str,
+        head: Option<u64>,
+    ) -> Result<std::result::Result<Option<(u64, String)>, String>> {
+        let Some(mut seq) = head else {
+            return Ok(Ok(None));
+        };
+        let mut link = match Link::read(catalog, seq)? {
+            Ok(link) => link,
+            Err(problem) => return Ok(Err(problem)),
+        };
+        let head = (seq, link.mac.clone());
+        loop {
+            let prev = match link.prev {
+                None => None,
+                Some(p) if p >= seq => {
+                    return Ok(Err(format!(
+                        "the operator decision at audit entry {seq} names a later one: the audit log was edited"
+                    )))
+                }
+                Some(p) => match Link::read(catalog, p)? {
+                    Ok(prev) => Some((p, prev)),
+                    Err(problem) => return Ok(Err(problem)),
+                },
+            };
+            let prev_mac = prev.as_ref().map_or("", |(_, l)| l.mac.as_str());
+            if self.decision_mac(state_id, link.prev, prev_mac, &link.decision) != link.mac {
+                return Ok(Err(format!(
+                    "the operator decision at audit entry {seq} does not verify: it was edited"
+                )));
+            }
+            match prev {
+                None => return Ok(Ok(Some(head))),
+                Some((p, prev)) => (seq, link) = (p, prev),
+            }
+        }
     }
 
     fn anchor_path(&self, state_id: &str) -> PathBuf {
@@ -194,13 +346,13 @@ fn total_used(state: &StateFile, catalog: &Catalog) -> Result<u64> {
 
 /// Checks the state against the installation's anchor, flushes the hot file and records a
 /// checkpoint (at open, and at every [`Engine::flush`](crate::Engine::flush)).
-/// With `accept`, a rollback is accepted instead of refused (the operator's decision) and the
-/// acceptance is audited.
+/// With [`Accept::Rollback`], a rollback is accepted instead of refused (the operator's
+/// decision), and the acceptance enters the chain of decisions the checkpoint covers.
 pub(super) fn verify_and_checkpoint(
     installation: &Installation,
     state: &StateFile,
     catalog: &Catalog,
-    accept: bool,
+    accept: Accept,
     now: u32,
 ) -> Result<()> {
     let state_id = catalog.state_id()?;
@@ -211,68 +363,141 @@ pub(super) fn verify_and_checkpoint(
     // state look restored.
     let total = total_used(state, catalog)?;
     state.flush()?;
-    let problem = check(installation, last.as_ref(), anchor.as_ref(), total);
-    let mut events = Vec::new();
-    match problem {
-        Some(reason) if !accept => return Err(Error::Tampered { reason }),
-        Some(reason) => events.push((String::new(), EventKind::RollbackAccepted { reason })),
-        None => {}
-    }
+    let chain =
+        installation.decisions(catalog, &state_id, last.as_ref().and_then(|c| c.decision))?;
+    let history = last.is_none() && anchor.is_none() && catalog.holds_history()?;
+    let found = Found {
+        state_id: &state_id,
+        last: last.as_ref(),
+        anchor: anchor.as_ref(),
+        total,
+        history,
+    };
+    let mut decisions = Vec::new();
+    let head = match (found.problem(installation, &chain), accept) {
+        (None, _) => chain.unwrap_or_default(),
+        (Some(reason), Accept::Nothing) => return Err(Error::Tampered { reason }),
+        (Some(reason), Accept::Rollback) => {
+            decisions.push(Decision::Rollback { reason });
+            // A broken chain of decisions is what is accepted: a new one starts here.
+            chain.unwrap_or_default()
+        }
+    };
     let (seq, prev_mac) = last.map_or((1, String::new()), |c| (c.seq + 1, c.mac));
-    let mac = installation.mac(&prev_mac, seq, total);
-    events.push((
-        String::new(),
-        EventKind::Checkpoint {
-            seq,
-            total_used: total,
-            mac: mac.clone(),
-            prev_mac,
-        },
-    ));
     let tx = catalog.begin()?;
-    let written = Catalog::append_events_in(&tx, &events)?;
-    let checkpoint = written.last().expect("the checkpoint event").seq;
-    Catalog::set_last_checkpoint(&tx, checkpoint)?;
+    let head = record_decisions(installation, &tx, &state_id, head, decisions)?;
+    let mut checkpoint = Checkpoint {
+        seq,
+        total_used: total,
+        mac: String::new(),
+        prev_mac,
+        format: FORMAT,
+        decision: head.as_ref().map(|(d, _)| *d),
+    };
+    checkpoint.mac =
+        installation.checkpoint_mac(&state_id, &checkpoint, head.as_ref().map_or("", |(_, m)| m));
+    let anchor = Anchor {
+        seq,
+        mac: checkpoint.mac.clone(),
+    };
+    let event = EventKind::Checkpoint {
+        seq,
+        total_used: total,
+        mac: checkpoint.mac,
+        prev_mac: checkpoint.prev_mac,
+        format: FORMAT,
+        decision: checkpoint.decision,
+    };
+    let written = Catalog::append_events_in(&tx, &[(String::new(), event)])?;
+    Catalog::set_last_checkpoint(&tx, written[0].seq)?;
     tx.commit().map_err(Error::store("commit checkpoint"))?;
     catalog.remember_time(now)?;
-    installation.write_anchor(&state_id, &Anchor { seq, mac })
+    installation.write_anchor(&state_id, &anchor)
 }
 
-/// What is wrong with the state's last checkpoint against the anchor and the usage now.
-fn check(
+/// Appends each decision to the audit log, chained to `head` (the latest decision with its
+/// MAC); returns the new head.
+fn record_decisions(
     installation: &Installation,
-    last: Option<&Checkpoint>,
-    anchor: Option<&Anchor>,
-    total: u64,
-) -> Option<String> {
-    if let Some(c) = last {
-        if installation.mac(&c.prev_mac, c.seq, c.total_used) != c.mac {
-            return Some(format!(
-                "checkpoint {} in the audit log does not verify: it was edited, or it was made by another installation",
-                c.seq
-            ));
-        }
-        if total < c.total_used {
-            return Some(format!(
-                "the hot state holds {total} bytes charged but checkpoint {} recorded {}: the hot-state file was restored from an older copy",
-                c.seq, c.total_used
-            ));
-        }
+    tx: &rusqlite::Transaction<'_>,
+    state_id: &str,
+    mut head: Option<(u64, String)>,
+    decisions: Vec<Decision>,
+) -> Result<Option<(u64, String)>> {
+    for decision in decisions {
+        let prev = head.as_ref().map(|(seq, _)| *seq);
+        let prev_mac = head.as_ref().map_or("", |(_, mac)| mac.as_str());
+        let mac = installation.decision_mac(state_id, prev, prev_mac, &decision);
+        let written =
+            Catalog::append_events_in(tx, &[(String::new(), decision.event(prev, mac.clone()))])?;
+        head = Some((written[0].seq, mac));
     }
-    match (last, anchor) {
-        (_, None) => None,
-        (None, Some(a)) => Some(format!(
-            "this installation saw checkpoint {} of this state, which now has none: the state directory was replaced by an older copy",
-            a.seq
-        )),
-        (Some(c), Some(a)) if c.seq < a.seq => Some(format!(
-            "the state is at checkpoint {} but this installation saw checkpoint {}: the state directory was restored from an older copy",
-            c.seq, a.seq
-        )),
-        (Some(c), Some(a)) if c.seq == a.seq && c.mac != a.mac => Some(format!(
-            "checkpoint {} differs from the one this installation saw: the state directory was replaced",
-            c.seq
-        )),
-        _ => None,
+    Ok(head)
+}
+
+/// What verification found of a state.
+struct Found<'a> {
+    state_id: &'a str,
+    last: Option<&'a Checkpoint>,
+    anchor: Option<&'a Anchor>,
+    /// Bytes ever charged, now.
+    total: u64,
+    /// Whether the catalog holds keys or checkpoints (asked only without either checkpoint).
+    history: bool,
+}
+
+impl Found<'_> {
+    /// What is wrong with the state's last checkpoint and its chain of operator decisions
+    /// (`chain`) against the anchor and the usage now.
+    fn problem(
+        &self,
+        installation: &Installation,
+        chain: &std::result::Result<Option<(u64, String)>, String>,
+    ) -> Option<String> {
+        if let Some(c) = self.last {
+            let head = match chain {
+                Ok(head) => head,
+                Err(problem) => return Some(problem.clone()),
+            };
+            let decision_mac = head.as_ref().map_or("", |(_, mac)| mac.as_str());
+            if installation.checkpoint_mac(self.state_id, c, decision_mac) != c.mac {
+                return Some(format!(
+                    "checkpoint {} in the audit log does not verify: it was edited, its state id was changed, or it was made by another installation",
+                    c.seq
+                ));
+            }
+            if self.total < c.total_used {
+                return Some(format!(
+                    "the hot state holds {} bytes charged but checkpoint {} recorded {}: the hot-state file was restored from an older copy",
+                    self.total, c.seq, c.total_used
+                ));
+            }
+        }
+        match (self.last, self.anchor) {
+            (None, None) if self.history => Some(
+                "the state holds keys but no checkpoint: its checkpoints were deleted from the audit log (a state written before checkpoints existed is accepted once with accept-rollback)".to_owned(),
+            ),
+            (None, None) => None,
+            // A first checkpoint of format 2 whose anchor a crash kept from being written: its
+            // MAC covers the state id, so it cannot be another state's.
+            (Some(c), None) if c.format >= 2 && c.seq == 1 => None,
+            (Some(c), None) => Some(format!(
+                "this installation made checkpoint {} of this state but holds no anchor for state id {}: the state id was changed or the anchor deleted",
+                c.seq, self.state_id
+            )),
+            (None, Some(a)) => Some(format!(
+                "this installation saw checkpoint {} of this state, which now has none: the state directory was replaced by an older copy",
+                a.seq
+            )),
+            (Some(c), Some(a)) if c.seq < a.seq => Some(format!(
+                "the state is at checkpoint {} but this installation saw checkpoint {}: the state directory was restored from an older copy",
+                c.seq, a.seq
+            )),
+            (Some(c), Some(a)) if c.seq == a.seq && c.mac != a.mac => Some(format!(
+                "checkpoint {} differs from the one this installation saw: the state directory was replaced",
+                c.seq
+            )),
+            _ => None,
+        }
     }
 }
