@@ -507,6 +507,7 @@ impl Catalog {
                 prev_mac,
                 format,
                 decision,
+                keys,
             }) => Ok(Some(crate::engine::Checkpoint {
                 seq,
                 total_used,
@@ -514,6 +515,7 @@ impl Catalog {
                 prev_mac,
                 format,
                 decision,
+                keys,
             })),
             _ => Err(Error::Tampered {
                 reason: "the audit entry the state names as its last checkpoint is not one".into(),
@@ -576,16 +578,6 @@ impl Catalog {
             .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u64>(1)?)))
             .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>());
         rows.map_err(Error::store("sum retired usage"))
-    }
-
-    /// How many records pairs use: records are allocated from 0 up and never reused.
-    pub(crate) fn records_in_use(&self) -> Result<u32> {
-        self.conn
-            .query_row("SELECT COALESCE(MAX(record) + 1, 0) FROM pairs", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-            .map_err(Error::store("count records"))
     }
 
     /// The latest Unix second any engine on this state has seen (0 for none yet).

@@ -115,6 +115,10 @@ pub enum EventKind {
         /// whose MAC this checkpoint's covers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         decision: Option<u64>,
+        /// Each data-volume key in a slot, by catalog row: its usage and terms, covered by the
+        /// MAC, so usage moved between keys or pairs is detected (format 2).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keys: Vec<CheckedKey>,
     },
     /// An operator accepted a state the engine had refused as rolled back or edited.
     RollbackAccepted {
@@ -189,6 +193,19 @@ pub enum EventKind {
         /// The manual-renewal message, with why the renewal failed.
         reason: String,
     },
+}
+
+/// A key as a checkpoint records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckedKey {
+    /// Its catalog row.
+    pub row: u32,
+    /// Bytes charged to it.
+    pub used: u64,
+    /// Its limit in bytes.
+    pub limit: u64,
+    /// Its expiry in Unix seconds (`u32::MAX`: none).
+    pub expiry: u32,
 }
 
 /// One audited event.

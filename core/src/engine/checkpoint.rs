@@ -22,12 +22,21 @@
 //! [`Error::Tampered`]. `Engine::accept_rollback` is the operator's way out: it records the
 //! acceptance in the audit log and moves the anchor to the state as it is.
 //!
+//! Usage is covered per key, not only in total (issue 14, hole 4): each checkpoint records every
+//! data-volume key in a slot with its usage, limit and expiry, so usage moved from one key or
+//! pair to another leaves some key below its checkpoint. At every checkpoint, and so at open,
+//! each slot's published limit and expiry must also be its key's in the catalog, and a key's
+//! terms must be what the last checkpoint recorded: a patched `hot.tgs`, or a license edited in
+//! `catalog.db` along with it, is refused with [`Error::Tampered`], which `accept_rollback`
+//! does not accept. A patch made while a process runs is believed by its hot path until its
+//! next checkpoint (an [`Engine::flush`](crate::Engine::flush) once the interval has passed).
+//!
 //! Operator decisions (an accepted rollback) form a chain of their own: each audit entry carries
 //! a MAC over what was decided and the previous decision's MAC, and every checkpoint's MAC covers
 //! the latest decision. Verifying walks the chain (decisions are rare), so a decision deleted from
 //! or edited in the audit log is refused like an edited checkpoint.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -35,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::events::EventKind;
+use crate::events::{CheckedKey, EventKind};
 use crate::slot::Metering;
 use crate::state_file::StateFile;
 
@@ -66,6 +75,8 @@ pub(crate) struct Checkpoint {
     pub format: u32,
     /// The audit sequence of the latest operator decision.
     pub decision: Option<u64>,
+    /// The data-volume keys in slots, by catalog row (format 2).
+    pub keys: Vec<CheckedKey>,
 }
 
 /// The format of the checkpoints this build writes.
@@ -199,9 +210,13 @@ impl Installation {
             return self.keyed(&format!("tollgate-checkpoint-1|{prev}|{seq}|{total}"));
         }
         let decision = c.decision.map_or(String::new(), |d| d.to_string());
-        self.keyed(&format!(
-            "tollgate-checkpoint-2|{state_id}|{prev}|{seq}|{total}|{decision}|{decision_mac}"
-        ))
+        let mut text = format!(
+            "tollgate-checkpoint-2|{state_id}|{prev}|{seq}|{total}|{decision}|{decision_mac}|"
+        );
+        for k in &c.keys {
+            text.push_str(&format!("{}:{}:{}:{};", k.row, k.used, k.limit, k.expiry));
+        }
+        self.keyed(&text)
     }
 
     /// The MAC of an operator decision, chained to the one before it (`prev`, with its MAC).
@@ -322,26 +337,92 @@ fn create_key(dir: &Path, key_path: &Path) -> std::io::Result<()> {
     linked
 }
 
-/// Bytes ever charged to data-volume keys: retired keys' final usage from the catalog plus the
-/// live usage in the hot state. It never goes down.
-fn total_used(state: &StateFile, catalog: &Catalog) -> Result<u64> {
-    let retired: HashMap<u32, u64> = catalog.retired_usage()?;
-    let mut total: u64 = retired.values().sum();
-    // Only the records pairs use: touching the rest would fault in the whole file.
-    for index in 0..catalog.records_in_use()?.min(state.capacity()) {
-        let record = state.record(index);
-        if record.owner() == 0 || record.metering() != Metering::Volume {
-            continue;
-        }
-        let hot = record.state();
-        total += hot.active.map_or(0, |a| a.used) + hot.reserve.map_or(0, |r| r.used);
-        if let Some((row, used)) = hot.switched_out {
-            if !retired.contains_key(&row) {
-                total += used;
+/// The usage and terms of every pair, read from the hot state and checked against the
+/// catalog's keys.
+struct Snapshot {
+    /// Bytes ever charged to data-volume keys: retired keys' final usage from the catalog plus
+    /// the live usage in the hot state. It never goes down.
+    total: u64,
+    /// The data-volume keys in slots (and one a switch retired that the catalog has not yet).
+    live: BTreeMap<u32, CheckedKey>,
+    /// Final usage of retired data-volume keys, by row.
+    retired: HashMap<u32, u64>,
+}
+
+impl Snapshot {
+    /// Reads every pair, refusing with [`Error::Tampered`] a slot whose limit or expiry is not
+    /// its key's in the catalog (issue 14, hole 4: limits patched in `hot.tgs`). An operator
+    /// cannot accept that: the keys are the vendor's, the hot file only publishes them.
+    fn read(state: &StateFile, catalog: &Catalog) -> Result<Snapshot> {
+        let retired = catalog.retired_usage()?;
+        let mut snapshot = Snapshot {
+            total: retired.values().sum(),
+            live: BTreeMap::new(),
+            retired,
+        };
+        for (project, pair) in catalog.all_pairs(false)? {
+            let record = state.record(pair.record);
+            let hot = record.state();
+            let keys = catalog.keys_of(pair.record)?;
+            for (slot, role) in [(hot.active, "Active"), (hot.reserve, "Reserved")] {
+                let Some(slot) = slot else { continue };
+                let Some(key) = keys.get(&slot.key).map(|k| &k.key) else {
+                    return Err(Error::Tampered {
+                        reason: format!(
+                            "the {role} slot of project \"{}\" names key row {}, which the catalog does not hold for it: hot.tgs was edited",
+                            project.name, slot.key
+                        ),
+                    });
+                };
+                let terms = [
+                    ("a limit of", slot.limit, key.scheme.amount()),
+                    (
+                        "an expiry (Unix seconds) of",
+                        u64::from(slot.expiry),
+                        u64::from(key.expiry_secs()),
+                    ),
+                ];
+                for (what, hot, signed) in terms {
+                    if hot != signed {
+                        return Err(Error::Tampered {
+                            reason: format!(
+                                "the {role} key \"{}\" of project \"{}\" has {what} {hot} in hot.tgs but {signed} in its license: hot.tgs was edited",
+                                key.id, project.name
+                            ),
+                        });
+                    }
+                }
+                if record.metering() == Metering::Volume {
+                    snapshot.total += slot.used;
+                    snapshot.live.insert(
+                        slot.key,
+                        CheckedKey {
+                            row: slot.key,
+                            used: slot.used,
+                            limit: slot.limit,
+                            expiry: slot.expiry,
+                        },
+                    );
+                }
+            }
+            if let (Some((row, used)), Metering::Volume) = (hot.switched_out, record.metering()) {
+                if !snapshot.retired.contains_key(&row) {
+                    snapshot.total += used;
+                    snapshot.retired.insert(row, used);
+                }
             }
         }
+        Ok(snapshot)
     }
-    Ok(total)
+
+    /// What key row `row` has used now (0 for a key the catalog no longer holds).
+    fn used(&self, row: u32) -> u64 {
+        self.live
+            .get(&row)
+            .map(|k| k.used)
+            .or_else(|| self.retired.get(&row).copied())
+            .unwrap_or(0)
+    }
 }
 
 /// Checks the state against the installation's anchor, flushes the hot file and records a
@@ -361,7 +442,7 @@ pub(super) fn verify_and_checkpoint(
     // The usage is read before the hot file is flushed: usage only grows, so what reaches the
     // disk is at least the checkpoint, and an operating-system crash after it cannot make the
     // state look restored.
-    let total = total_used(state, catalog)?;
+    let snapshot = Snapshot::read(state, catalog)?;
     state.flush()?;
     let chain =
         installation.decisions(catalog, &state_id, last.as_ref().and_then(|c| c.decision))?;
@@ -370,12 +451,17 @@ pub(super) fn verify_and_checkpoint(
         state_id: &state_id,
         last: last.as_ref(),
         anchor: anchor.as_ref(),
-        total,
+        snapshot: &snapshot,
         history,
     };
     let mut decisions = Vec::new();
     let head = match (found.problem(installation, &chain), accept) {
-        (None, _) => chain.unwrap_or_default(),
+        (None, _) => {
+            if let Some(reason) = found.edited_license() {
+                return Err(Error::Tampered { reason });
+            }
+            chain.unwrap_or_default()
+        }
         (Some(reason), Accept::Nothing) => return Err(Error::Tampered { reason }),
         (Some(reason), Accept::Rollback) => {
             decisions.push(Decision::Rollback { reason });
@@ -388,11 +474,12 @@ pub(super) fn verify_and_checkpoint(
     let head = record_decisions(installation, &tx, &state_id, head, decisions)?;
     let mut checkpoint = Checkpoint {
         seq,
-        total_used: total,
+        total_used: snapshot.total,
         mac: String::new(),
         prev_mac,
         format: FORMAT,
         decision: head.as_ref().map(|(d, _)| *d),
+        keys: snapshot.live.into_values().collect(),
     };
     checkpoint.mac =
         installation.checkpoint_mac(&state_id, &checkpoint, head.as_ref().map_or("", |(_, m)| m));
@@ -402,11 +489,12 @@ pub(super) fn verify_and_checkpoint(
     };
     let event = EventKind::Checkpoint {
         seq,
-        total_used: total,
+        total_used: checkpoint.total_used,
         mac: checkpoint.mac,
         prev_mac: checkpoint.prev_mac,
         format: FORMAT,
         decision: checkpoint.decision,
+        keys: checkpoint.keys,
     };
     let written = Catalog::append_events_in(&tx, &[(String::new(), event)])?;
     Catalog::set_last_checkpoint(&tx, written[0].seq)?;
@@ -440,13 +528,29 @@ struct Found<'a> {
     state_id: &'a str,
     last: Option<&'a Checkpoint>,
     anchor: Option<&'a Anchor>,
-    /// Bytes ever charged, now.
-    total: u64,
+    /// The usage now.
+    snapshot: &'a Snapshot,
     /// Whether the catalog holds keys or checkpoints (asked only without either checkpoint).
     history: bool,
 }
 
 impl Found<'_> {
+    /// A key whose terms differ from what the last (verified) checkpoint recorded: its license
+    /// in the catalog was edited along with `hot.tgs`. Not acceptable, like a patched limit.
+    fn edited_license(&self) -> Option<String> {
+        let c = self.last?;
+        c.keys.iter().find_map(|then| {
+            let row = then.row;
+            let now = self.snapshot.live.get(&row)?;
+            (now.limit != then.limit || now.expiry != then.expiry).then(|| {
+                format!(
+                    "key row {row} has a limit of {} and an expiry of {} but checkpoint {} recorded {} and {}: its license in catalog.db was edited",
+                    now.limit, now.expiry, c.seq, then.limit, then.expiry
+                )
+            })
+        })
+    }
+
     /// What is wrong with the state's last checkpoint and its chain of operator decisions
     /// (`chain`) against the anchor and the usage now.
     fn problem(
@@ -466,11 +570,21 @@ impl Found<'_> {
                     c.seq
                 ));
             }
-            if self.total < c.total_used {
+            if self.snapshot.total < c.total_used {
                 return Some(format!(
                     "the hot state holds {} bytes charged but checkpoint {} recorded {}: the hot-state file was restored from an older copy",
-                    self.total, c.seq, c.total_used
+                    self.snapshot.total, c.seq, c.total_used
                 ));
+            }
+            for then in &c.keys {
+                let row = then.row;
+                let now = self.snapshot.used(row);
+                if now < then.used {
+                    return Some(format!(
+                        "key row {row} has {now} bytes charged but checkpoint {} recorded {}: usage was moved between keys or restored from an older copy",
+                        c.seq, then.used
+                    ));
+                }
             }
         }
         match (self.last, self.anchor) {
