@@ -289,6 +289,9 @@ pub fn event_text(kind: &EventKind) -> String {
         EventKind::RollbackAccepted { reason, .. } => {
             format!("an operator accepted a refused state: {reason}")
         }
+        EventKind::ClockAccepted { from, to, .. } => {
+            format!("an operator lowered the latest time seen from {from} to the clock's, {to}")
+        }
     }
 }
 

@@ -580,29 +580,54 @@ impl Catalog {
         rows.map_err(Error::store("sum retired usage"))
     }
 
-    /// The latest Unix second any engine on this state has seen (0 for none yet).
-    pub(crate) fn latest_time(&self) -> Result<u32> {
-        self.conn
+    /// The latest Unix second any engine on this state has seen, with its MAC (`None` before
+    /// the time had one), or `None` when none is recorded yet.
+    pub(crate) fn latest_time(&self) -> Result<Option<(u32, Option<i64>)>> {
+        let read = |name: &str| {
+            self.conn
+                .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()
+                .map_err(Error::store("read the latest time seen"))
+        };
+        let Some(secs) = read("latest_seen")? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            u32::try_from(secs).unwrap_or(0),
+            read("latest_seen_mac")?,
+        )))
+    }
+
+    /// Records `unix_secs` as the latest time seen, with its MAC: only if it is later than the
+    /// recorded one, unless `lower`. Returns whether it was recorded.
+    pub(crate) fn set_latest_time(&self, unix_secs: u32, mac: i64, lower: bool) -> Result<bool> {
+        let tx = self.begin()?;
+        let current: Option<i64> = tx
             .query_row(
                 "SELECT value FROM meta WHERE name = 'latest_seen'",
                 [],
-                |r| r.get::<_, i64>(0),
+                |r| r.get(0),
             )
             .optional()
-            .map(|v| u32::try_from(v.unwrap_or(0)).unwrap_or(0))
-            .map_err(Error::store("read the latest time seen"))
-    }
-
-    /// Raises the latest time seen to `unix_secs` (never lowers it).
-    pub(crate) fn remember_time(&self, unix_secs: u32) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO meta (name, value) VALUES ('latest_seen', ?1)
-                 ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
-                [unix_secs],
+            .map_err(Error::store("read the latest time seen"))?;
+        if !lower && current.is_some_and(|c| c >= i64::from(unix_secs)) {
+            return Ok(false);
+        }
+        for (name, value) in [
+            ("latest_seen", i64::from(unix_secs)),
+            ("latest_seen_mac", mac),
+        ] {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)",
+                params![name, value],
             )
-            .map(drop)
-            .map_err(Error::store("record the latest time seen"))
+            .map_err(Error::store("record the latest time seen"))?;
+        }
+        tx.commit()
+            .map_err(Error::store("commit the latest time seen"))?;
+        Ok(true)
     }
 
     /// Whether the meta flag `name` is set.

@@ -132,6 +132,21 @@ pub enum EventKind {
         #[serde(default)]
         mac: String,
     },
+    /// An operator lowered the latest time seen to the clock's reading (`tollgate state
+    /// accept-clock`): the clock had once been set in the future, and every key expiring before
+    /// that time had expired for good (the event's project is empty).
+    ClockAccepted {
+        /// The latest time seen before, RFC 3339.
+        from: String,
+        /// The latest time seen after: the clock's reading, RFC 3339.
+        to: String,
+        /// The audit sequence of the operator decision before this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_decision: Option<u64>,
+        /// A MAC over this decision chained to the previous one's (see `RollbackAccepted`).
+        #[serde(default)]
+        mac: String,
+    },
     /// Seats held by a process that ended without releasing them were taken back.
     SeatsReclaimed {
         /// The process.
@@ -388,11 +403,16 @@ pub(crate) struct Dispatcher {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Called by the dispatcher's thread after each round, with its catalog and whether the round
+/// held an event saying a key was seen expired; it must return quickly when it has nothing to do.
+pub(crate) type Tick = Box<dyn FnMut(&Catalog, bool) + Send>;
+
 impl Dispatcher {
     pub(crate) fn start(
         queue: Arc<HotQueue>,
         subscribers: Arc<Subscribers>,
         catalog: Catalog,
+        mut tick: Tick,
     ) -> std::io::Result<Dispatcher> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -405,8 +425,10 @@ impl Dispatcher {
                     // Acquire: pairs with the Release in `Drop`; events pushed before it are seen.
                     let stopping = flag.load(Ordering::Acquire);
                     let mut ready = false;
+                    let mut expired = false;
                     while let Some(raw) = queue.queue.pop() {
                         ready = true;
+                        expired |= saw_expiry(&raw.event);
                         pending.push(names.resolve(&catalog, raw));
                         if pending.len() >= 1024 {
                             break;
@@ -418,6 +440,7 @@ impl Dispatcher {
                             pending.clear();
                         }
                     }
+                    tick(&catalog, expired);
                     if stopping && queue.queue.is_empty() {
                         return;
                     }
@@ -444,6 +467,20 @@ impl Drop for Dispatcher {
             let _ = thread.join();
         }
     }
+}
+
+/// Whether a hot-path event says a key was seen expired: the latest time seen is then recorded
+/// at once (see `engine::clock`).
+fn saw_expiry(event: &PairEvent) -> bool {
+    matches!(
+        event,
+        PairEvent::Refused {
+            reason: RefusalReason::Expired
+        } | PairEvent::Switched {
+            reason: SwitchReason::Expired,
+            ..
+        }
+    )
 }
 
 /// A cache of record → project and key row → key id, filled from the catalog.

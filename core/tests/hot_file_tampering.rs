@@ -87,7 +87,7 @@ fn licensed(dir: &Path) {
     e.flush().unwrap();
 }
 
-const PATCHED: &str = "the Active key \"A\" of project \"p\" has a limit of 70368744177663 in hot.tgs but 1000 in its license: hot.tgs was edited";
+const PATCHED: &str = "the Active key \"A\" of project \"p\" has a limit of 70368744177663 in hot.tgs but 1000 in its license: hot.tgs was edited; edited license terms are never accepted: restore the file from a backup";
 
 #[test]
 fn a_limit_patched_in_hot_tgs_is_refused_at_open() {
@@ -152,7 +152,7 @@ fn an_expiry_patched_in_hot_tgs_is_refused_at_open() {
     let before = snapshot(dir.path());
     assert_eq!(
         tampered(Engine::open_with(dir.path(), options(dir.path()))),
-        format!("the Active key \"A\" of project \"p\" has an expiry (Unix seconds) of 4294967295 in hot.tgs but {expiry} in its license: hot.tgs was edited")
+        format!("the Active key \"A\" of project \"p\" has an expiry (Unix seconds) of 4294967295 in hot.tgs but {expiry} in its license: hot.tgs was edited; edited license terms are never accepted: restore the file from a backup")
     );
     assert_eq!(snapshot(dir.path()), before);
 }
@@ -175,7 +175,7 @@ fn usage_moved_from_one_pair_to_another_is_refused() {
     let before = snapshot(dir.path());
     assert_eq!(
         tampered(Engine::open_with(dir.path(), options(dir.path()))),
-        "key row 1 has 100 bytes charged but checkpoint 2 recorded 300: usage was moved between keys or restored from an older copy"
+        "key row 1 has 100 bytes charged but checkpoint 2 recorded 300: usage was moved between keys or restored from an older copy; an operator can accept it with `tollgate state accept-rollback`"
     );
     assert_eq!(snapshot(dir.path()), before);
 }
@@ -203,7 +203,7 @@ fn a_license_edited_in_the_catalog_along_with_hot_tgs_is_refused() {
     let before = snapshot(dir.path());
     assert_eq!(
         tampered(Engine::open_with(dir.path(), options(dir.path()))),
-        "key row 1 has a limit of 70368744177663 and an expiry of 4294967295 but checkpoint 2 recorded 1000 and 4294967295: its license in catalog.db was edited"
+        "key row 1 has a limit of 70368744177663 and an expiry of 4294967295 but checkpoint 2 recorded 1000 and 4294967295: its license in catalog.db was edited; edited license terms are never accepted: restore the file from a backup"
     );
     assert_eq!(snapshot(dir.path()), before);
 }

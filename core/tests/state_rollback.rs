@@ -207,7 +207,7 @@ fn a_restored_copy_with_its_state_id_bumped_is_refused() {
     let reason = refused(Engine::open_with(dir.path(), options(installation.path())));
     assert_eq!(
         reason,
-        "checkpoint 2 in the audit log does not verify: it was edited, its state id was changed, or it was made by another installation"
+        "checkpoint 2 in the audit log does not verify: it was edited, its state id was changed, or it was made by another installation; an operator can accept it with `tollgate state accept-rollback`"
     );
     assert_eq!(snapshot(dir.path(), installation.path()), before);
 }
@@ -227,7 +227,7 @@ fn a_restored_copy_with_its_state_id_bumped_and_its_checkpoints_deleted_is_refus
     let reason = refused(Engine::open_with(dir.path(), options(installation.path())));
     assert_eq!(
         reason,
-        "the state holds keys but no checkpoint: its checkpoints were deleted from the audit log (a state written before checkpoints existed is accepted once with accept-rollback)"
+        "the state holds keys but no checkpoint: its checkpoints were deleted from the audit log (a state written before checkpoints existed is accepted once with accept-rollback); an operator can accept it with `tollgate state accept-rollback`"
     );
     assert_eq!(snapshot(dir.path(), installation.path()), before);
 }
@@ -277,7 +277,7 @@ fn deleting_or_editing_the_audited_rollback_acceptance_is_refused() {
     let reason = refused(Engine::open_with(dir.path(), options(installation.path())));
     assert_eq!(
         reason,
-        format!("the operator decision at audit entry {accepted} does not verify: it was edited")
+        format!("the operator decision at audit entry {accepted} does not verify: it was edited; an operator can accept it with `tollgate state accept-rollback`")
     );
     assert_eq!(snapshot(dir.path(), installation.path()), before);
 
@@ -291,7 +291,7 @@ fn deleting_or_editing_the_audited_rollback_acceptance_is_refused() {
     let reason = refused(Engine::open_with(dir.path(), options(installation.path())));
     assert_eq!(
         reason,
-        format!("the operator decision at audit entry {accepted} is missing: it was deleted from the audit log")
+        format!("the operator decision at audit entry {accepted} is missing: it was deleted from the audit log; an operator can accept it with `tollgate state accept-rollback`")
     );
     assert_eq!(snapshot(dir.path(), installation.path()), before);
 }

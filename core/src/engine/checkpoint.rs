@@ -52,6 +52,7 @@ const KEY_FILE: &str = "installation.key";
 const ANCHORS: &str = "anchors";
 
 /// The installation's MAC key and anchor directory.
+#[derive(Clone)]
 pub(super) struct Installation {
     key: [u8; 32],
     anchors: PathBuf,
@@ -89,6 +90,9 @@ pub(super) enum Accept {
     Nothing,
     /// The state as it is, if it is found rolled back or edited.
     Rollback,
+    /// The latest time seen lowered from `from` to `to` (Unix seconds): a clock that was once
+    /// wrong in the future (see `engine::clock`).
+    Clock { from: u32, to: u32 },
 }
 
 /// An operator decision: an audit entry in a MAC chain that the checkpoints cover, so that
@@ -96,6 +100,7 @@ pub(super) enum Accept {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Decision {
     Rollback { reason: String },
+    Clock { from: String, to: String },
 }
 
 impl Decision {
@@ -103,6 +108,7 @@ impl Decision {
     fn text(&self) -> String {
         match self {
             Decision::Rollback { reason } => format!("rollback|{reason}"),
+            Decision::Clock { from, to } => format!("clock|{from}|{to}"),
         }
     }
 
@@ -110,6 +116,12 @@ impl Decision {
         match self {
             Decision::Rollback { reason } => EventKind::RollbackAccepted {
                 reason,
+                prev_decision,
+                mac,
+            },
+            Decision::Clock { from, to } => EventKind::ClockAccepted {
+                from,
+                to,
                 prev_decision,
                 mac,
             },
@@ -137,6 +149,16 @@ impl Link {
                 mac,
             }) => Ok(Link {
                 decision: Decision::Rollback { reason },
+                prev: prev_decision,
+                mac,
+            }),
+            Some(EventKind::ClockAccepted {
+                from,
+                to,
+                prev_decision,
+                mac,
+            }) => Ok(Link {
+                decision: Decision::Clock { from, to },
                 prev: prev_decision,
                 mac,
             }),
@@ -299,6 +321,40 @@ impl Installation {
         }
     }
 
+    /// The MAC of the latest time seen `secs` of the state `state_id`, as the catalog's meta
+    /// table stores it (an integer: the first 8 bytes of the keyed hash).
+    pub(super) fn time_mac(&self, state_id: &str, secs: u32) -> i64 {
+        let text = format!("tollgate-latest-seen-1|{state_id}|{secs}");
+        let hash = blake3::keyed_hash(&self.key, text.as_bytes());
+        i64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+
+    fn seen_path(&self, state_id: &str) -> PathBuf {
+        self.anchors.join(format!("{state_id}.seen"))
+    }
+
+    /// The latest time seen that the installation keeps for `state_id`, beside its anchor:
+    /// a copy of the catalog's that a replayed catalog value cannot lower.
+    pub(super) fn seen(&self, state_id: &str) -> Result<Option<u32>> {
+        let path = self.seen_path(state_id);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().map(Some).map_err(|_| Error::Tampered {
+                reason: format!("the time anchor {} is unreadable", path.display()),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+        }
+    }
+
+    /// Sets the installation's latest time seen of `state_id` to `secs`.
+    pub(super) fn write_seen(&self, state_id: &str, secs: u32) -> Result<()> {
+        let path = self.seen_path(state_id);
+        let tmp = path.with_extension("seen.tmp");
+        std::fs::write(&tmp, format!("{secs}\n"))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::io(format!("write {}", path.display()), e))
+    }
+
     fn write_anchor(&self, state_id: &str, anchor: &Anchor) -> Result<()> {
         let path = self.anchor_path(state_id);
         let tmp = path.with_extension("tmp");
@@ -367,12 +423,10 @@ impl Snapshot {
             for (slot, role) in [(hot.active, "Active"), (hot.reserve, "Reserved")] {
                 let Some(slot) = slot else { continue };
                 let Some(key) = keys.get(&slot.key).map(|k| &k.key) else {
-                    return Err(Error::Tampered {
-                        reason: format!(
+                    return Err(unacceptable(format!(
                             "the {role} slot of project \"{}\" names key row {}, which the catalog does not hold for it: hot.tgs was edited",
                             project.name, slot.key
-                        ),
-                    });
+                    )));
                 };
                 let terms = [
                     ("a limit of", slot.limit, key.scheme.amount()),
@@ -384,12 +438,10 @@ impl Snapshot {
                 ];
                 for (what, hot, signed) in terms {
                     if hot != signed {
-                        return Err(Error::Tampered {
-                            reason: format!(
+                        return Err(unacceptable(format!(
                                 "the {role} key \"{}\" of project \"{}\" has {what} {hot} in hot.tgs but {signed} in its license: hot.tgs was edited",
                                 key.id, project.name
-                            ),
-                        });
+                        )));
                     }
                 }
                 if record.metering() == Metering::Volume {
@@ -434,7 +486,7 @@ pub(super) fn verify_and_checkpoint(
     state: &StateFile,
     catalog: &Catalog,
     accept: Accept,
-    now: u32,
+    edited_time: Option<String>,
 ) -> Result<()> {
     let state_id = catalog.state_id()?;
     let last = catalog.last_checkpoint()?;
@@ -455,20 +507,27 @@ pub(super) fn verify_and_checkpoint(
         history,
     };
     let mut decisions = Vec::new();
-    let head = match (found.problem(installation, &chain), accept) {
+    let problem = found.problem(installation, &chain).or(edited_time);
+    let head = match (problem, accept) {
         (None, _) => {
             if let Some(reason) = found.edited_license() {
-                return Err(Error::Tampered { reason });
+                return Err(unacceptable(reason));
             }
             chain.unwrap_or_default()
         }
-        (Some(reason), Accept::Nothing) => return Err(Error::Tampered { reason }),
+        (Some(reason), Accept::Nothing | Accept::Clock { .. }) => return Err(acceptable(reason)),
         (Some(reason), Accept::Rollback) => {
             decisions.push(Decision::Rollback { reason });
             // A broken chain of decisions is what is accepted: a new one starts here.
             chain.unwrap_or_default()
         }
     };
+    if let Accept::Clock { from, to } = accept {
+        decisions.push(Decision::Clock {
+            from: super::clock::text(from),
+            to: super::clock::text(to),
+        });
+    }
     let (seq, prev_mac) = last.map_or((1, String::new()), |c| (c.seq + 1, c.mac));
     let tx = catalog.begin()?;
     let head = record_decisions(installation, &tx, &state_id, head, decisions)?;
@@ -499,8 +558,26 @@ pub(super) fn verify_and_checkpoint(
     let written = Catalog::append_events_in(&tx, &[(String::new(), event)])?;
     Catalog::set_last_checkpoint(&tx, written[0].seq)?;
     tx.commit().map_err(Error::store("commit checkpoint"))?;
-    catalog.remember_time(now)?;
     installation.write_anchor(&state_id, &anchor)
+}
+
+/// A refusal an operator may accept with `accept_rollback`.
+fn acceptable(reason: String) -> Error {
+    Error::Tampered {
+        reason: format!(
+            "{reason}; an operator can accept it with `tollgate state accept-rollback`"
+        ),
+    }
+}
+
+/// A refusal no operator decision accepts: license terms are the vendor's, the state only
+/// publishes them.
+fn unacceptable(reason: String) -> Error {
+    Error::Tampered {
+        reason: format!(
+            "{reason}; edited license terms are never accepted: restore the file from a backup"
+        ),
+    }
 }
 
 /// Appends each decision to the audit log, chained to `head` (the latest decision with its
