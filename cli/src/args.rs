@@ -105,6 +105,10 @@ pub enum StateCommand {
     /// Accept a state the engine refuses as restored from an older copy or edited
     /// (`TAMPERED`): it opens from now on, and the acceptance is recorded in the audit log
     AcceptRollback,
+    /// Lower the latest time seen to the system clock's, after the clock was once set in the
+    /// future and keys expiring before that time expired for good; the decision is recorded in
+    /// the audit log. Stop the programs using the state first
+    AcceptClock,
 }
 
 /// `tollgate project …`

@@ -286,8 +286,11 @@ pub fn event_text(kind: &EventKind) -> String {
         EventKind::Checkpoint {
             seq, total_used, ..
         } => format!("usage checkpoint {seq}: {total_used} bytes charged in all"),
-        EventKind::RollbackAccepted { reason } => {
+        EventKind::RollbackAccepted { reason, .. } => {
             format!("an operator accepted a refused state: {reason}")
+        }
+        EventKind::ClockAccepted { from, to, .. } => {
+            format!("an operator lowered the latest time seen from {from} to the clock's, {to}")
         }
     }
 }

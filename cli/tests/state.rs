@@ -61,3 +61,34 @@ fn a_restored_state_is_refused_until_the_operator_accepts_it() {
         .success()
         .stdout(contains("no rollback to accept"));
 }
+
+/// Issue 14, hole 3: a time once seen in the future expires every key for good; `state
+/// accept-clock` gives that time up, audited.
+#[test]
+fn accept_clock_gives_up_a_latest_time_seen_in_the_future() {
+    let (dir, installation) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let state = dir.path().join("state");
+    let run = |args: &[&str]| tollgate(&state, installation.path(), args).assert();
+    run(&["project", "create", "p"]).success();
+    run(&["state", "accept-clock"])
+        .success()
+        .stdout(contains("nothing to accept"));
+    // The installation's copy of the latest time seen says 2100-01-01, as after an open with
+    // the clock there.
+    let anchors = installation.path().join("anchors");
+    let state_id = std::fs::read_dir(&anchors)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|name| !name.contains('.'))
+        .unwrap();
+    std::fs::write(anchors.join(format!("{state_id}.seen")), "4102444800\n").unwrap();
+    let accepted = run(&["state", "accept-clock", "--json"]).success();
+    let doc: serde_json::Value = serde_json::from_slice(&accepted.get_output().stdout).unwrap();
+    assert_eq!(doc["given_up"], "2100-01-01T00:00:00Z");
+    run(&["events"]).success().stdout(contains(
+        "an operator lowered the latest time seen from 2100-01-01T00:00:00Z to the clock's",
+    ));
+    run(&["state", "accept-clock"])
+        .success()
+        .stdout(contains("nothing to accept"));
+}

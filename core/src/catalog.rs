@@ -505,16 +505,53 @@ impl Catalog {
                 total_used,
                 mac,
                 prev_mac,
+                format,
+                decision,
+                keys,
             }) => Ok(Some(crate::engine::Checkpoint {
                 seq,
                 total_used,
                 mac,
                 prev_mac,
+                format,
+                decision,
+                keys,
             })),
             _ => Err(Error::Tampered {
                 reason: "the audit entry the state names as its last checkpoint is not one".into(),
             }),
         }
+    }
+
+    /// The audit entry `seq`, if the log holds it.
+    pub(crate) fn event_kind(&self, seq: u64) -> Result<Option<EventKind>> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT json FROM events WHERE seq = ?1",
+                [i64::try_from(seq).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(Error::store("read an audit entry"))?;
+        json.map(|json| {
+            serde_json::from_str(&json)
+                .map_err(|e| self.corrupt(format!("event {seq} is unreadable: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Whether the state holds any key or any checkpoint: a state without a checkpoint must be
+    /// new, and a new state holds neither.
+    pub(crate) fn holds_history(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM keys)
+                     OR EXISTS (SELECT 1 FROM events WHERE json LIKE '{\"kind\":\"checkpoint\"%')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(Error::store("look for keys and checkpoints"))
     }
 
     /// Points the state at its newest checkpoint, the audit entry `seq`.
@@ -543,39 +580,54 @@ impl Catalog {
         rows.map_err(Error::store("sum retired usage"))
     }
 
-    /// How many records pairs use: records are allocated from 0 up and never reused.
-    pub(crate) fn records_in_use(&self) -> Result<u32> {
-        self.conn
-            .query_row("SELECT COALESCE(MAX(record) + 1, 0) FROM pairs", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-            .map_err(Error::store("count records"))
+    /// The latest Unix second any engine on this state has seen, with its MAC (`None` before
+    /// the time had one), or `None` when none is recorded yet.
+    pub(crate) fn latest_time(&self) -> Result<Option<(u32, Option<i64>)>> {
+        let read = |name: &str| {
+            self.conn
+                .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()
+                .map_err(Error::store("read the latest time seen"))
+        };
+        let Some(secs) = read("latest_seen")? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            u32::try_from(secs).unwrap_or(0),
+            read("latest_seen_mac")?,
+        )))
     }
 
-    /// The latest Unix second any engine on this state has seen (0 for none yet).
-    pub(crate) fn latest_time(&self) -> Result<u32> {
-        self.conn
+    /// Records `unix_secs` as the latest time seen, with its MAC: only if it is later than the
+    /// recorded one, unless `lower`. Returns whether it was recorded.
+    pub(crate) fn set_latest_time(&self, unix_secs: u32, mac: i64, lower: bool) -> Result<bool> {
+        let tx = self.begin()?;
+        let current: Option<i64> = tx
             .query_row(
                 "SELECT value FROM meta WHERE name = 'latest_seen'",
                 [],
-                |r| r.get::<_, i64>(0),
+                |r| r.get(0),
             )
             .optional()
-            .map(|v| u32::try_from(v.unwrap_or(0)).unwrap_or(0))
-            .map_err(Error::store("read the latest time seen"))
-    }
-
-    /// Raises the latest time seen to `unix_secs` (never lowers it).
-    pub(crate) fn remember_time(&self, unix_secs: u32) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO meta (name, value) VALUES ('latest_seen', ?1)
-                 ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
-                [unix_secs],
+            .map_err(Error::store("read the latest time seen"))?;
+        if !lower && current.is_some_and(|c| c >= i64::from(unix_secs)) {
+            return Ok(false);
+        }
+        for (name, value) in [
+            ("latest_seen", i64::from(unix_secs)),
+            ("latest_seen_mac", mac),
+        ] {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)",
+                params![name, value],
             )
-            .map(drop)
-            .map_err(Error::store("record the latest time seen"))
+            .map_err(Error::store("record the latest time seen"))?;
+        }
+        tx.commit()
+            .map_err(Error::store("commit the latest time seen"))?;
+        Ok(true)
     }
 
     /// Whether the meta flag `name` is set.

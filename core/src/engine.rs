@@ -272,17 +272,37 @@ impl Engine {
     /// A hot-state file or catalog that is damaged, truncated, of another format, or present
     /// without its partner is refused with [`Error::CorruptState`] and left untouched.
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
-        Engine::open_checked(dir.as_ref(), options, false)
+        Engine::open_checked(dir.as_ref(), options, checkpoint::Accept::Nothing).map(|(e, _)| e)
     }
 
     /// Opens a state that [`Engine::open_with`] refused with [`Error::Tampered`] (restored from
     /// an older copy, or its checkpoints edited), because an operator decided to accept it as it
     /// is. The acceptance and what was found go to the audit log.
     pub fn accept_rollback(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
-        Engine::open_checked(dir.as_ref(), options, true)
+        Engine::open_checked(dir.as_ref(), options, checkpoint::Accept::Rollback).map(|(e, _)| e)
     }
 
-    fn open_checked(dir: &Path, options: Options, accept_rollback: bool) -> Result<Engine> {
+    /// Opens `dir` with its latest time seen lowered to the reading of the options' clock
+    /// ([`Clock::source`]): the way out of a clock that was once set in the future, after which
+    /// every key expiring before that time had expired for good. The decision is audited (a
+    /// `clock_accepted` event, in the MAC chain of the checkpoints). Returns the engine and the
+    /// latest time seen that was given up, in Unix seconds (`None`: it was not ahead of the
+    /// clock, nothing changed). Run it from a process that has not opened the state: a running
+    /// engine records the time its own clock holds again.
+    pub fn accept_clock(dir: impl AsRef<Path>, options: Options) -> Result<(Engine, Option<u32>)> {
+        let to = options.clock.source();
+        Engine::open_checked(
+            dir.as_ref(),
+            options,
+            checkpoint::Accept::Clock { from: 0, to },
+        )
+    }
+
+    fn open_checked(
+        dir: &Path,
+        options: Options,
+        accept: checkpoint::Accept,
+    ) -> Result<(Engine, Option<u32>)> {
         let dir = dir.to_owned();
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("create state directory {}", dir.display()), e))?;
@@ -296,18 +316,27 @@ impl Engine {
             .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
         lock.lock()
             .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
-        let opened = open_locked(&dir, &options, accept_rollback);
+        let opened = open_locked(&dir, &options, accept);
         let _ = lock.unlock();
-        let (state, holders, catalog, installation) = opened?;
+        let Opened {
+            state,
+            holders,
+            catalog,
+            installation,
+            state_id,
+            given_up,
+        } = opened?;
         let holders = Arc::new(holders);
         let me = Process::me()?;
         let state = Arc::new(state);
         let hot_events = Arc::new(HotQueue::new(options.event_queue.max(16)));
         let subscribers = Arc::new(Subscribers::default());
+        let mut keeper = clock::Keeper::new(options.clock.clone(), installation.clone(), state_id);
         let dispatcher = Dispatcher::start(
             Arc::clone(&hot_events),
             Arc::clone(&subscribers),
             Catalog::open(&dir.join(CATALOG_FILE), false)?,
+            Box::new(move |catalog, expired| keeper.tick(catalog, expired)),
         )
         .map_err(|e| Error::io("start the event dispatcher", e))?;
         let flusher = options
@@ -344,7 +373,7 @@ impl Engine {
         if let Some(renewal) = options.renewal {
             engine.enable_renewal(renewal)?;
         }
-        Ok(engine)
+        Ok((engine, given_up))
     }
 
     /// Whether `dir` already holds a Tollgate state (either of its files), so a tool can create
@@ -777,8 +806,8 @@ impl Engine {
                 &self.inner.installation,
                 &self.inner.state,
                 &admin.catalog,
-                false,
-                now,
+                checkpoint::Accept::Nothing,
+                None,
             )?;
             self.inner
                 .last_checkpoint
@@ -1108,12 +1137,19 @@ fn now_text() -> String {
     rfc3339(OffsetDateTime::now_utc())
 }
 
+/// What [`open_locked`] opened.
+struct Opened {
+    state: StateFile,
+    holders: Holders,
+    catalog: Catalog,
+    installation: checkpoint::Installation,
+    state_id: String,
+    /// The latest time seen an accepted clock gave up.
+    given_up: Option<u32>,
+}
+
 /// Creates or opens the files of a state directory; the caller holds the admin lock.
-fn open_locked(
-    dir: &Path,
-    options: &Options,
-    accept_rollback: bool,
-) -> Result<(StateFile, Holders, Catalog, checkpoint::Installation)> {
+fn open_locked(dir: &Path, options: &Options, accept: checkpoint::Accept) -> Result<Opened> {
     let hot = dir.join(HOT_FILE);
     let catalog_path = dir.join(CATALOG_FILE);
     let corrupt = |path: &Path, reason: &str| Error::CorruptState {
@@ -1209,22 +1245,50 @@ fn open_locked(
         catalog.set_flag("seat_holders")?;
     }
     let holders = Holders::open(&holders_path)?;
-    clock::watch_at_open(&catalog, &options.clock, options.clock_tolerance)?;
     let installation = checkpoint::Installation::open(&checkpoint::installation_dir(
         options.installation_dir.as_deref(),
     )?)?;
-    checkpoint::verify_and_checkpoint(
-        &installation,
-        &state,
+    let state_id = catalog.state_id()?;
+    // Everything is verified before the time seen is recorded: a state refused as tampered is
+    // left as it is. An edited time is refused after the checkpoint's problems, which explain
+    // more (a changed state id fails both MACs); an accepted rollback accepts it too, keeping
+    // the installation's copy, and says so in its audit entry.
+    let (latest, edited_time) = clock::recorded(&catalog, &installation, &state_id)?;
+    let (accept, given_up) = match accept {
+        checkpoint::Accept::Clock { to, .. } if latest > to && edited_time.is_none() => {
+            (checkpoint::Accept::Clock { from: latest, to }, Some(latest))
+        }
+        checkpoint::Accept::Clock { .. } => (checkpoint::Accept::Nothing, None),
+        other => (other, None),
+    };
+    checkpoint::verify_and_checkpoint(&installation, &state, &catalog, accept, edited_time)?;
+    let latest = match accept {
+        checkpoint::Accept::Clock { to, .. } => {
+            clock::lower(&catalog, &installation, &state_id, to)?;
+            to
+        }
+        _ => latest,
+    };
+    clock::watch_at_open(
         &catalog,
-        accept_rollback,
-        options.clock.now(),
+        &installation,
+        &state_id,
+        &options.clock,
+        options.clock_tolerance,
+        latest,
     )?;
     trust::record_at_open(&catalog, &options.trusted_keys)?;
     let reclaimed = holders.reclaim_dead(&state);
     seats::log_reclaimed(&catalog, &reclaimed)?;
     pools::repair_assignments(&catalog)?;
-    Ok((state, holders, catalog, installation))
+    Ok(Opened {
+        state,
+        holders,
+        catalog,
+        installation,
+        state_id,
+        given_up,
+    })
 }
 
 /// A handle on one project's data-volume pair, looked up once, for the hot path: no hashing,

@@ -230,11 +230,10 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
-    /// The state directory was rolled back or its checkpoints edited (see the README's threat
-    /// model); it is refused until an operator accepts it with `Engine::accept_rollback`.
-    #[error(
-        "state refused: {reason}; an operator can accept it with `tollgate state accept-rollback`"
-    )]
+    /// The state directory was rolled back, or its checkpoints, time or license terms edited
+    /// (see the README's threat model); the reason says whether an operator can accept it with
+    /// `Engine::accept_rollback`.
+    #[error("state refused: {reason}")]
     Tampered {
         /// What was found.
         reason: String,

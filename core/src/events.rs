@@ -107,11 +107,45 @@ pub enum EventKind {
         mac: String,
         /// The previous checkpoint's MAC (empty for the first).
         prev_mac: String,
+        /// What the MAC covers: 2 adds the state id and the operator decisions to the sequence
+        /// and total of format 1 (0 in the log: a checkpoint written before formats, format 1).
+        #[serde(default)]
+        format: u32,
+        /// The audit sequence of the latest operator decision (an accepted rollback or clock),
+        /// whose MAC this checkpoint's covers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<u64>,
+        /// Each data-volume key in a slot, by catalog row: its usage and terms, covered by the
+        /// MAC, so usage moved between keys or pairs is detected (format 2).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keys: Vec<CheckedKey>,
     },
     /// An operator accepted a state the engine had refused as rolled back or edited.
     RollbackAccepted {
         /// What had been found.
         reason: String,
+        /// The audit sequence of the operator decision before this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_decision: Option<u64>,
+        /// A MAC over this decision chained to the previous one's, keyed by the installation:
+        /// the checkpoints cover it, so deleting or editing the entry is detected.
+        #[serde(default)]
+        mac: String,
+    },
+    /// An operator lowered the latest time seen to the clock's reading (`tollgate state
+    /// accept-clock`): the clock had once been set in the future, and every key expiring before
+    /// that time had expired for good (the event's project is empty).
+    ClockAccepted {
+        /// The latest time seen before, RFC 3339.
+        from: String,
+        /// The latest time seen after: the clock's reading, RFC 3339.
+        to: String,
+        /// The audit sequence of the operator decision before this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_decision: Option<u64>,
+        /// A MAC over this decision chained to the previous one's (see `RollbackAccepted`).
+        #[serde(default)]
+        mac: String,
     },
     /// Seats held by a process that ended without releasing them were taken back.
     SeatsReclaimed {
@@ -174,6 +208,19 @@ pub enum EventKind {
         /// The manual-renewal message, with why the renewal failed.
         reason: String,
     },
+}
+
+/// A key as a checkpoint records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckedKey {
+    /// Its catalog row.
+    pub row: u32,
+    /// Bytes charged to it.
+    pub used: u64,
+    /// Its limit in bytes.
+    pub limit: u64,
+    /// Its expiry in Unix seconds (`u32::MAX`: none).
+    pub expiry: u32,
 }
 
 /// One audited event.
@@ -356,11 +403,16 @@ pub(crate) struct Dispatcher {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Called by the dispatcher's thread after each round, with its catalog and whether the round
+/// held an event saying a key was seen expired; it must return quickly when it has nothing to do.
+pub(crate) type Tick = Box<dyn FnMut(&Catalog, bool) + Send>;
+
 impl Dispatcher {
     pub(crate) fn start(
         queue: Arc<HotQueue>,
         subscribers: Arc<Subscribers>,
         catalog: Catalog,
+        mut tick: Tick,
     ) -> std::io::Result<Dispatcher> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -373,8 +425,10 @@ impl Dispatcher {
                     // Acquire: pairs with the Release in `Drop`; events pushed before it are seen.
                     let stopping = flag.load(Ordering::Acquire);
                     let mut ready = false;
+                    let mut expired = false;
                     while let Some(raw) = queue.queue.pop() {
                         ready = true;
+                        expired |= saw_expiry(&raw.event);
                         pending.push(names.resolve(&catalog, raw));
                         if pending.len() >= 1024 {
                             break;
@@ -386,6 +440,7 @@ impl Dispatcher {
                             pending.clear();
                         }
                     }
+                    tick(&catalog, expired);
                     if stopping && queue.queue.is_empty() {
                         return;
                     }
@@ -412,6 +467,20 @@ impl Drop for Dispatcher {
             let _ = thread.join();
         }
     }
+}
+
+/// Whether a hot-path event says a key was seen expired: the latest time seen is then recorded
+/// at once (see `engine::clock`).
+fn saw_expiry(event: &PairEvent) -> bool {
+    matches!(
+        event,
+        PairEvent::Refused {
+            reason: RefusalReason::Expired
+        } | PairEvent::Switched {
+            reason: SwitchReason::Expired,
+            ..
+        }
+    )
 }
 
 /// A cache of record → project and key row → key id, filled from the catalog.

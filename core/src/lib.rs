@@ -69,7 +69,7 @@ pub use engine::{
     DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CLOCK_TOLERANCE,
 };
 pub use error::{Error, Result};
-pub use events::{Event, EventKind, RemovalReason, Subscription};
+pub use events::{CheckedKey, Event, EventKind, RemovalReason, Subscription};
 pub use key::{
     check_name, Delivery, Edition, Key, KeyKind, LicenseClass, MachineOs, Scheme, MAX_LIMIT_BYTES,
     MAX_NAME_BYTES,

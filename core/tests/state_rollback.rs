@@ -67,7 +67,7 @@ fn a_state_directory_restored_from_an_older_copy_is_refused_until_accepted() {
     assert_eq!(e.usage("p").unwrap().active_used, 100);
     assert!(e.events_after(0, 1_000).unwrap().iter().any(|ev| matches!(
         &ev.kind,
-        EventKind::RollbackAccepted { reason } if reason.contains("older copy")
+        EventKind::RollbackAccepted { reason, .. } if reason.contains("older copy")
     )));
     drop(e);
     // Accepted once: it opens normally from now on.
@@ -148,4 +148,150 @@ fn normal_reopens_flushes_and_crash_images_pass() {
         .unwrap();
     // One per open (5) and per flush (1 + 6).
     assert_eq!(checkpoints, 12);
+}
+
+/// Everything a refused open must leave as it was: the hot file, the catalog's meta table,
+/// keys and audit log, and the installation's anchors.
+fn snapshot(dir: &Path, installation: &Path) -> (Vec<u8>, Vec<String>, Vec<(String, String)>) {
+    let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT name || '=' || value FROM meta ORDER BY name",
+        "SELECT row || ' ' || state || ' ' || COALESCE(final_used, '-') || ' ' || json FROM keys ORDER BY row",
+        "SELECT seq || ' ' || json FROM events ORDER BY seq",
+    ] {
+        let mut stmt = db.prepare(sql).unwrap();
+        let found = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        rows.extend(found.map(Result::unwrap));
+    }
+    let mut anchors: Vec<(String, String)> = std::fs::read_dir(installation.join("anchors"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), text)
+        })
+        .collect();
+    anchors.sort();
+    (std::fs::read(dir.join("hot.tgs")).unwrap(), rows, anchors)
+}
+
+fn sql(dir: &Path, statements: &str) {
+    let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
+    db.execute_batch(statements).unwrap();
+}
+
+/// Issue 14, hole 5: an old copy restored and its state id moved by one SQL update, so that
+/// the anchor lookup finds an empty slot.
+#[test]
+fn a_restored_copy_with_its_state_id_bumped_is_refused() {
+    let (dir, installation, copy) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    used_state(dir.path(), installation.path());
+    copy_dir(dir.path(), copy.path());
+    {
+        let e = Engine::open_with(dir.path(), options(installation.path())).unwrap();
+        e.project("p").unwrap().consume(800).unwrap();
+        e.flush().unwrap();
+    }
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    copy_dir(copy.path(), dir.path());
+    sql(
+        dir.path(),
+        "UPDATE meta SET value = value + 1 WHERE name = 'state_id'",
+    );
+    let before = snapshot(dir.path(), installation.path());
+    let reason = refused(Engine::open_with(dir.path(), options(installation.path())));
+    assert_eq!(
+        reason,
+        "checkpoint 2 in the audit log does not verify: it was edited, its state id was changed, or it was made by another installation; an operator can accept it with `tollgate state accept-rollback`"
+    );
+    assert_eq!(snapshot(dir.path(), installation.path()), before);
+}
+
+/// Hole 5 again, with the checkpoints deleted too, so that the state looks new.
+#[test]
+fn a_restored_copy_with_its_state_id_bumped_and_its_checkpoints_deleted_is_refused() {
+    let (dir, installation) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    used_state(dir.path(), installation.path());
+    sql(
+        dir.path(),
+        "UPDATE meta SET value = value + 1 WHERE name = 'state_id';
+         DELETE FROM meta WHERE name = 'checkpoint_event';
+         DELETE FROM events WHERE json LIKE '{\"kind\":\"checkpoint\"%';",
+    );
+    let before = snapshot(dir.path(), installation.path());
+    let reason = refused(Engine::open_with(dir.path(), options(installation.path())));
+    assert_eq!(
+        reason,
+        "the state holds keys but no checkpoint: its checkpoints were deleted from the audit log (a state written before checkpoints existed is accepted once with accept-rollback); an operator can accept it with `tollgate state accept-rollback`"
+    );
+    assert_eq!(snapshot(dir.path(), installation.path()), before);
+}
+
+/// Hole 5: an accepted rollback is in the MAC chain, so deleting or editing its audit entry
+/// afterwards is detected.
+#[test]
+fn deleting_or_editing_the_audited_rollback_acceptance_is_refused() {
+    let (dir, installation, copy) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    used_state(dir.path(), installation.path());
+    copy_dir(dir.path(), copy.path());
+    {
+        let e = Engine::open_with(dir.path(), options(installation.path())).unwrap();
+        e.project("p").unwrap().consume(800).unwrap();
+        e.flush().unwrap();
+    }
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    copy_dir(copy.path(), dir.path());
+    drop(Engine::accept_rollback(dir.path(), options(installation.path())).unwrap());
+    // Later checkpoints carry the decision along.
+    for _ in 0..2 {
+        let e = Engine::open_with(dir.path(), options(installation.path())).unwrap();
+        e.flush().unwrap();
+    }
+    let accepted: i64 = rusqlite::Connection::open(dir.path().join("catalog.db"))
+        .unwrap()
+        .query_row(
+            "SELECT seq FROM events WHERE json LIKE '{\"kind\":\"rollback_accepted\"%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let pristine = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), pristine.path());
+
+    sql(
+        dir.path(),
+        &format!(
+            "UPDATE events SET json = replace(json, 'older copy', 'crash') WHERE seq = {accepted}"
+        ),
+    );
+    let before = snapshot(dir.path(), installation.path());
+    let reason = refused(Engine::open_with(dir.path(), options(installation.path())));
+    assert_eq!(
+        reason,
+        format!("the operator decision at audit entry {accepted} does not verify: it was edited; an operator can accept it with `tollgate state accept-rollback`")
+    );
+    assert_eq!(snapshot(dir.path(), installation.path()), before);
+
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    copy_dir(pristine.path(), dir.path());
+    sql(
+        dir.path(),
+        &format!("DELETE FROM events WHERE seq = {accepted}"),
+    );
+    let before = snapshot(dir.path(), installation.path());
+    let reason = refused(Engine::open_with(dir.path(), options(installation.path())));
+    assert_eq!(
+        reason,
+        format!("the operator decision at audit entry {accepted} is missing: it was deleted from the audit log; an operator can accept it with `tollgate state accept-rollback`")
+    );
+    assert_eq!(snapshot(dir.path(), installation.path()), before);
 }

@@ -90,6 +90,7 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::Trust(TrustCommand::Add { public }) => trust::add(ctx, &public, out),
         Command::Trust(TrustCommand::List) => trust::list(ctx, out),
         Command::State(StateCommand::AcceptRollback) => state::accept_rollback(ctx, out),
+        Command::State(StateCommand::AcceptClock) => state::accept_clock(ctx, out),
     }
 }
 

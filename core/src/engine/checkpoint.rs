@@ -10,14 +10,33 @@
 //! `$TOLLGATE_INSTALLATION`, else `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`), beside an
 //! **anchor** file per state holding the last checkpoint's sequence and MAC.
 //!
+//! The MAC covers the state id too, the key the anchor is looked up by (issue 14, hole 5): a
+//! restored copy whose id was changed by hand fails its MAC instead of finding no anchor. A
+//! state this installation checkpointed before but holds no anchor for, and a state with keys
+//! but no checkpoint, are refused as well.
+//!
 //! At open the last checkpoint's MAC must verify, and must be the anchor's checkpoint or a later
 //! one; the usage now must be at least the checkpoint's. A directory restored from a copy has an
 //! older checkpoint than its anchor, a hot file restored alone has less usage than its
 //! checkpoint, and an edited checkpoint fails its MAC: each is refused with
 //! [`Error::Tampered`]. `Engine::accept_rollback` is the operator's way out: it records the
 //! acceptance in the audit log and moves the anchor to the state as it is.
+//!
+//! Usage is covered per key, not only in total (issue 14, hole 4): each checkpoint records every
+//! data-volume key in a slot with its usage, limit and expiry, so usage moved from one key or
+//! pair to another leaves some key below its checkpoint. At every checkpoint, and so at open,
+//! each slot's published limit and expiry must also be its key's in the catalog, and a key's
+//! terms must be what the last checkpoint recorded: a patched `hot.tgs`, or a license edited in
+//! `catalog.db` along with it, is refused with [`Error::Tampered`], which `accept_rollback`
+//! does not accept. A patch made while a process runs is believed by its hot path until its
+//! next checkpoint (an [`Engine::flush`](crate::Engine::flush) once the interval has passed).
+//!
+//! Operator decisions (an accepted rollback) form a chain of their own: each audit entry carries
+//! a MAC over what was decided and the previous decision's MAC, and every checkpoint's MAC covers
+//! the latest decision. Verifying walks the chain (decisions are rare), so a decision deleted from
+//! or edited in the audit log is refused like an edited checkpoint.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -25,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::events::EventKind;
+use crate::events::{CheckedKey, EventKind};
 use crate::slot::Metering;
 use crate::state_file::StateFile;
 
@@ -33,6 +52,7 @@ const KEY_FILE: &str = "installation.key";
 const ANCHORS: &str = "anchors";
 
 /// The installation's MAC key and anchor directory.
+#[derive(Clone)]
 pub(super) struct Installation {
     key: [u8; 32],
     anchors: PathBuf,
@@ -52,6 +72,101 @@ pub(crate) struct Checkpoint {
     pub total_used: u64,
     pub mac: String,
     pub prev_mac: String,
+    /// What the MAC covers (see [`Installation::checkpoint_mac`]); 0 and 1 are format 1.
+    pub format: u32,
+    /// The audit sequence of the latest operator decision.
+    pub decision: Option<u64>,
+    /// The data-volume keys in slots, by catalog row (format 2).
+    pub keys: Vec<CheckedKey>,
+}
+
+/// The format of the checkpoints this build writes.
+const FORMAT: u32 = 2;
+
+/// What an operator accepts when opening a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Accept {
+    /// Nothing: a state found rolled back or edited is refused.
+    Nothing,
+    /// The state as it is, if it is found rolled back or edited.
+    Rollback,
+    /// The latest time seen lowered from `from` to `to` (Unix seconds): a clock that was once
+    /// wrong in the future (see `engine::clock`).
+    Clock { from: u32, to: u32 },
+}
+
+/// An operator decision: an audit entry in a MAC chain that the checkpoints cover, so that
+/// deleting or editing it is detected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    Rollback { reason: String },
+    Clock { from: String, to: String },
+}
+
+impl Decision {
+    /// What its MAC covers.
+    fn text(&self) -> String {
+        match self {
+            Decision::Rollback { reason } => format!("rollback|{reason}"),
+            Decision::Clock { from, to } => format!("clock|{from}|{to}"),
+        }
+    }
+
+    fn event(self, prev_decision: Option<u64>, mac: String) -> EventKind {
+        match self {
+            Decision::Rollback { reason } => EventKind::RollbackAccepted {
+                reason,
+                prev_decision,
+                mac,
+            },
+            Decision::Clock { from, to } => EventKind::ClockAccepted {
+                from,
+                to,
+                prev_decision,
+                mac,
+            },
+        }
+    }
+}
+
+/// An operator decision as the audit log holds it.
+struct Link {
+    decision: Decision,
+    prev: Option<u64>,
+    mac: String,
+}
+
+impl Link {
+    /// The decision at audit entry `seq`, or what is wrong with it.
+    fn read(catalog: &Catalog, seq: u64) -> Result<std::result::Result<Link, String>> {
+        Ok(match catalog.event_kind(seq)? {
+            None => Err(format!(
+                "the operator decision at audit entry {seq} is missing: it was deleted from the audit log"
+            )),
+            Some(EventKind::RollbackAccepted {
+                reason,
+                prev_decision,
+                mac,
+            }) => Ok(Link {
+                decision: Decision::Rollback { reason },
+                prev: prev_decision,
+                mac,
+            }),
+            Some(EventKind::ClockAccepted {
+                from,
+                to,
+                prev_decision,
+                mac,
+            }) => Ok(Link {
+                decision: Decision::Clock { from, to },
+                prev: prev_decision,
+                mac,
+            }),
+            Some(_) => Err(format!(
+                "audit entry {seq}, which a checkpoint names as an operator decision, is not one: the audit log was edited"
+            )),
+        })
+    }
 }
 
 /// The installation directory the options name, or the default.
@@ -114,11 +229,85 @@ impl Installation {
         .to_string()
     }
 
-    fn mac(&self, prev_mac: &str, seq: u64, total_used: u64) -> String {
-        let text = format!("tollgate-checkpoint-1|{prev_mac}|{seq}|{total_used}");
+    fn keyed(&self, text: &str) -> String {
         blake3::keyed_hash(&self.key, text.as_bytes())
             .to_hex()
             .to_string()
+    }
+
+    /// The MAC of checkpoint `c` of the state `state_id`, whose latest operator decision has
+    /// the MAC `decision_mac`. Format 1 covered only the sequence and the total, so a state id
+    /// changed by hand moved the anchor lookup unseen; format 2 covers what the lookup uses.
+    fn checkpoint_mac(&self, state_id: &str, c: &Checkpoint, decision_mac: &str) -> String {
+        let (seq, total, prev) = (c.seq, c.total_used, &c.prev_mac);
+        if c.format < 2 {
+            return self.keyed(&format!("tollgate-checkpoint-1|{prev}|{seq}|{total}"));
+        }
+        let decision = c.decision.map_or(String::new(), |d| d.to_string());
+        let mut text = format!(
+            "tollgate-checkpoint-2|{state_id}|{prev}|{seq}|{total}|{decision}|{decision_mac}|"
+        );
+        for k in &c.keys {
+            text.push_str(&format!("{}:{}:{}:{};", k.row, k.used, k.limit, k.expiry));
+        }
+        self.keyed(&text)
+    }
+
+    /// The MAC of an operator decision, chained to the one before it (`prev`, with its MAC).
+    fn decision_mac(
+        &self,
+        state_id: &str,
+        prev: Option<u64>,
+        prev_mac: &str,
+        decision: &Decision,
+    ) -> String {
+        let prev = prev.map_or(String::new(), |p| p.to_string());
+        self.keyed(&format!(
+            "tollgate-decision-1|{state_id}|{prev}|{prev_mac}|{}",
+            decision.text()
+        ))
+    }
+
+    /// Verifies the chain of operator decisions that ends at audit entry `head`. Returns the
+    /// head with its MAC (`None` without decisions), or what is wrong.
+    fn decisions(
+        &self,
+        catalog: &Catalog,
+        state_id: &str,
+        head: Option<u64>,
+    ) -> Result<std::result::Result<Option<(u64, String)>, String>> {
+        let Some(mut seq) = head else {
+            return Ok(Ok(None));
+        };
+        let mut link = match Link::read(catalog, seq)? {
+            Ok(link) => link,
+            Err(problem) => return Ok(Err(problem)),
+        };
+        let head = (seq, link.mac.clone());
+        loop {
+            let prev = match link.prev {
+                None => None,
+                Some(p) if p >= seq => {
+                    return Ok(Err(format!(
+                        "the operator decision at audit entry {seq} names a later one: the audit log was edited"
+                    )))
+                }
+                Some(p) => match Link::read(catalog, p)? {
+                    Ok(prev) => Some((p, prev)),
+                    Err(problem) => return Ok(Err(problem)),
+                },
+            };
+            let prev_mac = prev.as_ref().map_or("", |(_, l)| l.mac.as_str());
+            if self.decision_mac(state_id, link.prev, prev_mac, &link.decision) != link.mac {
+                return Ok(Err(format!(
+                    "the operator decision at audit entry {seq} does not verify: it was edited"
+                )));
+            }
+            match prev {
+                None => return Ok(Ok(Some(head))),
+                Some((p, prev)) => (seq, link) = (p, prev),
+            }
+        }
     }
 
     fn anchor_path(&self, state_id: &str) -> PathBuf {
@@ -142,6 +331,40 @@ impl Installation {
                 reason: format!("the anchor {} is unreadable", path.display()),
             }),
         }
+    }
+
+    /// The MAC of the latest time seen `secs` of the state `state_id`, as the catalog's meta
+    /// table stores it (an integer: the first 8 bytes of the keyed hash).
+    pub(super) fn time_mac(&self, state_id: &str, secs: u32) -> i64 {
+        let text = format!("tollgate-latest-seen-1|{state_id}|{secs}");
+        let hash = blake3::keyed_hash(&self.key, text.as_bytes());
+        i64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+
+    fn seen_path(&self, state_id: &str) -> PathBuf {
+        self.anchors.join(format!("{state_id}.seen"))
+    }
+
+    /// The latest time seen that the installation keeps for `state_id`, beside its anchor:
+    /// a copy of the catalog's that a replayed catalog value cannot lower.
+    pub(super) fn seen(&self, state_id: &str) -> Result<Option<u32>> {
+        let path = self.seen_path(state_id);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().map(Some).map_err(|_| Error::Tampered {
+                reason: format!("the time anchor {} is unreadable", path.display()),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+        }
+    }
+
+    /// Sets the installation's latest time seen of `state_id` to `secs`.
+    pub(super) fn write_seen(&self, state_id: &str, secs: u32) -> Result<()> {
+        let path = self.seen_path(state_id);
+        let tmp = path.with_extension("seen.tmp");
+        std::fs::write(&tmp, format!("{secs}\n"))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::io(format!("write {}", path.display()), e))
     }
 
     fn write_anchor(&self, state_id: &str, anchor: &Anchor) -> Result<()> {
@@ -182,38 +405,100 @@ fn create_key(dir: &Path, key_path: &Path) -> std::io::Result<()> {
     linked
 }
 
-/// Bytes ever charged to data-volume keys: retired keys' final usage from the catalog plus the
-/// live usage in the hot state. It never goes down.
-fn total_used(state: &StateFile, catalog: &Catalog) -> Result<u64> {
-    let retired: HashMap<u32, u64> = catalog.retired_usage()?;
-    let mut total: u64 = retired.values().sum();
-    // Only the records pairs use: touching the rest would fault in the whole file.
-    for index in 0..catalog.records_in_use()?.min(state.capacity()) {
-        let record = state.record(index);
-        if record.owner() == 0 || record.metering() != Metering::Volume {
-            continue;
-        }
-        let hot = record.state();
-        total += hot.active.map_or(0, |a| a.used) + hot.reserve.map_or(0, |r| r.used);
-        if let Some((row, used)) = hot.switched_out {
-            if !retired.contains_key(&row) {
-                total += used;
+/// The usage and terms of every pair, read from the hot state and checked against the
+/// catalog's keys.
+struct Snapshot {
+    /// Bytes ever charged to data-volume keys: retired keys' final usage from the catalog plus
+    /// the live usage in the hot state. It never goes down.
+    total: u64,
+    /// The data-volume keys in slots (and one a switch retired that the catalog has not yet).
+    live: BTreeMap<u32, CheckedKey>,
+    /// Final usage of retired data-volume keys, by row.
+    retired: HashMap<u32, u64>,
+}
+
+impl Snapshot {
+    /// Reads every pair, refusing with [`Error::Tampered`] a slot whose limit or expiry is not
+    /// its key's in the catalog (issue 14, hole 4: limits patched in `hot.tgs`). An operator
+    /// cannot accept that: the keys are the vendor's, the hot file only publishes them.
+    fn read(state: &StateFile, catalog: &Catalog) -> Result<Snapshot> {
+        let retired = catalog.retired_usage()?;
+        let mut snapshot = Snapshot {
+            total: retired.values().sum(),
+            live: BTreeMap::new(),
+            retired,
+        };
+        for (project, pair) in catalog.all_pairs(false)? {
+            let record = state.record(pair.record);
+            let hot = record.state();
+            let keys = catalog.keys_of(pair.record)?;
+            for (slot, role) in [(hot.active, "Active"), (hot.reserve, "Reserved")] {
+                let Some(slot) = slot else { continue };
+                let Some(key) = keys.get(&slot.key).map(|k| &k.key) else {
+                    return Err(unacceptable(format!(
+                            "the {role} slot of project \"{}\" names key row {}, which the catalog does not hold for it: hot.tgs was edited",
+                            project.name, slot.key
+                    )));
+                };
+                let terms = [
+                    ("a limit of", slot.limit, key.scheme.amount()),
+                    (
+                        "an expiry (Unix seconds) of",
+                        u64::from(slot.expiry),
+                        u64::from(key.expiry_secs()),
+                    ),
+                ];
+                for (what, hot, signed) in terms {
+                    if hot != signed {
+                        return Err(unacceptable(format!(
+                                "the {role} key \"{}\" of project \"{}\" has {what} {hot} in hot.tgs but {signed} in its license: hot.tgs was edited",
+                                key.id, project.name
+                        )));
+                    }
+                }
+                if record.metering() == Metering::Volume {
+                    snapshot.total += slot.used;
+                    snapshot.live.insert(
+                        slot.key,
+                        CheckedKey {
+                            row: slot.key,
+                            used: slot.used,
+                            limit: slot.limit,
+                            expiry: slot.expiry,
+                        },
+                    );
+                }
+            }
+            if let (Some((row, used)), Metering::Volume) = (hot.switched_out, record.metering()) {
+                if !snapshot.retired.contains_key(&row) {
+                    snapshot.total += used;
+                    snapshot.retired.insert(row, used);
+                }
             }
         }
+        Ok(snapshot)
     }
-    Ok(total)
+
+    /// What key row `row` has used now (0 for a key the catalog no longer holds).
+    fn used(&self, row: u32) -> u64 {
+        self.live
+            .get(&row)
+            .map(|k| k.used)
+            .or_else(|| self.retired.get(&row).copied())
+            .unwrap_or(0)
+    }
 }
 
 /// Checks the state against the installation's anchor, flushes the hot file and records a
 /// checkpoint (at open, and at every [`Engine::flush`](crate::Engine::flush)).
-/// With `accept`, a rollback is accepted instead of refused (the operator's decision) and the
-/// acceptance is audited.
+/// With [`Accept::Rollback`], a rollback is accepted instead of refused (the operator's
+/// decision), and the acceptance enters the chain of decisions the checkpoint covers.
 pub(super) fn verify_and_checkpoint(
     installation: &Installation,
     state: &StateFile,
     catalog: &Catalog,
-    accept: bool,
-    now: u32,
+    accept: Accept,
+    edited_time: Option<String>,
 ) -> Result<()> {
     let state_id = catalog.state_id()?;
     let last = catalog.last_checkpoint()?;
@@ -221,70 +506,201 @@ pub(super) fn verify_and_checkpoint(
     // The usage is read before the hot file is flushed: usage only grows, so what reaches the
     // disk is at least the checkpoint, and an operating-system crash after it cannot make the
     // state look restored.
-    let total = total_used(state, catalog)?;
+    let snapshot = Snapshot::read(state, catalog)?;
     state.flush()?;
-    let problem = check(installation, last.as_ref(), anchor.as_ref(), total);
-    let mut events = Vec::new();
-    match problem {
-        Some(reason) if !accept => return Err(Error::Tampered { reason }),
-        Some(reason) => events.push((String::new(), EventKind::RollbackAccepted { reason })),
-        None => {}
+    let chain =
+        installation.decisions(catalog, &state_id, last.as_ref().and_then(|c| c.decision))?;
+    let history = last.is_none() && anchor.is_none() && catalog.holds_history()?;
+    let found = Found {
+        state_id: &state_id,
+        last: last.as_ref(),
+        anchor: anchor.as_ref(),
+        snapshot: &snapshot,
+        history,
+    };
+    let mut decisions = Vec::new();
+    let problem = found.problem(installation, &chain).or(edited_time);
+    let head = match (problem, accept) {
+        (None, _) => {
+            if let Some(reason) = found.edited_license() {
+                return Err(unacceptable(reason));
+            }
+            chain.unwrap_or_default()
+        }
+        (Some(reason), Accept::Nothing | Accept::Clock { .. }) => return Err(acceptable(reason)),
+        (Some(reason), Accept::Rollback) => {
+            decisions.push(Decision::Rollback { reason });
+            // A broken chain of decisions is what is accepted: a new one starts here.
+            chain.unwrap_or_default()
+        }
+    };
+    if let Accept::Clock { from, to } = accept {
+        decisions.push(Decision::Clock {
+            from: super::clock::text(from),
+            to: super::clock::text(to),
+        });
     }
     let (seq, prev_mac) = last.map_or((1, String::new()), |c| (c.seq + 1, c.mac));
-    let mac = installation.mac(&prev_mac, seq, total);
-    events.push((
-        String::new(),
-        EventKind::Checkpoint {
-            seq,
-            total_used: total,
-            mac: mac.clone(),
-            prev_mac,
-        },
-    ));
     let tx = catalog.begin()?;
-    let written = Catalog::append_events_in(&tx, &events)?;
-    let checkpoint = written.last().expect("the checkpoint event").seq;
-    Catalog::set_last_checkpoint(&tx, checkpoint)?;
+    let head = record_decisions(installation, &tx, &state_id, head, decisions)?;
+    let mut checkpoint = Checkpoint {
+        seq,
+        total_used: snapshot.total,
+        mac: String::new(),
+        prev_mac,
+        format: FORMAT,
+        decision: head.as_ref().map(|(d, _)| *d),
+        keys: snapshot.live.into_values().collect(),
+    };
+    checkpoint.mac =
+        installation.checkpoint_mac(&state_id, &checkpoint, head.as_ref().map_or("", |(_, m)| m));
+    let anchor = Anchor {
+        seq,
+        mac: checkpoint.mac.clone(),
+    };
+    let event = EventKind::Checkpoint {
+        seq,
+        total_used: checkpoint.total_used,
+        mac: checkpoint.mac,
+        prev_mac: checkpoint.prev_mac,
+        format: FORMAT,
+        decision: checkpoint.decision,
+        keys: checkpoint.keys,
+    };
+    let written = Catalog::append_events_in(&tx, &[(String::new(), event)])?;
+    Catalog::set_last_checkpoint(&tx, written[0].seq)?;
     tx.commit().map_err(Error::store("commit checkpoint"))?;
-    catalog.remember_time(now)?;
-    installation.write_anchor(&state_id, &Anchor { seq, mac })
+    installation.write_anchor(&state_id, &anchor)
 }
 
-/// What is wrong with the state's last checkpoint against the anchor and the usage now.
-fn check(
-    installation: &Installation,
-    last: Option<&Checkpoint>,
-    anchor: Option<&Anchor>,
-    total: u64,
-) -> Option<String> {
-    if let Some(c) = last {
-        if installation.mac(&c.prev_mac, c.seq, c.total_used) != c.mac {
-            return Some(format!(
-                "checkpoint {} in the audit log does not verify: it was edited, or it was made by another installation",
-                c.seq
-            ));
-        }
-        if total < c.total_used {
-            return Some(format!(
-                "the hot state holds {total} bytes charged but checkpoint {} recorded {}: the hot-state file was restored from an older copy",
-                c.seq, c.total_used
-            ));
-        }
+/// A refusal an operator may accept with `accept_rollback`.
+fn acceptable(reason: String) -> Error {
+    Error::Tampered {
+        reason: format!(
+            "{reason}; an operator can accept it with `tollgate state accept-rollback`"
+        ),
     }
-    match (last, anchor) {
-        (_, None) => None,
-        (None, Some(a)) => Some(format!(
-            "this installation saw checkpoint {} of this state, which now has none: the state directory was replaced by an older copy",
-            a.seq
-        )),
-        (Some(c), Some(a)) if c.seq < a.seq => Some(format!(
-            "the state is at checkpoint {} but this installation saw checkpoint {}: the state directory was restored from an older copy",
-            c.seq, a.seq
-        )),
-        (Some(c), Some(a)) if c.seq == a.seq && c.mac != a.mac => Some(format!(
-            "checkpoint {} differs from the one this installation saw: the state directory was replaced",
-            c.seq
-        )),
-        _ => None,
+}
+
+/// A refusal no operator decision accepts: license terms are the vendor's, the state only
+/// publishes them.
+fn unacceptable(reason: String) -> Error {
+    Error::Tampered {
+        reason: format!(
+            "{reason}; edited license terms are never accepted: restore the file from a backup"
+        ),
+    }
+}
+
+/// Appends each decision to the audit log, chained to `head` (the latest decision with its
+/// MAC); returns the new head.
+fn record_decisions(
+    installation: &Installation,
+    tx: &rusqlite::Transaction<'_>,
+    state_id: &str,
+    mut head: Option<(u64, String)>,
+    decisions: Vec<Decision>,
+) -> Result<Option<(u64, String)>> {
+    for decision in decisions {
+        let prev = head.as_ref().map(|(seq, _)| *seq);
+        let prev_mac = head.as_ref().map_or("", |(_, mac)| mac.as_str());
+        let mac = installation.decision_mac(state_id, prev, prev_mac, &decision);
+        let written =
+            Catalog::append_events_in(tx, &[(String::new(), decision.event(prev, mac.clone()))])?;
+        head = Some((written[0].seq, mac));
+    }
+    Ok(head)
+}
+
+/// What verification found of a state.
+struct Found<'a> {
+    state_id: &'a str,
+    last: Option<&'a Checkpoint>,
+    anchor: Option<&'a Anchor>,
+    /// The usage now.
+    snapshot: &'a Snapshot,
+    /// Whether the catalog holds keys or checkpoints (asked only without either checkpoint).
+    history: bool,
+}
+
+impl Found<'_> {
+    /// A key whose terms differ from what the last (verified) checkpoint recorded: its license
+    /// in the catalog was edited along with `hot.tgs`. Not acceptable, like a patched limit.
+    fn edited_license(&self) -> Option<String> {
+        let c = self.last?;
+        c.keys.iter().find_map(|then| {
+            let row = then.row;
+            let now = self.snapshot.live.get(&row)?;
+            (now.limit != then.limit || now.expiry != then.expiry).then(|| {
+                format!(
+                    "key row {row} has a limit of {} and an expiry of {} but checkpoint {} recorded {} and {}: its license in catalog.db was edited",
+                    now.limit, now.expiry, c.seq, then.limit, then.expiry
+                )
+            })
+        })
+    }
+
+    /// What is wrong with the state's last checkpoint and its chain of operator decisions
+    /// (`chain`) against the anchor and the usage now.
+    fn problem(
+        &self,
+        installation: &Installation,
+        chain: &std::result::Result<Option<(u64, String)>, String>,
+    ) -> Option<String> {
+        if let Some(c) = self.last {
+            let head = match chain {
+                Ok(head) => head,
+                Err(problem) => return Some(problem.clone()),
+            };
+            let decision_mac = head.as_ref().map_or("", |(_, mac)| mac.as_str());
+            if installation.checkpoint_mac(self.state_id, c, decision_mac) != c.mac {
+                return Some(format!(
+                    "checkpoint {} in the audit log does not verify: it was edited, its state id was changed, or it was made by another installation",
+                    c.seq
+                ));
+            }
+            if self.snapshot.total < c.total_used {
+                return Some(format!(
+                    "the hot state holds {} bytes charged but checkpoint {} recorded {}: the hot-state file was restored from an older copy",
+                    self.snapshot.total, c.seq, c.total_used
+                ));
+            }
+            for then in &c.keys {
+                let row = then.row;
+                let now = self.snapshot.used(row);
+                if now < then.used {
+                    return Some(format!(
+                        "key row {row} has {now} bytes charged but checkpoint {} recorded {}: usage was moved between keys or restored from an older copy",
+                        c.seq, then.used
+                    ));
+                }
+            }
+        }
+        match (self.last, self.anchor) {
+            (None, None) if self.history => Some(
+                "the state holds keys but no checkpoint: its checkpoints were deleted from the audit log (a state written before checkpoints existed is accepted once with accept-rollback)".to_owned(),
+            ),
+            (None, None) => None,
+            // A first checkpoint of format 2 whose anchor a crash kept from being written: its
+            // MAC covers the state id, so it cannot be another state's.
+            (Some(c), None) if c.format >= 2 && c.seq == 1 => None,
+            (Some(c), None) => Some(format!(
+                "this installation made checkpoint {} of this state but holds no anchor for state id {}: the state id was changed or the anchor deleted",
+                c.seq, self.state_id
+            )),
+            (None, Some(a)) => Some(format!(
+                "this installation saw checkpoint {} of this state, which now has none: the state directory was replaced by an older copy",
+                a.seq
+            )),
+            (Some(c), Some(a)) if c.seq < a.seq => Some(format!(
+                "the state is at checkpoint {} but this installation saw checkpoint {}: the state directory was restored from an older copy",
+                c.seq, a.seq
+            )),
+            (Some(c), Some(a)) if c.seq == a.seq && c.mac != a.mac => Some(format!(
+                "checkpoint {} differs from the one this installation saw: the state directory was replaced",
+                c.seq
+            )),
+            _ => None,
+        }
     }
 }

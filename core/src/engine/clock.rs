@@ -1,40 +1,149 @@
 //! Clock rollback (issue: tampering): the state keeps the latest time any engine on it has seen,
 //! expiry is judged by that time, and a clock set back by more than the tolerance is reported.
 //!
-//! The latest time lives in the catalog (raised at open and at every usage checkpoint) and in
-//! the process's [`Clock`], whose reading never goes backwards. At open the clock is advanced to
-//! the state's latest time, so restarting the program with the clock set back does not revive an
-//! expired key; while open, the engine's background thread compares the clock's source with its
-//! latest second once a second.
+//! The latest time lives in the catalog, under a MAC keyed by the installation (issue 14, hole
+//! 3), and in a copy beside the state's anchor in the installation directory, which a catalog
+//! value replayed from an older copy cannot lower; and in the process's [`Clock`], whose reading
+//! never goes backwards. At open the clock is advanced to the state's latest time, so restarting
+//! the program with the clock set back does not revive an expired key. While open, the event
+//! dispatcher's thread records the time every [`PERSIST_EVERY`] and at once when the hot path
+//! reports a key expired (a refusal or a switch for expiry), off the hot path; the engine's
+//! background thread compares the clock's source with its latest second once a second.
+//!
+//! A clock once set in the future leaves its time behind for good: `Engine::accept_clock` (`tollgate
+//! state accept-clock`) lowers the latest time seen to the clock's reading, an operator decision
+//! audited in the chain the checkpoints cover (see `engine::checkpoint`).
 
 use std::time::Duration;
 
+use super::checkpoint::Installation;
 use crate::catalog::Catalog;
 use crate::clock::Clock;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{EventKind, HotQueue, NO_RECORD};
 use crate::slot::PairEvent;
 
-/// Checks at open: advances `clock` to the state's latest time, reports a rollback beyond
-/// `tolerance` as an event, and records the time now seen.
-pub(super) fn watch_at_open(catalog: &Catalog, clock: &Clock, tolerance: Duration) -> Result<()> {
-    let latest = catalog.latest_time()?;
+/// How often a running engine records the latest time seen, at most.
+pub(super) const PERSIST_EVERY: u32 = 5;
+
+/// A Unix second as RFC 3339.
+pub(super) fn text(secs: u32) -> String {
+    crate::key::rfc3339(
+        time::OffsetDateTime::from_unix_timestamp(i64::from(secs))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    )
+}
+
+/// The latest time seen recorded for the state: the later of the catalog's, whose MAC must
+/// verify, and the installation's copy. `Err` says what is wrong with the catalog's; the
+/// installation's copy alone is then the other value.
+pub(super) fn recorded(
+    catalog: &Catalog,
+    installation: &Installation,
+    state_id: &str,
+) -> Result<(u32, Option<String>)> {
+    let seen = installation.seen(state_id)?;
+    let kept = seen.unwrap_or(0);
+    Ok(match catalog.latest_time()? {
+        None => (kept, None),
+        Some((secs, Some(mac))) if mac == installation.time_mac(state_id, secs) => {
+            (secs.max(kept), None)
+        }
+        // Recorded before the time had a MAC, and this installation kept none.
+        Some((secs, None)) if seen.is_none() => (secs, None),
+        Some((secs, _)) => (
+            kept,
+            Some(format!(
+                "the latest time seen in catalog.db ({}) does not verify: meta.latest_seen was edited",
+                text(secs)
+            )),
+        ),
+    })
+}
+
+/// Records `secs` as the latest time seen, in the catalog with its MAC and in the
+/// installation's copy: raised only, unless `lower` (an operator's accepted clock).
+fn record(
+    catalog: &Catalog,
+    installation: &Installation,
+    state_id: &str,
+    secs: u32,
+    lower: bool,
+) -> Result<()> {
+    let mac = installation.time_mac(state_id, secs);
+    if catalog.set_latest_time(secs, mac, lower)? || lower {
+        installation.write_seen(state_id, secs)?;
+    }
+    Ok(())
+}
+
+/// Lowers the latest time seen to `secs` (`Engine::accept_clock`; the decision is audited by
+/// the checkpoint made at open).
+pub(super) fn lower(
+    catalog: &Catalog,
+    installation: &Installation,
+    state_id: &str,
+    secs: u32,
+) -> Result<()> {
+    record(catalog, installation, state_id, secs, true)
+}
+
+/// Checks at open: advances `clock` to the state's latest time `latest`, reports a rollback
+/// beyond `tolerance` as an event, and records the time now seen.
+pub(super) fn watch_at_open(
+    catalog: &Catalog,
+    installation: &Installation,
+    state_id: &str,
+    clock: &Clock,
+    tolerance: Duration,
+    latest: u32,
+) -> Result<()> {
     clock.advance_to(latest);
     let behind = clock.rolled_back();
     if u64::from(behind) > tolerance.as_secs() {
         let event = EventKind::ClockRolledBack {
             behind_secs: behind,
-            latest_seen: crate::key::rfc3339(
-                time::OffsetDateTime::from_unix_timestamp(i64::from(clock.now()))
-                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-            ),
+            latest_seen: text(clock.now()),
         };
         let tx = catalog.begin()?;
         Catalog::append_events_in(&tx, &[(String::new(), event)])?;
         tx.commit()
-            .map_err(crate::error::Error::store("commit clock rollback event"))?;
+            .map_err(Error::store("commit clock rollback event"))?;
     }
-    catalog.remember_time(clock.now())
+    record(catalog, installation, state_id, clock.now(), false)
+}
+
+/// Records the latest time seen while an engine runs, on the event dispatcher's thread.
+pub(super) struct Keeper {
+    clock: Clock,
+    installation: Installation,
+    state_id: String,
+    /// The time last recorded.
+    recorded: u32,
+}
+
+impl Keeper {
+    /// A keeper for the state `state_id`, whose latest time was just recorded at open.
+    pub(super) fn new(clock: Clock, installation: Installation, state_id: String) -> Keeper {
+        Keeper {
+            recorded: clock.now(),
+            clock,
+            installation,
+            state_id,
+        }
+    }
+
+    /// Records the time if it moved on by [`PERSIST_EVERY`], or at all when `expired` (a key
+    /// was seen expired). A failure is retried at the next call.
+    pub(super) fn tick(&mut self, catalog: &Catalog, expired: bool) {
+        let now = self.clock.now();
+        if now <= self.recorded || (!expired && now < self.recorded.saturating_add(PERSIST_EVERY)) {
+            return;
+        }
+        if record(catalog, &self.installation, &self.state_id, now, false).is_ok() {
+            self.recorded = now;
+        }
+    }
 }
 
 /// The running check: one rollback event per episode (until the clock catches up again).
