@@ -86,9 +86,9 @@ pub struct Options {
     /// the last checkpoint is not anchored against a restored copy.
     pub checkpoint_interval: Duration,
     /// Vendor public keys to trust, recorded in the state at open (see [`Engine::trust`]): with
-    /// any trusted key, every offline key added must be signed by one. Recorded keys are kept,
-    /// so opening later without them trusts them still. Empty is development mode, unless the
-    /// state already trusts keys.
+    /// any trusted key, every key added, offline or online, must be signed by one. Recorded
+    /// keys are kept, so opening later without them trusts them still. Empty is development
+    /// mode, unless the state already trusts keys.
     pub trusted_keys: Vec<VendorPublic>,
     /// Online renewal of keys with an activation code, by the vendor's activation service (see
     /// [`Renewal`]); `None`, the default, renews nothing. [`Engine::enable_renewal`] turns it
@@ -408,7 +408,7 @@ impl Engine {
     /// Reserved under the rules of SPEC §2.1.
     ///
     /// `key` is a [`Key`] or a signed license file ([`KeyOrLicense`]). Once the state trusts a
-    /// vendor key ([`Engine::trust`]), an offline key must come signed by a trusted key, else
+    /// vendor key ([`Engine::trust`]), every key must come signed by a trusted key, else
     /// [`Error::BadSignature`]; the same holds for every call that adds a key.
     pub fn add_key(&self, project: &str, key: impl Into<KeyOrLicense>) -> Result<KeyAdded> {
         self.admit(project, key.into(), false)
