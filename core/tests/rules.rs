@@ -359,7 +359,7 @@ fn replacement_and_removal_errors_change_nothing() {
             e.replace_active_key(
                 "P",
                 Key {
-                    scheme: Scheme::PerInstance,
+                    scheme: Scheme::PerCore { max_cores: 4 },
                     ..dv("X", 1)
                 },
             )
