@@ -1,7 +1,7 @@
 //! The engine: opening a state directory, projects, admin changes and the hot-path handle.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +38,7 @@ use crate::error::{Error, Result};
 use crate::events::{
     Dispatcher, Event, EventKind, HotQueue, RemovalReason, Subscribers, Subscription,
 };
+use crate::files::{self, Modes};
 use crate::holders::{Holders, Process, HOLDER_CAPACITY};
 use crate::key::{check_name, rfc3339, Key, LicenseClass};
 use crate::license::{KeyOrLicense, VendorPublic};
@@ -94,6 +95,12 @@ pub struct Options {
     /// [`Renewal`]); `None`, the default, renews nothing. [`Engine::enable_renewal`] turns it
     /// on after open.
     pub renewal: Option<Renewal>,
+    /// Whether the accounts of one group share the state: the directories the engine creates
+    /// (the state directory, the installation directory) are then `0770` and their files
+    /// `0660`, and an installation directory of one of this user's groups that the group may
+    /// write is accepted. `false`, the default, is `0700` and `0600`: the state is this user's
+    /// alone. The modes are set whatever the umask; existing files keep theirs.
+    pub shared_group: bool,
 }
 
 impl Default for Options {
@@ -108,6 +115,7 @@ impl Default for Options {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             trusted_keys: Vec::new(),
             renewal: None,
+            shared_group: false,
         }
     }
 }
@@ -268,7 +276,14 @@ impl Engine {
     /// Opens (creating if needed) the state directory `dir`.
     ///
     /// A hot-state file or catalog that is damaged, truncated, of another format, or present
-    /// without its partner is refused with [`Error::CorruptState`] and left untouched.
+    /// without its partner is refused with [`Error::CorruptState`] and left untouched; so is a
+    /// state file, lock file, installation key or anchor that is a symbolic link, a FIFO or
+    /// anything but a regular file. An empty `dir`, or one that is itself a symbolic link, is
+    /// [`Error::InvalidArgument`] and creates nothing; links among its parent directories are
+    /// followed, and [`Engine::dir`] is the resolved path. The directories and files the engine
+    /// creates are private to the user whatever the umask (see [`Options::shared_group`]), and
+    /// an installation directory or key that another user owns or others may write is
+    /// [`Error::InvalidArgument`].
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
         Engine::open_checked(dir.as_ref(), options, false)
     }
@@ -281,22 +296,21 @@ impl Engine {
     }
 
     fn open_checked(dir: &Path, options: Options, accept_rollback: bool) -> Result<Engine> {
-        let dir = dir.to_owned();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("create state directory {}", dir.display()), e))?;
+        let modes = Modes::new(options.shared_group);
+        files::check_state_path(dir)?;
+        // The installation first: a refused one leaves no state directory behind.
+        let installation = checkpoint::Installation::open(
+            &checkpoint::installation_dir(options.installation_dir.as_deref())?,
+            modes,
+        )?;
+        let dir = files::state_dir(dir, modes)?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
+        let lock = files::open_or_create(&lock_path, modes.file, "the admin lock")?;
         lock.lock()
             .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
-        let opened = open_locked(&dir, &options, accept_rollback);
+        let opened = open_locked(&dir, &options, &installation, accept_rollback);
         let _ = lock.unlock();
-        let (state, holders, catalog, installation) = opened?;
+        let (state, holders, catalog) = opened?;
         let holders = Arc::new(holders);
         let me = Process::me()?;
         let state = Arc::new(state);
@@ -352,7 +366,7 @@ impl Engine {
         dir.join(HOT_FILE).exists() || dir.join(CATALOG_FILE).exists()
     }
 
-    /// The state directory.
+    /// The state directory, with links among its parent directories resolved.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
@@ -1110,8 +1124,10 @@ fn now_text() -> String {
 fn open_locked(
     dir: &Path,
     options: &Options,
+    installation: &checkpoint::Installation,
     accept_rollback: bool,
-) -> Result<(StateFile, Holders, Catalog, checkpoint::Installation)> {
+) -> Result<(StateFile, Holders, Catalog)> {
+    let modes = Modes::new(options.shared_group);
     let hot = dir.join(HOT_FILE);
     let catalog_path = dir.join(CATALOG_FILE);
     let corrupt = |path: &Path, reason: &str| Error::CorruptState {
@@ -1120,11 +1136,16 @@ fn open_locked(
     };
     let catalog = match (hot.exists(), catalog_path.exists()) {
         (false, false) => {
+            // SQLite creates a file with the umask's mode, and its journal files with the
+            // database's: the file is made first, with the state's mode.
+            files::create_new(&catalog_path, modes.file)
+                .map_err(|e| Error::io(format!("create {}", catalog_path.display()), e))?;
             let catalog = Catalog::open(&catalog_path, true)?;
             StateFile::create(
                 &hot,
                 options.capacity,
                 OffsetDateTime::now_utc().unix_timestamp() as u64,
+                modes.file,
             )?;
             catalog
         }
@@ -1141,6 +1162,7 @@ fn open_locked(
                 &hot,
                 options.capacity,
                 OffsetDateTime::now_utc().unix_timestamp() as u64,
+                modes.file,
             )?;
             catalog
         }
@@ -1203,16 +1225,13 @@ fn open_locked(
                 "the seat-holder table is missing: the seats held on this state cannot be accounted",
             ));
         }
-        Holders::create(&holders_path, HOLDER_CAPACITY)?;
+        Holders::create(&holders_path, HOLDER_CAPACITY, modes.file)?;
         catalog.set_flag("seat_holders")?;
     }
     let holders = Holders::open(&holders_path)?;
     clock::watch_at_open(&catalog, &options.clock, options.clock_tolerance)?;
-    let installation = checkpoint::Installation::open(&checkpoint::installation_dir(
-        options.installation_dir.as_deref(),
-    )?)?;
     checkpoint::verify_and_checkpoint(
-        &installation,
+        installation,
         &state,
         &catalog,
         accept_rollback,
@@ -1222,7 +1241,7 @@ fn open_locked(
     let reclaimed = holders.reclaim_dead(&state);
     seats::log_reclaimed(&catalog, &reclaimed)?;
     pools::repair_assignments(&catalog)?;
-    Ok((state, holders, catalog, installation))
+    Ok((state, holders, catalog))
 }
 
 /// A handle on one project's data-volume pair, looked up once, for the hot path: no hashing,
