@@ -196,8 +196,13 @@ fn a_license_signed_by_another_vendor_is_refused_and_nothing_changes() {
         vec![trusted.public],
         true,
     );
-    // An online key is taken unsigned; its renewal must still be signed by a trusted key.
-    customer.engine.add_key("P", key).unwrap();
+    // The first key is signed by the trusted vendor, as every key of a trusting state must be;
+    // its renewal must be signed by a trusted key too.
+    let secret = tollgate_license::VendorSecret::read(&trusted.secret_path()).unwrap();
+    customer
+        .engine
+        .add_key("P", tollgate_license::sign(&secret, &key))
+        .unwrap();
     let reason = customer.failure();
     assert!(
         reason.starts_with(

@@ -90,8 +90,9 @@ pub enum Command {
     /// Run the vendor's online activation service in the foreground, until Ctrl-C or SIGTERM:
     /// it activates codes and renews online keys with signed licenses. Uses no state directory
     ServeActivation(crate::commands::ServeActivationArgs),
-    /// The vendor public keys this state trusts: once it trusts one, every offline key added
-    /// must be a license file signed by a trusted key (`key add PROJECT --file KEY.lic`)
+    /// The vendor public keys this state trusts: once it trusts one, every key added, offline
+    /// or online, must be a license file signed by a trusted key (`key add PROJECT --file
+    /// KEY.lic`)
     #[command(subcommand)]
     Trust(TrustCommand),
     /// Operator decisions about the state itself
@@ -224,8 +225,9 @@ pub enum LicenseCommand {
 /// `tollgate trust …`
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
-    /// Trust a vendor public key in this state, for good: from now on every offline key added
-    /// must be signed by a trusted vendor key. A state cannot be made to forget a key it trusts
+    /// Trust a vendor public key in this state, for good: from now on every key added, offline
+    /// or online, must be signed by a trusted vendor key. A state cannot be made to forget a
+    /// key it trusts
     Add {
         /// The vendor's public key, written by `tollgate license keygen`
         #[arg(value_name = "DIR/vendor.pub")]
@@ -243,7 +245,7 @@ pub struct KeyArgs {
     /// Read the key from a file ("-" for standard input): key JSON, {"id": …, "delivery": …,
     /// "kind": …, "edition": …, "scheme": {"data_volume": {"limit_bytes": …}}, …}, the form of
     /// the "key" objects `key list --json` prints; or a signed license file (KEY.lic), which a
-    /// state that trusts a vendor key requires for offline keys
+    /// state that trusts a vendor key requires for every key
     #[arg(long, value_name = "KEY.json|KEY.lic", conflicts_with_all = [
         "id", "delivery", "kind", "edition", "limit", "machines", "os", "cores",
         "per_instance", "expires", "auto_renew", "company", "activation_code",

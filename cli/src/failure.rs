@@ -92,7 +92,7 @@ pub fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
         Error::InstanceNotFound { .. } => ("INSTANCE_NOT_FOUND", None),
         Error::GroupNotFound { .. } => ("GROUP_NOT_FOUND", None),
         Error::Unsupported { .. } => ("UNSUPPORTED", None),
-        Error::BadSignature { .. } => ("BAD_SIGNATURE", Some("once a state trusts a vendor key, every offline key must come as a license file signed by a trusted key and unchanged since: ask the vendor for one (`tollgate trust list` shows the trusted keys)")),
+        Error::BadSignature { .. } => ("BAD_SIGNATURE", Some("once a state trusts a vendor key, every key, offline or online, must come as a license file signed by a trusted key and unchanged since: ask the vendor for one (`tollgate trust list` shows the trusted keys)")),
         Error::RenewalFailed { .. } => ("RENEWAL_FAILED", Some("an online key with an activation code is renewed by the vendor's activation service; when it cannot be, nothing changes and the license must be renewed by hand: add the new key with `tollgate key add-reserve`")),
         Error::ActivationFailed { .. } => ("ACTIVATION_FAILED", Some("an activation code is turned into a key by the vendor's activation service, which activates each code on as many machines as the vendor sold: ask the vendor for another code or more activations, or check --activation-url")),
         Error::Tampered { .. } => ("TAMPERED", Some("a state restored from an older copy, or with edited checkpoints or time, is refused until an operator runs `tollgate state accept-rollback`; edited license terms are never accepted")),

@@ -679,3 +679,30 @@ fn every_command_prints_one_json_document() {
         (Some(8), Some(8))
     );
 }
+
+#[test]
+fn home_made_per_instance_key_cannot_license_an_instance() {
+    // Issue 14, hole 11: this made `instance check ghost` exit 0 while `instance list` showed
+    // no license and `pool shortfall` counted ghost as unlicensed.
+    let state = State::new();
+    state.run("instance add ghost --os linux").success();
+    let events = state.json("events");
+    let error = state.refusal("key add ghost --id HOMEMADE --delivery online --per-instance");
+    assert_eq!(error["error"]["code"], "BAD_SIGNATURE");
+    assert_eq!(
+        error["error"]["message"],
+        "key \"HOMEMADE\" refused: a per-instance key comes from a pool assignment (`tollgate \
+instance assign`) or as a license signed by a trusted vendor key, and this state trusts none"
+    );
+    assert_eq!(state.json("events"), events);
+    assert_eq!(state.json("key list ghost"), serde_json::json!([]));
+    // The three agree: not licensed.
+    assert_eq!(
+        state.refusal("instance check ghost")["error"]["code"],
+        "NO_ACTIVE_KEY"
+    );
+    assert_eq!(state.json("instance list")[0]["license"], Value::Null);
+    let shortfall = state.json("pool shortfall");
+    assert_eq!(shortfall["needs"][0]["instance"], "ghost");
+    assert_eq!(shortfall["needs"][0]["reason"], "unlicensed");
+}

@@ -175,11 +175,41 @@ fn with_trust_every_key_command_takes_signed_licenses_and_refuses_the_rest() {
         .cmd(&["key", "replace", "p", "--file", &v.arg("n.lic")])
         .assert()
         .success();
-    // Online keys are not asked for a signature.
+    // Online keys too: they come signed from the activation service.
+    v.sign(
+        "on",
+        &KEY_JSON
+            .replace("OFF-1", "ON-1")
+            .replace("offline", "online"),
+    );
     v.state.run("project create q").success();
     v.state
-        .run("key add q --id ON-1 --delivery online --limit 1GiB")
+        .cmd(&["key", "add", "q", "--file", &v.arg("on.lic")])
+        .assert()
         .success();
+}
+
+#[test]
+fn forged_online_key_after_trust_add_is_refused() {
+    // Issue 14, hole 1: after `trust add`, this key was accepted and 1 TB consumed on it.
+    let v = Vendor::new();
+    v.state.run("project create p1").success();
+    v.state
+        .cmd(&["trust", "add", &v.arg("vendor/vendor.pub")])
+        .assert()
+        .success();
+    let events = v.state.json("events");
+    let error = v
+        .state
+        .refusal("key add p1 --id FORGED --delivery online --limit 70368744177663");
+    assert_eq!(error["error"]["code"], "BAD_SIGNATURE");
+    assert_eq!(
+        error["error"]["message"],
+        "key \"FORGED\" refused: it is unsigned, and this state trusts vendor keys: an online key \
+must come from the activation service or as a license file signed by one of them"
+    );
+    assert_eq!(v.state.json("key list p1"), serde_json::json!([]));
+    assert_eq!(v.state.json("events"), events);
 }
 
 #[test]
@@ -237,6 +267,7 @@ fn the_license_fixtures_are_what_license_sign_makes() {
     for (secret, key, license) in [
         ("vendor.key", "OFF-1.json", "OFF-1.lic"),
         ("vendor.key", "OFF-2.json", "OFF-2.lic"),
+        ("vendor.key", "ON-1.json", "ON-1.lic"),
         ("stranger.key", "OFF-2.json", "OFF-2.stranger.lic"),
     ] {
         let signed = state

@@ -1,7 +1,7 @@
 //! The engine: opening a state directory, projects, admin changes and the hot-path handle.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::events::{
     Dispatcher, Event, EventKind, HotQueue, RemovalReason, Subscribers, Subscription,
 };
+use crate::files::{self, Modes};
 use crate::holders::{Holders, Process, HOLDER_CAPACITY};
 use crate::key::{check_name, rfc3339, Key, LicenseClass};
 use crate::license::{KeyOrLicense, VendorPublic};
@@ -88,14 +89,20 @@ pub struct Options {
     /// the last checkpoint is not anchored against a restored copy.
     pub checkpoint_interval: Duration,
     /// Vendor public keys to trust, recorded in the state at open (see [`Engine::trust`]): with
-    /// any trusted key, every offline key added must be signed by one. Recorded keys are kept,
-    /// so opening later without them trusts them still. Empty is development mode, unless the
-    /// state already trusts keys.
+    /// any trusted key, every key added, offline or online, must be signed by one. Recorded
+    /// keys are kept, so opening later without them trusts them still. Empty is development
+    /// mode, unless the state already trusts keys.
     pub trusted_keys: Vec<VendorPublic>,
     /// Online renewal of keys with an activation code, by the vendor's activation service (see
     /// [`Renewal`]); `None`, the default, renews nothing. [`Engine::enable_renewal`] turns it
     /// on after open.
     pub renewal: Option<Renewal>,
+    /// Whether the accounts of one group share the state: the directories the engine creates
+    /// (the state directory, the installation directory) are then `0770` and their files
+    /// `0660`, and an installation directory of one of this user's groups that the group may
+    /// write is accepted. `false`, the default, is `0700` and `0600`: the state is this user's
+    /// alone. The modes are set whatever the umask; existing files keep theirs.
+    pub shared_group: bool,
 }
 
 impl Default for Options {
@@ -110,6 +117,7 @@ impl Default for Options {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             trusted_keys: Vec::new(),
             renewal: None,
+            shared_group: false,
         }
     }
 }
@@ -270,7 +278,14 @@ impl Engine {
     /// Opens (creating if needed) the state directory `dir`.
     ///
     /// A hot-state file or catalog that is damaged, truncated, of another format, or present
-    /// without its partner is refused with [`Error::CorruptState`] and left untouched.
+    /// without its partner is refused with [`Error::CorruptState`] and left untouched; so is a
+    /// state file, lock file, installation key or anchor that is a symbolic link, a FIFO or
+    /// anything but a regular file. An empty `dir`, or one that is itself a symbolic link, is
+    /// [`Error::InvalidArgument`] and creates nothing; links among its parent directories are
+    /// followed, and [`Engine::dir`] is the resolved path. The directories and files the engine
+    /// creates are private to the user whatever the umask (see [`Options::shared_group`]), and
+    /// an installation directory or key that another user owns or others may write is
+    /// [`Error::InvalidArgument`].
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
         Engine::open_checked(dir.as_ref(), options, checkpoint::Accept::Nothing).map(|(e, _)| e)
     }
@@ -303,20 +318,19 @@ impl Engine {
         options: Options,
         accept: checkpoint::Accept,
     ) -> Result<(Engine, Option<u32>)> {
-        let dir = dir.to_owned();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("create state directory {}", dir.display()), e))?;
+        let modes = Modes::new(options.shared_group);
+        files::check_state_path(dir)?;
+        // The installation first: a refused one leaves no state directory behind.
+        let installation = checkpoint::Installation::open(
+            &checkpoint::installation_dir(options.installation_dir.as_deref())?,
+            modes,
+        )?;
+        let dir = files::state_dir(dir, modes)?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
+        let lock = files::open_or_create(&lock_path, modes.file, "the admin lock")?;
         lock.lock()
             .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
-        let opened = open_locked(&dir, &options, accept);
+        let opened = open_locked(&dir, &options, installation, accept);
         let _ = lock.unlock();
         let Opened {
             state,
@@ -383,7 +397,7 @@ impl Engine {
         dir.join(HOT_FILE).exists() || dir.join(CATALOG_FILE).exists()
     }
 
-    /// The state directory.
+    /// The state directory, with links among its parent directories resolved.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
@@ -439,7 +453,7 @@ impl Engine {
     /// Reserved under the rules of SPEC §2.1.
     ///
     /// `key` is a [`Key`] or a signed license file ([`KeyOrLicense`]). Once the state trusts a
-    /// vendor key ([`Engine::trust`]), an offline key must come signed by a trusted key, else
+    /// vendor key ([`Engine::trust`]), every key must come signed by a trusted key, else
     /// [`Error::BadSignature`]; the same holds for every call that adds a key.
     pub fn add_key(&self, project: &str, key: impl Into<KeyOrLicense>) -> Result<KeyAdded> {
         self.admit(project, key.into(), false)
@@ -1149,7 +1163,13 @@ struct Opened {
 }
 
 /// Creates or opens the files of a state directory; the caller holds the admin lock.
-fn open_locked(dir: &Path, options: &Options, accept: checkpoint::Accept) -> Result<Opened> {
+fn open_locked(
+    dir: &Path,
+    options: &Options,
+    installation: checkpoint::Installation,
+    accept: checkpoint::Accept,
+) -> Result<Opened> {
+    let modes = Modes::new(options.shared_group);
     let hot = dir.join(HOT_FILE);
     let catalog_path = dir.join(CATALOG_FILE);
     let corrupt = |path: &Path, reason: &str| Error::CorruptState {
@@ -1158,11 +1178,16 @@ fn open_locked(dir: &Path, options: &Options, accept: checkpoint::Accept) -> Res
     };
     let catalog = match (hot.exists(), catalog_path.exists()) {
         (false, false) => {
+            // SQLite creates a file with the umask's mode, and its journal files with the
+            // database's: the file is made first, with the state's mode.
+            files::create_new(&catalog_path, modes.file)
+                .map_err(|e| Error::io(format!("create {}", catalog_path.display()), e))?;
             let catalog = Catalog::open(&catalog_path, true)?;
             StateFile::create(
                 &hot,
                 options.capacity,
                 OffsetDateTime::now_utc().unix_timestamp() as u64,
+                modes.file,
             )?;
             catalog
         }
@@ -1179,6 +1204,7 @@ fn open_locked(dir: &Path, options: &Options, accept: checkpoint::Accept) -> Res
                 &hot,
                 options.capacity,
                 OffsetDateTime::now_utc().unix_timestamp() as u64,
+                modes.file,
             )?;
             catalog
         }
@@ -1241,13 +1267,10 @@ fn open_locked(dir: &Path, options: &Options, accept: checkpoint::Accept) -> Res
                 "the seat-holder table is missing: the seats held on this state cannot be accounted",
             ));
         }
-        Holders::create(&holders_path, HOLDER_CAPACITY)?;
+        Holders::create(&holders_path, HOLDER_CAPACITY, modes.file)?;
         catalog.set_flag("seat_holders")?;
     }
     let holders = Holders::open(&holders_path)?;
-    let installation = checkpoint::Installation::open(&checkpoint::installation_dir(
-        options.installation_dir.as_deref(),
-    )?)?;
     let state_id = catalog.state_id()?;
     // Everything is verified before the time seen is recorded: a state refused as tampered is
     // left as it is. An edited time is refused after the checkpoint's problems, which explain

@@ -180,13 +180,14 @@ unsafe impl Send for Holders {}
 unsafe impl Sync for Holders {}
 
 impl Holders {
-    /// Creates an empty table at `path` atomically (temporary file, fsync, rename).
-    pub(crate) fn create(path: &Path, capacity: u32) -> Result<()> {
+    /// Creates an empty table at `path` atomically (temporary file, fsync, rename), with exactly
+    /// the file mode `mode`.
+    pub(crate) fn create(path: &Path, capacity: u32, mode: u32) -> Result<()> {
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(MAGIC);
         header[8..12].copy_from_slice(&VERSION.to_le_bytes());
         header[12..16].copy_from_slice(&capacity.to_le_bytes());
-        create_preallocated(path, &header, file_len(capacity))
+        create_preallocated(path, &header, file_len(capacity), mode)
     }
 
     /// Opens and maps the table, refusing a file of the wrong size or format.
@@ -439,7 +440,7 @@ mod tests {
     fn damaged_tables_are_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seats.tgs");
-        Holders::create(&path, 8).unwrap();
+        Holders::create(&path, 8, 0o600).unwrap();
         Holders::open(&path).unwrap();
         let good = std::fs::read(&path).unwrap();
         let cases: [(&str, Vec<u8>); 3] = [

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use unicode_general_category::{get_general_category, GeneralCategory};
+use unicode_normalization::{is_nfc, UnicodeNormalization};
 
 use crate::error::{Error, Result};
 
@@ -28,7 +30,8 @@ pub const MAX_NAME_BYTES: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Key {
-    /// Unique id, 1..=64 bytes, no NUL or control characters.
+    /// Unique id, 1..=64 bytes, no NUL, control or format characters, in NFC (see
+    /// [`check_name`]).
     pub id: String,
     /// Online or offline delivery (seed 000's "Type").
     pub delivery: Delivery,
@@ -327,7 +330,13 @@ impl Key {
     }
 }
 
-/// Checks a project name, key id or company: 1..=64 bytes of UTF-8, no NUL or control character.
+/// Checks a project name, key id or company: 1..=64 bytes of UTF-8, no NUL or control
+/// character, no format character (Unicode category Cf: bidi overrides such as U+202E, zero-width
+/// characters such as U+200B), and in normalization form C.
+///
+/// A name that is not in NFC is refused rather than normalised: names are compared byte for
+/// byte everywhere (the catalog, the C ABI, a vendor's signature over a key id), so a silently
+/// rewritten name would no longer be the name the caller, or the vendor, wrote.
 pub fn check_name(field: &'static str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
@@ -352,6 +361,27 @@ pub fn check_name(field: &'static str, value: &str) -> Result<()> {
         return Err(Error::invalid(
             field,
             format!("{value:?} contains a control character"),
+        ));
+    }
+    if let Some(format) = value
+        .chars()
+        .find(|&c| get_general_category(c) == GeneralCategory::Format)
+    {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{value:?} contains the invisible format character U+{:04X}, which makes a name look like another",
+                u32::from(format)
+            ),
+        ));
+    }
+    if !is_nfc(value) {
+        let composed: String = value.nfc().collect();
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{value:?} is not in Unicode normalization form C: write it composed, as {composed:?}"
+            ),
         ));
     }
     Ok(())

@@ -45,6 +45,7 @@ mod clock;
 mod engine;
 mod error;
 mod events;
+mod files;
 mod holders;
 mod key;
 pub mod license;

@@ -347,7 +347,8 @@ pub struct Instance {
     pub os: InstanceOs,
     /// Its company, if any.
     pub company: Option<String>,
-    /// The pool license assigned to it.
+    /// The pool license assigned to it, else the id of the vendor-signed per-instance key that
+    /// licenses it (the key [`crate::Engine::check_instance`] reads).
     pub license: Option<String>,
 }
 

@@ -168,9 +168,9 @@ unsafe impl Send for StateFile {}
 unsafe impl Sync for StateFile {}
 
 impl StateFile {
-    /// Creates a new, zeroed state file at `path` atomically (temporary file, fsync, rename).
-    /// Fails if a file is already there.
-    pub(crate) fn create(path: &Path, capacity: u32, created_unix: u64) -> Result<()> {
+    /// Creates a new, zeroed state file at `path` atomically (temporary file, fsync, rename),
+    /// with exactly the file mode `mode`.
+    pub(crate) fn create(path: &Path, capacity: u32, created_unix: u64, mode: u32) -> Result<()> {
         if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(Error::invalid(
                 "capacity",
@@ -178,7 +178,7 @@ impl StateFile {
             ));
         }
         let header = Header::new(capacity, created_unix);
-        create_preallocated(path, &header.encode(), header.file_len)
+        create_preallocated(path, &header.encode(), header.file_len, mode)
     }
 
     /// Opens and maps an existing state file, refusing any file whose header or size is wrong.
@@ -273,21 +273,24 @@ impl StateFile {
 }
 
 /// Creates a file of `len` bytes starting with `header`, atomically: written and preallocated
-/// under a temporary name, synced, renamed into place, and the directory synced. Shared by the
-/// state file and the seat-holder table.
-pub(crate) fn create_preallocated(path: &Path, header: &[u8], len: u64) -> Result<()> {
+/// under a temporary name, synced, renamed into place, and the directory synced; of exactly the
+/// file mode `mode`, whatever the umask. Shared by the state file and the seat-holder table.
+///
+/// The temporary file is created new (`O_EXCL | O_NOFOLLOW`): a link planted at its name is
+/// removed, never written through. The caller holds the admin lock, so a file left there is a
+/// crashed creation's.
+pub(crate) fn create_preallocated(path: &Path, header: &[u8], len: u64, mode: u32) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let io = |what: &str| {
         let what = format!("{what} {}", tmp.display());
         move |e| Error::io(what, e)
     };
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove")(e)),
+        _ => {}
+    }
     let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io("create"))?;
+        let mut file = crate::files::create_new(&tmp, mode).map_err(io("create"))?;
         file.write_all(header).map_err(io("write header of"))?;
         allocate(&file, len).map_err(io("allocate"))?;
         file.sync_all().map_err(io("sync"))
@@ -298,29 +301,14 @@ pub(crate) fn create_preallocated(path: &Path, header: &[u8], len: u64) -> Resul
     }
     std::fs::rename(&tmp, path)
         .map_err(|e| Error::io(format!("rename {} into place", tmp.display()), e))?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(format!("sync directory {}", dir.display()), e))?;
-    }
-    Ok(())
+    crate::files::sync_parent(path)
+        .map_err(|e| Error::io(format!("sync the directory of {}", path.display()), e))
 }
 
-/// Opens `path` for reading and writing without following a symbolic link (one is refused as
-/// `CorruptState`, naming `what`), and returns it with its length.
+/// Opens `path` for reading and writing without following a symbolic link or opening a FIFO
+/// (either is refused as `CorruptState`, naming `what`), and returns it with its length.
 pub(crate) fn open_unfollowed(path: &Path, what: &str) -> Result<(File, u64)> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => Error::CorruptState {
-                path: path.to_owned(),
-                reason: format!("{what} is a symbolic link; it is not followed"),
-            },
-            _ => Error::io(format!("open {}", path.display()), e),
-        })?;
+    let file = crate::files::open_regular(path, true, what)?;
     let len = file
         .metadata()
         .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
@@ -392,6 +380,11 @@ pub(crate) fn upgrade(path: &Path) -> Result<bool> {
                 .open(&tmp)
                 .map_err(io("create"))?,
         );
+        // The new file keeps the old one's mode, whatever the umask.
+        let mode = file.metadata().map_err(io("stat"))?.permissions();
+        out.get_ref()
+            .set_permissions(mode)
+            .map_err(io("set the mode of"))?;
         out.write_all(&new.encode())
             .map_err(io("write header of"))?;
         let mut records = BufReader::new(&file);
@@ -413,11 +406,8 @@ pub(crate) fn upgrade(path: &Path) -> Result<bool> {
     }
     std::fs::rename(&tmp, path)
         .map_err(|e| Error::io(format!("rename {} into place", tmp.display()), e))?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(format!("sync directory {}", dir.display()), e))?;
-    }
+    crate::files::sync_parent(path)
+        .map_err(|e| Error::io(format!("sync the directory of {}", path.display()), e))?;
     Ok(true)
 }
 
@@ -462,7 +452,7 @@ mod tests {
     fn created(capacity: u32) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hot.tgs");
-        StateFile::create(&path, capacity, 1).unwrap();
+        StateFile::create(&path, capacity, 1, 0o600).unwrap();
         (dir, path)
     }
 
@@ -560,7 +550,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for capacity in [0, MAX_CAPACITY + 1] {
             assert!(matches!(
-                StateFile::create(&dir.path().join("x"), capacity, 0),
+                StateFile::create(&dir.path().join("x"), capacity, 0, 0o600),
                 Err(Error::InvalidArgument {
                     field: "capacity",
                     ..

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use common::{child_env, child_result, spawn_child};
 use time::OffsetDateTime;
 use tollgate_core::{
-    Clock, Engine, Error, EventKind, InstanceOs, LicenseFilter, LicenseType, NeedReason, Options,
-    PaymentMode, PoolKind, Purchase, NOT_PURCHASED,
+    Clock, Engine, Error, EventKind, InstanceOs, Key, KeyOrLicense, LicenseFilter, LicenseType,
+    NeedReason, Options, PaymentMode, PoolKind, Purchase, Scheme, NOT_PURCHASED,
 };
 
 const NOW: u32 = 1_800_000_000;
@@ -750,4 +750,92 @@ fn the_company_filter_shows_licenses_used_for_the_company_and_not_purchased_foll
     for (case, filter, expected) in table {
         assert_eq!(listed(filter), expected, "{case}");
     }
+}
+
+/// What `check_instance`, `instances` and `shortfall` say of one instance: whether its check
+/// passes, the license the list shows, and whether the shortfall counts it as unlicensed.
+fn verdicts(e: &Engine, name: &str) -> (bool, Option<String>, bool) {
+    let listed = e.instances().unwrap().into_iter().find(|i| i.name == name);
+    let unlicensed = e
+        .shortfall(0)
+        .unwrap()
+        .needs
+        .iter()
+        .any(|n| n.instance == name && n.reason == NeedReason::Unlicensed);
+    (
+        e.check_instance(name).is_ok(),
+        listed.unwrap().license,
+        unlicensed,
+    )
+}
+
+#[test]
+fn home_made_per_instance_key_cannot_license_an_instance() {
+    // Issue 14, hole 11: `instance add ghost; key add ghost --id HOMEMADE --per-instance` made
+    // `instance check ghost` pass while the list showed no license and the shortfall counted
+    // ghost as unlicensed.
+    const REASON: &str = "a per-instance key comes from a pool assignment (`tollgate instance assign`) or as a license signed by a trusted vendor key, and this state trusts none";
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), &Clock::manual(NOW));
+    e.add_instance("ghost", InstanceOs::Linux, None).unwrap();
+    let events = e.events_after(0, 1000).unwrap().len();
+    let home_made = Key {
+        scheme: Scheme::PerInstance,
+        ..Key::data_volume("HOMEMADE", 1)
+    };
+    // Plain, or signed by a key of one's own: development mode trusts no signer.
+    let own = tollgate_license::VendorSecret::generate().unwrap();
+    for document in [
+        KeyOrLicense::from(home_made.clone()),
+        KeyOrLicense::from(tollgate_license::sign(&own, &home_made)),
+    ] {
+        match e.add_key("ghost", document) {
+            Err(Error::BadSignature { key, reason }) => {
+                assert_eq!((key.as_str(), reason.as_str()), ("HOMEMADE", REASON))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(e.keys("ghost").unwrap().is_empty());
+    assert_eq!(e.events_after(0, 1000).unwrap().len(), events);
+    assert!(matches!(e.check_instance("ghost"), Err(Error::NoActiveKey)));
+    assert_eq!(verdicts(&e, "ghost"), (false, None, true));
+    // A pool assignment licenses it, and all three say so.
+    e.buy_licenses(&buy(LicenseType::Server, 1)).unwrap();
+    e.assign("ghost", None).unwrap();
+    assert_eq!(
+        verdicts(&e, "ghost"),
+        (true, Some("server-1-1".to_owned()), false)
+    );
+}
+
+#[test]
+fn a_vendor_signed_per_instance_key_licenses_an_instance_in_check_list_and_shortfall() {
+    let dir = tempfile::tempdir().unwrap();
+    let vendor = tollgate_license::VendorSecret::generate().unwrap();
+    let e = Engine::open_with(
+        dir.path(),
+        Options {
+            clock: Clock::manual(NOW),
+            trusted_keys: vec![vendor.public()],
+            ..common::options(dir.path())
+        },
+    )
+    .unwrap();
+    e.add_instance("web", InstanceOs::Windows, None).unwrap();
+    let key = Key {
+        scheme: Scheme::PerInstance,
+        expires_at: at(NOW + 10 * DAY),
+        ..Key::data_volume("SIGNED-1", 1)
+    };
+    e.add_key("web", tollgate_license::sign(&vendor, &key))
+        .unwrap();
+    assert_eq!(
+        verdicts(&e, "web"),
+        (true, Some("SIGNED-1".to_owned()), false)
+    );
+    // It expires within 30 days without auto-renewal: the shortfall says so.
+    let need = e.shortfall(30).unwrap().needs;
+    assert_eq!(need.len(), 1);
+    assert_eq!(need[0].reason, NeedReason::ExpiresSoon);
 }

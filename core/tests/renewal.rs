@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use common::await_that;
 use time::OffsetDateTime;
 use tollgate_core::{
-    Clock, Engine, Error, Event, EventKind, Key, KeyKind, KeyStatus, LicenseClass, Options,
-    Renewal, RenewalState, Renewed, Renewer, Role, Scheme, VendorPublic,
+    Clock, Engine, Error, Event, EventKind, Key, KeyKind, KeyOrLicense, KeyStatus, LicenseClass,
+    Options, Renewal, RenewalState, Renewed, Renewer, Role, Scheme, VendorPublic,
 };
 use tollgate_license::{sign, VendorSecret};
 
@@ -101,7 +101,11 @@ struct Fixture {
 
 /// An engine on a manual clock at NOW with `renewal` and `trusted_keys`, project "P" holding
 /// `active` as its Active key.
-fn fixture(renewal: Option<Renewal>, trusted_keys: Vec<VendorPublic>, active: Key) -> Fixture {
+fn fixture(
+    renewal: Option<Renewal>,
+    trusted_keys: Vec<VendorPublic>,
+    active: impl Into<KeyOrLicense>,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(NOW);
     let engine = Engine::open_with(
@@ -403,7 +407,9 @@ fn renew_trusting(
 ) -> (Fixture, Result<Vec<Renewed>, Error>) {
     let mut config = renewal(renewer, Duration::from_secs(3600));
     config.lead = Duration::ZERO;
-    let f = fixture(Some(config), vec![trusted.public()], online("ACT-1", 100));
+    // A state that trusts vendor keys takes an online key only signed, as the service issues it.
+    let active = sign(trusted, &online("ACT-1", 100));
+    let f = fixture(Some(config), vec![trusted.public()], active);
     let outcome = f.engine.renew_now("P");
     (f, outcome)
 }

@@ -359,7 +359,7 @@ fn replacement_and_removal_errors_change_nothing() {
             e.replace_active_key(
                 "P",
                 Key {
-                    scheme: Scheme::PerInstance,
+                    scheme: Scheme::PerCore { max_cores: 4 },
                     ..dv("X", 1)
                 },
             )
@@ -743,4 +743,77 @@ fn expired_refusals_say_what_to_do_next() {
             .to_string(),
         "key \"B\" expired at 2001-01-01T00:00:00Z: request a new license key or contact your vendor"
     );
+}
+
+#[test]
+fn lookalike_names_with_format_characters_are_refused() {
+    // Issue 14, hole 9: "base\u{200b}" looked like "base", and U+202E reversed what followed.
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    e.create_project("base").unwrap();
+    e.add_key("base", dv("A", 10)).unwrap();
+    let before = (
+        e.projects().unwrap(),
+        snapshot(&e, "base"),
+        e.groups().unwrap(),
+    );
+    let format = |field: &str, value: &str, code: &str| {
+        format!("invalid {field}: {value:?} contains the invisible format character U+{code}, which makes a name look like another")
+    };
+    let composed = |field: &str, value: &str| {
+        format!("invalid {field}: {value:?} is not in Unicode normalization form C: write it composed, as \"caf\u{e9}\"")
+    };
+    let cases: Vec<(Result<(), Error>, String)> = vec![
+        (
+            e.create_project("base\u{200b}"),
+            format("project name", "base\u{200b}", "200B"),
+        ),
+        (
+            e.create_project("\u{202e}esab"),
+            format("project name", "\u{202e}esab", "202E"),
+        ),
+        (
+            e.create_project("cafe\u{301}"),
+            composed("project name", "cafe\u{301}"),
+        ),
+        (
+            e.add_key("base", dv("A\u{feff}", 10)).map(drop),
+            format("key id", "A\u{feff}", "FEFF"),
+        ),
+        (
+            e.add_key(
+                "base",
+                Key {
+                    company: Some("Ac\u{2066}me".into()),
+                    ..dv("B", 10)
+                },
+            )
+            .map(drop),
+            format("company", "Ac\u{2066}me", "2066"),
+        ),
+        (
+            e.add_instance("web\u{200d}", tollgate_core::InstanceOs::Linux, None),
+            format("instance name", "web\u{200d}", "200D"),
+        ),
+        (
+            e.add_to_group("g\u{ad}", &["base"]),
+            format("group name", "g\u{ad}", "00AD"),
+        ),
+    ];
+    for (result, message) in cases {
+        match result {
+            Err(error @ Error::InvalidArgument { .. }) => assert_eq!(error.to_string(), message),
+            other => panic!("{message}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        (
+            e.projects().unwrap(),
+            snapshot(&e, "base"),
+            e.groups().unwrap()
+        ),
+        before
+    );
+    // Composed, visible non-ASCII names are fine.
+    e.create_project("caf\u{e9} \u{65e5}\u{672c}").unwrap();
 }

@@ -1,19 +1,20 @@
-//! Signed offline keys (issue 9) through the engine: a state that trusts a vendor key takes an
-//! offline key only as a license file signed by that key and unchanged since, refuses every
-//! other with `BadSignature` and its exact reason, and changes nothing; online keys, development
-//! mode, pool assignments and a reopening without the option keep their rules. Licenses are
-//! signed the way a vendor signs them, with `tollgate-license`.
+//! Signed keys (issues 9 and 14) through the engine: a state that trusts a vendor key takes a
+//! key, offline or online, only as a license file signed by that key and unchanged since,
+//! refuses every other with `BadSignature` and its exact reason, and changes nothing;
+//! development mode, pool assignments and a reopening without the option keep their rules.
+//! Licenses are signed the way a vendor signs them, with `tollgate-license`.
 
 mod common;
 
 use tollgate_core::license::FORMAT;
 use tollgate_core::{
     BulkTarget, Delivery, Engine, Error, EventKind, InstanceOs, Key, KeyOrLicense, KeyUsage,
-    LicenseType, Options, PaymentMode, ProjectView, Purchase, Role, VendorPublic,
+    LicenseType, Options, PaymentMode, ProjectView, Purchase, Role, Scheme, VendorPublic,
 };
 use tollgate_license::{sign, VendorSecret};
 
 const UNSIGNED: &str = "it is unsigned, and this state trusts vendor keys: an offline key must come as a license file signed by one of them";
+const UNSIGNED_ONLINE: &str = "it is unsigned, and this state trusts vendor keys: an online key must come from the activation service or as a license file signed by one of them";
 const ALTERED: &str = "the signature does not match the key: the key was altered after signing, or the signature is damaged";
 
 /// An offline, commercial, standard data-volume key of 1 GiB.
@@ -188,19 +189,58 @@ fn a_valid_signed_offline_key_is_added_by_every_call() {
 }
 
 #[test]
-fn an_unsigned_online_key_is_still_accepted() {
+fn forged_online_key_under_trust_is_refused() {
+    // Issue 14, hole 1: after `trust add`, a home-made online key of 64 TiB less one byte, and
+    // a per-core key of four billion cores, were taken unsigned.
     let f = Fixture::new();
     f.engine.create_project("Q").unwrap();
-    let online = Key::data_volume("ON-1", 1 << 30);
-    assert_eq!(online.delivery, Delivery::Online);
-    assert_eq!(f.engine.add_key("Q", online).unwrap().role, Role::Active);
-    f.engine
-        .add_reserve(
-            "Q",
-            KeyOrLicense::parse(&text_of(&Key::data_volume("ON-2", 1))).unwrap(),
-        )
-        .unwrap();
-    // A signed online key must verify all the same.
+    let before = f.snapshot();
+    let forged = [
+        Key::data_volume("FORGED", 70_368_744_177_663),
+        Key {
+            scheme: Scheme::PerCore {
+                max_cores: 4_000_000_000,
+            },
+            ..Key::data_volume("CORES", 1)
+        },
+    ];
+    for key in forged {
+        assert_eq!(key.delivery, Delivery::Online);
+        let id = key.id.clone();
+        for (call, change) in CHANGES {
+            for document in [
+                KeyOrLicense::from(key.clone()),
+                KeyOrLicense::parse(&text_of(&key)).unwrap(),
+            ] {
+                match change(&f.engine, document) {
+                    Err(Error::BadSignature { key, reason }) => {
+                        assert_eq!(
+                            (key.as_str(), reason.as_str()),
+                            (id.as_str(), UNSIGNED_ONLINE)
+                        )
+                    }
+                    other => panic!("{call} {id}: {other:?}"),
+                }
+            }
+        }
+        for project in ["P", "Q"] {
+            assert!(f
+                .engine
+                .keys(project)
+                .unwrap()
+                .iter()
+                .all(|k| k.key.id != id));
+        }
+    }
+    assert_eq!(f.snapshot(), before);
+    assert!(matches!(
+        f.engine.project("Q").unwrap().consume(1),
+        Err(Error::NoActiveKey)
+    ));
+    // What the activation service issues is signed, and is taken; a signed online key that
+    // was altered is refused all the same.
+    let issued = sign(&f.vendor, &Key::data_volume("ON-1", 1 << 30));
+    assert_eq!(f.engine.add_key("Q", issued).unwrap().role, Role::Active);
     let altered = sign(&f.vendor, &Key::data_volume("ON-3", 1))
         .to_json()
         .replace("\"limit_bytes\": 1", "\"limit_bytes\": 2");

@@ -264,8 +264,8 @@ class Engine(Handle):
         """Creates a project with an empty data-volume slot pair.
 
         Raises :class:`AlreadyExists` if the name is taken, :class:`InvalidArgument` for a name
-        that is empty, over 64 bytes or holds a NUL or control character, and :class:`Capacity`
-        when the state's project table is full.
+        that is empty, over 64 bytes, holds a NUL, control or format (Cf) character or is not in
+        Unicode NFC, and :class:`Capacity` when the state's project table is full.
         """
         self._call(_ffi.tg_project_create, _project_name(name))
 

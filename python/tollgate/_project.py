@@ -13,9 +13,10 @@ from . import _ffi
 from ._error import InvalidArgument, Status, error_for
 from ._handle import EngineHandle
 
-#: What :meth:`Project.consume_many` takes: an iterable of ints, or an object exporting a buffer of
-#: unsigned 64-bit integers (``array('Q')``, numpy ``uint64``, ``memoryview``, ``bytes``), which
-#: is read in place.
+#: What :meth:`Project.consume_many` takes: an iterable of ints (not ``bool``), or an object
+#: exporting a buffer of unsigned 64-bit integers (``array('Q')``, numpy ``uint64``,
+#: ``memoryview``) or of raw unsigned bytes (``bytes``, ``bytearray``, format ``'B'``), which is
+#: read in place.
 Amounts = Iterable[int]
 
 # Pre-bound library functions: the hot path looks nothing up but the handle. Out-parameters are
@@ -31,10 +32,12 @@ _U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 _REFUSALS = frozenset({Status.EXHAUSTED, Status.EXPIRED, Status.NO_ACTIVE_KEY})
 
 # Buffer formats that are native unsigned 64-bit integers ('L' is what numpy's uint64 exports
-# on LP64 platforms), and formats of raw bytes, read as native-endian unsigned 64-bit integers.
+# on LP64 platforms), and the format of raw unsigned bytes, read as native-endian unsigned
+# 64-bit integers. Every other item type is refused, signed bytes ('b') and chars ('c') as much
+# as 'q': a typed buffer is read only when its items are what the library takes.
 _NATIVE = "<" if sys.byteorder == "little" else ">"
 _U64_FORMATS = frozenset({b"Q", b"L", b"@Q", b"@L", b"=Q", _NATIVE.encode() + b"Q"})
-_BYTE_FORMATS = frozenset({b"B", b"b", b"c", b"@B", b"@b", b"@c", b"=B", b"=b"})
+_BYTE_FORMATS = frozenset({b"B", b"@B", b"=B"})
 
 
 class Usage:
@@ -116,8 +119,11 @@ class Project(EngineHandle):
 
         A grant that crosses the Active key's limit is split between the Active and Reserved
         keys and switches to the Reserved key, without waiting for anyone. An ``n`` outside
-        ``0..2**64`` raises :class:`InvalidArgument`.
+        ``0..2**64`` raises :class:`InvalidArgument`; a ``bool`` raises ``TypeError`` (ctypes
+        would charge ``True`` as one byte).
         """
+        if n.__class__ is bool:
+            raise _bool_error()
         # ctypes would wrap an int outside the uint64_t range silently.
         if n < 0 or n > 0xFFFF_FFFF_FFFF_FFFF:
             raise _amount_error(n)
@@ -131,7 +137,9 @@ class Project(EngineHandle):
     def consume_partial(self, n: int) -> int:
         """Grants as much of ``n`` bytes as remains and returns the amount granted; raises
         (:class:`Exhausted`, :class:`Expired`, :class:`NoActiveKey`) only when nothing
-        remains."""
+        remains. A ``bool`` raises ``TypeError``, as for :meth:`consume`."""
+        if n.__class__ is bool:
+            raise _bool_error()
         if n < 0 or n > 0xFFFF_FFFF_FFFF_FFFF:
             raise _amount_error(n)
         granted = c_uint64()
@@ -151,11 +159,13 @@ class Project(EngineHandle):
         the input; call :meth:`consume` with the first refused amount to learn why. Other
         errors raise.
 
-        ``amounts`` is any iterable of ints (copied once into a native array), or — read in
-        place, without copying — any C-contiguous object exporting the buffer protocol with
-        unsigned 64-bit items: ``array('Q')``, a numpy ``uint64`` array, a ``memoryview``, or
-        ``bytes``/``bytearray`` whose length is a multiple of 8 (native byte order). A buffer
-        of another item type raises :class:`InvalidArgument`. (A buffer whose address is not
+        ``amounts`` is any iterable of ints (copied once into a native array; a ``bool`` among
+        them raises ``TypeError``), or — read in place, without copying — any C-contiguous
+        object exporting the buffer protocol with unsigned 64-bit items: ``array('Q')``, a
+        numpy ``uint64`` array, a ``memoryview``, or raw unsigned bytes (format ``'B'``:
+        ``bytes``, ``bytearray``) whose length is a multiple of 8 (native byte order). A buffer
+        of any other item type raises :class:`InvalidArgument`: signed bytes (``array('b')``)
+        and chars (``'c'``) as well as ``array('q')``, ``'i'`` or floats. (A buffer whose address is not
         8-byte aligned, such as ``memoryview(data)[1:9]``, is copied once to an aligned one.)
         """
         granted = c_size_t()
@@ -201,6 +211,10 @@ def _index(n: Any) -> int:
         raise TypeError(f"amount must be an int, not {type(n).__name__}") from None
 
 
+def _bool_error() -> TypeError:
+    return TypeError("amount must be an int, not bool")
+
+
 def _amount_error(n: Any) -> Exception:
     try:
         return InvalidArgument(f"invalid amount: {_index(n)} is outside 0..={_U64_MAX}")
@@ -209,9 +223,15 @@ def _amount_error(n: Any) -> Exception:
 
 
 def _u64_array(amounts: Iterable[int]) -> array[int]:
-    """A native array of ``amounts``, each checked to fit an unsigned 64-bit integer."""
+    """A native array of ``amounts``, each checked to be an int, not a bool, that fits an
+    unsigned 64-bit integer."""
+    if type(amounts) is array and amounts.typecode == "Q":
+        return amounts
     try:
-        return array("Q", amounts)
+        items = amounts if type(amounts) is list or type(amounts) is tuple else list(amounts)
+        if bool in set(map(type, items)):
+            raise TypeError("bool is not an amount")
+        return array("Q", items)
     except OverflowError:
         raise InvalidArgument(f"invalid amounts: every amount must be in 0..={_U64_MAX}") from None
     except TypeError as e:

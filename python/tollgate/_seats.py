@@ -106,7 +106,10 @@ class Seats(EngineHandle):
 
 
 def _units(units: int) -> int:
-    """``units`` checked to fit the C ``uint64_t``, which ctypes would wrap silently."""
+    """``units`` checked to be an int, not a bool, that fits the C ``uint64_t``, which ctypes
+    would wrap silently."""
+    if units.__class__ is bool:
+        raise TypeError("units must be an int, not bool")
     try:
         value = operator.index(units)
     except TypeError:

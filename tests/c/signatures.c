@@ -67,7 +67,7 @@ static void expect_no_keys(tg_engine *engine, const char *project) {
 
 struct licenses {
     char *vendor_pub, *stranger_pub;
-    char *off1_json, *off1_lic, *off2_json, *off2_lic, *off2_stranger_lic;
+    char *off1_json, *off1_lic, *off2_json, *off2_lic, *off2_stranger_lic, *on1_json, *on1_lic;
     char *altered, *malformed;
     char vendor_fingerprint[128];
 };
@@ -80,6 +80,8 @@ static void load(struct licenses *l) {
     l->off2_json = fixture("OFF-2.json");
     l->off2_lic = fixture("OFF-2.lic");
     l->off2_stranger_lic = fixture("OFF-2.stranger.lic");
+    l->on1_json = fixture("ON-1.json");
+    l->on1_lic = fixture("ON-1.lic");
     /* Same length: the limit raised from 1 GiB to 2 GiB. */
     l->altered = edited(l->off1_lic, "1073741824", "2147483648");
     l->malformed = edited(l->off1_lic, "tollgate-license-1", "tollgate-license-9");
@@ -92,7 +94,8 @@ static void load(struct licenses *l) {
 
 static void unload(struct licenses *l) {
     char *all[] = {l->vendor_pub, l->stranger_pub, l->off1_json, l->off1_lic, l->off2_json,
-                   l->off2_lic, l->off2_stranger_lic, l->altered, l->malformed};
+                   l->off2_lic, l->off2_stranger_lic, l->on1_json, l->on1_lic, l->altered,
+                   l->malformed};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         free(all[i]);
     }
@@ -148,12 +151,14 @@ static void test_trusted(const char *dir, const struct licenses *l) {
                         "\"id\":\"OFF-1\",\"delivery\":\"offline\"");
     EXPECT_JSON(tg_keys_json(engine, "p", &json), "\"status\":\"reserved\"");
 
-    /* Online keys come from the activation service: no signature asked. */
+    /* Online keys too: they come signed from the activation service. */
     EXPECT(TG_OK, tg_project_create(engine, "q"));
-    EXPECT(TG_OK, tg_key_add(engine, "q",
-                             "{\"id\": \"ON-1\", \"delivery\": \"online\", \"kind\": "
-                             "\"commercial\", \"edition\": \"standard\", \"scheme\": "
-                             "{\"data_volume\": {\"limit_bytes\": 1000}}}"));
+    EXPECT(TG_BAD_SIGNATURE, tg_key_add(engine, "q", l->on1_json));
+    EXPECT_MESSAGE("key \"ON-1\" refused: it is unsigned, and this state trusts vendor keys: an "
+                   "online key must come from the activation service or as a license file "
+                   "signed by one of them");
+    expect_no_keys(engine, "q");
+    EXPECT(TG_OK, tg_key_add(engine, "q", l->on1_lic));
 
     EXPECT_JSON(tg_trusted_keys_json(engine, &json), l->vendor_fingerprint);
     EXPECT(TG_INVALID_ARGUMENT, tg_engine_trust(engine, "not a key"));

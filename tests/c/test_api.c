@@ -468,10 +468,16 @@ static void test_open_errors(void) {
     CHECK(engine == NULL);
     EXPECT_MESSAGE("corrupt state");
 
-    /* A state directory path that is a regular file. */
-    EXPECT(TG_IO, tg_engine_open(path_in_base("damaged/hot.tgs"), &engine));
+    /* A state directory path that is a regular file: a bad argument, and nothing created. */
+    EXPECT(TG_INVALID_ARGUMENT, tg_engine_open(path_in_base("damaged/hot.tgs"), &engine));
     CHECK(engine == NULL);
-    CHECK(strlen(tg_last_error_message()) > 0);
+    EXPECT_MESSAGE("is a regular file, not a directory");
+
+    /* An empty path: nothing is created in the working directory. */
+    EXPECT(TG_INVALID_ARGUMENT, tg_engine_open("", &engine));
+    CHECK(engine == NULL);
+    EXPECT_MESSAGE("invalid state directory: the path is empty: name a directory");
+    CHECK(access("admin.lock", F_OK) != 0 && access("hot.tgs", F_OK) != 0);
 }
 
 /* Hot-path events reach the audit log; all of them are there once the engine has closed. */

@@ -227,3 +227,34 @@ def test_consume_many_without_the_buffer_api(project, monkeypatch) -> None:
     with pytest.raises(tollgate.InvalidArgument, match="C-contiguous"):
         project.consume_many(memoryview(array("Q", [1, 2, 3, 4]))[::2])
     assert project.usage().active_used == 310
+
+
+def test_consume_true_is_refused_not_charged_as_one_byte(project) -> None:
+    """Issue 14, hole 9: ``consume(True)`` charged 1 byte."""
+    before = usage_tuple(project)
+    for call in (project.consume, project.consume_partial):
+        for flag in (True, False):
+            with pytest.raises(TypeError, match="^amount must be an int, not bool$"):
+                call(flag)
+    for amounts in ([True], (1, False), iter([2, True])):
+        with pytest.raises(TypeError, match="bool is not an amount"):
+            project.consume_many(amounts)
+    assert usage_tuple(project) == before
+
+
+def test_signed_byte_arrays_are_refused_like_every_other_typed_buffer(project) -> None:
+    """Issue 14, hole 9: ``array('b')`` was read as raw bytes while ``array('q')`` was refused.
+    Only unsigned 64-bit items, or raw unsigned bytes (format 'B'), are read."""
+    before = usage_tuple(project)
+    for typecode in ("b", "q"):
+        with pytest.raises(
+            tollgate.InvalidArgument,
+            match=f"a buffer of format '{typecode}' with .-byte items is not unsigned 64-bit",
+        ):
+            project.consume_many(array(typecode, [1] * 8))
+    with pytest.raises(tollgate.InvalidArgument, match="format 'c'"):
+        project.consume_many(memoryview(native(1)).cast("c"))
+    assert usage_tuple(project) == before
+    # Raw unsigned bytes still are eight-byte amounts.
+    assert project.consume_many(array("B", native(7))) == 1
+    assert project.usage().active_used == before[0] + 7

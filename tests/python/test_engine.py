@@ -215,3 +215,13 @@ def test_library_override_and_clear_import_error(tmp_path: Path) -> None:
     assert "ImportError: cannot load the Tollgate library" in failed.stderr
     assert f"{missing}: no such file" in failed.stderr
     assert "TOLLGATE_LIBRARY" in failed.stderr
+
+
+def test_empty_state_path_is_refused_and_creates_nothing(tmp_path, monkeypatch) -> None:
+    """Issue 14, hole 8: ``Engine("")`` failed but left admin.lock, catalog.db and an 8 MB
+    hot.tgs in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(tollgate.InvalidArgument) as refused:
+        tollgate.Engine("")
+    assert refused.value.message == "invalid state directory: the path is empty: name a directory"
+    assert list(tmp_path.iterdir()) == []

@@ -30,6 +30,17 @@ def in_days(days: int) -> datetime:
 # --- Seats ------------------------------------------------------------------------------------
 
 
+def test_acquire_true_is_refused_not_taken_as_one_seat(engine, key) -> None:
+    """Issue 14, hole 9: a ``bool`` is not a number of seats."""
+    engine.create_project("svm")
+    engine.add_key("svm", key("S", scheme=machines("server", 3)))
+    with engine.seats("svm", "server") as server:
+        for call in (server.acquire, server.release):
+            with pytest.raises(TypeError, match="^units must be an int, not bool$"):
+                call(True)
+        assert server.held == 0 and server.usage().held == 0
+
+
 def test_seats_up_to_the_bound_then_exhausted(engine, key) -> None:
     engine.create_project("svm")
     engine.add_key("svm", key("S", scheme=machines("server", 3)))

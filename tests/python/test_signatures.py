@@ -1,5 +1,5 @@
-"""Signed offline keys from Python (issue 9): a state opened with a trusted vendor key takes an
-offline key only as a license file signed by it and unchanged since, raises ``BadSignature``
+"""Signed keys from Python (issues 9 and 14): a state opened with a trusted vendor key takes a
+key, offline or online, only as a license file signed by it and unchanged since, raises ``BadSignature``
 otherwise and changes nothing, and keeps trusting the key when reopened without it. The
 licenses are the fixtures of ``tests/fixtures/licenses``."""
 
@@ -60,11 +60,27 @@ def test_a_trusting_state_refuses_every_key_without_a_valid_signature(state_dir,
             ("OFF-1", "active"),
             ("OFF-2", "reserved"),
         ]
-        # Online keys come from the activation service: no signature asked.
+        # Online keys too: they come signed from the activation service.
         engine.create_project("q")
-        engine.add_key("q", {"id": "ON-1", "delivery": "online", "kind": "commercial",
-                             "edition": "standard",
-                             "scheme": {"data_volume": {"limit_bytes": 1000}}})
+        engine.add_key("q", texts["ON-1.lic"])
+
+
+def test_forged_online_key_under_trust_is_refused(state_dir, texts) -> None:
+    """Issue 14, hole 1: a home-made online per-core key of four billion cores was taken."""
+    with tollgate.Engine(state_dir, trusted_keys=[texts["vendor.pub"]]) as engine:
+        engine.create_project("p")
+        events = engine.events()
+        forged = {"id": "CORES", "delivery": "online", "kind": "commercial",
+                  "edition": "standard", "scheme": {"per_core": {"max_cores": 4_000_000_000}}}
+        for key in (forged, texts["ON-1.json"]):
+            with pytest.raises(tollgate.BadSignature) as refused:
+                engine.add_key("p", key)
+            assert refused.value.message.endswith(
+                "refused: it is unsigned, and this state trusts vendor keys: an online key must "
+                "come from the activation service or as a license file signed by one of them"
+            )
+        assert engine.keys("p") == []
+        assert engine.events() == events
 
 
 def test_trust_cannot_be_downgraded_by_reopening_without_it(state_dir, texts) -> None:

@@ -1,6 +1,6 @@
 //! `tollgate trust add|list`: the vendor public keys a state trusts. Once it trusts one, every
-//! offline key added must be a license file signed by a trusted key; nothing makes a state
-//! forget a key it trusts.
+//! key added, offline or online, must be a license file signed by a trusted key; nothing makes
+//! a state forget a key it trusts.
 
 use std::io::Write;
 use std::path::Path;
@@ -30,7 +30,7 @@ pub fn add(ctx: &Context, public: &Path, out: &mut dyn Write) -> Result<(), Fail
     } else if added {
         writeln!(
             out,
-            "This state now trusts vendor key {}: every offline key added from now on must be a \
+            "This state now trusts vendor key {}: every key added from now on, offline or online, must be a \
 license file signed by a trusted vendor key (`tollgate key add PROJECT --file KEY.lic`).",
             key.fingerprint()
         )?;

@@ -37,14 +37,15 @@
 //! or edited in the audit log is refused like an edited checkpoint.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::DirBuilder;
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::events::{CheckedKey, EventKind};
+use crate::files::{self, Modes};
 use crate::slot::Metering;
 use crate::state_file::StateFile;
 
@@ -56,6 +57,8 @@ const ANCHORS: &str = "anchors";
 pub(super) struct Installation {
     key: [u8; 32],
     anchors: PathBuf,
+    /// The mode anchors are written with.
+    file_mode: u32,
 }
 
 /// The last checkpoint an installation saw of one state.
@@ -191,30 +194,50 @@ pub(super) fn installation_dir(configured: Option<&Path>) -> Result<PathBuf> {
 }
 
 impl Installation {
-    /// Opens the installation at `dir`, creating it (mode 0700) and its key (0600) if needed.
-    pub(super) fn open(dir: &Path) -> Result<Installation> {
+    /// Opens the installation at `dir`, creating it (mode 0700, or 0770 for a group) and its
+    /// key (0600, or 0660) if needed. An existing directory or key that another user owns or
+    /// others may write is refused ([`files::check_owner`]); a key that is a link, a FIFO or
+    /// anything but a regular file is refused without blocking.
+    pub(super) fn open(dir: &Path, modes: Modes) -> Result<Installation> {
         let io = |what: &str, path: &Path| {
             let what = format!("{what} {}", path.display());
             move |e| Error::io(what, e)
         };
         let anchors = dir.join(ANCHORS);
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&anchors)
-            .map_err(io("create installation directory", &anchors))?;
-        let key_path = dir.join(KEY_FILE);
-        if !key_path.exists() {
-            create_key(dir, &key_path).map_err(io("create", &key_path))?;
+        for fresh in [dir, anchors.as_path()] {
+            if std::fs::symlink_metadata(fresh).is_err() {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(modes.dir)
+                    .create(fresh)
+                    .map_err(io("create installation directory", fresh))?;
+                std::fs::set_permissions(fresh, std::fs::Permissions::from_mode(modes.dir))
+                    .map_err(io("set the mode of", fresh))?;
+            }
+            let meta = std::fs::metadata(fresh).map_err(io("stat", fresh))?;
+            files::check_owner(fresh, &meta, modes, "installation directory")?;
         }
-        let text = std::fs::read_to_string(&key_path).map_err(io("read", &key_path))?;
+        let key_path = dir.join(KEY_FILE);
+        if std::fs::symlink_metadata(&key_path).is_err() {
+            create_key(dir, &key_path, modes.file).map_err(io("create", &key_path))?;
+        }
+        let mut file = files::open_regular(&key_path, false, "the installation key")?;
+        let meta = file.metadata().map_err(io("stat", &key_path))?;
+        files::check_owner(&key_path, &meta, modes, "installation key")?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .map_err(io("read", &key_path))?;
         let key = *blake3::Hash::from_hex(text.trim())
             .map_err(|e| Error::CorruptState {
                 path: key_path.clone(),
                 reason: format!("not an installation key: {e}"),
             })?
             .as_bytes();
-        Ok(Installation { key, anchors })
+        Ok(Installation {
+            key,
+            anchors,
+            file_mode: modes.file,
+        })
     }
 
     /// The installation's machine identity for the activation service
@@ -316,11 +339,14 @@ impl Installation {
 
     fn read_anchor(&self, state_id: &str) -> Result<Option<Anchor>> {
         let path = self.anchor_path(state_id);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
-        };
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
+        }
+        // Not followed if a link, not waited on if a FIFO.
+        let mut text = String::new();
+        files::open_regular(&path, false, "the anchor")?
+            .read_to_string(&mut text)
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
         let mut parts = text.split_whitespace();
         match (parts.next().and_then(|s| s.parse().ok()), parts.next()) {
             (Some(seq), Some(mac)) => Ok(Some(Anchor {
@@ -349,29 +375,33 @@ impl Installation {
     /// a copy of the catalog's that a replayed catalog value cannot lower.
     pub(super) fn seen(&self, state_id: &str) -> Result<Option<u32>> {
         let path = self.seen_path(state_id);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse().map(Some).map_err(|_| Error::Tampered {
-                reason: format!("the time anchor {} is unreadable", path.display()),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
         }
+        // Not followed if a link, not waited on if a FIFO, as the anchor beside it.
+        let mut text = String::new();
+        files::open_regular(&path, false, "the time anchor")?
+            .read_to_string(&mut text)
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        text.trim().parse().map(Some).map_err(|_| Error::Tampered {
+            reason: format!("the time anchor {} is unreadable", path.display()),
+        })
     }
 
-    /// Sets the installation's latest time seen of `state_id` to `secs`.
+    /// Sets the installation's latest time seen of `state_id` to `secs`, written like the
+    /// anchor (see [`Self::write_anchor`]).
     pub(super) fn write_seen(&self, state_id: &str, secs: u32) -> Result<()> {
         let path = self.seen_path(state_id);
-        let tmp = path.with_extension("seen.tmp");
-        std::fs::write(&tmp, format!("{secs}\n"))
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        files::replace(&path, format!("{secs}\n").as_bytes(), self.file_mode)
             .map_err(|e| Error::io(format!("write {}", path.display()), e))
     }
 
+    /// Replaces the anchor whole (a new file, `O_EXCL | O_NOFOLLOW`, synced, renamed over
+    /// the old one), so a link planted in `anchors/` is never written through.
     fn write_anchor(&self, state_id: &str, anchor: &Anchor) -> Result<()> {
         let path = self.anchor_path(state_id);
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{} {}\n", anchor.seq, anchor.mac))
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        let text = format!("{} {}\n", anchor.seq, anchor.mac);
+        files::replace(&path, text.as_bytes(), self.file_mode)
             .map_err(|e| Error::io(format!("write {}", path.display()), e))
     }
 }
@@ -382,18 +412,14 @@ impl Installation {
 /// link wins and every reader sees a complete key. The private name is random, not the pid:
 /// threads of one process share a pid, and one would remove the file another is about to link.
 /// `create_new` never takes over a name in use, so only a file this call created is removed.
-fn create_key(dir: &Path, key_path: &Path) -> std::io::Result<()> {
+fn create_key(dir: &Path, key_path: &Path, mode: u32) -> std::io::Result<()> {
     let mut fresh = [0u8; 32];
     let mut suffix = [0u8; 8];
     let mut random = std::fs::File::open("/dev/urandom")?;
     random.read_exact(&mut fresh)?;
     random.read_exact(&mut suffix)?;
     let tmp = dir.join(format!("{KEY_FILE}.{:016x}", u64::from_le_bytes(suffix)));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut file = files::create_new(&tmp, mode)?;
     let linked = file
         .write_all(blake3::Hash::from_bytes(fresh).to_hex().as_bytes())
         .and_then(|()| file.sync_all())

@@ -101,21 +101,48 @@ impl Engine {
         Ok(())
     }
 
-    /// Every instance with its OS, company and pool license, by name.
+    /// Every instance with its OS, company and license, by name: the pool license assigned to
+    /// it, else the vendor-signed per-instance key in its pair. The list reads the pair that
+    /// [`Engine::check_instance`] reads, so the two agree.
     pub fn instances(&self) -> Result<Vec<Instance>> {
         let admin = self.inner.admin.lock();
         let licenses = admin.catalog.licenses()?;
-        Ok(admin
+        admin
             .catalog
             .instances()?
             .into_iter()
-            .map(|(project, row)| Instance {
-                license: license_of(&licenses, project.id).map(|l| l.id.clone()),
-                name: project.name,
-                os: row.os,
-                company: row.company,
+            .map(|(project, row)| {
+                let license = match license_of(&licenses, project.id) {
+                    Some(l) => Some(l.id.clone()),
+                    None => self
+                        .instance_keys(&admin.catalog, &project)?
+                        .into_iter()
+                        .next()
+                        .map(|k| k.id),
+                };
+                Ok(Instance {
+                    license,
+                    name: project.name,
+                    os: row.os,
+                    company: row.company,
+                })
             })
-            .collect())
+            .collect()
+    }
+
+    /// The keys in an instance's pair, Active first then Reserved: what its check reads. A
+    /// pool assignment's key is one of them; any other is a vendor-signed per-instance key.
+    fn instance_keys(&self, catalog: &Catalog, project: &ProjectRow) -> Result<Vec<Key>> {
+        let Some(pair) = catalog.pair(project.id, LicenseClass::Instance)? else {
+            return Ok(Vec::new());
+        };
+        let state = self.inner.state.record(pair.record).state();
+        let keys = catalog.keys_of(pair.record)?;
+        [state.active, state.reserve]
+            .into_iter()
+            .flatten()
+            .map(|live| key_of(&keys, live.key).cloned())
+            .collect()
     }
 
     /// Looks an instance up once and returns the handle a backup job checks on its hot path.
@@ -332,8 +359,8 @@ impl Engine {
     }
 
     /// How many licenses of each type to buy so that every instance is licensed for the next
-    /// `days` days: instances with no valid license, plus instances whose license expires within
-    /// `days` without auto-renew, less what unassigned licenses valid beyond the horizon already
+    /// `days` days: instances with no valid license (whose check fails), plus instances whose
+    /// license expires within `days` without auto-renew, less what unassigned licenses valid beyond the horizon already
     /// cover (matched as assignment would: company pool first, fitting types only).
     pub fn shortfall(&self, days: u32) -> Result<Shortfall> {
         let now = self.now();
@@ -344,13 +371,16 @@ impl Engine {
         let mut needs = Vec::new();
         for (project, row) in admin.catalog.instances()? {
             let held = license_of(&licenses, project.id);
-            let reason = match held {
-                Some(l) if !l.purchase.valid_at(now) => NeedReason::Unlicensed,
-                Some(l) if !l.purchase.valid_at(horizon) && !l.purchase.auto_renew => {
-                    NeedReason::ExpiresSoon
-                }
-                Some(_) => continue,
-                None => NeedReason::Unlicensed,
+            // Judged by the keys the instance's check reads (a pool license's key carries its
+            // expiry and auto-renewal), so a need here is a check that fails or will fail.
+            let keys = self.instance_keys(&admin.catalog, &project)?;
+            let valid_at = |at| keys.iter().any(|k| !k.is_expired_at(at));
+            let reason = if !valid_at(now) {
+                NeedReason::Unlicensed
+            } else if !valid_at(horizon) && !keys.iter().any(|k| k.auto_renew) {
+                NeedReason::ExpiresSoon
+            } else {
+                continue;
             };
             let license_type = held
                 .map(|l| l.purchase.license_type)

@@ -1,13 +1,15 @@
 //! Trust: the vendor public keys a state trusts, and the check every key from outside the
-//! engine passes before it may enter a slot (issue 9, "Offline keys are signed").
+//! engine passes before it may enter a slot (issue 9, "Offline keys are signed"; issue 14).
 //!
 //! - **Development mode** — no trusted key, the default: keys are accepted as they come, plain
 //!   or signed. A license file is still checked against the key it names as its signer, so an
 //!   altered one is refused even here; whoever signed it is not asked, since nobody is trusted.
-//! - **Trusting** — at least one trusted key: every *offline* key must come as a license file
-//!   signed by a trusted key and unchanged since, else [`Error::BadSignature`] and nothing
-//!   changes. Online keys are not asked for a signature: they come from the activation service.
-//!   A license file, online or offline, must always verify.
+//!   A `per_instance` key from a caller is refused: with nobody trusted, anybody can sign, and
+//!   an instance is licensed by a pool assignment (SPEC §2.4), which the engine issues itself.
+//! - **Trusting** — at least one trusted key: every key, offline and online alike (SPEC §2.7),
+//!   must come as a license file signed by a trusted key and unchanged since, else
+//!   [`Error::BadSignature`] and nothing changes. Online keys come that way from the
+//!   activation service, which signs what it issues.
 //!
 //! Trust is what the catalog records, nothing else: the keys given at open
 //! ([`Options::trusted_keys`](super::Options::trusted_keys)) are recorded there, and
@@ -23,8 +25,25 @@ use super::{now_text, Admin, Engine};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
-use crate::key::{Delivery, Key};
-use crate::license::{verify, KeyOrLicense, LicenseError, VendorPublic};
+use crate::key::{Delivery, Key, Scheme};
+use crate::license::{verify, KeyOrLicense, VendorPublic, UNSIGNED_REASON};
+
+/// The reason of [`Error::BadSignature`] for a plain online key offered to a state that trusts
+/// vendor keys.
+pub(crate) const UNSIGNED_ONLINE_REASON: &str = "it is unsigned, and this state trusts vendor keys: an online key must come from the activation service or as a license file signed by one of them";
+
+/// The reason of [`Error::BadSignature`] for a `per_instance` key offered by a caller to a
+/// state that trusts no vendor key: only a pool assignment or a license signed by a trusted
+/// vendor key licenses an instance.
+pub(crate) const PER_INSTANCE_REASON: &str = "a per-instance key comes from a pool assignment (`tollgate instance assign`) or as a license signed by a trusted vendor key, and this state trusts none";
+
+/// A caller's key refused for want of a signature that vouches for it.
+fn refused(key: Key, reason: &str) -> Error {
+    Error::BadSignature {
+        key: key.id,
+        reason: reason.to_owned(),
+    }
+}
 
 /// A vendor public key the state trusts, as [`Engine::trusted_keys`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,7 +66,8 @@ impl Vetted {
     /// pool assignment installs (`engine::pools`). It is offline, but there is no vendor
     /// signature to check: it never existed outside this engine, and the caller only named the
     /// instance. The purchase it comes from is an operator's record, not a vendor document, so
-    /// the trust check does not cover pools.
+    /// the trust check does not cover pools. It is the only way an unsigned `per_instance` key
+    /// enters a slot.
     pub(crate) fn issued_by_engine(key: Key) -> Vetted {
         Vetted(key)
     }
@@ -59,9 +79,9 @@ impl Vetted {
 
 impl Engine {
     /// Trusts the vendor public key `key` from now on, in this state, for every process (the
-    /// audit event `vendor_key_trusted`). From the first trusted key on, every offline key
-    /// added must be signed by a trusted key; see [`Options::trusted_keys`](super::Options)
-    /// to trust keys at open. Returns false, and changes nothing, when the key was already
+    /// audit event `vendor_key_trusted`). From the first trusted key on, every key added,
+    /// offline or online, must be signed by a trusted key; see
+    /// [`Options::trusted_keys`](super::Options) to trust keys at open. Returns false, and changes nothing, when the key was already
     /// trusted. There is no way back: a trusted key is never forgotten.
     pub fn trust(&self, key: &VendorPublic) -> Result<bool> {
         let admin = self.admin()?;
@@ -92,11 +112,20 @@ impl Engine {
                 verify(&license, &[*license.signer()])?
             }
             KeyOrLicense::License(license) => verify(&license, &trusted)?,
-            KeyOrLicense::Key(key) if key.delivery == Delivery::Offline && !trusted.is_empty() => {
-                return Err(LicenseError::Unsigned { key_id: key.id }.into())
+            KeyOrLicense::Key(key) if !trusted.is_empty() => {
+                let reason = match key.delivery {
+                    Delivery::Offline => UNSIGNED_REASON,
+                    Delivery::Online => UNSIGNED_ONLINE_REASON,
+                };
+                return Err(refused(key, reason));
             }
             KeyOrLicense::Key(key) => key,
         };
+        // Under trust the key was signed by a trusted vendor key; without trust, anybody can
+        // sign, so nothing vouches for a per-instance key but a pool assignment.
+        if key.scheme == Scheme::PerInstance && trusted.is_empty() {
+            return Err(refused(key, PER_INSTANCE_REASON));
+        }
         key.validate()?;
         Ok(Vetted(key))
     }

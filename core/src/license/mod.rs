@@ -5,8 +5,8 @@
 //! hold that side, the secret key and signing); this module reads license files and vendor
 //! public keys and tells a genuine license from an unsigned, altered or re-signed one. The
 //! engine enforces it: once a state trusts a vendor key (`Options::trusted_keys`,
-//! `Engine::trust`), every offline key added to it must come as a license file signed by a
-//! trusted key, and a refusal is [`Error::BadSignature`](crate::Error::BadSignature).
+//! `Engine::trust`), every key added to it, offline or online, must come as a license file
+//! signed by a trusted key, and a refusal is [`Error::BadSignature`](crate::Error::BadSignature).
 //!
 //! The pieces: [`VendorPublic`] is a vendor's public key and [`VendorKeyFile`] the format of
 //! its files; [`SignedLicense`] and [`verify`] are the license file; [`canonical_key`] is
@@ -20,6 +20,7 @@ mod vendor_key;
 
 pub use canonical::{canonical_json, canonical_key};
 pub use error::LicenseError;
+pub(crate) use error::UNSIGNED_REASON;
 pub use file::{parse_key_or_license, verify, KeyOrLicense, SignedLicense, FORMAT};
 pub use vendor_key::{
     read_key_file, VendorKeyFile, VendorPublic, PUBLIC_FILE, PUBLIC_HEADER, SECRET_FILE,
