@@ -48,12 +48,23 @@ fn open_within_ten_seconds(dir: &Path, options: Options) -> Result<Engine, Error
         .expect("open hung on a FIFO")
 }
 
-/// The one anchor file of an installation.
+/// The one checkpoint anchor of an installation (`anchors/<state id>`).
 fn anchor(installation: &Path) -> PathBuf {
     let anchors = installation.join("anchors");
-    let names = names(&anchors);
+    let names: Vec<String> = names(&anchors)
+        .into_iter()
+        .filter(|n| !n.ends_with(".seen"))
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
     anchors.join(&names[0])
+}
+
+/// The time anchor beside it (`anchors/<state id>.seen`): the latest time seen.
+fn time_anchor(installation: &Path) -> PathBuf {
+    let anchor = anchor(installation);
+    let time = anchor.with_extension("seen");
+    assert!(time.is_file(), "{}", time.display());
+    time
 }
 
 fn mkfifo(path: &Path) {
@@ -267,6 +278,25 @@ fn symlink_planted_in_anchors_does_not_overwrite_another_file() {
         other => panic!("{:?}", other.map(|_| ())),
     }
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+
+    // The same for the time anchor beside it.
+    std::fs::remove_file(&anchor).unwrap();
+    std::fs::remove_file(anchor.with_extension("tmp")).unwrap();
+    drop(Engine::accept_rollback(&dir, at(&installation)).unwrap());
+    let time = time_anchor(&installation);
+    std::fs::remove_file(&time).unwrap();
+    symlink(&victim, &time).unwrap();
+    match Engine::open_with(&dir, at(&installation)) {
+        Err(e @ Error::CorruptState { .. }) => assert_eq!(
+            e.to_string(),
+            format!(
+                "corrupt state at {}: the time anchor is a symbolic link; it is not followed",
+                time.display()
+            )
+        ),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
 }
 
 #[test]
@@ -366,9 +396,13 @@ fn fifo_as_installation_key_or_anchor_is_refused_without_hanging() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, installation) = (tmp.path().join("state"), tmp.path().join("inst"));
     drop(Engine::open_with(&dir, at(&installation)).unwrap());
-    let anchor = anchor(&installation);
+    let (anchor, time) = (anchor(&installation), time_anchor(&installation));
     let key = installation.join("installation.key");
-    for (fifo, what) in [(anchor, "the anchor"), (key, "the installation key")] {
+    for (fifo, what) in [
+        (anchor, "the anchor"),
+        (time, "the time anchor"),
+        (key, "the installation key"),
+    ] {
         let saved = std::fs::read(&fifo).unwrap();
         std::fs::remove_file(&fifo).unwrap();
         mkfifo(&fifo);
