@@ -9,9 +9,9 @@
 //! version 2 has the 128-bit cursor. [`upgrade`] rewrites a version-1 file in place, once, at
 //! open, keeping every counter.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
@@ -295,11 +295,18 @@ pub(crate) fn create_preallocated(path: &Path, header: &[u8], len: u64, mode: u3
         allocate(&file, len).map_err(io("allocate"))?;
         file.sync_all().map_err(io("sync"))
     })();
+    install(&tmp, path, written)
+}
+
+/// Puts the file `tmp` that `written` says was (or was not) written whole in place of `path`:
+/// removed on failure, else renamed over `path` with the directory synced, so a crash leaves
+/// either the old file or the new one.
+fn install(tmp: &Path, path: &Path, written: Result<()>) -> Result<()> {
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, path)
+    std::fs::rename(tmp, path)
         .map_err(|e| Error::io(format!("rename {} into place", tmp.display()), e))?;
     crate::files::sync_parent(path)
         .map_err(|e| Error::io(format!("sync the directory of {}", path.display()), e))
@@ -372,14 +379,9 @@ pub(crate) fn upgrade(path: &Path) -> Result<bool> {
     };
     let written = (|| {
         use std::io::{BufReader, BufWriter, Read};
-        let mut out = BufWriter::new(
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)
-                .map_err(io("create"))?,
-        );
+        // The new file keeps the old one's mode (private unless the state is shared).
+        let mode = file.metadata().map_err(io("stat"))?.permissions().mode() & 0o777;
+        let mut out = BufWriter::new(crate::files::create_new(&tmp, mode).map_err(io("create"))?);
         // The new file keeps the old one's mode, whatever the umask.
         let mode = file.metadata().map_err(io("stat"))?.permissions();
         out.get_ref()
@@ -400,14 +402,7 @@ pub(crate) fn upgrade(path: &Path) -> Result<bool> {
         let out = out.into_inner().map_err(|e| io("write")(e.into_error()))?;
         out.sync_all().map_err(io("sync"))
     })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path)
-        .map_err(|e| Error::io(format!("rename {} into place", tmp.display()), e))?;
-    crate::files::sync_parent(path)
-        .map_err(|e| Error::io(format!("sync the directory of {}", path.display()), e))?;
+    install(&tmp, path, written)?;
     Ok(true)
 }
 
@@ -598,12 +593,15 @@ mod tests {
             bytes.extend_from_slice(&r);
         }
         std::fs::write(&path, &bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(
             reason(&path),
             "format version 1, this build reads version 2"
         );
         assert!(upgrade(&path).unwrap());
         assert!(!upgrade(&path).unwrap(), "a second upgrade changes nothing");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the upgraded file keeps the old one's mode");
         let state = StateFile::open(&path).unwrap();
         let volume = state.record(0).state();
         assert_eq!((volume.epoch, volume.switches), (3, 1));

@@ -339,14 +339,9 @@ impl Installation {
 
     fn read_anchor(&self, state_id: &str) -> Result<Option<Anchor>> {
         let path = self.anchor_path(state_id);
-        if std::fs::symlink_metadata(&path).is_err() {
+        let Some(text) = read_anchor_file(&path, "the anchor")? else {
             return Ok(None);
-        }
-        // Not followed if a link, not waited on if a FIFO.
-        let mut text = String::new();
-        files::open_regular(&path, false, "the anchor")?
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        };
         let mut parts = text.split_whitespace();
         match (parts.next().and_then(|s| s.parse().ok()), parts.next()) {
             (Some(seq), Some(mac)) => Ok(Some(Anchor {
@@ -375,14 +370,9 @@ impl Installation {
     /// a copy of the catalog's that a replayed catalog value cannot lower.
     pub(super) fn seen(&self, state_id: &str) -> Result<Option<u32>> {
         let path = self.seen_path(state_id);
-        if std::fs::symlink_metadata(&path).is_err() {
+        let Some(text) = read_anchor_file(&path, "the time anchor")? else {
             return Ok(None);
-        }
-        // Not followed if a link, not waited on if a FIFO, as the anchor beside it.
-        let mut text = String::new();
-        files::open_regular(&path, false, "the time anchor")?
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        };
         text.trim().parse().map(Some).map_err(|_| Error::Tampered {
             reason: format!("the time anchor {} is unreadable", path.display()),
         })
@@ -404,6 +394,19 @@ impl Installation {
         files::replace(&path, text.as_bytes(), self.file_mode)
             .map_err(|e| Error::io(format!("write {}", path.display()), e))
     }
+}
+
+/// The text of the anchor file `path` (named `what` in errors), `None` if there is none. It is
+/// not followed if a link, nor waited on if a FIFO.
+fn read_anchor_file(path: &Path, what: &str) -> Result<Option<String>> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    files::open_regular(path, false, what)?
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+    Ok(Some(text))
 }
 
 /// Creates the installation key at `key_path` unless another thread or process does first.
