@@ -280,20 +280,40 @@ impl StateFile {
 /// removed, never written through. The caller holds the admin lock, so a file left there is a
 /// crashed creation's.
 pub(crate) fn create_preallocated(path: &Path, header: &[u8], len: u64, mode: u32) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let io = |what: &str| {
-        let what = format!("{what} {}", tmp.display());
-        move |e| Error::io(what, e)
-    };
+    write_via_temporary(path, "tmp", mode, |file, tmp| {
+        file.write_all(header)
+            .map_err(io_error("write header of", tmp))?;
+        allocate(file, len).map_err(io_error("allocate", tmp))
+    })
+}
+
+/// Maps an I/O error to [`Error::Io`] saying it happened while doing `what` to `path`.
+fn io_error(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let what = format!("{what} {}", path.display());
+    move |e| Error::io(what, e)
+}
+
+/// Writes the file `path` whole through a temporary file beside it (extension `extension`, of
+/// exactly `mode`): `write` fills it (and names the temporary file, its second argument, in its
+/// errors), then it is synced and put in place (see [`install`]). A temporary file left by a
+/// crash is removed first; only a holder of the admin lock writes these files.
+fn write_via_temporary(
+    path: &Path,
+    extension: &str,
+    mode: u32,
+    write: impl FnOnce(&mut File, &Path) -> Result<()>,
+) -> Result<()> {
+    let tmp = path.with_extension(extension);
     match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove")(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_error("remove", &tmp)(e))
+        }
         _ => {}
     }
     let written = (|| {
-        let mut file = crate::files::create_new(&tmp, mode).map_err(io("create"))?;
-        file.write_all(header).map_err(io("write header of"))?;
-        allocate(&file, len).map_err(io("allocate"))?;
-        file.sync_all().map_err(io("sync"))
+        let mut file = crate::files::create_new(&tmp, mode).map_err(io_error("create", &tmp))?;
+        write(&mut file, &tmp)?;
+        file.sync_all().map_err(io_error("sync", &tmp))
     })();
     install(&tmp, path, written)
 }
@@ -372,37 +392,32 @@ pub(crate) fn upgrade(path: &Path) -> Result<bool> {
         )));
     }
     let new = Header::new(old.capacity, old.created_unix);
-    let tmp = path.with_extension("upgrade");
-    let io = |what: &str| {
-        let what = format!("{what} {}", tmp.display());
-        move |e| Error::io(what, e)
-    };
-    let written = (|| {
-        use std::io::{BufReader, BufWriter, Read};
-        // The new file keeps the old one's mode (private unless the state is shared).
-        let mode = file.metadata().map_err(io("stat"))?.permissions().mode() & 0o777;
-        let mut out = BufWriter::new(crate::files::create_new(&tmp, mode).map_err(io("create"))?);
-        // The new file keeps the old one's mode, whatever the umask.
-        let mode = file.metadata().map_err(io("stat"))?.permissions();
-        out.get_ref()
-            .set_permissions(mode)
-            .map_err(io("set the mode of"))?;
+    // The new file keeps the old one's mode (private unless the state is shared).
+    let mode = file
+        .metadata()
+        .map_err(io_error("stat", path))?
+        .permissions()
+        .mode()
+        & 0o777;
+    write_via_temporary(path, "upgrade", mode, |out, tmp| {
+        use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom};
+        let mut out = BufWriter::new(out);
         out.write_all(&new.encode())
-            .map_err(io("write header of"))?;
+            .map_err(io_error("write header of", tmp))?;
         let mut records = BufReader::new(&file);
-        std::io::Seek::seek(&mut records, std::io::SeekFrom::Start(HEADER_LEN as u64))
-            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        records
+            .seek(SeekFrom::Start(HEADER_LEN as u64))
+            .map_err(io_error("read", path))?;
         let mut v1 = [0u8; V1_RECORD_LEN];
         for _ in 0..old.capacity {
             records
                 .read_exact(&mut v1)
-                .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
-            out.write_all(&record_from_v1(&v1)).map_err(io("write"))?;
+                .map_err(io_error("read", path))?;
+            out.write_all(&record_from_v1(&v1))
+                .map_err(io_error("write", tmp))?;
         }
-        let out = out.into_inner().map_err(|e| io("write")(e.into_error()))?;
-        out.sync_all().map_err(io("sync"))
-    })();
-    install(&tmp, path, written)?;
+        out.flush().map_err(io_error("write", tmp))
+    })?;
     Ok(true)
 }
 
@@ -594,12 +609,16 @@ mod tests {
         }
         std::fs::write(&path, &bytes).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // An upgrade a crash interrupted left its temporary file behind.
+        let stale = path.with_extension("upgrade");
+        std::fs::write(&stale, b"half an upgrade").unwrap();
         assert_eq!(
             reason(&path),
             "format version 1, this build reads version 2"
         );
         assert!(upgrade(&path).unwrap());
         assert!(!upgrade(&path).unwrap(), "a second upgrade changes nothing");
+        assert!(!stale.exists());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the upgraded file keeps the old one's mode");
         let state = StateFile::open(&path).unwrap();
