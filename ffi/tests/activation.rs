@@ -4,39 +4,19 @@
 //! `tg_key_activate_bulk` activates once for a group, and bad arguments are refused. The
 //! functions are called through the Rust rlib, exactly as C calls them.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr};
 use std::ptr::{null, null_mut};
 
 use serde_json::Value;
 use tollgate::*;
 
 mod common;
+use common::{c, last_error, take};
 use tollgate_activation::{Server, ServerHandle};
 use tollgate_license::VendorSecret;
 
 const TEMPLATE: &str = r#"{"kind": "commercial", "edition": "standard",
     "scheme": {"data_volume": {"limit_bytes": 1073741824}}}"#;
-
-fn c(text: &str) -> CString {
-    CString::new(text).unwrap()
-}
-
-fn last_error() -> String {
-    // SAFETY: the library returns NULL or a NUL-terminated string valid until the next call.
-    unsafe { CStr::from_ptr(tg_last_error_message()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Takes a string the library returned.
-fn take(out: *mut c_char) -> String {
-    assert!(!out.is_null());
-    // SAFETY: a NUL-terminated string from the library, freed right after.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    // SAFETY: returned by the library and not freed yet.
-    unsafe { tg_string_free(out) };
-    text
-}
 
 /// The service with ACT-C (one activation, free) and ACT-TAKEN (one activation, held by
 /// another machine).

@@ -12,6 +12,7 @@ use std::ptr::null_mut;
 use tollgate::*;
 
 mod common;
+use common::{c, last_error};
 
 /// Counts the allocations made by the current thread, so that the engine's background threads
 /// (clock, event dispatcher) do not disturb a measurement.
@@ -62,10 +63,6 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
     ALLOCATIONS.with(Cell::get) - before
 }
 
-fn c(text: &str) -> CString {
-    CString::new(text).unwrap()
-}
-
 fn key(id: &str, limit: u64) -> CString {
     c(&format!(
         r#"{{"id": "{id}", "delivery": "online", "kind": "commercial", "edition": "standard",
@@ -82,15 +79,6 @@ fn seat_key(id: &str, class: &str, amount: u32) -> CString {
         r#"{{"id": "{id}", "delivery": "online", "kind": "commercial", "edition": "standard",
             "scheme": {scheme}}}"#
     ))
-}
-
-fn last_error() -> String {
-    // SAFETY: `tg_last_error_message` returns a NUL-terminated string that stays valid until
-    // the next Tollgate call on this thread; it is copied at once.
-    unsafe { CStr::from_ptr(tg_last_error_message()) }
-        .to_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// An engine in a temporary directory, closed on drop.

@@ -2,7 +2,7 @@
 //! renewed in the background, a failed renewal's status and message, and the arguments
 //! refused. The functions are called through the Rust rlib, exactly as C calls them.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr};
 use std::ptr::{null, null_mut};
 use std::time::{Duration, Instant};
 
@@ -10,28 +10,13 @@ use serde_json::Value;
 use tollgate::*;
 
 mod common;
+use common::{c, last_error, take};
 use tollgate_activation::{ActivationClient, ClientOptions, Server, ServerHandle};
 use tollgate_license::VendorSecret;
 
-fn c(text: &str) -> CString {
-    CString::new(text).unwrap()
-}
-
-fn last_error() -> String {
-    // SAFETY: the library returns NULL or a NUL-terminated string valid until the next call.
-    unsafe { CStr::from_ptr(tg_last_error_message()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// Takes a JSON string the library returned.
 fn json(out: *mut c_char) -> Value {
-    assert!(!out.is_null());
-    // SAFETY: a NUL-terminated string from the library, freed right after.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    // SAFETY: returned by the library and not freed yet.
-    unsafe { tg_string_free(out) };
-    serde_json::from_str(&text).unwrap()
+    serde_json::from_str(&take(out)).unwrap()
 }
 
 /// The vendor's service with code ACT-1 (30 days, 5 renewals) and the license of a first

@@ -11,8 +11,34 @@
 //! The compilers are `cc` and `c++`, or `$CC` and `$CXX` when set.
 #![allow(dead_code)]
 
+use std::ffi::{c_char, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// `text` as a C string.
+pub fn c(text: &str) -> CString {
+    CString::new(text).unwrap()
+}
+
+/// This thread's last error message from the library.
+pub fn last_error() -> String {
+    // SAFETY: `tg_last_error_message` returns a NUL-terminated string that stays valid until
+    // the next Tollgate call on this thread; it is copied at once.
+    unsafe { CStr::from_ptr(tollgate::tg_last_error_message()) }
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Takes a string the library returned, and frees it.
+pub fn take(out: *mut c_char) -> String {
+    assert!(!out.is_null());
+    // SAFETY: a NUL-terminated string from the library, freed right after.
+    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+    // SAFETY: returned by the library and not freed yet.
+    unsafe { tollgate::tg_string_free(out) };
+    text
+}
 
 #[derive(Clone, Copy, Debug)]
 pub enum Language {
