@@ -34,6 +34,21 @@ fn used_state(dir: &Path, installation: &Path) {
     e.flush().unwrap();
 }
 
+/// A state used to 100 bytes and copied, used on to 900 bytes, then replaced by the copy taken
+/// at 100 bytes.
+fn restore_an_older_copy(dir: &Path, installation: &Path) {
+    used_state(dir, installation);
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(dir, copy.path());
+    {
+        let e = Engine::open_with(dir, options(installation)).unwrap();
+        e.project("p").unwrap().consume(800).unwrap();
+        e.flush().unwrap();
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+    copy_dir(copy.path(), dir);
+}
+
 fn refused(result: Result<Engine, Error>) -> String {
     match result {
         Err(Error::Tampered { reason }) => reason,
@@ -44,21 +59,8 @@ fn refused(result: Result<Engine, Error>) -> String {
 
 #[test]
 fn a_state_directory_restored_from_an_older_copy_is_refused_until_accepted() {
-    let (dir, installation, copy) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    used_state(dir.path(), installation.path());
-    copy_dir(dir.path(), copy.path());
-    {
-        let e = Engine::open_with(dir.path(), options(installation.path())).unwrap();
-        e.project("p").unwrap().consume(800).unwrap();
-        e.flush().unwrap();
-    }
-    // Restore the copy taken at 100 bytes used.
-    std::fs::remove_dir_all(dir.path()).unwrap();
-    copy_dir(copy.path(), dir.path());
+    let (dir, installation) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    restore_an_older_copy(dir.path(), installation.path());
     let reason = refused(Engine::open_with(dir.path(), options(installation.path())));
     assert!(reason.contains("restored from an older copy"), "{reason}");
     // Refusing changed nothing: still refused.
@@ -185,20 +187,8 @@ fn sql(dir: &Path, statements: &str) {
 /// the anchor lookup finds an empty slot.
 #[test]
 fn a_restored_copy_with_its_state_id_bumped_is_refused() {
-    let (dir, installation, copy) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    used_state(dir.path(), installation.path());
-    copy_dir(dir.path(), copy.path());
-    {
-        let e = Engine::open_with(dir.path(), options(installation.path())).unwrap();
-        e.project("p").unwrap().consume(800).unwrap();
-        e.flush().unwrap();
-    }
-    std::fs::remove_dir_all(dir.path()).unwrap();
-    copy_dir(copy.path(), dir.path());
+    let (dir, installation) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    restore_an_older_copy(dir.path(), installation.path());
     sql(
         dir.path(),
         "UPDATE meta SET value = value + 1 WHERE name = 'state_id'",
@@ -236,20 +226,8 @@ fn a_restored_copy_with_its_state_id_bumped_and_its_checkpoints_deleted_is_refus
 /// afterwards is detected.
 #[test]
 fn deleting_or_editing_the_audited_rollback_acceptance_is_refused() {
-    let (dir, installation, copy) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    used_state(dir.path(), installation.path());
-    copy_dir(dir.path(), copy.path());
-    {
-        let e = Engine::open_with(dir.path(), options(installation.path())).unwrap();
-        e.project("p").unwrap().consume(800).unwrap();
-        e.flush().unwrap();
-    }
-    std::fs::remove_dir_all(dir.path()).unwrap();
-    copy_dir(copy.path(), dir.path());
+    let (dir, installation) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    restore_an_older_copy(dir.path(), installation.path());
     drop(Engine::accept_rollback(dir.path(), options(installation.path())).unwrap());
     // Later checkpoints carry the decision along.
     for _ in 0..2 {
