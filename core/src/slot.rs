@@ -364,10 +364,11 @@ impl PairRecord {
                     } else {
                         0
                     };
-                    if granted == 0 && want > 0 {
-                        Refusal::Exhausted { remaining }
-                    } else if granted == 0 {
+                    if want == 0 {
                         return Ok(0);
+                    }
+                    if granted == 0 {
+                        Refusal::Exhausted { remaining }
                     } else {
                         match self.advance(word, granted, w, events) {
                             Ok(()) => return Ok(granted),
