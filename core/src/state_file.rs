@@ -198,10 +198,7 @@ impl StateFile {
             path: path.to_owned(),
             reason,
         };
-        let (file, len) = open_unfollowed(path, "the state file")?;
-        let mut page = vec![0u8; HEADER_LEN.min(len as usize)];
-        read_exact_at(&file, &mut page)
-            .map_err(|e| Error::io(format!("read header of {}", path.display()), e))?;
+        let (file, len, page) = read_header_page(path)?;
         let header = Header::decode(&page).map_err(corrupt)?;
         if len != header.file_len {
             return Err(corrupt(format!(
@@ -361,6 +358,15 @@ fn read_exact_at(file: &File, buf: &mut [u8]) -> std::io::Result<()> {
     file.read_exact_at(buf, 0)
 }
 
+/// Opens the state file at `path` (see [`open_unfollowed`]) and reads its header page, or as
+/// much of it as the file holds; returns the file, its length and the page.
+fn read_header_page(path: &Path) -> Result<(File, u64, Vec<u8>)> {
+    let (file, len) = open_unfollowed(path, "the state file")?;
+    let mut page = vec![0u8; HEADER_LEN.min(len as usize)];
+    read_exact_at(&file, &mut page).map_err(io_error("read header of", path))?;
+    Ok((file, len, page))
+}
+
 /// The record length of format version 1.
 const V1_RECORD_LEN: usize = 128;
 
@@ -374,10 +380,7 @@ pub(crate) fn upgrade(path: &Path) -> Result<bool> {
         path: path.to_owned(),
         reason,
     };
-    let (file, len) = open_unfollowed(path, "the state file")?;
-    let mut page = vec![0u8; HEADER_LEN.min(len as usize)];
-    read_exact_at(&file, &mut page)
-        .map_err(|e| Error::io(format!("read header of {}", path.display()), e))?;
+    let (file, len, page) = read_header_page(path)?;
     let Ok(old) = Header::decode_any(&page) else {
         return Ok(false);
     };
