@@ -27,7 +27,8 @@ pub const DEFAULT_STATE_DIR: &str = "./tollgate-state";
     name = "tollgate",
     version,
     after_help = "Exit status: 0 on success, 1 when Tollgate refuses the operation (the message \
-says which rule), 2 on a usage error.\n\nFirst time here? Run `tollgate demo`."
+says which rule), 2 on a usage error, 3 when `tollgate pipe` stops because no key covers the \
+next bytes.\n\nFirst time here? Run `tollgate demo`."
 )]
 pub struct Cli {
     /// State directory, shared by every process that meters the same projects; created on
@@ -98,6 +99,10 @@ pub enum Command {
     /// Operator decisions about the state itself
     #[command(subcommand)]
     State(StateCommand),
+    /// Copy standard input to standard output and charge every byte to a project's
+    /// data-volume keys: `pg_dump src | tollgate pipe --project P | psql dst`. Exit status 3
+    /// when no key covers the next bytes
+    Pipe(crate::commands::PipeArgs),
 }
 
 /// `tollgate state …`

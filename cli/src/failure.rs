@@ -8,6 +8,10 @@ use tollgate_core::Error;
 /// Exit status of a refused or failed operation (clap uses 2 for usage errors).
 pub const EXIT_REFUSED: u8 = 1;
 
+/// Exit status of `tollgate pipe` when no key covers the next bytes: everything granted was
+/// forwarded, and the stream stopped there.
+pub const EXIT_NOT_COVERED: u8 = 3;
+
 /// A command that did not succeed.
 #[derive(Debug)]
 pub enum Failure {
@@ -28,6 +32,17 @@ pub enum Failure {
     },
     /// Writing the output failed; a closed pipe (`| head`) is not an error.
     Output(io::Error),
+    /// `tollgate pipe` stopped because no key covers the next bytes (`EXHAUSTED`, `EXPIRED`,
+    /// `NO_ACTIVE_KEY`): exit status 3. Told on standard error only, even with `--json`, since
+    /// standard output carries the data.
+    NotCovered {
+        /// The refusal's code.
+        code: &'static str,
+        /// What happened.
+        message: String,
+        /// The rule that refused it.
+        rule: Option<&'static str>,
+    },
 }
 
 impl Failure {
@@ -40,6 +55,22 @@ impl Failure {
         Failure::Refused {
             code,
             message: message.into(),
+            rule,
+        }
+    }
+}
+
+impl Failure {
+    /// The hot-path refusal that stopped `tollgate pipe`, for exit status 3. An exhausted pair
+    /// gets the rule `pipe` follows rather than `consume`'s all-or-nothing one.
+    pub fn not_covered(error: &Error) -> Self {
+        let (code, rule) = match describe(error) {
+            (code @ "EXHAUSTED", _) => (code, Some("pipe forwards exactly the bytes the Active and Reserved keys still grant, then stops: add a key (`tollgate key add-reserve`) to meter more")),
+            described => described,
+        };
+        Failure::NotCovered {
+            code,
+            message: error.to_string(),
             rule,
         }
     }
@@ -132,10 +163,7 @@ pub fn report(failure: &Failure, json: bool) -> u8 {
             message,
             rule,
         } => {
-            eprintln!("error: {message}");
-            if let Some(rule) = rule {
-                eprintln!("  rule {code}: {rule}");
-            }
+            print_refusal(code, message, *rule);
             if json {
                 let document = ErrorDocument {
                     error: ErrorBody {
@@ -152,5 +180,20 @@ pub fn report(failure: &Failure, json: bool) -> u8 {
             }
             EXIT_REFUSED
         }
+        Failure::NotCovered {
+            code,
+            message,
+            rule,
+        } => {
+            print_refusal(code, message, *rule);
+            EXIT_NOT_COVERED
+        }
+    }
+}
+
+fn print_refusal(code: &str, message: &str, rule: Option<&str>) {
+    eprintln!("error: {message}");
+    if let Some(rule) = rule {
+        eprintln!("  rule {code}: {rule}");
     }
 }

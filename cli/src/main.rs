@@ -2,10 +2,11 @@
 //!
 //! Projects, license keys, usage and the audit log of a state directory, with text for people
 //! and `--json` for scripts; and `tollgate demo`, a simulated multi-threaded migration that
-//! shows the Active key running out and the Reserved key taking over.
+//! shows the Active key running out and the Reserved key taking over; `tollgate pipe`, which
+//! meters any pipeline, and `tollgate metrics`, the Prometheus exposition.
 //!
 //! Exit status: 0 on success, 1 when the engine refuses the operation (the message names the
-//! rule), 2 on a usage error.
+//! rule), 2 on a usage error, 3 when `tollgate pipe` stops because no key covers the next bytes.
 
 mod args;
 mod commands;
@@ -33,7 +34,8 @@ fn main() -> ExitCode {
         state: cli
             .state
             .unwrap_or_else(|| PathBuf::from(args::DEFAULT_STATE_DIR)),
-        json: cli.json,
+        // `pipe`'s standard output carries the data: no JSON error document goes there.
+        json: cli.json && !matches!(cli.command, args::Command::Pipe(_)),
     };
     // Unlocked: the demo's progress bars write to standard output too.
     let mut out = std::io::stdout();

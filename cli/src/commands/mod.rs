@@ -19,6 +19,7 @@ mod init;
 mod instance;
 mod key;
 mod license;
+mod pipe;
 mod pool;
 mod project;
 mod renew;
@@ -29,6 +30,7 @@ mod usage;
 
 pub use activate::ActivateArgs;
 pub use activation::ServeActivationArgs;
+pub use pipe::PipeArgs;
 pub use renew::RenewArgs;
 
 /// What every command needs besides its own arguments.
@@ -91,6 +93,7 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::Trust(TrustCommand::List) => trust::list(ctx, out),
         Command::State(StateCommand::AcceptRollback) => state::accept_rollback(ctx, out),
         Command::State(StateCommand::AcceptClock) => state::accept_clock(ctx, out),
+        Command::Pipe(args) => pipe::run(ctx, &args),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use serde::Serialize;
-use tollgate_core::{Engine, LicenseClass, Role, Usage};
+use tollgate_core::{Engine, LicenseClass, ProjectView, Role, Usage};
 
 use super::Context;
 use crate::failure::Failure;
@@ -53,6 +53,19 @@ pub fn run(ctx: &Context, project: Option<&str>, out: &mut dyn Write) -> Result<
 fn project_usage(engine: &Engine, name: &str) -> Result<ProjectUsage, Failure> {
     let usage = engine.usage(name)?;
     let view = engine.view(name)?;
+    let (active_key, reserved_key) = data_volume_keys(&view);
+    Ok(ProjectUsage {
+        project: view.project,
+        active_key,
+        reserved_key,
+        remaining: usage.active_limit.saturating_sub(usage.active_used)
+            + usage.reserved_limit.saturating_sub(usage.reserved_used),
+        usage,
+    })
+}
+
+/// The ids of the Active and Reserved keys of a project's data-volume pair.
+pub fn data_volume_keys(view: &ProjectView) -> (Option<String>, Option<String>) {
     let key = |role: Role| {
         view.pairs
             .iter()
@@ -61,14 +74,7 @@ fn project_usage(engine: &Engine, name: &str) -> Result<ProjectUsage, Failure> {
             .find(|card| card.status == role)
             .map(|card| card.key.id.clone())
     };
-    Ok(ProjectUsage {
-        project: view.project.clone(),
-        active_key: key(Role::Active),
-        reserved_key: key(Role::Reserved),
-        remaining: usage.active_limit.saturating_sub(usage.active_used)
-            + usage.reserved_limit.saturating_sub(usage.reserved_used),
-        usage,
-    })
+    (key(Role::Active), key(Role::Reserved))
 }
 
 fn overview(out: &mut dyn Write, all: &[ProjectUsage]) -> std::io::Result<()> {
