@@ -103,6 +103,9 @@ pub enum Command {
     /// data-volume keys: `pg_dump src | tollgate pipe --project P | psql dst`. Exit status 3
     /// when no key covers the next bytes
     Pipe(crate::commands::PipeArgs),
+    /// Print every data-volume key's usage, the switches, refusals and seats in the
+    /// Prometheus text format, or serve them at /metrics with --listen
+    Metrics(crate::commands::MetricsArgs),
 }
 
 /// `tollgate state …`

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{State, BIN};
-use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
 
@@ -300,5 +299,4 @@ fn an_empty_input_charges_nothing() {
         assert_eq!(len(&state.installation.path().join("out")), 0);
     }
     assert_eq!(total(&charged(&state).0), 0);
-    let _: Value = state.json("usage p");
 }

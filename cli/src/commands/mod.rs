@@ -19,6 +19,7 @@ mod init;
 mod instance;
 mod key;
 mod license;
+mod metrics;
 mod pipe;
 mod pool;
 mod project;
@@ -30,6 +31,7 @@ mod usage;
 
 pub use activate::ActivateArgs;
 pub use activation::ServeActivationArgs;
+pub use metrics::MetricsArgs;
 pub use pipe::PipeArgs;
 pub use renew::RenewArgs;
 
@@ -94,6 +96,7 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::State(StateCommand::AcceptRollback) => state::accept_rollback(ctx, out),
         Command::State(StateCommand::AcceptClock) => state::accept_clock(ctx, out),
         Command::Pipe(args) => pipe::run(ctx, &args),
+        Command::Metrics(args) => metrics::run(ctx, &args, out),
     }
 }
 
