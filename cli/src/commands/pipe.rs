@@ -145,8 +145,10 @@ impl Meter<'_> {
     /// Counts `n` bytes taken by standard output.
     fn wrote(&mut self, n: usize) {
         self.written += n as u64;
-        self.progress
-            .update(self.written, &self.project.usage(), &self.keys);
+        if self.progress.shown() {
+            self.progress
+                .update(self.written, &self.project.usage(), &self.keys);
+        }
     }
 }
 
@@ -203,9 +205,12 @@ pub fn run(ctx: &Context, args: &PipeArgs) -> Result<(), Failure> {
             None
         },
     };
-    let end = if output.pipe_capacity.is_some() && io::is_pipe(STDIN)? {
+    let input_is_pipe = io::is_pipe(STDIN)?;
+    if input_is_pipe {
         // A larger input pipe lets the writer run further ahead: bigger pieces, fewer calls.
         io::grow_pipe(STDIN, chunk)?;
+    }
+    let end = if output.pipe_capacity.is_some() && input_is_pipe {
         splice_all(&mut meter, &output, chunk)?
     } else {
         copy_all(&mut meter, &output, chunk)?

@@ -69,6 +69,11 @@ impl Progress {
         }
     }
 
+    /// Whether anything is shown while the copy runs.
+    pub fn shown(&self) -> bool {
+        !matches!(self, Progress::Off)
+    }
+
     /// Shows that `written` bytes went through, with the pair's usage now.
     pub fn update(&mut self, written: u64, usage: &Usage, keys: &KeyIds) {
         match self {
