@@ -236,6 +236,19 @@ fn listen_serves_the_same_metrics_until_sigterm() {
         "{head}"
     );
     assert_eq!(parse(&body), expected(&state));
+    // The server counts refusals from the audit log incrementally between scrapes: a second
+    // exhaustion (a fresh key, used up) is counted once more, nothing twice.
+    state
+        .run("key add p --id A-3 --delivery online --limit 1048576")
+        .success();
+    assert_eq!(pipe(&state, "p", 2 * MIB), 3);
+    let (_, body) = get(address, "/metrics");
+    let got = parse(&body);
+    assert_eq!(got, expected(&state));
+    assert_eq!(
+        got["tollgate_refusals_total{project=\"p\",reason=\"exhausted\"}"],
+        2
+    );
     let (head, _) = get(address, "/");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     let pid = i32::try_from(child.id()).unwrap();

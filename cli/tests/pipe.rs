@@ -300,3 +300,27 @@ fn an_empty_input_charges_nothing() {
     }
     assert_eq!(total(&charged(&state).0), 0);
 }
+
+/// `--progress` without a terminal: a line a second while it runs, and one at the end with the
+/// bytes copied and each key's usage; without it, nothing.
+#[test]
+fn progress_lines_without_a_terminal() {
+    let state = State::new();
+    project(&state, 2 * MIB, 8 * MIB);
+    random_file(&state, "in", 3 * MIB);
+    let output = script(&state, "$TG pipe --project p --progress < in > out");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stderr(&output);
+    let last = text.lines().last().unwrap();
+    assert_eq!(
+        last,
+        "tollgate pipe: 3.00 MiB copied · ".to_owned()
+            + last.split(" · ").nth(1).unwrap()
+            + " · key A-2 12 %",
+        "{text}"
+    );
+    assert!(last.split(" · ").nth(1).unwrap().ends_with("/s"), "{text}");
+    let output = script(&state, "$TG pipe --project p < in > out");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stderr(&output), "", "silent without --progress");
+}
