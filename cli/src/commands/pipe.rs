@@ -8,9 +8,10 @@
 //! `consume_partial`, and then it moves exactly what was granted: no byte reaches standard
 //! output uncharged. A piece is at most `--chunk` bytes, and never more than standard input
 //! holds at that moment and — when standard output is a pipe — than that pipe has room for
-//! (its capacity, grown to a chunk where the system allows, minus the bytes queued in it). So a
-//! piece is taken by the output in full without waiting for the reader, and a reader that
-//! closes its end is seen (`POLLERR`) before the next piece is charged, not after.
+//! (its capacity, grown to a chunk where the system allows, less the bytes queued in it, in
+//! whole pages, see [`room`]). So a piece is taken by the output in full without waiting for
+//! the reader, and a reader that closes its end is seen (`POLLERR`) before the next piece is
+//! charged, not after.
 //!
 //! What that guarantees, and what pipe reports on standard error when the reader closes early:
 //! - bytes charged == bytes written to standard output (taken by write(2)/splice(2)), except in
@@ -175,13 +176,23 @@ impl Output {
         if events & libc::POLLERR != 0 {
             return Ok(None);
         }
-        // POLLOUT means a free page at least, whatever the byte count says.
-        let free = capacity.saturating_sub(io::queued(STDOUT)?).max(PAGE);
-        Ok(Some(free.min(limit)))
+        Ok(Some(room(capacity, io::queued(STDOUT)?).min(limit)))
     }
 }
 
-/// What POLLOUT on a pipe promises room for.
+/// The bytes a pipe of `capacity` holding `queued` takes without waiting. A pipe counts
+/// pages, not bytes: the page its reader is partway through holds fewer bytes than a page
+/// and no more can go in it, so a pipe that is not empty is given a page less; and a room
+/// of whole pages keeps pieces page-aligned, so that a piece spliced from a pipe of full
+/// pages fills whole pages of the next. POLLOUT promises one free page, whatever the bytes
+/// say.
+fn room(capacity: usize, queued: usize) -> usize {
+    let slack = if queued > 0 { PAGE } else { 0 };
+    let bytes = capacity.saturating_sub(queued + slack);
+    (bytes / PAGE * PAGE).max(PAGE)
+}
+
+/// A pipe's unit of room: what POLLOUT promises, and what one buffer of a pipe holds.
 const PAGE: usize = 4096;
 
 /// Copies standard input to standard output, charging every byte to `--project`.
@@ -350,4 +361,29 @@ fn covers_nothing(refusal: &Error) -> bool {
         refusal,
         Error::Exhausted { .. } | Error::Expired | Error::NoActiveKey
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Room is whole pages, a page less once the reader is partway through one, and never
+    /// below the page POLLOUT promises.
+    #[test]
+    fn room_counts_whole_pages() {
+        let mib = 1 << 20;
+        // (capacity, queued, room)
+        let table = [
+            (mib, 0, mib),
+            (mib, 1, mib - 2 * PAGE),
+            (mib, PAGE, mib - 2 * PAGE),
+            (mib, PAGE + 1, mib - 3 * PAGE),
+            (mib, mib - PAGE, PAGE),
+            (mib, mib, PAGE),
+            (64 * 1024, 100, 64 * 1024 - 2 * PAGE),
+        ];
+        for (capacity, queued, want) in table {
+            assert_eq!(room(capacity, queued), want, "{capacity} {queued}");
+        }
+    }
 }
