@@ -18,6 +18,12 @@
 #include <stddef.h>
 
 /**
+ * How many events may wait for a slow callback before newer ones are dropped (they stay in
+ * the audit log; the count is in the core's `Engine::dropped_events`).
+ */
+#define TG_EVENT_BACKLOG 4096
+
+/**
  * What every fallible Tollgate function returns. `TG_OK` is success; any other value is a
  * refusal or an error, described in words by `tg_last_error_message()` on the same thread.
  *
@@ -148,6 +154,100 @@ typedef enum tg_status {
 } tg_status;
 
 /**
+ * What an event says happened: `tg_event.kind`. The numbers are part of the ABI and never
+ * change; a newer library may deliver a number this header does not name, whose details are
+ * in `tg_event.json`.
+ */
+typedef enum tg_event_kind {
+    /**
+     * A project was created (`project_created`).
+     */
+    TG_EVENT_PROJECT_CREATED = 1,
+    /**
+     * A key entered a slot (`key_added`): `key`, and `reason` is its slot, `"Active"` or
+     * `"Reserved"`.
+     */
+    TG_EVENT_KEY_ADDED = 2,
+    /**
+     * The Reserved key became the Active key (`switched`): `previous_key` stopped being Active,
+     * `key` is the new Active key, `reason` is `"exhausted"` or `"expired"`.
+     */
+    TG_EVENT_SWITCHED = 3,
+    /**
+     * A reserve key left its slot (`reserve_removed`): `key`, `reason` `"requested"` or
+     * `"expires_before_new_term"`.
+     */
+    TG_EVENT_RESERVE_REMOVED = 4,
+    /**
+     * The Active key was replaced (`key_replaced`): `previous_key` by `key`.
+     */
+    TG_EVENT_KEY_REPLACED = 5,
+    /**
+     * A key's usage reached `percent` (80, 90 or 100) of its limit for the first time
+     * (`threshold`): `key`.
+     */
+    TG_EVENT_THRESHOLD = 6,
+    /**
+     * A request was refused, reported once per generation of the pair (`refused`): `reason`
+     * `"exhausted"`, `"expired"` or `"no_active_key"`.
+     */
+    TG_EVENT_REFUSED = 7,
+    /**
+     * After a crash, the catalog was brought back in line with the hot state (`recovered`).
+     */
+    TG_EVENT_RECOVERED = 8,
+    /**
+     * The system clock was set back beyond the tolerance (`clock_rolled_back`).
+     */
+    TG_EVENT_CLOCK_ROLLED_BACK = 9,
+    /**
+     * A usage checkpoint was recorded (`checkpoint`).
+     */
+    TG_EVENT_CHECKPOINT = 10,
+    /**
+     * An operator accepted a state refused as rolled back (`rollback_accepted`).
+     */
+    TG_EVENT_ROLLBACK_ACCEPTED = 11,
+    /**
+     * An operator lowered the latest time seen to the clock (`clock_accepted`).
+     */
+    TG_EVENT_CLOCK_ACCEPTED = 12,
+    /**
+     * Seats of a process that ended were taken back (`seats_reclaimed`).
+     */
+    TG_EVENT_SEATS_RECLAIMED = 13,
+    /**
+     * Licenses were bought into a pool (`licenses_purchased`).
+     */
+    TG_EVENT_LICENSES_PURCHASED = 14,
+    /**
+     * An instance was registered (`instance_added`).
+     */
+    TG_EVENT_INSTANCE_ADDED = 15,
+    /**
+     * A pool license was assigned to an instance (`license_assigned`).
+     */
+    TG_EVENT_LICENSE_ASSIGNED = 16,
+    /**
+     * A pool license went back to its pool (`license_unassigned`).
+     */
+    TG_EVENT_LICENSE_UNASSIGNED = 17,
+    /**
+     * A project joined a group (`group_joined`).
+     */
+    TG_EVENT_GROUP_JOINED = 18,
+    /**
+     * The state now trusts a vendor public key (`vendor_key_trusted`).
+     */
+    TG_EVENT_VENDOR_KEY_TRUSTED = 19,
+    /**
+     * The automatic renewal of `key` failed (`renewal_failed`); `reason` says why and that
+     * manual renewal is needed.
+     */
+    TG_EVENT_RENEWAL_FAILED = 20,
+} tg_event_kind;
+
+/**
  * An open state directory. Opaque: made by `tg_engine_open`, released by `tg_engine_close`.
  * One engine may be used from any number of threads at once.
  */
@@ -192,6 +292,58 @@ typedef struct tg_open_options {
      */
     uint64_t flush_interval_ms;
 } tg_open_options;
+
+/**
+ * One event, as the callback of `tg_engine_on_event` receives it. Owned by Tollgate: it and
+ * every string in it are valid only until the callback returns; copy what you keep. Fields may
+ * be added at the end in later versions (the library always allocates it).
+ */
+typedef struct tg_event {
+    /**
+     * Position in the audit log: the `seq` of `tg_events_json`.
+     */
+    uint64_t seq;
+    /**
+     * When it was recorded, in Unix seconds (UTC).
+     */
+    int64_t at_unix_secs;
+    /**
+     * What happened.
+     */
+    enum tg_event_kind kind;
+    /**
+     * The project concerned; `""` for events about the whole state.
+     */
+    const char *project;
+    /**
+     * The key the event is about (see `tg_event_kind`), or NULL.
+     */
+    const char *key;
+    /**
+     * The key that `key` took over from (`TG_EVENT_SWITCHED`, `TG_EVENT_KEY_REPLACED`), or
+     * NULL.
+     */
+    const char *previous_key;
+    /**
+     * Why, or which slot (see `tg_event_kind`), or NULL.
+     */
+    const char *reason;
+    /**
+     * The percentage of `TG_EVENT_THRESHOLD`, else 0.
+     */
+    uint32_t percent;
+    /**
+     * The whole event as one JSON object, exactly as `tg_events_json` lists it.
+     */
+    const char *json;
+} tg_event;
+
+/**
+ * The function `tg_engine_on_event` calls for each event, with the `user_data` given there.
+ * It runs on the engine's callback thread, never on a thread calling Tollgate; it must not
+ * unwind (a C++ exception must not leave it) and should return quickly.
+ */
+typedef void (*tg_event_callback)(const struct tg_event *event, void *user_data);
 
 /**
  * Usage of a project's data-volume slot pair, in bytes.
@@ -384,7 +536,10 @@ enum tg_status tg_engine_open_with(const char *state_dir,
 /**
  * Closes an engine. Project handles opened from it stay valid until they are closed
  * themselves: each keeps the state open. Events the hot path queued are written to the audit
- * log before the last of them goes. NULL is a no-op.
+ * log before the last of them goes. The event callback (`tg_engine_on_event`) is not called
+ * after this returns; if a call to it is in progress on another thread, this waits for it to
+ * return. Called from inside the callback, it returns at once and the callback is not called
+ * again. NULL is a no-op.
  *
  * # Safety
  * `engine` is NULL or from `tg_engine_open`, not closed yet, and no other thread is using it.
@@ -416,6 +571,29 @@ enum tg_status tg_events_json(struct tg_engine *engine,
                               uint64_t after_seq,
                               size_t max,
                               char **out_json);
+
+/**
+ * Calls `callback(event, user_data)` for each event this process records on `engine`'s state
+ * from now on, in the order they were recorded, on one thread the engine starts for it (the
+ * event callback thread, fed by the engine's dispatcher), never on a thread that called
+ * Tollgate: `tg_consume` neither waits for nor runs the callback. A switch is reported once,
+ * a moment after the `tg_consume` that made it returned `TG_OK`.
+ *
+ * Replaces the callback set before; a NULL `callback` removes it. When this returns, the
+ * previous callback is not called any more (if a call to it was in progress on the callback
+ * thread, this waits for it to return), so its `user_data` may be freed. It may be called from
+ * inside the callback. Events of other processes sharing the state reach the audit log only
+ * (`tg_events_json`). A callback that falls 4096 events behind misses the newer ones; they
+ * remain in the audit log.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine. `callback` is NULL or a function that may be called
+ * from another thread with `user_data` until this function is called again for `engine` or
+ * `tg_engine_close` returns.
+ */
+enum tg_status tg_engine_on_event(struct tg_engine *engine,
+                                  tg_event_callback callback,
+                                  void *user_data);
 
 /**
  * Adds the projects named by `projects_json`, a JSON array of project names, to the group

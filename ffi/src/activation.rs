@@ -71,7 +71,7 @@ pub unsafe extern "C" fn tg_key_activate(
         } else {
             ActivationSlot::Any
         };
-        let activated = engine.0.activate_with(project, code, slot, &client)?;
+        let activated = engine.core.activate_with(project, code, slot, &client)?;
         json_out(&activated, &mut out_json)
     })
 }
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn tg_key_activate_bulk(
         let target = bulk_target(text!(target_json))?;
         let code = text!(code);
         let client = client(text!(activation_url), optional_text!(ca_file))?;
-        let activated = engine.0.activate_bulk_with(&target, code, &client)?;
+        let activated = engine.core.activate_bulk_with(&target, code, &client)?;
         let outcomes: Vec<Outcome<'_>> = activated.outcomes.iter().map(Outcome::from).collect();
         json_out(&outcomes, &mut out_json)
     })
@@ -123,6 +123,6 @@ pub unsafe extern "C" fn tg_engine_machine_id(
         let mut out_id = out!(out_id);
         out_id.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        string_out(&engine.0.machine_id(), &mut out_id)
+        string_out(&engine.core.machine_id(), &mut out_id)
     })
 }

@@ -6,12 +6,28 @@ use std::time::Duration;
 use tollgate_core::{Engine, Options, DEFAULT_CAPACITY};
 
 use crate::boundary::{drop_handle, new_handle};
+use crate::events::Listener;
 use crate::status::tg_status;
 
 /// An open state directory. Opaque: made by `tg_engine_open`, released by `tg_engine_close`.
 /// One engine may be used from any number of threads at once.
 #[allow(non_camel_case_types)]
-pub struct tg_engine(pub(crate) Engine);
+pub struct tg_engine {
+    /// The engine itself.
+    pub(crate) core: Engine,
+    /// The thread calling the `tg_engine_on_event` callback, if one is set.
+    pub(crate) listener: Listener,
+}
+
+impl tg_engine {
+    /// Hands `core` to C as an engine handle.
+    pub(crate) fn handle(core: Engine) -> *mut tg_engine {
+        new_handle(tg_engine {
+            core,
+            listener: Listener::default(),
+        })
+    }
+}
 
 /// How to open a state directory (`tg_engine_open_with`).
 #[allow(non_camel_case_types)]
@@ -55,7 +71,7 @@ pub unsafe extern "C" fn tg_engine_open(
         let mut out = out!(out);
         out.write(std::ptr::null_mut());
         let state_dir = text!(state_dir);
-        out.write(new_handle(tg_engine(Engine::open(state_dir)?)));
+        out.write(tg_engine::handle(Engine::open(state_dir)?));
         Ok(())
     })
 }
@@ -77,17 +93,20 @@ pub unsafe extern "C" fn tg_engine_open_with(
         out.write(std::ptr::null_mut());
         let state_dir = text!(state_dir);
         let options = *borrow!(options);
-        out.write(new_handle(tg_engine(Engine::open_with(
+        out.write(tg_engine::handle(Engine::open_with(
             state_dir,
             options.into(),
-        )?)));
+        )?));
         Ok(())
     })
 }
 
 /// Closes an engine. Project handles opened from it stay valid until they are closed
 /// themselves: each keeps the state open. Events the hot path queued are written to the audit
-/// log before the last of them goes. NULL is a no-op.
+/// log before the last of them goes. The event callback (`tg_engine_on_event`) is not called
+/// after this returns; if a call to it is in progress on another thread, this waits for it to
+/// return. Called from inside the callback, it returns at once and the callback is not called
+/// again. NULL is a no-op.
 ///
 /// # Safety
 /// `engine` is NULL or from `tg_engine_open`, not closed yet, and no other thread is using it.
@@ -109,7 +128,7 @@ pub unsafe extern "C" fn tg_engine_close(engine: *mut tg_engine) {
 pub unsafe extern "C" fn tg_engine_flush(engine: *mut tg_engine) -> tg_status {
     boundary!({
         let engine = borrow!(engine);
-        engine.0.flush()?;
+        engine.core.flush()?;
         Ok(())
     })
 }

@@ -28,7 +28,7 @@ pub unsafe extern "C" fn tg_group_add(
         let group = text!(group);
         let projects: Vec<&str> = serde_json::from_str(text!(projects_json))
             .map_err(|e| invalid_value("projects_json", format_args!("{e}")))?;
-        engine.0.add_to_group(group, &projects)?;
+        engine.core.add_to_group(group, &projects)?;
         Ok(())
     })
 }
@@ -47,7 +47,7 @@ pub unsafe extern "C" fn tg_groups_json(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.groups()?, &mut out_json)
+        json_out(&engine.core.groups()?, &mut out_json)
     })
 }
 
@@ -82,7 +82,7 @@ pub unsafe extern "C" fn tg_key_add_reserve_bulk(
         let key_json = text!(key_json);
         let target = bulk_target(target_json)?;
         let key = KeyOrLicense::parse(key_json)?;
-        let outcomes = engine.0.add_reserve_bulk(&target, key)?;
+        let outcomes = engine.core.add_reserve_bulk(&target, key)?;
         let outcomes: Vec<Outcome<'_>> = outcomes.iter().map(Outcome::from).collect();
         json_out(&outcomes, &mut out_json)
     })

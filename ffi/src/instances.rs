@@ -43,7 +43,7 @@ pub unsafe extern "C" fn tg_instance_add(
                 format_args!("{os:?} is not an instance OS: use windows, macos or linux"),
             )
         })?;
-        engine.0.add_instance(name, os, company)?;
+        engine.core.add_instance(name, os, company)?;
         Ok(())
     })
 }
@@ -65,7 +65,7 @@ pub unsafe extern "C" fn tg_instance_open(
         out.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let name = text!(name);
-        out.write(new_handle(tg_instance(engine.0.instance(name)?)));
+        out.write(new_handle(tg_instance(engine.core.instance(name)?)));
         Ok(())
     })
 }
@@ -133,7 +133,7 @@ pub unsafe extern "C" fn tg_instance_assign(
                 })
             })
             .transpose()?;
-        json_out(&engine.0.assign(name, license_type)?, &mut out_json)
+        json_out(&engine.core.assign(name, license_type)?, &mut out_json)
     })
 }
 
@@ -155,7 +155,7 @@ pub unsafe extern "C" fn tg_instance_unassign(
         out_license.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let name = text!(name);
-        string_out(&engine.0.unassign(name)?, &mut out_license)
+        string_out(&engine.core.unassign(name)?, &mut out_license)
     })
 }
 
@@ -174,6 +174,6 @@ pub unsafe extern "C" fn tg_instances_json(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.instances()?, &mut out_json)
+        json_out(&engine.core.instances()?, &mut out_json)
     })
 }

@@ -102,7 +102,7 @@ pub unsafe extern "C" fn tg_key_remove_reserve(
         let engine = borrow!(engine);
         let project = text!(project);
         let key_id = text!(key_id);
-        engine.0.remove_reserve(project, key_id)?;
+        engine.core.remove_reserve(project, key_id)?;
         Ok(())
     })
 }
@@ -115,7 +115,7 @@ fn key_change(
     key_json: &str,
     change: impl FnOnce(&tollgate_core::Engine, &str, KeyOrLicense) -> tollgate_core::Result<()>,
 ) -> Result<(), tg_status> {
-    change(&engine.0, project, KeyOrLicense::parse(key_json)?)?;
+    change(&engine.core, project, KeyOrLicense::parse(key_json)?)?;
     Ok(())
 }
 
@@ -137,6 +137,6 @@ pub unsafe extern "C" fn tg_keys_json(
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let project = text!(project);
-        json_out(&engine.0.keys(project)?, &mut out_json)
+        json_out(&engine.core.keys(project)?, &mut out_json)
     })
 }

@@ -37,7 +37,10 @@ pub use engine::{
     tg_engine, tg_engine_close, tg_engine_flush, tg_engine_open, tg_engine_open_with,
     tg_open_options,
 };
-pub use events::tg_events_json;
+pub use events::{
+    tg_engine_on_event, tg_event, tg_event_callback, tg_event_kind, tg_events_json,
+    TG_EVENT_BACKLOG,
+};
 pub use groups::{tg_group_add, tg_groups_json, tg_key_add_reserve_bulk};
 pub use instances::{
     tg_instance, tg_instance_add, tg_instance_assign, tg_instance_check, tg_instance_close,

@@ -33,7 +33,7 @@ pub unsafe extern "C" fn tg_pool_buy(
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let purchase = Purchase::from_json(text!(purchase_json))?;
-        json_out(&engine.0.buy_licenses(&purchase)?, &mut out_json)
+        json_out(&engine.core.buy_licenses(&purchase)?, &mut out_json)
     })
 }
 
@@ -63,7 +63,7 @@ pub unsafe extern "C" fn tg_pool_list_json(
             Some(json) => LicenseFilter::from_json(json)?,
             None => LicenseFilter::default(),
         };
-        json_out(&engine.0.list_licenses(&filter)?, &mut out_json)
+        json_out(&engine.core.list_licenses(&filter)?, &mut out_json)
     })
 }
 
@@ -85,6 +85,6 @@ pub unsafe extern "C" fn tg_pool_shortfall_json(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.shortfall(days)?, &mut out_json)
+        json_out(&engine.core.shortfall(days)?, &mut out_json)
     })
 }

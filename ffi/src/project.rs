@@ -65,7 +65,7 @@ pub unsafe extern "C" fn tg_project_create(
     boundary!({
         let engine = borrow!(engine);
         let name = text!(name);
-        engine.0.create_project(name)?;
+        engine.core.create_project(name)?;
         Ok(())
     })
 }
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn tg_project_list_json(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.projects()?, &mut out_json)
+        json_out(&engine.core.projects()?, &mut out_json)
     })
 }
 
@@ -107,7 +107,7 @@ pub unsafe extern "C" fn tg_project_view_json(
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let project = text!(project);
-        json_out(&engine.0.view(project)?, &mut out_json)
+        json_out(&engine.core.view(project)?, &mut out_json)
     })
 }
 
@@ -128,7 +128,7 @@ pub unsafe extern "C" fn tg_project_open(
         out.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let name = text!(name);
-        out.write(new_handle(tg_project(engine.0.project(name)?)));
+        out.write(new_handle(tg_project(engine.core.project(name)?)));
         Ok(())
     })
 }

@@ -95,7 +95,7 @@ pub unsafe extern "C" fn tg_engine_enable_renewal(
         let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
         let client = ActivationClient::new(url, options.client_options())
             .map_err(|e| invalid_value("activation_url", e))?;
-        engine.0.enable_renewal(options.renewal(client))?;
+        engine.core.enable_renewal(options.renewal(client))?;
         Ok(())
     })
 }
@@ -119,7 +119,7 @@ pub unsafe extern "C" fn tg_renew_now(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.renew_now(text!(project))?, &mut out_json)
+        json_out(&engine.core.renew_now(text!(project))?, &mut out_json)
     })
 }
 
@@ -140,6 +140,6 @@ pub unsafe extern "C" fn tg_renewal_status_json(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.renewal_status()?, &mut out_json)
+        json_out(&engine.core.renewal_status()?, &mut out_json)
     })
 }

@@ -84,7 +84,7 @@ pub unsafe extern "C" fn tg_seats_open(
         let engine = borrow!(engine);
         let project = text!(project);
         let class = self::seat_class(text!(seat_class))?;
-        out.write(new_handle(tg_seats(engine.0.seats(project, class)?)));
+        out.write(new_handle(tg_seats(engine.core.seats(project, class)?)));
         Ok(())
     })
 }
@@ -183,6 +183,6 @@ pub unsafe extern "C" fn tg_seats_reclaim_json(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.reclaim_seats()?, &mut out_json)
+        json_out(&engine.core.reclaim_seats()?, &mut out_json)
     })
 }

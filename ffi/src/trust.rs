@@ -11,7 +11,7 @@ use std::ffi::c_char;
 
 use tollgate_core::{Engine, Options, VendorPublic};
 
-use crate::boundary::{invalid_value, json_out, new_handle, slice, text};
+use crate::boundary::{invalid_value, json_out, slice, text};
 use crate::engine::{tg_engine, tg_open_options};
 use crate::status::tg_status;
 
@@ -58,9 +58,7 @@ pub unsafe extern "C" fn tg_engine_open_trusted(
                 .map_err(|e| invalid_value("public_keys", format_args!("element {i}: {e}")))?;
             options.trusted_keys.push(key);
         }
-        out.write(new_handle(tg_engine(Engine::open_with(
-            state_dir, options,
-        )?)));
+        out.write(tg_engine::handle(Engine::open_with(state_dir, options)?));
         Ok(())
     })
 }
@@ -80,7 +78,7 @@ pub unsafe extern "C" fn tg_engine_trust(
         let engine = borrow!(engine);
         let key =
             VendorPublic::parse(text!(public_key)).map_err(|e| invalid_value("public_key", e))?;
-        engine.0.trust(&key)?;
+        engine.core.trust(&key)?;
         Ok(())
     })
 }
@@ -100,6 +98,6 @@ pub unsafe extern "C" fn tg_trusted_keys_json(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.trusted_keys()?, &mut out_json)
+        json_out(&engine.core.trusted_keys()?, &mut out_json)
     })
 }

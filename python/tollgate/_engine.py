@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar, Union
 
 from . import _ffi
 from ._error import InvalidArgument, check
+from ._events import Listeners, Subscriber
 from ._handle import EngineHandle, Handle, encode_text, opened
 from ._instance import Instance
 from ._project import Project
@@ -50,7 +51,7 @@ class Engine(Handle):
     ...         project.consume(64 << 20)
     """
 
-    __slots__ = ("_state_dir", "_handles")
+    __slots__ = ("_state_dir", "_handles", "_listeners")
 
     KIND = "engine"
 
@@ -77,6 +78,7 @@ class Engine(Handle):
         """
         self._state_dir = os.fspath(state_dir)
         self._handles: weakref.WeakSet[EngineHandle] = weakref.WeakSet()
+        self._listeners = Listeners()
         path = encode_text(self._state_dir, "state directory")
         handle = c_void_p()
         options = None
@@ -110,6 +112,7 @@ class Engine(Handle):
         for child in list(self._handles):
             child.close()
         _ffi.tg_engine_close(handle)
+        self._listeners.closed()
 
     def _describe(self) -> str:
         return f"engine for {self._state_dir!r}"
@@ -334,6 +337,35 @@ class Engine(Handle):
         limit = _bounded(max, "max", 0, _U64_MAX)
         events = self._json(_ffi.tg_events_json, after, limit)
         return cast(List[Dict[str, Any]], events)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Calls ``callback(event)`` for each event this process records on the state from now
+        on, in order, with the same ``dict`` :meth:`events` lists, until the returned function
+        is called or the engine is closed. A switch arrives once, a moment after the
+        ``consume`` that made it returned.
+
+        Callbacks run on the engine's event callback thread, never on a thread that is
+        metering: ``consume`` neither waits for them nor runs them. They should return
+        quickly; one that falls 4,096 events behind misses newer ones (they stay in the audit
+        log, see :meth:`events`). An exception raised by a callback is logged on the
+        ``tollgate`` logger and does not stop the others. Events of other processes sharing
+        the state reach the audit log only.
+
+        The returned function unsubscribes; when it returns, ``callback`` is not called any
+        more. Calling it again, or after :meth:`close`, does nothing.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        listeners = self._listeners
+        listeners.add(self._live(), callback)
+        # Weak: holding the function does not keep the engine open.
+        engine = weakref.ref(self)
+
+        def unsubscribe() -> None:
+            live = engine()
+            listeners.remove(None if live is None else live._handle, callback)
+
+        return unsubscribe
 
     def project(self, name: str) -> Project:
         """Looks the project up once and returns its hot-path handle (:class:`NotFound` if it

@@ -18,11 +18,13 @@ import ctypes
 import os
 import sys
 from ctypes import (
+    CFUNCTYPE,
     POINTER,
     Structure,
     c_bool,
     c_char_p,
     c_int,
+    c_int64,
     c_size_t,
     c_ssize_t,
     c_uint32,
@@ -82,6 +84,27 @@ class RenewalOptions(Structure):
         ("timeout_ms", c_uint64),
         ("attempts", c_uint32),
     ]
+
+
+class Event(Structure):
+    """``tg_event``: one event as the callback of ``tg_engine_on_event`` receives it; valid only
+    during the call. The package reads its ``json``, which holds every field."""
+
+    _fields_ = [
+        ("seq", c_uint64),
+        ("at_unix_secs", c_int64),
+        ("kind", c_uint32),
+        ("project", c_char_p),
+        ("key", c_char_p),
+        ("previous_key", c_char_p),
+        ("reason", c_char_p),
+        ("percent", c_uint32),
+        ("json", c_char_p),
+    ]
+
+
+#: ``tg_event_callback``. ctypes takes the GIL around each call from the library's thread.
+EventCallback = CFUNCTYPE(None, POINTER(Event), c_void_p)
 
 
 def library_candidates() -> List[Path]:
@@ -192,6 +215,8 @@ _SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "tg_usage_get": (_STATUS, (_HANDLE, POINTER(Usage))),
     "tg_project_view_json": (_STATUS, (_HANDLE, c_char_p, _OUT_STRING)),
     "tg_events_json": (_STATUS, (_HANDLE, c_uint64, c_size_t, _OUT_STRING)),
+    # The callback is passed as its address (NULL removes it): see `Engine.subscribe`.
+    "tg_engine_on_event": (_STATUS, (_HANDLE, c_void_p, c_void_p)),
     "tg_seats_open": (_STATUS, (_HANDLE, c_char_p, c_char_p, _OUT_HANDLE)),
     "tg_seats_close": (None, (_HANDLE,)),
     "tg_seat_acquire": (_STATUS, (_HANDLE, c_uint64)),
@@ -262,6 +287,7 @@ tg_consume_batch: _Call = _declare("tg_consume_batch")
 tg_usage_get: _Call = _declare("tg_usage_get")
 tg_project_view_json: _Call = _declare("tg_project_view_json")
 tg_events_json: _Call = _declare("tg_events_json")
+tg_engine_on_event: _Call = _declare("tg_engine_on_event")
 tg_seats_open: _Call = _declare("tg_seats_open")
 tg_seats_close: Callable[[Any], None] = _declare("tg_seats_close")
 tg_seat_acquire: _Call = _declare("tg_seat_acquire")

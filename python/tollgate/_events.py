@@ -1,0 +1,96 @@
+"""Event subscribers: the one C callback an engine gets (``tg_engine_on_event``), shared by every
+Python callback subscribed to it.
+
+The library calls the callback on the engine's event callback thread, never on a thread that
+is metering; ctypes takes the GIL for each call. Every subscriber gets each event as the same
+``dict`` that :meth:`Engine.events` lists.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import logging
+import threading
+import weakref
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from . import _ffi
+from ._error import check
+
+#: A subscriber: called with each event, as :meth:`Engine.events` lists it.
+Subscriber = Callable[[Dict[str, Any]], None]
+
+_log = logging.getLogger("tollgate")
+
+
+class Listeners:
+    """The subscribers of one engine and the C callback that feeds them."""
+
+    __slots__ = ("_lock", "_subscribers", "_callback", "__weakref__")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Replaced, never changed in place: the callback thread reads it without the lock.
+        self._subscribers: Tuple[Subscriber, ...] = ()
+        self._callback: Optional[Any] = None
+
+    def add(self, engine: int, subscriber: Subscriber) -> None:
+        """Adds ``subscriber``; the first one installs the C callback on ``engine``."""
+        with self._lock:
+            if self._callback is None:
+                callback = _ffi.EventCallback(self._deliver)
+                check(_ffi.tg_engine_on_event(engine, ctypes.cast(callback, ctypes.c_void_p), None))
+                self._callback = callback
+                _engines_with_callbacks[self] = engine
+            self._subscribers = self._subscribers + (subscriber,)
+
+    def remove(self, engine: Optional[int], subscriber: Subscriber) -> None:
+        """Removes ``subscriber`` (once); the last one removes the C callback from ``engine``
+        (``None``: the engine is closed, which removed it)."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+            if subscriber not in subscribers:
+                return
+            subscribers.remove(subscriber)
+            self._subscribers = tuple(subscribers)
+            if not subscribers and self._callback is not None:
+                if engine is not None:
+                    check(_ffi.tg_engine_on_event(engine, None, None))
+                self._forget()
+
+    def closed(self) -> None:
+        """The engine was closed, which stopped its callback thread."""
+        with self._lock:
+            self._subscribers = ()
+            self._forget()
+
+    def _forget(self) -> None:
+        # Only once the library has stopped calling it may the ctypes callback be freed.
+        self._callback = None
+        _engines_with_callbacks.pop(self, None)
+
+    def _deliver(self, event: Any, _user_data: Optional[int]) -> None:
+        try:
+            decoded = json.loads(event.contents.json.decode("utf-8"))
+        except Exception:
+            _log.exception("tollgate: an event could not be decoded")
+            return
+        for subscriber in self._subscribers:
+            try:
+                subscriber(decoded)
+            except Exception:
+                _log.exception("tollgate: event subscriber %r raised", subscriber)
+
+
+#: Engines whose C callback is installed, so that it is removed before the interpreter exits:
+#: a callback must not run while Python is finalising.
+_engines_with_callbacks: "weakref.WeakKeyDictionary[Listeners, int]" = weakref.WeakKeyDictionary()
+
+
+@atexit.register
+def _remove_callbacks_at_exit() -> None:
+    for listeners, engine in list(_engines_with_callbacks.items()):
+        _ffi.tg_engine_on_event(engine, None, None)
+        listeners._forget()

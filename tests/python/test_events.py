@@ -1,0 +1,140 @@
+"""Engine.subscribe: events pushed to Python callbacks on the engine's callback thread."""
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List
+
+import pytest
+
+import tollgate
+
+LIMIT = 10_000
+CHUNK = 100
+
+
+class Seen:
+    """Collects events and the threads they arrived on."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: List[Dict[str, Any]] = []
+        self.threads: List[int] = []
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        with self.lock:
+            self.events.append(event)
+            self.threads.append(threading.get_ident())
+
+    def kinds(self, kind: str) -> List[Dict[str, Any]]:
+        with self.lock:
+            return [e for e in self.events if e["kind"] == kind]
+
+    def wait_for(self, condition: Callable[["Seen"], bool]) -> None:
+        deadline = time.monotonic() + 20
+        while not condition(self):
+            assert time.monotonic() < deadline, f"events seen: {self.events}"
+            time.sleep(0.005)
+
+
+def consume_until_exhausted(project: tollgate.Project) -> int:
+    granted = 0
+    while True:
+        try:
+            project.consume(CHUNK)
+        except tollgate.Exhausted:
+            return granted
+        granted += CHUNK
+
+
+def test_the_switch_arrives_once_off_the_metering_threads(engine, key) -> None:
+    seen = Seen()
+    unsubscribe = engine.subscribe(seen)
+    engine.create_project("p")
+    engine.add_key("p", key("A-1", limit=LIMIT))
+    engine.add_reserve("p", key("A-2", limit=LIMIT))
+    totals: List[int] = []
+    metering: List[int] = []
+    with engine.project("p") as project:
+
+        def worker() -> None:
+            metering.append(threading.get_ident())
+            totals.append(consume_until_exhausted(project))
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seen.wait_for(lambda s: len(s.kinds("switched")) >= 1 and len(s.kinds("refused")) >= 1)
+        unsubscribe()
+        usage = project.usage()
+    assert sum(totals) == 2 * LIMIT
+    assert (usage.active_used, usage.switches) == (LIMIT, 1)
+
+    switched = seen.kinds("switched")
+    assert len(switched) == 1
+    assert {k: switched[0][k] for k in ("project", "from", "to", "reason")} == {
+        "project": "p",
+        "from": "A-1",
+        "to": "A-2",
+        "reason": "exhausted",
+    }
+    assert [e["kind"] for e in seen.events[:3]] == ["project_created", "key_added", "key_added"]
+    # Exactly what the audit log holds, in its order.
+    logged = engine.events(after=seen.events[0]["seq"] - 1, max=100_000)
+    assert seen.events == logged
+    # One thread, neither this one nor a metering one.
+    assert len(set(seen.threads)) == 1
+    assert seen.threads[0] not in metering + [threading.get_ident()]
+
+
+def test_no_event_after_unsubscribe_or_close(engine, key) -> None:
+    first, second = Seen(), Seen()
+    unsubscribe_first = engine.subscribe(first)
+    unsubscribe_second = engine.subscribe(second)
+    engine.create_project("a")
+    first.wait_for(lambda s: len(s.events) == 1)
+    second.wait_for(lambda s: len(s.events) == 1)
+    unsubscribe_first()
+    unsubscribe_first()  # a second call does nothing
+    engine.create_project("b")
+    second.wait_for(lambda s: len(s.events) == 2)
+    assert [e["project"] for e in first.events] == ["a"]
+    assert [e["project"] for e in second.events] == ["a", "b"]
+    unsubscribe_second()
+    engine.create_project("c")
+    time.sleep(0.05)
+    assert len(second.events) == 2
+
+    engine.subscribe(first)
+    engine.close()
+    unsubscribe_second()  # after close: nothing to do
+    assert [e["project"] for e in first.events] == ["a"]
+
+
+def test_a_raising_subscriber_is_logged_and_the_others_still_called(
+    engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(event: Dict[str, Any]) -> None:
+        raise RuntimeError(f"cannot handle {event['kind']}")
+
+    seen = Seen()
+    engine.subscribe(broken)
+    engine.subscribe(seen)
+    with caplog.at_level(logging.ERROR, logger="tollgate"):
+        engine.create_project("p")
+        seen.wait_for(lambda s: len(s.events) == 1)
+    assert seen.events[0]["kind"] == "project_created"
+    assert any(
+        "raised" in r.getMessage() and "cannot handle project_created" in str(r.exc_info[1])
+        for r in caplog.records
+    )
+
+
+def test_subscribe_refuses_what_is_not_callable(engine) -> None:
+    with pytest.raises(TypeError, match="callback must be callable"):
+        engine.subscribe("not a function")  # type: ignore[arg-type]
+    engine.close()
+    with pytest.raises(tollgate.ClosedError):
+        engine.subscribe(lambda event: None)
