@@ -11,6 +11,20 @@
  * tg_last_error_message() on the same thread says what went wrong. NULL pointers
  * and strings that are not UTF-8 are refused with TG_INVALID_ARGUMENT. Strings
  * returned through `char **out_json` are freed with tg_string_free().
+ *
+ * Threads: every handle may be used from any number of threads at once; only its
+ * _close needs it unused.
+ *
+ * Fork: a handle (tg_engine, tg_project, tg_seats, tg_instance) belongs to the
+ * process that opened it. In a child of fork(), the only call allowed on an inherited
+ * handle is its _close, which frees nothing and leaves the parent's threads, locks and
+ * files alone (its memory stays allocated in the child until it exits or execs). The
+ * engine's background threads (event dispatch, the tg_engine_on_event callback, flush,
+ * renewal) are not in the child, so an inherited engine neither delivers events nor
+ * flushes there. To meter in the child, open the state again with tg_engine_open:
+ * handles the child opens are its own. Seats taken through an inherited tg_seats
+ * belong to the parent's process. exec() needs nothing: the library opens its files
+ * close-on-exec.
  */
 
 #include <stdbool.h>
@@ -540,6 +554,10 @@ enum tg_status tg_engine_open_with(const char *state_dir,
  * after this returns; if a call to it is in progress on another thread, this waits for it to
  * return. Called from inside the callback, it returns at once and the callback is not called
  * again. NULL is a no-op.
+ *
+ * In a child of `fork()`, closing an engine the parent opened frees nothing and touches
+ * nothing the parent uses: no thread is joined, no lock released, nothing written (see "Fork"
+ * in the header's preamble).
  *
  * # Safety
  * `engine` is NULL or from `tg_engine_open`, not closed yet, and no other thread is using it.

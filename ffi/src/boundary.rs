@@ -427,21 +427,47 @@ pub(crate) unsafe fn out<'a, T>(ptr: *mut T, name: &'static str) -> Result<Out<'
     }
 }
 
+/// A handle as C holds it: the value, then the process that made it. `repr(C)` puts `value` at
+/// offset 0, so the pointer C holds is a valid `*mut T` for [`borrow`]; only [`drop_handle`]
+/// looks at `process`.
+#[repr(C)]
+struct Owned<T> {
+    value: T,
+    process: u32,
+}
+
 /// Moves `value` to the heap and hands ownership to C; [`drop_handle`] takes it back.
 pub(crate) fn new_handle<T>(value: T) -> *mut T {
-    Box::into_raw(Box::new(value))
+    let owned = Box::into_raw(Box::new(Owned {
+        value,
+        process: std::process::id(),
+    }));
+    owned.cast()
 }
 
 /// Takes back and drops a handle made by [`new_handle`]; NULL is a no-op.
+///
+/// # Fork
+/// In a child of `fork()`, a handle the parent made is left alone: dropping it would join
+/// threads that exist only in the parent (a panic, then an abort), release locks and write
+/// checkpoints on the parent's behalf. Its memory stays allocated in the child, and the parent's
+/// threads, locks and files are untouched. A handle the child made itself is dropped as usual.
 ///
 /// # Safety
 /// `ptr` is NULL or came from [`new_handle`] with the same `T` and has not been dropped yet, and
 /// no other thread is using it.
 pub(crate) unsafe fn drop_handle<T>(ptr: *mut T) {
-    if !ptr.is_null() {
-        // SAFETY: the caller guarantees `ptr` is a live `Box<T>` given out by `new_handle`.
-        drop(unsafe { Box::from_raw(ptr) });
+    if ptr.is_null() {
+        return;
     }
+    let owned = ptr.cast::<Owned<T>>();
+    // SAFETY: the caller guarantees `ptr` came from `new_handle::<T>`, so it points to a live
+    // `Owned<T>` (the cast back undoes the one there), which nobody else uses now.
+    if unsafe { (*owned).process } != std::process::id() {
+        return;
+    }
+    // SAFETY: as above: a live `Box<Owned<T>>` given out by `new_handle`, dropped once.
+    drop(unsafe { Box::from_raw(owned) });
 }
 
 /// Serialises `value` to JSON and hands the string to C (freed with `tg_string_free`).

@@ -108,6 +108,10 @@ pub unsafe extern "C" fn tg_engine_open_with(
 /// return. Called from inside the callback, it returns at once and the callback is not called
 /// again. NULL is a no-op.
 ///
+/// In a child of `fork()`, closing an engine the parent opened frees nothing and touches
+/// nothing the parent uses: no thread is joined, no lock released, nothing written (see "Fork"
+/// in the header's preamble).
+///
 /// # Safety
 /// `engine` is NULL or from `tg_engine_open`, not closed yet, and no other thread is using it.
 #[no_mangle]

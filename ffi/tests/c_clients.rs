@@ -120,6 +120,16 @@ fn c_events(linkage: Linkage) {
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
+fn c_fork(linkage: Linkage) {
+    let (exe, _dir) = client("tests/c/fork.c", Language::C, linkage);
+    let stdout = run(&exe, &[], &[]);
+    assert!(
+        stdout.contains("the child closed its inherited handles, then metered 100 bytes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
 fn cpp_test_api(linkage: Linkage) {
     let (exe, _dir) = client("tests/cpp/test_api.cpp", Language::Cxx, linkage);
     let stdout = run(&exe, &[], &[]);
@@ -173,6 +183,16 @@ fn c_events_shared() {
 #[test]
 fn c_events_static() {
     c_events(Linkage::Static);
+}
+
+#[test]
+fn c_fork_shared() {
+    c_fork(Linkage::Shared);
+}
+
+#[test]
+fn c_fork_static() {
+    c_fork(Linkage::Static);
 }
 
 #[test]
