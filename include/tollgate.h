@@ -38,6 +38,12 @@
 #define TG_EVENT_BACKLOG 4096
 
 /**
+ * The size of a key id buffer in `tg_usage_v2`: the longest key id (64 bytes of UTF-8) and its
+ * terminating NUL.
+ */
+#define TG_KEY_ID_SIZE 65
+
+/**
  * What every fallible Tollgate function returns. `TG_OK` is success; any other value is a
  * refusal or an error, described in words by `tg_last_error_message()` on the same thread.
  *
@@ -388,6 +394,51 @@ typedef struct tg_usage {
      */
     uint64_t switches;
 } tg_usage;
+
+/**
+ * Usage of a project's data-volume slot pair over its whole life (`tg_usage_v2_get`): the
+ * fields of `tg_usage`, then the total charged across switches and renewals, and the ids of
+ * the keys in the slots.
+ */
+typedef struct tg_usage_v2 {
+    /**
+     * Bytes charged to the Active key.
+     */
+    uint64_t active_used;
+    /**
+     * The Active key's limit (0 without a key).
+     */
+    uint64_t active_limit;
+    /**
+     * Bytes charged to the Reserved key (0 until it becomes Active).
+     */
+    uint64_t reserved_used;
+    /**
+     * The Reserved key's limit (0 without one).
+     */
+    uint64_t reserved_limit;
+    /**
+     * Whether a Reserved key is present.
+     */
+    bool has_reserved;
+    /**
+     * How many Active→Reserved switches the pair has made.
+     */
+    uint64_t switches;
+    /**
+     * Bytes ever charged to the pair: every key it held, the ones a switch or a replacement
+     * retired included. Never goes down.
+     */
+    uint64_t total_used;
+    /**
+     * The Active key's id, NUL-terminated; `""` without an Active key.
+     */
+    char active_key[TG_KEY_ID_SIZE];
+    /**
+     * The Reserved key's id, NUL-terminated; `""` without a Reserved key.
+     */
+    char reserved_key[TG_KEY_ID_SIZE];
+} tg_usage_v2;
 
 /**
  * How an engine renews its keys (`tg_engine_enable_renewal`). Every field's 0 means its
@@ -933,6 +984,18 @@ enum tg_status tg_consume_batch(struct tg_project *project,
  * `project` is NULL or an open project handle; `out` is NULL or valid for writing a `tg_usage`.
  */
 enum tg_status tg_usage_get(const struct tg_project *project, struct tg_usage *out);
+
+/**
+ * Stores the project's usage over the pair's whole life in `*out`: what `tg_usage_get` gives,
+ * plus the total charged across switches and renewals and the ids of the Active and Reserved
+ * keys. Not for the hot path: it reads the catalog, and waits while an admin change of this
+ * process is in progress (not for other processes).
+ *
+ * # Safety
+ * `project` is NULL or an open project handle; `out` is NULL or valid for writing a
+ * `tg_usage_v2`.
+ */
+enum tg_status tg_usage_v2_get(const struct tg_project *project, struct tg_usage_v2 *out);
 
 /**
  * Renews the engine's online keys through the activation service at `activation_url`

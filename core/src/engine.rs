@@ -17,6 +17,7 @@ mod activation;
 mod checkpoint;
 mod clock;
 mod groups;
+mod lifetime;
 mod pools;
 mod renewal;
 mod seats;
@@ -25,6 +26,7 @@ mod trust;
 pub use activation::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub(crate) use checkpoint::Checkpoint;
 pub use groups::{BulkOutcome, BulkTarget, Group};
+pub use lifetime::LifetimeUsage;
 pub use pools::InstanceHandle;
 pub use renewal::{
     manual_renewal_message, Renewal, RenewalState, RenewalStatus, Renewed, Renewer,

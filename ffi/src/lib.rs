@@ -53,7 +53,7 @@ pub use pools::{tg_pool_buy, tg_pool_list_json, tg_pool_shortfall_json};
 pub use project::{
     tg_consume, tg_consume_batch, tg_consume_partial, tg_project, tg_project_close,
     tg_project_create, tg_project_list_json, tg_project_open, tg_project_view_json, tg_usage,
-    tg_usage_get,
+    tg_usage_get, tg_usage_v2, tg_usage_v2_get, TG_KEY_ID_SIZE,
 };
 pub use renewal::{
     tg_engine_enable_renewal, tg_renew_now, tg_renewal_options, tg_renewal_status_json,

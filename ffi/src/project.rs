@@ -8,7 +8,7 @@
 
 use std::ffi::c_char;
 
-use tollgate_core::{ProjectHandle, Usage};
+use tollgate_core::{LifetimeUsage, ProjectHandle, Usage, MAX_NAME_BYTES};
 
 use crate::boundary::{drop_handle, json_out, new_handle, slice};
 use crate::engine::tg_engine;
@@ -50,6 +50,68 @@ impl From<Usage> for tg_usage {
             switches: usage.switches,
         }
     }
+}
+
+/// The size of a key id buffer in `tg_usage_v2`: the longest key id (64 bytes of UTF-8) and its
+/// terminating NUL.
+pub const TG_KEY_ID_SIZE: usize = 65;
+
+const _: () = assert!(TG_KEY_ID_SIZE == MAX_NAME_BYTES + 1);
+
+/// Usage of a project's data-volume slot pair over its whole life (`tg_usage_v2_get`): the
+/// fields of `tg_usage`, then the total charged across switches and renewals, and the ids of
+/// the keys in the slots.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct tg_usage_v2 {
+    /// Bytes charged to the Active key.
+    pub active_used: u64,
+    /// The Active key's limit (0 without a key).
+    pub active_limit: u64,
+    /// Bytes charged to the Reserved key (0 until it becomes Active).
+    pub reserved_used: u64,
+    /// The Reserved key's limit (0 without one).
+    pub reserved_limit: u64,
+    /// Whether a Reserved key is present.
+    pub has_reserved: bool,
+    /// How many Active→Reserved switches the pair has made.
+    pub switches: u64,
+    /// Bytes ever charged to the pair: every key it held, the ones a switch or a replacement
+    /// retired included. Never goes down.
+    pub total_used: u64,
+    /// The Active key's id, NUL-terminated; `""` without an Active key.
+    pub active_key: [c_char; TG_KEY_ID_SIZE],
+    /// The Reserved key's id, NUL-terminated; `""` without a Reserved key.
+    pub reserved_key: [c_char; TG_KEY_ID_SIZE],
+}
+
+impl From<LifetimeUsage> for tg_usage_v2 {
+    fn from(lifetime: LifetimeUsage) -> tg_usage_v2 {
+        let usage = lifetime.usage;
+        tg_usage_v2 {
+            active_used: usage.active_used,
+            active_limit: usage.active_limit,
+            reserved_used: usage.reserved_used,
+            reserved_limit: usage.reserved_limit,
+            has_reserved: usage.has_reserved,
+            switches: usage.switches,
+            total_used: lifetime.total_used,
+            active_key: key_id(lifetime.active_key.as_deref()),
+            reserved_key: key_id(lifetime.reserved_key.as_deref()),
+        }
+    }
+}
+
+/// `id` as a NUL-terminated buffer; ids are at most 64 bytes with no NUL (checked when a key is
+/// added), so nothing is cut.
+fn key_id(id: Option<&str>) -> [c_char; TG_KEY_ID_SIZE] {
+    let mut buffer = [0; TG_KEY_ID_SIZE];
+    let bytes = id.unwrap_or("").as_bytes();
+    for (slot, &byte) in buffer[..TG_KEY_ID_SIZE - 1].iter_mut().zip(bytes) {
+        *slot = byte as c_char;
+    }
+    buffer
 }
 
 /// Creates a project named `name` (1..=64 bytes of UTF-8, no control characters) with an empty
@@ -221,6 +283,27 @@ pub unsafe extern "C" fn tg_usage_get(project: *const tg_project, out: *mut tg_u
         let mut out = out!(out);
         let project = borrow!(project);
         out.write(project.0.usage().into());
+        Ok(())
+    })
+}
+
+/// Stores the project's usage over the pair's whole life in `*out`: what `tg_usage_get` gives,
+/// plus the total charged across switches and renewals and the ids of the Active and Reserved
+/// keys. Not for the hot path: it reads the catalog, and waits while an admin change of this
+/// process is in progress (not for other processes).
+///
+/// # Safety
+/// `project` is NULL or an open project handle; `out` is NULL or valid for writing a
+/// `tg_usage_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn tg_usage_v2_get(
+    project: *const tg_project,
+    out: *mut tg_usage_v2,
+) -> tg_status {
+    boundary!({
+        let mut out = out!(out);
+        let project = borrow!(project);
+        out.write(project.0.lifetime_usage()?.into());
         Ok(())
     })
 }

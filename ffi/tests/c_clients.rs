@@ -130,6 +130,16 @@ fn c_fork(linkage: Linkage) {
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
+fn c_usage_v2(linkage: Linkage) {
+    let (exe, _dir) = client("tests/c/usage_v2.c", Language::C, linkage);
+    let stdout = run(&exe, &[], &[]);
+    assert!(
+        stdout.contains("total 125 bytes over 3 keys, 1 switch"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
 fn cpp_test_api(linkage: Linkage) {
     let (exe, _dir) = client("tests/cpp/test_api.cpp", Language::Cxx, linkage);
     let stdout = run(&exe, &[], &[]);
@@ -193,6 +203,16 @@ fn c_fork_shared() {
 #[test]
 fn c_fork_static() {
     c_fork(Linkage::Static);
+}
+
+#[test]
+fn c_usage_v2_shared() {
+    c_usage_v2(Linkage::Shared);
+}
+
+#[test]
+fn c_usage_v2_static() {
+    c_usage_v2(Linkage::Static);
 }
 
 #[test]

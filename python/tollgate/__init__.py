@@ -81,7 +81,7 @@ from ._error import (
     Unsupported,
 )
 from ._instance import Instance
-from ._project import Amounts, Project, Usage
+from ._project import Amounts, LifetimeUsage, Project, Usage
 from ._seats import Seats, SeatUsage
 
 __version__ = "0.1.0"
@@ -115,6 +115,7 @@ __all__ = [
     "InvalidArgument",
     "Io",
     "KeyLike",
+    "LifetimeUsage",
     "LicenseTypeUnfit",
     "NoActiveKey",
     "NoLicenseAvailable",

@@ -53,6 +53,22 @@ class Usage(Structure):
     ]
 
 
+class UsageV2(Structure):
+    """``tg_usage_v2``: usage of a data-volume pair over its whole life, with its keys' ids."""
+
+    _fields_ = [
+        ("active_used", c_uint64),
+        ("active_limit", c_uint64),
+        ("reserved_used", c_uint64),
+        ("reserved_limit", c_uint64),
+        ("has_reserved", c_bool),
+        ("switches", c_uint64),
+        ("total_used", c_uint64),
+        ("active_key", ctypes.c_char * 65),
+        ("reserved_key", ctypes.c_char * 65),
+    ]
+
+
 class SeatUsage(Structure):
     """``tg_seat_usage``: the seats of a project's per-machine, per-core or per-instance pair."""
 
@@ -213,6 +229,7 @@ _SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "tg_consume_partial": (_STATUS, (_HANDLE, _AMOUNT, POINTER(c_uint64))),
     "tg_consume_batch": (_STATUS, (_HANDLE, c_void_p, c_size_t, POINTER(c_size_t))),
     "tg_usage_get": (_STATUS, (_HANDLE, POINTER(Usage))),
+    "tg_usage_v2_get": (_STATUS, (_HANDLE, POINTER(UsageV2))),
     "tg_project_view_json": (_STATUS, (_HANDLE, c_char_p, _OUT_STRING)),
     "tg_events_json": (_STATUS, (_HANDLE, c_uint64, c_size_t, _OUT_STRING)),
     # The callback is passed as its address (NULL removes it): see `Engine.subscribe`.
@@ -285,6 +302,7 @@ tg_consume: _Call = _declare("tg_consume")
 tg_consume_partial: _Call = _declare("tg_consume_partial")
 tg_consume_batch: _Call = _declare("tg_consume_batch")
 tg_usage_get: _Call = _declare("tg_usage_get")
+tg_usage_v2_get: _Call = _declare("tg_usage_v2_get")
 tg_project_view_json: _Call = _declare("tg_project_view_json")
 tg_events_json: _Call = _declare("tg_events_json")
 tg_engine_on_event: _Call = _declare("tg_engine_on_event")
