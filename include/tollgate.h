@@ -32,6 +32,28 @@
 #include <stddef.h>
 
 /**
+ * The major version of the header (and of the library it was generated with).
+ */
+#define TOLLGATE_VERSION_MAJOR 0
+
+/**
+ * The minor version of the header.
+ */
+#define TOLLGATE_VERSION_MINOR 1
+
+/**
+ * The patch version of the header.
+ */
+#define TOLLGATE_VERSION_PATCH 0
+
+/**
+ * `MAJOR * 1000000 + MINOR * 1000 + PATCH` of the header, as SQLite numbers its versions;
+ * compare it with `tg_version_number()`, the library's, to detect a header and a library of
+ * different versions.
+ */
+#define TOLLGATE_VERSION_NUMBER (((TOLLGATE_VERSION_MAJOR * 1000000) + (TOLLGATE_VERSION_MINOR * 1000)) + TOLLGATE_VERSION_PATCH)
+
+/**
  * How many events may wait for a slow callback before newer ones are dropped (they stay in
  * the audit log; the count is in the core's `Engine::dropped_events`).
  */
@@ -502,6 +524,12 @@ extern "C" {
  * The library's version, `"MAJOR.MINOR.PATCH"`, as a static string. Never free it.
  */
 const char *tg_version(void);
+
+/**
+ * The library's version as `MAJOR * 1000000 + MINOR * 1000 + PATCH`: equal to the header's
+ * `TOLLGATE_VERSION_NUMBER` when the header and the library loaded are of one version.
+ */
+uint32_t tg_version_number(void);
 
 /**
  * Frees a string that Tollgate returned (the `out_json` of the `_json` functions and the
@@ -1118,6 +1146,14 @@ enum tg_status tg_seats_reclaim_json(struct tg_engine *engine, char **out_json);
  * that is no status gives `"TG_UNKNOWN"`. Never NULL; never free it.
  */
 const char *tg_status_name(tg_status status);
+
+/**
+ * What a status means, in words, as a static NUL-terminated string: `"success"` for `TG_OK`,
+ * `"the slot pair has no active license key"` for `TG_NO_ACTIVE_KEY`; a number that is no
+ * status gives `"unknown status"`. The same for every call, unlike `tg_last_error_message`,
+ * which names the values at fault. Never NULL; never free it.
+ */
+const char *tg_status_message(tg_status status);
 
 /**
  * Opens (creating if needed) the state directory `state_dir` like `tg_engine_open_with`, and

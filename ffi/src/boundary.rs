@@ -114,6 +114,14 @@ impl Exit for () {
     fn into_c(self) {}
 }
 
+impl Exit for u32 {
+    type C = u32;
+    #[inline(always)]
+    fn into_c(self) -> u32 {
+        self
+    }
+}
+
 impl Exit for *const c_char {
     type C = *const c_char;
     #[inline(always)]
@@ -141,6 +149,14 @@ impl PanicValue for () {
     #[cold]
     fn after_panic(function: &str, payload: Box<dyn Any + Send>) {
         record_panic(function, payload.as_ref());
+    }
+}
+
+impl PanicValue for u32 {
+    #[cold]
+    fn after_panic(function: &str, payload: Box<dyn Any + Send>) -> u32 {
+        record_panic(function, payload.as_ref());
+        0
     }
 }
 

@@ -62,13 +62,51 @@ pub use seats::{
     tg_seat_acquire, tg_seat_held, tg_seat_release, tg_seat_usage, tg_seat_usage_get, tg_seats,
     tg_seats_close, tg_seats_open, tg_seats_reclaim_json,
 };
-pub use status::{tg_status, tg_status_code, tg_status_name};
+pub use status::{tg_status, tg_status_code, tg_status_message, tg_status_name};
 pub use trust::{tg_engine_open_trusted, tg_engine_trust, tg_trusted_keys_json};
+
+/// The major version of the header (and of the library it was generated with).
+pub const TOLLGATE_VERSION_MAJOR: u32 = 0;
+/// The minor version of the header.
+pub const TOLLGATE_VERSION_MINOR: u32 = 1;
+/// The patch version of the header.
+pub const TOLLGATE_VERSION_PATCH: u32 = 0;
+/// `MAJOR * 1000000 + MINOR * 1000 + PATCH` of the header, as SQLite numbers its versions;
+/// compare it with `tg_version_number()`, the library's, to detect a header and a library of
+/// different versions.
+pub const TOLLGATE_VERSION_NUMBER: u32 =
+    TOLLGATE_VERSION_MAJOR * 1_000_000 + TOLLGATE_VERSION_MINOR * 1_000 + TOLLGATE_VERSION_PATCH;
+
+// The header's numbers are literals (cbindgen cannot read the package version); these make a
+// version bump in Cargo.toml that forgets them fail to compile.
+const _: () = assert!(TOLLGATE_VERSION_MAJOR == decimal(env!("CARGO_PKG_VERSION_MAJOR")));
+const _: () = assert!(TOLLGATE_VERSION_MINOR == decimal(env!("CARGO_PKG_VERSION_MINOR")));
+const _: () = assert!(TOLLGATE_VERSION_PATCH == decimal(env!("CARGO_PKG_VERSION_PATCH")));
+
+/// A decimal number, at compile time.
+const fn decimal(text: &str) -> u32 {
+    let bytes = text.as_bytes();
+    let mut value = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(bytes[i].is_ascii_digit(), "not a decimal number");
+        value = value * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    value
+}
 
 /// The library's version, `"MAJOR.MINOR.PATCH"`, as a static string. Never free it.
 #[no_mangle]
 pub extern "C" fn tg_version() -> *const c_char {
     boundary!({ VERSION.as_ptr() })
+}
+
+/// The library's version as `MAJOR * 1000000 + MINOR * 1000 + PATCH`: equal to the header's
+/// `TOLLGATE_VERSION_NUMBER` when the header and the library loaded are of one version.
+#[no_mangle]
+pub extern "C" fn tg_version_number() -> u32 {
+    boundary!({ TOLLGATE_VERSION_NUMBER })
 }
 
 const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(

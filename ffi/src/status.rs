@@ -164,6 +164,75 @@ impl tg_status {
     }
 }
 
+impl tg_status {
+    /// What the status means, in words: lowercase, no trailing period, as `sqlite3_errstr`
+    /// gives it. The message of a failed call (`tg_last_error_message`) names the values at
+    /// fault; this one is the same for every call.
+    pub fn message(self) -> &'static CStr {
+        match self {
+            tg_status::TG_OK => c"success",
+            tg_status::TG_INVALID_ARGUMENT => {
+                c"an argument is NULL, not valid UTF-8, or malformed"
+            }
+            tg_status::TG_NOT_FOUND => c"no such project, instance, group, reserve key or license",
+            tg_status::TG_ALREADY_EXISTS => c"a project of that name already exists",
+            tg_status::TG_EXHAUSTED => {
+                c"the request needs more than the license keys have left; nothing was charged"
+            }
+            tg_status::TG_EXPIRED => c"every license key that could cover the request has expired",
+            tg_status::TG_NO_ACTIVE_KEY => c"the slot pair has no active license key",
+            tg_status::TG_RESERVE_OCCUPIED => c"the slot pair already holds a reserved key",
+            tg_status::TG_TYPE_MISMATCH => {
+                c"the reserved key is online and the active key offline, or the other way round"
+            }
+            tg_status::TG_EDITION_MISMATCH => {
+                c"the reserved key's edition differs from the active key's"
+            }
+            tg_status::TG_SCHEME_MISMATCH => {
+                c"the reserved key limits something else than the active key"
+            }
+            tg_status::TG_SUBSCRIPTION => c"a subscription key takes no reserved key",
+            tg_status::TG_DUPLICATE_KEY => c"the key id is already used in this state",
+            tg_status::TG_CORRUPT_STATE => {
+                c"the state directory is damaged, truncated or of another format; it was left untouched"
+            }
+            tg_status::TG_IO => c"an operating-system or embedded-store error",
+            tg_status::TG_CAPACITY => c"the state's table of projects or of seat holders is full",
+            tg_status::TG_PANIC => {
+                c"an internal error was caught at the library boundary; please report it"
+            }
+            tg_status::TG_UNSUPPORTED => {
+                c"the operation is not available for the key's license class"
+            }
+            tg_status::TG_NOT_HELD => {
+                c"the release gives back more seats than are held; nothing was released"
+            }
+            tg_status::TG_PAYMENT_MODE_MISMATCH => {
+                c"the purchase chose another payment mode than the first purchase, which fixed it"
+            }
+            tg_status::TG_NO_LICENSE_AVAILABLE => {
+                c"no valid, unassigned license of a fitting type is in the company or global pool"
+            }
+            tg_status::TG_LICENSE_TYPE_UNFIT => {
+                c"the license type cannot license the instance's operating system"
+            }
+            tg_status::TG_ALREADY_ASSIGNED => c"the instance already holds a valid license",
+            tg_status::TG_BAD_SIGNATURE => {
+                c"the key lacks a valid signature by a trusted vendor key; nothing changed"
+            }
+            tg_status::TG_TAMPERED => {
+                c"the state was restored from an older copy or edited; an operator must accept it"
+            }
+            tg_status::TG_RENEWAL_FAILED => {
+                c"the automatic renewal of an online key failed; renew the license manually"
+            }
+            tg_status::TG_ACTIVATION_FAILED => {
+                c"the activation code could not be activated; nothing changed"
+            }
+        }
+    }
+}
+
 impl From<&Error> for tg_status {
     fn from(error: &Error) -> tg_status {
         match error {
@@ -214,9 +283,36 @@ pub extern "C" fn tg_status_name(status: tg_status_code) -> *const c_char {
     })
 }
 
+/// What a status means, in words, as a static NUL-terminated string: `"success"` for `TG_OK`,
+/// `"the slot pair has no active license key"` for `TG_NO_ACTIVE_KEY`; a number that is no
+/// status gives `"unknown status"`. The same for every call, unlike `tg_last_error_message`,
+/// which names the values at fault. Never NULL; never free it.
+#[no_mangle]
+pub extern "C" fn tg_status_message(status: tg_status_code) -> *const c_char {
+    boundary!({
+        tg_status::from_code(status)
+            .map_or(c"unknown status", tg_status::message)
+            .as_ptr()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_status_has_its_own_message_in_the_house_style() {
+        let mut seen = std::collections::HashSet::new();
+        for status in tg_status::ALL {
+            let message = status.message().to_str().unwrap();
+            assert!(seen.insert(message), "{status:?} repeats {message:?}");
+            assert!(!message.ends_with('.'), "{message:?}");
+            assert!(
+                message.starts_with(|c: char| c.is_lowercase()),
+                "{message:?}"
+            );
+        }
+    }
 
     #[test]
     fn numbers_are_positions_and_names_match() {
