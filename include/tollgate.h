@@ -206,8 +206,8 @@ typedef enum tg_event_kind {
      */
     TG_EVENT_PROJECT_CREATED = 1,
     /**
-     * A key entered a slot (`key_added`): `key`, and `reason` is its slot, `"Active"` or
-     * `"Reserved"`.
+     * A key entered a slot (`key_added`): `key`, and `reason` is its slot, `"active"` or
+     * `"reserved"`.
      */
     TG_EVENT_KEY_ADDED = 2,
     /**
@@ -556,7 +556,7 @@ const char *tg_last_error_message(void);
  * file whose certificates alone are trusted for https (the vendor's own authority, or the
  * service's self-signed certificate). Each request takes at most 10 s, and failures other than
  * a refusal are tried 5 times in all. Stores in `*out_json` `{"key": id, "role":
- * "Active"|"Reserved", "switched_from", "message"}`; NULL on failure. Free it with
+ * "active"|"reserved", "switched_from", "message"}`; NULL on failure. Free it with
  * `tg_string_free`.
  *
  * `TG_NOT_FOUND` for a project that does not exist (the service is not asked),
@@ -940,7 +940,7 @@ enum tg_status tg_project_list_json(struct tg_engine *engine, char **out_json);
 
 /**
  * Stores in `*out_json` the project card (SPEC §2.5) as JSON: per slot pair, one card per key
- * with its details, `type` (Online/Offline), `status` (`Active`/`Reserved`), tooltip,
+ * with its details, `type` (Online/Offline), `status` (`active`/`reserved`), tooltip,
  * expiration, usage, and whether "Add License" is available. NULL on failure. Free it with
  * `tg_string_free`.
  *
@@ -1043,7 +1043,7 @@ enum tg_status tg_engine_enable_renewal(struct tg_engine *engine,
 /**
  * Renews `project`'s online Active keys that have an activation code and no reserve now,
  * whatever their expiry, waiting for the service, and stores in `*out_json` a JSON array of
- * what was renewed: `{"project", "old", "new", "role": "Reserved"|"Active"}` (`[]` when
+ * what was renewed: `{"project", "old", "new", "role": "reserved"|"active"}` (`[]` when
  * nothing needed it). A failure is `TG_RENEWAL_FAILED`, changes nothing, and its message says
  * that manual renewal is needed. NULL on failure. Free it with `tg_string_free`.
  *

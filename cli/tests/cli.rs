@@ -107,7 +107,7 @@ fn sizes_accept_decimal_and_binary_units() {
         let added = state.json(&format!(
             "key add p{i} --id K-{i} --delivery online --limit {size}"
         ));
-        assert_eq!(added["role"], "Active");
+        assert_eq!(added["role"], "active");
         let keys = state.json(&format!("key list p{i}"));
         assert_eq!(
             keys[0]["key"]["scheme"]["data_volume"]["limit_bytes"], bytes,
@@ -238,9 +238,9 @@ fn show_draws_the_license_cards_of_seed_000() {
     let pair = &view["pairs"][0];
     assert_eq!(pair["class"], "data_volume");
     assert_eq!(pair["add_license_available"], false);
-    assert_eq!(pair["cards"][0]["status"], "Active");
+    assert_eq!(pair["cards"][0]["status"], "active");
     assert_eq!(pair["cards"][0]["type"], "Online");
-    assert_eq!(pair["cards"][1]["status"], "Reserved");
+    assert_eq!(pair["cards"][1]["status"], "reserved");
     assert_eq!(pair["cards"][1]["expiration"], "Reserved");
 }
 
@@ -340,7 +340,7 @@ fn add_reserve_needs_an_active_key_of_the_same_class() {
         ))
         .stderr(contains("rule SCHEME_MISMATCH"));
     let added = state.json("key add-reserve wh --id R-1 --delivery online --limit 1GB");
-    assert_eq!(added["role"], "Reserved");
+    assert_eq!(added["role"], "reserved");
     assert_eq!(added["key"], "R-1");
     assert_eq!(added["project"], "wh");
     assert_eq!(added["message"], POPUP);
@@ -575,7 +575,7 @@ fn events_show_the_audit_log() {
     assert_eq!(all.as_array().unwrap().len(), 3);
     assert_eq!(all[1]["kind"], "key_added");
     assert_eq!(all[1]["key"], "A-1");
-    assert_eq!(all[1]["role"], "Active");
+    assert_eq!(all[1]["role"], "active");
     // Positions count the audit log's checkpoints too, which are not shown as events.
     let after = state.json(&format!("events --since {}", all[1]["seq"]));
     assert_eq!(after.as_array().unwrap().len(), 1);

@@ -39,7 +39,7 @@ fn client(url: &str, ca_file: Option<&str>) -> Result<ActivationClient, tg_statu
 /// file whose certificates alone are trusted for https (the vendor's own authority, or the
 /// service's self-signed certificate). Each request takes at most 10 s, and failures other than
 /// a refusal are tried 5 times in all. Stores in `*out_json` `{"key": id, "role":
-/// "Active"|"Reserved", "switched_from", "message"}`; NULL on failure. Free it with
+/// "active"|"reserved", "switched_from", "message"}`; NULL on failure. Free it with
 /// `tg_string_free`.
 ///
 /// `TG_NOT_FOUND` for a project that does not exist (the service is not asked),

@@ -56,8 +56,8 @@ pub unsafe extern "C" fn tg_events_json(
 pub enum tg_event_kind {
     /// A project was created (`project_created`).
     TG_EVENT_PROJECT_CREATED = 1,
-    /// A key entered a slot (`key_added`): `key`, and `reason` is its slot, `"Active"` or
-    /// `"Reserved"`.
+    /// A key entered a slot (`key_added`): `key`, and `reason` is its slot, `"active"` or
+    /// `"reserved"`.
     TG_EVENT_KEY_ADDED = 2,
     /// The Reserved key became the Active key (`switched`): `previous_key` stopped being Active,
     /// `key` is the new Active key, `reason` is `"exhausted"` or `"expired"`.
@@ -354,7 +354,7 @@ fn describe(kind: &EventKind) -> Described<'_> {
     }
 }
 
-/// The JSON word a reason or role serialises to (`"exhausted"`, `"Active"`), as the audit log
+/// The JSON word a reason or role serialises to (`"exhausted"`, `"active"`), as the audit log
 /// writes it.
 fn word(value: &impl Serialize) -> Option<String> {
     match serde_json::to_value(value) {

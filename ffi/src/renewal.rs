@@ -102,7 +102,7 @@ pub unsafe extern "C" fn tg_engine_enable_renewal(
 
 /// Renews `project`'s online Active keys that have an activation code and no reserve now,
 /// whatever their expiry, waiting for the service, and stores in `*out_json` a JSON array of
-/// what was renewed: `{"project", "old", "new", "role": "Reserved"|"Active"}` (`[]` when
+/// what was renewed: `{"project", "old", "new", "role": "reserved"|"active"}` (`[]` when
 /// nothing needed it). A failure is `TG_RENEWAL_FAILED`, changes nothing, and its message says
 /// that manual renewal is needed. NULL on failure. Free it with `tg_string_free`.
 ///

@@ -188,7 +188,7 @@ class Engine(Handle):
     def renew_now(self, project: str) -> List[Dict[str, Any]]:
         """Renews ``project``'s online Active keys that have an activation code and no reserve
         now, whatever their expiry, and waits for the service. Returns what was renewed:
-        ``[{"project", "old", "new", "role": "Reserved" | "Active"}, ...]``, empty when nothing
+        ``[{"project", "old", "new", "role": "reserved" | "active"}, ...]``, empty when nothing
         needed it. Raises :class:`RenewalFailed`, whose message says that manual renewal is
         needed, when the service could not renew a key; nothing changed for that key."""
         renewed = self._json(_ffi.tg_renew_now, _project_name(project))
@@ -217,7 +217,7 @@ class Engine(Handle):
         service's self-signed certificate). Activating the same code again from this machine
         gets the same key and spends no other activation.
 
-        Returns ``{"key", "role": "Active" | "Reserved", "switched_from", "message"}``. Raises
+        Returns ``{"key", "role": "active" | "reserved", "switched_from", "message"}``. Raises
         :class:`NotFound` for an unknown project (the service is not asked),
         :class:`ActivationFailed` when the service gives no license for the code (unknown, no
         activations left, unreachable), and the refusals of :meth:`add_key` for its key;
@@ -316,7 +316,7 @@ class Engine(Handle):
     def view(self, project: str) -> Dict[str, Any]:
         """What a user interface shows for the project (SPEC §2.5): ``{"project": name,
         "pairs": [{"class": "data_volume", "cards": [...], "add_license_available": bool}]}``.
-        Each card has ``key``, ``type`` (Online/Offline), ``status`` (Active/Reserved),
+        Each card has ``key``, ``type`` (Online/Offline), ``status`` ("active"/"reserved"),
         ``tooltip``, ``expiration``, ``used``, ``limit`` and ``expired``; data-volume texts are
         seed 000's, verbatim, and seat and instance keys get texts that name what they license.
         ``pairs`` lists the classes that hold a key (a project with none shows its empty pair);

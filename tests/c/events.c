@@ -89,9 +89,9 @@ static void on_event(const tg_event *event, void *user_data) {
         seen->created++;
         break;
     case TG_EVENT_KEY_ADDED:
-        if (strcmp(event->key, "A-1") == 0 && strcmp(event->reason, "Active") == 0) {
+        if (strcmp(event->key, "A-1") == 0 && strcmp(event->reason, "active") == 0) {
             seen->added_active++;
-        } else if (strcmp(event->key, "A-2") == 0 && strcmp(event->reason, "Reserved") == 0) {
+        } else if (strcmp(event->key, "A-2") == 0 && strcmp(event->reason, "reserved") == 0) {
             seen->added_reserved++;
         } else {
             seen->bad_event = 1;

@@ -325,8 +325,8 @@ static void test_switch(tg_engine *engine) {
     expect_usage(alpha, 0, 1000, 0, 500, true, 0);
 
     EXPECT(TG_OK, tg_project_view_json(engine, "alpha", &json));
-    EXPECT_JSON_CONTAINS(json, "\"status\":\"Reserved\"");
-    EXPECT_JSON_CONTAINS(json, "\"status\":\"Active\"");
+    EXPECT_JSON_CONTAINS(json, "\"status\":\"reserved\"");
+    EXPECT_JSON_CONTAINS(json, "\"status\":\"active\"");
     EXPECT_JSON_CONTAINS(json, "\"add_license_available\":false");
     EXPECT_JSON_CONTAINS(json, "Migration data for project alpha is processed under this "
                                "license key.");
