@@ -15,6 +15,16 @@
  * Threads: every handle may be used from any number of threads at once; only its
  * _close needs it unused.
  *
+ * Blocking: opening a state (tg_engine_open*) and every admin call (creating a project;
+ * adding, replacing, removing or activating a key; buying, assigning, grouping,
+ * trusting; opening seats) wait for the state's admin lock while another process, or
+ * another thread of this one, makes an admin change, usually milliseconds;
+ * tg_engine_options_set_admin_lock_timeout_ms bounds the wait (TG_BUSY). The calls that
+ * read (the _json listings, tg_project_open, tg_instance_open, tg_usage_v2_get) wait
+ * only for an admin change of this process. Metering (tg_consume*, tg_usage_get, tg_seat_acquire/release/held/usage_get,
+ * tg_instance_check) never blocks. tg_renew_now and tg_key_activate* also wait for the
+ * vendor's activation service, up to their timeouts.
+ *
  * Fork: a handle (tg_engine, tg_project, tg_seats, tg_instance) belongs to the
  * process that opened it. In a child of fork(), the only call allowed on an inherited
  * handle is its _close, which frees nothing and leaves the parent's threads, locks and
@@ -83,7 +93,8 @@ typedef enum tg_status {
      */
     TG_INVALID_ARGUMENT = 1,
     /**
-     * No such project, instance, group or reserve key, or the instance holds no pool license.
+     * No such project, instance, group or reserve key, or the instance holds no pool license;
+     * or no state in a directory opened with `tg_engine_options_set_open_existing`.
      */
     TG_NOT_FOUND = 2,
     /**
@@ -193,6 +204,12 @@ typedef enum tg_status {
      * not a license for it. Nothing changed; the message gives the service's reason.
      */
     TG_ACTIVATION_FAILED = 26,
+    /**
+     * Another process, or another thread of this one, held the state's admin lock for longer
+     * than the admin-lock timeout of `tg_engine_options_set_admin_lock_timeout_ms`. Nothing
+     * changed; try again later.
+     */
+    TG_BUSY = 27,
 } tg_status;
 
 /**
@@ -296,6 +313,16 @@ typedef enum tg_event_kind {
 typedef struct tg_engine tg_engine;
 
 /**
+ * How to open a state directory, built up by setters: made by `tg_engine_options_new`, used by
+ * `tg_engine_open_with_options` (as often as wanted), freed by `tg_engine_options_free`.
+ * Opaque, so that options can be added without changing any layout. Unlike `tg_open_options`,
+ * it also names the installation directory, refuses to create a missing state, bounds the wait
+ * for the admin lock, and carries the vendor keys to trust. Setters may be called from one
+ * thread at a time per object.
+ */
+typedef struct tg_engine_options tg_engine_options;
+
+/**
  * An instance's hot-path handle: looked up once by `tg_instance_open`, then checked before
  * every backup run, from any number of threads at once. Opaque. It keeps the state open: it
  * stays valid after `tg_engine_close` until `tg_instance_close`.
@@ -320,7 +347,8 @@ typedef struct tg_project tg_project;
 typedef struct tg_seats tg_seats;
 
 /**
- * How to open a state directory (`tg_engine_open_with`).
+ * How to open a state directory (`tg_engine_open_with`). Superseded by `tg_engine_options`,
+ * which can grow without changing a layout and holds every option; kept as it is.
  */
 typedef struct tg_open_options {
     /**
@@ -652,6 +680,110 @@ void tg_engine_close(struct tg_engine *engine);
  * `engine` is NULL or an open engine.
  */
 enum tg_status tg_engine_flush(struct tg_engine *engine);
+
+/**
+ * Makes options with every default: the state is created if missing, 65536 records, no
+ * background flush, the installation directory of `$TOLLGATE_INSTALLATION` (else
+ * `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`), no limit on the wait for the
+ * admin lock, no vendor key trusted beyond those the state already trusts. Stores them in
+ * `*out` (NULL on failure); free them with `tg_engine_options_free`.
+ *
+ * # Safety
+ * `out` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_engine_options_new(struct tg_engine_options **out);
+
+/**
+ * Frees options. An engine opened with them does not need them any more. NULL is a no-op.
+ *
+ * # Safety
+ * `options` is NULL or from `tg_engine_options_new`, not freed yet, and no other thread is
+ * using it.
+ */
+void tg_engine_options_free(struct tg_engine_options *options);
+
+/**
+ * Sets the number of slot-pair records of a state created by the open (one per project and
+ * license class it holds), at most 16777216; 0 means the default (65536). Ignored when the
+ * state already exists.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum tg_status tg_engine_options_set_capacity(struct tg_engine_options *options, uint32_t capacity);
+
+/**
+ * Sets the interval of a background thread that makes the state durable against an
+ * operating-system crash (as `tg_engine_flush` does); 0, the default, starts no such thread.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum tg_status tg_engine_options_set_flush_interval_ms(struct tg_engine_options *options,
+                                                       uint64_t interval_ms);
+
+/**
+ * Sets the installation directory: where this installation keeps the key of its usage
+ * checkpoints and the anchors that detect a state restored from a copy. Every program opening
+ * the same state must name the same one (a state opened with another is refused as
+ * `TG_TAMPERED`); the default comes from the environment (see `tg_engine_options_new`). NULL
+ * goes back to the default. The directory is created, private to this user, if missing.
+ *
+ * # Safety
+ * `options` is NULL or live options; `dir` is NULL or a NUL-terminated string.
+ */
+enum tg_status tg_engine_options_set_installation_dir(struct tg_engine_options *options,
+                                                      const char *dir);
+
+/**
+ * With `open_existing`, the open refuses a directory that holds no Tollgate state with
+ * `TG_NOT_FOUND` and creates nothing, so a misspelt path is an error rather than a new, empty
+ * state. Without it (the default), a missing state is created with its parent directories.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum tg_status tg_engine_options_set_open_existing(struct tg_engine_options *options,
+                                                   bool open_existing);
+
+/**
+ * Bounds the wait for the state's admin lock, which a process holds while it makes an admin
+ * change (creating a project, adding, replacing or removing a key, activating, buying,
+ * assigning, trusting) and while it opens the state. The open and each admin call of the
+ * engine then wait at most `timeout_ms` milliseconds (0: not at all) and fail with `TG_BUSY`,
+ * having changed nothing. The default waits as long as it takes. Metering and the usage calls
+ * never take the lock.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum tg_status tg_engine_options_set_admin_lock_timeout_ms(struct tg_engine_options *options,
+                                                           uint64_t timeout_ms);
+
+/**
+ * Adds a vendor public key (the text of a `vendor.pub` file) for the open to record as trusted
+ * in the state, as `tg_engine_open_trusted` does: with any trusted key, every key added must be
+ * a license file signed by one. `TG_INVALID_ARGUMENT` if the text is no vendor public key.
+ *
+ * # Safety
+ * `options` is NULL or live options; `public_key` is NULL or a NUL-terminated string.
+ */
+enum tg_status tg_engine_options_trust(struct tg_engine_options *options, const char *public_key);
+
+/**
+ * Opens the state directory `state_dir` with `options` (NULL: every default) and stores the
+ * engine in `*out` (NULL on failure). Creates a missing state unless the options say
+ * `open_existing`; waits for another process's admin change to finish, at most the options'
+ * admin-lock timeout (`TG_BUSY`). A damaged or foreign state is refused with
+ * `TG_CORRUPT_STATE` and left untouched.
+ *
+ * # Safety
+ * `state_dir` is NULL or a NUL-terminated string; `options` is NULL or live options; `out` is
+ * NULL or valid for writing a pointer.
+ */
+enum tg_status tg_engine_open_with_options(const char *state_dir,
+                                           const struct tg_engine_options *options,
+                                           struct tg_engine **out);
 
 /**
  * Stores in `*out_json` a JSON array of up to `max` audit events with a sequence number above

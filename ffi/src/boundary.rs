@@ -511,6 +511,14 @@ pub(crate) fn string_out(text: &str, out: &mut Out<'_, *mut c_char>) -> Result<(
     Ok(())
 }
 
+/// Records `message` as this thread's last error and returns `status`, for a refusal the FFI
+/// itself makes.
+#[cold]
+pub(crate) fn refused(status: tg_status, message: fmt::Arguments<'_>) -> tg_status {
+    record_message(message);
+    status
+}
+
 /// Records an argument the core could not parse, naming it as the C caller knows it.
 #[cold]
 pub(crate) fn invalid_value(name: &'static str, reason: impl fmt::Display) -> tg_status {

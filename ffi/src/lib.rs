@@ -35,7 +35,10 @@ pub use activation::{tg_engine_machine_id, tg_key_activate, tg_key_activate_bulk
 pub use boundary::{tg_last_error_message, tg_string_free};
 pub use engine::{
     tg_engine, tg_engine_close, tg_engine_flush, tg_engine_open, tg_engine_open_with,
-    tg_open_options,
+    tg_engine_open_with_options, tg_engine_options, tg_engine_options_free, tg_engine_options_new,
+    tg_engine_options_set_admin_lock_timeout_ms, tg_engine_options_set_capacity,
+    tg_engine_options_set_flush_interval_ms, tg_engine_options_set_installation_dir,
+    tg_engine_options_set_open_existing, tg_engine_options_trust, tg_open_options,
 };
 pub use events::{
     tg_engine_on_event, tg_event, tg_event_callback, tg_event_kind, tg_events_json,

@@ -18,7 +18,8 @@ pub enum tg_status {
     /// An argument is NULL, not valid UTF-8, or malformed (bad name, bad key JSON, limit out of
     /// range); the message names the argument or field.
     TG_INVALID_ARGUMENT = 1,
-    /// No such project, instance, group or reserve key, or the instance holds no pool license.
+    /// No such project, instance, group or reserve key, or the instance holds no pool license;
+    /// or no state in a directory opened with `tg_engine_options_set_open_existing`.
     TG_NOT_FOUND = 2,
     /// A project of that name already exists.
     TG_ALREADY_EXISTS = 3,
@@ -79,6 +80,10 @@ pub enum tg_status {
     /// slow, refused the code (unknown, no activations left) or answered with something that is
     /// not a license for it. Nothing changed; the message gives the service's reason.
     TG_ACTIVATION_FAILED = 26,
+    /// Another process, or another thread of this one, held the state's admin lock for longer
+    /// than the admin-lock timeout of `tg_engine_options_set_admin_lock_timeout_ms`. Nothing
+    /// changed; try again later.
+    TG_BUSY = 27,
 }
 
 // The C side declares `typedef enum tg_status {...} tg_status;`; `repr(C)` makes Rust use the C
@@ -93,7 +98,7 @@ pub type tg_status_code = u32;
 
 impl tg_status {
     /// Every status, in numeric order.
-    const ALL: [tg_status; 27] = [
+    const ALL: [tg_status; 28] = [
         tg_status::TG_OK,
         tg_status::TG_INVALID_ARGUMENT,
         tg_status::TG_NOT_FOUND,
@@ -121,6 +126,7 @@ impl tg_status {
         tg_status::TG_TAMPERED,
         tg_status::TG_RENEWAL_FAILED,
         tg_status::TG_ACTIVATION_FAILED,
+        tg_status::TG_BUSY,
     ];
 
     /// The status with number `code`, if there is one.
@@ -160,6 +166,7 @@ impl tg_status {
             tg_status::TG_TAMPERED => c"TG_TAMPERED",
             tg_status::TG_RENEWAL_FAILED => c"TG_RENEWAL_FAILED",
             tg_status::TG_ACTIVATION_FAILED => c"TG_ACTIVATION_FAILED",
+            tg_status::TG_BUSY => c"TG_BUSY",
         }
     }
 }
@@ -229,6 +236,9 @@ impl tg_status {
             tg_status::TG_ACTIVATION_FAILED => {
                 c"the activation code could not be activated; nothing changed"
             }
+            tg_status::TG_BUSY => {
+                c"the admin lock stayed held by another process or thread beyond the timeout; nothing changed"
+            }
         }
     }
 }
@@ -265,6 +275,7 @@ impl From<&Error> for tg_status {
             Error::Tampered { .. } => tg_status::TG_TAMPERED,
             Error::RenewalFailed { .. } => tg_status::TG_RENEWAL_FAILED,
             Error::ActivationFailed { .. } => tg_status::TG_ACTIVATION_FAILED,
+            Error::AdminLockBusy { .. } => tg_status::TG_BUSY,
             // A variant added to the core after this table: still an error, and its message
             // (recorded by the caller) says what it is.
             _ => tg_status::TG_IO,

@@ -140,6 +140,15 @@ fn c_usage_v2(linkage: Linkage) {
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
+fn c_options(linkage: Linkage) {
+    let (exe, _dir) = client("tests/c/options.c", Language::C, linkage);
+    let fixtures = workspace().join("tests/fixtures/licenses");
+    let fixtures = fixtures.to_str().expect("a UTF-8 workspace path");
+    let stdout = run(&exe, &[fixtures], &[fixtures]);
+    assert!(stdout.contains("options:"), "{stdout}");
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
 fn cpp_test_api(linkage: Linkage) {
     let (exe, _dir) = client("tests/cpp/test_api.cpp", Language::Cxx, linkage);
     let stdout = run(&exe, &[], &[]);
@@ -213,6 +222,16 @@ fn c_usage_v2_shared() {
 #[test]
 fn c_usage_v2_static() {
     c_usage_v2(Linkage::Static);
+}
+
+#[test]
+fn c_options_shared() {
+    c_options(Linkage::Shared);
+}
+
+#[test]
+fn c_options_static() {
+    c_options(Linkage::Static);
 }
 
 #[test]

@@ -3,11 +3,10 @@ groups, views and audit events."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import weakref
-from ctypes import POINTER, byref, c_char_p, c_void_p
+from ctypes import byref, c_void_p
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar, Union, cast
 
@@ -63,8 +62,11 @@ class Engine(Handle):
         flush_interval_ms: Optional[int] = None,
         trusted_keys: Optional[Iterable[str]] = None,
         activation_url: Optional[str] = None,
+        installation_dir: Optional[PathLike] = None,
+        open_existing: bool = False,
+        admin_lock_timeout_ms: Optional[int] = None,
     ) -> None:
-        """Opens ``state_dir``, creating it if needed.
+        """Opens ``state_dir``, creating it if needed (unless ``open_existing``).
 
         ``capacity`` is the number of slot-pair records a new state file holds (one per project
         and license class; the library's default is 65,536); it is ignored for an existing
@@ -75,31 +77,54 @@ class Engine(Handle):
         created or opened, and :class:`InvalidArgument` for a key text that is not a vendor
         public key. ``activation_url`` renews the state's online keys through the vendor's
         activation service with the default settings (see :meth:`enable_renewal`).
+
+        ``installation_dir`` is where this installation keeps its checkpoint key and anchors
+        (every program opening the state must name the same one); the default comes from
+        ``TOLLGATE_INSTALLATION``, else ``$XDG_STATE_HOME/tollgate``, else
+        ``~/.local/state/tollgate``. With ``open_existing``, a directory holding no state is
+        refused with :class:`NotFound` and nothing is created. ``admin_lock_timeout_ms`` bounds
+        how long the open and each admin call wait while another process (or thread) makes an
+        admin change: then they raise :class:`Busy` having changed nothing; the default waits
+        as long as it takes.
         """
         self._state_dir = os.fspath(state_dir)
         self._handles: weakref.WeakSet[EngineHandle] = weakref.WeakSet()
         self._listeners = Listeners()
         path = encode_text(self._state_dir, "state directory")
+        if isinstance(trusted_keys, str):
+            raise TypeError("trusted_keys must be an iterable of vendor.pub texts, not a str")
+        keys = [encode_text(text, "vendor public key") for text in trusted_keys or ()]
+        installation = (
+            None
+            if installation_dir is None
+            else encode_text(os.fspath(installation_dir), "installation directory")
+        )
+        settings = [
+            (_ffi.tg_engine_options_set_capacity, _bounded(capacity, "capacity", 1, _U32_MAX)),
+            (
+                _ffi.tg_engine_options_set_flush_interval_ms,
+                _bounded(flush_interval_ms, "flush_interval_ms", 1, _U64_MAX),
+            ),
+            (_ffi.tg_engine_options_set_installation_dir, installation),
+            (_ffi.tg_engine_options_set_open_existing, bool(open_existing)),
+        ]
+        if admin_lock_timeout_ms is not None:
+            timeout = _bounded(admin_lock_timeout_ms, "admin_lock_timeout_ms", 0, _U64_MAX)
+            settings.append((_ffi.tg_engine_options_set_admin_lock_timeout_ms, timeout))
+        options = c_void_p()
+        check(_ffi.tg_engine_options_new(byref(options)))
         handle = c_void_p()
-        options = None
-        if capacity is not None or flush_interval_ms is not None:
-            options = _ffi.OpenOptions(
-                capacity=_bounded(capacity, "capacity", 1, _U32_MAX),
-                flush_interval_ms=_bounded(flush_interval_ms, "flush_interval_ms", 1, _U64_MAX),
-            )
-        if trusted_keys is not None:
-            if isinstance(trusted_keys, str):
-                raise TypeError("trusted_keys must be an iterable of vendor.pub texts, not a str")
-            texts = [encode_text(text, "vendor public key") for text in trusted_keys]
-            array = (c_char_p * len(texts))(*texts)
-            keys = ctypes.cast(array, POINTER(c_char_p))
-            settings = None if options is None else byref(options)
-            status = _ffi.tg_engine_open_trusted(path, settings, keys, len(texts), byref(handle))
-            check(status)
-        elif options is None:
-            check(_ffi.tg_engine_open(path, byref(handle)))
-        else:
-            check(_ffi.tg_engine_open_with(path, byref(options), byref(handle)))
+        try:
+            for setter, value in settings:
+                check(setter(options, value))
+            for i, key in enumerate(keys):
+                try:
+                    check(_ffi.tg_engine_options_trust(options, key))
+                except InvalidArgument as e:
+                    raise InvalidArgument(f"invalid trusted_keys: element {i}: {e.message}") from None
+            check(_ffi.tg_engine_open_with_options(path, options, byref(handle)))
+        finally:
+            _ffi.tg_engine_options_free(options)
         super().__init__(opened(handle))
         if activation_url is not None:
             try:

@@ -200,6 +200,15 @@ _SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
         _STATUS,
         (c_char_p, POINTER(OpenOptions), POINTER(c_char_p), c_size_t, _OUT_HANDLE),
     ),
+    "tg_engine_options_new": (_STATUS, (_OUT_HANDLE,)),
+    "tg_engine_options_free": (None, (_HANDLE,)),
+    "tg_engine_options_set_capacity": (_STATUS, (_HANDLE, c_uint32)),
+    "tg_engine_options_set_flush_interval_ms": (_STATUS, (_HANDLE, c_uint64)),
+    "tg_engine_options_set_installation_dir": (_STATUS, (_HANDLE, c_char_p)),
+    "tg_engine_options_set_open_existing": (_STATUS, (_HANDLE, c_bool)),
+    "tg_engine_options_set_admin_lock_timeout_ms": (_STATUS, (_HANDLE, c_uint64)),
+    "tg_engine_options_trust": (_STATUS, (_HANDLE, c_char_p)),
+    "tg_engine_open_with_options": (_STATUS, (c_char_p, _HANDLE, _OUT_HANDLE)),
     "tg_engine_trust": (_STATUS, (_HANDLE, c_char_p)),
     "tg_trusted_keys_json": (_STATUS, (_HANDLE, _OUT_STRING)),
     "tg_engine_enable_renewal": (_STATUS, (_HANDLE, c_char_p, POINTER(RenewalOptions))),
@@ -279,6 +288,17 @@ def _declare(name: str) -> Any:
 tg_engine_open: _Call = _declare("tg_engine_open")
 tg_engine_open_with: _Call = _declare("tg_engine_open_with")
 tg_engine_open_trusted: _Call = _declare("tg_engine_open_trusted")
+tg_engine_options_new: _Call = _declare("tg_engine_options_new")
+tg_engine_options_free: Callable[[Any], None] = _declare("tg_engine_options_free")
+tg_engine_options_set_capacity: _Call = _declare("tg_engine_options_set_capacity")
+tg_engine_options_set_flush_interval_ms: _Call = _declare("tg_engine_options_set_flush_interval_ms")
+tg_engine_options_set_installation_dir: _Call = _declare("tg_engine_options_set_installation_dir")
+tg_engine_options_set_open_existing: _Call = _declare("tg_engine_options_set_open_existing")
+tg_engine_options_set_admin_lock_timeout_ms: _Call = _declare(
+    "tg_engine_options_set_admin_lock_timeout_ms"
+)
+tg_engine_options_trust: _Call = _declare("tg_engine_options_trust")
+tg_engine_open_with_options: _Call = _declare("tg_engine_open_with_options")
 tg_engine_trust: _Call = _declare("tg_engine_trust")
 tg_trusted_keys_json: _Call = _declare("tg_trusted_keys_json")
 tg_engine_enable_renewal: _Call = _declare("tg_engine_enable_renewal")
