@@ -171,6 +171,12 @@ fn global_options_go_anywhere_and_the_environment_names_the_state() {
 #[test]
 fn projects_are_created_listed_and_shown() {
     let state = State::new();
+    // A read-only command does not create a missing state (issue 21, item 3).
+    state
+        .run("project list")
+        .code(1)
+        .stderr(contains("holds no Tollgate state"));
+    state.run("init").success();
     state
         .run("project list")
         .success()
@@ -560,6 +566,11 @@ fn usage_tables_every_project_or_details_one() {
 #[test]
 fn events_show_the_audit_log() {
     let state = State::new();
+    state
+        .run("events")
+        .code(1)
+        .stderr(contains("holds no Tollgate state"));
+    state.run("init").success();
     state.run("events").success().stdout(contains("No events."));
     state.with_active();
     state.run("project create other").success();

@@ -428,6 +428,7 @@ fn shortfall_counts_what_to_buy_per_type() {
         .stdout(contains("c-win"));
 
     let empty = State::new();
+    empty.run("init").success();
     empty
         .run("pool shortfall")
         .success()

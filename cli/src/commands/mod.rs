@@ -47,6 +47,19 @@ impl Context {
     pub fn engine(&self) -> Result<Engine, Failure> {
         Ok(Engine::open(&self.state)?)
     }
+
+    /// Opens the state directory for a command that only reads it, refusing one that holds no
+    /// state: a misspelt `--state` would otherwise create a new, empty state and show it.
+    pub fn existing_engine(&self) -> Result<Engine, Failure> {
+        if !Engine::exists(&self.state) {
+            return Err(Failure::refused(
+                "NO_STATE",
+                format!("\"{}\" holds no Tollgate state", self.state.display()),
+                Some("a command that only reads a state does not create one: check --state (or $TOLLGATE_HOME), or create the state with `tollgate init`"),
+            ));
+        }
+        self.engine()
+    }
 }
 
 /// Runs one command.
