@@ -7,6 +7,7 @@
 #   $LIBDIR/libtollgate.so              -> libtollgate.so.$SOVER
 #   $LIBDIR/libtollgate.a               the static library
 #   $INCLUDEDIR/tollgate/tollgate.h     the header
+#   $INCLUDEDIR/tollgate/tollgate.hpp   the C++17 wrapper over it
 #   $LIBDIR/pkgconfig/tollgate.pc       so that `pkg-config --cflags --libs tollgate` works
 #
 # $SOVER follows cargo-c: the major version, or 0.MINOR while the major is 0.
@@ -95,6 +96,7 @@ fi
 ln -sfn "libtollgate.so.$SOVER" "$DESTDIR$LIBDIR/libtollgate.so"
 install -m 0644 "$LIB_SRC/libtollgate.a" "$DESTDIR$LIBDIR/libtollgate.a"
 install -m 0644 "$ROOT/include/tollgate.h" "$DESTDIR$INCLUDEDIR/tollgate/tollgate.h"
+install -m 0644 "$ROOT/include/tollgate.hpp" "$DESTDIR$INCLUDEDIR/tollgate/tollgate.hpp"
 sed -e "s|@PREFIX@|$PREFIX|" \
     -e "s|@LIBDIR@|$PC_LIBDIR|" \
     -e "s|@INCLUDEDIR@|$PC_INCLUDEDIR|" \

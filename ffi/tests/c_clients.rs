@@ -149,6 +149,29 @@ fn c_options(linkage: Linkage) {
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
+fn cpp_copier(linkage: Linkage) {
+    let (exe, _dir) = client("examples/cpp/copier.cpp", Language::Cxx, linkage);
+    // Natively 4 threads over 16 MiB; under valgrind 3 threads over 2 MiB.
+    let stdout = run(&exe, &["4", "16"], &["3", "2"]);
+    assert!(stdout.contains("switched: key copy-"), "{stdout}");
+    assert!(
+        stdout.contains("is exhausted, now metering copy-"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("charged         16777216 bytes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("OK: every byte copied"), "{stdout}");
+}
+
+fn cpp_hpp(linkage: Linkage) {
+    let (exe, _dir) = client("tests/cpp/hpp.cpp", Language::Cxx, linkage);
+    let stdout = run(&exe, &[], &[]);
+    assert!(stdout.contains("hpp:"), "{stdout}");
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
 fn cpp_test_api(linkage: Linkage) {
     let (exe, _dir) = client("tests/cpp/test_api.cpp", Language::Cxx, linkage);
     let stdout = run(&exe, &[], &[]);
@@ -235,6 +258,26 @@ fn c_options_static() {
 }
 
 #[test]
+fn cpp_copier_shared() {
+    cpp_copier(Linkage::Shared);
+}
+
+#[test]
+fn cpp_copier_static() {
+    cpp_copier(Linkage::Static);
+}
+
+#[test]
+fn cpp_hpp_shared() {
+    cpp_hpp(Linkage::Shared);
+}
+
+#[test]
+fn cpp_hpp_static() {
+    cpp_hpp(Linkage::Static);
+}
+
+#[test]
 fn cpp_test_api_shared() {
     cpp_test_api(Linkage::Shared);
 }
@@ -290,6 +333,10 @@ fn installed_library_builds_clients_through_pkg_config() {
         assert!(lib.join(&file).exists(), "{file} is not installed");
     }
     assert!(prefix.path().join("include/tollgate/tollgate.h").is_file());
+    assert!(prefix
+        .path()
+        .join("include/tollgate/tollgate.hpp")
+        .is_file());
 
     let pkg_config = |args: &[&str]| -> String {
         let output = Command::new("pkg-config")
