@@ -447,34 +447,14 @@ typedef struct tg_usage {
 
 /**
  * Usage of a project's data-volume slot pair over its whole life (`tg_usage_v2_get`): the
- * fields of `tg_usage`, then the total charged across switches and renewals, and the ids of
- * the keys in the slots.
+ * `tg_usage` of now, then the total charged across switches and renewals, and the ids of the
+ * keys in the slots.
  */
 typedef struct tg_usage_v2 {
     /**
-     * Bytes charged to the Active key.
+     * The keys in the slots now, as `tg_usage_get` gives them.
      */
-    uint64_t active_used;
-    /**
-     * The Active key's limit (0 without a key).
-     */
-    uint64_t active_limit;
-    /**
-     * Bytes charged to the Reserved key (0 until it becomes Active).
-     */
-    uint64_t reserved_used;
-    /**
-     * The Reserved key's limit (0 without one).
-     */
-    uint64_t reserved_limit;
-    /**
-     * Whether a Reserved key is present.
-     */
-    bool has_reserved;
-    /**
-     * How many Active→Reserved switches the pair has made.
-     */
-    uint64_t switches;
+    struct tg_usage current;
     /**
      * Bytes ever charged to the pair: every key it held, the ones a switch or a replacement
      * retired included. Never goes down.

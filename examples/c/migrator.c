@@ -189,16 +189,17 @@ int main(int argc, char **argv) {
     printf("  copied          %llu of %llu bytes\n", (unsigned long long)job.copied,
            (unsigned long long)size);
     printf("  first key       %s, %llu bytes, used up: %s\n", active_key,
-           (unsigned long long)active_limit, usage.switches == 1 ? "yes" : "no");
+           (unsigned long long)active_limit, usage.current.switches == 1 ? "yes" : "no");
     printf("  now active      %s, %llu of %llu bytes used\n", usage.active_key,
-           (unsigned long long)usage.active_used, (unsigned long long)usage.active_limit);
-    printf("  switches        %llu\n", (unsigned long long)usage.switches);
+           (unsigned long long)usage.current.active_used,
+           (unsigned long long)usage.current.active_limit);
+    printf("  switches        %llu\n", (unsigned long long)usage.current.switches);
     printf("  charged         %llu bytes\n", (unsigned long long)charged);
     printf("  refusals        %llu\n", (unsigned long long)job.refusals);
     printf("  destination     %s\n", identical ? "identical to the source" : "DIFFERS");
 
-    if (workers_ok && job.copied == size && charged == size && usage.switches == 1 &&
-        !usage.has_reserved && strcmp(usage.active_key, reserve_key) == 0 &&
+    if (workers_ok && job.copied == size && charged == size && usage.current.switches == 1 &&
+        !usage.current.has_reserved && strcmp(usage.active_key, reserve_key) == 0 &&
         job.refusals == 0 && identical) {
         printf("OK: every byte copied was granted and charged exactly once\n");
         exit_code = 0;

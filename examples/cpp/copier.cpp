@@ -118,13 +118,13 @@ int main(int argc, char **argv) {
                     static_cast<unsigned long long>(copied.load()),
                     static_cast<unsigned long long>(size), threads);
         std::printf("now active      %s, %llu of %llu bytes used\n", usage.active_key,
-                    static_cast<unsigned long long>(usage.active_used),
-                    static_cast<unsigned long long>(usage.active_limit));
+                    static_cast<unsigned long long>(usage.current.active_used),
+                    static_cast<unsigned long long>(usage.current.active_limit));
         std::printf("switches        %llu (handler saw %d)\n",
-                    static_cast<unsigned long long>(usage.switches), switches.load());
+                    static_cast<unsigned long long>(usage.current.switches), switches.load());
         std::printf("charged         %llu bytes over the pair's life\n",
                     static_cast<unsigned long long>(usage.total_used));
-        if (copied.load() == size && usage.total_used == size && usage.switches == 1 &&
+        if (copied.load() == size && usage.total_used == size && usage.current.switches == 1 &&
             switches.load() == 1 && refusals.load() == 0 && identical &&
             std::string(usage.active_key) == name + "-R") {
             std::printf("OK: every byte copied was granted and charged exactly once\n");

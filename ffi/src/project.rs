@@ -59,24 +59,14 @@ pub const TG_KEY_ID_SIZE: usize = 65;
 const _: () = assert!(TG_KEY_ID_SIZE == MAX_NAME_BYTES + 1);
 
 /// Usage of a project's data-volume slot pair over its whole life (`tg_usage_v2_get`): the
-/// fields of `tg_usage`, then the total charged across switches and renewals, and the ids of
-/// the keys in the slots.
+/// `tg_usage` of now, then the total charged across switches and renewals, and the ids of the
+/// keys in the slots.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct tg_usage_v2 {
-    /// Bytes charged to the Active key.
-    pub active_used: u64,
-    /// The Active key's limit (0 without a key).
-    pub active_limit: u64,
-    /// Bytes charged to the Reserved key (0 until it becomes Active).
-    pub reserved_used: u64,
-    /// The Reserved key's limit (0 without one).
-    pub reserved_limit: u64,
-    /// Whether a Reserved key is present.
-    pub has_reserved: bool,
-    /// How many Active→Reserved switches the pair has made.
-    pub switches: u64,
+    /// The keys in the slots now, as `tg_usage_get` gives them.
+    pub current: tg_usage,
     /// Bytes ever charged to the pair: every key it held, the ones a switch or a replacement
     /// retired included. Never goes down.
     pub total_used: u64,
@@ -88,14 +78,8 @@ pub struct tg_usage_v2 {
 
 impl From<LifetimeUsage> for tg_usage_v2 {
     fn from(lifetime: LifetimeUsage) -> tg_usage_v2 {
-        let usage = lifetime.usage;
         tg_usage_v2 {
-            active_used: usage.active_used,
-            active_limit: usage.active_limit,
-            reserved_used: usage.reserved_used,
-            reserved_limit: usage.reserved_limit,
-            has_reserved: usage.has_reserved,
-            switches: usage.switches,
+            current: lifetime.usage.into(),
             total_used: lifetime.total_used,
             active_key: key_id(lifetime.active_key.as_deref()),
             reserved_key: key_id(lifetime.reserved_key.as_deref()),

@@ -57,12 +57,7 @@ class UsageV2(Structure):
     """``tg_usage_v2``: usage of a data-volume pair over its whole life, with its keys' ids."""
 
     _fields_ = [
-        ("active_used", c_uint64),
-        ("active_limit", c_uint64),
-        ("reserved_used", c_uint64),
-        ("reserved_limit", c_uint64),
-        ("has_reserved", c_bool),
-        ("switches", c_uint64),
+        ("current", Usage),
         ("total_used", c_uint64),
         ("active_key", ctypes.c_char * 65),
         ("reserved_key", ctypes.c_char * 65),

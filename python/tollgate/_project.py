@@ -203,14 +203,7 @@ class Project(EngineHandle):
         rc = _ffi.tg_usage_get(self._handle, raw)
         if rc:
             raise self._failure(rc)
-        return Usage(
-            raw.active_used,
-            raw.active_limit,
-            raw.reserved_used,
-            raw.reserved_limit,
-            bool(raw.has_reserved),
-            raw.switches,
-        )
+        return _usage_of(raw)
 
     def lifetime_usage(self) -> LifetimeUsage:
         """The pair's usage with the total charged over its whole life (across switches and
@@ -221,14 +214,7 @@ class Project(EngineHandle):
         if rc:
             raise self._failure(rc)
         return LifetimeUsage(
-            usage=Usage(
-                raw.active_used,
-                raw.active_limit,
-                raw.reserved_used,
-                raw.reserved_limit,
-                bool(raw.has_reserved),
-                raw.switches,
-            ),
+            usage=_usage_of(raw.current),
             total_used=raw.total_used,
             active_key=raw.active_key.decode("utf-8") or None,
             reserved_key=raw.reserved_key.decode("utf-8") or None,
@@ -240,6 +226,18 @@ class Project(EngineHandle):
         if self._handle is None:
             return self._closed_error()
         return error_for(status)
+
+
+def _usage_of(raw: _ffi.Usage) -> Usage:
+    """The snapshot a ``tg_usage`` holds."""
+    return Usage(
+        raw.active_used,
+        raw.active_limit,
+        raw.reserved_used,
+        raw.reserved_limit,
+        bool(raw.has_reserved),
+        raw.switches,
+    )
 
 
 def _index(n: Any) -> int:

@@ -32,20 +32,6 @@ static const char *path_in_base(const char *name) {
     return path;
 }
 
-static const char *dv_key(const char *id, unsigned long long limit) {
-    static char json[512];
-    snprintf(json, sizeof json,
-             "{\"id\": \"%s\", \"delivery\": \"online\", \"kind\": \"commercial\", "
-             "\"edition\": \"standard\", \"scheme\": {\"data_volume\": {\"limit_bytes\": %llu}}}",
-             id, limit);
-    return json;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&pause, NULL);
-}
-
 /* What the callback saw, under `lock`. */
 struct seen {
     pthread_mutex_t lock;
@@ -185,8 +171,8 @@ static void test_switch_arrives_once_off_the_hot_path(void) {
     EXPECT(TG_OK, tg_engine_on_event(engine, on_event, &seen));
 
     EXPECT(TG_OK, tg_project_create(engine, "copy"));
-    EXPECT(TG_OK, tg_key_add(engine, "copy", dv_key("A-1", LIMIT)));
-    EXPECT(TG_OK, tg_key_add_reserve(engine, "copy", dv_key("A-2", LIMIT)));
+    EXPECT(TG_OK, tg_key_add(engine, "copy", data_volume_key("A-1", LIMIT)));
+    EXPECT(TG_OK, tg_key_add_reserve(engine, "copy", data_volume_key("A-2", LIMIT)));
     tg_project *project = NULL;
     EXPECT(TG_OK, tg_project_open(engine, "copy", &project));
 

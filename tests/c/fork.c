@@ -23,15 +23,6 @@
 
 static char state_dir[4200];
 
-static const char *dv_key(const char *id, unsigned long long limit) {
-    static char json[512];
-    snprintf(json, sizeof json,
-             "{\"id\": \"%s\", \"delivery\": \"online\", \"kind\": \"commercial\", "
-             "\"edition\": \"standard\", \"scheme\": {\"data_volume\": {\"limit_bytes\": %llu}}}",
-             id, limit);
-    return json;
-}
-
 static const char *server_key(const char *id, unsigned machines) {
     static char json[512];
     snprintf(json, sizeof json,
@@ -40,11 +31,6 @@ static const char *server_key(const char *id, unsigned machines) {
              "\"max_machines\": %u}}}",
              id, machines);
     return json;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&pause, NULL);
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -107,8 +93,8 @@ int main(int argc, char **argv) {
     EXPECT(TG_OK, tg_engine_open(state_dir, &engine));
     EXPECT(TG_OK, tg_engine_on_event(engine, on_event, NULL));
     EXPECT(TG_OK, tg_project_create(engine, "copy"));
-    EXPECT(TG_OK, tg_key_add(engine, "copy", dv_key("A-1", 1000)));
-    EXPECT(TG_OK, tg_key_add_reserve(engine, "copy", dv_key("A-2", 1000)));
+    EXPECT(TG_OK, tg_key_add(engine, "copy", data_volume_key("A-1", 1000)));
+    EXPECT(TG_OK, tg_key_add_reserve(engine, "copy", data_volume_key("A-2", 1000)));
     EXPECT(TG_OK, tg_project_create(engine, "svm"));
     EXPECT(TG_OK, tg_key_add(engine, "svm", server_key("S-1", 2)));
     tg_project *project = NULL;

@@ -111,8 +111,7 @@ static void test_capacity_and_flush_thread(void) {
     EXPECT(TG_OK, tg_engine_open_with_options(path_in_base("flushed"), options, &engine));
     /* A new thread names itself once it runs: wait for that. */
     for (int waited = 0; waited < 20000 && threads_named("tollgate-flush") == 0; waited += 5) {
-        struct timespec pause = {0, 5000000L};
-        nanosleep(&pause, NULL);
+        sleep_ms(5);
     }
     CHECK(threads_named("tollgate-flush") == 1);
     tg_engine_close(engine);

@@ -16,15 +16,6 @@
 #include "check.h"
 #include "tollgate.h"
 
-static const char *dv_key(const char *id, unsigned long long limit) {
-    static char json[512];
-    snprintf(json, sizeof json,
-             "{\"id\": \"%s\", \"delivery\": \"online\", \"kind\": \"commercial\", "
-             "\"edition\": \"standard\", \"scheme\": {\"data_volume\": {\"limit_bytes\": %llu}}}",
-             id, limit);
-    return json;
-}
-
 /* Checks both calls: tg_usage_get for the fields it has, tg_usage_v2_get for all of them. */
 static void expect(const tg_project *project, uint64_t active_used, uint64_t active_limit,
                    uint64_t reserved_used, uint64_t reserved_limit, bool has_reserved,
@@ -36,9 +27,9 @@ static void expect(const tg_project *project, uint64_t active_used, uint64_t act
     tg_usage v1;
     memset(&v1, 0xAB, sizeof v1);
     EXPECT(TG_OK, tg_usage_get(project, &v1));
-    if (v2.active_used != active_used || v2.active_limit != active_limit ||
-        v2.reserved_used != reserved_used || v2.reserved_limit != reserved_limit ||
-        v2.has_reserved != has_reserved || v2.switches != switches ||
+    if (v2.current.active_used != active_used || v2.current.active_limit != active_limit ||
+        v2.current.reserved_used != reserved_used || v2.current.reserved_limit != reserved_limit ||
+        v2.current.has_reserved != has_reserved || v2.current.switches != switches ||
         v2.total_used != total_used || memchr(v2.active_key, 0, TG_KEY_ID_SIZE) == NULL ||
         memchr(v2.reserved_key, 0, TG_KEY_ID_SIZE) == NULL ||
         strcmp(v2.active_key, active_key) != 0 || strcmp(v2.reserved_key, reserved_key) != 0) {
@@ -46,9 +37,9 @@ static void expect(const tg_project *project, uint64_t active_used, uint64_t act
                 "usage v2 is {%llu, %llu, %llu, %llu, %d, %llu, total %llu, \"%.64s\", "
                 "\"%.64s\"}, expected {%llu, %llu, %llu, %llu, %d, %llu, total %llu, \"%s\", "
                 "\"%s\"}\n",
-                (unsigned long long)v2.active_used, (unsigned long long)v2.active_limit,
-                (unsigned long long)v2.reserved_used, (unsigned long long)v2.reserved_limit,
-                (int)v2.has_reserved, (unsigned long long)v2.switches,
+                (unsigned long long)v2.current.active_used, (unsigned long long)v2.current.active_limit,
+                (unsigned long long)v2.current.reserved_used, (unsigned long long)v2.current.reserved_limit,
+                (int)v2.current.has_reserved, (unsigned long long)v2.current.switches,
                 (unsigned long long)v2.total_used, v2.active_key, v2.reserved_key,
                 (unsigned long long)active_used, (unsigned long long)active_limit,
                 (unsigned long long)reserved_used, (unsigned long long)reserved_limit,
@@ -80,8 +71,8 @@ int main(int argc, char **argv) {
     /* The longest id a key may have fills the buffer but its NUL. */
     const char *longest = "K-abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz0123456789";
     CHECK(strlen(longest) == TG_KEY_ID_SIZE - 1);
-    EXPECT(TG_OK, tg_key_add(engine, "copy", dv_key(longest, 80)));
-    EXPECT(TG_OK, tg_key_add_reserve(engine, "copy", dv_key("A-2", 100)));
+    EXPECT(TG_OK, tg_key_add(engine, "copy", data_volume_key(longest, 80)));
+    EXPECT(TG_OK, tg_key_add_reserve(engine, "copy", data_volume_key("A-2", 100)));
     expect(project, 0, 80, 0, 100, true, 0, 0, longest, "A-2");
     EXPECT(TG_OK, tg_consume(project, 50));
     expect(project, 50, 80, 0, 100, true, 0, 50, longest, "A-2");
@@ -91,7 +82,7 @@ int main(int argc, char **argv) {
     expect(project, 40, 100, 0, 0, false, 1, 120, "A-2", "");
 
     /* A renewal retires A-2 with its 40 bytes; the total keeps them. */
-    EXPECT(TG_OK, tg_key_replace(engine, "copy", dv_key("A-3", 1000)));
+    EXPECT(TG_OK, tg_key_replace(engine, "copy", data_volume_key("A-3", 1000)));
     EXPECT(TG_OK, tg_consume(project, 5));
     expect(project, 5, 1000, 0, 0, false, 1, 125, "A-3", "");
 
