@@ -1,8 +1,12 @@
 """Engine.subscribe: events pushed to Python callbacks on the engine's callback thread."""
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 import pytest
@@ -138,3 +142,19 @@ def test_subscribe_refuses_what_is_not_callable(engine) -> None:
     engine.close()
     with pytest.raises(tollgate.ClosedError):
         engine.subscribe(lambda event: None)
+
+
+def test_the_subscriber_example_prints_the_switch(tmp_path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root / "python"))
+    result = subprocess.run(
+        [sys.executable, str(root / "examples/python/subscriber.py"), str(tmp_path / "s"), "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("switched: copy-") == 1, result.stdout
+    assert "is exhausted, now metering copy-" in result.stdout
+    assert "charged 2097152 bytes over the pair's life" in result.stdout
