@@ -610,7 +610,7 @@ enum tg_status tg_key_activate_bulk(struct tg_engine *engine,
  * # Safety
  * `engine` is NULL or an open engine; `out_id` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_engine_machine_id(struct tg_engine *engine, char **out_id);
+enum tg_status tg_engine_machine_id(const struct tg_engine *engine, char **out_id);
 
 /**
  * Opens (creating if needed) the state directory `state_dir` with default options and stores
@@ -776,7 +776,7 @@ enum tg_status tg_engine_open_with_options(const char *state_dir,
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_events_json(struct tg_engine *engine,
+enum tg_status tg_events_json(const struct tg_engine *engine,
                               uint64_t after_seq,
                               size_t max,
                               char **out_json);
@@ -822,7 +822,7 @@ enum tg_status tg_group_add(struct tg_engine *engine, const char *group, const c
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_groups_json(struct tg_engine *engine, char **out_json);
+enum tg_status tg_groups_json(const struct tg_engine *engine, char **out_json);
 
 /**
  * Adds the key `key_json` (key JSON or a signed license file, as for `tg_key_add`) as the
@@ -929,7 +929,7 @@ enum tg_status tg_instance_unassign(struct tg_engine *engine, const char *name, 
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_instances_json(struct tg_engine *engine, char **out_json);
+enum tg_status tg_instances_json(const struct tg_engine *engine, char **out_json);
 
 /**
  * Adds a key to the slot pair of its class in `project`: the first key becomes Active, a second
@@ -988,7 +988,7 @@ enum tg_status tg_key_remove_reserve(struct tg_engine *engine,
  * `engine` is NULL or an open engine; `project` is NULL or a NUL-terminated string; `out_json`
  * is NULL or valid for writing a pointer.
  */
-enum tg_status tg_keys_json(struct tg_engine *engine, const char *project, char **out_json);
+enum tg_status tg_keys_json(const struct tg_engine *engine, const char *project, char **out_json);
 
 /**
  * Buys licenses into the global pool, or into a company's pool when the purchase names one,
@@ -1016,7 +1016,7 @@ enum tg_status tg_pool_buy(struct tg_engine *engine, const char *purchase_json, 
  * `engine` is NULL or an open engine; `filter_json` is NULL or a NUL-terminated string;
  * `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_pool_list_json(struct tg_engine *engine,
+enum tg_status tg_pool_list_json(const struct tg_engine *engine,
                                  const char *filter_json,
                                  char **out_json);
 
@@ -1030,7 +1030,9 @@ enum tg_status tg_pool_list_json(struct tg_engine *engine,
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_pool_shortfall_json(struct tg_engine *engine, uint32_t days, char **out_json);
+enum tg_status tg_pool_shortfall_json(const struct tg_engine *engine,
+                                      uint32_t days,
+                                      char **out_json);
 
 /**
  * Creates a project named `name` (1..=64 bytes of UTF-8, no control characters) with an empty
@@ -1048,7 +1050,7 @@ enum tg_status tg_project_create(struct tg_engine *engine, const char *name);
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_project_list_json(struct tg_engine *engine, char **out_json);
+enum tg_status tg_project_list_json(const struct tg_engine *engine, char **out_json);
 
 /**
  * Stores in `*out_json` the project card (SPEC §2.5) as JSON: per slot pair, one card per key
@@ -1060,7 +1062,9 @@ enum tg_status tg_project_list_json(struct tg_engine *engine, char **out_json);
  * `engine` is NULL or an open engine; `project` is NULL or a NUL-terminated string; `out_json`
  * is NULL or valid for writing a pointer.
  */
-enum tg_status tg_project_view_json(struct tg_engine *engine, const char *project, char **out_json);
+enum tg_status tg_project_view_json(const struct tg_engine *engine,
+                                    const char *project,
+                                    char **out_json);
 
 /**
  * Looks the project `name` up once and stores its hot-path handle in `*out` (NULL on failure).
@@ -1175,7 +1179,7 @@ enum tg_status tg_renew_now(struct tg_engine *engine, const char *project, char 
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_renewal_status_json(struct tg_engine *engine, char **out_json);
+enum tg_status tg_renewal_status_json(const struct tg_engine *engine, char **out_json);
 
 /**
  * Opens the seats of `project`'s slot pair of `seat_class` — `"server"` or `"desktop"`
@@ -1304,7 +1308,7 @@ enum tg_status tg_engine_trust(struct tg_engine *engine, const char *public_key)
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_trusted_keys_json(struct tg_engine *engine, char **out_json);
+enum tg_status tg_trusted_keys_json(const struct tg_engine *engine, char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

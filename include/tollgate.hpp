@@ -204,12 +204,12 @@ class Engine {
         detail::check(tg_project_open(handle_.get(), name.c_str(), &opened), "tg_project_open");
         return Project(opened);
     }
-    std::string keys_json(const std::string &project) {
+    std::string keys_json(const std::string &project) const {
         char *json = nullptr;
         detail::check(tg_keys_json(handle_.get(), project.c_str(), &json), "tg_keys_json");
         return detail::take(json);
     }
-    std::string events_json(uint64_t after_seq, size_t max) {
+    std::string events_json(uint64_t after_seq, size_t max) const {
         char *json = nullptr;
         detail::check(tg_events_json(handle_.get(), after_seq, max, &json), "tg_events_json");
         return detail::take(json);

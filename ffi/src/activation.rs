@@ -116,7 +116,7 @@ pub unsafe extern "C" fn tg_key_activate_bulk(
 /// `engine` is NULL or an open engine; `out_id` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_engine_machine_id(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     out_id: *mut *mut c_char,
 ) -> tg_status {
     boundary!({

@@ -34,7 +34,7 @@ use crate::status::tg_status;
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_events_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     after_seq: u64,
     max: usize,
     out_json: *mut *mut c_char,

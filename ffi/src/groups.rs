@@ -40,7 +40,7 @@ pub unsafe extern "C" fn tg_group_add(
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_groups_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     out_json: *mut *mut c_char,
 ) -> tg_status {
     boundary!({

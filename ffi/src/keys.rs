@@ -128,7 +128,7 @@ fn key_change(
 /// is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_keys_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     project: *const c_char,
     out_json: *mut *mut c_char,
 ) -> tg_status {

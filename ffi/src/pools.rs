@@ -51,7 +51,7 @@ pub unsafe extern "C" fn tg_pool_buy(
 /// `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_pool_list_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     filter_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> tg_status {
@@ -77,7 +77,7 @@ pub unsafe extern "C" fn tg_pool_list_json(
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_pool_shortfall_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     days: u32,
     out_json: *mut *mut c_char,
 ) -> tg_status {

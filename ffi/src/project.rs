@@ -123,7 +123,7 @@ pub unsafe extern "C" fn tg_project_create(
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_project_list_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     out_json: *mut *mut c_char,
 ) -> tg_status {
     boundary!({
@@ -144,7 +144,7 @@ pub unsafe extern "C" fn tg_project_list_json(
 /// is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_project_view_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     project: *const c_char,
     out_json: *mut *mut c_char,
 ) -> tg_status {

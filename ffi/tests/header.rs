@@ -109,6 +109,9 @@ fn header_declares_the_fixed_api() {
         "TG_EVENT_RENEWAL_FAILED = 20,",
         "typedef void (*tg_event_callback)(const struct tg_event *event, void *user_data);",
         "enum tg_status tg_engine_on_event(struct tg_engine *engine,",
+        // Calls that only read the state take a const engine.
+        "enum tg_status tg_events_json(const struct tg_engine *engine,",
+        "enum tg_status tg_project_list_json(const struct tg_engine *engine, char **out_json);",
         "void tg_string_free(char *s);",
         "#include <stdbool.h>",
         "#include <stdint.h>",

@@ -128,7 +128,7 @@ static void *consume_until_refused(void *arg) {
 }
 
 /* How many events the audit log holds after `seq`. */
-static int log_entries_after(tg_engine *engine, uint64_t seq) {
+static int log_entries_after(const tg_engine *engine, uint64_t seq) {
     char *json = NULL;
     EXPECT(TG_OK, tg_events_json(engine, seq, 100000, &json));
     int entries = 0;
@@ -140,7 +140,7 @@ static int log_entries_after(tg_engine *engine, uint64_t seq) {
 }
 
 /* The highest sequence number in the audit log. */
-static uint64_t last_seq(tg_engine *engine) {
+static uint64_t last_seq(const tg_engine *engine) {
     char *json = NULL;
     EXPECT(TG_OK, tg_events_json(engine, 0, 100000, &json));
     uint64_t last = 0;
