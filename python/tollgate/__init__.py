@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from . import _ffi
 from ._engine import Engine, KeyLike, TimeLike
+from ._events import EventStream
 from ._error import (
     ERRORS,
     AlreadyAssigned,
@@ -111,6 +112,7 @@ __all__ = [
     "DuplicateKey",
     "EditionMismatch",
     "Engine",
+    "EventStream",
     "Exhausted",
     "Expired",
     "Instance",

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar, Union
 
 from . import _ffi
 from ._error import InvalidArgument, check
-from ._events import Listeners, Subscriber
+from ._events import EventStream, Listeners, Subscriber
 from ._handle import EngineHandle, Handle, encode_text, opened
 from ._instance import Instance
 from ._project import Project
@@ -50,7 +50,7 @@ class Engine(Handle):
     ...         project.consume(64 << 20)
     """
 
-    __slots__ = ("_state_dir", "_handles", "_listeners")
+    __slots__ = ("_state_dir", "_handles", "_listeners", "_streams")
 
     KIND = "engine"
 
@@ -90,6 +90,7 @@ class Engine(Handle):
         self._state_dir = os.fspath(state_dir)
         self._handles: weakref.WeakSet[EngineHandle] = weakref.WeakSet()
         self._listeners = Listeners()
+        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         path = encode_text(self._state_dir, "state directory")
         if isinstance(trusted_keys, str):
             raise TypeError("trusted_keys must be an iterable of vendor.pub texts, not a str")
@@ -138,6 +139,8 @@ class Engine(Handle):
             child.close()
         _ffi.tg_engine_close(handle)
         self._listeners.closed()
+        for stream in list(self._streams):
+            stream.close()
 
     def _describe(self) -> str:
         return f"engine for {self._state_dir!r}"
@@ -391,6 +394,14 @@ class Engine(Handle):
             listeners.remove(None if live is None else live._handle, callback)
 
         return unsubscribe
+
+    def events_stream(self, backlog: int = 4096) -> EventStream:
+        """The events this process records from now on, as an iterator (see
+        :class:`EventStream`): the same ``dict`` as :meth:`subscribe` gives, read on the
+        caller's thread. Iteration ends when the stream or this engine is closed."""
+        stream = EventStream(self.subscribe, _bounded(backlog, "backlog", 1, _U64_MAX))
+        self._streams.add(stream)
+        return stream
 
     def project(self, name: str) -> Project:
         """Looks the project up once and returns its hot-path handle (:class:`NotFound` if it

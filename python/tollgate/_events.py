@@ -12,9 +12,10 @@ import atexit
 import ctypes
 import json
 import logging
+import queue
 import threading
 import weakref
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, cast
 
 from . import _ffi
 from ._error import check
@@ -94,3 +95,75 @@ def _remove_callbacks_at_exit() -> None:
     for listeners, engine in list(_engines_with_callbacks.items()):
         _ffi.tg_engine_on_event(engine, None, None)
         listeners._forget()
+
+
+class _Closed:
+    """Ends an :class:`EventStream`'s iteration."""
+
+
+_CLOSED = _Closed()
+
+
+class EventStream:
+    """The events of an engine as an iterator, from :meth:`Engine.events_stream`::
+
+        with engine.events_stream() as events:
+            for event in events:            # blocks until the next event
+                if event["kind"] == "switched":
+                    break
+
+    Events wait in the stream until read; once ``backlog`` of them wait, newer ones are
+    dropped and counted in :attr:`dropped` (they stay in the audit log). Iteration ends when
+    the stream or its engine is closed.
+    """
+
+    __slots__ = ("_queue", "_backlog", "_unsubscribe", "dropped", "__weakref__")
+
+    def __init__(self, subscribe: Callable[[Subscriber], Callable[[], None]], backlog: int) -> None:
+        """Subscribes through ``subscribe``; :meth:`Engine.events_stream` is the usual way."""
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._backlog = backlog
+        #: Events dropped because ``backlog`` events were waiting.
+        self.dropped = 0
+        self._unsubscribe: Optional[Callable[[], None]] = subscribe(self._put)
+
+    def _put(self, event: Dict[str, Any]) -> None:
+        if self._queue.qsize() >= self._backlog:
+            self.dropped += 1
+        else:
+            self._queue.put(event)
+
+    def get(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+        """The next event, waiting at most ``timeout`` seconds (``None``: until one comes);
+        ``None`` when none came in time or the stream is closed."""
+        try:
+            event = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if event is _CLOSED:
+            self._queue.put(_CLOSED)  # every later call ends too
+            return None
+        return cast(Dict[str, Any], event)
+
+    def __iter__(self) -> "EventStream":
+        return self
+
+    def __next__(self) -> Dict[str, Any]:
+        event = self.get()
+        if event is None:
+            raise StopIteration
+        return event
+
+    def close(self) -> None:
+        """Unsubscribes; iteration ends after the events already waiting. Calling it again
+        does nothing."""
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+            self._queue.put(_CLOSED)
+
+    def __enter__(self) -> "EventStream":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

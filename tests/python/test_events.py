@@ -158,3 +158,29 @@ def test_the_subscriber_example_prints_the_switch(tmp_path) -> None:
     assert result.stdout.count("switched: copy-") == 1, result.stdout
     assert "is exhausted, now metering copy-" in result.stdout
     assert "charged 2097152 bytes over the pair's life" in result.stdout
+
+
+def test_events_stream_iterates_until_closed(engine, key) -> None:
+    with engine.events_stream() as events:
+        engine.create_project("p")
+        engine.add_key("p", key("A-1", limit=100))
+        first = next(events)
+        assert (first["kind"], first["project"]) == ("project_created", "p")
+        second = events.get(timeout=20)
+        assert second is not None and (second["kind"], second["key"]) == ("key_added", "A-1")
+        assert events.get(timeout=0.01) is None
+    assert list(events) == []
+    assert events.get(timeout=0) is None
+
+
+def test_closing_the_engine_ends_its_streams(engine) -> None:
+    events = engine.events_stream(backlog=1)
+    engine.create_project("a")
+    engine.create_project("b")  # the backlog is full: dropped
+    deadline = time.monotonic() + 20
+    while events.dropped == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    engine.close()
+    assert [e["project"] for e in events] == ["a"]
+    assert events.dropped == 1
