@@ -98,6 +98,18 @@ pub enum Command {
     /// Operator decisions about the state itself
     #[command(subcommand)]
     State(StateCommand),
+    /// Print the shell completion script for SHELL (e.g. `tollgate completions bash >
+    /// /etc/bash_completion.d/tollgate`). Uses no state directory
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages into DIR: tollgate.1 and one per command (tollgate-project-create.1,
+    /// …). Uses no state directory
+    Man {
+        /// Where to write them (created if missing)
+        dir: PathBuf,
+    },
 }
 
 /// `tollgate state …`

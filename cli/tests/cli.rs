@@ -778,3 +778,37 @@ fn views_show_sizes_as_written_and_texts_that_fit_the_key() {
         .stdout(contains("data volume").not())
         .stdout(contains("Migration").not());
 }
+
+/// Issue 21, item 8: completion scripts and man pages from the parser's own definition.
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    let state = State::new();
+    let bash = state.run("completions bash").success();
+    let script = String::from_utf8(bash.get_output().stdout.clone()).unwrap();
+    assert!(script.contains("_tollgate()"), "{script}");
+    for command in ["accept-rollback", "add-reserve", "shortfall", "completions"] {
+        assert!(script.contains(command), "{command} is not completed");
+    }
+    state
+        .run("completions zsh")
+        .success()
+        .stdout(contains("#compdef tollgate"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man");
+    state
+        .run(&format!("man {}", man.display()))
+        .success()
+        .stdout(contains("Wrote 48 man pages into"));
+    let top = std::fs::read_to_string(man.join("tollgate.1")).unwrap();
+    assert!(top.contains(".TH tollgate 1"), "{top}");
+    assert!(top.contains("tollgate\\-project(1)"), "{top}");
+    let page = std::fs::read_to_string(man.join("tollgate-key-add.1")).unwrap();
+    assert!(page.contains(".TH tollgate-key-add 1"), "{page}");
+    assert!(page.contains("\"tollgate 0.1.0\""), "{page}");
+    // Neither reads nor makes a state.
+    assert!(std::fs::read_dir(state.dir.path())
+        .unwrap()
+        .next()
+        .is_none());
+}

@@ -13,6 +13,7 @@ use crate::failure::Failure;
 
 mod activate;
 mod activation;
+mod docs;
 mod events;
 mod group;
 mod init;
@@ -104,6 +105,8 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::Trust(TrustCommand::List) => trust::list(ctx, out),
         Command::State(StateCommand::AcceptRollback) => state::accept_rollback(ctx, out),
         Command::State(StateCommand::AcceptClock) => state::accept_clock(ctx, out),
+        Command::Completions { shell } => docs::completions(shell, out),
+        Command::Man { dir } => docs::man(ctx, &dir, out),
     }
 }
 
