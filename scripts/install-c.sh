@@ -9,6 +9,8 @@
 #   $INCLUDEDIR/tollgate/tollgate.h     the header
 #   $INCLUDEDIR/tollgate/tollgate.hpp   the C++17 wrapper over it
 #   $LIBDIR/pkgconfig/tollgate.pc       so that `pkg-config --cflags --libs tollgate` works
+#   $LIBDIR/cmake/Tollgate/             TollgateConfig.cmake and TollgateConfigVersion.cmake, so
+#                                       that CMake's `find_package(Tollgate)` works
 #
 # $SOVER follows cargo-c: the major version, or 0.MINOR while the major is 0.
 #
@@ -104,6 +106,17 @@ sed -e "s|@PREFIX@|$PREFIX|" \
     -e "s|@LIBS_PRIVATE@|$LIBS_PRIVATE|" \
     "$ROOT/ffi/tollgate.pc.in" >"$DESTDIR$LIBDIR/pkgconfig/tollgate.pc"
 chmod 0644 "$DESTDIR$LIBDIR/pkgconfig/tollgate.pc"
+install -d "$DESTDIR$LIBDIR/cmake/Tollgate"
+for file in TollgateConfig.cmake TollgateConfigVersion.cmake; do
+    sed -e "s|@LIBDIR@|$LIBDIR|g" \
+        -e "s|@INCLUDEDIR@|$INCLUDEDIR|g" \
+        -e "s|@VERSION@|$VERSION|g" \
+        -e "s|@MAJOR@|$MAJOR|g" \
+        -e "s|@MINOR@|$MINOR|g" \
+        "$ROOT/ffi/$file.in" >"$DESTDIR$LIBDIR/cmake/Tollgate/$file"
+    chmod 0644 "$DESTDIR$LIBDIR/cmake/Tollgate/$file"
+done
 
 echo "installed tollgate $VERSION (soname libtollgate.so.$SOVER) under $DESTDIR$PREFIX"
 echo "  pkg-config: PKG_CONFIG_PATH=$LIBDIR/pkgconfig pkg-config --cflags --libs tollgate"
+echo "  CMake:      find_package(Tollgate) with CMAKE_PREFIX_PATH=$PREFIX"

@@ -380,3 +380,73 @@ fn installed_library_builds_clients_through_pkg_config() {
         .expect("run the migrator");
     assert_success("the installed migrator", &output);
 }
+
+/// The CMake package that `scripts/install-c.sh` installs: `find_package(Tollgate 0.1)` in
+/// `tests/cmake` builds the C migrator against `Tollgate::tollgate` and the C++ copier against
+/// `Tollgate::tollgate_static`, both run, and a request for another ABI (0.2) is refused.
+#[test]
+fn installed_library_builds_clients_through_cmake() {
+    if Command::new("cmake").arg("--version").output().is_err() {
+        eprintln!("cmake is not on PATH: CMake package check skipped");
+        return;
+    }
+    let prefix = tempfile::tempdir().expect("temp prefix");
+    let output = Command::new("bash")
+        .arg(workspace().join("scripts/install-c.sh"))
+        .arg(prefix.path())
+        .env("TOLLGATE_LIB_DIR", library_dir())
+        .env_remove("LIBDIR")
+        .env_remove("INCLUDEDIR")
+        .env_remove("DESTDIR")
+        .output()
+        .expect("run scripts/install-c.sh");
+    assert_success("scripts/install-c.sh", &output);
+    let package = prefix.path().join("lib/cmake/Tollgate");
+    assert!(package.join("TollgateConfig.cmake").is_file());
+    assert!(package.join("TollgateConfigVersion.cmake").is_file());
+
+    let configure = |build: &Path, wanted: &str| {
+        Command::new("cmake")
+            .arg("-S")
+            .arg(workspace().join("tests/cmake"))
+            .arg("-B")
+            .arg(build)
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.path().display()))
+            .arg(format!("-DTOLLGATE_WANTED={wanted}"))
+            .output()
+            .expect("run cmake")
+    };
+    let scratch = tempfile::tempdir().expect("temp build dir");
+    let build = scratch.path().join("build");
+    assert_success("cmake configure", &configure(&build, "0.1"));
+    let output = Command::new("cmake")
+        .arg("--build")
+        .arg(&build)
+        .output()
+        .expect("run cmake --build");
+    assert_success("cmake --build", &output);
+
+    for (program, args, expected) in [
+        ("migrator", ["2", "4"], "OK: every byte copied"),
+        ("copier", ["2", "4"], "OK: every byte copied"),
+    ] {
+        let state = tempfile::tempdir().expect("temp state dir");
+        let output = Command::new(build.join(program))
+            .env("TOLLGATE_INSTALLATION", common::installation(state.path()))
+            .arg(state.path())
+            .args(args)
+            .output()
+            .expect("run the CMake-built client");
+        assert_success(program, &output);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains(expected), "{program}: {stdout}");
+    }
+
+    let refused = configure(&scratch.path().join("other-abi"), "0.2");
+    assert!(
+        !refused.status.success(),
+        "find_package(Tollgate 0.2) found 0.1"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("Tollgate"), "{stderr}");
+}
