@@ -410,8 +410,9 @@ typedef struct tg_event {
 
 /**
  * The function `tg_engine_on_event` calls for each event, with the `user_data` given there.
- * It runs on the engine's callback thread, never on a thread calling Tollgate; it must not
- * unwind (a C++ exception must not leave it) and should return quickly.
+ * It runs on the engine's callback thread, never on one of the program's own threads; it must
+ * not unwind (a C++ exception must not leave it) and should return quickly. It may call
+ * Tollgate, `tg_engine_close` of its own engine included.
  */
 typedef void (*tg_event_callback)(const struct tg_event *event, void *user_data);
 
@@ -784,9 +785,10 @@ enum tg_status tg_events_json(const struct tg_engine *engine,
 /**
  * Calls `callback(event, user_data)` for each event this process records on `engine`'s state
  * from now on, in the order they were recorded, on one thread the engine starts for it (the
- * event callback thread, fed by the engine's dispatcher), never on a thread that called
- * Tollgate: `tg_consume` neither waits for nor runs the callback. A switch is reported once,
- * a moment after the `tg_consume` that made it returned `TG_OK`.
+ * event callback thread, fed by the engine's dispatcher), never on one of the program's own
+ * threads: `tg_consume` neither waits for nor runs the callback. A switch is reported once, a
+ * moment after the `tg_consume` that made it returned `TG_OK` (unless the hot path's event
+ * queue overflowed, which `tg_consume` counts and never waits for).
  *
  * Replaces the callback set before; a NULL `callback` removes it. When this returns, the
  * previous callback is not called any more (if a call to it was in progress on the callback
