@@ -53,4 +53,28 @@ class BinaryDistribution(Distribution):
         return find_library() is not None
 
 
-setup(cmdclass={"build_py": BuildPy}, distclass=BinaryDistribution)
+COMMANDS = {"build_py": BuildPy}
+
+try:  # setuptools 70.1 and later carry bdist_wheel; before, the wheel package did
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:
+    try:
+        from wheel.bdist_wheel import bdist_wheel  # type: ignore[no-redef]
+    except ImportError:
+        bdist_wheel = None  # type: ignore[assignment,misc]
+
+if bdist_wheel is not None:
+
+    class BdistWheel(bdist_wheel):  # type: ignore[misc,valid-type]
+        """Tags the wheel ``py3-none-<platform>``: the package is pure Python over ctypes, and
+        the library it carries depends on the platform only, not on the Python version or ABI
+        (the default would be ``cp311-cp311-<platform>``)."""
+
+        def get_tag(self):  # type: ignore[no-untyped-def]
+            _, _, platform = super().get_tag()
+            return "py3", "none", platform
+
+    COMMANDS["bdist_wheel"] = BdistWheel
+
+
+setup(cmdclass=COMMANDS, distclass=BinaryDistribution)
