@@ -2,10 +2,13 @@
 # Installs the Tollgate C library the way `cargo cinstall` (cargo-c) lays it out, without
 # needing cargo-c:
 #
-#   $LIBDIR/libtollgate.so.X.Y.Z        the shared library, soname libtollgate.so.$SOVER
+#   $LIBDIR/libtollgate.so.X.Y.Z        the shared library, soname libtollgate.so.$SOVER,
+#                                       without its debug info
+#   $LIBDIR/.debug/libtollgate.so.X.Y.Z.debug  that debug info, which gdb and perf find through
+#                                       the library's .gnu_debuglink
 #   $LIBDIR/libtollgate.so.$SOVER       -> libtollgate.so.X.Y.Z
 #   $LIBDIR/libtollgate.so              -> libtollgate.so.$SOVER
-#   $LIBDIR/libtollgate.a               the static library
+#   $LIBDIR/libtollgate.a               the static library, without debug info
 #   $INCLUDEDIR/tollgate/tollgate.h     the header
 #   $INCLUDEDIR/tollgate/tollgate.hpp   the C++17 wrapper over it
 #   $LIBDIR/pkgconfig/tollgate.pc       so that `pkg-config --cflags --libs tollgate` works
@@ -25,7 +28,8 @@
 #   TOLLGATE_LIB_DIR  install libtollgate.so/.a from this directory instead of building them
 #                     (they then carry no soname); the test suite uses it
 #
-# Linux (ELF) only: on macOS, build with -install_name instead of -soname.
+# Linux (ELF) only: on macOS, build with -install_name instead of -soname. Without objcopy and
+# strip (binutils), the libraries are installed with their debug info.
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ "${1#/}" = "$1" ]; then
@@ -92,11 +96,25 @@ PC_INCLUDEDIR=$(pc_dir "$INCLUDEDIR")
 
 install -d "$DESTDIR$LIBDIR/pkgconfig" "$DESTDIR$INCLUDEDIR/tollgate"
 install -m 0755 "$LIB_SRC/libtollgate.so" "$DESTDIR$LIBDIR/libtollgate.so.$VERSION"
+if command -v objcopy >/dev/null && command -v strip >/dev/null; then
+    # The release profile keeps line tables (debug = 1) for profiling; what ships is the code,
+    # with the debug info beside it for whoever needs a symbolic backtrace.
+    so=$DESTDIR$LIBDIR/libtollgate.so.$VERSION
+    install -d "$DESTDIR$LIBDIR/.debug"
+    objcopy --only-keep-debug "$so" "$DESTDIR$LIBDIR/.debug/libtollgate.so.$VERSION.debug"
+    chmod 0644 "$DESTDIR$LIBDIR/.debug/libtollgate.so.$VERSION.debug"
+    strip --strip-debug --strip-unneeded "$so"
+    (cd "$DESTDIR$LIBDIR" &&
+        objcopy --add-gnu-debuglink=".debug/libtollgate.so.$VERSION.debug" "libtollgate.so.$VERSION")
+fi
 if [ "$SOVER" != "$VERSION" ]; then
     ln -sfn "libtollgate.so.$VERSION" "$DESTDIR$LIBDIR/libtollgate.so.$SOVER"
 fi
 ln -sfn "libtollgate.so.$SOVER" "$DESTDIR$LIBDIR/libtollgate.so"
 install -m 0644 "$LIB_SRC/libtollgate.a" "$DESTDIR$LIBDIR/libtollgate.a"
+if command -v strip >/dev/null; then
+    strip --strip-debug "$DESTDIR$LIBDIR/libtollgate.a"
+fi
 install -m 0644 "$ROOT/include/tollgate.h" "$DESTDIR$INCLUDEDIR/tollgate/tollgate.h"
 install -m 0644 "$ROOT/include/tollgate.hpp" "$DESTDIR$INCLUDEDIR/tollgate/tollgate.hpp"
 sed -e "s|@PREFIX@|$PREFIX|" \

@@ -337,6 +337,19 @@ fn installed_library_builds_clients_through_pkg_config() {
         .path()
         .join("include/tollgate/tollgate.hpp")
         .is_file());
+    // The shared library ships without its debug info, which lies beside it (the migrator
+    // below runs against the stripped library).
+    let debug = lib.join(format!(".debug/libtollgate.so.{version}.debug"));
+    assert!(debug.is_file(), "{} is not installed", debug.display());
+    if let Ok(sections) = Command::new("readelf")
+        .arg("-S")
+        .arg(lib.join(format!("libtollgate.so.{version}")))
+        .output()
+    {
+        let sections = String::from_utf8_lossy(&sections.stdout);
+        assert!(sections.contains(".gnu_debuglink"), "{sections}");
+        assert!(!sections.contains(".debug_info"), "{sections}");
+    }
 
     let pkg_config = |args: &[&str]| -> String {
         let output = Command::new("pkg-config")
