@@ -2,12 +2,15 @@
 
 `pip install ./python` after `cargo build --release -p tollgate-ffi` then gives a package that
 works on its own. The library is taken, first found, from ``TOLLGATE_LIBRARY``, from the package
-directory, or from the workspace's ``target/release`` then ``target/debug``. With none found the
-package installs without it and looks the library up at import time instead (see ``_ffi.py``).
+directory, or from the workspace's ``target/release``; a debug build in ``target/debug`` is
+bundled only when ``TOLLGATE_LIBRARY`` names it. With none found the package installs without it
+and looks the library up at import time instead (see ``_ffi.py``). The copy bundled is stripped
+of its debug info when ``strip`` is on ``PATH``.
 """
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -26,11 +29,7 @@ def find_library() -> Optional[Path]:
     """The shared library to bundle, or None."""
     override = os.environ.get("TOLLGATE_LIBRARY")
     candidates = [Path(override)] if override else []
-    candidates += [
-        HERE / "tollgate" / LIBRARY,
-        HERE.parent / "target" / "release" / LIBRARY,
-        HERE.parent / "target" / "debug" / LIBRARY,
-    ]
+    candidates += [HERE / "tollgate" / LIBRARY, HERE.parent / "target" / "release" / LIBRARY]
     return next((c for c in candidates if c.is_file()), None)
 
 
@@ -44,6 +43,10 @@ class BuildPy(build_py):
             target = Path(self.build_lib) / "tollgate" / LIBRARY
             if not target.exists() or not target.samefile(library):
                 shutil.copy2(library, target)
+                strip = shutil.which("strip")
+                if strip is not None and sys.platform.startswith("linux"):
+                    # The release profile keeps line tables for profiling; a wheel needs none.
+                    subprocess.run([strip, "--strip-debug", str(target)], check=True)
 
 
 class BinaryDistribution(Distribution):

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,11 @@ def test_the_wheel_is_tagged_for_every_python3_of_the_platform(tmp_path: Path) -
     assert [w.name for w in wheels.iterdir()] == [
         f"tollgate-{tollgate.__version__}-py3-none-{platform}.whl"
     ]
+    if shutil.which("strip") and shutil.which("readelf") and sys.platform.startswith("linux"):
+        with zipfile.ZipFile(next(wheels.iterdir())) as wheel:
+            bundled = tmp_path / "bundled.so"
+            bundled.write_bytes(wheel.read(f"tollgate/{Path(tollgate.LIBRARY_PATH).name}"))
+        sections = subprocess.run(
+            ["readelf", "-S", str(bundled)], capture_output=True, text=True, check=True
+        ).stdout
+        assert ".debug_info" not in sections
