@@ -29,21 +29,27 @@ _log = logging.getLogger("tollgate")
 class Listeners:
     """The subscribers of one engine and the C callback that feeds them."""
 
-    __slots__ = ("_lock", "_subscribers", "_callback", "__weakref__")
+    __slots__ = ("_lock", "_subscribers", "_callback", "_installed", "__weakref__")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # Replaced, never changed in place: the callback thread reads it without the lock.
         self._subscribers: Tuple[Subscriber, ...] = ()
+        # Made once and kept for this object's life, installed or not: a subscriber that
+        # unsubscribes or closes the engine from inside a call must not free the code that call
+        # returns through.
         self._callback: Optional[Any] = None
+        self._installed = False
 
     def add(self, engine: int, subscriber: Subscriber) -> None:
         """Adds ``subscriber``; the first one installs the C callback on ``engine``."""
         with self._lock:
-            if self._callback is None:
-                callback = _ffi.EventCallback(self._deliver)
-                check(_ffi.tg_engine_on_event(engine, ctypes.cast(callback, ctypes.c_void_p), None))
-                self._callback = callback
+            if not self._installed:
+                if self._callback is None:
+                    self._callback = _ffi.EventCallback(self._deliver)
+                address = ctypes.cast(self._callback, ctypes.c_void_p)
+                check(_ffi.tg_engine_on_event(engine, address, None))
+                self._installed = True
                 _engines_with_callbacks[self] = engine
             self._subscribers = self._subscribers + (subscriber,)
 
@@ -56,7 +62,7 @@ class Listeners:
                 return
             subscribers.remove(subscriber)
             self._subscribers = tuple(subscribers)
-            if not subscribers and self._callback is not None:
+            if not subscribers and self._installed:
                 if engine is not None:
                     check(_ffi.tg_engine_on_event(engine, None, None))
                 self._forget()
@@ -68,8 +74,8 @@ class Listeners:
             self._forget()
 
     def _forget(self) -> None:
-        # Only once the library has stopped calling it may the ctypes callback be freed.
-        self._callback = None
+        """The library calls the callback no more (bar a call in progress that removed it)."""
+        self._installed = False
         _engines_with_callbacks.pop(self, None)
 
     def _deliver(self, event: Any, _user_data: Optional[int]) -> None:

@@ -184,3 +184,30 @@ def test_closing_the_engine_ends_its_streams(engine) -> None:
     engine.close()
     assert [e["project"] for e in events] == ["a"]
     assert events.dropped == 1
+
+
+def test_a_subscriber_may_unsubscribe_itself_and_close_the_engine(engine) -> None:
+    calls: List[str] = []
+    done = threading.Event()
+    unsubscribe: List[Callable[[], None]] = []
+
+    def once(event: Dict[str, Any]) -> None:
+        calls.append(event["project"])
+        unsubscribe[0]()
+
+    def closer(event: Dict[str, Any]) -> None:
+        if event["project"] == "b":
+            engine.close()
+            done.set()
+
+    unsubscribe.append(engine.subscribe(once))
+    engine.create_project("a")
+    deadline = time.monotonic() + 20
+    while not calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    engine.subscribe(closer)
+    engine.create_project("b")
+    assert done.wait(20)
+    assert engine.closed
+    assert calls == ["a"]
