@@ -572,6 +572,10 @@ const char *tg_last_error_message(void);
  * `TG_ACTIVATION_FAILED` when the service does not give a license for the code, and the
  * refusals of `tg_key_add` (`TG_BAD_SIGNATURE` under trust, …) for the key it gave.
  *
+ * Blocks for the vendor's activation service, up to its timeout, and while another process
+ * or thread makes an admin change to the state, at most the engine's admin-lock timeout
+ * (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `project`, `code`, `activation_url` and `ca_file` are
  * NULL or NUL-terminated strings; `out_json` is NULL or valid for writing a pointer.
@@ -591,6 +595,10 @@ enum tg_status tg_key_activate(struct tg_engine *engine,
  * `*out_json`. `ca_file` is as for `tg_key_activate`. The call itself fails (`*out_json`
  * NULL) when the target is malformed or does not exist (the service is not asked then), the
  * activation fails (`TG_ACTIVATION_FAILED`), or the key is refused for its signature.
+ *
+ * Blocks for the vendor's activation service, up to its timeout, and while another process
+ * or thread makes an admin change to the state, at most the engine's admin-lock timeout
+ * (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `target_json`, `code`, `activation_url` and `ca_file`
@@ -618,6 +626,9 @@ enum tg_status tg_engine_machine_id(const struct tg_engine *engine, char **out_i
  * the engine in `*out` (NULL on failure). A damaged or foreign state is refused with
  * `TG_CORRUPT_STATE` and left untouched.
  *
+ * Blocks while another process makes an admin change to the state (it waits for the admin
+ * lock); `tg_engine_open_with_options` can bound the wait.
+ *
  * # Safety
  * `state_dir` is NULL or a NUL-terminated string; `out` is NULL or valid for writing a pointer.
  */
@@ -626,6 +637,9 @@ enum tg_status tg_engine_open(const char *state_dir, struct tg_engine **out);
 /**
  * Opens (creating if needed) the state directory `state_dir` with `options` and stores the
  * engine in `*out` (NULL on failure).
+ *
+ * Blocks while another process makes an admin change to the state (it waits for the admin
+ * lock); `tg_engine_open_with_options` can bound the wait.
  *
  * # Safety
  * `state_dir` is NULL or a NUL-terminated string; `options` is NULL or points to a
@@ -656,6 +670,9 @@ void tg_engine_close(struct tg_engine *engine);
  * Makes the state durable against an operating-system crash: writes the hot file's dirty pages
  * (`msync`) and checkpoints the catalog. Without it, every acknowledged grant still survives
  * the death of the process.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine.
@@ -811,6 +828,9 @@ enum tg_status tg_engine_on_event(struct tg_engine *engine,
  * `group`, creating it; a project already in it stays once. Every project must exist
  * (`TG_NOT_FOUND` otherwise), else nothing changes.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `group` and `projects_json` are NULL or NUL-terminated
  * strings.
@@ -840,6 +860,9 @@ enum tg_status tg_groups_json(const struct tg_engine *engine, char **out_json);
  * or the group or project does not exist (`TG_NOT_FOUND`).
  * Free it with `tg_string_free`.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `target_json` and `key_json` are NULL or NUL-terminated
  * strings; `out_json` is NULL or valid for writing a pointer.
@@ -853,6 +876,9 @@ enum tg_status tg_key_add_reserve_bulk(struct tg_engine *engine,
  * Registers the instance `name` (a new project licensed per instance) running `os` —
  * `"windows"`, `"macos"` or `"linux"` — in `company`'s pool, or in no company's when `company`
  * is NULL. `TG_ALREADY_EXISTS` if a project of that name exists.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `name` and `os` are NULL or NUL-terminated strings;
@@ -902,6 +928,9 @@ enum tg_status tg_instance_check(const struct tg_instance *instance);
  * `tg_string_free`). Refusals: `TG_LICENSE_TYPE_UNFIT` (a workstation license for macOS or
  * Linux), `TG_NO_LICENSE_AVAILABLE`, `TG_ALREADY_ASSIGNED`, `TG_NOT_FOUND`.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string;
  * `license_type` is NULL or a NUL-terminated string; `out_json` is NULL or valid for writing a
@@ -916,6 +945,9 @@ enum tg_status tg_instance_assign(struct tg_engine *engine,
  * Takes the pool license off the instance `name` and returns it to its pool; stores the
  * license id in `*out_license` (NULL on failure; free it with `tg_string_free`). `TG_NOT_FOUND`
  * if there is no such instance or it holds no license.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string; `out_license`
@@ -941,6 +973,9 @@ enum tg_status tg_instances_json(const struct tg_engine *engine, char **out_json
  * key (`tg_engine_trust`), an offline key must be a license signed by a trusted key, else
  * `TG_BAD_SIGNATURE`. The same holds for `tg_key_add_reserve` and `tg_key_replace`.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
  * strings.
@@ -950,6 +985,9 @@ enum tg_status tg_key_add(struct tg_engine *engine, const char *project, const c
 /**
  * Adds a key as the Reserved key only (seed 001's activation task): `TG_NO_ACTIVE_KEY` when
  * the pair of its class has no Active key, instead of making it Active.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
@@ -963,6 +1001,9 @@ enum tg_status tg_key_add_reserve(struct tg_engine *engine,
  * Replaces the Active key of the new key's class (a renewal). The old key's usage becomes
  * final; a Reserved key that expires before the new key's term ends is removed, with an event.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
  * strings.
@@ -972,6 +1013,9 @@ enum tg_status tg_key_replace(struct tg_engine *engine, const char *project, con
 /**
  * Removes the Reserved key `key_id` from `project` before it is used. `TG_NOT_FOUND` if that
  * key is not the project's reserve.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `key_id` are NULL or NUL-terminated
@@ -997,6 +1041,9 @@ enum tg_status tg_keys_json(const struct tg_engine *engine, const char *project,
  * and stores in `*out_json` a JSON array of the new license ids (NULL on failure; free it
  * with `tg_string_free`). The first purchase fixes the payment mode: a later purchase with the
  * other mode is refused with `TG_PAYMENT_MODE_MISMATCH` and buys nothing.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `purchase_json` is NULL or a NUL-terminated string;
@@ -1039,6 +1086,9 @@ enum tg_status tg_pool_shortfall_json(const struct tg_engine *engine,
 /**
  * Creates a project named `name` (1..=64 bytes of UTF-8, no control characters) with an empty
  * data-volume slot pair. `TG_ALREADY_EXISTS` if the name is taken.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string.
@@ -1165,6 +1215,10 @@ enum tg_status tg_engine_enable_renewal(struct tg_engine *engine,
  * nothing needed it). A failure is `TG_RENEWAL_FAILED`, changes nothing, and its message says
  * that manual renewal is needed. NULL on failure. Free it with `tg_string_free`.
  *
+ * Blocks for the vendor's activation service, up to its timeout, and while another process
+ * or thread makes an admin change to the state, at most the engine's admin-lock timeout
+ * (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `project` is NULL or a NUL-terminated string;
  * `out_json` is NULL or valid for writing a pointer.
@@ -1190,6 +1244,9 @@ enum tg_status tg_renewal_status_json(const struct tg_engine *engine, char **out
  * acquiring refuses with `TG_NO_ACTIVE_KEY` until a key of that class is added. Another class
  * name is refused with `TG_INVALID_ARGUMENT`; `TG_NOT_FOUND` if there is no such project.
  * Close it with `tg_seats_close`.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `seat_class` are NULL or NUL-terminated
@@ -1254,6 +1311,9 @@ enum tg_status tg_seat_usage_get(const struct tg_seats *seats, struct tg_seat_us
  * server"|"per_machine desktop"|"per_core"|"per_instance", "pid": n, "units": n}` (each also
  * goes to the audit log). NULL on failure. Free it with `tg_string_free`.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
@@ -1281,6 +1341,9 @@ const char *tg_status_message(tg_status status);
  * `TG_INVALID_ARGUMENT`, and the state is then not opened. Stores the engine in `*out` (NULL on
  * failure).
  *
+ * Blocks while another process makes an admin change to the state (it waits for the admin
+ * lock); `tg_engine_open_with_options` can bound the wait.
+ *
  * # Safety
  * `state_dir` is NULL or a NUL-terminated string; `options` is NULL or points to a
  * `tg_open_options`; `public_keys` is NULL or points to `count` pointers, each NULL or a
@@ -1296,6 +1359,9 @@ enum tg_status tg_engine_open_trusted(const char *state_dir,
  * Trusts the vendor public key `public_key` (the text of a `vendor.pub` file) in this state
  * from now on, for every process, with an audit event `vendor_key_trusted`; trusting a key
  * already trusted changes nothing. A trusted key is never forgotten.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `public_key` is NULL or a NUL-terminated string.

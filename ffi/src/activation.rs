@@ -46,6 +46,10 @@ fn client(url: &str, ca_file: Option<&str>) -> Result<ActivationClient, tg_statu
 /// `TG_ACTIVATION_FAILED` when the service does not give a license for the code, and the
 /// refusals of `tg_key_add` (`TG_BAD_SIGNATURE` under trust, …) for the key it gave.
 ///
+/// Blocks for the vendor's activation service, up to its timeout, and while another process
+/// or thread makes an admin change to the state, at most the engine's admin-lock timeout
+/// (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `project`, `code`, `activation_url` and `ca_file` are
 /// NULL or NUL-terminated strings; `out_json` is NULL or valid for writing a pointer.
@@ -82,6 +86,10 @@ pub unsafe extern "C" fn tg_key_activate(
 /// `*out_json`. `ca_file` is as for `tg_key_activate`. The call itself fails (`*out_json`
 /// NULL) when the target is malformed or does not exist (the service is not asked then), the
 /// activation fails (`TG_ACTIVATION_FAILED`), or the key is refused for its signature.
+///
+/// Blocks for the vendor's activation service, up to its timeout, and while another process
+/// or thread makes an admin change to the state, at most the engine's admin-lock timeout
+/// (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `target_json`, `code`, `activation_url` and `ca_file`

@@ -63,6 +63,9 @@ impl From<tg_open_options> for Options {
 /// the engine in `*out` (NULL on failure). A damaged or foreign state is refused with
 /// `TG_CORRUPT_STATE` and left untouched.
 ///
+/// Blocks while another process makes an admin change to the state (it waits for the admin
+/// lock); `tg_engine_open_with_options` can bound the wait.
+///
 /// # Safety
 /// `state_dir` is NULL or a NUL-terminated string; `out` is NULL or valid for writing a pointer.
 #[no_mangle]
@@ -81,6 +84,9 @@ pub unsafe extern "C" fn tg_engine_open(
 
 /// Opens (creating if needed) the state directory `state_dir` with `options` and stores the
 /// engine in `*out` (NULL on failure).
+///
+/// Blocks while another process makes an admin change to the state (it waits for the admin
+/// lock); `tg_engine_open_with_options` can bound the wait.
 ///
 /// # Safety
 /// `state_dir` is NULL or a NUL-terminated string; `options` is NULL or points to a
@@ -128,6 +134,9 @@ pub unsafe extern "C" fn tg_engine_close(engine: *mut tg_engine) {
 /// Makes the state durable against an operating-system crash: writes the hot file's dirty pages
 /// (`msync`) and checkpoints the catalog. Without it, every acknowledged grant still survives
 /// the death of the process.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine.

@@ -14,6 +14,9 @@ use crate::status::tg_status;
 /// `group`, creating it; a project already in it stays once. Every project must exist
 /// (`TG_NOT_FOUND` otherwise), else nothing changes.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `group` and `projects_json` are NULL or NUL-terminated
 /// strings.
@@ -63,6 +66,9 @@ pub unsafe extern "C" fn tg_groups_json(
 /// target or the key is malformed, the key is refused for its signature (`TG_BAD_SIGNATURE`),
 /// or the group or project does not exist (`TG_NOT_FOUND`).
 /// Free it with `tg_string_free`.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `target_json` and `key_json` are NULL or NUL-terminated

@@ -22,6 +22,9 @@ pub struct tg_instance(InstanceHandle);
 /// `"windows"`, `"macos"` or `"linux"` — in `company`'s pool, or in no company's when `company`
 /// is NULL. `TG_ALREADY_EXISTS` if a project of that name exists.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `name` and `os` are NULL or NUL-terminated strings;
 /// `company` is NULL or a NUL-terminated string.
@@ -105,6 +108,9 @@ pub unsafe extern "C" fn tg_instance_check(instance: *const tg_instance) -> tg_s
 /// `tg_string_free`). Refusals: `TG_LICENSE_TYPE_UNFIT` (a workstation license for macOS or
 /// Linux), `TG_NO_LICENSE_AVAILABLE`, `TG_ALREADY_ASSIGNED`, `TG_NOT_FOUND`.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string;
 /// `license_type` is NULL or a NUL-terminated string; `out_json` is NULL or valid for writing a
@@ -140,6 +146,9 @@ pub unsafe extern "C" fn tg_instance_assign(
 /// Takes the pool license off the instance `name` and returns it to its pool; stores the
 /// license id in `*out_license` (NULL on failure; free it with `tg_string_free`). `TG_NOT_FOUND`
 /// if there is no such instance or it holds no license.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string; `out_license`

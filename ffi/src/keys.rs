@@ -23,6 +23,9 @@ use crate::status::tg_status;
 /// key (`tg_engine_trust`), an offline key must be a license signed by a trusted key, else
 /// `TG_BAD_SIGNATURE`. The same holds for `tg_key_add_reserve` and `tg_key_replace`.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
 /// strings.
@@ -44,6 +47,9 @@ pub unsafe extern "C" fn tg_key_add(
 
 /// Adds a key as the Reserved key only (seed 001's activation task): `TG_NO_ACTIVE_KEY` when
 /// the pair of its class has no Active key, instead of making it Active.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
@@ -67,6 +73,9 @@ pub unsafe extern "C" fn tg_key_add_reserve(
 /// Replaces the Active key of the new key's class (a renewal). The old key's usage becomes
 /// final; a Reserved key that expires before the new key's term ends is removed, with an event.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
 /// strings.
@@ -88,6 +97,9 @@ pub unsafe extern "C" fn tg_key_replace(
 
 /// Removes the Reserved key `key_id` from `project` before it is used. `TG_NOT_FOUND` if that
 /// key is not the project's reserve.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `key_id` are NULL or NUL-terminated

@@ -19,6 +19,9 @@ use crate::status::tg_status;
 /// with `tg_string_free`). The first purchase fixes the payment mode: a later purchase with the
 /// other mode is refused with `TG_PAYMENT_MODE_MISMATCH` and buys nothing.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `purchase_json` is NULL or a NUL-terminated string;
 /// `out_json` is NULL or valid for writing a pointer.

@@ -101,6 +101,9 @@ fn key_id(id: Option<&str>) -> [c_char; TG_KEY_ID_SIZE] {
 /// Creates a project named `name` (1..=64 bytes of UTF-8, no control characters) with an empty
 /// data-volume slot pair. `TG_ALREADY_EXISTS` if the name is taken.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string.
 #[no_mangle]

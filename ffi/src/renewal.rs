@@ -106,6 +106,10 @@ pub unsafe extern "C" fn tg_engine_enable_renewal(
 /// nothing needed it). A failure is `TG_RENEWAL_FAILED`, changes nothing, and its message says
 /// that manual renewal is needed. NULL on failure. Free it with `tg_string_free`.
 ///
+/// Blocks for the vendor's activation service, up to its timeout, and while another process
+/// or thread makes an admin change to the state, at most the engine's admin-lock timeout
+/// (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` is NULL or a NUL-terminated string;
 /// `out_json` is NULL or valid for writing a pointer.

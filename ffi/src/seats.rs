@@ -68,6 +68,9 @@ fn seat_class(name: &str) -> Result<LicenseClass, tg_status> {
 /// name is refused with `TG_INVALID_ARGUMENT`; `TG_NOT_FOUND` if there is no such project.
 /// Close it with `tg_seats_close`.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `seat_class` are NULL or NUL-terminated
 /// strings; `out` is NULL or valid for writing a pointer.
@@ -171,6 +174,9 @@ pub unsafe extern "C" fn tg_seat_usage_get(
 /// `*out_json` a JSON array of what was reclaimed: `{"project": name, "class": "per_machine
 /// server"|"per_machine desktop"|"per_core"|"per_instance", "pid": n, "units": n}` (each also
 /// goes to the audit log). NULL on failure. Free it with `tg_string_free`.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.

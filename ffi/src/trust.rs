@@ -22,6 +22,9 @@ use crate::status::tg_status;
 /// `TG_INVALID_ARGUMENT`, and the state is then not opened. Stores the engine in `*out` (NULL on
 /// failure).
 ///
+/// Blocks while another process makes an admin change to the state (it waits for the admin
+/// lock); `tg_engine_open_with_options` can bound the wait.
+///
 /// # Safety
 /// `state_dir` is NULL or a NUL-terminated string; `options` is NULL or points to a
 /// `tg_open_options`; `public_keys` is NULL or points to `count` pointers, each NULL or a
@@ -66,6 +69,9 @@ pub unsafe extern "C" fn tg_engine_open_trusted(
 /// Trusts the vendor public key `public_key` (the text of a `vendor.pub` file) in this state
 /// from now on, for every process, with an audit event `vendor_key_trusted`; trusting a key
 /// already trusted changes nothing. A trusted key is never forgotten.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `public_key` is NULL or a NUL-terminated string.
