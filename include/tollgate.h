@@ -11,11 +11,69 @@
  * tg_last_error_message() on the same thread says what went wrong. NULL pointers
  * and strings that are not UTF-8 are refused with TG_INVALID_ARGUMENT. Strings
  * returned through `char **out_json` are freed with tg_string_free().
+ *
+ * Threads: every handle may be used from any number of threads at once; only its
+ * _close needs it unused.
+ *
+ * Blocking: opening a state (tg_engine_open*) and every admin call (creating a project;
+ * adding, replacing, removing or activating a key; buying, assigning, grouping,
+ * trusting; opening seats) wait for the state's admin lock while another process, or
+ * another thread of this one, makes an admin change, usually milliseconds;
+ * tg_engine_options_set_admin_lock_timeout_ms bounds the wait (TG_BUSY). The calls that
+ * read (the _json listings, tg_project_open, tg_instance_open, tg_usage_v2_get) wait
+ * only for an admin change of this process. Metering (tg_consume*, tg_usage_get, tg_seat_acquire/release/held/usage_get,
+ * tg_instance_check) never blocks. tg_renew_now and tg_key_activate* also wait for the
+ * vendor's activation service, up to their timeouts.
+ *
+ * Fork: a handle (tg_engine, tg_project, tg_seats, tg_instance) belongs to the
+ * process that opened it. In a child of fork(), the only call allowed on an inherited
+ * handle is its _close, which frees nothing and leaves the parent's threads, locks and
+ * files alone (its memory stays allocated in the child until it exits or execs). The
+ * engine's background threads (event dispatch, the tg_engine_on_event callback, flush,
+ * renewal) are not in the child, so an inherited engine neither delivers events nor
+ * flushes there. To meter in the child, open the state again with tg_engine_open:
+ * handles the child opens are its own. Seats taken through an inherited tg_seats
+ * belong to the parent's process. exec() needs nothing: the library opens its files
+ * close-on-exec.
  */
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+
+/**
+ * The major version of the header (and of the library it was generated with).
+ */
+#define TOLLGATE_VERSION_MAJOR 0
+
+/**
+ * The minor version of the header.
+ */
+#define TOLLGATE_VERSION_MINOR 1
+
+/**
+ * The patch version of the header.
+ */
+#define TOLLGATE_VERSION_PATCH 0
+
+/**
+ * `MAJOR * 1000000 + MINOR * 1000 + PATCH` of the header, as SQLite numbers its versions;
+ * compare it with `tg_version_number()`, the library's, to detect a header and a library of
+ * different versions.
+ */
+#define TOLLGATE_VERSION_NUMBER (((TOLLGATE_VERSION_MAJOR * 1000000) + (TOLLGATE_VERSION_MINOR * 1000)) + TOLLGATE_VERSION_PATCH)
+
+/**
+ * How many events may wait for a slow callback before newer ones are dropped (they stay in
+ * the audit log; the count is in the core's `Engine::dropped_events`).
+ */
+#define TG_EVENT_BACKLOG 4096
+
+/**
+ * The size of a key id buffer in `tg_usage_v2`: the longest key id (64 bytes of UTF-8) and its
+ * terminating NUL.
+ */
+#define TG_KEY_ID_SIZE 65
 
 /**
  * What every fallible Tollgate function returns. `TG_OK` is success; any other value is a
@@ -35,7 +93,8 @@ typedef enum tg_status {
      */
     TG_INVALID_ARGUMENT = 1,
     /**
-     * No such project, instance, group or reserve key, or the instance holds no pool license.
+     * No such project, instance, group or reserve key, or the instance holds no pool license;
+     * or no state in a directory opened with `tg_engine_options_set_open_existing`.
      */
     TG_NOT_FOUND = 2,
     /**
@@ -145,13 +204,123 @@ typedef enum tg_status {
      * not a license for it. Nothing changed; the message gives the service's reason.
      */
     TG_ACTIVATION_FAILED = 26,
+    /**
+     * Another process, or another thread of this one, held the state's admin lock for longer
+     * than the admin-lock timeout of `tg_engine_options_set_admin_lock_timeout_ms`. Nothing
+     * changed; try again later.
+     */
+    TG_BUSY = 27,
 } tg_status;
+
+/**
+ * What an event says happened: `tg_event.kind`. The numbers are part of the ABI and never
+ * change; a newer library may deliver a number this header does not name, whose details are
+ * in `tg_event.json`.
+ */
+typedef enum tg_event_kind {
+    /**
+     * A project was created (`project_created`).
+     */
+    TG_EVENT_PROJECT_CREATED = 1,
+    /**
+     * A key entered a slot (`key_added`): `key`, and `reason` is its slot, `"active"` or
+     * `"reserved"`.
+     */
+    TG_EVENT_KEY_ADDED = 2,
+    /**
+     * The Reserved key became the Active key (`switched`): `previous_key` stopped being Active,
+     * `key` is the new Active key, `reason` is `"exhausted"` or `"expired"`.
+     */
+    TG_EVENT_SWITCHED = 3,
+    /**
+     * A reserve key left its slot (`reserve_removed`): `key`, `reason` `"requested"` or
+     * `"expires_before_new_term"`.
+     */
+    TG_EVENT_RESERVE_REMOVED = 4,
+    /**
+     * The Active key was replaced (`key_replaced`): `previous_key` by `key`.
+     */
+    TG_EVENT_KEY_REPLACED = 5,
+    /**
+     * A key's usage reached `percent` (80, 90 or 100) of its limit for the first time
+     * (`threshold`): `key`.
+     */
+    TG_EVENT_THRESHOLD = 6,
+    /**
+     * A request was refused, reported once per generation of the pair (`refused`): `reason`
+     * `"exhausted"`, `"expired"` or `"no_active_key"`.
+     */
+    TG_EVENT_REFUSED = 7,
+    /**
+     * After a crash, the catalog was brought back in line with the hot state (`recovered`).
+     */
+    TG_EVENT_RECOVERED = 8,
+    /**
+     * The system clock was set back beyond the tolerance (`clock_rolled_back`).
+     */
+    TG_EVENT_CLOCK_ROLLED_BACK = 9,
+    /**
+     * A usage checkpoint was recorded (`checkpoint`).
+     */
+    TG_EVENT_CHECKPOINT = 10,
+    /**
+     * An operator accepted a state refused as rolled back (`rollback_accepted`).
+     */
+    TG_EVENT_ROLLBACK_ACCEPTED = 11,
+    /**
+     * An operator lowered the latest time seen to the clock (`clock_accepted`).
+     */
+    TG_EVENT_CLOCK_ACCEPTED = 12,
+    /**
+     * Seats of a process that ended were taken back (`seats_reclaimed`).
+     */
+    TG_EVENT_SEATS_RECLAIMED = 13,
+    /**
+     * Licenses were bought into a pool (`licenses_purchased`).
+     */
+    TG_EVENT_LICENSES_PURCHASED = 14,
+    /**
+     * An instance was registered (`instance_added`).
+     */
+    TG_EVENT_INSTANCE_ADDED = 15,
+    /**
+     * A pool license was assigned to an instance (`license_assigned`).
+     */
+    TG_EVENT_LICENSE_ASSIGNED = 16,
+    /**
+     * A pool license went back to its pool (`license_unassigned`).
+     */
+    TG_EVENT_LICENSE_UNASSIGNED = 17,
+    /**
+     * A project joined a group (`group_joined`).
+     */
+    TG_EVENT_GROUP_JOINED = 18,
+    /**
+     * The state now trusts a vendor public key (`vendor_key_trusted`).
+     */
+    TG_EVENT_VENDOR_KEY_TRUSTED = 19,
+    /**
+     * The automatic renewal of `key` failed (`renewal_failed`); `reason` says why and that
+     * manual renewal is needed.
+     */
+    TG_EVENT_RENEWAL_FAILED = 20,
+} tg_event_kind;
 
 /**
  * An open state directory. Opaque: made by `tg_engine_open`, released by `tg_engine_close`.
  * One engine may be used from any number of threads at once.
  */
 typedef struct tg_engine tg_engine;
+
+/**
+ * How to open a state directory, built up by setters: made by `tg_engine_options_new`, used by
+ * `tg_engine_open_with_options` (as often as wanted), freed by `tg_engine_options_free`.
+ * Opaque, so that options can be added without changing any layout. Unlike `tg_open_options`,
+ * it also names the installation directory, refuses to create a missing state, bounds the wait
+ * for the admin lock, and carries the vendor keys to trust. Setters may be called from one
+ * thread at a time per object.
+ */
+typedef struct tg_engine_options tg_engine_options;
 
 /**
  * An instance's hot-path handle: looked up once by `tg_instance_open`, then checked before
@@ -178,7 +347,8 @@ typedef struct tg_project tg_project;
 typedef struct tg_seats tg_seats;
 
 /**
- * How to open a state directory (`tg_engine_open_with`).
+ * How to open a state directory (`tg_engine_open_with`). Superseded by `tg_engine_options`,
+ * which can grow without changing a layout and holds every option; kept as it is.
  */
 typedef struct tg_open_options {
     /**
@@ -192,6 +362,59 @@ typedef struct tg_open_options {
      */
     uint64_t flush_interval_ms;
 } tg_open_options;
+
+/**
+ * One event, as the callback of `tg_engine_on_event` receives it. Owned by Tollgate: it and
+ * every string in it are valid only until the callback returns; copy what you keep. Fields may
+ * be added at the end in later versions (the library always allocates it).
+ */
+typedef struct tg_event {
+    /**
+     * Position in the audit log: the `seq` of `tg_events_json`.
+     */
+    uint64_t seq;
+    /**
+     * When it was recorded, in Unix seconds (UTC).
+     */
+    int64_t at_unix_secs;
+    /**
+     * What happened.
+     */
+    enum tg_event_kind kind;
+    /**
+     * The project concerned; `""` for events about the whole state.
+     */
+    const char *project;
+    /**
+     * The key the event is about (see `tg_event_kind`), or NULL.
+     */
+    const char *key;
+    /**
+     * The key that `key` took over from (`TG_EVENT_SWITCHED`, `TG_EVENT_KEY_REPLACED`), or
+     * NULL.
+     */
+    const char *previous_key;
+    /**
+     * Why, or which slot (see `tg_event_kind`), or NULL.
+     */
+    const char *reason;
+    /**
+     * The percentage of `TG_EVENT_THRESHOLD`, else 0.
+     */
+    uint32_t percent;
+    /**
+     * The whole event as one JSON object, exactly as `tg_events_json` lists it.
+     */
+    const char *json;
+} tg_event;
+
+/**
+ * The function `tg_engine_on_event` calls for each event, with the `user_data` given there.
+ * It runs on the engine's callback thread, never on one of the program's own threads; it must
+ * not unwind (a C++ exception must not leave it) and should return quickly. It may call
+ * Tollgate, `tg_engine_close` of its own engine included.
+ */
+typedef void (*tg_event_callback)(const struct tg_event *event, void *user_data);
 
 /**
  * Usage of a project's data-volume slot pair, in bytes.
@@ -222,6 +445,31 @@ typedef struct tg_usage {
      */
     uint64_t switches;
 } tg_usage;
+
+/**
+ * Usage of a project's data-volume slot pair over its whole life (`tg_usage_v2_get`): the
+ * `tg_usage` of now, then the total charged across switches and renewals, and the ids of the
+ * keys in the slots.
+ */
+typedef struct tg_usage_v2 {
+    /**
+     * The keys in the slots now, as `tg_usage_get` gives them.
+     */
+    struct tg_usage current;
+    /**
+     * Bytes ever charged to the pair: every key it held, the ones a switch or a replacement
+     * retired included. Never goes down.
+     */
+    uint64_t total_used;
+    /**
+     * The Active key's id, NUL-terminated; `""` without an Active key.
+     */
+    char active_key[TG_KEY_ID_SIZE];
+    /**
+     * The Reserved key's id, NUL-terminated; `""` without a Reserved key.
+     */
+    char reserved_key[TG_KEY_ID_SIZE];
+} tg_usage_v2;
 
 /**
  * How an engine renews its keys (`tg_engine_enable_renewal`). Every field's 0 means its
@@ -287,6 +535,12 @@ extern "C" {
 const char *tg_version(void);
 
 /**
+ * The library's version as `MAJOR * 1000000 + MINOR * 1000 + PATCH`: equal to the header's
+ * `TOLLGATE_VERSION_NUMBER` when the header and the library loaded are of one version.
+ */
+uint32_t tg_version_number(void);
+
+/**
  * Frees a string that Tollgate returned (the `out_json` of the `_json` functions and the
  * other `char **out_…` results). NULL is a no-op.
  *
@@ -311,12 +565,16 @@ const char *tg_last_error_message(void);
  * file whose certificates alone are trusted for https (the vendor's own authority, or the
  * service's self-signed certificate). Each request takes at most 10 s, and failures other than
  * a refusal are tried 5 times in all. Stores in `*out_json` `{"key": id, "role":
- * "Active"|"Reserved", "switched_from", "message"}`; NULL on failure. Free it with
+ * "active"|"reserved", "switched_from", "message"}`; NULL on failure. Free it with
  * `tg_string_free`.
  *
  * `TG_NOT_FOUND` for a project that does not exist (the service is not asked),
  * `TG_ACTIVATION_FAILED` when the service does not give a license for the code, and the
  * refusals of `tg_key_add` (`TG_BAD_SIGNATURE` under trust, …) for the key it gave.
+ *
+ * Blocks for the vendor's activation service, up to its timeout, and while another process
+ * or thread makes an admin change to the state, at most the engine's admin-lock timeout
+ * (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `project`, `code`, `activation_url` and `ca_file` are
@@ -338,6 +596,10 @@ enum tg_status tg_key_activate(struct tg_engine *engine,
  * NULL) when the target is malformed or does not exist (the service is not asked then), the
  * activation fails (`TG_ACTIVATION_FAILED`), or the key is refused for its signature.
  *
+ * Blocks for the vendor's activation service, up to its timeout, and while another process
+ * or thread makes an admin change to the state, at most the engine's admin-lock timeout
+ * (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `target_json`, `code`, `activation_url` and `ca_file`
  * are NULL or NUL-terminated strings; `out_json` is NULL or valid for writing a pointer.
@@ -357,12 +619,15 @@ enum tg_status tg_key_activate_bulk(struct tg_engine *engine,
  * # Safety
  * `engine` is NULL or an open engine; `out_id` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_engine_machine_id(struct tg_engine *engine, char **out_id);
+enum tg_status tg_engine_machine_id(const struct tg_engine *engine, char **out_id);
 
 /**
  * Opens (creating if needed) the state directory `state_dir` with default options and stores
  * the engine in `*out` (NULL on failure). A damaged or foreign state is refused with
  * `TG_CORRUPT_STATE` and left untouched.
+ *
+ * Blocks while another process makes an admin change to the state (it waits for the admin
+ * lock); `tg_engine_open_with_options` can bound the wait.
  *
  * # Safety
  * `state_dir` is NULL or a NUL-terminated string; `out` is NULL or valid for writing a pointer.
@@ -372,6 +637,9 @@ enum tg_status tg_engine_open(const char *state_dir, struct tg_engine **out);
 /**
  * Opens (creating if needed) the state directory `state_dir` with `options` and stores the
  * engine in `*out` (NULL on failure).
+ *
+ * Blocks while another process makes an admin change to the state (it waits for the admin
+ * lock); `tg_engine_open_with_options` can bound the wait.
  *
  * # Safety
  * `state_dir` is NULL or a NUL-terminated string; `options` is NULL or points to a
@@ -384,7 +652,14 @@ enum tg_status tg_engine_open_with(const char *state_dir,
 /**
  * Closes an engine. Project handles opened from it stay valid until they are closed
  * themselves: each keeps the state open. Events the hot path queued are written to the audit
- * log before the last of them goes. NULL is a no-op.
+ * log before the last of them goes. The event callback (`tg_engine_on_event`) is not called
+ * after this returns; if a call to it is in progress on another thread, this waits for it to
+ * return. Called from inside the callback, it returns at once and the callback is not called
+ * again. NULL is a no-op.
+ *
+ * In a child of `fork()`, closing an engine the parent opened frees nothing and touches
+ * nothing the parent uses: no thread is joined, no lock released, nothing written (see "Fork"
+ * in the header's preamble).
  *
  * # Safety
  * `engine` is NULL or from `tg_engine_open`, not closed yet, and no other thread is using it.
@@ -396,10 +671,117 @@ void tg_engine_close(struct tg_engine *engine);
  * (`msync`) and checkpoints the catalog. Without it, every acknowledged grant still survives
  * the death of the process.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine.
  */
 enum tg_status tg_engine_flush(struct tg_engine *engine);
+
+/**
+ * Makes options with every default: the state is created if missing, 65536 records, no
+ * background flush, the installation directory of `$TOLLGATE_INSTALLATION` (else
+ * `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`), no limit on the wait for the
+ * admin lock, no vendor key trusted beyond those the state already trusts. Stores them in
+ * `*out` (NULL on failure); free them with `tg_engine_options_free`.
+ *
+ * # Safety
+ * `out` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_engine_options_new(struct tg_engine_options **out);
+
+/**
+ * Frees options. An engine opened with them does not need them any more. NULL is a no-op.
+ *
+ * # Safety
+ * `options` is NULL or from `tg_engine_options_new`, not freed yet, and no other thread is
+ * using it.
+ */
+void tg_engine_options_free(struct tg_engine_options *options);
+
+/**
+ * Sets the number of slot-pair records of a state created by the open (one per project and
+ * license class it holds), at most 16777216; 0 means the default (65536). Ignored when the
+ * state already exists.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum tg_status tg_engine_options_set_capacity(struct tg_engine_options *options, uint32_t capacity);
+
+/**
+ * Sets the interval of a background thread that makes the state durable against an
+ * operating-system crash (as `tg_engine_flush` does); 0, the default, starts no such thread.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum tg_status tg_engine_options_set_flush_interval_ms(struct tg_engine_options *options,
+                                                       uint64_t interval_ms);
+
+/**
+ * Sets the installation directory: where this installation keeps the key of its usage
+ * checkpoints and the anchors that detect a state restored from a copy. Every program opening
+ * the same state must name the same one (a state opened with another is refused as
+ * `TG_TAMPERED`); the default comes from the environment (see `tg_engine_options_new`). NULL
+ * goes back to the default. The directory is created, private to this user, if missing.
+ *
+ * # Safety
+ * `options` is NULL or live options; `dir` is NULL or a NUL-terminated string.
+ */
+enum tg_status tg_engine_options_set_installation_dir(struct tg_engine_options *options,
+                                                      const char *dir);
+
+/**
+ * With `open_existing`, the open refuses a directory that holds no Tollgate state with
+ * `TG_NOT_FOUND` and creates nothing, so a misspelt path is an error rather than a new, empty
+ * state. Without it (the default), a missing state is created with its parent directories.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum tg_status tg_engine_options_set_open_existing(struct tg_engine_options *options,
+                                                   bool open_existing);
+
+/**
+ * Bounds the wait for the state's admin lock, which a process holds while it makes an admin
+ * change (creating a project, adding, replacing or removing a key, activating, buying,
+ * assigning, trusting) and while it opens the state. The open and each admin call of the
+ * engine then wait at most `timeout_ms` milliseconds (0: not at all) and fail with `TG_BUSY`,
+ * having changed nothing. The default waits as long as it takes. Metering and the usage calls
+ * never take the lock.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum tg_status tg_engine_options_set_admin_lock_timeout_ms(struct tg_engine_options *options,
+                                                           uint64_t timeout_ms);
+
+/**
+ * Adds a vendor public key (the text of a `vendor.pub` file) for the open to record as trusted
+ * in the state, as `tg_engine_open_trusted` does: with any trusted key, every key added must be
+ * a license file signed by one. `TG_INVALID_ARGUMENT` if the text is no vendor public key.
+ *
+ * # Safety
+ * `options` is NULL or live options; `public_key` is NULL or a NUL-terminated string.
+ */
+enum tg_status tg_engine_options_trust(struct tg_engine_options *options, const char *public_key);
+
+/**
+ * Opens the state directory `state_dir` with `options` (NULL: every default) and stores the
+ * engine in `*out` (NULL on failure). Creates a missing state unless the options say
+ * `open_existing`; waits for another process's admin change to finish, at most the options'
+ * admin-lock timeout (`TG_BUSY`). A damaged or foreign state is refused with
+ * `TG_CORRUPT_STATE` and left untouched.
+ *
+ * # Safety
+ * `state_dir` is NULL or a NUL-terminated string; `options` is NULL or live options; `out` is
+ * NULL or valid for writing a pointer.
+ */
+enum tg_status tg_engine_open_with_options(const char *state_dir,
+                                           const struct tg_engine_options *options,
+                                           struct tg_engine **out);
 
 /**
  * Stores in `*out_json` a JSON array of up to `max` audit events with a sequence number above
@@ -412,15 +794,42 @@ enum tg_status tg_engine_flush(struct tg_engine *engine);
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_events_json(struct tg_engine *engine,
+enum tg_status tg_events_json(const struct tg_engine *engine,
                               uint64_t after_seq,
                               size_t max,
                               char **out_json);
 
 /**
+ * Calls `callback(event, user_data)` for each event this process records on `engine`'s state
+ * from now on, in the order they were recorded, on one thread the engine starts for it (the
+ * event callback thread, fed by the engine's dispatcher), never on one of the program's own
+ * threads: `tg_consume` neither waits for nor runs the callback. A switch is reported once, a
+ * moment after the `tg_consume` that made it returned `TG_OK` (unless the hot path's event
+ * queue overflowed, which `tg_consume` counts and never waits for).
+ *
+ * Replaces the callback set before; a NULL `callback` removes it. When this returns, the
+ * previous callback is not called any more (if a call to it was in progress on the callback
+ * thread, this waits for it to return), so its `user_data` may be freed. It may be called from
+ * inside the callback. Events of other processes sharing the state reach the audit log only
+ * (`tg_events_json`). A callback that falls 4096 events behind misses the newer ones; they
+ * remain in the audit log.
+ *
+ * # Safety
+ * `engine` is NULL or an open engine. `callback` is NULL or a function that may be called
+ * from another thread with `user_data` until this function is called again for `engine` or
+ * `tg_engine_close` returns.
+ */
+enum tg_status tg_engine_on_event(struct tg_engine *engine,
+                                  tg_event_callback callback,
+                                  void *user_data);
+
+/**
  * Adds the projects named by `projects_json`, a JSON array of project names, to the group
  * `group`, creating it; a project already in it stays once. Every project must exist
  * (`TG_NOT_FOUND` otherwise), else nothing changes.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `group` and `projects_json` are NULL or NUL-terminated
@@ -435,7 +844,7 @@ enum tg_status tg_group_add(struct tg_engine *engine, const char *group, const c
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_groups_json(struct tg_engine *engine, char **out_json);
+enum tg_status tg_groups_json(const struct tg_engine *engine, char **out_json);
 
 /**
  * Adds the key `key_json` (key JSON or a signed license file, as for `tg_key_add`) as the
@@ -451,6 +860,9 @@ enum tg_status tg_groups_json(struct tg_engine *engine, char **out_json);
  * or the group or project does not exist (`TG_NOT_FOUND`).
  * Free it with `tg_string_free`.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `target_json` and `key_json` are NULL or NUL-terminated
  * strings; `out_json` is NULL or valid for writing a pointer.
@@ -464,6 +876,9 @@ enum tg_status tg_key_add_reserve_bulk(struct tg_engine *engine,
  * Registers the instance `name` (a new project licensed per instance) running `os` —
  * `"windows"`, `"macos"` or `"linux"` — in `company`'s pool, or in no company's when `company`
  * is NULL. `TG_ALREADY_EXISTS` if a project of that name exists.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `name` and `os` are NULL or NUL-terminated strings;
@@ -513,6 +928,9 @@ enum tg_status tg_instance_check(const struct tg_instance *instance);
  * `tg_string_free`). Refusals: `TG_LICENSE_TYPE_UNFIT` (a workstation license for macOS or
  * Linux), `TG_NO_LICENSE_AVAILABLE`, `TG_ALREADY_ASSIGNED`, `TG_NOT_FOUND`.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string;
  * `license_type` is NULL or a NUL-terminated string; `out_json` is NULL or valid for writing a
@@ -528,6 +946,9 @@ enum tg_status tg_instance_assign(struct tg_engine *engine,
  * license id in `*out_license` (NULL on failure; free it with `tg_string_free`). `TG_NOT_FOUND`
  * if there is no such instance or it holds no license.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string; `out_license`
  * is NULL or valid for writing a pointer.
@@ -542,7 +963,7 @@ enum tg_status tg_instance_unassign(struct tg_engine *engine, const char *name, 
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_instances_json(struct tg_engine *engine, char **out_json);
+enum tg_status tg_instances_json(const struct tg_engine *engine, char **out_json);
 
 /**
  * Adds a key to the slot pair of its class in `project`: the first key becomes Active, a second
@@ -551,6 +972,9 @@ enum tg_status tg_instances_json(struct tg_engine *engine, char **out_json);
  * `key_json` is key JSON or the text of a signed license file; once the state trusts a vendor
  * key (`tg_engine_trust`), an offline key must be a license signed by a trusted key, else
  * `TG_BAD_SIGNATURE`. The same holds for `tg_key_add_reserve` and `tg_key_replace`.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
@@ -561,6 +985,9 @@ enum tg_status tg_key_add(struct tg_engine *engine, const char *project, const c
 /**
  * Adds a key as the Reserved key only (seed 001's activation task): `TG_NO_ACTIVE_KEY` when
  * the pair of its class has no Active key, instead of making it Active.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
@@ -574,6 +1001,9 @@ enum tg_status tg_key_add_reserve(struct tg_engine *engine,
  * Replaces the Active key of the new key's class (a renewal). The old key's usage becomes
  * final; a Reserved key that expires before the new key's term ends is removed, with an event.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
  * strings.
@@ -583,6 +1013,9 @@ enum tg_status tg_key_replace(struct tg_engine *engine, const char *project, con
 /**
  * Removes the Reserved key `key_id` from `project` before it is used. `TG_NOT_FOUND` if that
  * key is not the project's reserve.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `key_id` are NULL or NUL-terminated
@@ -601,13 +1034,16 @@ enum tg_status tg_key_remove_reserve(struct tg_engine *engine,
  * `engine` is NULL or an open engine; `project` is NULL or a NUL-terminated string; `out_json`
  * is NULL or valid for writing a pointer.
  */
-enum tg_status tg_keys_json(struct tg_engine *engine, const char *project, char **out_json);
+enum tg_status tg_keys_json(const struct tg_engine *engine, const char *project, char **out_json);
 
 /**
  * Buys licenses into the global pool, or into a company's pool when the purchase names one,
  * and stores in `*out_json` a JSON array of the new license ids (NULL on failure; free it
  * with `tg_string_free`). The first purchase fixes the payment mode: a later purchase with the
  * other mode is refused with `TG_PAYMENT_MODE_MISMATCH` and buys nothing.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `purchase_json` is NULL or a NUL-terminated string;
@@ -629,7 +1065,7 @@ enum tg_status tg_pool_buy(struct tg_engine *engine, const char *purchase_json, 
  * `engine` is NULL or an open engine; `filter_json` is NULL or a NUL-terminated string;
  * `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_pool_list_json(struct tg_engine *engine,
+enum tg_status tg_pool_list_json(const struct tg_engine *engine,
                                  const char *filter_json,
                                  char **out_json);
 
@@ -643,11 +1079,16 @@ enum tg_status tg_pool_list_json(struct tg_engine *engine,
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_pool_shortfall_json(struct tg_engine *engine, uint32_t days, char **out_json);
+enum tg_status tg_pool_shortfall_json(const struct tg_engine *engine,
+                                      uint32_t days,
+                                      char **out_json);
 
 /**
  * Creates a project named `name` (1..=64 bytes of UTF-8, no control characters) with an empty
  * data-volume slot pair. `TG_ALREADY_EXISTS` if the name is taken.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string.
@@ -661,11 +1102,11 @@ enum tg_status tg_project_create(struct tg_engine *engine, const char *name);
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_project_list_json(struct tg_engine *engine, char **out_json);
+enum tg_status tg_project_list_json(const struct tg_engine *engine, char **out_json);
 
 /**
  * Stores in `*out_json` the project card (SPEC §2.5) as JSON: per slot pair, one card per key
- * with its details, `type` (Online/Offline), `status` (`Active`/`Reserved`), tooltip,
+ * with its details, `type` (Online/Offline), `status` (`active`/`reserved`), tooltip,
  * expiration, usage, and whether "Add License" is available. NULL on failure. Free it with
  * `tg_string_free`.
  *
@@ -673,7 +1114,9 @@ enum tg_status tg_project_list_json(struct tg_engine *engine, char **out_json);
  * `engine` is NULL or an open engine; `project` is NULL or a NUL-terminated string; `out_json`
  * is NULL or valid for writing a pointer.
  */
-enum tg_status tg_project_view_json(struct tg_engine *engine, const char *project, char **out_json);
+enum tg_status tg_project_view_json(const struct tg_engine *engine,
+                                    const char *project,
+                                    char **out_json);
 
 /**
  * Looks the project `name` up once and stores its hot-path handle in `*out` (NULL on failure).
@@ -739,6 +1182,18 @@ enum tg_status tg_consume_batch(struct tg_project *project,
 enum tg_status tg_usage_get(const struct tg_project *project, struct tg_usage *out);
 
 /**
+ * Stores the project's usage over the pair's whole life in `*out`: what `tg_usage_get` gives,
+ * plus the total charged across switches and renewals and the ids of the Active and Reserved
+ * keys. Not for the hot path: it reads the catalog, and waits while an admin change of this
+ * process is in progress (not for other processes).
+ *
+ * # Safety
+ * `project` is NULL or an open project handle; `out` is NULL or valid for writing a
+ * `tg_usage_v2`.
+ */
+enum tg_status tg_usage_v2_get(const struct tg_project *project, struct tg_usage_v2 *out);
+
+/**
  * Renews the engine's online keys through the activation service at `activation_url`
  * (`http://HOST:PORT` or `https://…`, as `tollgate serve-activation` prints it), from now on,
  * in a background thread; `options` may be NULL for the defaults. Enabling it again replaces
@@ -756,9 +1211,13 @@ enum tg_status tg_engine_enable_renewal(struct tg_engine *engine,
 /**
  * Renews `project`'s online Active keys that have an activation code and no reserve now,
  * whatever their expiry, waiting for the service, and stores in `*out_json` a JSON array of
- * what was renewed: `{"project", "old", "new", "role": "Reserved"|"Active"}` (`[]` when
+ * what was renewed: `{"project", "old", "new", "role": "reserved"|"active"}` (`[]` when
  * nothing needed it). A failure is `TG_RENEWAL_FAILED`, changes nothing, and its message says
  * that manual renewal is needed. NULL on failure. Free it with `tg_string_free`.
+ *
+ * Blocks for the vendor's activation service, up to its timeout, and while another process
+ * or thread makes an admin change to the state, at most the engine's admin-lock timeout
+ * (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `project` is NULL or a NUL-terminated string;
@@ -776,7 +1235,7 @@ enum tg_status tg_renew_now(struct tg_engine *engine, const char *project, char 
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_renewal_status_json(struct tg_engine *engine, char **out_json);
+enum tg_status tg_renewal_status_json(const struct tg_engine *engine, char **out_json);
 
 /**
  * Opens the seats of `project`'s slot pair of `seat_class` — `"server"` or `"desktop"`
@@ -785,6 +1244,9 @@ enum tg_status tg_renewal_status_json(struct tg_engine *engine, char **out_json)
  * acquiring refuses with `TG_NO_ACTIVE_KEY` until a key of that class is added. Another class
  * name is refused with `TG_INVALID_ARGUMENT`; `TG_NOT_FOUND` if there is no such project.
  * Close it with `tg_seats_close`.
+ *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
  *
  * # Safety
  * `engine` is NULL or an open engine; `project` and `seat_class` are NULL or NUL-terminated
@@ -849,6 +1311,9 @@ enum tg_status tg_seat_usage_get(const struct tg_seats *seats, struct tg_seat_us
  * server"|"per_machine desktop"|"per_core"|"per_instance", "pid": n, "units": n}` (each also
  * goes to the audit log). NULL on failure. Free it with `tg_string_free`.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
@@ -861,12 +1326,23 @@ enum tg_status tg_seats_reclaim_json(struct tg_engine *engine, char **out_json);
 const char *tg_status_name(tg_status status);
 
 /**
+ * What a status means, in words, as a static NUL-terminated string: `"success"` for `TG_OK`,
+ * `"the slot pair has no active license key"` for `TG_NO_ACTIVE_KEY`; a number that is no
+ * status gives `"unknown status"`. The same for every call, unlike `tg_last_error_message`,
+ * which names the values at fault. Never NULL; never free it.
+ */
+const char *tg_status_message(tg_status status);
+
+/**
  * Opens (creating if needed) the state directory `state_dir` like `tg_engine_open_with`, and
  * records in it the `count` vendor public keys of `public_keys` (each the text of a
  * `vendor.pub` file) as trusted. `options` may be NULL for the defaults; `public_keys` may be
  * NULL only when `count` is 0. A key text that is not a vendor public key is
  * `TG_INVALID_ARGUMENT`, and the state is then not opened. Stores the engine in `*out` (NULL on
  * failure).
+ *
+ * Blocks while another process makes an admin change to the state (it waits for the admin
+ * lock); `tg_engine_open_with_options` can bound the wait.
  *
  * # Safety
  * `state_dir` is NULL or a NUL-terminated string; `options` is NULL or points to a
@@ -884,6 +1360,9 @@ enum tg_status tg_engine_open_trusted(const char *state_dir,
  * from now on, for every process, with an audit event `vendor_key_trusted`; trusting a key
  * already trusted changes nothing. A trusted key is never forgotten.
  *
+ * Blocks while another process, or another thread, makes an admin change to the state (it
+ * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
  * # Safety
  * `engine` is NULL or an open engine; `public_key` is NULL or a NUL-terminated string.
  */
@@ -897,7 +1376,7 @@ enum tg_status tg_engine_trust(struct tg_engine *engine, const char *public_key)
  * # Safety
  * `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
  */
-enum tg_status tg_trusted_keys_json(struct tg_engine *engine, char **out_json);
+enum tg_status tg_trusted_keys_json(const struct tg_engine *engine, char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

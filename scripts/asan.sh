@@ -13,8 +13,8 @@
 #         ffi/tests/mixed_languages.rs  loads the instrumented libtollgate.so into python3,
 #                                       and rustc ships its ASan runtime only as a static
 #                                       library, which no python3 can preload
-#   (b) The C and C++ programs (tests/c/test_api.c, tests/cpp/test_api.cpp,
-#       examples/c/migrator.c) compiled by gcc with -fsanitize=address,undefined against the
+#   (b) The C and C++ programs (tests/c/test_api.c, events.c, usage_v2.c, fork.c, options.c,
+#       tests/cpp/test_api.cpp, hpp.cpp, examples/c/migrator.c, examples/cpp/copier.cpp) compiled by gcc with -fsanitize=address,undefined against the
 #       ordinary release libtollgate.a, run with leak detection on. The Rust code in the
 #       archive is not instrumented, but every allocation it makes goes through ASan's malloc,
 #       so misuse of Tollgate's pointers from C, leaks and C-side UB are caught.
@@ -99,7 +99,8 @@ run_sanitized() {
     shift 2
     state=$(mktemp -d -p "$out")
     echo "asan.sh (b): $program $*" >&2
-    if ! ASAN_OPTIONS="detect_leaks=1:log_path=$reports/c" \
+    if ! TOLLGATE_INSTALLATION="$state/installation" \
+        ASAN_OPTIONS="detect_leaks=1:log_path=$reports/c" \
         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/c" \
         "$out/$program" "$state" "$@" >"$out/stdout"; then
         cat "$out/stdout"
@@ -129,10 +130,25 @@ c_programs() {
         -o "$out/test_api_cpp"
     gcc -std=c11 "${flags[@]}" examples/c/migrator.c "$archive" -lpthread -ldl -lm \
         -o "$out/migrator"
+    local program
+    for program in events usage_v2 fork options; do
+        gcc -std=c11 "${flags[@]}" "tests/c/$program.c" "$archive" -lpthread -ldl -lm \
+            -o "$out/$program"
+    done
+    g++ -std=c++17 "${flags[@]}" tests/cpp/hpp.cpp "$archive" -lpthread -ldl -lm \
+        -o "$out/hpp"
+    g++ -std=c++17 "${flags[@]}" examples/cpp/copier.cpp "$archive" -lpthread -ldl -lm \
+        -o "$out/copier"
 
     run_sanitized "$out" test_api_c
     run_sanitized "$out" test_api_cpp
     run_sanitized "$out" migrator 4 24
+    run_sanitized "$out" events
+    run_sanitized "$out" usage_v2
+    run_sanitized "$out" fork
+    run_sanitized "$out" options "$PWD/tests/fixtures/licenses"
+    run_sanitized "$out" hpp
+    run_sanitized "$out" copier 4 16
     check_reports
 }
 

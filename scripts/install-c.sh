@@ -2,12 +2,18 @@
 # Installs the Tollgate C library the way `cargo cinstall` (cargo-c) lays it out, without
 # needing cargo-c:
 #
-#   $LIBDIR/libtollgate.so.X.Y.Z        the shared library, soname libtollgate.so.$SOVER
+#   $LIBDIR/libtollgate.so.X.Y.Z        the shared library, soname libtollgate.so.$SOVER,
+#                                       without its debug info
+#   $LIBDIR/.debug/libtollgate.so.X.Y.Z.debug  that debug info, which gdb and perf find through
+#                                       the library's .gnu_debuglink
 #   $LIBDIR/libtollgate.so.$SOVER       -> libtollgate.so.X.Y.Z
 #   $LIBDIR/libtollgate.so              -> libtollgate.so.$SOVER
-#   $LIBDIR/libtollgate.a               the static library
+#   $LIBDIR/libtollgate.a               the static library, without debug info
 #   $INCLUDEDIR/tollgate/tollgate.h     the header
+#   $INCLUDEDIR/tollgate/tollgate.hpp   the C++17 wrapper over it
 #   $LIBDIR/pkgconfig/tollgate.pc       so that `pkg-config --cflags --libs tollgate` works
+#   $LIBDIR/cmake/Tollgate/             TollgateConfig.cmake and TollgateConfigVersion.cmake, so
+#                                       that CMake's `find_package(Tollgate)` works
 #
 # $SOVER follows cargo-c: the major version, or 0.MINOR while the major is 0.
 #
@@ -22,7 +28,8 @@
 #   TOLLGATE_LIB_DIR  install libtollgate.so/.a from this directory instead of building them
 #                     (they then carry no soname); the test suite uses it
 #
-# Linux (ELF) only: on macOS, build with -install_name instead of -soname.
+# Linux (ELF) only: on macOS, build with -install_name instead of -soname. Without objcopy and
+# strip (binutils), the libraries are installed with their debug info.
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ "${1#/}" = "$1" ]; then
@@ -89,12 +96,27 @@ PC_INCLUDEDIR=$(pc_dir "$INCLUDEDIR")
 
 install -d "$DESTDIR$LIBDIR/pkgconfig" "$DESTDIR$INCLUDEDIR/tollgate"
 install -m 0755 "$LIB_SRC/libtollgate.so" "$DESTDIR$LIBDIR/libtollgate.so.$VERSION"
+if command -v objcopy >/dev/null && command -v strip >/dev/null; then
+    # The release profile keeps line tables (debug = 1) for profiling; what ships is the code,
+    # with the debug info beside it for whoever needs a symbolic backtrace.
+    so=$DESTDIR$LIBDIR/libtollgate.so.$VERSION
+    install -d "$DESTDIR$LIBDIR/.debug"
+    objcopy --only-keep-debug "$so" "$DESTDIR$LIBDIR/.debug/libtollgate.so.$VERSION.debug"
+    chmod 0644 "$DESTDIR$LIBDIR/.debug/libtollgate.so.$VERSION.debug"
+    strip --strip-debug --strip-unneeded "$so"
+    (cd "$DESTDIR$LIBDIR" &&
+        objcopy --add-gnu-debuglink=".debug/libtollgate.so.$VERSION.debug" "libtollgate.so.$VERSION")
+fi
 if [ "$SOVER" != "$VERSION" ]; then
     ln -sfn "libtollgate.so.$VERSION" "$DESTDIR$LIBDIR/libtollgate.so.$SOVER"
 fi
 ln -sfn "libtollgate.so.$SOVER" "$DESTDIR$LIBDIR/libtollgate.so"
 install -m 0644 "$LIB_SRC/libtollgate.a" "$DESTDIR$LIBDIR/libtollgate.a"
+if command -v strip >/dev/null; then
+    strip --strip-debug "$DESTDIR$LIBDIR/libtollgate.a"
+fi
 install -m 0644 "$ROOT/include/tollgate.h" "$DESTDIR$INCLUDEDIR/tollgate/tollgate.h"
+install -m 0644 "$ROOT/include/tollgate.hpp" "$DESTDIR$INCLUDEDIR/tollgate/tollgate.hpp"
 sed -e "s|@PREFIX@|$PREFIX|" \
     -e "s|@LIBDIR@|$PC_LIBDIR|" \
     -e "s|@INCLUDEDIR@|$PC_INCLUDEDIR|" \
@@ -102,6 +124,17 @@ sed -e "s|@PREFIX@|$PREFIX|" \
     -e "s|@LIBS_PRIVATE@|$LIBS_PRIVATE|" \
     "$ROOT/ffi/tollgate.pc.in" >"$DESTDIR$LIBDIR/pkgconfig/tollgate.pc"
 chmod 0644 "$DESTDIR$LIBDIR/pkgconfig/tollgate.pc"
+install -d "$DESTDIR$LIBDIR/cmake/Tollgate"
+for file in TollgateConfig.cmake TollgateConfigVersion.cmake; do
+    sed -e "s|@LIBDIR@|$LIBDIR|g" \
+        -e "s|@INCLUDEDIR@|$INCLUDEDIR|g" \
+        -e "s|@VERSION@|$VERSION|g" \
+        -e "s|@MAJOR@|$MAJOR|g" \
+        -e "s|@MINOR@|$MINOR|g" \
+        "$ROOT/ffi/$file.in" >"$DESTDIR$LIBDIR/cmake/Tollgate/$file"
+    chmod 0644 "$DESTDIR$LIBDIR/cmake/Tollgate/$file"
+done
 
 echo "installed tollgate $VERSION (soname libtollgate.so.$SOVER) under $DESTDIR$PREFIX"
 echo "  pkg-config: PKG_CONFIG_PATH=$LIBDIR/pkgconfig pkg-config --cflags --libs tollgate"
+echo "  CMake:      find_package(Tollgate) with CMAKE_PREFIX_PATH=$PREFIX"

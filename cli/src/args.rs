@@ -106,6 +106,18 @@ pub enum Command {
     /// Print every data-volume key's usage, the switches, refusals and seats in the
     /// Prometheus text format, or serve them at /metrics with --listen
     Metrics(crate::commands::MetricsArgs),
+    /// Print the shell completion script for SHELL (e.g. `tollgate completions bash >
+    /// /etc/bash_completion.d/tollgate`). Uses no state directory
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages into DIR: tollgate.1 and one per command (tollgate-project-create.1,
+    /// …). Uses no state directory
+    Man {
+        /// Where to write them (created if missing)
+        dir: PathBuf,
+    },
 }
 
 /// `tollgate state …`

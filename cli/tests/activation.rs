@@ -282,7 +282,7 @@ fn key_activate_adds_the_key_and_a_second_machine_past_the_limit_is_refused() {
     };
     let added = first.json(&activate("wh"), 0);
     assert_eq!(added["key"], "ACT-ONE-1");
-    assert_eq!(added["role"], "Active");
+    assert_eq!(added["role"], "active");
     assert_eq!(first.keys("wh"), [("ACT-ONE-1".into(), "active".into())]);
     // The same machine again: the service gives the same key, which the project holds already,
     // and spends no other activation.

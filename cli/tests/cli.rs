@@ -107,7 +107,7 @@ fn sizes_accept_decimal_and_binary_units() {
         let added = state.json(&format!(
             "key add p{i} --id K-{i} --delivery online --limit {size}"
         ));
-        assert_eq!(added["role"], "Active");
+        assert_eq!(added["role"], "active");
         let keys = state.json(&format!("key list p{i}"));
         assert_eq!(
             keys[0]["key"]["scheme"]["data_volume"]["limit_bytes"], bytes,
@@ -171,6 +171,12 @@ fn global_options_go_anywhere_and_the_environment_names_the_state() {
 #[test]
 fn projects_are_created_listed_and_shown() {
     let state = State::new();
+    // A read-only command does not create a missing state (issue 21, item 3).
+    state
+        .run("project list")
+        .code(1)
+        .stderr(contains("holds no Tollgate state"));
+    state.run("init").success();
     state
         .run("project list")
         .success()
@@ -238,9 +244,9 @@ fn show_draws_the_license_cards_of_seed_000() {
     let pair = &view["pairs"][0];
     assert_eq!(pair["class"], "data_volume");
     assert_eq!(pair["add_license_available"], false);
-    assert_eq!(pair["cards"][0]["status"], "Active");
+    assert_eq!(pair["cards"][0]["status"], "active");
     assert_eq!(pair["cards"][0]["type"], "Online");
-    assert_eq!(pair["cards"][1]["status"], "Reserved");
+    assert_eq!(pair["cards"][1]["status"], "reserved");
     assert_eq!(pair["cards"][1]["expiration"], "Reserved");
 }
 
@@ -340,7 +346,7 @@ fn add_reserve_needs_an_active_key_of_the_same_class() {
         ))
         .stderr(contains("rule SCHEME_MISMATCH"));
     let added = state.json("key add-reserve wh --id R-1 --delivery online --limit 1GB");
-    assert_eq!(added["role"], "Reserved");
+    assert_eq!(added["role"], "reserved");
     assert_eq!(added["key"], "R-1");
     assert_eq!(added["project"], "wh");
     assert_eq!(added["message"], POPUP);
@@ -560,6 +566,11 @@ fn usage_tables_every_project_or_details_one() {
 #[test]
 fn events_show_the_audit_log() {
     let state = State::new();
+    state
+        .run("events")
+        .code(1)
+        .stderr(contains("holds no Tollgate state"));
+    state.run("init").success();
     state.run("events").success().stdout(contains("No events."));
     state.with_active();
     state.run("project create other").success();
@@ -575,7 +586,7 @@ fn events_show_the_audit_log() {
     assert_eq!(all.as_array().unwrap().len(), 3);
     assert_eq!(all[1]["kind"], "key_added");
     assert_eq!(all[1]["key"], "A-1");
-    assert_eq!(all[1]["role"], "Active");
+    assert_eq!(all[1]["role"], "active");
     // Positions count the audit log's checkpoints too, which are not shown as events.
     let after = state.json(&format!("events --since {}", all[1]["seq"]));
     assert_eq!(after.as_array().unwrap().len(), 1);
@@ -766,4 +777,38 @@ fn views_show_sizes_as_written_and_texts_that_fit_the_key() {
         ))
         .stdout(contains("data volume").not())
         .stdout(contains("Migration").not());
+}
+
+/// Issue 21, item 8: completion scripts and man pages from the parser's own definition.
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    let state = State::new();
+    let bash = state.run("completions bash").success();
+    let script = String::from_utf8(bash.get_output().stdout.clone()).unwrap();
+    assert!(script.contains("_tollgate()"), "{script}");
+    for command in ["accept-rollback", "add-reserve", "shortfall", "completions"] {
+        assert!(script.contains(command), "{command} is not completed");
+    }
+    state
+        .run("completions zsh")
+        .success()
+        .stdout(contains("#compdef tollgate"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man");
+    state
+        .run(&format!("man {}", man.display()))
+        .success()
+        .stdout(contains("Wrote 48 man pages into"));
+    let top = std::fs::read_to_string(man.join("tollgate.1")).unwrap();
+    assert!(top.contains(".TH tollgate 1"), "{top}");
+    assert!(top.contains("tollgate\\-project(1)"), "{top}");
+    let page = std::fs::read_to_string(man.join("tollgate-key-add.1")).unwrap();
+    assert!(page.contains(".TH tollgate-key-add 1"), "{page}");
+    assert!(page.contains("\"tollgate 0.1.0\""), "{page}");
+    // Neither reads nor makes a state.
+    assert!(std::fs::read_dir(state.dir.path())
+        .unwrap()
+        .next()
+        .is_none());
 }

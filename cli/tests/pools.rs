@@ -428,6 +428,7 @@ fn shortfall_counts_what_to_buy_per_type() {
         .stdout(contains("c-win"));
 
     let empty = State::new();
+    empty.run("init").success();
     empty
         .run("pool shortfall")
         .success()
@@ -480,7 +481,7 @@ fn bulk_reserve_reports_one_line_per_project() {
     assert_eq!(
         one,
         serde_json::json!([{
-            "project": "d", "status": "added", "role": "Reserved", "code": null,
+            "project": "d", "status": "added", "role": "reserved", "code": null,
             "message": "You have added an additional license key for project d. After the first key’s data usage is exhausted, migration will automatically continue with the reserved key.",
             "rule": null
         }])
@@ -518,7 +519,7 @@ fn bulk_reserve_reports_one_line_per_project() {
         ]
     );
     assert_eq!(lines[0]["role"], Value::Null);
-    assert_eq!(lines[2]["role"], "Reserved");
+    assert_eq!(lines[2]["role"], "reserved");
 
     let r4 = key_file(&state, "R-4");
     assert_eq!(

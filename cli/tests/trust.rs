@@ -215,6 +215,7 @@ must come from the activation service or as a license file signed by one of them
 #[test]
 fn trust_list_shows_development_mode_then_the_trusted_keys_and_add_is_idempotent() {
     let v = Vendor::new();
+    v.state.run("init").success();
     v.state
         .run("trust list")
         .success()

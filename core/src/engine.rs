@@ -14,9 +14,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 mod activation;
+mod admin_lock;
 mod checkpoint;
 mod clock;
 mod groups;
+mod lifetime;
 mod pools;
 mod renewal;
 mod seats;
@@ -25,6 +27,7 @@ mod trust;
 pub use activation::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub(crate) use checkpoint::Checkpoint;
 pub use groups::{BulkOutcome, BulkTarget, Group};
+pub use lifetime::LifetimeUsage;
 pub use pools::InstanceHandle;
 pub use renewal::{
     manual_renewal_message, Renewal, RenewalState, RenewalStatus, Renewed, Renewer,
@@ -103,6 +106,11 @@ pub struct Options {
     /// write is accepted. `false`, the default, is `0700` and `0600`: the state is this user's
     /// alone. The modes are set whatever the umask; existing files keep theirs.
     pub shared_group: bool,
+    /// How long opening the state and each admin change (creating a project, adding a key, …)
+    /// wait for the admin lock while another process, or another thread of this one, holds it
+    /// for its own change; then they fail with [`Error::AdminLockBusy`] and change nothing.
+    /// `None`, the default, waits as long as it takes. Metering never takes the lock.
+    pub admin_lock_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -118,6 +126,7 @@ impl Default for Options {
             trusted_keys: Vec::new(),
             renewal: None,
             shared_group: false,
+            admin_lock_timeout: None,
         }
     }
 }
@@ -236,6 +245,8 @@ struct Inner {
     reclaimer: seats::Reclaimer,
     me: Process,
     admin: Mutex<Admin>,
+    /// [`Options::admin_lock_timeout`].
+    admin_lock_timeout: Option<Duration>,
     clock: Clock,
     hot_events: Arc<HotQueue>,
     subscribers: Arc<Subscribers>,
@@ -328,8 +339,8 @@ impl Engine {
         let dir = files::state_dir(dir, modes)?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = files::open_or_create(&lock_path, modes.file, "the admin lock")?;
-        lock.lock()
-            .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
+        let timeout = options.admin_lock_timeout;
+        admin_lock::file(&lock, admin_lock::deadline(timeout), &lock_path, timeout)?;
         let opened = open_locked(&dir, &options, installation, accept);
         let _ = lock.unlock();
         let Opened {
@@ -376,6 +387,7 @@ impl Engine {
                 last_checkpoint: std::sync::atomic::AtomicU64::new(u64::from(options.clock.now())),
                 me,
                 admin: Mutex::new(Admin { catalog, lock }),
+                admin_lock_timeout: options.admin_lock_timeout,
                 clock: options.clock,
                 hot_events,
                 subscribers,
@@ -838,11 +850,11 @@ impl Engine {
 
     fn admin(&self) -> Result<AdminGuard<'_>> {
         self.inner.intact()?;
-        let admin = self.inner.admin.lock();
-        admin
-            .lock
-            .lock()
-            .map_err(|e| Error::io("take the admin lock", e))?;
+        let timeout = self.inner.admin_lock_timeout;
+        let deadline = admin_lock::deadline(timeout);
+        let path = self.inner.dir.join(LOCK_FILE);
+        let admin = admin_lock::mutex(&self.inner.admin, deadline, &path, timeout)?;
+        admin_lock::file(&admin.lock, deadline, &path, timeout)?;
         let guard = AdminGuard { admin };
         // Another process may have died half-way through a change since we last held the lock.
         repair(&self.inner.state, &guard.catalog, false)?;

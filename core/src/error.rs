@@ -273,6 +273,16 @@ pub enum Error {
         /// Why, in words: the service's refusal or the failure to reach it.
         reason: String,
     },
+    /// The state's admin lock stayed held, by another process or another thread of this one,
+    /// for all of [`Options::admin_lock_timeout`](crate::Options::admin_lock_timeout). Nothing
+    /// changed.
+    #[error("the admin lock {} is still held by another process or thread after {waited_ms} ms", .path.display())]
+    AdminLockBusy {
+        /// The lock file.
+        path: PathBuf,
+        /// How long the call waited, in milliseconds.
+        waited_ms: u64,
+    },
     /// This operation is not available for the key's license class yet.
     #[error("{operation} is not supported for {class} keys")]
     Unsupported {

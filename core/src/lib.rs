@@ -58,6 +58,7 @@ mod sync;
 mod view;
 
 pub use clock::Clock;
+pub use engine::LifetimeUsage;
 pub use engine::TrustedKey;
 pub use engine::{
     manual_renewal_message, Renewal, RenewalState, RenewalStatus, Renewed, Renewer,

@@ -71,12 +71,17 @@ fn machines(class: LicenseClass) -> &'static str {
     }
 }
 
-/// The status shown on a card.
+/// The status shown on a card. In JSON `"active"` and `"reserved"`, the casing of every other
+/// status ([`KeyStatus`](crate::KeyStatus) of `key list` included); audit entries written
+/// before, as `"Active"` and `"Reserved"`, still read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The key currently metered.
+    #[serde(alias = "Active")]
     Active,
     /// The backup key that takes over automatically.
+    #[serde(alias = "Reserved")]
     Reserved,
 }
 
@@ -171,6 +176,24 @@ pub(crate) fn pair_view(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 21, item 8: one casing for statuses in JSON; the audit log's older entries read.
+    #[test]
+    fn roles_are_lowercase_in_json_and_old_entries_still_read() {
+        assert_eq!(serde_json::to_string(&Role::Active).unwrap(), r#""active""#);
+        assert_eq!(
+            serde_json::to_string(&Role::Reserved).unwrap(),
+            r#""reserved""#
+        );
+        for (text, role) in [
+            (r#""active""#, Role::Active),
+            (r#""Active""#, Role::Active),
+            (r#""reserved""#, Role::Reserved),
+            (r#""Reserved""#, Role::Reserved),
+        ] {
+            assert_eq!(serde_json::from_str::<Role>(text).unwrap(), role);
+        }
+    }
 
     /// Issue 13, item 9: seed 000's texts stay verbatim for data volume; seat and instance keys,
     /// which meter no migration data, get texts that say what they license.

@@ -175,31 +175,32 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &end);
     free(ids);
 
-    tg_usage usage;
-    if ((status = tg_usage_get(project, &usage)) != TG_OK) {
+    /* The usage over the pair's life: the total includes the first key, retired by the switch. */
+    tg_usage_v2 usage;
+    if ((status = tg_usage_v2_get(project, &usage)) != TG_OK) {
         fail("read the usage", status);
         goto out;
     }
     double seconds = (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) / 1e9;
-    /* After the switch the first key is retired, fully used; the reserve is the Active key. */
-    uint64_t charged = usage.switches == 1 ? active_limit + usage.active_used : usage.active_used;
+    uint64_t charged = usage.total_used;
     int identical = memcmp(src, dst, (size_t)size) == 0;
 
     printf("migration of %ld MiB with %d threads in %.3f s\n", mib, threads, seconds);
     printf("  copied          %llu of %llu bytes\n", (unsigned long long)job.copied,
            (unsigned long long)size);
     printf("  first key       %s, %llu bytes, used up: %s\n", active_key,
-           (unsigned long long)active_limit, usage.switches == 1 ? "yes" : "no");
-    printf("  now active      %s, %llu of %llu bytes used\n",
-           usage.switches == 1 ? reserve_key : active_key, (unsigned long long)usage.active_used,
-           (unsigned long long)usage.active_limit);
-    printf("  switches        %llu\n", (unsigned long long)usage.switches);
+           (unsigned long long)active_limit, usage.current.switches == 1 ? "yes" : "no");
+    printf("  now active      %s, %llu of %llu bytes used\n", usage.active_key,
+           (unsigned long long)usage.current.active_used,
+           (unsigned long long)usage.current.active_limit);
+    printf("  switches        %llu\n", (unsigned long long)usage.current.switches);
     printf("  charged         %llu bytes\n", (unsigned long long)charged);
     printf("  refusals        %llu\n", (unsigned long long)job.refusals);
     printf("  destination     %s\n", identical ? "identical to the source" : "DIFFERS");
 
-    if (workers_ok && job.copied == size && charged == size && usage.switches == 1 &&
-        !usage.has_reserved && job.refusals == 0 && identical) {
+    if (workers_ok && job.copied == size && charged == size && usage.current.switches == 1 &&
+        !usage.current.has_reserved && strcmp(usage.active_key, reserve_key) == 0 &&
+        job.refusals == 0 && identical) {
         printf("OK: every byte copied was granted and charged exactly once\n");
         exit_code = 0;
     } else {

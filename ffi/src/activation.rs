@@ -39,12 +39,16 @@ fn client(url: &str, ca_file: Option<&str>) -> Result<ActivationClient, tg_statu
 /// file whose certificates alone are trusted for https (the vendor's own authority, or the
 /// service's self-signed certificate). Each request takes at most 10 s, and failures other than
 /// a refusal are tried 5 times in all. Stores in `*out_json` `{"key": id, "role":
-/// "Active"|"Reserved", "switched_from", "message"}`; NULL on failure. Free it with
+/// "active"|"reserved", "switched_from", "message"}`; NULL on failure. Free it with
 /// `tg_string_free`.
 ///
 /// `TG_NOT_FOUND` for a project that does not exist (the service is not asked),
 /// `TG_ACTIVATION_FAILED` when the service does not give a license for the code, and the
 /// refusals of `tg_key_add` (`TG_BAD_SIGNATURE` under trust, …) for the key it gave.
+///
+/// Blocks for the vendor's activation service, up to its timeout, and while another process
+/// or thread makes an admin change to the state, at most the engine's admin-lock timeout
+/// (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `project`, `code`, `activation_url` and `ca_file` are
@@ -71,7 +75,7 @@ pub unsafe extern "C" fn tg_key_activate(
         } else {
             ActivationSlot::Any
         };
-        let activated = engine.0.activate_with(project, code, slot, &client)?;
+        let activated = engine.core.activate_with(project, code, slot, &client)?;
         json_out(&activated, &mut out_json)
     })
 }
@@ -82,6 +86,10 @@ pub unsafe extern "C" fn tg_key_activate(
 /// `*out_json`. `ca_file` is as for `tg_key_activate`. The call itself fails (`*out_json`
 /// NULL) when the target is malformed or does not exist (the service is not asked then), the
 /// activation fails (`TG_ACTIVATION_FAILED`), or the key is refused for its signature.
+///
+/// Blocks for the vendor's activation service, up to its timeout, and while another process
+/// or thread makes an admin change to the state, at most the engine's admin-lock timeout
+/// (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `target_json`, `code`, `activation_url` and `ca_file`
@@ -102,7 +110,7 @@ pub unsafe extern "C" fn tg_key_activate_bulk(
         let target = bulk_target(text!(target_json))?;
         let code = text!(code);
         let client = client(text!(activation_url), optional_text!(ca_file))?;
-        let activated = engine.0.activate_bulk_with(&target, code, &client)?;
+        let activated = engine.core.activate_bulk_with(&target, code, &client)?;
         let outcomes: Vec<Outcome<'_>> = activated.outcomes.iter().map(Outcome::from).collect();
         json_out(&outcomes, &mut out_json)
     })
@@ -116,13 +124,13 @@ pub unsafe extern "C" fn tg_key_activate_bulk(
 /// `engine` is NULL or an open engine; `out_id` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_engine_machine_id(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     out_id: *mut *mut c_char,
 ) -> tg_status {
     boundary!({
         let mut out_id = out!(out_id);
         out_id.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        string_out(&engine.0.machine_id(), &mut out_id)
+        string_out(&engine.core.machine_id(), &mut out_id)
     })
 }

@@ -114,6 +114,14 @@ impl Exit for () {
     fn into_c(self) {}
 }
 
+impl Exit for u32 {
+    type C = u32;
+    #[inline(always)]
+    fn into_c(self) -> u32 {
+        self
+    }
+}
+
 impl Exit for *const c_char {
     type C = *const c_char;
     #[inline(always)]
@@ -141,6 +149,14 @@ impl PanicValue for () {
     #[cold]
     fn after_panic(function: &str, payload: Box<dyn Any + Send>) {
         record_panic(function, payload.as_ref());
+    }
+}
+
+impl PanicValue for u32 {
+    #[cold]
+    fn after_panic(function: &str, payload: Box<dyn Any + Send>) -> u32 {
+        record_panic(function, payload.as_ref());
+        0
     }
 }
 
@@ -427,21 +443,47 @@ pub(crate) unsafe fn out<'a, T>(ptr: *mut T, name: &'static str) -> Result<Out<'
     }
 }
 
+/// A handle as C holds it: the value, then the process that made it. `repr(C)` puts `value` at
+/// offset 0, so the pointer C holds is a valid `*mut T` for [`borrow`]; only [`drop_handle`]
+/// looks at `process`.
+#[repr(C)]
+struct Owned<T> {
+    value: T,
+    process: u32,
+}
+
 /// Moves `value` to the heap and hands ownership to C; [`drop_handle`] takes it back.
 pub(crate) fn new_handle<T>(value: T) -> *mut T {
-    Box::into_raw(Box::new(value))
+    let owned = Box::into_raw(Box::new(Owned {
+        value,
+        process: std::process::id(),
+    }));
+    owned.cast()
 }
 
 /// Takes back and drops a handle made by [`new_handle`]; NULL is a no-op.
+///
+/// # Fork
+/// In a child of `fork()`, a handle the parent made is left alone: dropping it would join
+/// threads that exist only in the parent (a panic, then an abort), release locks and write
+/// checkpoints on the parent's behalf. Its memory stays allocated in the child, and the parent's
+/// threads, locks and files are untouched. A handle the child made itself is dropped as usual.
 ///
 /// # Safety
 /// `ptr` is NULL or came from [`new_handle`] with the same `T` and has not been dropped yet, and
 /// no other thread is using it.
 pub(crate) unsafe fn drop_handle<T>(ptr: *mut T) {
-    if !ptr.is_null() {
-        // SAFETY: the caller guarantees `ptr` is a live `Box<T>` given out by `new_handle`.
-        drop(unsafe { Box::from_raw(ptr) });
+    if ptr.is_null() {
+        return;
     }
+    let owned = ptr.cast::<Owned<T>>();
+    // SAFETY: the caller guarantees `ptr` came from `new_handle::<T>`, so it points to a live
+    // `Owned<T>` (the cast back undoes the one there), which nobody else uses now.
+    if unsafe { (*owned).process } != std::process::id() {
+        return;
+    }
+    // SAFETY: as above: a live `Box<Owned<T>>` given out by `new_handle`, dropped once.
+    drop(unsafe { Box::from_raw(owned) });
 }
 
 /// Serialises `value` to JSON and hands the string to C (freed with `tg_string_free`).
@@ -467,6 +509,14 @@ pub(crate) fn string_out(text: &str, out: &mut Out<'_, *mut c_char>) -> Result<(
     })?;
     out.write(text.into_raw());
     Ok(())
+}
+
+/// Records `message` as this thread's last error and returns `status`, for a refusal the FFI
+/// itself makes.
+#[cold]
+pub(crate) fn refused(status: tg_status, message: fmt::Arguments<'_>) -> tg_status {
+    record_message(message);
+    status
 }
 
 /// Records an argument the core could not parse, naming it as the C caller knows it.

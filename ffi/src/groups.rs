@@ -14,6 +14,9 @@ use crate::status::tg_status;
 /// `group`, creating it; a project already in it stays once. Every project must exist
 /// (`TG_NOT_FOUND` otherwise), else nothing changes.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `group` and `projects_json` are NULL or NUL-terminated
 /// strings.
@@ -28,7 +31,7 @@ pub unsafe extern "C" fn tg_group_add(
         let group = text!(group);
         let projects: Vec<&str> = serde_json::from_str(text!(projects_json))
             .map_err(|e| invalid_value("projects_json", format_args!("{e}")))?;
-        engine.0.add_to_group(group, &projects)?;
+        engine.core.add_to_group(group, &projects)?;
         Ok(())
     })
 }
@@ -40,14 +43,14 @@ pub unsafe extern "C" fn tg_group_add(
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_groups_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     out_json: *mut *mut c_char,
 ) -> tg_status {
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.groups()?, &mut out_json)
+        json_out(&engine.core.groups()?, &mut out_json)
     })
 }
 
@@ -63,6 +66,9 @@ pub unsafe extern "C" fn tg_groups_json(
 /// target or the key is malformed, the key is refused for its signature (`TG_BAD_SIGNATURE`),
 /// or the group or project does not exist (`TG_NOT_FOUND`).
 /// Free it with `tg_string_free`.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `target_json` and `key_json` are NULL or NUL-terminated
@@ -82,7 +88,7 @@ pub unsafe extern "C" fn tg_key_add_reserve_bulk(
         let key_json = text!(key_json);
         let target = bulk_target(target_json)?;
         let key = KeyOrLicense::parse(key_json)?;
-        let outcomes = engine.0.add_reserve_bulk(&target, key)?;
+        let outcomes = engine.core.add_reserve_bulk(&target, key)?;
         let outcomes: Vec<Outcome<'_>> = outcomes.iter().map(Outcome::from).collect();
         json_out(&outcomes, &mut out_json)
     })

@@ -22,6 +22,9 @@ pub struct tg_instance(InstanceHandle);
 /// `"windows"`, `"macos"` or `"linux"` — in `company`'s pool, or in no company's when `company`
 /// is NULL. `TG_ALREADY_EXISTS` if a project of that name exists.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `name` and `os` are NULL or NUL-terminated strings;
 /// `company` is NULL or a NUL-terminated string.
@@ -43,7 +46,7 @@ pub unsafe extern "C" fn tg_instance_add(
                 format_args!("{os:?} is not an instance OS: use windows, macos or linux"),
             )
         })?;
-        engine.0.add_instance(name, os, company)?;
+        engine.core.add_instance(name, os, company)?;
         Ok(())
     })
 }
@@ -65,7 +68,7 @@ pub unsafe extern "C" fn tg_instance_open(
         out.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let name = text!(name);
-        out.write(new_handle(tg_instance(engine.0.instance(name)?)));
+        out.write(new_handle(tg_instance(engine.core.instance(name)?)));
         Ok(())
     })
 }
@@ -105,6 +108,9 @@ pub unsafe extern "C" fn tg_instance_check(instance: *const tg_instance) -> tg_s
 /// `tg_string_free`). Refusals: `TG_LICENSE_TYPE_UNFIT` (a workstation license for macOS or
 /// Linux), `TG_NO_LICENSE_AVAILABLE`, `TG_ALREADY_ASSIGNED`, `TG_NOT_FOUND`.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string;
 /// `license_type` is NULL or a NUL-terminated string; `out_json` is NULL or valid for writing a
@@ -133,13 +139,16 @@ pub unsafe extern "C" fn tg_instance_assign(
                 })
             })
             .transpose()?;
-        json_out(&engine.0.assign(name, license_type)?, &mut out_json)
+        json_out(&engine.core.assign(name, license_type)?, &mut out_json)
     })
 }
 
 /// Takes the pool license off the instance `name` and returns it to its pool; stores the
 /// license id in `*out_license` (NULL on failure; free it with `tg_string_free`). `TG_NOT_FOUND`
 /// if there is no such instance or it holds no license.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string; `out_license`
@@ -155,7 +164,7 @@ pub unsafe extern "C" fn tg_instance_unassign(
         out_license.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let name = text!(name);
-        string_out(&engine.0.unassign(name)?, &mut out_license)
+        string_out(&engine.core.unassign(name)?, &mut out_license)
     })
 }
 
@@ -167,13 +176,13 @@ pub unsafe extern "C" fn tg_instance_unassign(
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_instances_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     out_json: *mut *mut c_char,
 ) -> tg_status {
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.instances()?, &mut out_json)
+        json_out(&engine.core.instances()?, &mut out_json)
     })
 }

@@ -23,6 +23,9 @@ use crate::status::tg_status;
 /// key (`tg_engine_trust`), an offline key must be a license signed by a trusted key, else
 /// `TG_BAD_SIGNATURE`. The same holds for `tg_key_add_reserve` and `tg_key_replace`.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
 /// strings.
@@ -44,6 +47,9 @@ pub unsafe extern "C" fn tg_key_add(
 
 /// Adds a key as the Reserved key only (seed 001's activation task): `TG_NO_ACTIVE_KEY` when
 /// the pair of its class has no Active key, instead of making it Active.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
@@ -67,6 +73,9 @@ pub unsafe extern "C" fn tg_key_add_reserve(
 /// Replaces the Active key of the new key's class (a renewal). The old key's usage becomes
 /// final; a Reserved key that expires before the new key's term ends is removed, with an event.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `key_json` are NULL or NUL-terminated
 /// strings.
@@ -89,6 +98,9 @@ pub unsafe extern "C" fn tg_key_replace(
 /// Removes the Reserved key `key_id` from `project` before it is used. `TG_NOT_FOUND` if that
 /// key is not the project's reserve.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `key_id` are NULL or NUL-terminated
 /// strings.
@@ -102,7 +114,7 @@ pub unsafe extern "C" fn tg_key_remove_reserve(
         let engine = borrow!(engine);
         let project = text!(project);
         let key_id = text!(key_id);
-        engine.0.remove_reserve(project, key_id)?;
+        engine.core.remove_reserve(project, key_id)?;
         Ok(())
     })
 }
@@ -115,7 +127,7 @@ fn key_change(
     key_json: &str,
     change: impl FnOnce(&tollgate_core::Engine, &str, KeyOrLicense) -> tollgate_core::Result<()>,
 ) -> Result<(), tg_status> {
-    change(&engine.0, project, KeyOrLicense::parse(key_json)?)?;
+    change(&engine.core, project, KeyOrLicense::parse(key_json)?)?;
     Ok(())
 }
 
@@ -128,7 +140,7 @@ fn key_change(
 /// is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_keys_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     project: *const c_char,
     out_json: *mut *mut c_char,
 ) -> tg_status {
@@ -137,6 +149,6 @@ pub unsafe extern "C" fn tg_keys_json(
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let project = text!(project);
-        json_out(&engine.0.keys(project)?, &mut out_json)
+        json_out(&engine.core.keys(project)?, &mut out_json)
     })
 }

@@ -19,6 +19,9 @@ use crate::status::tg_status;
 /// with `tg_string_free`). The first purchase fixes the payment mode: a later purchase with the
 /// other mode is refused with `TG_PAYMENT_MODE_MISMATCH` and buys nothing.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `purchase_json` is NULL or a NUL-terminated string;
 /// `out_json` is NULL or valid for writing a pointer.
@@ -33,7 +36,7 @@ pub unsafe extern "C" fn tg_pool_buy(
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let purchase = Purchase::from_json(text!(purchase_json))?;
-        json_out(&engine.0.buy_licenses(&purchase)?, &mut out_json)
+        json_out(&engine.core.buy_licenses(&purchase)?, &mut out_json)
     })
 }
 
@@ -51,7 +54,7 @@ pub unsafe extern "C" fn tg_pool_buy(
 /// `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_pool_list_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     filter_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> tg_status {
@@ -63,7 +66,7 @@ pub unsafe extern "C" fn tg_pool_list_json(
             Some(json) => LicenseFilter::from_json(json)?,
             None => LicenseFilter::default(),
         };
-        json_out(&engine.0.list_licenses(&filter)?, &mut out_json)
+        json_out(&engine.core.list_licenses(&filter)?, &mut out_json)
     })
 }
 
@@ -77,7 +80,7 @@ pub unsafe extern "C" fn tg_pool_list_json(
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_pool_shortfall_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     days: u32,
     out_json: *mut *mut c_char,
 ) -> tg_status {
@@ -85,6 +88,6 @@ pub unsafe extern "C" fn tg_pool_shortfall_json(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.shortfall(days)?, &mut out_json)
+        json_out(&engine.core.shortfall(days)?, &mut out_json)
     })
 }

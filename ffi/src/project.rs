@@ -8,7 +8,7 @@
 
 use std::ffi::c_char;
 
-use tollgate_core::{ProjectHandle, Usage};
+use tollgate_core::{LifetimeUsage, ProjectHandle, Usage, MAX_NAME_BYTES};
 
 use crate::boundary::{drop_handle, json_out, new_handle, slice};
 use crate::engine::tg_engine;
@@ -52,8 +52,57 @@ impl From<Usage> for tg_usage {
     }
 }
 
+/// The size of a key id buffer in `tg_usage_v2`: the longest key id (64 bytes of UTF-8) and its
+/// terminating NUL.
+pub const TG_KEY_ID_SIZE: usize = 65;
+
+const _: () = assert!(TG_KEY_ID_SIZE == MAX_NAME_BYTES + 1);
+
+/// Usage of a project's data-volume slot pair over its whole life (`tg_usage_v2_get`): the
+/// `tg_usage` of now, then the total charged across switches and renewals, and the ids of the
+/// keys in the slots.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct tg_usage_v2 {
+    /// The keys in the slots now, as `tg_usage_get` gives them.
+    pub current: tg_usage,
+    /// Bytes ever charged to the pair: every key it held, the ones a switch or a replacement
+    /// retired included. Never goes down.
+    pub total_used: u64,
+    /// The Active key's id, NUL-terminated; `""` without an Active key.
+    pub active_key: [c_char; TG_KEY_ID_SIZE],
+    /// The Reserved key's id, NUL-terminated; `""` without a Reserved key.
+    pub reserved_key: [c_char; TG_KEY_ID_SIZE],
+}
+
+impl From<LifetimeUsage> for tg_usage_v2 {
+    fn from(lifetime: LifetimeUsage) -> tg_usage_v2 {
+        tg_usage_v2 {
+            current: lifetime.usage.into(),
+            total_used: lifetime.total_used,
+            active_key: key_id(lifetime.active_key.as_deref()),
+            reserved_key: key_id(lifetime.reserved_key.as_deref()),
+        }
+    }
+}
+
+/// `id` as a NUL-terminated buffer; ids are at most 64 bytes with no NUL (checked when a key is
+/// added), so nothing is cut.
+fn key_id(id: Option<&str>) -> [c_char; TG_KEY_ID_SIZE] {
+    let mut buffer = [0; TG_KEY_ID_SIZE];
+    let bytes = id.unwrap_or("").as_bytes();
+    for (slot, &byte) in buffer[..TG_KEY_ID_SIZE - 1].iter_mut().zip(bytes) {
+        *slot = byte as c_char;
+    }
+    buffer
+}
+
 /// Creates a project named `name` (1..=64 bytes of UTF-8, no control characters) with an empty
 /// data-volume slot pair. `TG_ALREADY_EXISTS` if the name is taken.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string.
@@ -65,7 +114,7 @@ pub unsafe extern "C" fn tg_project_create(
     boundary!({
         let engine = borrow!(engine);
         let name = text!(name);
-        engine.0.create_project(name)?;
+        engine.core.create_project(name)?;
         Ok(())
     })
 }
@@ -77,19 +126,19 @@ pub unsafe extern "C" fn tg_project_create(
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_project_list_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     out_json: *mut *mut c_char,
 ) -> tg_status {
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.projects()?, &mut out_json)
+        json_out(&engine.core.projects()?, &mut out_json)
     })
 }
 
 /// Stores in `*out_json` the project card (SPEC §2.5) as JSON: per slot pair, one card per key
-/// with its details, `type` (Online/Offline), `status` (`Active`/`Reserved`), tooltip,
+/// with its details, `type` (Online/Offline), `status` (`active`/`reserved`), tooltip,
 /// expiration, usage, and whether "Add License" is available. NULL on failure. Free it with
 /// `tg_string_free`.
 ///
@@ -98,7 +147,7 @@ pub unsafe extern "C" fn tg_project_list_json(
 /// is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_project_view_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     project: *const c_char,
     out_json: *mut *mut c_char,
 ) -> tg_status {
@@ -107,7 +156,7 @@ pub unsafe extern "C" fn tg_project_view_json(
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let project = text!(project);
-        json_out(&engine.0.view(project)?, &mut out_json)
+        json_out(&engine.core.view(project)?, &mut out_json)
     })
 }
 
@@ -128,7 +177,7 @@ pub unsafe extern "C" fn tg_project_open(
         out.write(std::ptr::null_mut());
         let engine = borrow!(engine);
         let name = text!(name);
-        out.write(new_handle(tg_project(engine.0.project(name)?)));
+        out.write(new_handle(tg_project(engine.core.project(name)?)));
         Ok(())
     })
 }
@@ -221,6 +270,27 @@ pub unsafe extern "C" fn tg_usage_get(project: *const tg_project, out: *mut tg_u
         let mut out = out!(out);
         let project = borrow!(project);
         out.write(project.0.usage().into());
+        Ok(())
+    })
+}
+
+/// Stores the project's usage over the pair's whole life in `*out`: what `tg_usage_get` gives,
+/// plus the total charged across switches and renewals and the ids of the Active and Reserved
+/// keys. Not for the hot path: it reads the catalog, and waits while an admin change of this
+/// process is in progress (not for other processes).
+///
+/// # Safety
+/// `project` is NULL or an open project handle; `out` is NULL or valid for writing a
+/// `tg_usage_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn tg_usage_v2_get(
+    project: *const tg_project,
+    out: *mut tg_usage_v2,
+) -> tg_status {
+    boundary!({
+        let mut out = out!(out);
+        let project = borrow!(project);
+        out.write(project.0.lifetime_usage()?.into());
         Ok(())
     })
 }

@@ -95,16 +95,20 @@ pub unsafe extern "C" fn tg_engine_enable_renewal(
         let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
         let client = ActivationClient::new(url, options.client_options())
             .map_err(|e| invalid_value("activation_url", e))?;
-        engine.0.enable_renewal(options.renewal(client))?;
+        engine.core.enable_renewal(options.renewal(client))?;
         Ok(())
     })
 }
 
 /// Renews `project`'s online Active keys that have an activation code and no reserve now,
 /// whatever their expiry, waiting for the service, and stores in `*out_json` a JSON array of
-/// what was renewed: `{"project", "old", "new", "role": "Reserved"|"Active"}` (`[]` when
+/// what was renewed: `{"project", "old", "new", "role": "reserved"|"active"}` (`[]` when
 /// nothing needed it). A failure is `TG_RENEWAL_FAILED`, changes nothing, and its message says
 /// that manual renewal is needed. NULL on failure. Free it with `tg_string_free`.
+///
+/// Blocks for the vendor's activation service, up to its timeout, and while another process
+/// or thread makes an admin change to the state, at most the engine's admin-lock timeout
+/// (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` is NULL or a NUL-terminated string;
@@ -119,7 +123,7 @@ pub unsafe extern "C" fn tg_renew_now(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.renew_now(text!(project))?, &mut out_json)
+        json_out(&engine.core.renew_now(text!(project))?, &mut out_json)
     })
 }
 
@@ -133,13 +137,13 @@ pub unsafe extern "C" fn tg_renew_now(
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_renewal_status_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     out_json: *mut *mut c_char,
 ) -> tg_status {
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.renewal_status()?, &mut out_json)
+        json_out(&engine.core.renewal_status()?, &mut out_json)
     })
 }

@@ -68,6 +68,9 @@ fn seat_class(name: &str) -> Result<LicenseClass, tg_status> {
 /// name is refused with `TG_INVALID_ARGUMENT`; `TG_NOT_FOUND` if there is no such project.
 /// Close it with `tg_seats_close`.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `project` and `seat_class` are NULL or NUL-terminated
 /// strings; `out` is NULL or valid for writing a pointer.
@@ -84,7 +87,7 @@ pub unsafe extern "C" fn tg_seats_open(
         let engine = borrow!(engine);
         let project = text!(project);
         let class = self::seat_class(text!(seat_class))?;
-        out.write(new_handle(tg_seats(engine.0.seats(project, class)?)));
+        out.write(new_handle(tg_seats(engine.core.seats(project, class)?)));
         Ok(())
     })
 }
@@ -172,6 +175,9 @@ pub unsafe extern "C" fn tg_seat_usage_get(
 /// server"|"per_machine desktop"|"per_core"|"per_instance", "pid": n, "units": n}` (each also
 /// goes to the audit log). NULL on failure. Free it with `tg_string_free`.
 ///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
 /// # Safety
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
@@ -183,6 +189,6 @@ pub unsafe extern "C" fn tg_seats_reclaim_json(
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.reclaim_seats()?, &mut out_json)
+        json_out(&engine.core.reclaim_seats()?, &mut out_json)
     })
 }

@@ -18,7 +18,8 @@ pub enum tg_status {
     /// An argument is NULL, not valid UTF-8, or malformed (bad name, bad key JSON, limit out of
     /// range); the message names the argument or field.
     TG_INVALID_ARGUMENT = 1,
-    /// No such project, instance, group or reserve key, or the instance holds no pool license.
+    /// No such project, instance, group or reserve key, or the instance holds no pool license;
+    /// or no state in a directory opened with `tg_engine_options_set_open_existing`.
     TG_NOT_FOUND = 2,
     /// A project of that name already exists.
     TG_ALREADY_EXISTS = 3,
@@ -79,6 +80,10 @@ pub enum tg_status {
     /// slow, refused the code (unknown, no activations left) or answered with something that is
     /// not a license for it. Nothing changed; the message gives the service's reason.
     TG_ACTIVATION_FAILED = 26,
+    /// Another process, or another thread of this one, held the state's admin lock for longer
+    /// than the admin-lock timeout of `tg_engine_options_set_admin_lock_timeout_ms`. Nothing
+    /// changed; try again later.
+    TG_BUSY = 27,
 }
 
 // The C side declares `typedef enum tg_status {...} tg_status;`; `repr(C)` makes Rust use the C
@@ -93,7 +98,7 @@ pub type tg_status_code = u32;
 
 impl tg_status {
     /// Every status, in numeric order.
-    const ALL: [tg_status; 27] = [
+    const ALL: [tg_status; 28] = [
         tg_status::TG_OK,
         tg_status::TG_INVALID_ARGUMENT,
         tg_status::TG_NOT_FOUND,
@@ -121,6 +126,7 @@ impl tg_status {
         tg_status::TG_TAMPERED,
         tg_status::TG_RENEWAL_FAILED,
         tg_status::TG_ACTIVATION_FAILED,
+        tg_status::TG_BUSY,
     ];
 
     /// The status with number `code`, if there is one.
@@ -160,6 +166,79 @@ impl tg_status {
             tg_status::TG_TAMPERED => c"TG_TAMPERED",
             tg_status::TG_RENEWAL_FAILED => c"TG_RENEWAL_FAILED",
             tg_status::TG_ACTIVATION_FAILED => c"TG_ACTIVATION_FAILED",
+            tg_status::TG_BUSY => c"TG_BUSY",
+        }
+    }
+}
+
+impl tg_status {
+    /// What the status means, in words: lowercase, no trailing period, as `sqlite3_errstr`
+    /// gives it. The message of a failed call (`tg_last_error_message`) names the values at
+    /// fault; this one is the same for every call.
+    pub fn message(self) -> &'static CStr {
+        match self {
+            tg_status::TG_OK => c"success",
+            tg_status::TG_INVALID_ARGUMENT => {
+                c"an argument is NULL, not valid UTF-8, or malformed"
+            }
+            tg_status::TG_NOT_FOUND => c"no such project, instance, group, reserve key or license",
+            tg_status::TG_ALREADY_EXISTS => c"a project of that name already exists",
+            tg_status::TG_EXHAUSTED => {
+                c"the request needs more than the license keys have left; nothing was charged"
+            }
+            tg_status::TG_EXPIRED => c"every license key that could cover the request has expired",
+            tg_status::TG_NO_ACTIVE_KEY => c"the slot pair has no active license key",
+            tg_status::TG_RESERVE_OCCUPIED => c"the slot pair already holds a reserved key",
+            tg_status::TG_TYPE_MISMATCH => {
+                c"the reserved key is online and the active key offline, or the other way round"
+            }
+            tg_status::TG_EDITION_MISMATCH => {
+                c"the reserved key's edition differs from the active key's"
+            }
+            tg_status::TG_SCHEME_MISMATCH => {
+                c"the reserved key limits something else than the active key"
+            }
+            tg_status::TG_SUBSCRIPTION => c"a subscription key takes no reserved key",
+            tg_status::TG_DUPLICATE_KEY => c"the key id is already used in this state",
+            tg_status::TG_CORRUPT_STATE => {
+                c"the state directory is damaged, truncated or of another format; it was left untouched"
+            }
+            tg_status::TG_IO => c"an operating-system or embedded-store error",
+            tg_status::TG_CAPACITY => c"the state's table of projects or of seat holders is full",
+            tg_status::TG_PANIC => {
+                c"an internal error was caught at the library boundary; please report it"
+            }
+            tg_status::TG_UNSUPPORTED => {
+                c"the operation is not available for the key's license class"
+            }
+            tg_status::TG_NOT_HELD => {
+                c"the release gives back more seats than are held; nothing was released"
+            }
+            tg_status::TG_PAYMENT_MODE_MISMATCH => {
+                c"the purchase chose another payment mode than the first purchase, which fixed it"
+            }
+            tg_status::TG_NO_LICENSE_AVAILABLE => {
+                c"no valid, unassigned license of a fitting type is in the company or global pool"
+            }
+            tg_status::TG_LICENSE_TYPE_UNFIT => {
+                c"the license type cannot license the instance's operating system"
+            }
+            tg_status::TG_ALREADY_ASSIGNED => c"the instance already holds a valid license",
+            tg_status::TG_BAD_SIGNATURE => {
+                c"the key lacks a valid signature by a trusted vendor key; nothing changed"
+            }
+            tg_status::TG_TAMPERED => {
+                c"the state was restored from an older copy or edited; an operator must accept it"
+            }
+            tg_status::TG_RENEWAL_FAILED => {
+                c"the automatic renewal of an online key failed; renew the license manually"
+            }
+            tg_status::TG_ACTIVATION_FAILED => {
+                c"the activation code could not be activated; nothing changed"
+            }
+            tg_status::TG_BUSY => {
+                c"the admin lock stayed held by another process or thread beyond the timeout; nothing changed"
+            }
         }
     }
 }
@@ -196,6 +275,7 @@ impl From<&Error> for tg_status {
             Error::Tampered { .. } => tg_status::TG_TAMPERED,
             Error::RenewalFailed { .. } => tg_status::TG_RENEWAL_FAILED,
             Error::ActivationFailed { .. } => tg_status::TG_ACTIVATION_FAILED,
+            Error::AdminLockBusy { .. } => tg_status::TG_BUSY,
             // A variant added to the core after this table: still an error, and its message
             // (recorded by the caller) says what it is.
             _ => tg_status::TG_IO,
@@ -214,9 +294,36 @@ pub extern "C" fn tg_status_name(status: tg_status_code) -> *const c_char {
     })
 }
 
+/// What a status means, in words, as a static NUL-terminated string: `"success"` for `TG_OK`,
+/// `"the slot pair has no active license key"` for `TG_NO_ACTIVE_KEY`; a number that is no
+/// status gives `"unknown status"`. The same for every call, unlike `tg_last_error_message`,
+/// which names the values at fault. Never NULL; never free it.
+#[no_mangle]
+pub extern "C" fn tg_status_message(status: tg_status_code) -> *const c_char {
+    boundary!({
+        tg_status::from_code(status)
+            .map_or(c"unknown status", tg_status::message)
+            .as_ptr()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_status_has_its_own_message_in_the_house_style() {
+        let mut seen = std::collections::HashSet::new();
+        for status in tg_status::ALL {
+            let message = status.message().to_str().unwrap();
+            assert!(seen.insert(message), "{status:?} repeats {message:?}");
+            assert!(!message.ends_with('.'), "{message:?}");
+            assert!(
+                message.starts_with(|c: char| c.is_lowercase()),
+                "{message:?}"
+            );
+        }
+    }
 
     #[test]
     fn numbers_are_positions_and_names_match() {

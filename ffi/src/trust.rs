@@ -11,7 +11,7 @@ use std::ffi::c_char;
 
 use tollgate_core::{Engine, Options, VendorPublic};
 
-use crate::boundary::{invalid_value, json_out, new_handle, slice, text};
+use crate::boundary::{invalid_value, json_out, slice, text};
 use crate::engine::{tg_engine, tg_open_options};
 use crate::status::tg_status;
 
@@ -21,6 +21,9 @@ use crate::status::tg_status;
 /// NULL only when `count` is 0. A key text that is not a vendor public key is
 /// `TG_INVALID_ARGUMENT`, and the state is then not opened. Stores the engine in `*out` (NULL on
 /// failure).
+///
+/// Blocks while another process makes an admin change to the state (it waits for the admin
+/// lock); `tg_engine_open_with_options` can bound the wait.
 ///
 /// # Safety
 /// `state_dir` is NULL or a NUL-terminated string; `options` is NULL or points to a
@@ -58,9 +61,7 @@ pub unsafe extern "C" fn tg_engine_open_trusted(
                 .map_err(|e| invalid_value("public_keys", format_args!("element {i}: {e}")))?;
             options.trusted_keys.push(key);
         }
-        out.write(new_handle(tg_engine(Engine::open_with(
-            state_dir, options,
-        )?)));
+        out.write(tg_engine::handle(Engine::open_with(state_dir, options)?));
         Ok(())
     })
 }
@@ -68,6 +69,9 @@ pub unsafe extern "C" fn tg_engine_open_trusted(
 /// Trusts the vendor public key `public_key` (the text of a `vendor.pub` file) in this state
 /// from now on, for every process, with an audit event `vendor_key_trusted`; trusting a key
 /// already trusted changes nothing. A trusted key is never forgotten.
+///
+/// Blocks while another process, or another thread, makes an admin change to the state (it
+/// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
 ///
 /// # Safety
 /// `engine` is NULL or an open engine; `public_key` is NULL or a NUL-terminated string.
@@ -80,7 +84,7 @@ pub unsafe extern "C" fn tg_engine_trust(
         let engine = borrow!(engine);
         let key =
             VendorPublic::parse(text!(public_key)).map_err(|e| invalid_value("public_key", e))?;
-        engine.0.trust(&key)?;
+        engine.core.trust(&key)?;
         Ok(())
     })
 }
@@ -93,13 +97,13 @@ pub unsafe extern "C" fn tg_engine_trust(
 /// `engine` is NULL or an open engine; `out_json` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_trusted_keys_json(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     out_json: *mut *mut c_char,
 ) -> tg_status {
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
         let engine = borrow!(engine);
-        json_out(&engine.0.trusted_keys()?, &mut out_json)
+        json_out(&engine.core.trusted_keys()?, &mut out_json)
     })
 }

@@ -127,7 +127,7 @@ fn tg_key_activate_adds_the_key_issued_for_this_machine() {
     );
     let activated: Value = serde_json::from_str(&take(out)).unwrap();
     assert_eq!(activated["key"], "ACT-C-1");
-    assert_eq!(activated["role"], "Active");
+    assert_eq!(activated["role"], "active");
     assert_eq!(engine.key_ids("wh"), ["ACT-C-1"]);
     let mut id = null_mut();
     // SAFETY: an open engine and a valid out-pointer.

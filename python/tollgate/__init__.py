@@ -48,11 +48,13 @@ from __future__ import annotations
 
 from . import _ffi
 from ._engine import Engine, KeyLike, TimeLike
+from ._events import EventStream
 from ._error import (
     ERRORS,
     AlreadyAssigned,
     AlreadyExists,
     BadSignature,
+    Busy,
     Capacity,
     ClosedError,
     CorruptState,
@@ -81,7 +83,7 @@ from ._error import (
     Unsupported,
 )
 from ._instance import Instance
-from ._project import Amounts, Project, Usage
+from ._project import Amounts, LifetimeUsage, Project, Usage
 from ._seats import Seats, SeatUsage
 
 __version__ = "0.1.0"
@@ -102,6 +104,7 @@ __all__ = [
     "AlreadyExists",
     "Amounts",
     "BadSignature",
+    "Busy",
     "Tampered",
     "Capacity",
     "ClosedError",
@@ -109,12 +112,14 @@ __all__ = [
     "DuplicateKey",
     "EditionMismatch",
     "Engine",
+    "EventStream",
     "Exhausted",
     "Expired",
     "Instance",
     "InvalidArgument",
     "Io",
     "KeyLike",
+    "LifetimeUsage",
     "LicenseTypeUnfit",
     "NoActiveKey",
     "NoLicenseAvailable",

@@ -3,16 +3,16 @@ groups, views and audit events."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import weakref
-from ctypes import POINTER, byref, c_char_p, c_void_p
+from ctypes import byref, c_void_p
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar, Union, cast
 
 from . import _ffi
 from ._error import InvalidArgument, check
+from ._events import EventStream, Listeners, Subscriber
 from ._handle import EngineHandle, Handle, encode_text, opened
 from ._instance import Instance
 from ._project import Project
@@ -50,7 +50,7 @@ class Engine(Handle):
     ...         project.consume(64 << 20)
     """
 
-    __slots__ = ("_state_dir", "_handles")
+    __slots__ = ("_state_dir", "_handles", "_listeners", "_streams")
 
     KIND = "engine"
 
@@ -62,8 +62,11 @@ class Engine(Handle):
         flush_interval_ms: Optional[int] = None,
         trusted_keys: Optional[Iterable[str]] = None,
         activation_url: Optional[str] = None,
+        installation_dir: Optional[PathLike] = None,
+        open_existing: bool = False,
+        admin_lock_timeout_ms: Optional[int] = None,
     ) -> None:
-        """Opens ``state_dir``, creating it if needed.
+        """Opens ``state_dir``, creating it if needed (unless ``open_existing``).
 
         ``capacity`` is the number of slot-pair records a new state file holds (one per project
         and license class; the library's default is 65,536); it is ignored for an existing
@@ -74,30 +77,55 @@ class Engine(Handle):
         created or opened, and :class:`InvalidArgument` for a key text that is not a vendor
         public key. ``activation_url`` renews the state's online keys through the vendor's
         activation service with the default settings (see :meth:`enable_renewal`).
+
+        ``installation_dir`` is where this installation keeps its checkpoint key and anchors
+        (every program opening the state must name the same one); the default comes from
+        ``TOLLGATE_INSTALLATION``, else ``$XDG_STATE_HOME/tollgate``, else
+        ``~/.local/state/tollgate``. With ``open_existing``, a directory holding no state is
+        refused with :class:`NotFound` and nothing is created. ``admin_lock_timeout_ms`` bounds
+        how long the open and each admin call wait while another process (or thread) makes an
+        admin change: then they raise :class:`Busy` having changed nothing; the default waits
+        as long as it takes.
         """
         self._state_dir = os.fspath(state_dir)
         self._handles: weakref.WeakSet[EngineHandle] = weakref.WeakSet()
+        self._listeners = Listeners()
+        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         path = encode_text(self._state_dir, "state directory")
+        if isinstance(trusted_keys, str):
+            raise TypeError("trusted_keys must be an iterable of vendor.pub texts, not a str")
+        keys = [encode_text(text, "vendor public key") for text in trusted_keys or ()]
+        installation = (
+            None
+            if installation_dir is None
+            else encode_text(os.fspath(installation_dir), "installation directory")
+        )
+        settings = [
+            (_ffi.tg_engine_options_set_capacity, _bounded(capacity, "capacity", 1, _U32_MAX)),
+            (
+                _ffi.tg_engine_options_set_flush_interval_ms,
+                _bounded(flush_interval_ms, "flush_interval_ms", 1, _U64_MAX),
+            ),
+            (_ffi.tg_engine_options_set_installation_dir, installation),
+            (_ffi.tg_engine_options_set_open_existing, bool(open_existing)),
+        ]
+        if admin_lock_timeout_ms is not None:
+            timeout = _bounded(admin_lock_timeout_ms, "admin_lock_timeout_ms", 0, _U64_MAX)
+            settings.append((_ffi.tg_engine_options_set_admin_lock_timeout_ms, timeout))
+        options = c_void_p()
+        check(_ffi.tg_engine_options_new(byref(options)))
         handle = c_void_p()
-        options = None
-        if capacity is not None or flush_interval_ms is not None:
-            options = _ffi.OpenOptions(
-                capacity=_bounded(capacity, "capacity", 1, _U32_MAX),
-                flush_interval_ms=_bounded(flush_interval_ms, "flush_interval_ms", 1, _U64_MAX),
-            )
-        if trusted_keys is not None:
-            if isinstance(trusted_keys, str):
-                raise TypeError("trusted_keys must be an iterable of vendor.pub texts, not a str")
-            texts = [encode_text(text, "vendor public key") for text in trusted_keys]
-            array = (c_char_p * len(texts))(*texts)
-            keys = ctypes.cast(array, POINTER(c_char_p))
-            settings = None if options is None else byref(options)
-            status = _ffi.tg_engine_open_trusted(path, settings, keys, len(texts), byref(handle))
-            check(status)
-        elif options is None:
-            check(_ffi.tg_engine_open(path, byref(handle)))
-        else:
-            check(_ffi.tg_engine_open_with(path, byref(options), byref(handle)))
+        try:
+            for setter, value in settings:
+                check(setter(options, value))
+            for i, key in enumerate(keys):
+                try:
+                    check(_ffi.tg_engine_options_trust(options, key))
+                except InvalidArgument as e:
+                    raise InvalidArgument(f"invalid trusted_keys: element {i}: {e.message}") from None
+            check(_ffi.tg_engine_open_with_options(path, options, byref(handle)))
+        finally:
+            _ffi.tg_engine_options_free(options)
         super().__init__(opened(handle))
         if activation_url is not None:
             try:
@@ -110,6 +138,9 @@ class Engine(Handle):
         for child in list(self._handles):
             child.close()
         _ffi.tg_engine_close(handle)
+        self._listeners.closed()
+        for stream in list(self._streams):
+            stream.close()
 
     def _describe(self) -> str:
         return f"engine for {self._state_dir!r}"
@@ -185,7 +216,7 @@ class Engine(Handle):
     def renew_now(self, project: str) -> List[Dict[str, Any]]:
         """Renews ``project``'s online Active keys that have an activation code and no reserve
         now, whatever their expiry, and waits for the service. Returns what was renewed:
-        ``[{"project", "old", "new", "role": "Reserved" | "Active"}, ...]``, empty when nothing
+        ``[{"project", "old", "new", "role": "reserved" | "active"}, ...]``, empty when nothing
         needed it. Raises :class:`RenewalFailed`, whose message says that manual renewal is
         needed, when the service could not renew a key; nothing changed for that key."""
         renewed = self._json(_ffi.tg_renew_now, _project_name(project))
@@ -214,7 +245,7 @@ class Engine(Handle):
         service's self-signed certificate). Activating the same code again from this machine
         gets the same key and spends no other activation.
 
-        Returns ``{"key", "role": "Active" | "Reserved", "switched_from", "message"}``. Raises
+        Returns ``{"key", "role": "active" | "reserved", "switched_from", "message"}``. Raises
         :class:`NotFound` for an unknown project (the service is not asked),
         :class:`ActivationFailed` when the service gives no license for the code (unknown, no
         activations left, unreachable), and the refusals of :meth:`add_key` for its key;
@@ -313,7 +344,7 @@ class Engine(Handle):
     def view(self, project: str) -> Dict[str, Any]:
         """What a user interface shows for the project (SPEC §2.5): ``{"project": name,
         "pairs": [{"class": "data_volume", "cards": [...], "add_license_available": bool}]}``.
-        Each card has ``key``, ``type`` (Online/Offline), ``status`` (Active/Reserved),
+        Each card has ``key``, ``type`` (Online/Offline), ``status`` ("active"/"reserved"),
         ``tooltip``, ``expiration``, ``used``, ``limit`` and ``expired``; data-volume texts are
         seed 000's, verbatim, and seat and instance keys get texts that name what they license.
         ``pairs`` lists the classes that hold a key (a project with none shows its empty pair);
@@ -334,6 +365,43 @@ class Engine(Handle):
         limit = _bounded(max, "max", 0, _U64_MAX)
         events = self._json(_ffi.tg_events_json, after, limit)
         return cast(List[Dict[str, Any]], events)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Calls ``callback(event)`` for each event this process records on the state from now
+        on, in order, with the same ``dict`` :meth:`events` lists, until the returned function
+        is called or the engine is closed. A switch arrives once, a moment after the
+        ``consume`` that made it returned.
+
+        Callbacks run on the engine's event callback thread, never on a thread that is
+        metering: ``consume`` neither waits for them nor runs them. They should return
+        quickly; one that falls 4,096 events behind misses newer ones (they stay in the audit
+        log, see :meth:`events`). An exception raised by a callback is logged on the
+        ``tollgate`` logger and does not stop the others. Events of other processes sharing
+        the state reach the audit log only.
+
+        The returned function unsubscribes; when it returns, ``callback`` is not called any
+        more. Calling it again, or after :meth:`close`, does nothing.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        listeners = self._listeners
+        listeners.add(self._live(), callback)
+        # Weak: holding the function does not keep the engine open.
+        engine = weakref.ref(self)
+
+        def unsubscribe() -> None:
+            live = engine()
+            listeners.remove(None if live is None else live._handle, callback)
+
+        return unsubscribe
+
+    def events_stream(self, backlog: int = 4096) -> EventStream:
+        """The events this process records from now on, as an iterator (see
+        :class:`EventStream`): the same ``dict`` as :meth:`subscribe` gives, read on the
+        caller's thread. Iteration ends when the stream or this engine is closed."""
+        stream = EventStream(self.subscribe, _bounded(backlog, "backlog", 1, _U64_MAX))
+        self._streams.add(stream)
+        return stream
 
     def project(self, name: str) -> Project:
         """Looks the project up once and returns its hot-path handle (:class:`NotFound` if it

@@ -44,6 +44,7 @@ class Status(enum.IntEnum):
     TAMPERED = 24
     RENEWAL_FAILED = 25
     ACTIVATION_FAILED = 26
+    BUSY = 27
 
 
 class TollgateError(Exception):
@@ -249,6 +250,13 @@ class ActivationFailed(TollgateError):
     STATUS = Status.ACTIVATION_FAILED
 
 
+class Busy(TollgateError):
+    """Another process, or another thread, held the state's admin lock for longer than the
+    engine's ``admin_lock_timeout_ms``. Nothing changed; try again later."""
+
+    STATUS = Status.BUSY
+
+
 #: The one table from status to exception class.
 ERRORS: Dict[int, Type[TollgateError]] = {
     int(cls.STATUS): cls
@@ -279,6 +287,7 @@ ERRORS: Dict[int, Type[TollgateError]] = {
         Tampered,
         RenewalFailed,
         ActivationFailed,
+        Busy,
     )
     if cls.STATUS is not None
 }

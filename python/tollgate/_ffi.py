@@ -18,11 +18,13 @@ import ctypes
 import os
 import sys
 from ctypes import (
+    CFUNCTYPE,
     POINTER,
     Structure,
     c_bool,
     c_char_p,
     c_int,
+    c_int64,
     c_size_t,
     c_ssize_t,
     c_uint32,
@@ -48,6 +50,17 @@ class Usage(Structure):
         ("reserved_limit", c_uint64),
         ("has_reserved", c_bool),
         ("switches", c_uint64),
+    ]
+
+
+class UsageV2(Structure):
+    """``tg_usage_v2``: usage of a data-volume pair over its whole life, with its keys' ids."""
+
+    _fields_ = [
+        ("current", Usage),
+        ("total_used", c_uint64),
+        ("active_key", ctypes.c_char * 65),
+        ("reserved_key", ctypes.c_char * 65),
     ]
 
 
@@ -82,6 +95,27 @@ class RenewalOptions(Structure):
         ("timeout_ms", c_uint64),
         ("attempts", c_uint32),
     ]
+
+
+class Event(Structure):
+    """``tg_event``: one event as the callback of ``tg_engine_on_event`` receives it; valid only
+    during the call. The package reads its ``json``, which holds every field."""
+
+    _fields_ = [
+        ("seq", c_uint64),
+        ("at_unix_secs", c_int64),
+        ("kind", c_uint32),
+        ("project", c_char_p),
+        ("key", c_char_p),
+        ("previous_key", c_char_p),
+        ("reason", c_char_p),
+        ("percent", c_uint32),
+        ("json", c_char_p),
+    ]
+
+
+#: ``tg_event_callback``. ctypes takes the GIL around each call from the library's thread.
+EventCallback = CFUNCTYPE(None, POINTER(Event), c_void_p)
 
 
 def library_candidates() -> List[Path]:
@@ -161,6 +195,15 @@ _SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
         _STATUS,
         (c_char_p, POINTER(OpenOptions), POINTER(c_char_p), c_size_t, _OUT_HANDLE),
     ),
+    "tg_engine_options_new": (_STATUS, (_OUT_HANDLE,)),
+    "tg_engine_options_free": (None, (_HANDLE,)),
+    "tg_engine_options_set_capacity": (_STATUS, (_HANDLE, c_uint32)),
+    "tg_engine_options_set_flush_interval_ms": (_STATUS, (_HANDLE, c_uint64)),
+    "tg_engine_options_set_installation_dir": (_STATUS, (_HANDLE, c_char_p)),
+    "tg_engine_options_set_open_existing": (_STATUS, (_HANDLE, c_bool)),
+    "tg_engine_options_set_admin_lock_timeout_ms": (_STATUS, (_HANDLE, c_uint64)),
+    "tg_engine_options_trust": (_STATUS, (_HANDLE, c_char_p)),
+    "tg_engine_open_with_options": (_STATUS, (c_char_p, _HANDLE, _OUT_HANDLE)),
     "tg_engine_trust": (_STATUS, (_HANDLE, c_char_p)),
     "tg_trusted_keys_json": (_STATUS, (_HANDLE, _OUT_STRING)),
     "tg_engine_enable_renewal": (_STATUS, (_HANDLE, c_char_p, POINTER(RenewalOptions))),
@@ -190,8 +233,11 @@ _SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "tg_consume_partial": (_STATUS, (_HANDLE, _AMOUNT, POINTER(c_uint64))),
     "tg_consume_batch": (_STATUS, (_HANDLE, c_void_p, c_size_t, POINTER(c_size_t))),
     "tg_usage_get": (_STATUS, (_HANDLE, POINTER(Usage))),
+    "tg_usage_v2_get": (_STATUS, (_HANDLE, POINTER(UsageV2))),
     "tg_project_view_json": (_STATUS, (_HANDLE, c_char_p, _OUT_STRING)),
     "tg_events_json": (_STATUS, (_HANDLE, c_uint64, c_size_t, _OUT_STRING)),
+    # The callback is passed as its address (NULL removes it): see `Engine.subscribe`.
+    "tg_engine_on_event": (_STATUS, (_HANDLE, c_void_p, c_void_p)),
     "tg_seats_open": (_STATUS, (_HANDLE, c_char_p, c_char_p, _OUT_HANDLE)),
     "tg_seats_close": (None, (_HANDLE,)),
     "tg_seat_acquire": (_STATUS, (_HANDLE, c_uint64)),
@@ -237,6 +283,17 @@ def _declare(name: str) -> Any:
 tg_engine_open: _Call = _declare("tg_engine_open")
 tg_engine_open_with: _Call = _declare("tg_engine_open_with")
 tg_engine_open_trusted: _Call = _declare("tg_engine_open_trusted")
+tg_engine_options_new: _Call = _declare("tg_engine_options_new")
+tg_engine_options_free: Callable[[Any], None] = _declare("tg_engine_options_free")
+tg_engine_options_set_capacity: _Call = _declare("tg_engine_options_set_capacity")
+tg_engine_options_set_flush_interval_ms: _Call = _declare("tg_engine_options_set_flush_interval_ms")
+tg_engine_options_set_installation_dir: _Call = _declare("tg_engine_options_set_installation_dir")
+tg_engine_options_set_open_existing: _Call = _declare("tg_engine_options_set_open_existing")
+tg_engine_options_set_admin_lock_timeout_ms: _Call = _declare(
+    "tg_engine_options_set_admin_lock_timeout_ms"
+)
+tg_engine_options_trust: _Call = _declare("tg_engine_options_trust")
+tg_engine_open_with_options: _Call = _declare("tg_engine_open_with_options")
 tg_engine_trust: _Call = _declare("tg_engine_trust")
 tg_trusted_keys_json: _Call = _declare("tg_trusted_keys_json")
 tg_engine_enable_renewal: _Call = _declare("tg_engine_enable_renewal")
@@ -260,8 +317,10 @@ tg_consume: _Call = _declare("tg_consume")
 tg_consume_partial: _Call = _declare("tg_consume_partial")
 tg_consume_batch: _Call = _declare("tg_consume_batch")
 tg_usage_get: _Call = _declare("tg_usage_get")
+tg_usage_v2_get: _Call = _declare("tg_usage_v2_get")
 tg_project_view_json: _Call = _declare("tg_project_view_json")
 tg_events_json: _Call = _declare("tg_events_json")
+tg_engine_on_event: _Call = _declare("tg_engine_on_event")
 tg_seats_open: _Call = _declare("tg_seats_open")
 tg_seats_close: Callable[[Any], None] = _declare("tg_seats_close")
 tg_seat_acquire: _Call = _declare("tg_seat_acquire")

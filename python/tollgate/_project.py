@@ -7,7 +7,8 @@ import operator
 import sys
 from array import array
 from ctypes import ArgumentError, c_size_t, c_uint64
-from typing import Any, Iterable, Tuple
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional, Tuple
 
 from . import _ffi
 from ._error import InvalidArgument, Status, error_for
@@ -94,6 +95,22 @@ class Usage:
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"Usage({fields})"
+
+
+@dataclass(frozen=True)
+class LifetimeUsage:
+    """Usage of a project's data-volume pair over its whole life (``tg_usage_v2``), from
+    :meth:`Project.lifetime_usage`."""
+
+    #: The pair's usage now, as :meth:`Project.usage` gives it.
+    usage: Usage
+    #: Bytes ever charged to the pair: every key it held, the ones a switch or a renewal
+    #: retired included. Never goes down.
+    total_used: int
+    #: The Active key's id, or ``None`` without an Active key.
+    active_key: Optional[str]
+    #: The Reserved key's id, or ``None`` without a Reserved key.
+    reserved_key: Optional[str]
 
 
 class Project(EngineHandle):
@@ -186,13 +203,21 @@ class Project(EngineHandle):
         rc = _ffi.tg_usage_get(self._handle, raw)
         if rc:
             raise self._failure(rc)
-        return Usage(
-            raw.active_used,
-            raw.active_limit,
-            raw.reserved_used,
-            raw.reserved_limit,
-            bool(raw.has_reserved),
-            raw.switches,
+        return _usage_of(raw)
+
+    def lifetime_usage(self) -> LifetimeUsage:
+        """The pair's usage with the total charged over its whole life (across switches and
+        renewals) and the ids of its Active and Reserved keys. Not for the hot path: the
+        library reads its catalog for it."""
+        raw = _ffi.UsageV2()
+        rc = _ffi.tg_usage_v2_get(self._handle, raw)
+        if rc:
+            raise self._failure(rc)
+        return LifetimeUsage(
+            usage=_usage_of(raw.current),
+            total_used=raw.total_used,
+            active_key=raw.active_key.decode("utf-8") or None,
+            reserved_key=raw.reserved_key.decode("utf-8") or None,
         )
 
     def _failure(self, status: int) -> Exception:
@@ -201,6 +226,18 @@ class Project(EngineHandle):
         if self._handle is None:
             return self._closed_error()
         return error_for(status)
+
+
+def _usage_of(raw: _ffi.Usage) -> Usage:
+    """The snapshot a ``tg_usage`` holds."""
+    return Usage(
+        raw.active_used,
+        raw.active_limit,
+        raw.reserved_used,
+        raw.reserved_limit,
+        bool(raw.has_reserved),
+        raw.switches,
+    )
 
 
 def _index(n: Any) -> int:

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tollgate.h"
 
@@ -47,6 +48,23 @@ static int checks = 0;
             exit(1);                                                                          \
         }                                                                                     \
     } while (0)
+
+/* Sleeps `ms` milliseconds (the including file defines _POSIX_C_SOURCE for nanosleep). */
+static inline void sleep_ms(long ms) {
+    struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
+/* The JSON of an online, commercial, standard data-volume key, in a static buffer that the next
+ * call reuses. */
+static inline const char *data_volume_key(const char *id, unsigned long long limit) {
+    static char json[512];
+    snprintf(json, sizeof json,
+             "{\"id\": \"%s\", \"delivery\": \"online\", \"kind\": \"commercial\", "
+             "\"edition\": \"standard\", \"scheme\": {\"data_volume\": {\"limit_bytes\": %llu}}}",
+             id, limit);
+    return json;
+}
 
 #define EXPECT_JSON_CONTAINS(json, needle)                                                    \
     do {                                                                                      \

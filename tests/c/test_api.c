@@ -85,12 +85,37 @@ static void test_static_strings(void) {
     unsigned major, minor, patch;
     char rest;
     CHECK(sscanf(tg_version(), "%u.%u.%u%c", &major, &minor, &patch, &rest) == 3);
+    /* The header's version macros are the loaded library's version. */
+    CHECK(major == TOLLGATE_VERSION_MAJOR && minor == TOLLGATE_VERSION_MINOR &&
+          patch == TOLLGATE_VERSION_PATCH);
+    CHECK(tg_version_number() == TOLLGATE_VERSION_NUMBER);
+    CHECK(TOLLGATE_VERSION_NUMBER ==
+          TOLLGATE_VERSION_MAJOR * 1000000 + TOLLGATE_VERSION_MINOR * 1000 + TOLLGATE_VERSION_PATCH);
+#if TOLLGATE_VERSION_NUMBER < 1000
+#error "TOLLGATE_VERSION_NUMBER is usable in #if, and this header is 0.1.0 or later"
+#endif
+
+    /* A sentence per status, the same for every call. */
+    CHECK(strcmp(tg_status_message(TG_OK), "success") == 0);
+    CHECK(strcmp(tg_status_message(TG_NO_ACTIVE_KEY), "the slot pair has no active license key") ==
+          0);
+    CHECK(strcmp(tg_status_message(TG_EXHAUSTED),
+                 "the request needs more than the license keys have left; nothing was charged") ==
+          0);
+    CHECK(strcmp(tg_status_message((tg_status)99), "unknown status") == 0);
+    for (int s = TG_OK; s <= TG_ACTIVATION_FAILED; s++) {
+        const char *message = tg_status_message((tg_status)s);
+        CHECK(message[0] != '\0' && strcmp(message, "unknown status") != 0);
+        for (int t = TG_OK; t < s; t++) {
+            CHECK(strcmp(message, tg_status_message((tg_status)t)) != 0);
+        }
+    }
 
     CHECK(strcmp(tg_status_name(TG_OK), "TG_OK") == 0);
     CHECK(strcmp(tg_status_name(TG_EXHAUSTED), "TG_EXHAUSTED") == 0);
     CHECK(strcmp(tg_status_name(TG_UNSUPPORTED), "TG_UNSUPPORTED") == 0);
     CHECK(strcmp(tg_status_name((tg_status)99), "TG_UNKNOWN") == 0);
-    for (int s = TG_OK; s <= TG_TAMPERED; s++) {
+    for (int s = TG_OK; s <= TG_ACTIVATION_FAILED; s++) {
         CHECK(strncmp(tg_status_name((tg_status)s), "TG_", 3) == 0);
     }
     CHECK(TG_INVALID_ARGUMENT == 1 && TG_CORRUPT_STATE == 13 && TG_PANIC == 16);
@@ -300,8 +325,8 @@ static void test_switch(tg_engine *engine) {
     expect_usage(alpha, 0, 1000, 0, 500, true, 0);
 
     EXPECT(TG_OK, tg_project_view_json(engine, "alpha", &json));
-    EXPECT_JSON_CONTAINS(json, "\"status\":\"Reserved\"");
-    EXPECT_JSON_CONTAINS(json, "\"status\":\"Active\"");
+    EXPECT_JSON_CONTAINS(json, "\"status\":\"reserved\"");
+    EXPECT_JSON_CONTAINS(json, "\"status\":\"active\"");
     EXPECT_JSON_CONTAINS(json, "\"add_license_available\":false");
     EXPECT_JSON_CONTAINS(json, "Migration data for project alpha is processed under this "
                                "license key.");

@@ -179,7 +179,7 @@ void test_threads_through_the_switch(tollgate::Engine &engine) {
     engine.add_key("threads", data_volume_key("T-ACTIVE", kActiveLimit));
     engine.add_key("threads", data_volume_key("T-RESERVE", kReserveLimit));
     tollgate::Project project = engine.project("threads");
-    require(engine.view_json("threads").find("\"status\":\"Reserved\"") != std::string::npos,
+    require(engine.view_json("threads").find("\"status\":\"reserved\"") != std::string::npos,
             "the view shows the Reserved key");
 
     std::atomic<uint64_t> granted_total{0};

@@ -87,7 +87,7 @@ def test_activate_adds_the_key_the_service_issues_for_this_machine(
         engine.create_project("wh")
         activated = engine.activate("wh", "ACT-PY", url)
         assert activated["key"] == "ACT-PY-1"
-        assert activated["role"] == "Active"
+        assert activated["role"] == "active"
         assert [k["key"]["id"] for k in engine.keys("wh")] == ["ACT-PY-1"]
         records = issued(vendor)
         assert [(r["id"], r["machine"]) for r in records] == [("ACT-PY-1", engine.machine_id())]

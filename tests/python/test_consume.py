@@ -258,3 +258,27 @@ def test_signed_byte_arrays_are_refused_like_every_other_typed_buffer(project) -
     # Raw unsigned bytes still are eight-byte amounts.
     assert project.consume_many(array("B", native(7))) == 1
     assert project.usage().active_used == before[0] + 7
+
+
+def test_lifetime_usage_keeps_the_total_across_a_switch_and_a_renewal(engine, key) -> None:
+    engine.create_project("p")
+    with engine.project("p") as project:
+        assert project.lifetime_usage() == tollgate.LifetimeUsage(
+            tollgate.Usage(0, 0, 0, 0, False, 0), 0, None, None
+        )
+        engine.add_key("p", key("A-1", limit=80))
+        engine.add_reserve("p", key("A-2", limit=100))
+        project.consume(50)
+        project.consume(70)  # 30 to A-1, 40 to A-2, which becomes Active
+        after = project.lifetime_usage()
+        assert after == tollgate.LifetimeUsage(
+            tollgate.Usage(40, 100, 0, 0, False, 1), 120, "A-2", None
+        )
+        assert after.usage == project.usage()
+        engine.replace_key("p", key("A-3", limit=1000))
+        project.consume(5)
+        assert project.lifetime_usage() == tollgate.LifetimeUsage(
+            tollgate.Usage(5, 1000, 0, 0, False, 1), 125, "A-3", None
+        )
+    with pytest.raises(tollgate.ClosedError):
+        project.lifetime_usage()

@@ -139,13 +139,13 @@ def test_view_texts(engine, key) -> None:
     active, reserved = pair["cards"]
     assert active["key"]["id"] == "A"
     assert active["type"] == "Online"
-    assert active["status"] == "Active"
+    assert active["status"] == "active"
     assert active["tooltip"] == (
         "Migration data for project Cloud Move is processed under this license key."
     )
     assert active["expiration"] == "2030-06-01T00:00:00Z"
     assert (active["used"], active["limit"], active["expired"]) == (0, 1000, False)
-    assert reserved["status"] == "Reserved"
+    assert reserved["status"] == "reserved"
     assert reserved["tooltip"] == RESERVE_TOOLTIP
     assert reserved["expiration"] == "Reserved"
     assert reserved["limit"] == 500

@@ -5,6 +5,8 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,35 @@ def test_pip_install_bundles_the_library(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(bundled), "4"]
+
+
+def test_the_wheel_is_tagged_for_every_python3_of_the_platform(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(PYTHON_DIR, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    wheels = tmp_path / "wheels"
+    env = dict(os.environ, TOLLGATE_LIBRARY=tollgate.LIBRARY_PATH)
+    isolation = ["--no-build-isolation"] if can_build_offline() else []
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation]
+        + ["--wheel-dir", str(wheels), str(source)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = build.stdout + build.stderr
+    if build.returncode and not isolation and "satisfies the requirement setuptools" in output:
+        pytest.skip("pip could not download setuptools for an isolated build (offline?)")
+    assert build.returncode == 0, output
+    platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+    assert [w.name for w in wheels.iterdir()] == [
+        f"tollgate-{tollgate.__version__}-py3-none-{platform}.whl"
+    ]
+    if shutil.which("strip") and shutil.which("readelf") and sys.platform.startswith("linux"):
+        with zipfile.ZipFile(next(wheels.iterdir())) as wheel:
+            bundled = tmp_path / "bundled.so"
+            bundled.write_bytes(wheel.read(f"tollgate/{Path(tollgate.LIBRARY_PATH).name}"))
+        sections = subprocess.run(
+            ["readelf", "-S", str(bundled)], capture_output=True, text=True, check=True
+        ).stdout
+        assert ".debug_info" not in sections

@@ -114,7 +114,7 @@ def test_renew_now_returns_what_it_renewed(state_dir: Path, key: KeyFactory, ser
         # A lead of 1 s: the background thread leaves the key to renew_now.
         engine.enable_renewal(service, lead_secs=1)
         assert engine.renew_now("P") == [
-            {"project": "P", "old": "ACT-PY-1", "new": "ACT-PY-2", "role": "Reserved"}
+            {"project": "P", "old": "ACT-PY-1", "new": "ACT-PY-2", "role": "reserved"}
         ]
 
 

@@ -19,7 +19,7 @@ const POLL: Duration = Duration::from_millis(200);
 
 /// Prints the audit log; with `--follow`, keeps printing new events until interrupted.
 pub fn run(ctx: &Context, args: &EventsArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let engine = ctx.engine()?;
+    let engine = ctx.existing_engine()?;
     if let Some(project) = &args.project {
         // Name a missing project now rather than print an empty log forever.
         engine.project(project)?;

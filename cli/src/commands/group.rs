@@ -41,7 +41,7 @@ pub fn add(
 
 /// Lists every group with its projects.
 pub fn list(ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    let groups = ctx.engine()?.groups()?;
+    let groups = ctx.existing_engine()?.groups()?;
     if ctx.json {
         json_document(out, &groups)?;
         return Ok(());

@@ -164,7 +164,7 @@ pub fn unassign(ctx: &Context, name: &str, out: &mut dyn Write) -> Result<(), Fa
 
 /// Lists every instance.
 pub fn list(ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    let instances = ctx.engine()?.instances()?;
+    let instances = ctx.existing_engine()?.instances()?;
     if ctx.json {
         json_document(out, &instances)?;
         return Ok(());

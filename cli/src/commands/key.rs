@@ -290,7 +290,7 @@ pub fn remove_reserve(
 
 /// Lists every key a project ever held.
 pub fn list(ctx: &Context, project: &str, out: &mut dyn Write) -> Result<(), Failure> {
-    let keys = ctx.engine()?.keys(project)?;
+    let keys = ctx.existing_engine()?.keys(project)?;
     if ctx.json {
         json_document(out, &keys)?;
         return Ok(());

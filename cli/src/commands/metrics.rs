@@ -63,7 +63,7 @@ pub fn run(ctx: &Context, args: &MetricsArgs, out: &mut dyn Write) -> Result<(),
         ));
     }
     let exporter = Exporter {
-        engine: ctx.engine()?,
+        engine: ctx.existing_engine()?,
         refusals: Mutex::new(Refusals::default()),
     };
     match args.listen {

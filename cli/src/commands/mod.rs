@@ -13,6 +13,7 @@ use crate::failure::Failure;
 
 mod activate;
 mod activation;
+mod docs;
 mod events;
 mod group;
 mod init;
@@ -50,6 +51,19 @@ impl Context {
     /// Opens the state directory, creating it on first use.
     pub fn engine(&self) -> Result<Engine, Failure> {
         Ok(Engine::open(&self.state)?)
+    }
+
+    /// Opens the state directory for a command that only reads it, refusing one that holds no
+    /// state: a misspelt `--state` would otherwise create a new, empty state and show it.
+    pub fn existing_engine(&self) -> Result<Engine, Failure> {
+        if !Engine::exists(&self.state) {
+            return Err(Failure::refused(
+                "NO_STATE",
+                format!("\"{}\" holds no Tollgate state", self.state.display()),
+                Some("a command that only reads a state does not create one: check --state (or $TOLLGATE_HOME), or create the state with `tollgate init`"),
+            ));
+        }
+        self.engine()
     }
 }
 
@@ -97,6 +111,8 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::State(StateCommand::AcceptClock) => state::accept_clock(ctx, out),
         Command::Pipe(args) => pipe::run(ctx, &args),
         Command::Metrics(args) => metrics::run(ctx, &args, out),
+        Command::Completions { shell } => docs::completions(shell, out),
+        Command::Man { dir } => docs::man(ctx, &dir, out),
     }
 }
 

@@ -197,7 +197,7 @@ const PAGE: usize = 4096;
 
 /// Copies standard input to standard output, charging every byte to `--project`.
 pub fn run(ctx: &Context, args: &PipeArgs) -> Result<(), Failure> {
-    let engine = ctx.engine()?;
+    let engine = ctx.existing_engine()?;
     let project = engine.project(&args.project)?;
     let chunk = usize::try_from(args.chunk).expect("a chunk is at most 1 GiB");
     let mut meter = Meter {

@@ -75,7 +75,7 @@ pub fn buy(ctx: &Context, args: &BuyArgs, out: &mut dyn Write) -> Result<(), Fai
 
 /// Lists pool licenses grouped by type.
 pub fn list(ctx: &Context, args: &ListArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let engine = ctx.engine()?;
+    let engine = ctx.existing_engine()?;
     let listings = engine.list_licenses(&args.filter())?;
     if ctx.json {
         json_document(out, &listings)?;
@@ -167,7 +167,7 @@ fn add_ons(premium_support: bool, onboarding: bool) -> Vec<&'static str> {
 
 /// Prints how many licenses of each type to buy, and which instances need them.
 pub fn shortfall(ctx: &Context, days: u32, out: &mut dyn Write) -> Result<(), Failure> {
-    let shortfall = ctx.engine()?.shortfall(days)?;
+    let shortfall = ctx.existing_engine()?.shortfall(days)?;
     if ctx.json {
         json_document(out, &shortfall)?;
     } else {

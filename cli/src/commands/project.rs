@@ -47,7 +47,7 @@ pub fn create(ctx: &Context, name: &str, out: &mut dyn Write) -> Result<(), Fail
 
 /// Lists every project with its Active and Reserved keys.
 pub fn list(ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    let engine = ctx.engine()?;
+    let engine = ctx.existing_engine()?;
     let mut rows = Vec::new();
     for name in engine.projects()? {
         rows.push(listed(engine.view(&name)?));
@@ -113,7 +113,7 @@ fn listed(view: ProjectView) -> Listed {
 
 /// Shows a project's license cards.
 pub fn show(ctx: &Context, name: &str, out: &mut dyn Write) -> Result<(), Failure> {
-    let view = ctx.engine()?.view(name)?;
+    let view = ctx.existing_engine()?.view(name)?;
     if ctx.json {
         json_document(out, &view)?;
     } else {

@@ -46,7 +46,7 @@ license file signed by a trusted vendor key (`tollgate key add PROJECT --file KE
 
 /// Lists the trusted vendor keys.
 pub fn list(ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    let keys = ctx.engine()?.trusted_keys()?;
+    let keys = ctx.existing_engine()?.trusted_keys()?;
     if ctx.json {
         json_document(out, &keys)?;
         return Ok(());

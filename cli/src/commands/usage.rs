@@ -25,7 +25,7 @@ struct ProjectUsage {
 
 /// Prints the usage table, or one project in detail.
 pub fn run(ctx: &Context, project: Option<&str>, out: &mut dyn Write) -> Result<(), Failure> {
-    let engine = ctx.engine()?;
+    let engine = ctx.existing_engine()?;
     match project {
         Some(name) => {
             let usage = project_usage(&engine, name)?;
