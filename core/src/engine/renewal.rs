@@ -202,15 +202,17 @@ struct Failure {
 impl Memory {
     /// Forgets the keys that are no longer watched (renewed and switched, replaced, removed),
     /// and the failures of keys that got a reserve some other way: a later failure of theirs
-    /// is a new episode.
-    fn keep_only(&mut self, watched: &[Watched]) {
+    /// is a new episode. Failures recorded at or after `since` (when `watched` was read) are
+    /// kept whatever it says: it may predate their key.
+    fn keep_only(&mut self, watched: &[Watched], since: Instant) {
         let names: Vec<KeyName> = watched.iter().map(Watched::name).collect();
         let unreserved: Vec<KeyName> = watched
             .iter()
             .filter(|w| w.reserve.is_none())
             .map(Watched::name)
             .collect();
-        self.failed.retain(|name, _| unreserved.contains(name));
+        self.failed
+            .retain(|name, failure| failure.at >= since || unreserved.contains(name));
         self.renewed.retain(|name, _| names.contains(name));
     }
 
@@ -430,10 +432,14 @@ impl Engine {
 
     /// The keys the background thread should renew now, forgetting those no longer watched.
     fn due(&self, config: &Renewal, memory: &Mutex<Memory>) -> Result<Vec<Watched>> {
-        let watched = self.watched(None, Some(config.lead))?;
+        // Memory is kept for every key still watched, due or not: a key outside the lead
+        // (renewed by hand with `renew_now`, say) keeps its failure episode.
+        let since = Instant::now();
+        let all = self.watched(None, None)?;
+        let due = self.watched(None, Some(config.lead))?;
         let mut memory = memory.lock();
-        memory.keep_only(&watched);
-        Ok(watched
+        memory.keep_only(&all, since);
+        Ok(due
             .into_iter()
             .filter(|w| w.wanted() && memory.may_try(w, config.retry))
             .collect())
