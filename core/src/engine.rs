@@ -339,8 +339,7 @@ impl Engine {
         let dir = files::state_dir(dir, modes)?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = files::open_or_create(&lock_path, modes.file, "the admin lock")?;
-        let timeout = options.admin_lock_timeout;
-        admin_lock::file(&lock, admin_lock::deadline(timeout), &lock_path, timeout)?;
+        admin_lock::Wait::start(&lock_path, options.admin_lock_timeout).file(&lock)?;
         let opened = open_locked(&dir, &options, installation, accept);
         let _ = lock.unlock();
         let Opened {
@@ -850,11 +849,10 @@ impl Engine {
 
     fn admin(&self) -> Result<AdminGuard<'_>> {
         self.inner.intact()?;
-        let timeout = self.inner.admin_lock_timeout;
-        let deadline = admin_lock::deadline(timeout);
         let path = self.inner.dir.join(LOCK_FILE);
-        let admin = admin_lock::mutex(&self.inner.admin, deadline, &path, timeout)?;
-        admin_lock::file(&admin.lock, deadline, &path, timeout)?;
+        let wait = admin_lock::Wait::start(&path, self.inner.admin_lock_timeout);
+        let admin = wait.mutex(&self.inner.admin)?;
+        wait.file(&admin.lock)?;
         let guard = AdminGuard { admin };
         // Another process may have died half-way through a change since we last held the lock.
         repair(&self.inner.state, &guard.catalog, false)?;

@@ -14,58 +14,62 @@ use crate::error::{Error, Result};
 /// released lock within milliseconds, long enough not to spin.
 const LONGEST_PAUSE: Duration = Duration::from_millis(20);
 
-/// When a wait that started now must end, for a timeout.
-pub(super) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + t)
-}
-
-/// Locks `mutex`, waiting until `deadline` at most.
-pub(super) fn mutex<'a, T>(
-    mutex: &'a Mutex<T>,
-    deadline: Option<Instant>,
-    path: &Path,
+/// One wait for the admin lock: where the lock file is, and how long the wait may last from
+/// when it started. The mutex and the file lock are taken within the same deadline.
+pub(super) struct Wait<'p> {
+    path: &'p Path,
     timeout: Option<Duration>,
-) -> Result<MutexGuard<'a, T>> {
-    match deadline {
-        None => Ok(mutex.lock()),
-        Some(deadline) => mutex
-            .try_lock_until(deadline)
-            .ok_or_else(|| busy(path, timeout)),
-    }
-}
-
-/// Takes the exclusive `flock` on `file` (the lock file at `path`), waiting until `deadline` at
-/// most.
-pub(super) fn file(
-    file: &File,
     deadline: Option<Instant>,
-    path: &Path,
-    timeout: Option<Duration>,
-) -> Result<()> {
-    let lock_error = |e| Error::io(format!("lock {}", path.display()), e);
-    let Some(deadline) = deadline else {
-        return file.lock().map_err(lock_error);
-    };
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::Error(e)) => return Err(lock_error(e)),
-            Err(TryLockError::WouldBlock) => {}
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(busy(path, timeout));
-        }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(LONGEST_PAUSE);
-    }
 }
 
-fn busy(path: &Path, timeout: Option<Duration>) -> Error {
-    Error::AdminLockBusy {
-        path: path.to_owned(),
-        waited_ms: timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+impl<'p> Wait<'p> {
+    /// Starts a wait for the lock file at `path`, bounded by `timeout` if given.
+    pub(super) fn start(path: &'p Path, timeout: Option<Duration>) -> Wait<'p> {
+        Wait {
+            path,
+            timeout,
+            deadline: timeout.map(|t| Instant::now() + t),
+        }
+    }
+
+    /// Locks `mutex`, waiting until the deadline at most.
+    pub(super) fn mutex<'a, T>(&self, mutex: &'a Mutex<T>) -> Result<MutexGuard<'a, T>> {
+        match self.deadline {
+            None => Ok(mutex.lock()),
+            Some(deadline) => mutex.try_lock_until(deadline).ok_or_else(|| self.busy()),
+        }
+    }
+
+    /// Takes the exclusive `flock` on `file` (the lock file), waiting until the deadline at
+    /// most.
+    pub(super) fn file(&self, file: &File) -> Result<()> {
+        let lock_error = |e| Error::io(format!("lock {}", self.path.display()), e);
+        let Some(deadline) = self.deadline else {
+            return file.lock().map_err(lock_error);
+        };
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(TryLockError::Error(e)) => return Err(lock_error(e)),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(self.busy());
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(LONGEST_PAUSE);
+        }
+    }
+
+    fn busy(&self) -> Error {
+        Error::AdminLockBusy {
+            path: self.path.to_owned(),
+            waited_ms: self
+                .timeout
+                .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        }
     }
 }
 
