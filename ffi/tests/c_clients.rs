@@ -88,65 +88,96 @@ fn client(source: &str, language: Language, linkage: Linkage) -> (PathBuf, tempf
     (exe, out_dir)
 }
 
-fn c_test_api(linkage: Linkage) {
-    let (exe, _dir) = client("tests/c/test_api.c", Language::C, linkage);
-    let stdout = run(&exe, &[], &[]);
+/// Builds one self-checking client, runs it on a fresh state with `args` (also under valgrind),
+/// and asserts it printed each of `expected` and its final "checks passed".
+fn checks_pass(
+    source: &str,
+    language: Language,
+    linkage: Linkage,
+    args: &[&str],
+    expected: &[&str],
+) {
+    let (exe, _dir) = client(source, language, linkage);
+    let stdout = run(&exe, args, args);
+    for line in expected {
+        assert!(stdout.contains(line), "{stdout}");
+    }
     assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
+/// The signed license fixtures, for the clients that verify signatures.
+fn fixtures() -> String {
+    let fixtures = workspace().join("tests/fixtures/licenses");
+    fixtures
+        .to_str()
+        .expect("a UTF-8 workspace path")
+        .to_owned()
+}
+
+fn c_test_api(linkage: Linkage) {
+    checks_pass("tests/c/test_api.c", Language::C, linkage, &[], &[]);
 }
 
 fn c_pools_seats(linkage: Linkage) {
-    let (exe, _dir) = client("tests/c/pools_seats.c", Language::C, linkage);
-    let stdout = run(&exe, &[], &[]);
-    assert!(stdout.contains("pools_seats:"), "{stdout}");
-    assert!(stdout.contains("checks passed"), "{stdout}");
+    checks_pass(
+        "tests/c/pools_seats.c",
+        Language::C,
+        linkage,
+        &[],
+        &["pools_seats:"],
+    );
 }
 
 fn c_signatures(linkage: Linkage) {
-    let (exe, _dir) = client("tests/c/signatures.c", Language::C, linkage);
-    let fixtures = workspace().join("tests/fixtures/licenses");
-    let fixtures = fixtures.to_str().expect("a UTF-8 workspace path");
-    let stdout = run(&exe, &[fixtures], &[fixtures]);
-    assert!(stdout.contains("signatures:"), "{stdout}");
-    assert!(stdout.contains("checks passed"), "{stdout}");
+    let fixtures = fixtures();
+    checks_pass(
+        "tests/c/signatures.c",
+        Language::C,
+        linkage,
+        &[&fixtures],
+        &["signatures:"],
+    );
 }
 
 fn c_events(linkage: Linkage) {
-    let (exe, _dir) = client("tests/c/events.c", Language::C, linkage);
-    let stdout = run(&exe, &[], &[]);
-    assert!(
-        stdout.contains("switch seen once by the callback while 4 threads consumed 2000 bytes"),
-        "{stdout}"
+    checks_pass(
+        "tests/c/events.c",
+        Language::C,
+        linkage,
+        &[],
+        &["switch seen once by the callback while 4 threads consumed 2000 bytes"],
     );
-    assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
 fn c_fork(linkage: Linkage) {
-    let (exe, _dir) = client("tests/c/fork.c", Language::C, linkage);
-    let stdout = run(&exe, &[], &[]);
-    assert!(
-        stdout.contains("the child closed its inherited handles, then metered 100 bytes"),
-        "{stdout}"
+    checks_pass(
+        "tests/c/fork.c",
+        Language::C,
+        linkage,
+        &[],
+        &["the child closed its inherited handles, then metered 100 bytes"],
     );
-    assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
 fn c_usage_v2(linkage: Linkage) {
-    let (exe, _dir) = client("tests/c/usage_v2.c", Language::C, linkage);
-    let stdout = run(&exe, &[], &[]);
-    assert!(
-        stdout.contains("total 125 bytes over 3 keys, 1 switch"),
-        "{stdout}"
+    checks_pass(
+        "tests/c/usage_v2.c",
+        Language::C,
+        linkage,
+        &[],
+        &["total 125 bytes over 3 keys, 1 switch"],
     );
-    assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
 fn c_options(linkage: Linkage) {
-    let (exe, _dir) = client("tests/c/options.c", Language::C, linkage);
-    let fixtures = workspace().join("tests/fixtures/licenses");
-    let fixtures = fixtures.to_str().expect("a UTF-8 workspace path");
-    let stdout = run(&exe, &[fixtures], &[fixtures]);
-    assert!(stdout.contains("options:"), "{stdout}");
-    assert!(stdout.contains("checks passed"), "{stdout}");
+    let fixtures = fixtures();
+    checks_pass(
+        "tests/c/options.c",
+        Language::C,
+        linkage,
+        &[&fixtures],
+        &["options:"],
+    );
 }
 
 fn cpp_copier(linkage: Linkage) {
@@ -166,16 +197,11 @@ fn cpp_copier(linkage: Linkage) {
 }
 
 fn cpp_hpp(linkage: Linkage) {
-    let (exe, _dir) = client("tests/cpp/hpp.cpp", Language::Cxx, linkage);
-    let stdout = run(&exe, &[], &[]);
-    assert!(stdout.contains("hpp:"), "{stdout}");
-    assert!(stdout.contains("checks passed"), "{stdout}");
+    checks_pass("tests/cpp/hpp.cpp", Language::Cxx, linkage, &[], &["hpp:"]);
 }
 
 fn cpp_test_api(linkage: Linkage) {
-    let (exe, _dir) = client("tests/cpp/test_api.cpp", Language::Cxx, linkage);
-    let stdout = run(&exe, &[], &[]);
-    assert!(stdout.contains("checks passed"), "{stdout}");
+    checks_pass("tests/cpp/test_api.cpp", Language::Cxx, linkage, &[], &[]);
 }
 
 fn migrator(linkage: Linkage) {
