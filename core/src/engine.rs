@@ -727,18 +727,8 @@ impl Engine {
             let mut keys: Vec<_> = admin.catalog.keys_of(pair.record)?.into_iter().collect();
             keys.sort_by_key(|(row, _)| *row);
             for (row, key) in keys {
-                let (status, used) = if let Some(a) = state.active.filter(|a| a.key == row) {
-                    (KeyStatus::Active, a.used)
-                } else if let Some(r) = state.reserve.filter(|r| r.key == row) {
-                    (KeyStatus::Reserved, r.used)
-                } else if let Some((_, used)) = state.switched_out.filter(|s| s.0 == row) {
-                    (KeyStatus::Retired, used)
-                } else {
-                    match key.state.as_str() {
-                        "retired" => (KeyStatus::Retired, key.final_used.unwrap_or(0)),
-                        "removed" => (KeyStatus::Removed, 0),
-                        _ => continue,
-                    }
+                let Some((status, used)) = key_status(&state, row, &key) else {
+                    continue;
                 };
                 out.push(KeyUsage {
                     key: key.key,
@@ -1024,6 +1014,25 @@ fn live_key(row: u32, key: &Key) -> LiveKey {
         limit: key.scheme.amount(),
         used: 0,
         expiry: key.expiry_secs(),
+    }
+}
+
+/// Where the key of catalog row `row` is in a pair whose hot state is `state`, and what it used
+/// there: from the hot state while it is in a slot or was just switched out, else from the
+/// catalog. `None` for a pending key, which was never added.
+fn key_status(state: &PairState, row: u32, key: &KeyRow) -> Option<(KeyStatus, u64)> {
+    if let Some(a) = state.active.filter(|a| a.key == row) {
+        Some((KeyStatus::Active, a.used))
+    } else if let Some(r) = state.reserve.filter(|r| r.key == row) {
+        Some((KeyStatus::Reserved, r.used))
+    } else if let Some((_, used)) = state.switched_out.filter(|s| s.0 == row) {
+        Some((KeyStatus::Retired, used))
+    } else {
+        match key.state.as_str() {
+            "retired" => Some((KeyStatus::Retired, key.final_used.unwrap_or(0))),
+            "removed" => Some((KeyStatus::Removed, 0)),
+            _ => None,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{ProjectHandle, Usage};
+use super::{key_status, ProjectHandle, Usage};
 use crate::error::Result;
 
 /// A project's data-volume pair over its whole life ([`ProjectHandle::lifetime_usage`]).
@@ -32,23 +32,14 @@ impl ProjectHandle {
         // The hot state first, then the catalog: a key retired in between (by a switch or by an
         // admin change of another process) is still in the state read, and counted from it; a
         // key added in between is in the catalog only, with nothing used yet. Each key counts
-        // once, from the first place below that holds it.
+        // once, from the first place that holds it (see `key_status`).
         let state = self.pair().state();
         let keys = admin.catalog.keys_of(self.index)?;
-        let mut total_used = 0;
-        for (row, key) in &keys {
-            total_used += if let Some(active) = state.active.filter(|a| a.key == *row) {
-                active.used
-            } else if let Some(reserve) = state.reserve.filter(|r| r.key == *row) {
-                reserve.used
-            } else if let Some((_, used)) = state.switched_out.filter(|s| s.0 == *row) {
-                used
-            } else if key.state == "retired" {
-                key.final_used.unwrap_or(0)
-            } else {
-                0
-            };
-        }
+        let total_used = keys
+            .iter()
+            .filter_map(|(row, key)| key_status(&state, *row, key))
+            .map(|(_, used)| used)
+            .sum();
         let id = |row: u32| keys.get(&row).map(|k| k.key.id.clone());
         Ok(LifetimeUsage {
             usage: Usage::from(&state),
