@@ -161,9 +161,8 @@ impl From<&PairState> for Usage {
     }
 }
 
-/// Where a key is or was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Where a key is or was. Serialized as [`KeyStatus::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
     /// In the Active slot.
     Active,
@@ -173,6 +172,25 @@ pub enum KeyStatus {
     Retired,
     /// Removed from the Reserved slot before use.
     Removed,
+}
+
+impl KeyStatus {
+    /// The status as JSON outputs and metrics labels spell it: `active`, `reserved`, `retired`
+    /// or `removed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Reserved => "reserved",
+            KeyStatus::Retired => "retired",
+            KeyStatus::Removed => "removed",
+        }
+    }
+}
+
+impl Serialize for KeyStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// A key with its usage, as [`Engine::keys`] lists it.

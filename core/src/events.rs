@@ -260,13 +260,21 @@ impl<'de> Deserialize<'de> for SwitchReason {
     }
 }
 
-impl Serialize for RefusalReason {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(match self {
+impl RefusalReason {
+    /// The reason as the audit log and metrics labels spell it: `exhausted`, `expired` or
+    /// `no_active_key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             RefusalReason::Exhausted => "exhausted",
             RefusalReason::Expired => "expired",
             RefusalReason::NoActiveKey => "no_active_key",
-        })
+        }
+    }
+}
+
+impl Serialize for RefusalReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

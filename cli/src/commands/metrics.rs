@@ -95,23 +95,6 @@ const REASONS: [RefusalReason; 3] = [
     RefusalReason::NoActiveKey,
 ];
 
-fn reason_label(reason: RefusalReason) -> &'static str {
-    match reason {
-        RefusalReason::Exhausted => "exhausted",
-        RefusalReason::Expired => "expired",
-        RefusalReason::NoActiveKey => "no_active_key",
-    }
-}
-
-fn role_label(status: KeyStatus) -> &'static str {
-    match status {
-        KeyStatus::Active => "active",
-        KeyStatus::Reserved => "reserved",
-        KeyStatus::Retired => "retired",
-        KeyStatus::Removed => "removed",
-    }
-}
-
 impl Refusals {
     /// Counts the refusals the audit log recorded since the last call.
     fn catch_up(&mut self, engine: &Engine) -> Result<(), Failure> {
@@ -125,7 +108,7 @@ impl Refusals {
                 if let EventKind::Refused { reason } = event.kind {
                     *self
                         .counts
-                        .entry((event.project.clone(), reason_label(reason)))
+                        .entry((event.project.clone(), reason.as_str()))
                         .or_default() += 1;
                 }
             }
@@ -218,7 +201,7 @@ impl Exporter {
             for reason in REASONS {
                 families
                     .refusals
-                    .with_label_values(&[project.as_str(), reason_label(reason)])
+                    .with_label_values(&[project.as_str(), reason.as_str()])
                     .inc_by(0);
             }
         }
@@ -244,7 +227,11 @@ impl Exporter {
             let Scheme::DataVolume { limit_bytes } = held.key.scheme else {
                 continue;
             };
-            let labels = [project, held.key.id.as_str(), role_label(held.status)];
+            let labels = [
+                project,
+                held.key.id.as_str(),
+                KeyStatus::as_str(held.status),
+            ];
             families.used.with_label_values(&labels).set(held.used);
             families.limit.with_label_values(&labels).set(limit_bytes);
             families.overage.with_label_values(&labels).set(0);
