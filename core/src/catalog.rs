@@ -14,15 +14,17 @@ use crate::events::{Event, EventKind};
 use crate::key::{Key, LicenseClass};
 use crate::slot::PairState;
 
+mod accounts;
 mod pools;
 mod trust;
 
+pub(crate) use accounts::KeyUse;
 pub(crate) use pools::{InstanceRow, LicenseRow};
 
 /// Version of the catalog schema this build reads and writes. Older versions are upgraded in
-/// place at open: version 1 (before pools, groups and keys shared by several projects) and
-/// version 2 (before trusted vendor keys).
-const SCHEMA_VERSION: i64 = 3;
+/// place at open: version 1 (before pools, groups and keys shared by several projects),
+/// version 2 (before trusted vendor keys) and version 3 (before key accounts).
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -48,6 +50,7 @@ CREATE TABLE events (
 );
 POOL_TABLES
 TRUST_TABLE
+ACCOUNTS_TABLE
 ";
 
 /// The key table. A key id names one key document; the same document may sit in the pairs of
@@ -115,6 +118,12 @@ const TRUST_TABLE: &str = "
 CREATE TABLE trusted_keys (public TEXT PRIMARY KEY, added_at TEXT NOT NULL);
 ";
 
+/// The hot-state record of each data-volume key's quota account, by key id (see
+/// `slot::account`). Rows are only ever added: an account outlives every pair that held its key.
+const ACCOUNTS_TABLE: &str = "
+CREATE TABLE accounts (key_id TEXT PRIMARY KEY, record INTEGER NOT NULL UNIQUE);
+";
+
 /// Upgrades a version-1 catalog to version 2: the key table loses its global id uniqueness
 /// (rebuilt, since SQLite cannot drop a constraint) and the pool tables are added.
 const UPGRADE_FROM_1: &str = "
@@ -130,14 +139,22 @@ POOL_TABLES
 /// Upgrades a version-2 catalog to version 3: the trusted vendor keys.
 const UPGRADE_FROM_2: &str = "TRUST_TABLE";
 
+/// Upgrades a version-3 catalog to version 4: key accounts (filled in by the engine at open).
+const UPGRADE_FROM_3: &str = "ACCOUNTS_TABLE";
+
 /// The upgrade from each older version to the next, by the version it starts from.
-const UPGRADES: [(i64, &str); 2] = [(1, UPGRADE_FROM_1), (2, UPGRADE_FROM_2)];
+const UPGRADES: [(i64, &str); 3] = [
+    (1, UPGRADE_FROM_1),
+    (2, UPGRADE_FROM_2),
+    (3, UPGRADE_FROM_3),
+];
 
 /// The schema text with its shared table definitions filled in.
 fn expand(sql: &str) -> String {
     sql.replace("KEYS_TABLE", KEYS_TABLE)
         .replace("POOL_TABLES", POOL_TABLES)
         .replace("TRUST_TABLE", TRUST_TABLE)
+        .replace("ACCOUNTS_TABLE", ACCOUNTS_TABLE)
 }
 
 /// A hot-path event ready for the audit log: the project, what happened, and for a switch the
@@ -328,9 +345,12 @@ impl Catalog {
     /// The next free record index (records are never reused).
     pub(crate) fn next_record(tx: &Transaction<'_>) -> Result<u32> {
         let next: i64 = tx
-            .query_row("SELECT COALESCE(MAX(record) + 1, 0) FROM pairs", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COALESCE(MAX(record) + 1, 0) FROM
+                   (SELECT record FROM pairs UNION ALL SELECT record FROM accounts)",
+                [],
+                |r| r.get(0),
+            )
             .map_err(Error::store("find a free record"))?;
         Ok(u32::try_from(next).unwrap_or(u32::MAX))
     }
@@ -1010,10 +1030,14 @@ mod tests {
         let path = dir.path().join("catalog.db");
         let key = Key::data_volume("K", 10);
         {
-            // The version-2 schema as shipped: today's, without the trusted keys.
+            // The version-2 schema as shipped: today's, without the trusted keys and accounts.
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(&expand(SCHEMA).replace(TRUST_TABLE, ""))
-                .unwrap();
+            conn.execute_batch(
+                &expand(SCHEMA)
+                    .replace(TRUST_TABLE, "")
+                    .replace(ACCOUNTS_TABLE, ""),
+            )
+            .unwrap();
             conn.execute_batch(
                 "INSERT INTO meta VALUES ('schema_version', 2);
                  INSERT INTO projects VALUES (1, 'p', 'then');

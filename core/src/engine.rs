@@ -13,6 +13,7 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+mod accounts;
 mod activation;
 mod admin_lock;
 mod checkpoint;
@@ -24,6 +25,7 @@ mod renewal;
 mod seats;
 mod trust;
 
+pub use accounts::{AccountUsage, KeyHolder};
 pub use activation::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub(crate) use checkpoint::Checkpoint;
 pub use groups::{BulkOutcome, BulkTarget, Group};
@@ -49,12 +51,13 @@ use crate::key::{check_name, rfc3339, Key, LicenseClass};
 use crate::license::{KeyOrLicense, VendorPublic};
 use crate::rules;
 use crate::slot::{
-    LiveKey, Metering, Mode, NextGen, PairEvent, PairEvents, PairRecord, PairState, SwitchReason,
+    AccountRecord, Accounts, LiveKey, Metering, Mode, NextGen, PairEvent, PairEvents, PairRecord,
+    PairState, SwitchReason,
 };
 use crate::state_file::{self, StateFile, DEFAULT_CAPACITY};
 use crate::view::{self, PairView, ProjectView, Role, SlotContent};
 
-const HOT_FILE: &str = "hot.tgs";
+pub(crate) const HOT_FILE: &str = "hot.tgs";
 const CATALOG_FILE: &str = "catalog.db";
 const LOCK_FILE: &str = "admin.lock";
 const HOLDERS_FILE: &str = "seats.tgs";
@@ -200,8 +203,10 @@ pub struct KeyUsage {
     pub key: Key,
     /// Where it is.
     pub status: KeyStatus,
-    /// Amount charged to it (bytes for data-volume keys).
+    /// Amount this project charged to it (bytes for data-volume keys).
     pub used: u64,
+    /// The key's account across every project that holds or held it (data-volume keys).
+    pub account: Option<AccountUsage>,
 }
 
 /// The result of adding a key.
@@ -562,6 +567,7 @@ impl Engine {
             }
         };
         let seats = metering_of(class) == Metering::Seats;
+        let used_up = !seats && self.active_used_up(self.inner.state.record(pair.record));
         let plan = |state: &PairState, keys: &HashMap<u32, KeyRow>, row: u32| {
             plan_admit(
                 &project.name,
@@ -570,7 +576,7 @@ impl Engine {
                 &key,
                 row,
                 reserve_only,
-                seats,
+                used_up,
                 now,
                 taken,
             )
@@ -597,7 +603,7 @@ impl Engine {
                 EventKind::Switched {
                     from: from.clone(),
                     to: key.id.clone(),
-                    reason: if !seats && old.used >= old.limit {
+                    reason: if used_up && i64::from(old.expiry) > now {
                         SwitchReason::Exhausted
                     } else {
                         SwitchReason::Expired
@@ -607,6 +613,7 @@ impl Engine {
             switched_from = Some(from);
         }
         self.finish_change(admin, pair.record, &[], &events)?;
+        self.refresh_holders(admin, &key.id, pair.record)?;
         Ok(KeyAdded {
             role,
             switched_from,
@@ -682,6 +689,11 @@ impl Engine {
             removed_reserve = Some(id);
         }
         self.finish_change(admin, pair.record, &removed, &events)?;
+        self.refresh_holders(admin, &key.id, pair.record)?;
+        self.refresh_holders(admin, &old, pair.record)?;
+        if let Some(reserve) = &removed_reserve {
+            self.refresh_holders(admin, reserve, pair.record)?;
+        }
         Ok(KeyReplaced {
             old,
             removed_reserve,
@@ -706,7 +718,7 @@ impl Engine {
             if key_of(&keys, reserve.key)?.id != key_id {
                 continue;
             }
-            record.publish(|state| match state.reserve {
+            record.publish(&*self.inner.state, |state| match state.reserve {
                 Some(r) if r.key == reserve.key => Ok(NextGen {
                     active: state.active,
                     reserve: None,
@@ -719,12 +731,13 @@ impl Engine {
                 key: key_id.to_owned(),
                 reason: RemovalReason::Requested,
             };
-            return self.finish_change(
+            self.finish_change(
                 &admin,
                 pair.record,
                 &[reserve.key],
                 &[(project.name.clone(), event)],
-            );
+            )?;
+            return self.refresh_holders(&admin, key_id, pair.record);
         }
         Err(not_found())
     }
@@ -748,10 +761,12 @@ impl Engine {
                 let Some((status, used)) = key_status(&state, row, &key) else {
                     continue;
                 };
+                let account = self.account_usage(&admin.catalog, &key.key)?;
                 out.push(KeyUsage {
                     key: key.key,
                     status,
                     used,
+                    account,
                 });
             }
         }
@@ -873,17 +888,7 @@ impl Engine {
         project: i64,
         class: LicenseClass,
     ) -> Result<u32> {
-        let record = Catalog::next_record(tx)?;
-        let capacity = self.inner.state.capacity();
-        if record >= capacity {
-            return Err(Error::Capacity { capacity });
-        }
-        if self.inner.state.record(record).owner() != 0 {
-            return Err(Error::CorruptState {
-                path: self.inner.dir.join(HOT_FILE),
-                reason: format!("record {record} is in use but the catalog does not know it"),
-            });
-        }
+        let record = self.free_record(tx)?;
         Catalog::insert_pair(tx, project, class, record)?;
         Ok(record)
     }
@@ -920,6 +925,10 @@ impl Engine {
         let keys = admin.catalog.keys_of(pair.record)?;
         let record = self.inner.state.record(pair.record);
         plan(&record.state(), &keys, u32::MAX)?;
+        let account = match pair.class {
+            LicenseClass::DataVolume => self.account_for(admin, key)?,
+            _ => 0,
+        };
         let row = admin
             .catalog
             .insert_pending_key(pair.record, key, &now_text())?;
@@ -935,11 +944,13 @@ impl Engine {
         loop {
             // A generation may only be published from a state whose switch, if any, the
             // catalog holds: the next generation no longer shows it.
-            let published = record.publish(|state| {
+            let published = record.publish(&*self.inner.state, |state| {
                 if state.switched_out != recorded {
                     return Err(None);
                 }
-                plan(state, &keys, row).map_err(Some)
+                plan(state, &keys, row)
+                    .map(|next| with_account(next, row, account))
+                    .map_err(Some)
             });
             match published {
                 Ok((before, next)) => return Ok((before, next, row)),
@@ -988,7 +999,7 @@ fn plan_admit(
     new: &Key,
     row: u32,
     reserve_only: bool,
-    seats: bool,
+    used_up: bool,
     now: i64,
     taken: bool,
 ) -> Result<NextGen> {
@@ -1006,8 +1017,9 @@ fn plan_admit(
     };
     let reserve = state.reserve.map(|r| key_of(keys, r.key)).transpose()?;
     rules::admit_reserve(project, key_of(keys, active.key)?, reserve, new, now, taken)?;
-    // A seat key is never used up, only expired: its gauge goes down again.
-    let spent = (!seats && active.used >= active.limit) || i64::from(active.expiry) <= now;
+    // `used_up`: the Active key's account has nothing more for this pair (never for a seat key,
+    // whose gauge goes down again).
+    let spent = used_up || i64::from(active.expiry) <= now;
     Ok(if spent {
         // The Active key can meter nothing more: the new key takes over at once.
         NextGen {
@@ -1026,9 +1038,20 @@ fn plan_admit(
     })
 }
 
+/// `next` with the keys of row `row` drawing from account `account`.
+fn with_account(mut next: NextGen, row: u32, account: u32) -> NextGen {
+    for live in [&mut next.active, &mut next.reserve].into_iter().flatten() {
+        if live.key == row {
+            live.account = account;
+        }
+    }
+    next
+}
+
 fn live_key(row: u32, key: &Key) -> LiveKey {
     LiveKey {
         key: row,
+        account: 0,
         limit: key.scheme.amount(),
         used: 0,
         expiry: key.expiry_secs(),
@@ -1295,6 +1318,7 @@ fn open_locked(
             .check()
             .map_err(|reason| corrupt(&hot, &format!("record {record}: {reason}")))?;
     }
+    accounts::give_keys_accounts(&state, &catalog)?;
     repair(&state, &catalog, true)?;
     let holders_path = dir.join(HOLDERS_FILE);
     if !holders_path.exists() {
@@ -1422,6 +1446,13 @@ impl PairEvents for ProjectHandle {
     }
 }
 
+impl Accounts for ProjectHandle {
+    #[inline]
+    fn account(&self, id: u32) -> Option<&AccountRecord> {
+        self.inner.state.account(id)
+    }
+}
+
 /// The background flush thread of [`Options::flush_interval`].
 struct Flusher {
     stop: Arc<AtomicBool>,
@@ -1482,15 +1513,17 @@ mod tests {
         let admin = engine.admin().unwrap();
         let project = project_row(&admin.catalog, "P").unwrap();
         let pair = data_volume_pair(&admin.catalog, &project).unwrap();
+        let account = engine.account_for(&admin, key).unwrap();
         let row = admin
             .catalog
             .insert_pending_key(pair.record, key, &now_text())
             .unwrap();
-        engine
-            .inner
-            .state
+        let state = &engine.inner.state;
+        state
             .record(pair.record)
-            .publish::<()>(|state| Ok(plan(state, row)))
+            .publish::<()>(&**state, |now| {
+                Ok(with_account(plan(now, row), row, account))
+            })
             .unwrap();
     }
 

@@ -64,12 +64,12 @@ pub use engine::{
     manual_renewal_message, Renewal, RenewalState, RenewalStatus, Renewed, Renewer,
     DEFAULT_RENEWAL_CHECK, DEFAULT_RENEWAL_LEAD, DEFAULT_RENEWAL_RETRY,
 };
-pub use engine::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub use engine::{
-    BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyReplaced, KeyStatus,
-    KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage, SeatsReclaimed, Usage,
-    DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CLOCK_TOLERANCE,
+    AccountUsage, BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyHolder,
+    KeyReplaced, KeyStatus, KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage,
+    SeatsReclaimed, Usage, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CLOCK_TOLERANCE,
 };
+pub use engine::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub use error::{Error, Result};
 pub use events::{CheckedKey, Event, EventKind, RemovalReason, Subscription};
 pub use key::{

@@ -19,11 +19,11 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
 use crate::sigbus::Watch;
-use crate::slot::PairRecord;
+use crate::slot::{AccountRecord, Accounts, PairRecord};
 
 const MAGIC: [u8; 8] = *b"TOLLGATE";
 /// Version of the state-file layout this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: usize = 4096;
 const RECORD_LEN: usize = std::mem::size_of::<PairRecord>();
 /// Bytes of the header covered by its checksum (everything before the checksum itself).
@@ -242,6 +242,15 @@ impl StateFile {
         unsafe { self.record_ptr(index).as_ref() }
     }
 
+    /// The record at `index` read as a key account. Account and pair records share the table;
+    /// the catalog says which is which, and both are all atomics of the same size and alignment.
+    pub(crate) fn account_record(&self, index: u32) -> &AccountRecord {
+        // SAFETY: as in `record`: the pointer is in bounds and 64-byte aligned, and an
+        // `AccountRecord` (256 bytes of atomics, like `PairRecord`) is valid for any bit pattern
+        // and only shared.
+        unsafe { self.record_ptr(index).cast::<AccountRecord>().as_ref() }
+    }
+
     /// A raw pointer to the record at `index`, valid for as long as this mapping lives.
     pub(crate) fn record_ptr(&self, index: u32) -> NonNull<PairRecord> {
         assert!(index < self.capacity, "record {index} out of range");
@@ -276,6 +285,19 @@ impl StateFile {
 /// The temporary file is created new (`O_EXCL | O_NOFOLLOW`): a link planted at its name is
 /// removed, never written through. The caller holds the admin lock, so a file left there is a
 /// crashed creation's.
+impl Accounts for StateFile {
+    #[inline]
+    fn account(&self, id: u32) -> Option<&AccountRecord> {
+        let index = id.checked_sub(1)?;
+        if index >= self.capacity {
+            return None;
+        }
+        let account = self.account_record(index);
+        // A pair naming a record that is not an account (a damaged or edited file) gets none.
+        account.is_account().then_some(account)
+    }
+}
+
 pub(crate) fn create_preallocated(path: &Path, header: &[u8], len: u64, mode: u32) -> Result<()> {
     write_via_temporary(path, "tmp", mode, |file, tmp| {
         file.write_all(header)
@@ -370,8 +392,8 @@ fn read_header_page(path: &Path) -> Result<(File, u64, Vec<u8>)> {
 /// The record length of format version 1.
 const V1_RECORD_LEN: usize = 128;
 
-/// Rewrites a version-1 state file at `path` in this build's format and returns true; returns
-/// false, changing nothing, for a file of any other version (which [`StateFile::open`] then
+/// Rewrites a version-1 or version-2 state file at `path` in this build's format and returns
+/// true; returns false, changing nothing, for a file of any other version (which [`StateFile::open`] then
 /// judges). The new file is written beside it, synced and renamed over it, so a crash leaves
 /// either the old file or the new one. Needs the admin lock, and no process of an older build
 /// may have the state open: its updates to the old file would not reach the new one.
@@ -384,10 +406,12 @@ pub(crate) fn upgrade(path: &Path) -> Result<bool> {
     let Ok(old) = Header::decode_any(&page) else {
         return Ok(false);
     };
-    if old.version != 1 {
-        return Ok(false);
-    }
-    old.check_layout(V1_RECORD_LEN).map_err(corrupt)?;
+    let old_record_len = match old.version {
+        1 => V1_RECORD_LEN,
+        2 => RECORD_LEN,
+        _ => return Ok(false),
+    };
+    old.check_layout(old_record_len).map_err(corrupt)?;
     if len != old.file_len {
         return Err(corrupt(format!(
             "file is {len} bytes but its header says {}: it was truncated or extended",
@@ -411,13 +435,18 @@ pub(crate) fn upgrade(path: &Path) -> Result<bool> {
         records
             .seek(SeekFrom::Start(HEADER_LEN as u64))
             .map_err(io_error("read", path))?;
-        let mut v1 = [0u8; V1_RECORD_LEN];
+        let mut record = vec![0u8; old_record_len];
         for _ in 0..old.capacity {
             records
-                .read_exact(&mut v1)
+                .read_exact(&mut record)
                 .map_err(io_error("read", path))?;
-            out.write_all(&record_from_v1(&v1))
-                .map_err(io_error("write", tmp))?;
+            // Version 2 records are kept byte for byte: their layout is this build's, and the
+            // engine gives their keys accounts at open (see `PairRecord::legacy_state`).
+            let converted = match old.version {
+                1 => record_from_v1(record.as_slice().try_into().expect("v1 length")),
+                _ => record.as_slice().try_into().expect("v2 length"),
+            };
+            out.write_all(&converted).map_err(io_error("write", tmp))?;
         }
         out.flush().map_err(io_error("write", tmp))
     })?;
@@ -617,7 +646,7 @@ mod tests {
         std::fs::write(&stale, b"half an upgrade").unwrap();
         assert_eq!(
             reason(&path),
-            "format version 1, this build reads version 2"
+            "format version 1, this build reads version 3"
         );
         assert!(upgrade(&path).unwrap());
         assert!(!upgrade(&path).unwrap(), "a second upgrade changes nothing");

@@ -280,7 +280,7 @@ impl Engine {
             let keys = admin.catalog.keys_of(pair.record)?;
             let record = self.inner.state.record(pair.record);
             let mut removed = None;
-            record.publish::<Error>(|state| {
+            record.publish::<Error>(&*self.inner.state, |state| {
                 removed = None;
                 let mut next = NextGen {
                     active: state.active,

@@ -4,7 +4,9 @@
 //! next. Each test runs a publisher that hammers generations while consumers grant, refuse and
 //! report, and asserts exact totals, zero false refusals and events naming charged keys.
 
+use super::testing::{accounts_field, TestAccounts};
 use super::*;
+use crate::clock::NEVER;
 use std::sync::atomic::{AtomicBool, AtomicU64 as Counter, Ordering as Std};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,6 +23,25 @@ const TERA: u64 = 1_000_000_000_000;
 struct Log {
     refusals: Counter,
     events: Mutex<Vec<PairEvent>>,
+    accounts: TestAccounts,
+}
+
+accounts_field!(Log);
+
+impl Log {
+    /// A log with `count` accounts.
+    fn with_accounts(count: usize) -> Log {
+        Log {
+            accounts: TestAccounts::with_count(count),
+            ..Log::default()
+        }
+    }
+
+    /// Publishes `next`, opening the accounts it names; returns the state it replaced.
+    fn publish(&self, record: &PairRecord, next: NextGen) -> PairState {
+        self.accounts.open_for(&next);
+        record.publish::<()>(self, |_| Ok(next)).unwrap().0
+    }
 }
 
 impl PairEvents for Log {
@@ -33,9 +54,11 @@ impl PairEvents for Log {
     }
 }
 
+/// A key whose account id is its row.
 fn live(key: u32, limit: u64, used: u64, expiry: u32) -> LiveKey {
     LiveKey {
         key,
+        account: key,
         limit,
         used,
         expiry,
@@ -50,9 +73,13 @@ fn used(state: &PairState) -> u64 {
 }
 
 /// Publishes a first generation, then runs `consume` on [`CONSUMERS`] threads while `publish`
-/// runs on this one until [`RUN_FOR`] or [`MAX_PUBLISHES`]; returns the publishes made and the
-/// sum of what the consumers returned.
-fn hammer(mut publish: impl FnMut(u64), consume: impl Fn(&AtomicBool) -> u64 + Sync) -> (u64, u64) {
+/// runs on this one until [`RUN_FOR`] or `max` publishes; returns the publishes made and the sum
+/// of what the consumers returned.
+fn hammer(
+    max: u64,
+    mut publish: impl FnMut(u64),
+    consume: impl Fn(&AtomicBool) -> u64 + Sync,
+) -> (u64, u64) {
     let stop = AtomicBool::new(false);
     publish(0);
     std::thread::scope(|scope| {
@@ -61,7 +88,7 @@ fn hammer(mut publish: impl FnMut(u64), consume: impl Fn(&AtomicBool) -> u64 + S
             .collect();
         let started = Instant::now();
         let mut publishes = 1;
-        while publishes < MAX_PUBLISHES && started.elapsed() < RUN_FOR {
+        while publishes < max && started.elapsed() < RUN_FOR {
             publish(publishes);
             publishes += 1;
         }
@@ -84,18 +111,18 @@ fn two_publishes_never_make_a_consumer_refuse_or_lose_a_byte() {
     let mut base = 0;
     let mut charged = 0;
     let (publishes, granted) = hammer(
+        MAX_PUBLISHES,
         |n| {
             let (active, start, reserve) = shapes[(n / 2 % 2) as usize];
-            let (before, _) = record
-                .publish::<()>(|_| {
-                    Ok(NextGen {
-                        active: Some(live(1, active, start, NEVER)),
-                        reserve: Some(live(2, reserve, 0, NEVER)),
-                        retired: None,
-                        switches: 0,
-                    })
-                })
-                .unwrap();
+            let before = log.publish(
+                &record,
+                NextGen {
+                    active: Some(live(1, active, start, NEVER)),
+                    reserve: Some(live(2, reserve, 0, NEVER)),
+                    retired: None,
+                    switches: 0,
+                },
+            );
             charged += used(&before) - base;
             base = start;
         },
@@ -136,21 +163,25 @@ fn two_publishes_never_make_a_seat_acquire_refuse() {
     record.set_metering(Metering::Seats);
     let log = Log::default();
     let now = 100;
+    let seat = |key, expiry| LiveKey {
+        account: 0,
+        ..live(key, 1_000, 0, expiry)
+    };
     let (publishes, acquired) = hammer(
+        MAX_PUBLISHES,
         |n| {
             // Two generations whose Active key expired at 1 (the first caller switches to the
             // reserve), then two with a valid Active key and no reserve.
             let expired = n / 2 % 2 == 0;
-            record
-                .publish::<()>(|_| {
-                    Ok(NextGen {
-                        active: Some(live(1, 1_000, 0, if expired { 1 } else { NEVER })),
-                        reserve: expired.then(|| live(2, 1_000, 0, NEVER)),
-                        retired: None,
-                        switches: 0,
-                    })
-                })
-                .unwrap();
+            log.publish(
+                &record,
+                NextGen {
+                    active: Some(seat(1, if expired { 1 } else { NEVER })),
+                    reserve: expired.then(|| seat(2, NEVER)),
+                    retired: None,
+                    switches: 0,
+                },
+            );
         },
         |stop| {
             let mut acquired = 0;
@@ -171,30 +202,34 @@ fn two_publishes_never_make_a_seat_acquire_refuse() {
     assert_eq!(record.state().active.unwrap().used, 0, "seats left held");
 }
 
+/// Most publishes of the events test: each generation has two accounts of its own.
+const EVENT_GENERATIONS: u64 = 20_000;
+
 /// Defect 2: every switch and threshold event names keys of the generation whose CAS made it
 /// true. Generation `g` holds Active key `2g` (100 bytes, starting at 79 used, one byte below
-/// its 80 % threshold) and reserve `2g + 1`, so nearly every generation's first grants cross
-/// thresholds and the switch. An event naming a key of another generation shows up as a
-/// threshold the key never reached, a switch between keys of two generations, or a duplicate.
+/// its 80 % threshold) and reserve `2g + 1`, each with an account of its own (id = row), so
+/// nearly every generation's first grants cross thresholds and the switch. An event naming a
+/// key of another generation shows up as a threshold whose key's account was never charged past
+/// it, a switch between keys of two generations, or a duplicate.
 #[test]
 fn events_name_only_keys_their_grant_charged() {
     let record = PairRecord::new();
-    let log = Log::default();
+    let log = Log::with_accounts(2 * EVENT_GENERATIONS as usize + 4);
     // The final usage of each generation's Active key, by key row.
     let mut final_used = std::collections::HashMap::new();
     let (publishes, _) = hammer(
+        EVENT_GENERATIONS,
         |n| {
             let gen = n as u32 + 1;
-            let (before, _) = record
-                .publish::<()>(|_| {
-                    Ok(NextGen {
-                        active: Some(live(2 * gen, 100, 79, NEVER)),
-                        reserve: Some(live(2 * gen + 1, TERA, 0, NEVER)),
-                        retired: None,
-                        switches: 0,
-                    })
-                })
-                .unwrap();
+            let before = log.publish(
+                &record,
+                NextGen {
+                    active: Some(live(2 * gen, 100, 79, NEVER)),
+                    reserve: Some(live(2 * gen + 1, TERA, 0, NEVER)),
+                    retired: None,
+                    switches: 0,
+                },
+            );
             if let Some((key, used)) = before.switched_out {
                 final_used.insert(key, used);
             } else if let Some(active) = before.active {
@@ -217,7 +252,7 @@ fn events_name_only_keys_their_grant_charged() {
         final_used.insert(active.key, active.used);
     }
     assert!(publishes > 1_000, "only {publishes} publishes");
-    let events = log.events.into_inner().unwrap();
+    let events = std::mem::take(&mut *log.events.lock().unwrap());
     eprintln!("{publishes} publishes, {} events checked", events.len());
     let mut seen = std::collections::HashSet::new();
     for event in &events {
@@ -226,11 +261,17 @@ fn events_name_only_keys_their_grant_charged() {
             "reported twice: {event:?}"
         );
         match *event {
-            PairEvent::Threshold { key, percent } if key % 2 == 0 => {
-                let used = final_used.get(&key).copied().unwrap_or(0);
+            PairEvent::Threshold { key, percent } => {
+                // A threshold is reported when the block reaching it is leased (see
+                // `slot::account`): the account of the key named must be the one that
+                // reported it.
+                let bit = account::THRESHOLDS
+                    .iter()
+                    .position(|&p| p == percent)
+                    .unwrap();
                 assert!(
-                    used >= u64::from(percent),
-                    "{event:?}, but key {key} stopped at {used} of 100"
+                    log.accounts.get(key).reported() & (1 << bit) != 0,
+                    "{event:?}, but key {key}'s account never reached {percent} %"
                 );
             }
             PairEvent::Switched { from, to, .. } => {
@@ -255,22 +296,26 @@ fn events_name_only_keys_their_grant_charged() {
 fn a_consumer_stalled_across_65536_publishes_cannot_grant() {
     let record = PairRecord::new();
     let log = Log::default();
-    let key = |limit| {
-        Ok::<_, ()>(NextGen {
-            active: Some(live(1, limit, 0, NEVER)),
-            reserve: None,
-            retired: None,
-            switches: 0,
-        })
+    let key = |row, limit| NextGen {
+        active: Some(live(row, limit, 0, NEVER)),
+        reserve: None,
+        retired: None,
+        switches: 0,
     };
-    record.publish(|_| key(1_000)).unwrap();
+    log.publish(&record, key(1, 1_000));
+    record.grant(1, Mode::AllOrNothing, 0, &log).unwrap();
     // Acquire: as in `grant`.
     let mut word = record.cursor.load(Ordering::Acquire);
     let window = record.window(&mut word, 0, &log).ok().unwrap();
     for _ in 0..65_536 {
-        record.publish(|_| key(10)).unwrap();
+        log.publish(&record, key(2, 10));
     }
     assert!(record.advance(word, 500, window, &log).is_err());
     assert_eq!(record.state().active.unwrap().used, 0);
+    assert_eq!(
+        log.accounts.get(1).taken(),
+        1,
+        "the unused lease went back, once"
+    );
     assert_eq!(record.grant(500, Mode::AllOrNothing, 0, &log).ok(), None);
 }

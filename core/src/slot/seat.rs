@@ -23,7 +23,7 @@
 
 use super::{
     offset_of, Cursor, Error, LiveKey, Metering, PairEvent, PairEvents, PairRecord, PairState,
-    Refusal, SwitchReason, Word, EXPIRED_BIT, OFFSET_MASK,
+    Refusal, SwitchReason, Word, OFFSET_MASK, SWITCHED_BIT,
 };
 use crate::sync::Ordering;
 
@@ -159,7 +159,7 @@ impl PairRecord {
             if active_limit == 0 {
                 return Err(Refusal::NoActiveKey);
             }
-            if cursor.expired {
+            if cursor.switched {
                 return if reserve_expiry > now {
                     Ok(reserve_limit)
                 } else {
@@ -186,7 +186,7 @@ impl PairRecord {
     fn switch_seats_on_expiry(&self, word: Word, events: &impl PairEvents) -> Result<Word, Word> {
         let keys = self.key_rows(word);
         let held = held(offset_of(word));
-        let new = (word & !OFFSET_MASK) | EXPIRED_BIT | Word::from(held << 32 | held);
+        let new = (word & !OFFSET_MASK) | SWITCHED_BIT | Word::from(held << 32 | held);
         // Release on success, Acquire on failure: as for data volume (`switch_on_expiry`); the
         // key ids were Acquire-loaded before, so this CAS validates them.
         self.cursor
@@ -254,7 +254,7 @@ pub(super) fn state(
     reserve: LiveKey,
 ) -> PairState {
     let held = held(cursor.offset);
-    if cursor.expired && reserve.limit > 0 {
+    if cursor.switched && reserve.limit > 0 {
         state.switched_out = Some((active.key, at_switch(cursor.offset)));
         state.switch_reason = Some(SwitchReason::Expired);
         state.active = Some(LiveKey {
@@ -274,7 +274,7 @@ pub(super) fn state(
 
 /// Checks a seat pair's cursor: `at_switch` is set only by the switch.
 pub(super) fn check(cursor: Cursor) -> Result<(), String> {
-    if !cursor.expired && at_switch(cursor.offset) != 0 {
+    if !cursor.switched && at_switch(cursor.offset) != 0 {
         return Err(format!(
             "seat gauge {:#x} records a switch without the expired flag",
             cursor.offset
@@ -285,8 +285,10 @@ pub(super) fn check(cursor: Cursor) -> Result<(), String> {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::super::{NextGen, NEVER};
+    use super::super::testing::TestAccounts;
+    use super::super::NextGen;
     use super::*;
+    use crate::clock::NEVER;
     use std::sync::atomic::AtomicUsize;
 
     #[derive(Default)]
@@ -304,13 +306,14 @@ mod tests {
         let record = PairRecord::new();
         record.set_metering(Metering::Seats);
         let key = |row, (limit, expiry)| LiveKey {
+            account: 0,
             key: row,
             limit,
             used: 0,
             expiry,
         };
         record
-            .publish::<()>(|_| {
+            .publish::<()>(&TestAccounts::default(), |_| {
                 Ok(NextGen {
                     active: Some(key(1, active)),
                     reserve: reserve.map(|r| key(2, r)),
@@ -392,9 +395,10 @@ mod tests {
         let record = seats((10, NEVER), None);
         record.acquire(7, 0, &events).unwrap();
         record
-            .publish::<()>(|state| {
+            .publish::<()>(&TestAccounts::default(), |state| {
                 Ok(NextGen {
                     active: Some(LiveKey {
+                        account: 0,
                         key: 9,
                         limit: 8,
                         used: 0,
@@ -445,8 +449,10 @@ mod tests {
 
 #[cfg(all(test, loom))]
 mod loom_models {
-    use super::super::{NextGen, NEVER};
+    use super::super::testing::TestAccounts;
+    use super::super::NextGen;
     use super::*;
+    use crate::clock::NEVER;
     use loom::sync::atomic::AtomicUsize;
     use loom::sync::Arc;
     use loom::thread;
@@ -466,15 +472,17 @@ mod loom_models {
         let record = Arc::new(PairRecord::new());
         record.set_metering(Metering::Seats);
         record
-            .publish::<()>(|_| {
+            .publish::<()>(&TestAccounts::default(), |_| {
                 Ok(NextGen {
                     active: Some(LiveKey {
+                        account: 0,
                         key: 1,
                         limit: 2,
                         used: 0,
                         expiry: 10,
                     }),
                     reserve: Some(LiveKey {
+                        account: 0,
                         key: 2,
                         limit: 1,
                         used: 0,
@@ -528,7 +536,7 @@ mod loom_models {
                 thread::spawn(move || record.release(1).is_ok())
             };
             record
-                .publish::<()>(|state| {
+                .publish::<()>(&TestAccounts::default(), |state| {
                     Ok(NextGen {
                         active: state.active,
                         reserve: state.reserve,
@@ -554,15 +562,17 @@ mod loom_models {
             let record = Arc::new(PairRecord::new());
             record.set_metering(Metering::Seats);
             record
-                .publish::<()>(|_| {
+                .publish::<()>(&TestAccounts::default(), |_| {
                     Ok(NextGen {
                         active: Some(LiveKey {
+                            account: 0,
                             key: 1,
                             limit: 5,
                             used: 0,
                             expiry: 10,
                         }),
                         reserve: Some(LiveKey {
+                            account: 0,
                             key: 2,
                             limit: 5,
                             used: 0,
@@ -587,7 +597,7 @@ mod loom_models {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
-                    Ok(replaced) => break replaced & EXPIRED_BIT != 0,
+                    Ok(replaced) => break replaced & SWITCHED_BIT != 0,
                     Err(current) => word = current,
                 }
             };
@@ -614,9 +624,10 @@ mod loom_models {
             };
             for _ in 0..2 {
                 record
-                    .publish::<()>(|_| {
+                    .publish::<()>(&TestAccounts::default(), |_| {
                         Ok(NextGen {
                             active: Some(LiveKey {
+                                account: 0,
                                 key: 3,
                                 limit: 2,
                                 used: 0,

@@ -1,0 +1,321 @@
+//! Key accounts: one quota per key, drawn by every pair that holds the key (see
+//! `../shared/QUOTA.md` and the design comment in `slot.rs`).
+//!
+//! An account is a record of the state file, like a pair. It counts `taken`: the bytes of the
+//! key handed out as **leases** (blocks) to the pairs that hold it, used or not. A pair grants
+//! from its lease with its own cursor CAS, and takes the next block from the account with one
+//! CAS on `taken` when its lease is spent; `taken <= limit` is the whole of "never over-grant",
+//! since no pair grants beyond its lease and every lease was counted in `taken` before it was
+//! published. A pair gives the unused part of a lease back (subtracts it from `taken`) when the
+//! lease is sealed: at the next publish of the pair, or when the key is switched out on expiry.
+//!
+//! Blocks adapt so that capacity idle in other pairs' leases stays small when one pair runs
+//! dry: a key with one holder leases itself whole; with `h` holders a block is
+//! `remaining / 2h`, capped at `min(1 % of the limit, 64 MiB) / h`. When a pair is switched or
+//! refused because the account is empty, each other holder has at most one unused block, so
+//! the idle capacity is at most `min(1 % of the limit, 64 MiB)` (see [`block_size`]).
+//!
+//! The 80/90/100 % thresholds of a key are reported when a block is taken for a grant that
+//! reaches them; a block never extends past a threshold the grant it serves does not reach, so
+//! with one holder a threshold is reported by exactly the grant that crosses it, as before
+//! accounts existed. With several holders a threshold is reported when the bytes leased plus the
+//! grant reach it (usage is then within the idle bound of it). Each threshold is reported once
+//! per account, whichever pair reaches it.
+
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+/// The `kind` an account record carries where a pair record keeps its metering.
+pub(crate) const ACCOUNT_KIND: u32 = 2;
+
+/// Largest block a shared key's holders lease in total at once, before dividing by holders.
+const MAX_SHARED_BLOCK: u64 = 64 << 20;
+
+/// One key's quota account: 256 bytes, a record of the state file, only accessed through
+/// atomics; all zeros is an unused record.
+///
+/// | offset | field |
+/// | ---: | --- |
+/// | 0 | `taken` (8) |
+/// | 8 | `limit` (8) |
+/// | 16 | `holders` (4), `reported` (4) |
+/// | 24 | spare, zero |
+/// | 136 | `owner` (4), `kind` (4): where a pair record keeps them |
+/// | 144 | spare, zero |
+#[repr(C, align(64))]
+pub struct AccountRecord {
+    taken: AtomicU64,
+    limit: AtomicU64,
+    holders: AtomicU32,
+    /// Bit `i` set once threshold `THRESHOLDS[i]` was reported.
+    reported: AtomicU32,
+    _spare: [AtomicU64; 14],
+    owner: AtomicU32,
+    kind: AtomicU32,
+    _tail: [AtomicU64; 14],
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<AccountRecord>() == 256);
+    assert!(offset_of!(AccountRecord, owner) == 136);
+    assert!(offset_of!(AccountRecord, kind) == 140);
+};
+
+/// The thresholds reported per account, in percent.
+pub(crate) const THRESHOLDS: [u8; 3] = [80, 90, 100];
+
+/// The usage at which `percent` of `limit` is reached: the smallest `u` with
+/// `u * 100 >= limit * percent`.
+pub(crate) fn threshold_at(limit: u64, percent: u8) -> u64 {
+    // u128: `limit * 100` cannot overflow.
+    ((u128::from(limit) * u128::from(percent)).div_ceil(100)) as u64
+}
+
+/// Gives access to accounts by id (record index plus one; 0 names none).
+pub(crate) trait Accounts {
+    /// The account `id` names, or `None` for 0 or an id beyond the state.
+    fn account(&self, id: u32) -> Option<&AccountRecord>;
+}
+
+/// What a block taken from an account covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Block {
+    /// Bytes taken.
+    pub len: u64,
+    /// `taken` before this block.
+    pub from: u64,
+    /// Whether the block took the account's last byte.
+    pub last: bool,
+}
+
+impl AccountRecord {
+    /// An unused account (for tests and loom models; the state file's records start zeroed).
+    #[cfg(test)]
+    pub(crate) fn new() -> AccountRecord {
+        AccountRecord {
+            taken: AtomicU64::new(0),
+            limit: AtomicU64::new(0),
+            holders: AtomicU32::new(0),
+            reported: AtomicU32::new(0),
+            _spare: std::array::from_fn(|_| AtomicU64::new(0)),
+            owner: AtomicU32::new(0),
+            kind: AtomicU32::new(0),
+            _tail: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Makes a free record the account of a key of `limit` bytes of which `taken` are already
+    /// used (an account converted from per-pair copies may start used, even beyond its limit).
+    /// Only under the admin lock, before any pair names the account.
+    pub(crate) fn open(&self, limit: u64, taken: u64, owner: u32) {
+        // Relaxed: published with the account id by the Release stores of the pair generation
+        // that first names it (see `PairRecord::publish`).
+        self.limit.store(limit, Ordering::Relaxed);
+        self.taken.store(taken, Ordering::Relaxed);
+        self.kind.store(ACCOUNT_KIND, Ordering::Relaxed);
+        // Release: a record with an owner is never handed out again (see `Engine`'s allocation).
+        self.owner.store(owner, Ordering::Release);
+    }
+
+    /// Whether this record was made an account.
+    pub(crate) fn is_account(&self) -> bool {
+        // Relaxed: written once, before the account is shared.
+        self.kind.load(Ordering::Relaxed) == ACCOUNT_KIND
+    }
+
+    /// The key's limit.
+    pub(crate) fn limit(&self) -> u64 {
+        // Relaxed: written once before the account is published (see `open`).
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Bytes leased to holders, used or not.
+    pub(crate) fn taken(&self) -> u64 {
+        // Relaxed: a snapshot of one counter; nothing else is read through it.
+        self.taken.load(Ordering::Relaxed)
+    }
+
+    /// How many pairs hold the key (admin-maintained; sizes blocks).
+    pub(crate) fn holders(&self) -> u32 {
+        // Relaxed: a sizing hint; any value keeps `taken <= limit`.
+        self.holders.load(Ordering::Relaxed)
+    }
+
+    /// Records how many pairs hold the key now (admin, under the admin lock).
+    pub(crate) fn set_holders(&self, holders: u32) {
+        // Relaxed: see `holders`.
+        self.holders.store(holders, Ordering::Relaxed);
+    }
+
+    /// Takes the next block for a grant that needs `need` more bytes than its lease holds. With
+    /// `whole_or_none` (an all-or-nothing grant with nothing to fall back on), takes nothing when
+    /// the account cannot cover `need` and returns the bytes it has left as `Err`; otherwise a
+    /// short account is taken entirely. `Ok(None)` means the account is empty.
+    pub(crate) fn take(&self, need: u64, whole_or_none: bool) -> Result<Option<Block>, u64> {
+        let limit = self.limit();
+        // Relaxed (load and CAS): `taken` is a counter whose only invariant, `taken <= limit`, is
+        // kept by the CAS itself; it publishes no other data.
+        let mut taken = self.taken.load(Ordering::Relaxed);
+        loop {
+            let remaining = limit.saturating_sub(taken);
+            if remaining == 0 {
+                return Ok(None);
+            }
+            if whole_or_none && remaining < need {
+                return Err(remaining);
+            }
+            let len = block_size(limit, taken, need, self.holders());
+            match self.taken.compare_exchange_weak(
+                taken,
+                taken + len,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Ok(Some(Block {
+                        len,
+                        from: taken,
+                        last: taken + len == limit,
+                    }))
+                }
+                Err(current) => taken = current,
+            }
+        }
+    }
+
+    /// Gives back `len` bytes leased and not used.
+    pub(crate) fn give_back(&self, len: u64) {
+        if len > 0 {
+            // Relaxed: see `take`. Every byte given back was counted in `taken` by the `take`
+            // that leased it, so this never goes below zero.
+            self.taken.fetch_sub(len, Ordering::Relaxed);
+        }
+    }
+
+    /// The thresholds a grant reaching usage `from + need` crosses (with `from` the bytes
+    /// leased before its block), each returned once per account.
+    pub(crate) fn claim_thresholds(&self, from: u64, need: u64) -> impl Iterator<Item = u8> + '_ {
+        let limit = self.limit();
+        THRESHOLDS
+            .into_iter()
+            .enumerate()
+            .filter(move |&(i, percent)| {
+                let at = threshold_at(limit, percent);
+                // Relaxed: the bit makes "reported once" exact by itself; it guards no data.
+                from < at
+                    && at <= from.saturating_add(need)
+                    && self.reported.fetch_or(1 << i, Ordering::Relaxed) & (1 << i) == 0
+            })
+            .map(|(_, percent)| percent)
+    }
+
+    /// The thresholds reported so far, bit `i` for `THRESHOLDS[i]`.
+    #[cfg(test)]
+    pub(crate) fn reported(&self) -> u32 {
+        // Relaxed: read by a test after the threads that set it were joined.
+        self.reported.load(Ordering::Relaxed)
+    }
+
+    /// Sets `taken` (admin, under the admin lock, with no pair drawing: conversion and repair).
+    pub(crate) fn set_taken(&self, taken: u64) {
+        // Relaxed: see `open`.
+        self.taken.store(taken, Ordering::Relaxed);
+    }
+}
+
+/// The block to lease from an account of `limit` bytes with `taken` leased, for a grant that
+/// needs `need` more bytes, with `holders` pairs holding the key.
+///
+/// - One holder: everything left (the key leases itself whole, as before accounts existed).
+/// - `h` holders: `remaining / 2h`, at least 1, at most `min(limit / 100, 64 MiB) / h`, so the
+///   unused blocks of all other holders together stay below `min(1 % of limit, 64 MiB)`.
+/// - Never less than `need`, never more than what is left.
+/// - Never past the next threshold the grant does not reach, so the grant that reaches it
+///   takes the next block and reports it.
+pub(crate) fn block_size(limit: u64, taken: u64, need: u64, holders: u32) -> u64 {
+    let remaining = limit.saturating_sub(taken);
+    let holders = u64::from(holders.max(1));
+    let target = if holders == 1 {
+        remaining
+    } else {
+        let cap = ((limit / 100).min(MAX_SHARED_BLOCK) / holders).max(1);
+        (remaining / (2 * holders)).clamp(1, cap)
+    };
+    let mut len = target.max(need);
+    if let Some(at) = THRESHOLDS
+        .into_iter()
+        .map(|percent| threshold_at(limit, percent))
+        .find(|&at| at > taken.saturating_add(need))
+    {
+        // `at > taken + need`, so the bound is at least `need`.
+        len = len.min(at - 1 - taken);
+    }
+    len.min(remaining)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_follow_holders_thresholds_and_what_is_left() {
+        // (limit, taken, need, holders) -> block
+        let cases: &[((u64, u64, u64, u32), u64)] = &[
+            // One holder: whole key up to just below the 80 % threshold.
+            ((100, 0, 1, 1), 79),
+            ((100, 79, 1, 1), 10),
+            ((100, 89, 1, 1), 10),
+            ((100, 99, 1, 1), 1),
+            // A grant reaching past a threshold takes what it needs.
+            ((100, 0, 95, 1), 99),
+            // Several holders: remaining / 2h, capped by 1 % / h.
+            ((1 << 30, 0, 1, 2), (1 << 30) / 100 / 2),
+            ((1 << 40, 0, 1, 4), (64 << 20) / 4),
+            ((1000, 990, 1, 3), 1),
+            // Never more than is left.
+            ((10, 8, 5, 1), 2),
+        ];
+        for &((limit, taken, need, holders), want) in cases {
+            assert_eq!(
+                block_size(limit, taken, need, holders),
+                want,
+                "limit {limit} taken {taken} need {need} holders {holders}"
+            );
+        }
+    }
+
+    #[test]
+    fn take_never_passes_the_limit_and_refuses_short_whole_requests() {
+        let account = AccountRecord::new();
+        account.open(100, 0, 1);
+        assert_eq!(
+            account.take(1, false),
+            Ok(Some(Block {
+                len: 79,
+                from: 0,
+                last: false
+            }))
+        );
+        assert_eq!(account.take(30, true), Err(21));
+        assert_eq!(account.taken(), 79);
+        let rest = account.take(30, false).unwrap().unwrap();
+        assert_eq!((rest.len, rest.last), (21, true));
+        assert_eq!(account.take(1, false), Ok(None));
+        account.give_back(5);
+        assert_eq!(account.taken(), 95);
+    }
+
+    #[test]
+    fn thresholds_are_reported_once_per_account() {
+        let account = AccountRecord::new();
+        account.open(100, 0, 1);
+        assert_eq!(account.claim_thresholds(0, 79).count(), 0);
+        assert_eq!(
+            account.claim_thresholds(79, 11).collect::<Vec<_>>(),
+            [80, 90]
+        );
+        assert_eq!(account.claim_thresholds(0, 100).collect::<Vec<_>>(), [100]);
+        assert_eq!(account.claim_thresholds(0, 100).count(), 0);
+    }
+}
