@@ -672,14 +672,6 @@ impl Catalog {
             .map_err(Error::store("set catalog flag"))
     }
 
-    pub(crate) fn key_id_taken(&self, id: &str) -> Result<bool> {
-        self.conn
-            .query_row("SELECT 1 FROM keys WHERE id = ?1", [id], |_| Ok(()))
-            .optional()
-            .map(|found| found.is_some())
-            .map_err(Error::store("look up key id"))
-    }
-
     /// Inserts a key that is about to be published, and returns its row id.
     pub(crate) fn insert_pending_key(&self, record: u32, key: &Key, at: &str) -> Result<u32> {
         self.conn

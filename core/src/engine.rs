@@ -507,9 +507,9 @@ impl Engine {
 
     /// [`Engine::admit`] for a caller that holds the admin lock.
     ///
-    /// A key id names one key document. A first key's id must be unused anywhere. A reserve
-    /// (the activation task, which adds one key to every SVM of a cluster) may be the very
-    /// document another project holds, but never one this project holds already, and never a
+    /// A key id names one key document, and one quota account. Any key (first, reserve, or
+    /// the activation task's, which adds one key to every SVM of a cluster) may be the very
+    /// document another project holds, never one this project holds already, and never a
     /// different document under a used id.
     fn admit_locked(
         &self,
@@ -523,15 +523,7 @@ impl Engine {
         let project = project_row(&admin.catalog, project)?;
         let class = key.scheme.class();
         let pairs = admin.catalog.pairs(project.id)?;
-        let taken = if reserve_only {
-            admin
-                .catalog
-                .key_uses(&key.id)?
-                .iter()
-                .any(|(record, used)| used != &key || pairs.iter().any(|p| p.record == *record))
-        } else {
-            admin.catalog.key_id_taken(&key.id)?
-        };
+        let taken = id_taken_for(&admin.catalog, &key, &pairs)?;
         let pair = match pairs.into_iter().find(|p| p.class == class) {
             // A reserve for a class whose pair is empty: say what the project's Active keys are.
             Some(pair)
@@ -649,7 +641,7 @@ impl Engine {
         let Some(pair) = admin.catalog.pair(project.id, class)? else {
             return Err(self.no_pair_for(admin, &project, &key)?);
         };
-        let taken = admin.catalog.key_id_taken(&key.id)?;
+        let taken = id_taken_for(&admin.catalog, &key, &admin.catalog.pairs(project.id)?)?;
         let plan = |state: &PairState, keys: &HashMap<u32, KeyRow>, row: u32| {
             let active = state.active.ok_or(Error::NoActiveKey)?;
             let reserve = state.reserve.map(|r| key_of(keys, r.key)).transpose()?;
@@ -1036,6 +1028,16 @@ fn plan_admit(
             switches: state.switches,
         }
     })
+}
+
+/// Whether `key`'s id is taken for a project with `pairs`: by a different document under the
+/// same id anywhere, or by this very document in one of the project's own pairs. The same
+/// document may sit in the pairs of many projects: they all draw from its one account.
+fn id_taken_for(catalog: &Catalog, key: &Key, pairs: &[PairRow]) -> Result<bool> {
+    Ok(catalog
+        .key_uses(&key.id)?
+        .iter()
+        .any(|(record, used)| used != key || pairs.iter().any(|p| p.record == *record)))
 }
 
 /// `next` with the keys of row `row` drawing from account `account`.
