@@ -165,9 +165,9 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
-    /// The slot-pair table of the state file is full (each project uses one pair per license
-    /// class it holds).
-    #[error("the state file holds its maximum of {capacity} slot pairs: no room for another project or license class")]
+    /// The record table of the state file is full: each project uses one record (a slot pair)
+    /// per license class it holds, and each data-volume key ever added one (its account).
+    #[error("the state file holds its maximum of {capacity} records (slot pairs and key accounts): no room for another project, license class or key")]
     Capacity {
         /// The table's capacity, fixed at creation.
         capacity: u32,

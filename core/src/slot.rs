@@ -155,23 +155,41 @@ pub(crate) struct GenLeases {
     leases: [AtomicU128; 2],
 }
 
-/// A lease word: `[epoch:62 | sealed:1 | last:1 | end:64]`.
+/// A lease word: `[epoch:62 | sealed:1 | last:1 | settling:1 | refilling:15 | end:48]`.
 ///
 /// `end` is where the lease stops, in the cursor's offset space of the key it leases: the pair
-/// may grant up to it. `last` says the account had nothing more when the lease last grew, so
-/// reaching `end` means the key is used up. `sealed` says the generation is over and the unused
-/// part was given back. The epoch tags which generation the lease belongs to.
+/// may grant up to it (48 bits: a pair's use of one key stays below twice
+/// [`crate::key::MAX_LIMIT_BYTES`]). `refilling` counts the refills that registered on the lease
+/// and have not landed their block yet. `last` says the account had nothing more when the last
+/// refill in flight landed, so reaching `end` means the key is used up; only a refill that
+/// leaves `refilling` at zero may set it, because until then another block taken from the
+/// account may still be on its way into this lease. `sealed` says the generation is over and
+/// the unused part was given back. `settling` says the publish that opened the generation has
+/// not yet given back the leases of the generation before: until it has, the account still
+/// counts them, so no refill takes from it (a refill helps the publish finish first, see
+/// [`PairRecord::finish_publish`]). The epoch tags which generation the lease belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Lease {
     epoch: u64,
     sealed: bool,
     last: bool,
+    settling: bool,
+    refilling: u16,
     end: u64,
 }
 
+const LEASE_END_MASK: u64 = (1 << 48) - 1;
+const LEASE_REFILLING_SHIFT: u32 = 48;
+const LEASE_REFILLING_MAX: u16 = (1 << 15) - 1;
+const LEASE_SETTLING: u64 = 1 << 63;
 const LEASE_LAST: Word = 1 << 64;
 const LEASE_SEALED: Word = 1 << 65;
 const LEASE_EPOCH_SHIFT: u32 = 66;
+
+/// How long a refill may stay registered on a lease, with the account empty, before a grant
+/// waiting for it takes its process for dead and ends the lease (see [`PairRecord::await_refill`]).
+#[cfg(not(loom))]
+const REFILL_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Lease {
     fn unpack(word: Word) -> Lease {
@@ -179,15 +197,20 @@ impl Lease {
             epoch: (word >> LEASE_EPOCH_SHIFT) as u64,
             sealed: word & LEASE_SEALED != 0,
             last: word & LEASE_LAST != 0,
-            end: word as u64,
+            settling: word as u64 & LEASE_SETTLING != 0,
+            refilling: (word as u64 >> LEASE_REFILLING_SHIFT) as u16 & LEASE_REFILLING_MAX,
+            end: word as u64 & LEASE_END_MASK,
         }
     }
 
     fn pack(self) -> Word {
+        debug_assert!(self.end <= LEASE_END_MASK && self.refilling <= LEASE_REFILLING_MAX);
         (Word::from(self.epoch) << LEASE_EPOCH_SHIFT)
             | if self.sealed { LEASE_SEALED } else { 0 }
             | if self.last { LEASE_LAST } else { 0 }
-            | Word::from(self.end)
+            | Word::from(if self.settling { LEASE_SETTLING } else { 0 })
+            | Word::from(u64::from(self.refilling) << LEASE_REFILLING_SHIFT)
+            | Word::from(self.end & LEASE_END_MASK)
     }
 
     /// Whether this lease is the live one of a cursor in `epoch`.
@@ -216,7 +239,7 @@ enum Side {
 /// | 80 | `meta[0]`, `meta[1]` (24 bytes each) |
 /// | 128 | `refused_epoch` (8), `owner` (4), `metering` (4) |
 /// | 144 | `leases[0]`, `leases[1]` (48 bytes each: two account ids, two lease words) |
-/// | 240 | spare, zero (16 bytes) |
+/// | 240 | `replaced` (16 bytes): the cursor word the last publish replaced |
 #[repr(C, align(64))]
 pub struct PairRecord {
     cursor: AtomicU128,
@@ -229,7 +252,9 @@ pub struct PairRecord {
     /// [`METERING_SEATS`] for a seat gauge, 0 for a data-volume pair; set once when claimed.
     metering: AtomicU32,
     leases: [GenLeases; 2],
-    _spare: [AtomicU64; 2],
+    /// The cursor word the last publish replaced, stored before its CAS, so whoever finishes
+    /// that publish (the publisher or a refill helping it) knows what the old generation used.
+    replaced: AtomicU128,
 }
 
 #[cfg(not(loom))]
@@ -244,6 +269,7 @@ const _: () = {
     assert!(offset_of!(PairRecord, metering) == 140);
     assert!(offset_of!(PairRecord, leases) == 144);
     assert!(size_of::<GenLeases>() == 48);
+    assert!(offset_of!(PairRecord, replaced) == 240);
 };
 
 /// Whether a refused request may be granted in part.
@@ -349,6 +375,9 @@ enum Refill {
     Again,
     /// The cursor's generation is over: reload the cursor.
     Stale,
+    /// The account is empty but other refills of the lease are still landing their blocks:
+    /// wait until the lease word moves from this one, then look again.
+    Wait(Side, Word),
     /// The account cannot cover an all-or-nothing request with nothing to fall back on: it has
     /// this many bytes left.
     Short(u64),
@@ -424,7 +453,7 @@ impl PairRecord {
             owner: AtomicU32::new(0),
             metering: AtomicU32::new(0),
             leases: [leases(), leases()],
-            _spare: std::array::from_fn(|_| AtomicU64::new(0)),
+            replaced: AtomicU128::new(0),
         }
     }
 
@@ -491,6 +520,10 @@ impl PairRecord {
                             Refill::Again => continue,
                             Refill::Stale => {
                                 word = self.load_cursor();
+                                continue;
+                            }
+                            Refill::Wait(side, seen) => {
+                                self.await_refill(word, side, seen, env);
                                 continue;
                             }
                             Refill::Short(left) => Err(room + left),
@@ -561,6 +594,10 @@ impl PairRecord {
                         word = self.load_cursor();
                         continue;
                     }
+                    Refill::Wait(side, seen) => {
+                        self.await_refill(word, side, seen, env);
+                        continue;
+                    }
                     // Only a damaged generation (no account) is short for a partial request:
                     // grant what fits and refuse the rest.
                     Refill::Short(_) => {}
@@ -621,13 +658,13 @@ impl PairRecord {
                     *word = self.reload_stale(*word)?;
                     continue;
                 }
+                if lease.last && cursor.offset >= lease.end {
+                    // Used up (which takes precedence over expired): even an empty request is
+                    // refused, as it is for a key that was never shared.
+                    return Err(Refusal::Exhausted { remaining: 0 });
+                }
                 if reserve_expiry <= now {
-                    // Used up takes precedence over expired.
-                    return Err(if lease.last && cursor.offset >= lease.end {
-                        Refusal::Exhausted { remaining: 0 }
-                    } else {
-                        Refusal::Expired
-                    });
+                    return Err(Refusal::Expired);
                 }
                 return Ok(Window {
                     end: lease.end,
@@ -651,10 +688,29 @@ impl PairRecord {
                 }
                 continue;
             }
+            let reserve_held = reserve_limit > 0;
+            if spent && !reserve_valid {
+                if !reserve_held {
+                    return Err(Refusal::Exhausted { remaining: 0 });
+                }
+                // Used up with an expired reserve: the reserve takes over all the same (as it
+                // would have at the grant that used the key up), and its expiry refuses.
+                if let Err(current) = self.switch_on_exhaustion(*word, 0, env) {
+                    *word = current;
+                } else {
+                    *word = self.load_cursor();
+                }
+                continue;
+            }
             if !active.last || !reserve_valid {
                 return Ok(Window {
                     end: active.end,
-                    split: u64::MAX,
+                    // The grant that uses the key up switches to a reserve held, valid or not.
+                    split: if active.last && reserve_held {
+                        active.end
+                    } else {
+                        u64::MAX
+                    },
                     refill: (!active.last).then_some(Side::Active),
                     spill: reserve_valid,
                 });
@@ -699,7 +755,17 @@ impl PairRecord {
     }
 
     /// Takes the next block of `side`'s account for a grant that needs `need` bytes beyond the
-    /// window and adds it to the lease; marks the lease last when the account is empty.
+    /// window and adds it to the lease; marks the lease last when the account is empty and no
+    /// other refill is still on its way.
+    ///
+    /// A refill is three steps: it registers on the lease (`refilling + 1`, one CAS), takes a
+    /// block from the account (one CAS there), and lands it (`end + len`, `refilling - 1`, one
+    /// CAS). Without the registration, a refill that emptied the account could mark the lease
+    /// last while an earlier refill's block was still between the account and the lease: the
+    /// pair would switch or refuse with that block in flight, and the block, finding the lease
+    /// last, would go back to the account unused. With it, only the refill that leaves
+    /// `refilling` at zero decides `last`, from the account as it is then; a new refill cannot
+    /// register meanwhile without failing that CAS.
     #[cold]
     #[inline(never)]
     fn refill(
@@ -714,39 +780,82 @@ impl PairRecord {
         let epoch = epoch_of(word);
         let slot = epoch as usize & 1;
         let cell = self.lease_word(slot, side);
-        let lease = self.lease(slot, side);
-        if !lease.live_in(epoch) {
-            return Refill::Stale;
-        }
-        if lease.last {
-            return Refill::Again;
-        }
         let Some(account) = self.account_of(slot, side, env) else {
             // A generation with a key but no account is damaged; `check` refuses it at open.
             return Refill::Short(0);
         };
+        let mut current = self.lease(slot, side);
+        loop {
+            if !current.live_in(epoch) {
+                return Refill::Stale;
+            }
+            if current.last {
+                return Refill::Again;
+            }
+            if current.settling {
+                // The publish that opened this generation has not given the last one's leases
+                // back yet: help it, so the account is whole before we take from it.
+                self.finish_publish(env);
+                let now = self.lease(slot, side);
+                if now == current {
+                    // Nothing finished it: the file was damaged. Wait it out like a dead refill.
+                    return Refill::Wait(side, current.pack());
+                }
+                current = now;
+                continue;
+            }
+            if current.refilling == LEASE_REFILLING_MAX {
+                // 32,767 refills in flight on one lease: let one of them land first.
+                return Refill::Wait(side, current.pack());
+            }
+            let registered = Lease {
+                refilling: current.refilling + 1,
+                ..current
+            };
+            // Relaxed on success: registering publishes nothing; the landing CAS orders the
+            // block. Acquire on failure: the retry reads the lease as it is.
+            match cell.compare_exchange_weak(
+                current.pack(),
+                registered.pack(),
+                Ordering::Relaxed,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => current = Lease::unpack(now),
+            }
+        }
         // An all-or-nothing request that cannot spill into a reserve gains nothing from a
         // partial block: it takes nothing and is refused.
         let whole_or_none = mode == Mode::AllOrNothing && !(side == Side::Active && w.spill);
-        let block = match account.take(need, whole_or_none) {
-            Err(left) => return Refill::Short(left),
-            Ok(None) => None,
+        let taken = account.take(need, whole_or_none);
+        let block = match taken {
             Ok(Some(block)) => Some(block),
+            Ok(None) | Err(_) => None,
         };
+        let len = block.map_or(0, |b| b.len);
         // The key rows the threshold events name, read before the lease CAS validates them.
         let key = self.key_rows(word);
-        let mut current = lease;
-        loop {
-            let next = match block {
-                Some(b) => Lease {
-                    last: b.last,
-                    end: current.end + b.len,
-                    ..current
-                },
-                None => Lease {
-                    last: true,
-                    ..current
-                },
+        let mut current = self.lease(slot, side);
+        let landed = loop {
+            if !current.live_in(epoch) || current.last {
+                // Sealed, of another generation, or ended by a grant that gave this refill up
+                // for dead (`await_refill`): the block belongs to nobody. Then the refill stops
+                // counting on a sealed lease, which is drained once none counts (`drained`).
+                account.give_back(len);
+                self.update_sealed(epoch, side, |lease| Lease {
+                    refilling: lease.refilling.saturating_sub(1),
+                    ..lease
+                });
+                return Refill::Again;
+            }
+            // This refill's registration is still counted: only the landing of a registered
+            // refill lowers the count, and only a seal or `last` (both handled above) end it.
+            let refilling = current.refilling.saturating_sub(1);
+            let next = Lease {
+                end: current.end + len,
+                refilling,
+                last: refilling == 0 && account.taken() >= account.limit(),
+                ..current
             };
             // Release on success: the block was counted in the account before; a grant that
             // Acquire-loads the grown lease grants from it. Acquire on failure: the retry reads
@@ -757,21 +866,10 @@ impl PairRecord {
                 Ordering::Release,
                 Ordering::Acquire,
             ) {
-                Ok(_) => break,
-                Err(now_word) => {
-                    let now_lease = Lease::unpack(now_word);
-                    if now_lease.live_in(epoch) && !now_lease.last {
-                        current = now_lease;
-                        continue;
-                    }
-                    // Sealed, last or of another generation: the block belongs to nobody.
-                    if let Some(b) = block {
-                        account.give_back(b.len);
-                    }
-                    return Refill::Again;
-                }
+                Ok(_) => break next,
+                Err(now) => current = Lease::unpack(now),
             }
-        }
+        };
         if let Some(b) = block {
             let row = match side {
                 Side::Active => key.active,
@@ -781,7 +879,63 @@ impl PairRecord {
                 env.emit(PairEvent::Threshold { key: row, percent });
             }
         }
-        Refill::Again
+        match taken {
+            // Blocks of other refills are still landing and may cover the request.
+            Ok(None) | Err(_) if !landed.last && landed.refilling > 0 => {
+                Refill::Wait(side, landed.pack())
+            }
+            Err(left) => Refill::Short(left),
+            Ok(_) => Refill::Again,
+        }
+    }
+
+    /// Waits, without a lock, until the lease of `side` in `word`'s generation moves from `seen`:
+    /// another refill landed its block, or the lease ended. A refill lands two CASes after it
+    /// registers, so this normally spins a few rounds; it only comes into play when the
+    /// account is empty. A refill whose process was killed between registering and landing
+    /// never lands: after [`REFILL_GIVE_UP`] with the lease still at `seen`, the waiter takes it
+    /// for dead and marks the lease last, so the pair switches or refuses as the empty account
+    /// says (the dead refill's block, already taken from the account, is lost with it; see
+    /// RELIABILITY.md). A refill that was only stalled that long finds the lease last when it
+    /// lands and gives its block back.
+    #[cold]
+    #[inline(never)]
+    fn await_refill(&self, word: Word, side: Side, seen: Word, env: &impl Accounts) {
+        let epoch = epoch_of(word);
+        let cell = self.lease_word(epoch as usize & 1, side);
+        let settling = Lease::unpack(seen).settling;
+        #[cfg(not(loom))]
+        let started = std::time::Instant::now();
+        let mut round = 0u32;
+        // Acquire: see `lease`.
+        while cell.load(Ordering::Acquire) == seen {
+            if settling {
+                self.finish_publish(env);
+            }
+            crate::sync::wait_turn(round);
+            round = round.saturating_add(1);
+            #[cfg(not(loom))]
+            if round % 64 == 0 && started.elapsed() >= REFILL_GIVE_UP {
+                if settling {
+                    // The old generation never drained: a refill of it died mid-flight.
+                    self.settle(epoch, side, env);
+                    return;
+                }
+                let lease = Lease::unpack(seen);
+
+                let ended = Lease {
+                    last: true,
+                    settling: false,
+                    refilling: 0,
+                    ..lease
+                };
+                // Release on success: as a landing refill's CAS. Nothing to do on failure: the
+                // lease moved, which is what we waited for.
+                let _ =
+                    cell.compare_exchange(seen, ended.pack(), Ordering::Release, Ordering::Relaxed);
+                return;
+            }
+        }
     }
 
     /// Moves the cursor from `word` by `granted`, switching to the reserve when the grant runs
@@ -795,7 +949,9 @@ impl PairRecord {
         events: &impl PairEvents,
     ) -> Result<(), Word> {
         let after = offset_of(word) + granted;
-        if after <= w.split {
+        // A grant that ends the Active key exactly switches too: the reserve takes over the
+        // instant the Active key is used up, not at the next request.
+        if after < w.split {
             return self.move_cursor(word, granted);
         }
         self.switch_on_exhaustion(word, after - w.split, events)
@@ -890,37 +1046,68 @@ impl PairRecord {
     /// Seals the lease of `side` of generation `epoch` unless it is sealed already, and gives
     /// back what it holds beyond `used`. Exactly one sealer gives back, so a block is never
     /// returned twice; a refill that lands later finds the seal and returns its own block.
+    /// While the sealer gives back, the sealed lease carries `settling` ("returning"), so
+    /// [`Self::finish_publish`] knows the account is not whole yet.
     fn seal(&self, epoch: u64, side: Side, used: u64, env: &impl Accounts) {
         let slot = epoch as usize & 1;
         let cell = self.lease_word(slot, side);
-        // Acquire: see `lease`.
-        let mut current = cell.load(Ordering::Acquire);
-        loop {
-            let lease = Lease::unpack(current);
-            if !lease.live_in(epoch) {
-                return;
-            }
+        let mut current = self.lease(slot, side);
+        while current.live_in(epoch) {
             let sealed = Lease {
                 sealed: true,
-                ..lease
+                settling: true,
+                ..current
             };
             // AcqRel: Acquire keeps the account read below after the lease read; Release orders
             // the seal before the give-back for whoever sees it.
             match cell.compare_exchange_weak(
-                current,
+                current.pack(),
                 sealed.pack(),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
                     if let Some(account) = self.account_of(slot, side, env) {
-                        account.give_back(lease.end.saturating_sub(used));
+                        account.give_back(current.end.saturating_sub(used));
                     }
+                    self.update_sealed(epoch, side, |lease| Lease {
+                        settling: false,
+                        ..lease
+                    });
                     return;
                 }
-                Err(now) => current = now,
+                Err(now) => current = Lease::unpack(now),
             }
         }
+    }
+
+    /// Applies `change` to the sealed lease of `side` of generation `epoch`, unless the slot
+    /// moved on to a later generation.
+    fn update_sealed(&self, epoch: u64, side: Side, change: impl Fn(Lease) -> Lease) {
+        let slot = epoch as usize & 1;
+        let cell = self.lease_word(slot, side);
+        let mut current = self.lease(slot, side);
+        while current.epoch == epoch && current.sealed {
+            // Release on success: orders the give-back before it for `finish_publish`, which
+            // Acquire-loads the lease. Acquire on failure: the retry reads the lease as it is.
+            match cell.compare_exchange_weak(
+                current.pack(),
+                change(current).pack(),
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(now) => current = Lease::unpack(now),
+            }
+        }
+    }
+
+    /// Whether every byte the lease of `side` held in generation `epoch` is back in its account:
+    /// it is sealed, its sealer has given back, and no refill of it is still landing (or the
+    /// slot has moved on).
+    fn drained(&self, epoch: u64, side: Side) -> bool {
+        let lease = self.lease(epoch as usize & 1, side);
+        lease.epoch != epoch || (lease.sealed && !lease.settling && lease.refilling == 0)
     }
 
     /// Raises the expiry mark of `epoch` to at least `offset`. The mark is `[epoch:64 |
@@ -1090,6 +1277,13 @@ impl PairRecord {
         env: &impl Accounts,
         mut plan: impl FnMut(&PairState) -> Result<NextGen, E>,
     ) -> Result<(PairState, NextGen), E> {
+        let volume = self.metering() == Metering::Volume;
+        if volume {
+            // The last publish must be finished (its old generation's leases given back and no
+            // refill of them still landing) before we overwrite that generation's slot; a
+            // publisher that died after its CAS left that to us.
+            self.settle_live(env);
+        }
         // Acquire: pairs with the Release CAS of the previous publish.
         let mut word = self.cursor.load(Ordering::Acquire);
         loop {
@@ -1101,7 +1295,10 @@ impl PairRecord {
                 // Seats stay held across admin changes: the gauge carries over unchanged.
                 Metering::Seats => seat::held(offset_of(word)),
             };
-            self.write_generation(epoch, &next, offset);
+            self.write_generation(epoch, &next, offset, volume);
+            // Release: published by the cursor CAS below with the generation; read by
+            // `finish_publish` after an Acquire load of the cursor.
+            self.replaced.store(word, Ordering::Release);
             let new = Cursor {
                 epoch,
                 switched: false,
@@ -1117,12 +1314,97 @@ impl PairRecord {
             {
                 Ok(_) => {
                     self.raise_mark(epoch, 0);
-                    if self.metering() == Metering::Volume {
-                        self.seal_generation(word, env);
+                    if volume {
+                        self.finish_publish(env);
                     }
                     return Ok((state, next));
                 }
                 Err(current) => word = current,
+            }
+        }
+    }
+
+    /// Finishes the last publish of a data-volume pair: seals the leases of the generation it
+    /// replaced, giving their unused part back to the accounts, then clears `settling` on the
+    /// live generation's leases so refills may take from the accounts again. Idempotent and
+    /// safe to run from any thread: the publisher runs it after its CAS, a refill that finds its
+    /// lease settling runs it to help (so a publisher descheduled or killed after its CAS stops
+    /// nobody), and the next publish runs it before overwriting the old generation's slot.
+    pub(crate) fn finish_publish(&self, env: &impl Accounts) {
+        // Acquire (both): pair with the publish's Release store of `replaced` and its Release
+        // CAS, so `replaced` is at least the word the live generation's publish replaced.
+        let live = self.cursor.load(Ordering::Acquire);
+        let replaced = self.replaced.load(Ordering::Acquire);
+        let epoch = epoch_of(live);
+        if epoch_of(replaced).wrapping_add(1) != epoch {
+            return;
+        }
+        self.seal_generation(replaced, env);
+        let old = epoch_of(replaced);
+        if self.drained(old, Side::Active) && self.drained(old, Side::Reserve) {
+            for side in [Side::Active, Side::Reserve] {
+                self.settle(epoch, side, env);
+            }
+        }
+    }
+
+    /// Whether the live generation's leases may take from their accounts (not settling).
+    fn settled(&self) -> bool {
+        let epoch = epoch_of(self.load_cursor());
+        [Side::Active, Side::Reserve]
+            .into_iter()
+            .all(|side| !self.lease(epoch as usize & 1, side).settling)
+    }
+
+    /// Waits (admin side, before a publish overwrites the slot of the generation before the
+    /// live one) until the live generation is settled, helping it. Refills of the old
+    /// generation still landing are what it waits for; one whose process died is given up
+    /// after [`REFILL_GIVE_UP`] and its block is lost with it.
+    fn settle_live(&self, env: &impl Accounts) {
+        #[cfg(not(loom))]
+        let started = std::time::Instant::now();
+        let mut round = 0u32;
+        loop {
+            self.finish_publish(env);
+            if self.settled() {
+                return;
+            }
+            crate::sync::wait_turn(round);
+            round = round.saturating_add(1);
+            #[cfg(not(loom))]
+            if round % 64 == 0 && started.elapsed() >= REFILL_GIVE_UP {
+                let epoch = epoch_of(self.load_cursor());
+                for side in [Side::Active, Side::Reserve] {
+                    self.settle(epoch, side, env);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Clears `settling` on the lease of `side` in generation `epoch`, marking it last if its
+    /// account is empty (no refill can have registered while it was settling).
+    fn settle(&self, epoch: u64, side: Side, env: &impl Accounts) {
+        let slot = epoch as usize & 1;
+        let cell = self.lease_word(slot, side);
+        let account = self.account_of(slot, side, env);
+        let mut current = self.lease(slot, side);
+        while current.live_in(epoch) && current.settling {
+            let next = Lease {
+                settling: false,
+                last: current.refilling == 0 && account.is_some_and(|a| a.taken() >= a.limit()),
+                ..current
+            };
+            // Release on success: as a landing refill's CAS (`last` is decided from the
+            // account). Acquire on failure: the retry reads the lease as it is.
+            match cell.compare_exchange_weak(
+                current.pack(),
+                next.pack(),
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(now) => current = Lease::unpack(now),
             }
         }
     }
@@ -1146,7 +1428,9 @@ impl PairRecord {
         self.seal(cursor.epoch, Side::Reserve, reserve_used, env);
     }
 
-    fn write_generation(&self, epoch: u64, next: &NextGen, offset: u64) {
+    /// Writes generation `epoch` into its slot; with `settling` (a data-volume pair) its leases
+    /// wait for [`Self::finish_publish`] before any refill.
+    fn write_generation(&self, epoch: u64, next: &NextGen, offset: u64, settling: bool) {
         let i = epoch as usize & 1;
         let (limits, meta, leases) = (&self.limits[i], &self.meta[i], &self.leases[i]);
         let none = LiveKey {
@@ -1179,6 +1463,8 @@ impl PairRecord {
                 epoch,
                 sealed: false,
                 last: false,
+                settling,
+                refilling: 0,
                 end,
             }
             .pack()
@@ -1443,6 +1729,23 @@ mod tests {
         ] {
             assert_eq!(Cursor::unpack(c.pack()), c);
         }
+    }
+
+    #[test]
+    fn a_grant_that_uses_up_the_active_key_switches_at_once() {
+        let events = Recorder::default();
+        let record = pair(&events, key(1, 1, NEVER), Some(key(2, 1, NEVER)));
+        assert_eq!(record.grant(1, Mode::Partial, 0, &events).unwrap(), 1);
+        let state = record.state();
+        assert_eq!(state.switched_out, Some((1, 1)), "{state:?}");
+        assert_eq!(state.active.unwrap().key, 2);
+        assert_eq!(state.active.unwrap().used, 0);
+        assert_eq!(state.reserve, None);
+        assert!(events.take().contains(&PairEvent::Switched {
+            from: 1,
+            to: 2,
+            reason: SwitchReason::Exhausted
+        }));
     }
 
     #[test]
@@ -1934,6 +2237,28 @@ mod loom_models {
             assert_eq!(used, mine + theirs);
             assert!(used <= 4);
             assert_eq!(account.taken(), used + first.room() + second.room());
+        });
+    }
+
+    /// Two grants refill one empty lease at once: the first block taken leaves one byte, the
+    /// second takes it. Whichever lands first, the lease ends last only once both blocks are in,
+    /// so the key's three bytes are all granted before any switch.
+    #[test]
+    fn two_refills_never_switch_with_a_block_in_flight() {
+        bounded(3).check(|| {
+            let (record, env) = setup(live(1, 3, NEVER), Some(live(2, 2, NEVER)));
+            let other = {
+                let (record, env) = (record.clone(), env.clone());
+                thread::spawn(move || record.grant(1, Mode::AllOrNothing, 0, &*env).unwrap())
+            };
+            let mine = record.grant(1, Mode::AllOrNothing, 0, &*env).unwrap();
+            assert_eq!(mine + other.join().unwrap(), 2);
+            assert_eq!(record.grant(1, Mode::AllOrNothing, 0, &*env).unwrap(), 1);
+            let state = record.state();
+            assert_eq!(state.switched_out, None, "{state:?}");
+            assert_eq!(state.active.unwrap().used, 3);
+            assert_eq!(env.switches(), 0);
+            assert_eq!(env.accounts.get(1).taken(), 3);
         });
     }
 

@@ -97,3 +97,20 @@ impl AtomicU128 {
         self.compare_exchange(current, new, success, failure)
     }
 }
+
+/// Lets the thread this one waits for run (cold paths only, see `slot::PairRecord`): a few spin
+/// rounds, then the scheduler.
+#[cfg(not(loom))]
+pub(crate) fn wait_turn(round: u32) {
+    if round < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// Under loom, every wait yields, so the model runs the thread waited for.
+#[cfg(loom)]
+pub(crate) fn wait_turn(_: u32) {
+    loom::thread::yield_now();
+}

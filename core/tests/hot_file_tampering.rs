@@ -45,6 +45,31 @@ fn limits(dir: &Path, record: u64) -> u64 {
     RECORDS + record * RECORD + 16 + 24 * (epoch & 1)
 }
 
+/// The state record of `project`'s data-volume pair, from the catalog.
+fn pair_record(dir: &Path, project: &str) -> u64 {
+    let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
+    db.query_row(
+        "SELECT record FROM pairs JOIN projects ON projects.id = pairs.project_id \
+         WHERE projects.name = ?1 AND class = 'data_volume'",
+        [project],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+/// Offset in the file of the limit of the account of `key` (see `AccountRecord`).
+fn account_limit(dir: &Path, key: &str) -> u64 {
+    let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
+    let record: u64 = db
+        .query_row(
+            "SELECT record FROM accounts WHERE key_id = ?1",
+            [key],
+            |row| row.get(0),
+        )
+        .unwrap();
+    RECORDS + record * RECORD + 8
+}
+
 fn write_at(dir: &Path, at: u64, bytes: &[u8]) {
     hot(dir).write_all_at(bytes, at).unwrap();
 }
@@ -122,15 +147,40 @@ fn a_limit_patched_while_a_process_runs_is_refused_at_its_next_checkpoint() {
         limits(dir.path(), 0),
         &MAX_LIMIT_BYTES.to_le_bytes(),
     );
-    // The hot path reads no catalog: until the next checkpoint the patched limit is believed.
-    p.consume(5_000_000_000_000).unwrap();
-    let events = snapshot(dir.path()).1;
+    // The pair's limit is only what views show: the key's account bounds every grant.
+    assert!(matches!(
+        p.consume(5_000_000_000_000),
+        Err(Error::Exhausted { remaining: 900, .. })
+    ));
     assert_eq!(tampered(e.flush()), PATCHED);
-    assert_eq!(snapshot(dir.path()).1, events);
     drop((p, e));
     assert_eq!(
         tampered(Engine::open_with(dir.path(), options(dir.path()))),
         PATCHED
+    );
+}
+
+#[test]
+fn an_account_limit_patched_while_a_process_runs_is_refused_at_its_next_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    licensed(dir.path());
+    let e = Engine::open_with(dir.path(), options(dir.path())).unwrap();
+    let p = e.project("p").unwrap();
+    write_at(
+        dir.path(),
+        account_limit(dir.path(), "A"),
+        &MAX_LIMIT_BYTES.to_le_bytes(),
+    );
+    // The hot path reads no catalog: until the next checkpoint the patched account is believed.
+    p.consume(5_000_000_000_000).unwrap();
+    let events = snapshot(dir.path()).1;
+    let patched = "the account of key \"A\" has a limit of 70368744177663 in hot.tgs but 1000 in its license: hot.tgs was edited; edited license terms are never accepted: restore the file from a backup";
+    assert_eq!(tampered(e.flush()), patched);
+    assert_eq!(snapshot(dir.path()).1, events);
+    drop((p, e));
+    assert_eq!(
+        tampered(Engine::open_with(dir.path(), options(dir.path()))),
+        patched
     );
 }
 
@@ -170,8 +220,8 @@ fn usage_moved_from_one_pair_to_another_is_refused() {
         e.flush().unwrap();
     }
     // The same total, moved from p's key to q's.
-    set_offset(dir.path(), 0, 100);
-    set_offset(dir.path(), 1, 300);
+    set_offset(dir.path(), pair_record(dir.path(), "p"), 100);
+    set_offset(dir.path(), pair_record(dir.path(), "q"), 300);
     let before = snapshot(dir.path());
     assert_eq!(
         tampered(Engine::open_with(dir.path(), options(dir.path()))),
@@ -184,11 +234,10 @@ fn usage_moved_from_one_pair_to_another_is_refused() {
 fn a_license_edited_in_the_catalog_along_with_hot_tgs_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     licensed(dir.path());
-    write_at(
-        dir.path(),
-        limits(dir.path(), 0),
-        &MAX_LIMIT_BYTES.to_le_bytes(),
-    );
+    // The pair's limit and the key's account, so hot.tgs agrees with the edited license.
+    for at in [limits(dir.path(), 0), account_limit(dir.path(), "A")] {
+        write_at(dir.path(), at, &MAX_LIMIT_BYTES.to_le_bytes());
+    }
     let db = rusqlite::Connection::open(dir.path().join("catalog.db")).unwrap();
     let edited = db
         .execute(

@@ -439,8 +439,29 @@ fn capacity_is_enforced_with_a_clear_error() {
     assert!(matches!(err, Error::Capacity { capacity: 2 }), "{err:?}");
     assert!(err
         .to_string()
-        .starts_with("the state file holds its maximum of 2 slot pairs"));
+        .starts_with("the state file holds its maximum of 2 records"));
     assert_eq!(e.projects().unwrap(), vec!["a", "b"]);
+}
+
+/// A data-volume key's account takes a record too: with the table full, adding a new key is
+/// refused with the same error and changes nothing.
+#[test]
+fn a_key_account_needs_a_record_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open_with(
+        dir.path(),
+        Options {
+            capacity: 2,
+            ..common::options(dir.path())
+        },
+    )
+    .unwrap();
+    e.create_project("a").unwrap();
+    e.add_key("a", dv("A", 100)).unwrap();
+    let before = e.keys("a").unwrap();
+    let err = e.add_key("a", dv("B", 100)).unwrap_err();
+    assert!(matches!(err, Error::Capacity { capacity: 2 }), "{err:?}");
+    assert_eq!(e.keys("a").unwrap(), before);
 }
 
 /// Issue 13, item 8: after a replacement the pair still satisfies SPEC §2.1. A reserve that

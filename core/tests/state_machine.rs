@@ -276,7 +276,8 @@ fn open(dir: &std::path::Path, clock: &Clock) -> (Engine, ProjectHandle) {
         dir,
         Options {
             clock: clock.clone(),
-            capacity: 4,
+            // One pair and one account per key added: a run adds at most 40 keys.
+            capacity: 48,
             ..common::options(dir)
         },
     )

@@ -217,8 +217,9 @@ pub(super) fn account_usage(
 /// Gives the keys of every data-volume pair written before key accounts existed an account,
 /// and completes accounts a crash left half-made. Per-pair copies of one key id become one
 /// account whose usage is their sum; a sum beyond the limit leaves the key used up, nothing
-/// lost, and says so in a `recovered` event. Runs at open under the admin lock, before any
-/// handle exists.
+/// lost, and says so in a `recovered` event. Also finishes a publish whose process was killed
+/// before it gave the old generation's leases back. Runs at open under the admin lock, before
+/// any handle exists.
 pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result<()> {
     let mut touched: Vec<String> = Vec::new();
     for (project, pair) in catalog.all_pairs(false)? {
@@ -227,6 +228,8 @@ pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result
         }
         let record = state.record(pair.record);
         if !record.needs_accounts() {
+            // A publisher killed between its CAS and giving the old leases back.
+            record.finish_publish(state);
             continue;
         }
         let legacy = record.legacy_state();

@@ -46,7 +46,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::events::{CheckedKey, EventKind};
 use crate::files::{self, Modes};
-use crate::slot::Metering;
+use crate::slot::{Accounts, Metering};
 use crate::state_file::StateFile;
 
 const KEY_FILE: &str = "installation.key";
@@ -486,6 +486,14 @@ impl Snapshot {
                     }
                 }
                 if record.metering() == Metering::Volume {
+                    // The account bounds every grant of the key, so its limit is a term too.
+                    let account = state.account(slot.account).map_or(0, |a| a.limit());
+                    if account != key.scheme.amount() {
+                        return Err(unacceptable(format!(
+                                "the account of key \"{}\" has a limit of {account} in hot.tgs but {} in its license: hot.tgs was edited",
+                                key.id, key.scheme.amount()
+                        )));
+                    }
                     snapshot.total += slot.used;
                     snapshot.live.insert(
                         slot.key,
