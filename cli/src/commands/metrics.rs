@@ -316,7 +316,7 @@ async fn scrape(exporter: Arc<Exporter>) -> axum::response::Response {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn stop_signal() {
+pub(super) async fn stop_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler can be installed");
     tokio::select! {
