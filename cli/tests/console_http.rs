@@ -88,39 +88,44 @@ fn every_request_needs_the_token() {
     assert_eq!(status, 403);
 }
 
+/// Form fields, or request headers.
+type Fields<'a> = Vec<(&'a str, &'a str)>;
+
+/// A purchase of 2 server licenses, paid annually, carrying `csrf`.
+fn buy_form(csrf: &str) -> Fields<'_> {
+    vec![
+        ("type", "server"),
+        ("quantity", "2"),
+        ("mode", "annual"),
+        ("csrf", csrf),
+    ]
+}
+
 #[test]
 fn changes_need_the_csrf_token_and_the_console_origin() {
     let state = State::new();
     state.run("init").success();
     let console = Console::start(&state, &[]);
     let csrf = console.csrf();
-    let form = |csrf: &'static str| {
-        vec![
-            ("type", "server"),
-            ("quantity", "2"),
-            ("mode", "annual"),
-            ("csrf", csrf),
-        ]
-    };
-    let csrf: &'static str = Box::leak(csrf.into_boxed_str());
-    let evil = [("Origin", "http://evil.example")];
-    let cases: [(&str, Vec<(&str, &str)>, Vec<(&str, &str)>); 5] = [
-        ("cross-site Origin", form(csrf), evil.to_vec()),
+    let form = buy_form(&csrf);
+    let own = [("Origin", console.base.as_str())];
+    let cases: [(&str, Fields, Fields); 5] = [
+        (
+            "cross-site Origin",
+            form.clone(),
+            vec![("Origin", "http://evil.example")],
+        ),
         (
             "cross-site Referer",
-            form(csrf),
+            form.clone(),
             vec![("Referer", "http://evil.example/licenses")],
         ),
-        ("neither Origin nor Referer", form(csrf), vec![]),
-        (
-            "no CSRF token",
-            form(csrf)[..3].to_vec(),
-            vec![("Origin", console.base.as_str())],
-        ),
+        ("neither Origin nor Referer", form.clone(), vec![]),
+        ("no CSRF token", form[..3].to_vec(), own.to_vec()),
         (
             "a wrong CSRF token",
-            form("0123456789abcdef0123456789abcdef"),
-            vec![("Origin", console.base.as_str())],
+            buy_form("0123456789abcdef0123456789abcdef"),
+            own.to_vec(),
         ),
     ];
     for (what, fields, headers) in &cases {
@@ -131,12 +136,12 @@ fn changes_need_the_csrf_token_and_the_console_origin() {
     let listed = state.json("pool list");
     assert!(listed.as_array().unwrap().iter().all(|t| t["count"] == 0));
     // The console's own form, from its own page, buys.
-    let (status, body) = console.post("/licenses/buy", &form(csrf));
+    let (status, body) = console.post("/licenses/buy", &form);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Bought 2 commercial server licenses into the global pool, paid annual"));
     let (status, _) = console.post_with(
         "/licenses/buy",
-        &form(csrf),
+        &form,
         &[("Referer", &console.url("/licenses"))],
     );
     assert_eq!(status, 200);
