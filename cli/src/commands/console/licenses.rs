@@ -297,8 +297,8 @@ fn buy_form(app: &App, mode: Option<PaymentMode>) -> Markup {
                     input #buy-company type="text" name="company";
                 }
                 p {
-                    label for="buy-expires" { "Term ends (empty: never)" }
-                    input #buy-expires type="date" name="expires";
+                    label for="buy-expires" { "Term ends, YYYY-MM-DD (empty: never)" }
+                    input #buy-expires type="text" name="expires" placeholder="YYYY-MM-DD" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}" inputmode="numeric";
                 }
                 fieldset {
                     legend { "Options" }

@@ -151,7 +151,7 @@ fn license_card(card: &LicenseCard, pair: &PairView, n: usize, of: usize, tip: &
                     " "
                     span.tip {
                         button.info type="button" aria-label=(format!("About the {status} status"))
-                            aria-describedby=(tip) { "ⓘ" }
+                            aria-describedby=(tip) { "i" }
                         span.tip-text role="tooltip" id=(tip) { (card.tooltip) }
                     }
                 }
