@@ -29,6 +29,9 @@ pub fn skipped() -> bool {
 pub struct Driver {
     child: Child,
     base: String,
+    /// Chromium's home: it writes a certificate store and caches under $HOME, which the
+    /// tests' own home must not receive.
+    _home: tempfile::TempDir,
 }
 
 impl Driver {
@@ -39,8 +42,12 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
+        let home = tempfile::tempdir().unwrap();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join(".config"))
+            .env("XDG_CACHE_HOME", home.path().join(".cache"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -48,6 +55,7 @@ impl Driver {
         let driver = Driver {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            _home: home,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -268,6 +276,13 @@ impl Browser {
         );
     }
 
+    /// The height of the page's viewport.
+    fn inner_height(&self) -> u32 {
+        self.script("return window.innerHeight", None)
+            .as_u64()
+            .unwrap_or(0) as u32
+    }
+
     /// Saves a screenshot of the page as a PNG file.
     pub fn screenshot(&self, path: &Path) {
         let data = self.call("GET", "/screenshot", None);
@@ -282,7 +297,20 @@ impl Browser {
     pub fn document(&self, name: &str) {
         if let Some(dir) = std::env::var_os("TOLLGATE_CONSOLE_SCREENSHOTS") {
             std::fs::create_dir_all(&dir).unwrap();
+            // The whole page: the window grows to the page's height for the picture.
+            let rect = self.call("GET", "/window/rect", None);
+            let width = rect["width"].as_u64().unwrap() as u32;
+            let height = rect["height"].as_u64().unwrap() as u32;
+            let page = self
+                .script("return document.documentElement.scrollHeight", None)
+                .as_u64()
+                .unwrap_or(u64::from(height)) as u32;
+            self.resize(
+                width,
+                page.clamp(height, 2400) + height.saturating_sub(self.inner_height()),
+            );
             self.screenshot(&Path::new(&dir).join(format!("{name}.png")));
+            self.resize(width, height);
         }
     }
 }
