@@ -19,6 +19,7 @@ use axum::routing::get;
 use axum::Router;
 use clap::Args;
 use maud::Markup;
+use tokio::sync::watch;
 use tollgate_activation::{ActivationClient, ClientOptions};
 use tollgate_core::Engine;
 
@@ -83,6 +84,9 @@ pub struct App {
     csrf: String,
     /// The activation service client, when --activation-url was given.
     activation: Option<ActivationClient>,
+    /// Turns true when the server stops, so the live pages' endless streams end and the
+    /// graceful shutdown does not wait for them.
+    stopping: watch::Receiver<bool>,
 }
 
 /// Serves the console until Ctrl-C or SIGTERM.
@@ -102,11 +106,13 @@ pub fn run(ctx: &Context, args: &ConsoleArgs, out: &mut dyn std::io::Write) -> R
         ),
         None => None,
     };
+    let (stop, stopping) = watch::channel(false);
     let app = Arc::new(App {
         engine: ctx.existing_engine()?,
         token,
         csrf: security::random_token()?,
         activation,
+        stopping,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -122,7 +128,11 @@ pub fn run(ctx: &Context, args: &ConsoleArgs, out: &mut dyn std::io::Write) -> R
         writeln!(out, "console on http://{bound}/")?;
         out.flush()?;
         axum::serve(listener, router(app))
-            .with_graceful_shutdown(super::metrics::stop_signal())
+            .with_graceful_shutdown(async move {
+                super::metrics::stop_signal().await;
+                // Nobody listening (no page open) is fine: the streams check it as they poll.
+                let _ = stop.send(true);
+            })
             .await
             .map_err(Failure::from)
     })

@@ -285,10 +285,17 @@ pub async fn stream(
     }
     let live = (app, name, Shown::default(), true);
     let events = futures_util::stream::unfold(live, |(app, name, mut shown, first)| async move {
-        if !first {
-            tokio::time::sleep(POLL).await;
-        }
+        let mut stopping = app.stopping.clone();
+        // The first push goes out at once; every later look waits a poll interval.
+        let mut wait = !first;
         loop {
+            if wait {
+                tokio::select! {
+                    () = tokio::time::sleep(POLL) => {}
+                    _ = stopping.wait_for(|stop| *stop) => return None,
+                }
+            }
+            wait = true;
             let (engine, project) = (app.engine.clone(), name.clone());
             let view = match tokio::task::spawn_blocking(move || engine.view(&project)).await {
                 Ok(Ok(view)) => view,
@@ -298,7 +305,6 @@ pub async fn stream(
                 let data = serde_json::to_string(&update).unwrap_or_default();
                 return Some((Ok(Event::default().data(data)), (app, name, shown, false)));
             }
-            tokio::time::sleep(POLL).await;
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
