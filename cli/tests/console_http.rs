@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use common::State;
 use console_support::{
     agent, between, cli_bulk, count, key_json, seed000, seed001, seed002, task_key, unescape,
-    Console, SECRET_CODE,
+    Console, Service, SECRET_CODE, SERVICE_CODE,
 };
 use serde_json::Value;
 
@@ -534,4 +534,71 @@ fn events_and_the_live_stream() {
     assert_eq!(update["bars"][0]["text"], "0 B of 10.00 MB (0 %)");
     let (status, _) = console.get("/projects/nope/stream");
     assert_eq!(status, 404);
+    // SIGTERM stops the console although the stream is still open, and the stream ends.
+    let mut console = console;
+    assert!(console.terminate().success());
+    assert!(lines.all(|l| l.is_ok()), "the stream ends cleanly");
+}
+
+#[test]
+fn activation_codes_go_through_the_service_and_are_never_shown_in_full() {
+    let state = State::new();
+    seed000(&state);
+    seed001(&state);
+    let service = Service::start();
+    let console = Console::start(&state, &["--activation-url", &service.url]);
+    let csrf = console.csrf();
+    let (_, form) = console.get("/projects/warehouse/add-license");
+    assert!(!form.contains("without --activation-url"));
+    // A code the service does not know: the engine's refusal, with the code masked.
+    let (status, body) = console.post(
+        "/projects/warehouse/add-license",
+        &[
+            ("mode", "online"),
+            ("code", "ACT-WRONG-0001"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("ACTIVATION_FAILED"));
+    assert!(!body.contains("ACT-WRONG-0001"), "{body}");
+    assert!(body.contains("••••••••••0001"));
+    // The code the service knows: the online key it issues becomes the Reserved key.
+    let (status, body) = console.post(
+        "/projects/warehouse/add-license",
+        &[("mode", "online"), ("code", SERVICE_CODE), ("csrf", &csrf)],
+    );
+    assert_eq!(status, 303, "{body}");
+    let keys = state.json("key list warehouse");
+    assert_eq!(keys[1]["status"], "reserved");
+    assert_eq!(keys[1]["key"]["activation_code"], SERVICE_CODE);
+    let id = keys[1]["key"]["id"].as_str().unwrap().to_owned();
+    let (_, added) = console.get(&format!("/projects/warehouse/add-license?added={id}"));
+    assert!(added.contains(">Add Reserve License</button>"));
+    let (_, page) = console.get("/projects/warehouse");
+    let codes: Vec<&str> = page
+        .split("<dd class=\"code\">")
+        .skip(1)
+        .map(|rest| rest.split('<').next().unwrap())
+        .collect();
+    assert_eq!(codes, ["••••••••••••••••7788", "••••••••••••4242"]);
+    // The activation task with the code, on a group: activated once, one row per SVM.
+    let (status, body) = console.post(
+        "/activation",
+        &[
+            ("target", "group"),
+            ("group", "cluster-1"),
+            ("mode", "online"),
+            ("code", SERVICE_CODE),
+            ("reserve", "on"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    let body = unescape(&body);
+    let svm1 = between(&body, "data-project=\"svm-1\">", "</tr>").unwrap();
+    assert!(svm1.contains("Added as the Reserved key"), "{svm1}");
+    let svm2 = between(&body, "data-project=\"svm-2\">", "</tr>").unwrap();
+    assert!(svm2.contains("NO_ACTIVE_KEY"), "{svm2}");
+    assert_eq!(state.json("key list svm-1")[1]["key"]["id"], id.as_str());
 }

@@ -94,6 +94,28 @@ impl Console {
     }
 }
 
+impl Console {
+    /// Sends SIGTERM and waits up to 10 s for the console to end; its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the console did not stop within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Console {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -251,4 +273,70 @@ pub fn unescape(html: &str) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+}
+
+/// The activation code the test's activation service knows.
+pub const SERVICE_CODE: &str = "ACT-CONSOLE-4242";
+
+/// A vendor's activation service, `tollgate serve-activation` on a free loopback port with a
+/// fresh vendor key and one code, [`SERVICE_CODE`], for online data-volume keys of 1 GiB.
+pub struct Service {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// Makes the vendor key and the code catalog, and starts the service.
+    pub fn start() -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new(BIN)
+            .args(["license", "keygen", "--out"])
+            .arg(dir.path().join("vendor"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let catalog = format!(
+            r#"{{"codes": [{{"code": "{SERVICE_CODE}", "term_days": 365, "renewals_left": 5,
+              "key": {{"kind": "commercial", "edition": "standard",
+                      "scheme": {{"data_volume": {{"limit_bytes": 1073741824}}}}}}}}]}}"#
+        );
+        std::fs::write(dir.path().join("codes.json"), catalog).unwrap();
+        let mut child = Command::new(BIN)
+            .env_remove("TOLLGATE_HOME")
+            .current_dir(dir.path())
+            .arg("serve-activation")
+            .arg("--codes")
+            .arg(dir.path().join("codes.json"))
+            .arg("--key")
+            .arg(dir.path().join("vendor/vendor.key"))
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Service {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
