@@ -145,6 +145,20 @@ fn changes_need_the_csrf_token_and_the_console_origin() {
         &[("Referer", &console.url("/licenses"))],
     );
     assert_eq!(status, 200);
+    // A page elsewhere that rebinds its name to 127.0.0.1 reaches the port, but not the
+    // console: without a token only loopback host names are served.
+    let (status, body) = console.get_with("/licenses", &[("Host", "rebound.example:8480")]);
+    assert_eq!(status, 403);
+    assert!(body.contains("loopback only"));
+    let (status, _) = console.post_with(
+        "/licenses/buy",
+        &buy_form(&csrf),
+        &[
+            ("Host", "rebound.example"),
+            ("Origin", "http://rebound.example"),
+        ],
+    );
+    assert_eq!(status, 403);
     // Changes are POST only.
     let (status, _) = console.get("/licenses/buy");
     assert_eq!(status, 405);

@@ -90,10 +90,19 @@ pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) ->
 }
 
 async fn checked(app: &App, request: Request) -> Result<Request, Response> {
-    if let Some(token) = &app.token {
-        if !carries_token(request.headers(), token) {
+    match &app.token {
+        Some(token) if !carries_token(request.headers(), token) => {
             return Err(token_from_query(&request, token).unwrap_or_else(unauthorized));
         }
+        // Without a token only this machine is trusted, and a web page elsewhere could reach
+        // the loopback port through a name it rebinds to 127.0.0.1 (DNS rebinding): such a
+        // request names that host, not a loopback one.
+        None if !loopback_host(request.headers()) => {
+            return Err(forbidden(
+                "this console serves loopback only: open it as http://127.0.0.1:PORT/ or http://localhost:PORT/, or start it with --token",
+            ));
+        }
+        _ => {}
     }
     if request.method() == Method::GET || request.method() == Method::HEAD {
         return Ok(request);
@@ -175,6 +184,22 @@ fn forbidden(message: &str) -> Response {
     (StatusCode::FORBIDDEN, format!("403 Forbidden: {message}\n")).into_response()
 }
 
+/// Whether the `Host` the request was sent to is a loopback name or address.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    // `name:port`, `v4:port` or `[v6]:port`; the port is the console's and not checked.
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Whether a state-changing request comes from this console's own pages: its `Origin`, or
 /// without one its `Referer`, names the host the request was sent to. A request with
 /// neither is refused: browsers send `Origin` with every POST.
@@ -182,15 +207,18 @@ fn same_origin(headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let own = format!("http://{host}");
+    // Plain http as served, or https where a proxy in front of the console ends TLS.
+    let own = [format!("http://{host}"), format!("https://{host}")];
     let text = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
     match (text(header::ORIGIN), text(header::REFERER)) {
-        (Some(origin), _) => origin == own,
-        (None, Some(referer)) => referer == own || referer.starts_with(&format!("{own}/")),
+        (Some(origin), _) => own.iter().any(|o| origin == o),
+        (None, Some(referer)) => own
+            .iter()
+            .any(|o| referer == o || referer.starts_with(&format!("{o}/"))),
         (None, None) => false,
     }
 }
@@ -236,7 +264,38 @@ mod tests {
             host.clone(),
             (header::REFERER, "http://127.0.0.1:99/")
         ])));
+        assert!(same_origin(&headers(&[
+            host.clone(),
+            (header::ORIGIN, "https://127.0.0.1:9")
+        ])));
         assert!(!same_origin(&headers(&[host])));
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_hosts_are_served() {
+        let host = |value: &str| {
+            let mut map = HeaderMap::new();
+            map.insert(header::HOST, HeaderValue::from_str(value).unwrap());
+            map
+        };
+        for ok in [
+            "127.0.0.1:8480",
+            "localhost:8480",
+            "LOCALHOST",
+            "[::1]:8480",
+            "127.9.9.9:1",
+        ] {
+            assert!(loopback_host(&host(ok)), "{ok}");
+        }
+        for bad in [
+            "evil.example:8480",
+            "10.0.0.1:8480",
+            "[2001:db8::1]:8480",
+            "localhost.evil.example",
+        ] {
+            assert!(!loopback_host(&host(bad)), "{bad}");
+        }
+        assert!(!loopback_host(&HeaderMap::new()));
     }
 
     #[test]
