@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use common::State;
 use console_support::webdriver::{skipped, Browser, Driver, Element, TAB};
-use console_support::{cli_bulk, key_json, seed000, seed001, seed002, task_key, Console};
+use console_support::{
+    cli_bulk, engine_rows, key_json, seed000, seed001, seed002, task_key, Console, TypeRows,
+};
 use serde_json::Value;
 
 /// One browser at a time: the machine has few cores, and the waits are bounded.
@@ -210,7 +212,7 @@ fn each_tooltip_shows_on_hover_and_on_keyboard_focus() {
 
 /// Per license type, the rows the grid shows once every type with several licenses is
 /// expanded.
-fn shown_rows(b: &Browser) -> Vec<(String, usize, Option<String>)> {
+fn shown_rows(b: &Browser) -> Vec<TypeRows> {
     b.all("section.type")
         .iter()
         .map(|section| {
@@ -232,22 +234,6 @@ fn shown_rows(b: &Browser) -> Vec<(String, usize, Option<String>)> {
                 .first()
                 .map(|m| b.text(m));
             (kind, rows, message)
-        })
-        .collect()
-}
-
-fn engine_rows(state: &State, flags: &str) -> Vec<(String, usize, Option<String>)> {
-    state
-        .json(&format!("pool list {flags}"))
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["license_type"].as_str().unwrap().to_owned(),
-                t["licenses"].as_array().unwrap().len(),
-                t["message"].as_str().map(str::to_owned),
-            )
         })
         .collect()
 }

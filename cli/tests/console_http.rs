@@ -12,8 +12,8 @@ use std::io::{BufRead, BufReader};
 
 use common::State;
 use console_support::{
-    agent, between, cli_bulk, count, key_json, seed000, seed001, seed002, task_key, unescape,
-    Console, Service, SECRET_CODE, SERVICE_CODE,
+    agent, between, cli_bulk, count, engine_rows, key_json, seed000, seed001, seed002, task_key,
+    unescape, Console, Service, TypeRows, SECRET_CODE, SERVICE_CODE,
 };
 use serde_json::Value;
 
@@ -281,7 +281,7 @@ fn adding_a_reserve_through_the_registration_screen() {
 }
 
 /// The rows per license type that `/licenses?QUERY` shows, by type.
-fn grid_rows(page: &str) -> Vec<(String, usize, Option<String>)> {
+fn grid_rows(page: &str) -> Vec<TypeRows> {
     page.split("<section class=\"type\" data-type=\"")
         .skip(1)
         .map(|section| {
@@ -318,19 +318,7 @@ fn every_filter_counts_what_the_engine_lists() {
     for (query, flags) in cases {
         let (status, page) = console.get(&format!("/licenses?{query}"));
         assert_eq!(status, 200, "{query}");
-        let engine = state.json(&format!("pool list {flags}"));
-        let expected: Vec<(String, usize, Option<String>)> = engine
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                (
-                    t["license_type"].as_str().unwrap().to_owned(),
-                    t["licenses"].as_array().unwrap().len(),
-                    t["message"].as_str().map(str::to_owned),
-                )
-            })
-            .collect();
+        let expected = engine_rows(&state, flags);
         assert_eq!(
             grid_rows(&page),
             expected,

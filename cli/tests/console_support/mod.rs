@@ -340,3 +340,24 @@ impl Drop for Service {
         let _ = self.child.wait();
     }
 }
+
+/// Per license type: its name, how many licenses are listed, and the message of a type never
+/// purchased.
+pub type TypeRows = (String, usize, Option<String>);
+
+/// What `tollgate pool list FLAGS --json` lists on `state`, per type.
+pub fn engine_rows(state: &State, flags: &str) -> Vec<TypeRows> {
+    state
+        .json(&format!("pool list {flags}"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["license_type"].as_str().unwrap().to_owned(),
+                t["licenses"].as_array().unwrap().len(),
+                t["message"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}

@@ -16,13 +16,14 @@ use tollgate_core::{
     TypeListing, MAX_QUANTITY,
 };
 
+use super::super::pool::{add_ons, bought};
 use super::page::{
     capital, csrf_field, failure_box, given, invalid, iso_date, layout, notice, Section,
 };
 use super::projects::encode;
 use super::{respond, App};
 use crate::failure::Failure;
-use crate::render::{pool_name, type_label};
+use crate::render::type_label;
 
 /// The horizon of the shortfall when the page names none, as `pool shortfall` defaults.
 const DEFAULT_DAYS: u32 = 30;
@@ -252,27 +253,15 @@ fn license_table(licenses: &[PoolLicense]) -> Markup {
                             td { (l.expires_at.map_or_else(|| "Never".to_owned(), iso_date)) @if !l.valid { " (expired)" } }
                             td { @if l.auto_renew { "Yes" } @else { "No" } }
                             td { (l.assigned_to.as_deref().unwrap_or("—")) }
-                            td { (add_ons(l.premium_support, l.onboarding)) }
+                            td {
+                                @let services = add_ons(l.premium_support, l.onboarding);
+                                @if services.is_empty() { "—" } @else { (services.join(", ")) }
+                            }
                         }
                     }
                 }
             }
         }
-    }
-}
-
-fn add_ons(premium_support: bool, onboarding: bool) -> String {
-    let names: Vec<&str> = [
-        (premium_support, "Premium Support"),
-        (onboarding, "Onboarding"),
-    ]
-    .into_iter()
-    .filter_map(|(bought, name)| bought.then_some(name))
-    .collect();
-    if names.is_empty() {
-        "—".to_owned()
-    } else {
-        names.join(", ")
     }
 }
 
@@ -425,14 +414,11 @@ impl BuyForm {
 /// is refused with the engine's error.
 pub async fn buy(State(app): State<Arc<App>>, Form(form): Form<BuyForm>) -> Response {
     respond(app, move |app| {
-        let bought = form
+        let purchased = form
             .purchase()
             .and_then(|purchase| Ok((app.engine.buy_licenses(&purchase)?, purchase)));
-        let (status, outcome) = match bought {
-            Ok((ids, purchase)) => (
-                StatusCode::OK,
-                Outcome::Bought(bought_text(&ids, &purchase)),
-            ),
+        let (status, outcome) = match purchased {
+            Ok((ids, purchase)) => (StatusCode::OK, Outcome::Bought(bought(&ids, &purchase))),
             Err(failure) => (
                 super::failure_page(&failure).status(),
                 Outcome::Refused(failure),
@@ -442,20 +428,4 @@ pub async fn buy(State(app): State<Arc<App>>, Form(form): Form<BuyForm>) -> Resp
         Ok((status, page).into_response())
     })
     .await
-}
-
-fn bought_text(ids: &[String], purchase: &Purchase) -> String {
-    let listed = match ids {
-        [first, .., last] if ids.len() > 6 => format!("{first} … {last}"),
-        all => all.join(", "),
-    };
-    format!(
-        "Bought {} {} {} license{} into {}, paid {}: {listed}.",
-        ids.len(),
-        purchase.kind.as_str(),
-        purchase.license_type.as_str(),
-        if ids.len() == 1 { "" } else { "s" },
-        pool_name(purchase.company.as_deref()),
-        purchase.payment_mode.as_str(),
-    )
 }
