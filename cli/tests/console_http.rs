@@ -604,3 +604,30 @@ fn activation_codes_go_through_the_service_and_are_never_shown_in_full() {
     assert!(svm2.contains("NO_ACTIVE_KEY"), "{svm2}");
     assert_eq!(state.json("key list svm-1")[1]["key"]["id"], id.as_str());
 }
+
+#[test]
+fn with_json_the_first_line_says_where_it_serves() {
+    let state = State::new();
+    state.run("init").success();
+    let mut child = std::process::Command::new(common::BIN)
+        .env_remove("TOLLGATE_HOME")
+        .env("TOLLGATE_INSTALLATION", state.installation.path())
+        .arg("--state")
+        .arg(state.dir.path())
+        .args(["--json", "console", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let first: Value = serde_json::from_str(&line).unwrap();
+    let url = first["listening"].as_str().unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{url}"
+    );
+}

@@ -23,8 +23,10 @@ use tokio::sync::watch;
 use tollgate_activation::{ActivationClient, ClientOptions};
 use tollgate_core::Engine;
 
+use super::metrics::Listening;
 use super::Context;
 use crate::failure::Failure;
+use crate::output::json_line;
 
 mod activation;
 mod events;
@@ -39,8 +41,9 @@ mod security;
 #[command(
     after_help = "Pages: / (projects), /projects/NAME (License Information), /licenses \
 (pools; filters company, kind, validity, use, auto_renew, q), /instances, /activation (the \
-activation task), /events.\n\nThe first line of output is `console on http://ADDRESS:PORT/`, \
-so a script can serve on port 0 and read where; it serves until Ctrl-C or SIGTERM."
+activation task), /events.\n\nThe first line of output is `console on http://ADDRESS:PORT/` \
+(with --json, {\"listening\": …}), so a script can serve on port 0 and read where; it serves \
+until Ctrl-C or SIGTERM."
 )]
 pub struct ConsoleArgs {
     /// Where to serve; port 0 picks a free port. An address that is not loopback needs
@@ -125,8 +128,13 @@ pub fn run(ctx: &Context, args: &ConsoleArgs, out: &mut dyn std::io::Write) -> R
         let bound = listener
             .local_addr()
             .map_err(|e| listen_error(args.listen, &e))?;
-        writeln!(out, "console on http://{bound}/")?;
-        out.flush()?;
+        let url = format!("http://{bound}/");
+        if ctx.json {
+            json_line(out, &Listening { listening: url })?;
+        } else {
+            writeln!(out, "console on {url}")?;
+            out.flush()?;
+        }
         axum::serve(listener, router(app))
             .with_graceful_shutdown(async move {
                 super::metrics::stop_signal().await;
