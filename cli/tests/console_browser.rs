@@ -467,3 +467,41 @@ fn the_page_follows_a_migration_through_the_switch() {
     });
     b.document("live-switch");
 }
+
+#[test]
+fn every_page_fits_1280_and_800_pixels_and_labels_its_controls() {
+    if skipped() {
+        return;
+    }
+    let state = State::new();
+    seed000(&state);
+    seed001(&state);
+    seed002(&state);
+    let bench = Bench::new(&state);
+    let b = &bench.browser;
+    let pages = [
+        "/",
+        "/projects/archive",
+        "/projects/warehouse/add-license",
+        "/projects/warehouse/add-license?mode=offline",
+        "/licenses",
+        "/instances",
+        "/activation",
+        "/events",
+    ];
+    let check = "const controls = [...document.querySelectorAll(\
+        'input:not([type=hidden]), select, textarea, button')];\
+        return { fits: document.documentElement.scrollWidth <= window.innerWidth,\
+                 unlabelled: controls.filter(e => !(e.labels && e.labels.length)\
+                     && !e.getAttribute('aria-label') && !e.textContent.trim())\
+                     .map(e => e.outerHTML) };";
+    for width in [1280, 800] {
+        b.resize(width, 900);
+        for page in pages {
+            bench.open(page);
+            let found = b.script(check, None);
+            assert_eq!(found["fits"], Value::Bool(true), "{page} at {width} px");
+            assert_eq!(found["unlabelled"], serde_json::json!([]), "{page}");
+        }
+    }
+}
