@@ -247,6 +247,8 @@ fn adding_a_reserve_through_the_registration_screen() {
         &[("mode", "offline"), ("license", &key), ("csrf", &csrf)],
     );
     assert_eq!(status, 303);
+    let (_, active) = console.get("/projects/warehouse/add-license?added=K-1");
+    assert!(!active.contains("Add Reserve License"), "K-1 is no reserve");
     let (_, added) = console.get("/projects/warehouse/add-license?added=K-2");
     let added = unescape(&added);
     assert!(added.contains(">Add Reserve License</button>"));

@@ -334,7 +334,7 @@ pub async fn registration(
             view.pairs.iter().find_map(|p| {
                 p.cards
                     .iter()
-                    .find(|c| c.key.id == id)
+                    .find(|c| c.key.id == id && c.status == Role::Reserved)
                     .map(|_| (id, reserve_added_message(&name, pair_class(p))))
             })
         });
