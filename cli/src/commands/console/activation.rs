@@ -12,7 +12,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use tollgate_core::{ActivationSlot, BulkOutcome, BulkTarget, KeyOrLicense};
 
-use super::page::{csrf_field, failure_box, given, layout, Section};
+use super::page::{csrf_field, failure_box, given, head_row, layout, Section};
 use super::projects::hide_code;
 use super::{respond, App};
 use crate::failure::{describe, Failure};
@@ -236,7 +236,7 @@ fn results(run: &Run) -> Markup {
             }
             div.table-wrap {
                 table #results {
-                    thead { tr { th scope="col" { "SVM" } th scope="col" { "Result" } th scope="col" { "Code" } th scope="col" { "Message" } } }
+                    (head_row(&["SVM", "Result", "Code", "Message"]))
                     tbody {
                         @for outcome in &run.outcomes {
                             @match &outcome.result {

@@ -9,7 +9,7 @@ use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
-use super::page::{given, iso_instant, layout, Section};
+use super::page::{given, head_row, iso_instant, layout, Section};
 use super::{respond, App};
 use crate::render::event_text;
 
@@ -59,7 +59,7 @@ pub async fn show(State(app): State<Arc<App>>, Query(query): Query<EventsQuery>)
             } @else {
                 div.table-wrap {
                     table #events {
-                        thead { tr { th scope="col" { "#" } th scope="col" { "Time" } th scope="col" { "Project" } th scope="col" { "What happened" } } }
+                        (head_row(&["#", "Time", "Project", "What happened"]))
                         tbody {
                             @for event in latest.iter().rev() {
                                 tr {

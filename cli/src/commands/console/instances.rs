@@ -9,7 +9,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use tollgate_core::{Instance, LicenseType};
 
-use super::page::{csrf_field, failure_box, given, invalid, layout, notice, Section};
+use super::page::{csrf_field, failure_box, given, head_row, invalid, layout, notice, Section};
 use super::{respond, App};
 use crate::failure::Failure;
 use crate::render::{os_label, type_label};
@@ -33,7 +33,7 @@ fn page(app: &App, outcome: Option<Result<String, &Failure>>) -> Result<Markup, 
         } @else {
             div.table-wrap {
                 table #instances {
-                    thead { tr { th scope="col" { "Instance" } th scope="col" { "OS" } th scope="col" { "Company" } th scope="col" { "License" } th scope="col" { "Action" } } }
+                    (head_row(&["Instance", "OS", "Company", "License", "Action"]))
                     tbody {
                         @for (i, instance) in instances.iter().enumerate() { (row(app, i, instance)) }
                     }

@@ -18,7 +18,7 @@ use tollgate_core::{
 
 use super::super::pool::{add_ons, bought};
 use super::page::{
-    capital, csrf_field, failure_box, given, invalid, iso_date, layout, notice, Section,
+    capital, csrf_field, failure_box, given, head_row, invalid, iso_date, layout, notice, Section,
 };
 use super::projects::encode;
 use super::{respond, App};
@@ -88,20 +88,35 @@ impl Filters {
         }
     }
 
+    /// Every parameter by its name in the query, as given.
+    fn fields(&self) -> [(&'static str, Option<&str>); 7] {
+        [
+            ("company", given(&self.company)),
+            ("kind", given(&self.kind)),
+            ("validity", given(&self.validity)),
+            ("use", given(&self.usage)),
+            ("auto_renew", given(&self.auto_renew)),
+            ("q", given(&self.q)),
+            ("days", given(&self.days)),
+        ]
+    }
+
+    /// Hidden fields that keep every parameter but `except` through a GET form.
+    fn hidden_fields(&self, except: &str) -> Markup {
+        html! {
+            @for (name, value) in self.fields() {
+                @if let (true, Some(value)) = (name != except, value) {
+                    input type="hidden" name=(name) value=(value);
+                }
+            }
+        }
+    }
+
     /// This page's address with one parameter set to `value` (`None`: removed).
     fn with(&self, name: &str, value: Option<&str>) -> String {
-        let current = [
-            ("company", &self.company),
-            ("kind", &self.kind),
-            ("validity", &self.validity),
-            ("use", &self.usage),
-            ("auto_renew", &self.auto_renew),
-            ("q", &self.q),
-            ("days", &self.days),
-        ];
         let mut pairs: Vec<String> = Vec::new();
-        for (key, v) in current {
-            let v = if key == name { value } else { given(v) };
+        for (key, v) in self.fields() {
+            let v = if key == name { value } else { v };
             if let Some(v) = v {
                 pairs.push(format!("{key}={}", encode(v)));
             }
@@ -114,14 +129,9 @@ impl Filters {
     }
 
     fn current(&self, name: &str) -> Option<&str> {
-        match name {
-            "company" => given(&self.company),
-            "kind" => given(&self.kind),
-            "validity" => given(&self.validity),
-            "use" => given(&self.usage),
-            "auto_renew" => given(&self.auto_renew),
-            _ => None,
-        }
+        self.fields()
+            .into_iter()
+            .find_map(|(key, value)| (key == name).then_some(value)?)
     }
 }
 
@@ -170,9 +180,7 @@ fn grid(app: &App, filters: &Filters, outcome: Option<&Outcome>) -> Result<Marku
             (choices(filters, "auto_renew", "All/Auto-Renew Only",
                 &[("all", "All".to_owned()), ("only", "Auto-Renew Only".to_owned())]))
             form.search method="get" action="/licenses" role="search" {
-                @for (name, value) in [("company", &filters.company), ("kind", &filters.kind), ("validity", &filters.validity), ("use", &filters.usage), ("auto_renew", &filters.auto_renew), ("days", &filters.days)] {
-                    @if let Some(value) = given(value) { input type="hidden" name=(name) value=(value); }
-                }
+                (filters.hidden_fields("q"))
                 label for="q" { "Search" }
                 input #q type="search" name="q" value=[given(&filters.q)] placeholder="id, type, company or instance";
                 button type="submit" { "Search" }
@@ -243,7 +251,7 @@ fn license_table(licenses: &[PoolLicense]) -> Markup {
     html! {
         div.table-wrap {
             table.licenses {
-                thead { tr { th scope="col" { "ID" } th scope="col" { "Kind" } th scope="col" { "Company" } th scope="col" { "Expires" } th scope="col" { "Auto-renew" } th scope="col" { "Assigned to" } th scope="col" { "Add-ons" } } }
+                (head_row(&["ID", "Kind", "Company", "Expires", "Auto-renew", "Assigned to", "Add-ons"]))
                 tbody {
                     @for l in licenses {
                         tr data-license=(l.id) {
@@ -325,9 +333,7 @@ fn shortfall_section(filters: &Filters, shortfall: &Shortfall) -> Markup {
         section.shortfall aria-labelledby="shortfall-title" {
             h2 #shortfall-title { "How many to buy" }
             form method="get" action="/licenses" {
-                @for (name, value) in [("company", &filters.company), ("kind", &filters.kind), ("validity", &filters.validity), ("use", &filters.usage), ("auto_renew", &filters.auto_renew), ("q", &filters.q)] {
-                    @if let Some(value) = given(value) { input type="hidden" name=(name) value=(value); }
-                }
+                (filters.hidden_fields("days"))
                 label for="days" { "Horizon (days)" }
                 input #days type="number" name="days" min="0" value=(shortfall.days);
                 button type="submit" { "Show" }
@@ -337,7 +343,7 @@ fn shortfall_section(filters: &Filters, shortfall: &Shortfall) -> Markup {
             } @else {
                 div.table-wrap {
                     table #shortfall {
-                        thead { tr { th scope="col" { "Type" } th scope="col" { "Needed" } th scope="col" { "Covered" } th scope="col" { "To buy" } } }
+                        (head_row(&["Type", "Needed", "Covered", "To buy"]))
                         tbody {
                             @for t in &shortfall.types {
                                 tr data-type=(t.license_type.as_str()) {
@@ -366,10 +372,13 @@ pub struct BuyForm {
     company: Option<String>,
     /// `YYYY-MM-DD`, or empty for never.
     expires: Option<String>,
-    /// Checkboxes: present when ticked.
+    /// Trial licenses instead of commercial ones (a check box: present when ticked).
     trial: Option<String>,
+    /// The licenses renew automatically (a check box).
     auto_renew: Option<String>,
+    /// The Premium Support add-on (a check box).
     premium_support: Option<String>,
+    /// The Onboarding add-on (a check box).
     onboarding: Option<String>,
 }
 

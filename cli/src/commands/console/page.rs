@@ -75,6 +75,13 @@ pub fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
 }
 
+/// A table's head: one column header per name.
+pub fn head_row(names: &[&str]) -> Markup {
+    html! {
+        thead { tr { @for name in names { th scope="col" { (name) } } } }
+    }
+}
+
 /// A usage bar with its figures, `250.00 MB of 1.00 GB (25 %)`, named by key for live updates.
 pub fn usage_bar(key: &str, class: LicenseClass, used: u64, limit: u64) -> Markup {
     html! {
