@@ -209,6 +209,24 @@ fn the_project_list_and_license_cards() {
         "two keys: no Add License"
     );
 
+    // A seat key's card counts machines, with the text that names what it licenses.
+    state.run("project create svm").success();
+    state
+        .run("key add svm --id M-1 --delivery online --machines 5 --os server")
+        .success();
+    state
+        .run("seat acquire svm --class server --units 2")
+        .success();
+    let (_, seats) = console.get("/projects/svm");
+    let seats = unescape(&seats);
+    assert!(
+        seats.contains("2 server machines of 5 server machines (40 %)"),
+        "{seats}"
+    );
+    assert!(seats
+        .contains("Protected server machines of project svm are counted under this license key."));
+    assert!(seats.contains("License Information"));
+
     let (_, none) = console.get("/projects/empty");
     assert!(!none.contains(">Add License</a>"));
     let (status, missing) = console.get("/projects/nope");
