@@ -524,6 +524,22 @@ fn the_activation_task_reports_each_svm_as_the_cli_does() {
     );
     assert_eq!(status, 400);
     assert!(body.contains("to one SVM only"));
+    // Without it, on one SVM, the key may become the Active key, as `key add` does.
+    let first = key_json("F-1", "online", "commercial", 1_000_000);
+    let (status, body) = console.post(
+        "/activation",
+        &[
+            ("target", "project"),
+            ("project", "svm-2"),
+            ("mode", "offline"),
+            ("license", &first),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(status, 200);
+    let row = between(&body, "data-project=\"svm-2\">", "</tr>").unwrap();
+    assert!(row.contains("Added as the Active key"), "{row}");
+    assert_eq!(state.json("key list svm-2")[0]["status"], "active");
 }
 
 #[test]
