@@ -138,7 +138,8 @@ pub fn run(ctx: &Context, args: &ConsoleArgs, out: &mut dyn std::io::Write) -> R
         axum::serve(listener, router(app))
             .with_graceful_shutdown(async move {
                 super::metrics::stop_signal().await;
-                // Nobody listening (no page open) is fine: the streams check it as they poll.
+                // `App` holds a receiver for as long as the server runs, so this cannot fail;
+                // every stream, open now or opened during the shutdown, sees it.
                 let _ = stop.send(true);
             })
             .await
