@@ -106,6 +106,10 @@ pub enum Command {
     /// Print every data-volume key's usage, the switches, refusals and seats in the
     /// Prometheus text format, or serve them at /metrics with --listen
     Metrics(crate::commands::MetricsArgs),
+    /// Serve the web management console: projects and their license cards (live), the
+    /// license pools with filters and purchases, instances, the activation task and the
+    /// audit log. Loopback only unless --token; serves until Ctrl-C or SIGTERM
+    Console(crate::commands::ConsoleArgs),
     /// Print the shell completion script for SHELL (e.g. `tollgate completions bash >
     /// /etc/bash_completion.d/tollgate`). Uses no state directory
     Completions {

@@ -8,6 +8,9 @@ use tollgate_core::Error;
 /// Exit status of a refused or failed operation (clap uses 2 for usage errors).
 pub const EXIT_REFUSED: u8 = 1;
 
+/// Exit status of a usage error found after the command line parsed (clap's own is 2 too).
+pub const EXIT_USAGE: u8 = 2;
+
 /// Exit status of `tollgate pipe` when no key covers the next bytes: everything granted was
 /// forwarded, and the stream stopped there.
 pub const EXIT_NOT_COVERED: u8 = 3;
@@ -28,6 +31,12 @@ pub enum Failure {
     /// status 1, with the message on standard error only so `--json` output stays one document.
     Shown {
         /// What did not hold.
+        message: String,
+    },
+    /// The options parsed but cannot be used together (e.g. `console --listen` beyond
+    /// loopback without `--token`): exit status 2, like clap's usage errors.
+    Usage {
+        /// What is wrong and how to fix it.
         message: String,
     },
     /// Writing the output failed; a closed pipe (`| head`) is not an error.
@@ -154,6 +163,10 @@ pub fn report(failure: &Failure, json: bool) -> u8 {
         Failure::Shown { message } => {
             eprintln!("error: {message}");
             EXIT_REFUSED
+        }
+        Failure::Usage { message } => {
+            eprintln!("error: {message}");
+            EXIT_USAGE
         }
         Failure::Output(e) => {
             eprintln!("error: cannot write the output: {e}");

@@ -266,9 +266,11 @@ fn metrics_error(error: prometheus::Error) -> Failure {
     Failure::refused("METRICS", format!("cannot make the metrics: {error}"), None)
 }
 
+/// The first line of a server's output with `--json`: where it serves.
 #[derive(Serialize)]
-struct Listening {
-    listening: String,
+pub(super) struct Listening {
+    /// The address, `http://ADDRESS:PORT/…`.
+    pub(super) listening: String,
 }
 
 /// Serves `GET /metrics` at `address` until SIGINT (Ctrl-C) or SIGTERM.
@@ -316,7 +318,7 @@ async fn scrape(exporter: Arc<Exporter>) -> axum::response::Response {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn stop_signal() {
+pub(super) async fn stop_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler can be installed");
     tokio::select! {

@@ -13,6 +13,7 @@ use crate::failure::Failure;
 
 mod activate;
 mod activation;
+mod console;
 mod docs;
 mod events;
 mod group;
@@ -32,6 +33,7 @@ mod usage;
 
 pub use activate::ActivateArgs;
 pub use activation::ServeActivationArgs;
+pub use console::ConsoleArgs;
 pub use metrics::MetricsArgs;
 pub use pipe::PipeArgs;
 pub use renew::RenewArgs;
@@ -111,6 +113,7 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::State(StateCommand::AcceptClock) => state::accept_clock(ctx, out),
         Command::Pipe(args) => pipe::run(ctx, &args),
         Command::Metrics(args) => metrics::run(ctx, &args, out),
+        Command::Console(args) => console::run(ctx, &args, out),
         Command::Completions { shell } => docs::completions(shell, out),
         Command::Man { dir } => docs::man(ctx, &dir, out),
     }

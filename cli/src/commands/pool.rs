@@ -46,20 +46,7 @@ pub fn buy(ctx: &Context, args: &BuyArgs, out: &mut dyn Write) -> Result<(), Fai
         )?;
         return Ok(());
     }
-    let listed = match ids.as_slice() {
-        [first, .., last] if ids.len() > IDS_IN_FULL => format!("{first} … {last}"),
-        all => all.join(", "),
-    };
-    writeln!(
-        out,
-        "Bought {} {} {} license{} into {}, paid {}: {listed}.",
-        ids.len(),
-        purchase.kind.as_str(),
-        purchase.license_type.as_str(),
-        if ids.len() == 1 { "" } else { "s" },
-        pool_name(purchase.company.as_deref()),
-        purchase.payment_mode.as_str(),
-    )?;
+    writeln!(out, "{}", bought(&ids, &purchase))?;
     let renews = if purchase.auto_renew {
         "renews automatically"
     } else {
@@ -71,6 +58,24 @@ pub fn buy(ctx: &Context, args: &BuyArgs, out: &mut dyn Write) -> Result<(), Fai
         writeln!(out, "Add-on services: {}.", services.join(", "))?;
     }
     Ok(())
+}
+
+/// What a purchase bought, in one sentence: `Bought 2 commercial server licenses into the
+/// global pool, paid annual: server-1-1, server-1-2.` (the console says it too).
+pub fn bought(ids: &[String], purchase: &Purchase) -> String {
+    let listed = match ids {
+        [first, .., last] if ids.len() > IDS_IN_FULL => format!("{first} … {last}"),
+        all => all.join(", "),
+    };
+    format!(
+        "Bought {} {} {} license{} into {}, paid {}: {listed}.",
+        ids.len(),
+        purchase.kind.as_str(),
+        purchase.license_type.as_str(),
+        if ids.len() == 1 { "" } else { "s" },
+        pool_name(purchase.company.as_deref()),
+        purchase.payment_mode.as_str(),
+    )
 }
 
 /// Lists pool licenses grouped by type.
@@ -155,7 +160,7 @@ fn license_row(license: &PoolLicense) -> Vec<String> {
 }
 
 /// The add-on services a purchase carried, by their seed-002 names.
-fn add_ons(premium_support: bool, onboarding: bool) -> Vec<&'static str> {
+pub fn add_ons(premium_support: bool, onboarding: bool) -> Vec<&'static str> {
     [
         (premium_support, "Premium Support"),
         (onboarding, "Onboarding"),

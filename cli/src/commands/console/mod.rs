@@ -1,0 +1,238 @@
+//! `tollgate console`: the web management console over a state directory, the seeds' screens
+//! as pages (seed 000's License Information tab, seed 001's activation task, seed 002's pool
+//! grid).
+//!
+//! Server-rendered HTML (maud) on axum; the stylesheet and the little script are embedded in
+//! the binary. Every page is a view of the engine's public API and every form does what the
+//! matching `tollgate` command does, with the engine's own errors. Security: loopback by
+//! default, a token for any other address ([`security`]), POST with a CSRF token and a
+//! same-origin check for every change, activation codes masked.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use clap::Args;
+use maud::Markup;
+use tokio::sync::watch;
+use tollgate_activation::{ActivationClient, ClientOptions};
+use tollgate_core::Engine;
+
+use super::metrics::Listening;
+use super::Context;
+use crate::failure::Failure;
+use crate::output::json_line;
+
+mod activation;
+mod events;
+mod instances;
+mod licenses;
+mod page;
+mod projects;
+mod security;
+
+/// `tollgate console …`
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Pages: / (projects), /projects/NAME (License Information), /licenses \
+(pools; filters company, kind, validity, use, auto_renew, q), /instances, /activation (the \
+activation task), /events.\n\nThe first line of output is `console on http://ADDRESS:PORT/` \
+(with --json, {\"listening\": …}), so a script can serve on port 0 and read where; it serves \
+until Ctrl-C or SIGTERM."
+)]
+pub struct ConsoleArgs {
+    /// Where to serve; port 0 picks a free port. An address that is not loopback needs
+    /// --token
+    #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:8480")]
+    pub listen: SocketAddr,
+
+    /// Every request must carry this token: `Authorization: Bearer TOKEN`, or the cookie
+    /// that opening /?token=TOKEN once sets. Printable ASCII without spaces, `;`, `,` or quotes
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TOLLGATE_CONSOLE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// The vendor's activation service, for activation codes (online keys): http://HOST:PORT,
+    /// as `tollgate serve-activation` prints it, or https://…. Without it only license files
+    /// (offline keys) can be added
+    #[arg(long, value_name = "URL", env = "TOLLGATE_ACTIVATION_URL")]
+    pub activation_url: Option<String>,
+
+    /// Trust for https only the certificates in this PEM file
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "TOLLGATE_ACTIVATION_CA",
+        requires = "activation_url"
+    )]
+    pub activation_ca: Option<PathBuf>,
+}
+
+/// What every page handler shares.
+pub struct App {
+    /// The state served.
+    engine: Engine,
+    /// The access token, when the console requires one.
+    token: Option<String>,
+    /// This server's CSRF token: every form carries it and every POST must return it.
+    csrf: String,
+    /// The activation service client, when --activation-url was given.
+    activation: Option<ActivationClient>,
+    /// Turns true when the server stops, so the live pages' endless streams end and the
+    /// graceful shutdown does not wait for them.
+    stopping: watch::Receiver<bool>,
+}
+
+/// Serves the console until Ctrl-C or SIGTERM.
+pub fn run(ctx: &Context, args: &ConsoleArgs, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+    let token = security::check_listen(args.listen, args.token.as_deref())?;
+    let activation = match &args.activation_url {
+        Some(url) => Some(
+            ActivationClient::with_ca_file(
+                url,
+                ClientOptions {
+                    timeout: Duration::from_secs(10),
+                    ..ClientOptions::default()
+                },
+                args.activation_ca.as_deref(),
+            )
+            .map_err(|e| Failure::refused("INVALID_ARGUMENT", e.to_string(), None))?,
+        ),
+        None => None,
+    };
+    let (stop, stopping) = watch::channel(false);
+    let app = Arc::new(App {
+        engine: ctx.existing_engine()?,
+        token,
+        csrf: security::random_token()?,
+        activation,
+        stopping,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| listen_error(args.listen, &e))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| listen_error(args.listen, &e))?;
+        let url = format!("http://{bound}/");
+        if ctx.json {
+            json_line(out, &Listening { listening: url })?;
+        } else {
+            writeln!(out, "console on {url}")?;
+            out.flush()?;
+        }
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(async move {
+                super::metrics::stop_signal().await;
+                // `App` holds a receiver for as long as the server runs, so this cannot fail;
+                // every stream, open now or opened during the shutdown, sees it.
+                let _ = stop.send(true);
+            })
+            .await
+            .map_err(Failure::from)
+    })
+}
+
+fn listen_error(address: SocketAddr, error: &std::io::Error) -> Failure {
+    Failure::refused(
+        "LISTEN",
+        format!("cannot listen on {address}: {error}"),
+        None,
+    )
+}
+
+/// Every route, behind the token and CSRF guard.
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(projects::list))
+        .route("/projects/{name}", get(projects::show))
+        .route("/projects/{name}/stream", get(projects::stream))
+        .route(
+            "/projects/{name}/add-license",
+            get(projects::registration).post(projects::register),
+        )
+        .route("/licenses", get(licenses::show))
+        .route("/licenses/buy", axum::routing::post(licenses::buy))
+        .route("/instances", get(instances::show))
+        .route("/instances/assign", axum::routing::post(instances::assign))
+        .route(
+            "/instances/unassign",
+            axum::routing::post(instances::unassign),
+        )
+        .route("/activation", get(activation::show).post(activation::start))
+        .route("/events", get(events::show))
+        .route("/assets/console.css", get(stylesheet))
+        .route("/assets/console.js", get(script))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            security::guard,
+        ))
+        .with_state(app)
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("assets/console.css"),
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("assets/console.js"),
+    )
+        .into_response()
+}
+
+/// Runs a page's engine work off the async thread (the engine reads its catalog and may wait
+/// for the admin lock) and turns a failure into an error page.
+async fn respond<F>(app: Arc<App>, work: F) -> Response
+where
+    F: FnOnce(&App) -> Result<Response, Failure> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(move || work(&app)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(failure)) => failure_page(&failure),
+        Err(panic) => page::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            &format!("the page failed: {panic}"),
+            None,
+        ),
+    }
+}
+
+/// An engine or console failure as a page with the status that fits it.
+fn failure_page(failure: &Failure) -> Response {
+    let (code, message, rule) = page::failure_parts(failure);
+    let status = match code {
+        "PROJECT_NOT_FOUND" | "INSTANCE_NOT_FOUND" | "GROUP_NOT_FOUND" => StatusCode::NOT_FOUND,
+        "INVALID_ARGUMENT" => StatusCode::BAD_REQUEST,
+        "IO" | "STORE" | "CORRUPT_STATE" | "INTERNAL" | "ERROR" => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        _ => StatusCode::CONFLICT,
+    };
+    page::error_response(status, code, &message, rule)
+}
+
+/// A complete page, 200 OK.
+fn html(markup: Markup) -> Response {
+    markup.into_response()
+}
