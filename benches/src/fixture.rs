@@ -63,7 +63,7 @@ impl DiskState {
     /// then copies the closed files to a disk directory: the measurement needs state on disk,
     /// building it there would cost one `fsync` per transaction (about 1 ms each here).
     ///
-    /// `count` projects are created in a state of `capacity` records.
+    /// `count` projects are created in a state with room for `capacity` projects.
     pub fn build(count: usize, capacity: u32) -> BenchResult<DiskState> {
         let scratch = memory_dir()?;
         let built_in_memory = scratch.path().starts_with("/dev/shm");
@@ -90,12 +90,17 @@ pub fn options(dir: &Path) -> Options {
     }
 }
 
-/// Opens a fresh engine with `capacity` records in `dir`.
-pub fn open(dir: &Path, capacity: u32) -> BenchResult<Engine> {
+/// Records a benchmark project needs in `hot.tgs`: its slot pair and the accounts of its
+/// Active and Reserved keys.
+pub const RECORDS_PER_PROJECT: u32 = 3;
+
+/// Opens a fresh engine in `dir` with room for `projects` projects (0: an existing state keeps
+/// its capacity).
+pub fn open(dir: &Path, projects: u32) -> BenchResult<Engine> {
     Ok(Engine::open_with(
         dir,
         Options {
-            capacity,
+            capacity: projects.saturating_mul(RECORDS_PER_PROJECT),
             ..options(dir)
         },
     )?)

@@ -66,7 +66,7 @@ impl ScalePoint {
     }
 }
 
-/// Opens the state of `state` (`projects` projects in `capacity` records) in a child process
+/// Opens the state of `state` (`projects` projects, room for `capacity`) in a child process
 /// and collects the figures.
 pub fn measure(state: &DiskState, projects: usize, capacity: u32) -> BenchResult<ScalePoint> {
     let exe = std::env::current_exe()?;
@@ -89,7 +89,7 @@ pub fn measure(state: &DiskState, projects: usize, capacity: u32) -> BenchResult
     };
     Ok(ScalePoint {
         projects,
-        capacity,
+        capacity: capacity.saturating_mul(crate::fixture::RECORDS_PER_PROJECT),
         build_secs: state.build.as_secs_f64(),
         built_in_memory: state.built_in_memory,
         open_ns: field("open_ns")? as u64,

@@ -814,3 +814,36 @@ fn completions_and_man_pages_cover_every_command() {
         .next()
         .is_none());
 }
+
+/// One key, one quota: the same key in two projects is one account, which `key list --json`
+/// shows from either project, and `pipe` through both draws from it once.
+#[test]
+fn a_key_in_two_projects_is_one_account_in_key_list() {
+    let state = State::new();
+    for project in ["a", "b"] {
+        state.run(&format!("project create {project}")).success();
+        state
+            .run(&format!(
+                "key add {project} --id SHARED --delivery online --limit 1000"
+            ))
+            .success();
+    }
+    for (project, bytes) in [("a", 600usize), ("b", 600)] {
+        state
+            .cmd(&["pipe", "--project", project])
+            .write_stdin(vec![0u8; bytes])
+            .assert()
+            .code(if project == "a" { 0 } else { 3 });
+    }
+    for project in ["a", "b"] {
+        let keys = state.json(&format!("key list {project}"));
+        let account = &keys[0]["account"];
+        assert_eq!(account["limit"], 1000, "{keys}");
+        assert_eq!(account["used"], 1000, "{keys}");
+        assert_eq!(account["holders"].as_array().unwrap().len(), 2, "{keys}");
+    }
+    let a = state.json("key list a");
+    assert_eq!(a[0]["used"], 600);
+    let b = state.json("key list b");
+    assert_eq!(b[0]["used"], 400);
+}
