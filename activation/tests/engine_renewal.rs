@@ -47,7 +47,13 @@ impl Customer {
                 Duration::ZERO
             },
             retry: Duration::from_secs(3600),
-            check_every: Duration::from_millis(20),
+            // Without the background pass, the worker must not race `renew_now` for an expired
+            // key (a lead of zero still covers it): it looks once an hour, i.e. never here.
+            check_every: if background {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_secs(3600)
+            },
             ..Renewal::new(Arc::new(client))
         };
         let engine = Engine::open_with(
