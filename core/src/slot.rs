@@ -915,7 +915,7 @@ impl PairRecord {
             crate::sync::wait_turn(round);
             round = round.saturating_add(1);
             #[cfg(not(loom))]
-            if round % 64 == 0 && started.elapsed() >= REFILL_GIVE_UP {
+            if round.is_multiple_of(64) && started.elapsed() >= REFILL_GIVE_UP {
                 if settling {
                     // The old generation never drained: a refill of it died mid-flight.
                     self.settle(epoch, side, env);
@@ -1372,7 +1372,7 @@ impl PairRecord {
             crate::sync::wait_turn(round);
             round = round.saturating_add(1);
             #[cfg(not(loom))]
-            if round % 64 == 0 && started.elapsed() >= REFILL_GIVE_UP {
+            if round.is_multiple_of(64) && started.elapsed() >= REFILL_GIVE_UP {
                 let epoch = epoch_of(self.load_cursor());
                 for side in [Side::Active, Side::Reserve] {
                     self.settle(epoch, side, env);

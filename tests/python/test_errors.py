@@ -152,8 +152,12 @@ def test_duplicate_key(engine, key) -> None:
     engine.create_project("p")
     engine.create_project("q")
     engine.add_key("p", key("A"))
+    # The same document in another project is the same key, one quota (not a duplicate).
+    engine.add_key("q", key("A"))
+    # Another document under a used id is.
+    engine.create_project("r")
     with pytest.raises(tollgate.DuplicateKey, match='"A"'):
-        engine.add_key("q", key("A"))
+        engine.add_key("r", key("A", limit=999))
 
 
 def test_corrupt_state_is_refused_and_left_alone(state_dir: Path, key) -> None:

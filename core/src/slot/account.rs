@@ -258,10 +258,13 @@ pub(crate) fn block_size(limit: u64, taken: u64, need: u64, holders: u32) -> u64
 mod tests {
     use super::*;
 
+    /// (limit, taken, need, holders).
+    type Sizing = (u64, u64, u64, u32);
+
     #[test]
     fn blocks_follow_holders_thresholds_and_what_is_left() {
         // (limit, taken, need, holders) -> block
-        let cases: &[((u64, u64, u64, u32), u64)] = &[
+        let cases: &[(Sizing, u64)] = &[
             // One holder: whole key up to just below the 80 % threshold.
             ((100, 0, 1, 1), 79),
             ((100, 79, 1, 1), 10),
