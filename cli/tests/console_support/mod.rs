@@ -84,6 +84,20 @@ impl Console {
         answer(request.send_form(fields.iter().copied()))
     }
 
+    /// `POST path` of a form from this console's own origin that must redirect: where to.
+    pub fn post_redirect(&self, path: &str, fields: &[(&str, &str)]) -> String {
+        let response = agent()
+            .post(self.url(path))
+            .header("Origin", &self.base)
+            .send_form(fields.iter().copied())
+            .expect("the console answers");
+        assert_eq!(response.status().as_u16(), 303, "{path} redirects");
+        response.headers()["location"]
+            .to_str()
+            .expect("an ASCII Location")
+            .to_owned()
+    }
+
     /// The CSRF token the console's forms carry.
     pub fn csrf(&self) -> String {
         let (status, page) = self.get("/licenses");

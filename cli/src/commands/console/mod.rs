@@ -92,6 +92,22 @@ pub struct App {
     stopping: watch::Receiver<bool>,
 }
 
+impl App {
+    /// Every activation code of a key the state holds, in any project: what no page may show
+    /// in full. A state that cannot be read now yields none (its pages fail on their own).
+    fn activation_codes(&self) -> Vec<String> {
+        let Ok(projects) = self.engine.projects() else {
+            return Vec::new();
+        };
+        projects
+            .iter()
+            .filter_map(|project| self.engine.keys(project).ok())
+            .flatten()
+            .filter_map(|usage| usage.key.activation_code)
+            .collect()
+    }
+}
+
 /// Serves the console until Ctrl-C or SIGTERM.
 pub fn run(ctx: &Context, args: &ConsoleArgs, out: &mut dyn std::io::Write) -> Result<(), Failure> {
     let token = security::check_listen(args.listen, args.token.as_deref())?;

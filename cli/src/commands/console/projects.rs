@@ -296,13 +296,20 @@ pub async fn stream(
                 }
             }
             wait = true;
-            let (engine, project) = (app.engine.clone(), name.clone());
-            let view = match tokio::task::spawn_blocking(move || engine.view(&project)).await {
-                Ok(Ok(view)) => view,
+            let (reader, project) = (Arc::clone(&app), name.clone());
+            let looked = tokio::task::spawn_blocking(move || {
+                reader
+                    .engine
+                    .view(&project)
+                    .map(|view| (view, reader.activation_codes()))
+            });
+            let (view, codes) = match looked.await {
+                Ok(Ok(looked)) => looked,
                 _ => return None,
             };
             if let Some(update) = shown.update(&view) {
                 let data = serde_json::to_string(&update).unwrap_or_default();
+                let data = super::security::hide_codes(&data, &codes);
                 return Some((Ok(Event::default().data(data)), (app, name, shown, false)));
             }
         }
@@ -330,12 +337,17 @@ pub async fn registration(
     respond(app, move |app| {
         let view = app.engine.view(&name)?;
         let offline = query.mode.as_deref() == Some("offline");
-        let added = query.added.as_deref().and_then(|id| {
+        let added = query.added.as_deref().and_then(|tag| {
             view.pairs.iter().find_map(|p| {
                 p.cards
                     .iter()
-                    .find(|c| c.key.id == id && c.status == Role::Reserved)
-                    .map(|_| (id, reserve_added_message(&name, pair_class(p))))
+                    .find(|c| added_tag(&c.key.id) == tag && c.status == Role::Reserved)
+                    .map(|c| {
+                        (
+                            c.key.id.as_str(),
+                            reserve_added_message(&name, pair_class(p)),
+                        )
+                    })
             })
         });
         let body = match added {
@@ -349,6 +361,17 @@ pub async fn registration(
         )))
     })
     .await
+}
+
+/// What the registration page's `?added=` names the key just added by: a digest of its id, not
+/// the id, since an id issued by the activation service carries the activation code, and a URL
+/// stays in the browser's history.
+fn added_tag(id: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    // DefaultHasher::new() has fixed keys: the same id gives the same tag in every request.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 fn registration_form(app: &App, name: &str, offline: bool, error: Option<&Failure>) -> Markup {
@@ -445,7 +468,11 @@ pub async fn register(
                 StatusCode::SEE_OTHER,
                 [(
                     header::LOCATION,
-                    format!("{}/add-license?added={}", project_url(&name), encode(&id)),
+                    format!(
+                        "{}/add-license?added={}",
+                        project_url(&name),
+                        added_tag(&id)
+                    ),
                 )],
             )
                 .into_response()),

@@ -71,7 +71,7 @@ fn same_secret(given: &str, expected: &str) -> bool {
 /// the same-origin and CSRF checks; and headers that keep pages out of other sites' frames.
 pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let mut response = match checked(&app, request).await {
-        Ok(request) => next.run(request).await,
+        Ok(request) => hide_codes_in(&app, next.run(request).await).await,
         Err(refusal) => refusal,
     };
     let headers = response.headers_mut();
@@ -124,6 +124,55 @@ async fn checked(app: &App, request: Request) -> Result<Request, Response> {
         ));
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// The HTML page `response` with every activation code the state holds masked, wherever it
+/// appears: in a code field, an error, or inside a key id (the bundled activation service names
+/// the keys it issues after their code). Other responses (assets, streams) pass unchanged; the
+/// live stream masks its own events (`projects::stream`).
+async fn hide_codes_in(app: &Arc<App>, response: Response) -> Response {
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !html {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return internal_error();
+    };
+    let app = Arc::clone(app);
+    let Ok(codes) = tokio::task::spawn_blocking(move || app.activation_codes()).await else {
+        return internal_error();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let masked = hide_codes(&text, &codes);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(masked))
+}
+
+/// `text` with each of `codes` replaced by its mask (longest first, so a code that contains
+/// another is masked whole).
+pub fn hide_codes(text: &str, codes: &[String]) -> String {
+    let mut codes: Vec<&String> = codes.iter().filter(|c| !c.is_empty()).collect();
+    codes.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    let mut text = text.to_owned();
+    for code in codes {
+        if text.contains(code.as_str()) {
+            text = text.replace(code.as_str(), &super::page::mask_code(code));
+        }
+    }
+    text
+}
+
+fn internal_error() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the page could not be read back to mask its activation codes",
+    )
+        .into_response()
 }
 
 /// Whether the request carries the token, as a bearer token or in the cookie.
