@@ -2,7 +2,11 @@
 //! SIGKILLed at random instants while metering through the switch; after reopening, every grant a
 //! consumer saw succeed is charged, and nothing beyond what was in flight.
 //!
-//! `TOLLGATE_CRASH_TRIALS` sets the number of trials (default 20).
+//! The second test does the same with one key shared by three projects (key accounts, issue
+//! 15): each child meters its own project, all drawing from the shared key's account in small
+//! blocks, so kills land between refills too.
+//!
+//! `TOLLGATE_CRASH_TRIALS` sets the number of trials (default 20, and 50 for the shared key).
 
 mod common;
 
@@ -154,4 +158,96 @@ fn sigkill_loses_no_acknowledged_grant() {
         }
     }
     println!("{trials} trials: {switched} killed after the switch, {before_switch} before it");
+}
+
+/// The shared key's limit: three holders lease it in blocks of `min(1 %, 64 MiB) / 3` = 333,333
+/// bytes, so a trial makes hundreds of refills and is often killed after the key ran out.
+const SHARED: u64 = 100_000_000;
+
+#[test]
+fn sigkill_with_a_key_shared_by_three_projects_loses_no_acknowledged_grant() {
+    let trials: usize = std::env::var("TOLLGATE_CRASH_TRIALS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_owned();
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("shared crash test seed {seed}");
+    let (mut used_up, mut switches_seen) = (0, 0);
+    for trial in 0..trials {
+        let projects: Vec<String> = (0..CHILDREN).map(|c| format!("S{trial}-{c}")).collect();
+        let shared = format!("SHARED{trial}");
+        {
+            let engine = common::open(dir.path()).unwrap();
+            for (c, project) in projects.iter().enumerate() {
+                engine.create_project(project).unwrap();
+                engine.add_key(project, dv(&shared, SHARED)).unwrap();
+                engine
+                    .add_key(project, dv(&format!("R{trial}-{c}"), RESERVE))
+                    .unwrap();
+            }
+        }
+        let acks_path = dir.path().join(format!("shared-acks-{trial}"));
+        let acks = map_acks(&acks_path);
+        let mut children: Vec<_> = projects
+            .iter()
+            .enumerate()
+            .map(|(c, project)| {
+                spawn_child(
+                    "crash_child",
+                    &[
+                        ("TOLLGATE_TEST_DIR", path.clone()),
+                        ("TOLLGATE_TEST_PROJECT", project.clone()),
+                        ("TOLLGATE_TEST_SLOT", (c * THREADS).to_string()),
+                        ("TOLLGATE_TEST_ACKS", acks_path.to_str().unwrap().to_owned()),
+                    ],
+                )
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(10 + xorshift(&mut seed) % 400));
+        for child in &mut children {
+            child.kill().unwrap(); // SIGKILL
+        }
+        for mut child in children {
+            child.wait().unwrap();
+        }
+        let engine = common::open(dir.path()).unwrap();
+        let mut shared_used = 0;
+        for (c, project) in projects.iter().enumerate() {
+            // SeqCst: as in the child; the children are dead, so these are final.
+            let slots = &ack_slots(&acks)[c * THREADS..(c + 1) * THREADS];
+            let acked: u64 = slots.iter().map(|s| s[0].load(Ordering::SeqCst)).sum();
+            let in_flight: u64 = slots.iter().map(|s| s[1].load(Ordering::SeqCst)).sum();
+            let charged = charged(&engine, project);
+            assert!(
+                acked <= charged && charged <= acked + in_flight,
+                "trial {trial}, {project}: acknowledged {acked}, charged {charged}, in flight {in_flight}"
+            );
+            assert_within_limits(&engine, project);
+            let keys = engine.keys(project).unwrap();
+            let key = keys.iter().find(|k| k.key.id == shared).unwrap();
+            shared_used += key.used;
+            let account = key.account.as_ref().unwrap();
+            assert!(account.used <= SHARED, "trial {trial}: {account:?}");
+            let switches = engine.usage(project).unwrap().switches;
+            assert!(
+                switches <= 1,
+                "trial {trial}, {project}: {switches} switches"
+            );
+            switches_seen += switches;
+        }
+        // Never over-grant: the three projects' shares of the key add up to at most its limit.
+        assert!(shared_used <= SHARED, "trial {trial}: {shared_used}");
+        if shared_used == SHARED {
+            used_up += 1;
+        }
+    }
+    println!(
+        "{trials} trials: the shared key used up in {used_up}, {switches_seen} project switches"
+    );
 }
