@@ -84,6 +84,34 @@ fn crash_child() {
     });
 }
 
+/// Starts one consumer process per entry of `projects` (child `c` meters `projects[c]` and
+/// acknowledges into slots `c * THREADS..`), SIGKILLs them all after a random 10–410 ms, and
+/// reaps them.
+fn consume_then_kill(dir: &str, projects: &[String], acks: &std::path::Path, seed: &mut u64) {
+    let mut children: Vec<_> = projects
+        .iter()
+        .enumerate()
+        .map(|(c, project)| {
+            spawn_child(
+                "crash_child",
+                &[
+                    ("TOLLGATE_TEST_DIR", dir.to_owned()),
+                    ("TOLLGATE_TEST_PROJECT", project.clone()),
+                    ("TOLLGATE_TEST_SLOT", (c * THREADS).to_string()),
+                    ("TOLLGATE_TEST_ACKS", acks.to_str().unwrap().to_owned()),
+                ],
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(10 + xorshift(seed) % 400));
+    for child in &mut children {
+        child.kill().unwrap(); // SIGKILL
+    }
+    for mut child in children {
+        child.wait().unwrap();
+    }
+}
+
 #[test]
 fn sigkill_loses_no_acknowledged_grant() {
     let trials: usize = std::env::var("TOLLGATE_CRASH_TRIALS")
@@ -113,26 +141,8 @@ fn sigkill_loses_no_acknowledged_grant() {
         }
         let acks_path = dir.path().join(format!("acks-{trial}"));
         let acks = map_acks(&acks_path);
-        let mut children: Vec<_> = (0..CHILDREN)
-            .map(|c| {
-                spawn_child(
-                    "crash_child",
-                    &[
-                        ("TOLLGATE_TEST_DIR", path.clone()),
-                        ("TOLLGATE_TEST_PROJECT", project.clone()),
-                        ("TOLLGATE_TEST_SLOT", (c * THREADS).to_string()),
-                        ("TOLLGATE_TEST_ACKS", acks_path.to_str().unwrap().to_owned()),
-                    ],
-                )
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(10 + xorshift(&mut seed) % 400));
-        for child in &mut children {
-            child.kill().unwrap(); // SIGKILL
-        }
-        for mut child in children {
-            child.wait().unwrap();
-        }
+        let projects = vec![project.clone(); CHILDREN];
+        consume_then_kill(&path, &projects, &acks_path, &mut seed);
         // SeqCst: as in the child; the children are dead, so these are final.
         let acked: u64 = ack_slots(&acks)
             .iter()
@@ -194,28 +204,7 @@ fn sigkill_with_a_key_shared_by_three_projects_loses_no_acknowledged_grant() {
         }
         let acks_path = dir.path().join(format!("shared-acks-{trial}"));
         let acks = map_acks(&acks_path);
-        let mut children: Vec<_> = projects
-            .iter()
-            .enumerate()
-            .map(|(c, project)| {
-                spawn_child(
-                    "crash_child",
-                    &[
-                        ("TOLLGATE_TEST_DIR", path.clone()),
-                        ("TOLLGATE_TEST_PROJECT", project.clone()),
-                        ("TOLLGATE_TEST_SLOT", (c * THREADS).to_string()),
-                        ("TOLLGATE_TEST_ACKS", acks_path.to_str().unwrap().to_owned()),
-                    ],
-                )
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(10 + xorshift(&mut seed) % 400));
-        for child in &mut children {
-            child.kill().unwrap(); // SIGKILL
-        }
-        for mut child in children {
-            child.wait().unwrap();
-        }
+        consume_then_kill(&path, &projects, &acks_path, &mut seed);
         let engine = common::open(dir.path()).unwrap();
         let mut shared_used = 0;
         for (c, project) in projects.iter().enumerate() {
