@@ -60,7 +60,7 @@ def test_pip_install_bundles_the_library(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(target)
     script = (
         "import tollgate, tempfile\n"
-        "with tollgate.Engine(tempfile.mkdtemp()) as engine:\n"
+        "with tempfile.TemporaryDirectory() as state, tollgate.Engine(state) as engine:\n"
         "    engine.create_project('p')\n"
         "    engine.add_key('p', {'id': 'A', 'delivery': 'online', 'kind': 'trial',\n"
         "        'edition': 'standard', 'scheme': {'data_volume': {'limit_bytes': 10}}})\n"

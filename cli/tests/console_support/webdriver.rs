@@ -29,8 +29,9 @@ pub fn skipped() -> bool {
 pub struct Driver {
     child: Child,
     base: String,
-    /// Chromium's home: it writes a certificate store and caches under $HOME, which the
-    /// tests' own home must not receive.
+    /// Chromium's home and temp directory: it writes a certificate store and caches under
+    /// $HOME and a profile per session under $TMPDIR (`org.chromium.Chromium.*`), which must
+    /// go when the test ends, not stay in the machine's /tmp.
     _home: tempfile::TempDir,
 }
 
@@ -43,9 +44,12 @@ impl Driver {
             .unwrap()
             .port();
         let home = tempfile::tempdir().unwrap();
+        let tmp = home.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .env("HOME", home.path())
+            .env("TMPDIR", &tmp)
             .env("XDG_CONFIG_HOME", home.path().join(".config"))
             .env("XDG_CACHE_HOME", home.path().join(".cache"))
             .stdout(Stdio::null())
