@@ -73,6 +73,11 @@ def dead_url() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
+def states(engine: tollgate.Engine) -> list:
+    """The state of each renewal the engine reports (none before its first attempt ends)."""
+    return [status["state"] for status in engine.renewal_status()]
+
+
 def wait_for(what: str, condition: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 8
     while not condition():
@@ -97,7 +102,8 @@ def test_an_engine_opened_with_the_service_renews_the_due_key_in_the_background(
         assert Renewals.requests == [
             {"path": "/v1/renew", "body": {"code": "ACT-PY", "key_id": "ACT-PY-1"}}
         ]
-        wait_for("the status", lambda: engine.renewal_status()[0]["state"] == "renewed")
+        # The successor is added before the renewal's status is written: wait for the status too.
+        wait_for("the status", lambda: states(engine) == ["renewed"])
         status = engine.renewal_status()[0]
         assert (status["key"], status["successor"], status["message"]) == (
             "ACT-PY-1",
@@ -126,7 +132,7 @@ def test_a_service_that_is_down_means_manual_renewal_and_nothing_changes(
         engine.create_project("P")
         engine.add_key("P", due_key(key))
         engine.enable_renewal(url, check_every_ms=20, attempts=1, retry_secs=3600)
-        wait_for("the failure", lambda: engine.renewal_status()[0]["state"] == "failed")
+        wait_for("the failure", lambda: states(engine) == ["failed"])
         message = engine.renewal_status()[0]["message"]
         assert message.startswith(
             f'automatic renewal of key "ACT-PY-1" failed (the activation service at {url} '
