@@ -707,3 +707,124 @@ instance assign`) or as a license signed by a trusted vendor key, and this state
     assert_eq!(shortfall["needs"][0]["instance"], "ghost");
     assert_eq!(shortfall["needs"][0]["reason"], "unlicensed");
 }
+
+/// Seed 001 with one key account: the activation task adds one 5-machine key to the three SVMs
+/// of a cluster (as the reserve of each SVM's own short key, which then expires); the five
+/// machines are shared by the cluster, not five per SVM. The sixth is refused on every SVM, a
+/// release on one lets another acquire, and `key list` shows the account and its holders.
+#[test]
+fn one_seat_key_on_three_svms_protects_its_amount_in_all() {
+    let state = State::new();
+    let svms = ["svm-1", "svm-2", "svm-3"];
+    let expires = instant_in(Duration::from_secs(3));
+    for svm in svms {
+        state.run(&format!("project create {svm}")).success();
+        state
+            .run(&format!(
+                "key add {svm} --id OWN-{svm} --delivery online --machines 2 --os server --expires {expires}"
+            ))
+            .success();
+    }
+    state.run("group add cluster svm-1 svm-2 svm-3").success();
+    let shared = state.dir.path().join("M-5.json");
+    std::fs::write(
+        &shared,
+        r#"{"id": "M-5", "delivery": "online", "kind": "commercial", "edition": "standard",
+            "scheme": {"per_machine": {"max_machines": 5, "os": "server"}}}"#,
+    )
+    .unwrap();
+    state
+        .run(&format!(
+            "key add-reserve --group cluster --file {}",
+            shared.display()
+        ))
+        .success()
+        .stdout("svm-1: added as reserve\nsvm-2: added as reserve\nsvm-3: added as reserve\n");
+    std::thread::sleep(Duration::from_secs(4));
+
+    // Each SVM switches to M-5 on its first acquire; the five machines are the cluster's.
+    for (svm, units) in [("svm-1", 2), ("svm-2", 2), ("svm-3", 1)] {
+        state
+            .run(&format!(
+                "seat acquire {svm} --class server --units {units}"
+            ))
+            .success();
+    }
+    for svm in svms {
+        let refused = state.refusal(&format!("seat acquire {svm} --class server --units 1"));
+        assert_eq!(
+            refused["error"]["code"], "SEATS_EXHAUSTED",
+            "{svm}: {refused}"
+        );
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("only 0 of the active key's seats are free in all the projects"),
+            "{refused}"
+        );
+    }
+    let account = |svm: &str| {
+        let keys = state.json(&format!("key list {svm}"));
+        let shared = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"]["id"] == "M-5")
+            .unwrap()
+            .clone();
+        assert_eq!(shared["status"], "active", "{shared}");
+        shared["account"].clone()
+    };
+    let seen = account("svm-3");
+    assert_eq!(
+        (seen["limit"].as_u64(), seen["used"].as_u64()),
+        (Some(5), Some(5))
+    );
+    let holders: Vec<(String, u64)> = seen["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["project"].as_str().unwrap().to_owned(),
+                h["used"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        holders,
+        [
+            ("svm-1".into(), 2),
+            ("svm-2".into(), 2),
+            ("svm-3".into(), 1)
+        ]
+    );
+    assert_eq!(
+        account("svm-1"),
+        seen,
+        "one account, seen alike from every SVM"
+    );
+
+    // A release on svm-2 frees a machine for svm-3; then the cluster is full again.
+    state
+        .run("seat release svm-2 --class server --units 1")
+        .success();
+    state
+        .run("seat acquire svm-3 --class server --units 1")
+        .success();
+    assert_eq!(
+        state.refusal("seat acquire svm-1 --class server --units 1")["error"]["code"],
+        "SEATS_EXHAUSTED"
+    );
+    let held: Vec<u64> = svms
+        .iter()
+        .map(|svm| {
+            state.json(&format!("seat status {svm} --class server"))["held"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(held, [2, 1, 2]);
+    assert_eq!(account("svm-2")["used"], 5);
+}

@@ -917,10 +917,7 @@ impl Engine {
         let keys = admin.catalog.keys_of(pair.record)?;
         let record = self.inner.state.record(pair.record);
         plan(&record.state(), &keys, u32::MAX)?;
-        let account = match pair.class {
-            LicenseClass::DataVolume => self.account_for(admin, key)?,
-            _ => 0,
-        };
+        let account = self.account_for(admin, key)?;
         let row = admin
             .catalog
             .insert_pending_key(pair.record, key, &now_text())?;

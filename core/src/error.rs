@@ -47,7 +47,7 @@ pub enum Error {
         remaining: u64,
     },
     /// An `acquire` asked for more seats than the Active key has free. Nothing was taken.
-    #[error("no free seats: {requested} requested but only {available} of the active key's seats are free")]
+    #[error("no free seats: {requested} requested but only {available} of the active key's seats are free in all the projects that hold it")]
     SeatsExhausted {
         /// Seats asked for.
         requested: u64,

@@ -353,7 +353,7 @@ impl Holders {
                 touched.push(record - 1);
             }
             if record != 0 && record <= state.capacity() && units > 0 {
-                let taken = state.record(record - 1).reclaim(units);
+                let taken = state.record(record - 1).reclaim(units, state);
                 reclaimed.push(Reclaimed {
                     record: record - 1,
                     pid,
@@ -380,19 +380,35 @@ impl Holders {
     /// reclaims the last of them resets it. The words are read *before* the entries are scanned
     /// and reset only if unchanged: an owner that claimed an entry after the scan and took seats
     /// has moved the word, so the reset fails; one that took and gave back as many holds none.
+    ///
+    /// The key accounts bounding those pairs get the same treatment: an owner killed between
+    /// taking seats from the account and raising its pair's gauge (or between lowering the
+    /// gauge and giving them back) left them counted in the account. Once no entry names any
+    /// pair the account bounds and every such gauge is zero, nothing can hold its seats, and
+    /// the count read before the scan is reset to zero if it is unchanged (see
+    /// [`AccountRecord::drop_leaked`](crate::slot::AccountRecord::drop_leaked)).
     fn reset_unowned(&self, state: &StateFile, touched: &[u32]) -> Vec<Reclaimed> {
+        use crate::slot::{Accounts, Metering};
         let mut seen = Vec::new();
+        let mut accounts: Vec<(u32, u32, u64)> = Vec::new();
         for &index in touched {
             let record = state.record(index);
-            if record.owner() == 0 || record.metering() != crate::slot::Metering::Seats {
+            if record.owner() == 0 || record.metering() != Metering::Seats {
                 continue;
             }
             let word = record.gauge_word();
             if word & ((1 << 47) - 1) != 0 {
                 seen.push((index, word));
             }
+            let id = record.seat_account_id(word);
+            if let Some(account) = state.account(id) {
+                let taken = account.taken();
+                if taken > 0 && !accounts.iter().any(|a| a.0 == id) {
+                    accounts.push((id, index, taken));
+                }
+            }
         }
-        if seen.is_empty() {
+        if seen.is_empty() && accounts.is_empty() {
             return Vec::new();
         }
         let mut named = std::collections::HashSet::new();
@@ -406,17 +422,48 @@ impl Holders {
                 }
             }
         }
-        seen.into_iter()
-            .filter(|(index, _)| !named.contains(index))
-            .filter_map(|(index, word)| {
-                let units = state.record(index).reset_gauge(word);
-                (units > 0).then_some(Reclaimed {
+        let mut reclaimed: Vec<Reclaimed> = Vec::new();
+        for (index, word) in seen.into_iter().filter(|(i, _)| !named.contains(i)) {
+            let record = state.record(index);
+            let units = record.reset_gauge(word, state);
+            if units > 0 {
+                reclaimed.push(Reclaimed {
                     record: index,
                     pid: 0,
                     units,
-                })
-            })
-            .collect()
+                });
+                // The reset gave those seats back to the account: it now holds that many
+                // fewer than it was seen holding.
+                let id = record.seat_account_id(word);
+                if let Some(a) = accounts.iter_mut().find(|a| a.0 == id) {
+                    a.2 = a.2.saturating_sub(units);
+                }
+            }
+        }
+        for (id, index, taken) in accounts {
+            if taken == 0 {
+                continue;
+            }
+            let bounded = (0..state.capacity()).filter(|&i| {
+                let record = state.record(i);
+                record.owner() != 0
+                    && record.metering() == Metering::Seats
+                    && record.seat_account_id(record.gauge_word()) == id
+            });
+            let mut idle = true;
+            for i in bounded {
+                idle &= !named.contains(&i) && state.record(i).seats_held() == 0;
+            }
+            let account = state.account(id).expect("read above");
+            if idle && account.drop_leaked(taken) {
+                reclaimed.push(Reclaimed {
+                    record: index,
+                    pid: 0,
+                    units: taken,
+                });
+            }
+        }
+        reclaimed
     }
 }
 

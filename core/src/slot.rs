@@ -155,6 +155,9 @@ pub(crate) struct GenLeases {
     leases: [AtomicU128; 2],
 }
 
+/// The accounts a seat pair's publish moves its held seats between: (from, to).
+type SeatCarry<'a> = (Option<&'a AccountRecord>, Option<&'a AccountRecord>);
+
 /// A lease word: `[epoch:62 | sealed:1 | last:1 | settling:1 | refilling:15 | end:48]`.
 ///
 /// `end` is where the lease stops, in the cursor's offset space of the key it leases: the pair
@@ -1295,6 +1298,9 @@ impl PairRecord {
                 // Seats stay held across admin changes: the gauge carries over unchanged.
                 Metering::Seats => seat::held(offset_of(word)),
             };
+            // Seats carried onto the new Active key count in its account from before the CAS
+            // (a moment of over-counting only refuses) and leave the old bounding key's after.
+            let carried = self.seat_carry(word, next.active, offset, env);
             self.write_generation(epoch, &next, offset, volume);
             // Release: published by the cursor CAS below with the generation; read by
             // `finish_publish` after an Acquire load of the cursor.
@@ -1317,11 +1323,48 @@ impl PairRecord {
                     if volume {
                         self.finish_publish(env);
                     }
+                    if let Some(from) = carried.0 {
+                        from.return_seats(offset);
+                    }
                     return Ok((state, next));
                 }
-                Err(current) => word = current,
+                Err(current) => {
+                    if let Some(to) = carried.1 {
+                        to.return_seats(offset);
+                    }
+                    word = current;
+                }
             }
         }
+    }
+
+    /// For a seat pair, before a publish from `word`: counts the `held` seats in the account of
+    /// the next Active key, and returns (the account bounding them now, that account). The
+    /// caller uncounts them from the first after its CAS, or from the second if the CAS failed.
+    /// Both `None` for a data-volume pair or when nothing is held; either `None` for a key
+    /// without an account (a state written before seat accounts, or no next key).
+    fn seat_carry<'a>(
+        &self,
+        word: Word,
+        next_active: Option<LiveKey>,
+        held: u64,
+        env: &'a impl Accounts,
+    ) -> SeatCarry<'a> {
+        if self.metering() != Metering::Seats || held == 0 {
+            return (None, None);
+        }
+        let cursor = Cursor::unpack(word);
+        let side = if cursor.switched {
+            Side::Reserve
+        } else {
+            Side::Active
+        };
+        let from = self.account_of(cursor.epoch as usize & 1, side, env);
+        let to = next_active.and_then(|key| env.account(key.account));
+        if let Some(to) = to {
+            to.carry_seats(held);
+        }
+        (from, to)
     }
 
     /// Finishes the last publish of a data-volume pair: seals the leases of the generation it
@@ -1587,11 +1630,10 @@ impl PairRecord {
     /// account): such a state is converted at open before any grant (see `Engine::open`).
     pub(crate) fn needs_accounts(&self) -> bool {
         let state = self.state();
-        self.metering() == Metering::Volume
-            && [state.active, state.reserve]
-                .into_iter()
-                .flatten()
-                .any(|key| key.account == 0)
+        [state.active, state.reserve]
+            .into_iter()
+            .flatten()
+            .any(|key| key.account == 0)
     }
 
     /// Checks the record's internal consistency; a violation means the file was damaged.

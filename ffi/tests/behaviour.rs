@@ -502,7 +502,7 @@ fn seats_and_instance_checks_allocate_nothing_even_when_they_refuse() {
     assert_eq!(svm.acquire(4), TG_EXHAUSTED);
     assert_eq!(
         last_error(),
-        "no free seats: 4 requested but only 3 of the active key's seats are free"
+        "no free seats: 4 requested but only 3 of the active key's seats are free in all the projects that hold it"
     );
 }
 
@@ -625,7 +625,7 @@ fn seat_pool_instance_and_group_refusals_have_their_statuses() {
     use tg_status::*;
     let cases: [(&str, &dyn Fn() -> tg_status, tg_status, &str); 24] = [
         ("acquire past the bound", &|| svm.acquire(2), TG_EXHAUSTED,
-            "no free seats: 2 requested but only 1 of the active key's seats are free"),
+            "no free seats: 2 requested but only 1 of the active key's seats are free in all the projects that hold it"),
         ("release what is not held", &|| svm.release(1), TG_NOT_HELD,
             "cannot release 1 seats: only 0 are held"),
         ("a data-volume seat class", &|| open_seats(&svm_name, "data_volume"), TG_INVALID_ARGUMENT,

@@ -115,7 +115,7 @@ static void test_seats(tg_engine *engine) {
     /* Up to the bound, all or nothing. */
     EXPECT(TG_OK, tg_seat_acquire(server, 2));
     EXPECT(TG_EXHAUSTED, tg_seat_acquire(server, 2));
-    EXPECT_MESSAGE("no free seats: 2 requested but only 1 of the active key's seats are free");
+    EXPECT_MESSAGE("no free seats: 2 requested but only 1 of the active key's seats are free in all the projects that hold it");
     EXPECT(TG_OK, tg_seat_acquire(server, 1));
     EXPECT(TG_EXHAUSTED, tg_seat_acquire(server, 1));
     expect_seats(server, 3, 3, 0, false, 0);

@@ -50,7 +50,7 @@ def test_seats_up_to_the_bound_then_exhausted(engine, key) -> None:
         server.acquire()
         with pytest.raises(
             tollgate.Exhausted,
-            match="no free seats: 1 requested but only 0 of the active key's seats are free",
+            match="no free seats: 1 requested but only 0 of the active key's seats are free in all the projects that hold it",
         ) as refused:
             server.acquire()
         assert refused.value.status == tollgate.Status.EXHAUSTED

@@ -50,7 +50,7 @@ impl Catalog {
                         k.final_used
                  FROM keys k JOIN pairs r ON r.record = k.record
                  JOIN projects p ON p.id = r.project_id
-                 WHERE k.id = ?1 AND r.class = 'data_volume' ORDER BY k.row",
+                 WHERE k.id = ?1 ORDER BY k.row",
             )
             .map_err(Error::store("list key uses"))?;
         let rows = stmt

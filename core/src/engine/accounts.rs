@@ -41,8 +41,8 @@ pub struct AccountUsage {
 }
 
 impl Engine {
-    /// The account id (record plus one) of data-volume key `key`, made empty when the key has
-    /// none yet. Needs the admin lock. The catalog row comes first: a crash before the hot
+    /// The account id (record plus one) of key `key` (bytes of a data-volume key, seats of a
+    /// seat or instance key), made empty when the key has none yet. Needs the admin lock. The catalog row comes first: a crash before the hot
     /// record is made leaves a row that [`give_keys_accounts`] completes at the next open.
     pub(super) fn account_for(&self, admin: &Admin, key: &Key) -> Result<u32> {
         if let Some(record) = admin.catalog.account_record(&key.id)? {
@@ -113,7 +113,7 @@ impl Engine {
     }
 
     /// A key's account: its usage across every project and who holds it. `None` for a key with
-    /// no account (seat and instance keys).
+    /// no account yet.
     pub(super) fn account_usage(
         &self,
         catalog: &Catalog,
@@ -185,13 +185,13 @@ pub(super) fn account_usage(
     catalog: &Catalog,
     key: &Key,
 ) -> Result<Option<AccountUsage>> {
-    if key.scheme.class() != LicenseClass::DataVolume {
-        return Ok(None);
-    }
     let Some(record) = catalog.account_record(&key.id)? else {
         return Ok(None);
     };
     let account = state.account_record(record);
+    // Bytes used stay used; seats count only where the key bounds a gauge now: a retired seat
+    // key's seats moved on with the switch.
+    let bytes = key.scheme.class() == LicenseClass::DataVolume;
     let mut holders = Vec::new();
     let mut used = 0u64;
     for row in catalog.key_rows_by_id(&key.id)? {
@@ -199,7 +199,9 @@ pub(super) fn account_usage(
             continue;
         }
         let (status, share) = row_usage(state, &row);
-        used += share;
+        if bytes || status == KeyStatus::Active {
+            used += share;
+        }
         holders.push(KeyHolder {
             project: row.project.name.clone(),
             status,
@@ -214,25 +216,32 @@ pub(super) fn account_usage(
     }))
 }
 
-/// Gives the keys of every data-volume pair written before key accounts existed an account,
-/// and completes accounts a crash left half-made. Per-pair copies of one key id become one
-/// account whose usage is their sum; a sum beyond the limit leaves the key used up, nothing
-/// lost, and says so in a `recovered` event. Also finishes a publish whose process was killed
+/// Gives the keys of every pair written before key accounts existed an account (data-volume
+/// pairs before format 3, seat and instance pairs before seat accounts), and completes
+/// accounts a crash left half-made. Per-pair copies of one key id become one account whose
+/// usage is their sum; a sum beyond the limit leaves the key used up (a seat key: no seat can be
+/// taken until enough are released), nothing lost, and says so in a `recovered` event. Also finishes a publish whose process was killed
 /// before it gave the old generation's leases back. Runs at open under the admin lock, before
 /// any handle exists.
 pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result<()> {
     let mut touched: Vec<String> = Vec::new();
     for (project, pair) in catalog.all_pairs(false)? {
-        if pair.class != LicenseClass::DataVolume {
-            continue;
-        }
+        let bytes = pair.class == LicenseClass::DataVolume;
         let record = state.record(pair.record);
         if !record.needs_accounts() {
-            // A publisher killed between its CAS and giving the old leases back.
-            record.finish_publish(state);
+            if bytes {
+                // A publisher killed between its CAS and giving the old leases back.
+                record.finish_publish(state);
+            }
             continue;
         }
-        let legacy = record.legacy_state();
+        // A seat pair's state reads the same with or without accounts; a data-volume pair of
+        // format 2 metered both keys on one cursor.
+        let legacy = if bytes {
+            record.legacy_state()
+        } else {
+            record.state()
+        };
         let keys = catalog.keys_of(pair.record)?;
         let mut account_of = |live: Option<LiveKey>| -> Result<Option<LiveKey>> {
             let Some(mut live) = live else {
@@ -264,7 +273,8 @@ pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result
         let tx = catalog.begin()?;
         Catalog::sync_pair(&tx, pair.record, &record.state(), &super::now_text())?;
         let detail = format!(
-            "data-volume pair of \"{}\" given key accounts (hot-state generation {})",
+            "{} pair of \"{}\" given key accounts (hot-state generation {})",
+            pair.class,
             project.name,
             record.state().epoch
         );
@@ -283,11 +293,16 @@ pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result
             continue;
         };
         let account = state.account_record(record);
-        if !account.is_account() {
+        let fresh = !account.is_account();
+        if fresh {
             account.open(key.scheme.amount(), 0, ACCOUNT_OWNER);
         }
         let usage = account_usage(state, catalog, &key)?.expect("an account was found");
-        account.set_taken(usage.used);
+        // Bytes: the sum of what every holder used. Seats: the republish above counted each
+        // pair's gauge as it carried it, unless the account's hot record was missing then.
+        if key.scheme.class() == LicenseClass::DataVolume || fresh {
+            account.set_taken(usage.used);
+        }
         let holders = usage
             .holders
             .iter()
@@ -296,13 +311,23 @@ pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result
         account.set_holders(u32::try_from(holders).unwrap_or(u32::MAX));
         state.flush_record(record)?;
         if usage.used > usage.limit {
-            let detail = format!(
-                "key {} was used {} bytes across {} projects, beyond its limit of {}: it is used up",
-                key.id,
-                usage.used,
-                usage.holders.len(),
-                usage.limit
-            );
+            let detail = if key.scheme.class() == LicenseClass::DataVolume {
+                format!(
+                    "key {} was used {} bytes across {} projects, beyond its limit of {}: it is used up",
+                    key.id,
+                    usage.used,
+                    usage.holders.len(),
+                    usage.limit
+                )
+            } else {
+                format!(
+                    "key {} has {} seats held across {} projects, beyond its amount of {}: no seat is taken until enough are released",
+                    key.id,
+                    usage.used,
+                    usage.holders.len(),
+                    usage.limit
+                )
+            };
             let tx = catalog.begin()?;
             let project = usage.holders[0].project.clone();
             Catalog::append_events_in(&tx, &[(project, EventKind::Recovered { detail })])?;

@@ -457,6 +457,7 @@ impl Snapshot {
             live: BTreeMap::new(),
             retired,
         };
+        let accounts: HashMap<String, u32> = catalog.accounts()?.into_iter().collect();
         for (project, pair) in catalog.all_pairs(false)? {
             let record = state.record(pair.record);
             let hot = record.state();
@@ -485,15 +486,24 @@ impl Snapshot {
                         )));
                     }
                 }
+                // The account bounds every grant (or seat) of the key across its holders, so which
+                // account a slot draws from and that account's limit are terms too: a slot
+                // pointed at another account (or none) would escape the shared quota.
+                let named = accounts.get(key.id.as_str()).map_or(0, |record| record + 1);
+                if slot.account != named {
+                    return Err(unacceptable(format!(
+                            "the {role} slot of project \"{}\" draws key \"{}\" from account {} in hot.tgs but the catalog says {named}: hot.tgs was edited",
+                            project.name, key.id, slot.account
+                    )));
+                }
+                let account = state.account(slot.account).map_or(0, |a| a.limit());
+                if account != key.scheme.amount() {
+                    return Err(unacceptable(format!(
+                            "the account of key \"{}\" has a limit of {account} in hot.tgs but {} in its license: hot.tgs was edited",
+                            key.id, key.scheme.amount()
+                    )));
+                }
                 if record.metering() == Metering::Volume {
-                    // The account bounds every grant of the key, so its limit is a term too.
-                    let account = state.account(slot.account).map_or(0, |a| a.limit());
-                    if account != key.scheme.amount() {
-                        return Err(unacceptable(format!(
-                                "the account of key \"{}\" has a limit of {account} in hot.tgs but {} in its license: hot.tgs was edited",
-                                key.id, key.scheme.amount()
-                        )));
-                    }
                     snapshot.total += slot.used;
                     snapshot.live.insert(
                         slot.key,

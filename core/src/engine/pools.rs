@@ -28,7 +28,7 @@ use crate::pool::{
     Assignment, Instance, InstanceOs, LicenseFilter, LicenseType, Need, NeedReason, PaymentMode,
     PoolKind, PoolLicense, Purchase, Shortfall, TypeListing, TypeShortfall, NOT_PURCHASED,
 };
-use crate::slot::{Metering, NextGen, PairEvent, PairEvents, PairRecord};
+use crate::slot::{AccountRecord, Accounts, Metering, NextGen, PairEvent, PairEvents, PairRecord};
 
 const DAY: i64 = 86_400;
 
@@ -577,6 +577,13 @@ impl InstanceHandle {
         record
             .covers(self.clock.now(), self)
             .map_err(|e| self.inner.refusal(e))
+    }
+}
+
+impl Accounts for InstanceHandle {
+    #[inline]
+    fn account(&self, id: u32) -> Option<&AccountRecord> {
+        self.inner.state.account(id)
     }
 }
 

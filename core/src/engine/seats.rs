@@ -17,7 +17,7 @@ use crate::events::EventKind;
 use crate::events::HotQueue;
 use crate::holders::{HolderEntry, Holders, Process, Reclaimed};
 use crate::key::LicenseClass;
-use crate::slot::{Metering, PairEvent, PairEvents, PairRecord};
+use crate::slot::{AccountRecord, Accounts, Metering, PairEvent, PairEvents, PairRecord};
 use crate::state_file::StateFile;
 
 /// The seats of one pair, as [`SeatHandle::usage`] reads them.
@@ -215,7 +215,7 @@ impl SeatHandle {
                 // wrote to this process's zero page, not to the table, so both steps are undone.
                 self.inner.holders.intact().inspect_err(|_| {
                     let _ = self.entry().take(units);
-                    let _ = self.pair().release(units);
+                    let _ = self.pair().release(units, self);
                 })
             }
             Err(refusal) => Err(self.refused(refusal)),
@@ -228,7 +228,7 @@ impl SeatHandle {
     pub fn release(&self, units: u64) -> Result<()> {
         // This owner's entry first, the gauge second (see `acquire`).
         self.entry().take(units).map_err(|e| self.refused(e))?;
-        if let Err(e) = self.pair().release(units) {
+        if let Err(e) = self.pair().release(units, self) {
             // Only a damaged state holds fewer seats on the gauge than in an entry: put the
             // entry back and say so.
             self.entry().add(units);
@@ -261,6 +261,13 @@ impl SeatHandle {
             self.inner.reclaimer.request();
         }
         self.inner.refusal(error)
+    }
+}
+
+impl Accounts for SeatHandle {
+    #[inline]
+    fn account(&self, id: u32) -> Option<&AccountRecord> {
+        self.inner.state.account(id)
     }
 }
 

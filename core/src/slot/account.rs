@@ -211,10 +211,75 @@ impl AccountRecord {
     }
 
     /// The thresholds reported so far, bit `i` for `THRESHOLDS[i]`.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn reported(&self) -> u32 {
         // Relaxed: read by a test after the threads that set it were joined.
         self.reported.load(Ordering::Relaxed)
+    }
+
+    /// Takes `units` seats of a seat key's account if that many are free (`taken` counts the
+    /// seats held across every pair the key bounds), else returns how many are free. One CAS.
+    pub(crate) fn take_seats(&self, units: u64) -> Result<(), u64> {
+        let limit = self.limit();
+        // Relaxed (load and CAS): as in `take`; the gauge publishes no other data.
+        let mut taken = self.taken.load(Ordering::Relaxed);
+        loop {
+            let free = limit.saturating_sub(taken);
+            if units > free {
+                return Err(free);
+            }
+            match self.taken.compare_exchange_weak(
+                taken,
+                taken + units,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(current) => taken = current,
+            }
+        }
+    }
+
+    /// Counts `units` seats that a pair carries onto this key (a switch or an admin change made
+    /// the key bound seats already held), even beyond its amount: seats held stay held, and
+    /// acquires are refused until enough are released.
+    pub(crate) fn carry_seats(&self, units: u64) {
+        if units > 0 {
+            // Relaxed: see `take_seats`.
+            self.taken.fetch_add(units, Ordering::Relaxed);
+        }
+    }
+
+    /// Uncounts `units` seats released, reclaimed or carried away. Saturates at zero, which
+    /// only a damaged state can reach: every seat uncounted was counted first.
+    pub(crate) fn return_seats(&self, units: u64) {
+        if units == 0 {
+            return;
+        }
+        // Relaxed: see `take_seats`.
+        let mut taken = self.taken.load(Ordering::Relaxed);
+        loop {
+            match self.taken.compare_exchange_weak(
+                taken,
+                taken.saturating_sub(units),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(current) => taken = current,
+            }
+        }
+    }
+
+    /// Sets a seat account's count to zero if it is still `seen`, and says whether it did: for
+    /// seats that owners killed between their steps left counted, once nothing can hold any
+    /// (see `Holders::reset_unowned`). A change since `seen` (an acquire that took seats after
+    /// the caller looked) makes it fail; a take and a give-back of as many leaves none held.
+    pub(crate) fn drop_leaked(&self, seen: u64) -> bool {
+        // Relaxed: see `take_seats`.
+        self.taken
+            .compare_exchange(seen, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Sets `taken` (admin, under the admin lock, with no pair drawing: conversion and repair).

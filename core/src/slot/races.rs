@@ -187,7 +187,7 @@ fn two_publishes_never_make_a_seat_acquire_refuse() {
             let mut acquired = 0;
             while !stop.load(Std::Relaxed) {
                 if record.acquire(1, now, &log).is_ok() {
-                    record.release(1).unwrap();
+                    record.release(1, &log).unwrap();
                     acquired += 1;
                 }
             }

@@ -22,8 +22,9 @@
 //! loser of the race retries. A refusal is validated like a grant's window (see `confirm`).
 
 use super::{
-    offset_of, Cursor, Error, LiveKey, Metering, PairEvent, PairEvents, PairRecord, PairState,
-    Refusal, SwitchReason, Word, OFFSET_MASK, SWITCHED_BIT,
+    epoch_of, offset_of, AccountRecord, Accounts, Cursor, Error, LiveKey, Metering, PairEvent,
+    PairEvents, PairRecord, PairState, Refusal, Side, SwitchReason, Word, OFFSET_MASK,
+    SWITCHED_BIT,
 };
 use crate::sync::Ordering;
 
@@ -36,6 +37,14 @@ pub(super) fn held(offset: u64) -> u64 {
     offset & HELD_MASK
 }
 
+/// Whether two cursor words of a seat pair bound the gauge by the same key: the same
+/// generation, switched or not alike. An acquire whose seats came from that key's account may
+/// retry its gauge CAS on such a word without taking them again.
+#[inline(always)]
+fn same_bound(a: Word, b: Word) -> bool {
+    (a ^ b) >> 64 == 0
+}
+
 /// The seats held when the Active key expired, from an expired seat pair's offset.
 fn at_switch(offset: u64) -> u64 {
     offset >> 32
@@ -43,63 +52,92 @@ fn at_switch(offset: u64) -> u64 {
 
 impl PairRecord {
     /// Takes `units` seats if the Active key (or, once it expired, the reserve) has that many
-    /// free, and returns the seats held afterwards. Lock-free: one CAS. A request of 0 is a probe
-    /// that succeeds exactly when a valid key covers the pair.
+    /// free, and returns the seats held on this pair afterwards. A request of 0 is a probe that
+    /// succeeds exactly when a valid key covers the pair.
+    ///
+    /// With a key account (every key added since accounts exist), the seats are taken from the
+    /// account first, one CAS there, so the amount bounds the seats held across every pair that
+    /// holds the key; then the pair's gauge is raised, one CAS here. If the pair changed keys
+    /// between the two (a switch or an admin publish moved the epoch), the seats go back to the
+    /// account they came from and the request starts again. A pair without an account (a state
+    /// written before seat accounts) is bounded by its own gauge, one CAS.
     #[inline]
     pub(crate) fn acquire(
         &self,
         units: u64,
         now: u32,
-        events: &impl PairEvents,
+        env: &(impl PairEvents + Accounts),
     ) -> Result<u64, Error> {
         debug_assert_eq!(self.metering(), Metering::Seats);
         let mut word = self.load_cursor();
-        loop {
-            let refusal = match self.seat_bound(&mut word, now, events) {
-                Ok(bound) => {
-                    let held = held(offset_of(word));
-                    let available = bound.saturating_sub(held);
-                    if units > available {
-                        Refusal::NoSeats { available }
-                    } else if units == 0 {
-                        return Ok(held);
-                    } else {
-                        // Relaxed on success: the gauge is the only datum an acquire publishes.
-                        // Acquire on failure: the retry reads the limits of whatever epoch the
-                        // current word carries. `held + units <= bound <= u32::MAX`, so the
-                        // addition stays inside the `held` field.
-                        match self.cursor.compare_exchange_weak(
-                            word,
-                            word + Word::from(units),
-                            Ordering::Relaxed,
-                            Ordering::Acquire,
-                        ) {
-                            Ok(_) => return Ok(held + units),
-                            Err(current) => {
-                                word = current;
-                                continue;
+        'request: loop {
+            let refusal = match self.seat_bound(&mut word, now, env) {
+                Ok(_) if units == 0 => return Ok(held(offset_of(word))),
+                Ok(bound) => match self.seat_account(word, env) {
+                    Some(account) => match account.take_seats(units) {
+                        Ok(()) => loop {
+                            // Relaxed on success: the gauge is the only datum an acquire
+                            // publishes. Acquire on failure: the retry reads the limits and
+                            // accounts of whatever epoch the current word carries. The account
+                            // bounds every pair's gauge, so `held + units` stays in its field.
+                            match self.cursor.compare_exchange_weak(
+                                word,
+                                word + Word::from(units),
+                                Ordering::Relaxed,
+                                Ordering::Acquire,
+                            ) {
+                                Ok(_) => return Ok(held(offset_of(word)) + units),
+                                Err(current) if same_bound(current, word) => word = current,
+                                Err(current) => {
+                                    account.return_seats(units);
+                                    word = current;
+                                    continue 'request;
+                                }
+                            }
+                        },
+                        Err(available) => Refusal::NoSeats { available },
+                    },
+                    None => {
+                        let held = held(offset_of(word));
+                        let available = bound.saturating_sub(held);
+                        if units > available {
+                            Refusal::NoSeats { available }
+                        } else {
+                            // Orderings as above; `held + units <= bound <= u32::MAX`.
+                            match self.cursor.compare_exchange_weak(
+                                word,
+                                word + Word::from(units),
+                                Ordering::Relaxed,
+                                Ordering::Acquire,
+                            ) {
+                                Ok(_) => return Ok(held + units),
+                                Err(current) => {
+                                    word = current;
+                                    continue;
+                                }
                             }
                         }
                     }
-                }
+                },
                 Err(refusal) => refusal,
             };
             match self.confirm(word) {
-                Ok(()) => return Err(self.refuse(word, units, refusal, events)),
+                Ok(()) => return Err(self.refuse(word, units, refusal, env)),
                 Err(current) => word = current,
             }
         }
     }
 
-    /// Gives back `units` seats and returns the seats held afterwards; refuses with `NotHeld`
-    /// (changing nothing) when fewer are held. Never waits and never depends on expiry: a
-    /// machine may always stop being protected.
+    /// Gives back `units` seats and returns the seats held on this pair afterwards; refuses with
+    /// `NotHeld` (changing nothing) when fewer are held. Never waits and never depends on
+    /// expiry: a machine may always stop being protected. The gauge first, then the account of
+    /// the key that bounded it (named before the CAS, which validates it).
     #[inline]
-    pub(crate) fn release(&self, units: u64) -> Result<u64, Error> {
+    pub(crate) fn release(&self, units: u64, env: &impl Accounts) -> Result<u64, Error> {
         debug_assert_eq!(self.metering(), Metering::Seats);
-        // Relaxed (load and CAS): a release reads nothing but the gauge it changes; the CAS on
-        // the one cursor word orders it against every acquire, release and publish.
-        let mut word = self.cursor.load(Ordering::Relaxed);
+        // Acquire (load and failure): the account read below must be the generation's of the
+        // word the CAS then validates. Relaxed on success: the gauge publishes no other data.
+        let mut word = self.cursor.load(Ordering::Acquire);
         loop {
             let held = held(offset_of(word));
             if units > held {
@@ -108,31 +146,60 @@ impl PairRecord {
                     held,
                 });
             }
+            let account = self.seat_account(word, env);
             match self.cursor.compare_exchange_weak(
                 word,
                 word - Word::from(units),
                 Ordering::Relaxed,
-                Ordering::Relaxed,
+                Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(held - units),
+                Ok(_) => {
+                    if let Some(account) = account {
+                        account.return_seats(units);
+                    }
+                    return Ok(held - units);
+                }
                 Err(current) => word = current,
             }
         }
+    }
+
+    /// The account of the key bounding the gauge at `word`: the Active key's, or the reserve's
+    /// once the Active key expired. `None` for a pair without accounts.
+    fn seat_account<'a>(&self, word: Word, env: &'a impl Accounts) -> Option<&'a AccountRecord> {
+        env.account(self.seat_account_id(word))
+    }
+
+    /// The id of [`Self::seat_account`] (0 for none).
+    pub(crate) fn seat_account_id(&self, word: Word) -> u32 {
+        let cursor = Cursor::unpack(word);
+        let side = if cursor.switched {
+            Side::Reserve
+        } else {
+            Side::Active
+        };
+        // Acquire: as in `account_of`.
+        self.leases[cursor.epoch as usize & 1].accounts[side as usize].load(Ordering::Acquire)
+    }
+
+    /// The seats held on this pair now.
+    pub(crate) fn seats_held(&self) -> u64 {
+        held(offset_of(self.gauge_word()))
     }
 
     /// Whether a valid key covers the pair now (seed 002's "each instance must be assigned a
     /// license"): `Ok` or the refusal (`NoActiveKey`, `Expired`). Switches an expired Active key
     /// to its reserve on the way, like every other caller. Lock-free, usually one load.
     #[inline]
-    pub(crate) fn covers(&self, now: u32, events: &impl PairEvents) -> Result<(), Error> {
+    pub(crate) fn covers(&self, now: u32, env: &(impl PairEvents + Accounts)) -> Result<(), Error> {
         let mut word = self.load_cursor();
         loop {
-            let refusal = match self.seat_bound(&mut word, now, events) {
+            let refusal = match self.seat_bound(&mut word, now, env) {
                 Ok(_) => return Ok(()),
                 Err(refusal) => refusal,
             };
             match self.confirm(word) {
-                Ok(()) => return Err(self.refuse(word, 0, refusal, events)),
+                Ok(()) => return Err(self.refuse(word, 0, refusal, env)),
                 Err(current) => word = current,
             }
         }
@@ -145,7 +212,7 @@ impl PairRecord {
         &self,
         word: &mut Word,
         now: u32,
-        events: &impl PairEvents,
+        env: &(impl PairEvents + Accounts),
     ) -> Result<u64, Refusal> {
         loop {
             let cursor = Cursor::unpack(*word);
@@ -172,26 +239,50 @@ impl PairRecord {
             if reserve_limit == 0 || reserve_expiry <= now {
                 return Err(Refusal::Expired);
             }
-            match self.switch_seats_on_expiry(*word, events) {
+            match self.switch_seats_on_expiry(*word, env) {
                 Ok(switched) | Err(switched) => *word = switched,
             }
         }
     }
 
     /// Hands an expired Active key's seats to the reserve: sets the expired flag and records the
-    /// seats held in `at_switch`, in one CAS. Returns the new word if this caller switched, the
-    /// current word otherwise.
+    /// seats held in `at_switch`, in one CAS. The reserve's account counts the seats carried
+    /// before the CAS (a moment of over-counting only refuses, never over-grants) and the Active
+    /// key's account stops counting them after it. Returns the new word if this caller
+    /// switched, the current word otherwise.
     #[cold]
     #[inline(never)]
-    fn switch_seats_on_expiry(&self, word: Word, events: &impl PairEvents) -> Result<Word, Word> {
+    fn switch_seats_on_expiry(
+        &self,
+        word: Word,
+        env: &(impl PairEvents + Accounts),
+    ) -> Result<Word, Word> {
         let keys = self.key_rows(word);
         let held = held(offset_of(word));
+        let slot = epoch_of(word) as usize & 1;
+        let (from, to) = (
+            self.account_of(slot, Side::Active, env),
+            self.account_of(slot, Side::Reserve, env),
+        );
+        if let Some(to) = to {
+            to.carry_seats(held);
+        }
         let new = (word & !OFFSET_MASK) | SWITCHED_BIT | Word::from(held << 32 | held);
         // Release on success, Acquire on failure: as for data volume (`switch_on_expiry`); the
-        // key ids were Acquire-loaded before, so this CAS validates them.
-        self.cursor
-            .compare_exchange(word, new, Ordering::Release, Ordering::Acquire)?;
-        events.emit(PairEvent::Switched {
+        // key ids and accounts were Acquire-loaded before, so this CAS validates them.
+        if let Err(current) =
+            self.cursor
+                .compare_exchange(word, new, Ordering::Release, Ordering::Acquire)
+        {
+            if let Some(to) = to {
+                to.return_seats(held);
+            }
+            return Err(current);
+        }
+        if let Some(from) = from {
+            from.return_seats(held);
+        }
+        env.emit(PairEvent::Switched {
             from: keys.active,
             to: keys.reserve,
             reason: SwitchReason::Expired,
@@ -208,11 +299,12 @@ impl PairRecord {
     /// Sets the gauge to zero if the cursor still holds `seen`, and returns the seats dropped.
     /// Only for a pair no owner holds seats on (see `Holders::reclaim_dead`): seats counted as
     /// held by an owner killed between its two steps are leaked otherwise.
-    pub(crate) fn reset_gauge(&self, seen: Word) -> u64 {
+    pub(crate) fn reset_gauge(&self, seen: Word, env: &impl Accounts) -> u64 {
         let held = held(offset_of(seen));
         if held == 0 {
             return 0;
         }
+        let account = self.seat_account(seen, env);
         // Relaxed: as in `release`; the CAS fails if anyone moved the gauge since `seen`.
         match self.cursor.compare_exchange(
             seen,
@@ -220,25 +312,36 @@ impl PairRecord {
             Ordering::Relaxed,
             Ordering::Relaxed,
         ) {
-            Ok(_) => held,
+            Ok(_) => {
+                if let Some(account) = account {
+                    account.return_seats(held);
+                }
+                held
+            }
             Err(_) => 0,
         }
     }
 
     /// Takes back the seats of a holder that died (see `holders`): lowers the gauge by `units`,
     /// or to zero if fewer are held, which only a damaged state can cause.
-    pub(crate) fn reclaim(&self, units: u64) -> u64 {
-        // Relaxed: as in `release`.
-        let mut word = self.cursor.load(Ordering::Relaxed);
+    pub(crate) fn reclaim(&self, units: u64, env: &impl Accounts) -> u64 {
+        // Acquire and Relaxed: as in `release`.
+        let mut word = self.cursor.load(Ordering::Acquire);
         loop {
             let taken = units.min(held(offset_of(word)));
+            let account = self.seat_account(word, env);
             match self.cursor.compare_exchange_weak(
                 word,
                 word - Word::from(taken),
                 Ordering::Relaxed,
-                Ordering::Relaxed,
+                Ordering::Acquire,
             ) {
-                Ok(_) => return taken,
+                Ok(_) => {
+                    if let Some(account) = account {
+                        account.return_seats(taken);
+                    }
+                    return taken;
+                }
                 Err(current) => word = current,
             }
         }
@@ -294,6 +397,13 @@ mod tests {
     #[derive(Default)]
     struct Switches(AtomicUsize);
 
+    /// Seat pairs of these tests have no accounts (`account: 0`): the pair bounds its gauge.
+    impl Accounts for Switches {
+        fn account(&self, _: u32) -> Option<&AccountRecord> {
+            None
+        }
+    }
+
     impl PairEvents for Switches {
         fn emit(&self, event: PairEvent) {
             if matches!(event, PairEvent::Switched { .. }) {
@@ -325,6 +435,181 @@ mod tests {
         record
     }
 
+    /// Events and the accounts of the account tests below.
+    #[derive(Default)]
+    struct Shared {
+        accounts: TestAccounts,
+    }
+    crate::slot::testing::accounts_field!(Shared);
+
+    impl PairEvents for Shared {
+        fn emit(&self, _: PairEvent) {}
+    }
+
+    /// A seat pair drawing from accounts: Active key row `active.0` of account `active.1`, with
+    /// amount `active.2` and expiry `active.3`; the reserve likewise.
+    fn seats_on(
+        env: &Shared,
+        active: (u32, u32, u64, u32),
+        reserve: Option<(u32, u32, u64, u32)>,
+    ) -> PairRecord {
+        let record = PairRecord::new();
+        record.set_metering(Metering::Seats);
+        let key = |(row, account, limit, expiry)| LiveKey {
+            account,
+            key: row,
+            limit,
+            used: 0,
+            expiry,
+        };
+        let next = NextGen {
+            active: Some(key(active)),
+            reserve: reserve.map(key),
+            retired: None,
+            switches: 0,
+        };
+        for (account, limit) in [Some((active.1, active.2)), reserve.map(|r| (r.1, r.2))]
+            .into_iter()
+            .flatten()
+        {
+            let account = env.accounts.get(account);
+            if !account.is_account() {
+                account.open(limit, 0, 1);
+            }
+        }
+        record.publish::<()>(&env.accounts, |_| Ok(next)).unwrap();
+        record
+    }
+
+    #[test]
+    fn pairs_holding_one_seat_key_share_its_amount() {
+        let env = Shared::default();
+        let pairs: Vec<PairRecord> = (0..3)
+            .map(|_| seats_on(&env, (1, 1, 5, NEVER), None))
+            .collect();
+        assert_eq!(pairs[0].acquire(2, 0, &env).unwrap(), 2);
+        assert_eq!(pairs[1].acquire(2, 0, &env).unwrap(), 2);
+        // One seat is left anywhere: the third pair may take it, not two.
+        match pairs[2].acquire(2, 0, &env) {
+            Err(Error::SeatsExhausted { available: 1, .. }) => {}
+            other => panic!("expected SeatsExhausted with 1 available, got {other:?}"),
+        }
+        assert_eq!(pairs[2].acquire(1, 0, &env).unwrap(), 1);
+        assert!(matches!(
+            pairs[0].acquire(1, 0, &env),
+            Err(Error::SeatsExhausted { available: 0, .. })
+        ));
+        // A release on one pair lets another acquire.
+        assert_eq!(pairs[1].release(1, &env).unwrap(), 1);
+        assert_eq!(pairs[0].acquire(1, 0, &env).unwrap(), 3);
+        assert_eq!(env.accounts.get(1).taken(), 5);
+        // A probe takes nothing.
+        assert_eq!(pairs[1].acquire(0, 0, &env).unwrap(), 1);
+        for (pair, held) in pairs.iter().zip([3, 1, 1]) {
+            pair.release(held, &env).unwrap();
+        }
+        assert_eq!(env.accounts.get(1).taken(), 0);
+    }
+
+    #[test]
+    fn an_expiry_switch_carries_the_seats_onto_the_reserves_account() {
+        let env = Shared::default();
+        // Pair a: key 1 (account 1, 4 seats, expires at 10), reserve key 2 (account 2, 5
+        // seats). Pair b: key 2 Active.
+        let a = seats_on(&env, (1, 1, 4, 10), Some((2, 2, 5, NEVER)));
+        let b = seats_on(&env, (2, 2, 5, NEVER), None);
+        a.acquire(3, 0, &env).unwrap();
+        b.acquire(2, 0, &env).unwrap();
+        assert_eq!(
+            (env.accounts.get(1).taken(), env.accounts.get(2).taken()),
+            (3, 2)
+        );
+        // The switch moves a's 3 seats onto key 2, which is then full.
+        a.covers(20, &env).unwrap();
+        assert_eq!(
+            (env.accounts.get(1).taken(), env.accounts.get(2).taken()),
+            (0, 5)
+        );
+        assert!(matches!(
+            b.acquire(1, 20, &env),
+            Err(Error::SeatsExhausted { available: 0, .. })
+        ));
+        // A release after the switch gives back to key 2's account.
+        a.release(1, &env).unwrap();
+        assert_eq!(env.accounts.get(2).taken(), 4);
+        assert_eq!(b.acquire(1, 20, &env).unwrap(), 3);
+    }
+
+    #[test]
+    fn a_publish_carries_the_seats_held_to_the_next_keys_account() {
+        let env = Shared::default();
+        let record = seats_on(&env, (1, 1, 4, NEVER), None);
+        record.acquire(3, 0, &env).unwrap();
+        // Replace key 1 by key 2 (account 2): the 3 seats held count against key 2 now.
+        env.accounts.get(2).open(6, 0, 1);
+        record
+            .publish::<()>(&env.accounts, |state| {
+                Ok(NextGen {
+                    active: Some(LiveKey {
+                        account: 2,
+                        key: 2,
+                        limit: 6,
+                        used: 0,
+                        expiry: NEVER,
+                    }),
+                    reserve: None,
+                    retired: state.active.map(|a| (a.key, a.used)),
+                    switches: state.switches,
+                })
+            })
+            .unwrap();
+        assert_eq!(
+            (env.accounts.get(1).taken(), env.accounts.get(2).taken()),
+            (0, 3)
+        );
+        assert_eq!(record.reclaim(2, &env), 2);
+        assert_eq!(env.accounts.get(2).taken(), 1);
+    }
+
+    #[test]
+    fn threads_on_three_pairs_never_hold_more_seats_than_the_shared_key_allows() {
+        let env = std::sync::Arc::new(Shared::default());
+        let pairs: std::sync::Arc<Vec<PairRecord>> = std::sync::Arc::new(
+            (0..3)
+                .map(|_| seats_on(&env, (1, 1, 16, NEVER), None))
+                .collect(),
+        );
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (env, pairs) = (env.clone(), pairs.clone());
+                std::thread::spawn(move || {
+                    let mut mine = [0u64; 3];
+                    let mut peak = 0;
+                    for i in 0..20_000usize {
+                        let p = (t + i) % 3;
+                        if i % 3 == 2 && mine[p] > 0 {
+                            pairs[p].release(1, &*env).unwrap();
+                            mine[p] -= 1;
+                        } else if pairs[p].acquire(1 + i as u64 % 4, 0, &*env).is_ok() {
+                            mine[p] += 1 + i as u64 % 4;
+                            peak = peak.max(env.accounts.get(1).taken());
+                        }
+                    }
+                    for (p, held) in mine.into_iter().enumerate() {
+                        pairs[p].release(held, &*env).unwrap();
+                    }
+                    peak
+                })
+            })
+            .collect();
+        let peak = threads.into_iter().map(|t| t.join().unwrap()).max();
+        assert!(peak.unwrap() <= 16, "peak {peak:?}");
+        assert_eq!(env.accounts.get(1).taken(), 0);
+        for pair in pairs.iter() {
+            assert_eq!(pair.state().active.unwrap().used, 0);
+        }
+    }
+
     #[test]
     fn the_gauge_is_bounded_by_the_active_keys_amount_not_the_sum() {
         let record = seats((3, NEVER), Some((5, NEVER)));
@@ -338,8 +623,8 @@ mod tests {
             }) => {}
             other => panic!("{other:?}"),
         }
-        assert_eq!(record.release(2).unwrap(), 1);
-        match record.release(2) {
+        assert_eq!(record.release(2, &Switches::default()).unwrap(), 1);
+        match record.release(2, &Switches::default()) {
             Err(Error::NotHeld {
                 requested: 2,
                 held: 1,
@@ -366,7 +651,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         record.covers(100, &events).unwrap();
-        record.release(2).unwrap();
+        record.release(2, &Switches::default()).unwrap();
         assert_eq!(record.acquire(1, 101, &events).unwrap(), 2);
         assert_eq!(events.0.load(std::sync::atomic::Ordering::Relaxed), 1);
         let state = record.state();
@@ -379,7 +664,7 @@ mod tests {
             Err(Error::Expired)
         ));
         // Releasing never depends on validity.
-        assert_eq!(record.release(2).unwrap(), 0);
+        assert_eq!(record.release(2, &Switches::default()).unwrap(), 0);
     }
 
     #[test]
@@ -412,7 +697,7 @@ mod tests {
             .unwrap();
         let active = record.state().active.unwrap();
         assert_eq!((active.key, active.used, active.limit), (9, 7, 8));
-        assert_eq!(record.reclaim(9), 7);
+        assert_eq!(record.reclaim(9, &Switches::default()), 7);
         assert_eq!(record.state().active.unwrap().used, 0);
     }
 
@@ -428,14 +713,14 @@ mod tests {
                     let mut mine = 0u64;
                     for i in 0..20_000u64 {
                         if i % 3 == 2 && mine > 0 {
-                            record.release(1).unwrap();
+                            record.release(1, &Switches::default()).unwrap();
                             mine -= 1;
                         } else if let Ok(held) = record.acquire(1 + i % 5, 0, &events) {
                             mine += 1 + i % 5;
                             peak.fetch_max(held as usize, std::sync::atomic::Ordering::Relaxed);
                         }
                     }
-                    record.release(mine).unwrap();
+                    record.release(mine, &Switches::default()).unwrap();
                 })
             })
             .collect();
@@ -459,6 +744,13 @@ mod loom_models {
 
     #[derive(Default)]
     struct Switches(AtomicUsize);
+
+    /// Seat pairs of these tests have no accounts (`account: 0`): the pair bounds its gauge.
+    impl Accounts for Switches {
+        fn account(&self, _: u32) -> Option<&AccountRecord> {
+            None
+        }
+    }
 
     impl PairEvents for Switches {
         fn emit(&self, event: PairEvent) {
@@ -533,7 +825,7 @@ mod loom_models {
             };
             let releaser = {
                 let record = record.clone();
-                thread::spawn(move || record.release(1).is_ok())
+                thread::spawn(move || record.release(1, &Switches::default()).is_ok())
             };
             record
                 .publish::<()>(&TestAccounts::default(), |state| {
