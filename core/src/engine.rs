@@ -1254,12 +1254,19 @@ fn open_locked(
             catalog
         }
         (false, true) => {
-            let catalog = Catalog::open(&catalog_path, false)?;
-            if !catalog.all_pairs(false)?.is_empty() {
-                return Err(corrupt(
+            let missing = || {
+                corrupt(
                     &hot,
                     "the hot-state file is missing but the catalog holds projects",
-                ));
+                )
+            };
+            // Read before `Catalog::open` upgrades the schema: a refused state is left as it was.
+            if Catalog::holds_pairs(&catalog_path) == Some(true) {
+                return Err(missing());
+            }
+            let catalog = Catalog::open(&catalog_path, false)?;
+            if !catalog.all_pairs(false)?.is_empty() {
+                return Err(missing());
             }
             // A creation interrupted between the catalog and the hot file: finish it.
             StateFile::create(
@@ -1277,6 +1284,9 @@ fn open_locked(
             ))
         }
         (true, true) => {
+            // The hot file first: a damaged one is refused before the catalog's schema is
+            // upgraded, so a refused state is left exactly as it was.
+            state_file::check(&hot)?;
             let catalog = Catalog::open(&catalog_path, false)?;
             // A state written by a build with the 64-bit cursor is rewritten once, here, under
             // the admin lock, keeping every counter.

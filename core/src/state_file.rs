@@ -392,6 +392,35 @@ fn read_header_page(path: &Path) -> Result<(File, u64, Vec<u8>)> {
 /// The record length of format version 1.
 const V1_RECORD_LEN: usize = 128;
 
+/// Checks, reading only, that `path` is a whole state file of a format this build opens or
+/// [`upgrade`]s, with the error either would give; so that a damaged file is refused before
+/// anything of the state directory is written (the catalog upgrades its schema at open).
+pub(crate) fn check(path: &Path) -> Result<()> {
+    let corrupt = |reason: String| Error::CorruptState {
+        path: path.to_owned(),
+        reason,
+    };
+    let (_file, len, page) = read_header_page(path)?;
+    let header = Header::decode_any(&page).map_err(corrupt)?;
+    let record_len = match header.version {
+        1 => V1_RECORD_LEN,
+        2 | FORMAT_VERSION => RECORD_LEN,
+        version => {
+            return Err(corrupt(format!(
+                "format version {version}, this build reads version {FORMAT_VERSION}"
+            )))
+        }
+    };
+    header.check_layout(record_len).map_err(corrupt)?;
+    if len != header.file_len {
+        return Err(corrupt(format!(
+            "file is {len} bytes but its header says {}: it was truncated or extended",
+            header.file_len
+        )));
+    }
+    Ok(())
+}
+
 /// Rewrites a version-1 or version-2 state file at `path` in this build's format and returns
 /// true; returns false, changing nothing, for a file of any other version (which [`StateFile::open`] then
 /// judges). The new file is written beside it, synced and renamed over it, so a crash leaves
