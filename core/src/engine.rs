@@ -1238,6 +1238,8 @@ fn open_locked(
         path: path.to_owned(),
         reason: reason.to_owned(),
     };
+    // The format version the hot file had, when this open upgraded it.
+    let mut upgraded_from = None;
     let catalog = match (hot.exists(), catalog_path.exists()) {
         (false, false) => {
             // SQLite creates a file with the umask's mode, and its journal files with the
@@ -1290,7 +1292,7 @@ fn open_locked(
             let catalog = Catalog::open(&catalog_path, false)?;
             // A state written by a build with the 64-bit cursor is rewritten once, here, under
             // the admin lock, keeping every counter.
-            state_file::upgrade(&hot)?;
+            upgraded_from = state_file::upgrade(&hot)?;
             catalog
         }
     };
@@ -1330,7 +1332,7 @@ fn open_locked(
             .check()
             .map_err(|reason| corrupt(&hot, &format!("record {record}: {reason}")))?;
     }
-    accounts::give_keys_accounts(&state, &catalog)?;
+    accounts::give_keys_accounts(&state, &catalog, upgraded_from)?;
     repair(&state, &catalog, true)?;
     let holders_path = dir.join(HOLDERS_FILE);
     if !holders_path.exists() {

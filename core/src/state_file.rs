@@ -422,23 +422,23 @@ pub(crate) fn check(path: &Path) -> Result<()> {
 }
 
 /// Rewrites a version-1 or version-2 state file at `path` in this build's format and returns
-/// true; returns false, changing nothing, for a file of any other version (which [`StateFile::open`] then
-/// judges). The new file is written beside it, synced and renamed over it, so a crash leaves
+/// the version it had; returns `None`, changing nothing, for a file of any other version (which
+/// [`StateFile::open`] then judges). The new file is written beside it, synced and renamed over it, so a crash leaves
 /// either the old file or the new one. Needs the admin lock, and no process of an older build
 /// may have the state open: its updates to the old file would not reach the new one.
-pub(crate) fn upgrade(path: &Path) -> Result<bool> {
+pub(crate) fn upgrade(path: &Path) -> Result<Option<u32>> {
     let corrupt = |reason: String| Error::CorruptState {
         path: path.to_owned(),
         reason,
     };
     let (file, len, page) = read_header_page(path)?;
     let Ok(old) = Header::decode_any(&page) else {
-        return Ok(false);
+        return Ok(None);
     };
     let old_record_len = match old.version {
         1 => V1_RECORD_LEN,
         2 => RECORD_LEN,
-        _ => return Ok(false),
+        _ => return Ok(None),
     };
     old.check_layout(old_record_len).map_err(corrupt)?;
     if len != old.file_len {
@@ -479,7 +479,7 @@ pub(crate) fn upgrade(path: &Path) -> Result<bool> {
         }
         out.flush().map_err(io_error("write", tmp))
     })?;
-    Ok(true)
+    Ok(Some(old.version))
 }
 
 /// One version-1 record in this build's layout. Version 1 packed the cursor as
@@ -677,8 +677,12 @@ mod tests {
             reason(&path),
             "format version 1, this build reads version 3"
         );
-        assert!(upgrade(&path).unwrap());
-        assert!(!upgrade(&path).unwrap(), "a second upgrade changes nothing");
+        assert_eq!(upgrade(&path).unwrap(), Some(1));
+        assert_eq!(
+            upgrade(&path).unwrap(),
+            None,
+            "a second upgrade changes nothing"
+        );
         assert!(!stale.exists());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the upgraded file keeps the old one's mode");

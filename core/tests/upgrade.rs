@@ -377,14 +377,14 @@ fn expected_recovered() -> Vec<(String, String)> {
         (
             project.to_string(),
             format!(
-                "data-volume pair of \"{project}\" given key accounts (hot-state generation {generation})"
+                "upgraded from state format 2: data-volume pair of \"{project}\" given key accounts (hot-state generation {generation})"
             ),
         )
     })
     .collect();
     events.push((
         "r1".into(),
-        "key OVER-1000 was used 1300 bytes across 2 projects, beyond its limit of 1000: it is used up"
+        "upgraded from state format 2: key OVER-1000 was used 1300 bytes across 2 projects, beyond its limit of 1000: it is used up"
             .into(),
     ));
     events

@@ -219,8 +219,20 @@ pub(super) fn account_usage(
 /// account whose usage is their sum; a sum beyond the limit leaves the key used up, nothing
 /// lost, and says so in a `recovered` event. Also finishes a publish whose process was killed
 /// before it gave the old generation's leases back. Runs at open under the admin lock, before
-/// any handle exists.
-pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result<()> {
+/// any handle exists; `upgraded_from` is the format version the hot file had when this open
+/// upgraded it, which the events name.
+pub(super) fn give_keys_accounts(
+    state: &StateFile,
+    catalog: &Catalog,
+    upgraded_from: Option<u32>,
+) -> Result<()> {
+    // Pairs without accounts were written by a build before key accounts: converting them is
+    // an upgrade, not a crash's repair, and the events say so. Without an upgrade in this open,
+    // an earlier open upgraded the file and stopped before converting every pair.
+    let upgraded = match upgraded_from {
+        Some(version) => format!("upgraded from state format {version}"),
+        None => "upgraded from a state written before key accounts".to_owned(),
+    };
     let mut touched: Vec<String> = Vec::new();
     for (project, pair) in catalog.all_pairs(false)? {
         if pair.class != LicenseClass::DataVolume {
@@ -264,7 +276,7 @@ pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result
         let tx = catalog.begin()?;
         Catalog::sync_pair(&tx, pair.record, &record.state(), &super::now_text())?;
         let detail = format!(
-            "data-volume pair of \"{}\" given key accounts (hot-state generation {})",
+            "{upgraded}: data-volume pair of \"{}\" given key accounts (hot-state generation {})",
             project.name,
             record.state().epoch
         );
@@ -296,13 +308,16 @@ pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result
         account.set_holders(u32::try_from(holders).unwrap_or(u32::MAX));
         state.flush_record(record)?;
         if usage.used > usage.limit {
-            let detail = format!(
+            let mut detail = format!(
                 "key {} was used {} bytes across {} projects, beyond its limit of {}: it is used up",
                 key.id,
                 usage.used,
                 usage.holders.len(),
                 usage.limit
             );
+            if touched.contains(&key_id) {
+                detail = format!("{upgraded}: {detail}");
+            }
             let tx = catalog.begin()?;
             let project = usage.holders[0].project.clone();
             Catalog::append_events_in(&tx, &[(project, EventKind::Recovered { detail })])?;
