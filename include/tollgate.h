@@ -252,7 +252,8 @@ typedef enum tg_event_kind {
      */
     TG_EVENT_REFUSED = 7,
     /**
-     * After a crash, the catalog was brought back in line with the hot state (`recovered`).
+     * After a crash, the catalog was brought back in line with the hot state; or, at an upgrade
+     * of the state format, the state was converted (`recovered`).
      */
     TG_EVENT_RECOVERED = 8,
     /**

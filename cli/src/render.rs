@@ -242,6 +242,8 @@ pub fn event_text(kind: &EventKind) -> String {
             format!("key {key} reached {percent} % of its limit")
         }
         EventKind::Refused { reason } => format!("request refused: {}", refusal_text(*reason)),
+        // An upgrade's conversion is no crash; its detail says what it was.
+        EventKind::Recovered { detail } if detail.starts_with("upgraded from ") => detail.clone(),
         EventKind::Recovered { detail } => format!("recovered after a crash: {detail}"),
         EventKind::SeatsReclaimed { pid, units } => {
             let seats = if *units == 1 { "seat" } else { "seats" };

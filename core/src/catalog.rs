@@ -231,6 +231,18 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// Whether the catalog at `path` holds a slot pair, read without upgrading its schema
+    /// (every schema version has the `pairs` table), so that a state refused for it is left as
+    /// it was. `None` when it cannot be read so: [`Catalog::open`] then says what is wrong.
+    pub(crate) fn holds_pairs(path: &Path) -> Option<bool> {
+        use rusqlite::OpenFlags as F;
+        let flags = F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_NO_MUTEX | F::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags).ok()?;
+        conn.busy_timeout(Duration::from_secs(30)).ok()?;
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM pairs)", [], |r| r.get(0))
+            .ok()
+    }
+
     fn configure(&self) -> Result<()> {
         self.conn
             .busy_timeout(Duration::from_secs(30))

@@ -1235,6 +1235,8 @@ fn open_locked(
         path: path.to_owned(),
         reason: reason.to_owned(),
     };
+    // The format version the hot file had, when this open upgraded it.
+    let mut upgraded_from = None;
     let catalog = match (hot.exists(), catalog_path.exists()) {
         (false, false) => {
             // SQLite creates a file with the umask's mode, and its journal files with the
@@ -1251,12 +1253,19 @@ fn open_locked(
             catalog
         }
         (false, true) => {
-            let catalog = Catalog::open(&catalog_path, false)?;
-            if !catalog.all_pairs(false)?.is_empty() {
-                return Err(corrupt(
+            let missing = || {
+                corrupt(
                     &hot,
                     "the hot-state file is missing but the catalog holds projects",
-                ));
+                )
+            };
+            // Read before `Catalog::open` upgrades the schema: a refused state is left as it was.
+            if Catalog::holds_pairs(&catalog_path) == Some(true) {
+                return Err(missing());
+            }
+            let catalog = Catalog::open(&catalog_path, false)?;
+            if !catalog.all_pairs(false)?.is_empty() {
+                return Err(missing());
             }
             // A creation interrupted between the catalog and the hot file: finish it.
             StateFile::create(
@@ -1274,10 +1283,13 @@ fn open_locked(
             ))
         }
         (true, true) => {
+            // The hot file first: a damaged one is refused before the catalog's schema is
+            // upgraded, so a refused state is left exactly as it was.
+            state_file::check(&hot)?;
             let catalog = Catalog::open(&catalog_path, false)?;
             // A state written by a build with the 64-bit cursor is rewritten once, here, under
             // the admin lock, keeping every counter.
-            state_file::upgrade(&hot)?;
+            upgraded_from = state_file::upgrade(&hot)?;
             catalog
         }
     };
@@ -1317,7 +1329,7 @@ fn open_locked(
             .check()
             .map_err(|reason| corrupt(&hot, &format!("record {record}: {reason}")))?;
     }
-    accounts::give_keys_accounts(&state, &catalog)?;
+    accounts::give_keys_accounts(&state, &catalog, upgraded_from)?;
     repair(&state, &catalog, true)?;
     let holders_path = dir.join(HOLDERS_FILE);
     if !holders_path.exists() {

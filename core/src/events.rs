@@ -83,7 +83,9 @@ pub enum EventKind {
         /// Why.
         reason: RefusalReason,
     },
-    /// After a crash, the catalog was brought back in line with the hot state.
+    /// After a crash, the catalog was brought back in line with the hot state; or, at an
+    /// upgrade of the state format, the state was converted (the detail then starts with
+    /// "upgraded from").
     Recovered {
         /// What was repaired.
         detail: String,

@@ -392,24 +392,53 @@ fn read_header_page(path: &Path) -> Result<(File, u64, Vec<u8>)> {
 /// The record length of format version 1.
 const V1_RECORD_LEN: usize = 128;
 
+/// Checks, reading only, that `path` is a whole state file of a format this build opens or
+/// [`upgrade`]s, with the error either would give; so that a damaged file is refused before
+/// anything of the state directory is written (the catalog upgrades its schema at open).
+pub(crate) fn check(path: &Path) -> Result<()> {
+    let corrupt = |reason: String| Error::CorruptState {
+        path: path.to_owned(),
+        reason,
+    };
+    let (_file, len, page) = read_header_page(path)?;
+    let header = Header::decode_any(&page).map_err(corrupt)?;
+    let record_len = match header.version {
+        1 => V1_RECORD_LEN,
+        2 | FORMAT_VERSION => RECORD_LEN,
+        version => {
+            return Err(corrupt(format!(
+                "format version {version}, this build reads version {FORMAT_VERSION}"
+            )))
+        }
+    };
+    header.check_layout(record_len).map_err(corrupt)?;
+    if len != header.file_len {
+        return Err(corrupt(format!(
+            "file is {len} bytes but its header says {}: it was truncated or extended",
+            header.file_len
+        )));
+    }
+    Ok(())
+}
+
 /// Rewrites a version-1 or version-2 state file at `path` in this build's format and returns
-/// true; returns false, changing nothing, for a file of any other version (which [`StateFile::open`] then
-/// judges). The new file is written beside it, synced and renamed over it, so a crash leaves
+/// the version it had; returns `None`, changing nothing, for a file of any other version (which
+/// [`StateFile::open`] then judges). The new file is written beside it, synced and renamed over it, so a crash leaves
 /// either the old file or the new one. Needs the admin lock, and no process of an older build
 /// may have the state open: its updates to the old file would not reach the new one.
-pub(crate) fn upgrade(path: &Path) -> Result<bool> {
+pub(crate) fn upgrade(path: &Path) -> Result<Option<u32>> {
     let corrupt = |reason: String| Error::CorruptState {
         path: path.to_owned(),
         reason,
     };
     let (file, len, page) = read_header_page(path)?;
     let Ok(old) = Header::decode_any(&page) else {
-        return Ok(false);
+        return Ok(None);
     };
     let old_record_len = match old.version {
         1 => V1_RECORD_LEN,
         2 => RECORD_LEN,
-        _ => return Ok(false),
+        _ => return Ok(None),
     };
     old.check_layout(old_record_len).map_err(corrupt)?;
     if len != old.file_len {
@@ -450,7 +479,7 @@ pub(crate) fn upgrade(path: &Path) -> Result<bool> {
         }
         out.flush().map_err(io_error("write", tmp))
     })?;
-    Ok(true)
+    Ok(Some(old.version))
 }
 
 /// One version-1 record in this build's layout. Version 1 packed the cursor as
@@ -648,8 +677,12 @@ mod tests {
             reason(&path),
             "format version 1, this build reads version 3"
         );
-        assert!(upgrade(&path).unwrap());
-        assert!(!upgrade(&path).unwrap(), "a second upgrade changes nothing");
+        assert_eq!(upgrade(&path).unwrap(), Some(1));
+        assert_eq!(
+            upgrade(&path).unwrap(),
+            None,
+            "a second upgrade changes nothing"
+        );
         assert!(!stale.exists());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the upgraded file keeps the old one's mode");

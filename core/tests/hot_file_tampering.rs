@@ -256,3 +256,84 @@ fn a_license_edited_in_the_catalog_along_with_hot_tgs_is_refused() {
     );
     assert_eq!(snapshot(dir.path()), before);
 }
+
+/// The account record of `key`, from the catalog.
+fn account_record(dir: &Path, key: &str) -> u64 {
+    (account_limit(dir, key) - 8 - RECORDS) / RECORD
+}
+
+/// The state record of `project`'s pair of `class`, from the catalog.
+fn class_record(dir: &Path, project: &str, class: &str) -> u64 {
+    let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
+    db.query_row(
+        "SELECT record FROM pairs JOIN projects ON projects.id = pairs.project_id \
+         WHERE projects.name = ?1 AND class = ?2",
+        [project, class],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+/// Offset in the file of the account id the live generation's Active slot of `record` draws
+/// from (`leases[epoch & 1].accounts[0]`, see `PairRecord`).
+fn active_account(dir: &Path, record: u64) -> u64 {
+    let epoch = (cursor(dir, record) >> 65) as u64;
+    RECORDS + record * RECORD + 144 + 48 * (epoch & 1)
+}
+
+/// A slot pointed at no account, or at another key's account (of the same amount, so its limit
+/// check alone would pass), would escape the quota its key shares with its other holders: data
+/// volume and seats alike, refused at open with the exact reason, nothing changed.
+#[test]
+fn a_slot_pointed_at_another_account_is_refused_at_open() {
+    use tollgate_core::{Key, MachineOs, Scheme};
+    let machines = |id: &str| Key {
+        scheme: Scheme::PerMachine {
+            max_machines: 5,
+            os: MachineOs::Server,
+        },
+        ..dv(id, 1)
+    };
+    let cases: [(&str, &str, &str, Option<&str>); 4] = [
+        ("p", "data_volume", "A", None),
+        ("p", "data_volume", "A", Some("B")),
+        ("s", "per_machine server", "M", None),
+        ("s", "per_machine server", "M", Some("M2")),
+    ];
+    for (project, class, key, pointed_at) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = Engine::open_with(dir.path(), options(dir.path())).unwrap();
+            for (p, k) in [("p", dv("A", 1_000)), ("q", dv("B", 1_000))] {
+                e.create_project(p).unwrap();
+                e.add_key(p, k).unwrap();
+            }
+            for (p, k) in [("s", machines("M")), ("t", machines("M2"))] {
+                e.create_project(p).unwrap();
+                e.add_key(p, k).unwrap();
+            }
+            e.seats("s", tollgate_core::LicenseClass::ServerMachines)
+                .unwrap()
+                .acquire(2)
+                .unwrap();
+            e.flush().unwrap();
+        }
+        let record = class_record(dir.path(), project, class);
+        let id = pointed_at.map_or(0, |k| account_record(dir.path(), k) + 1);
+        write_at(
+            dir.path(),
+            active_account(dir.path(), record),
+            &(id as u32).to_le_bytes(),
+        );
+        let before = snapshot(dir.path());
+        let named = account_record(dir.path(), key) + 1;
+        assert_eq!(
+            tampered(Engine::open_with(dir.path(), options(dir.path()))),
+            format!(
+                "the Active slot of project \"{project}\" draws key \"{key}\" from account {id} in hot.tgs but the catalog says {named}: hot.tgs was edited; edited license terms are never accepted: restore the file from a backup"
+            ),
+            "{project} {pointed_at:?}"
+        );
+        assert_eq!(snapshot(dir.path()), before, "{project} {pointed_at:?}");
+    }
+}

@@ -73,7 +73,8 @@ pub enum tg_event_kind {
     /// A request was refused, reported once per generation of the pair (`refused`): `reason`
     /// `"exhausted"`, `"expired"` or `"no_active_key"`.
     TG_EVENT_REFUSED = 7,
-    /// After a crash, the catalog was brought back in line with the hot state (`recovered`).
+    /// After a crash, the catalog was brought back in line with the hot state; or, at an upgrade
+    /// of the state format, the state was converted (`recovered`).
     TG_EVENT_RECOVERED = 8,
     /// The system clock was set back beyond the tolerance (`clock_rolled_back`).
     TG_EVENT_CLOCK_ROLLED_BACK = 9,

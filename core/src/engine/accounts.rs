@@ -222,8 +222,23 @@ pub(super) fn account_usage(
 /// usage is their sum; a sum beyond the limit leaves the key used up (a seat key: no seat can be
 /// taken until enough are released), nothing lost, and says so in a `recovered` event. Also finishes a publish whose process was killed
 /// before it gave the old generation's leases back. Runs at open under the admin lock, before
-/// any handle exists.
-pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result<()> {
+/// any handle exists; `upgraded_from` is the format version the hot file had when this open
+/// upgraded it, which the events name.
+pub(super) fn give_keys_accounts(
+    state: &StateFile,
+    catalog: &Catalog,
+    upgraded_from: Option<u32>,
+) -> Result<()> {
+    // Pairs without accounts were written by a build before key accounts: converting them is
+    // an upgrade, not a crash's repair, and the events say so. Without an upgrade in this open,
+    // an earlier open upgraded the file and stopped before converting every pair.
+    let upgraded = match upgraded_from {
+        Some(version) => format!("upgraded from state format {version}"),
+        None => "upgraded from a state written before key accounts".to_owned(),
+    };
+    // Once every pair was converted, a slot without an account can only be an edited file:
+    // it is left as it is, for the checkpoint to refuse, never quietly given an account again.
+    let converted = catalog.flag(CONVERTED)?;
     let mut touched: Vec<String> = Vec::new();
     for (project, pair) in catalog.all_pairs(false)? {
         let bytes = pair.class == LicenseClass::DataVolume;
@@ -233,6 +248,9 @@ pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result
                 // A publisher killed between its CAS and giving the old leases back.
                 record.finish_publish(state);
             }
+            continue;
+        }
+        if converted {
             continue;
         }
         // A seat pair's state reads the same with or without accounts; a data-volume pair of
@@ -273,8 +291,12 @@ pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result
         let tx = catalog.begin()?;
         Catalog::sync_pair(&tx, pair.record, &record.state(), &super::now_text())?;
         let detail = format!(
-            "{} pair of \"{}\" given key accounts (hot-state generation {})",
-            pair.class,
+            "{upgraded}: {} pair of \"{}\" given key accounts (hot-state generation {})",
+            if bytes {
+                "data-volume".to_owned()
+            } else {
+                pair.class.to_string()
+            },
             project.name,
             record.state().epoch
         );
@@ -311,7 +333,7 @@ pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result
         account.set_holders(u32::try_from(holders).unwrap_or(u32::MAX));
         state.flush_record(record)?;
         if usage.used > usage.limit {
-            let detail = if key.scheme.class() == LicenseClass::DataVolume {
+            let mut detail = if key.scheme.class() == LicenseClass::DataVolume {
                 format!(
                     "key {} was used {} bytes across {} projects, beyond its limit of {}: it is used up",
                     key.id,
@@ -328,14 +350,23 @@ pub(super) fn give_keys_accounts(state: &StateFile, catalog: &Catalog) -> Result
                     usage.limit
                 )
             };
+            if touched.contains(&key_id) {
+                detail = format!("{upgraded}: {detail}");
+            }
             let tx = catalog.begin()?;
             let project = usage.holders[0].project.clone();
             Catalog::append_events_in(&tx, &[(project, EventKind::Recovered { detail })])?;
             tx.commit().map_err(Error::store("commit key accounts"))?;
         }
     }
+    if !converted {
+        catalog.set_flag(CONVERTED)?;
+    }
     Ok(())
 }
+
+/// The catalog flag set once every pair of the state draws from key accounts.
+const CONVERTED: &str = "key_accounts";
 
 /// The account of `key`, made when missing (at open, under the admin lock).
 fn ensure_account(state: &StateFile, catalog: &Catalog, key: &Key) -> Result<u32> {
