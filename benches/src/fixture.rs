@@ -48,6 +48,27 @@ pub fn populate(engine: &Engine, count: usize, keys: Keys) -> BenchResult<Durati
     Ok(started.elapsed())
 }
 
+/// Creates the projects `names`, all holding the data-volume key `key_id` of `limit` bytes as
+/// their Active key: one key account that every one of their pairs draws from. With
+/// [`Keys::ActiveAndReserve`] each also gets a Reserved key of its own (`{name}-R`, the maximum
+/// limit), as [`populate`] gives its projects.
+pub fn share_key(
+    engine: &Engine,
+    names: &[String],
+    key_id: &str,
+    limit: u64,
+    keys: Keys,
+) -> BenchResult<()> {
+    for name in names {
+        engine.create_project(name)?;
+        engine.add_key(name, key(key_id, limit))?;
+        if keys == Keys::ActiveAndReserve {
+            engine.add_key(name, key(&format!("{name}-R"), MAX_LIMIT_BYTES))?;
+        }
+    }
+    Ok(())
+}
+
 /// A state directory of projects (one Active key each) on disk.
 pub struct DiskState {
     /// The directory on disk, closed: open it with [`open`] or [`Engine::open`].
@@ -200,6 +221,23 @@ mod tests {
         let usage = handles[1].usage();
         assert_eq!(usage.active_used, 5);
         assert_eq!(usage.reserved_limit, MAX_LIMIT_BYTES);
+    }
+
+    #[test]
+    fn projects_sharing_a_key_draw_from_one_account() {
+        let dir = memory_dir().unwrap();
+        let engine = open(dir.path(), 16).unwrap();
+        let names: Vec<String> = (0..3).map(project_name).collect();
+        share_key(&engine, &names, "shared", 1 << 30, Keys::ActiveAndReserve).unwrap();
+        let handles = handles(&engine, 3).unwrap();
+        handles[0].consume(5).unwrap();
+        handles[2].consume(7).unwrap();
+        let keys = engine.keys("p2").unwrap();
+        let shared = keys.iter().find(|k| k.key.id == "shared").unwrap();
+        let account = shared.account.as_ref().unwrap();
+        assert_eq!((shared.used, account.used), (7, 12));
+        assert_eq!(account.holders.len(), 3);
+        assert_eq!(handles[1].usage().reserved_limit, MAX_LIMIT_BYTES);
     }
 
     #[test]

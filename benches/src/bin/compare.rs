@@ -1,6 +1,6 @@
 //! `compare`: Tollgate beside the bare atomic, hand-written locks, DashMap, SQLite, Redis, the
-//! C ABI and Python, on the same workload in one run; then switch latency, flush cost and
-//! scaling. Prints tables and writes one JSON line (default `target/bench/compare.json`).
+//! C ABI and Python, on the same workload in one run, with `consume` on keys held by several
+//! pairs and block refills from a key's account; then switch latency, flush cost and scaling. Prints tables and writes one JSON line (default `target/bench/compare.json`).
 //!
 //! ```text
 //! cargo run --release -p tollgate-bench --bin compare -- [--quick] [--full-scale] [--json-out PATH]
@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use std::sync::atomic::AtomicU64;
 
 use tollgate_bench::contestants::{
-    BareAtomic, BareCas, Contestant, DashMapRow, LockedMap, Redis, SqliteRow, TollgateConsume,
-    REDIS_ENV,
+    refill_json, refill_table, BareAtomic, BareCas, Contestant, DashMapRow, LockedMap, Redis,
+    RefillSetup, SqliteRow, TollgateConsume, TollgateRefill, TollgateSharedKey, REDIS_ENV,
 };
 use tollgate_bench::external::{CProgram, PythonBench};
 use tollgate_bench::fixture::{self, BenchResult, DiskState};
@@ -169,12 +169,38 @@ fn configurations(cpus: usize) -> Vec<(usize, Sharing)> {
 /// Which contestants exist here, and why the others were skipped.
 struct Field {
     in_process: Vec<Box<dyn Contestant>>,
+    /// What the refill contestants' calibration found (block size, blocks per key).
+    refills: Vec<RefillSetup>,
     c: Option<CProgram>,
     python: Option<PythonBench>,
     skipped: Vec<(String, String)>,
 }
 
-fn field(max_threads: usize) -> BenchResult<Field> {
+/// Adds the key-account cases (issue 15) to `field` and returns what the refill cases'
+/// calibration found: 1 thread on a project whose Active key 1 or 2 other projects also hold;
+/// 2 threads on two projects holding one key (one account between them); and the same three
+/// with every call taking a block from the account.
+fn key_accounts(
+    plan: &Plan,
+    field: &mut Vec<Box<dyn Contestant>>,
+) -> BenchResult<Vec<RefillSetup>> {
+    let one = (1, Sharing::Shared);
+    let two_own = (2, Sharing::PerThread);
+    progress(format_args!(
+        "key accounts: calibrating refills (one key drawn dry per case) …"
+    ));
+    let window = plan.fast.warmup + plan.fast.measure;
+    let refill_2 = TollgateRefill::new(2, &[one, two_own], window)?;
+    let refill_3 = TollgateRefill::new(3, &[one], window)?;
+    let setups = vec![refill_2.setup().clone(), refill_3.setup().clone()];
+    field.push(Box::new(TollgateSharedKey::new(2, &[one, two_own])?));
+    field.push(Box::new(TollgateSharedKey::new(3, &[one])?));
+    field.push(Box::new(refill_2));
+    field.push(Box::new(refill_3));
+    Ok(setups)
+}
+
+fn field(max_threads: usize, plan: &Plan) -> BenchResult<Field> {
     let root = fixture::workspace_root();
     let mut skipped = Vec::new();
     let mut in_process: Vec<Box<dyn Contestant>> = vec![
@@ -182,11 +208,12 @@ fn field(max_threads: usize) -> BenchResult<Field> {
         Box::new(BareCas::<AtomicU64>::default()),
         Box::new(BareCas::<AtomicU128>::default()),
         Box::new(TollgateConsume::new(max_threads)?),
-        Box::new(LockedMap::std()),
-        Box::new(LockedMap::parking_lot()),
-        Box::new(DashMapRow),
-        Box::new(SqliteRow::new()?),
     ];
+    let refills = key_accounts(plan, &mut in_process)?;
+    in_process.push(Box::new(LockedMap::std()));
+    in_process.push(Box::new(LockedMap::parking_lot()));
+    in_process.push(Box::new(DashMapRow));
+    in_process.push(Box::new(SqliteRow::new()?));
     match Redis::from_env() {
         Ok(Some(redis)) => in_process.push(Box::new(redis)),
         Ok(None) => skipped.push((
@@ -205,6 +232,7 @@ fn field(max_threads: usize) -> BenchResult<Field> {
         .ok();
     Ok(Field {
         in_process,
+        refills,
         c,
         python,
         skipped,
@@ -222,6 +250,9 @@ fn compare(field: &Field, plan: &Plan, configs: &[(usize, Sharing)]) -> BenchRes
                 plan.rounds
             ));
             for contestant in &field.in_process {
+                if !contestant.runs_at(threads, sharing) {
+                    continue;
+                }
                 let window = Window {
                     batch: contestant.batch(),
                     ..if contestant.slow() {
@@ -271,6 +302,8 @@ fn annotate(rows: &mut [Row]) {
     for row in rows.iter_mut() {
         let (base, label) = match row.contestant.as_str() {
             "tollgate" => ("cas_loop", "bare CAS loop"),
+            "tollgate_key_2_holders" | "tollgate_key_3_holders" => ("tollgate", "1-holder consume"),
+            "tollgate_refill_2_holders" | "tollgate_refill_3_holders" => ("tollgate", "consume(1)"),
             "cas128_loop" => ("cas_loop", "64-bit CAS loop"),
             "c_tg_consume" => ("tollgate", "Rust consume"),
             "c_atomic" => ("atomic", "Rust fetch_add"),
@@ -324,7 +357,7 @@ fn run(args: &Args) -> BenchResult<()> {
     let plan = Plan::new(args.quick, args.full_scale);
     let configs = configurations(machine.cpus);
     let max_threads = configs.iter().map(|c| c.0).max().unwrap_or(1);
-    let field = field(max_threads)?;
+    let field = field(max_threads, &plan)?;
 
     let rows = compare(&field, &plan, &configs)?;
     progress(format_args!("measuring switch latency …"));
@@ -362,6 +395,14 @@ fn run(args: &Args) -> BenchResult<()> {
         println!("skipped {name}: {why}");
     }
     println!(
+        "\nRefills: a key of the maximum limit held by 2 or 3 pairs; every call is consume(block), \
+         so it takes exactly one block from the key's account and grants it. The API counts no \
+         refills: refills = bytes consumed ÷ block size = calls (checked at calibration: every \
+         call took one block, nothing left leased). Refills/s summed over threads; ns per refill \
+         per thread, the grant included.\n"
+    );
+    print!("{}", refill_table(&field.refills, &rows));
+    println!(
         "\nSwitch latency: {} threads × {} consume(1), every call timed; the Active key runs out halfway.\n",
         switch.threads, switch.calls_per_thread
     );
@@ -387,6 +428,7 @@ fn run(args: &Args) -> BenchResult<()> {
         "load_after": load_after,
         "elapsed_secs": started.elapsed().as_secs_f64(),
         "results": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+        "refills": refill_json(&field.refills, &rows),
         "skipped": field.skipped.iter().map(|(n, w)| json!({"contestant": n, "reason": w})).collect::<Vec<_>>(),
         "switch_latency": switch.to_json(),
         "flush": flush.iter().map(durability::FlushCost::to_json).collect::<Vec<_>>(),

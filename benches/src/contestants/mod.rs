@@ -5,6 +5,7 @@ mod atomic;
 mod dashmap_row;
 mod locked_map;
 mod redis;
+mod shared_key;
 mod sqlite;
 mod tollgate;
 
@@ -12,6 +13,7 @@ pub use atomic::{BareAtomic, BareCas, CasWord, Padded};
 pub use dashmap_row::DashMapRow;
 pub use locked_map::{LockedMap, ParkingLotMutex, StdMutex};
 pub use redis::{Redis, REDIS_ENV};
+pub use shared_key::{refill_json, refill_table, RefillSetup, TollgateRefill, TollgateSharedKey};
 pub use sqlite::SqliteRow;
 pub use tollgate::TollgateConsume;
 
@@ -34,6 +36,12 @@ pub trait Contestant {
     /// Whether the measuring window should be shortened (slow contestants need fewer calls).
     fn slow(&self) -> bool {
         false
+    }
+    /// Whether this contestant runs at `threads` and `sharing`: every configuration unless it
+    /// says otherwise (the key-account cases run only where they answer a question).
+    fn runs_at(&self, threads: usize, sharing: Sharing) -> bool {
+        let _ = (threads, sharing);
+        true
     }
     /// One worker per thread, metering the project(s) `sharing` assigns.
     fn workers(&self, threads: usize, sharing: Sharing) -> BenchResult<Vec<Box<dyn Worker>>>;
