@@ -1031,6 +1031,16 @@ fn plan_admit(
 /// same id anywhere, or by this very document in one of the project's own pairs. The same
 /// document may sit in the pairs of many projects: they all draw from its one account.
 fn id_taken_for(catalog: &Catalog, key: &Key, pairs: &[PairRow]) -> Result<bool> {
+    if key.scheme == crate::key::Scheme::PerInstance {
+        // A per-instance key licenses one instance: held by another pair, it is taken.
+        let held = catalog
+            .key_rows_by_id(&key.id)?
+            .iter()
+            .any(|u| u.state == "live" || u.state == "pending");
+        if held {
+            return Ok(true);
+        }
+    }
     Ok(catalog
         .key_uses(&key.id)?
         .iter()

@@ -838,4 +838,11 @@ fn a_vendor_signed_per_instance_key_licenses_an_instance_in_check_list_and_short
     let need = e.shortfall(30).unwrap().needs;
     assert_eq!(need.len(), 1);
     assert_eq!(need[0].reason, NeedReason::ExpiresSoon);
+    // One instance: the same license on a second instance is refused, and changes nothing.
+    e.add_instance("db", InstanceOs::Windows, None).unwrap();
+    match e.add_key("db", tollgate_license::sign(&vendor, &key)) {
+        Err(Error::DuplicateKey { id }) => assert_eq!(id, "SIGNED-1"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(verdicts(&e, "db"), (false, None, true));
 }
