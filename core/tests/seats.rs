@@ -391,7 +391,7 @@ fn processes_killed_while_taking_and_giving_seats_never_free_a_seat_twice() {
     let trials = 10;
     let mut caught = 0;
     for trial in 0..trials {
-        let mut children: Vec<_> = (0..3)
+        let children: Vec<_> = (0..3)
             .map(|_| {
                 spawn_child(
                     "seat_child",
@@ -403,20 +403,11 @@ fn processes_killed_while_taking_and_giving_seats_never_free_a_seat_twice() {
                 )
             })
             .collect();
-        for child in &mut children {
-            wait_for_result(child);
-        }
-        std::thread::sleep(Duration::from_millis(5 + trial * 3));
-        for child in &mut children {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
         // Each child held 5 seats and had at most one more in flight. Reclaiming returns what
         // each entry counted, and a seat that a kill between the two atomic steps of an acquire
         // or a release left counted as held is dropped once no owner names the pair any more
         // (this parent holds no handle on it, so none does).
-        let reclaimed: u64 = e.reclaim_seats().unwrap().iter().map(|r| r.units).sum();
-        assert!((15..=18).contains(&reclaimed), "trial {trial}: {reclaimed}");
+        let reclaimed = kill_and_reclaim(&e, children, trial);
         assert_eq!(held_on(&e), 0, "trial {trial}");
         caught += reclaimed - 15;
     }
@@ -458,20 +449,11 @@ fn processes_on_three_projects_share_one_seat_key_and_leave_none_behind() {
     };
     let trials = 10;
     for trial in 0..trials {
-        let mut churners: Vec<_> = projects.iter().map(|p| spawn(p, 5, true)).collect();
-        for child in &mut churners {
-            wait_for_result(child);
-        }
-        std::thread::sleep(Duration::from_millis(5 + trial * 3));
-        for child in &mut churners {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        let churners: Vec<_> = projects.iter().map(|p| spawn(p, 5, true)).collect();
         // 15 held, at most one more in flight per process: on a gauge, or in the account. (This
         // process holds no seat handle yet: one would name its pair, and a pair still named
         // keeps what a kill left counted until its last owner is gone.)
-        let reclaimed: u64 = e.reclaim_seats().unwrap().iter().map(|r| r.units).sum();
-        assert!((15..=18).contains(&reclaimed), "trial {trial}: {reclaimed}");
+        kill_and_reclaim(&e, churners, trial);
         let usage = account(&e);
         assert_eq!((usage.used, usage.leased_unused), (0, 0), "trial {trial}");
     }
@@ -514,6 +496,23 @@ fn processes_on_three_projects_share_one_seat_key_and_leave_none_behind() {
         handles[0].acquire(1),
         Err(Error::SeatsExhausted { available: 0, .. })
     ));
+}
+
+/// Waits until each churning child holds its 5 seats, lets them churn a while (longer each
+/// trial), kills them, reclaims, and returns the seats reclaimed: the 15 held plus at most one
+/// in flight per child.
+fn kill_and_reclaim(e: &Engine, mut children: Vec<std::process::Child>, trial: u64) -> u64 {
+    for child in &mut children {
+        wait_for_result(child);
+    }
+    std::thread::sleep(Duration::from_millis(5 + trial * 3));
+    for child in &mut children {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let reclaimed: u64 = e.reclaim_seats().unwrap().iter().map(|r| r.units).sum();
+    assert!((15..=18).contains(&reclaimed), "trial {trial}: {reclaimed}");
+    reclaimed
 }
 
 /// Seats held on the per-core pair, read from the keys (no seat handle, so no owner entry).

@@ -547,22 +547,7 @@ mod tests {
         record.acquire(3, 0, &env).unwrap();
         // Replace key 1 by key 2 (account 2): the 3 seats held count against key 2 now.
         env.accounts.get(2).open(6, 0, 1);
-        record
-            .publish::<()>(&env.accounts, |state| {
-                Ok(NextGen {
-                    active: Some(LiveKey {
-                        account: 2,
-                        key: 2,
-                        limit: 6,
-                        used: 0,
-                        expiry: NEVER,
-                    }),
-                    reserve: None,
-                    retired: state.active.map(|a| (a.key, a.used)),
-                    switches: state.switches,
-                })
-            })
-            .unwrap();
+        replace_active(&record, &env.accounts, (2, 2, 6));
         assert_eq!(
             (env.accounts.get(1).taken(), env.accounts.get(2).taken()),
             (0, 3)
@@ -608,6 +593,27 @@ mod tests {
         for pair in pairs.iter() {
             assert_eq!(pair.state().active.unwrap().used, 0);
         }
+    }
+
+    /// Publishes key row `key.0` (account `key.1`, amount `key.2`) as the Active key in place
+    /// of the current one, as a replacement does.
+    fn replace_active(record: &PairRecord, env: &impl Accounts, key: (u32, u32, u64)) {
+        record
+            .publish::<()>(env, |state| {
+                Ok(NextGen {
+                    active: Some(LiveKey {
+                        key: key.0,
+                        account: key.1,
+                        limit: key.2,
+                        used: 0,
+                        expiry: NEVER,
+                    }),
+                    reserve: None,
+                    retired: state.active.map(|a| (a.key, a.used)),
+                    switches: state.switches,
+                })
+            })
+            .unwrap();
     }
 
     #[test]
@@ -679,22 +685,7 @@ mod tests {
         assert!(matches!(record.covers(0, &events), Err(Error::NoActiveKey)));
         let record = seats((10, NEVER), None);
         record.acquire(7, 0, &events).unwrap();
-        record
-            .publish::<()>(&TestAccounts::default(), |state| {
-                Ok(NextGen {
-                    active: Some(LiveKey {
-                        account: 0,
-                        key: 9,
-                        limit: 8,
-                        used: 0,
-                        expiry: NEVER,
-                    }),
-                    reserve: None,
-                    retired: state.active.map(|a| (a.key, a.used)),
-                    switches: state.switches,
-                })
-            })
-            .unwrap();
+        replace_active(&record, &TestAccounts::default(), (9, 0, 8));
         let active = record.state().active.unwrap();
         assert_eq!((active.key, active.used, active.limit), (9, 7, 8));
         assert_eq!(record.reclaim(9, &Switches::default()), 7);
