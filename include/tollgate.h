@@ -210,6 +210,13 @@ typedef enum tg_status {
      * changed; try again later.
      */
     TG_BUSY = 27,
+    /**
+     * The state was made by another installation than the one it was opened with (the
+     * installation directory of `tg_engine_options_set_installation_dir`, else
+     * `TOLLGATE_INSTALLATION`): the message names both directories. Open it with the
+     * installation directory that made it. Nothing changed.
+     */
+    TG_INSTALLATION_MISMATCH = 28,
 } tg_status;
 
 /**

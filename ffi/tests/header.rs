@@ -76,6 +76,8 @@ fn header_declares_the_fixed_api() {
         "TG_ALREADY_ASSIGNED = 22,",
         "TG_BAD_SIGNATURE = 23,",
         "TG_TAMPERED = 24,",
+        "TG_BUSY = 27,",
+        "TG_INSTALLATION_MISMATCH = 28,",
         "} tg_status;",
         "typedef struct tg_engine tg_engine;",
         "typedef struct tg_project tg_project;",
