@@ -90,8 +90,11 @@ fn header_declares_the_fixed_api() {
         "enum tg_status tg_engine_open(const char *state_dir, struct tg_engine **out);",
         "enum tg_status tg_consume_batch(struct tg_project *project,",
         "enum tg_status tg_usage_get(const struct tg_project *project, struct tg_usage *out);",
-        "enum tg_status tg_seat_acquire(const struct tg_seats *seats, uint64_t units);",
-        "enum tg_status tg_seat_release(const struct tg_seats *seats, uint64_t units);",
+        // Calls that change the state take a non-const handle (issue 21 item 5).
+        "enum tg_status tg_seat_acquire(struct tg_seats *seats, uint64_t units);",
+        "enum tg_status tg_seat_release(struct tg_seats *seats, uint64_t units);",
+        "enum tg_status tg_seats_open(struct tg_engine *engine,",
+        "enum tg_status tg_engine_flush(struct tg_engine *engine);",
         "enum tg_status tg_instance_check(const struct tg_instance *instance);",
         "const char *tg_status_name(tg_status status);",
         "const char *tg_last_error_message(void);",
@@ -114,6 +117,8 @@ fn header_declares_the_fixed_api() {
         // Calls that only read the state take a const engine.
         "enum tg_status tg_events_json(const struct tg_engine *engine,",
         "enum tg_status tg_project_list_json(const struct tg_engine *engine, char **out_json);",
+        "enum tg_status tg_project_open(const struct tg_engine *engine,",
+        "enum tg_status tg_instance_open(const struct tg_engine *engine,",
         "void tg_string_free(char *s);",
         "#include <stdbool.h>",
         "#include <stdint.h>",
