@@ -31,6 +31,15 @@
 //! does not accept. A patch made while a process runs is believed by its hot path until its
 //! next checkpoint (an [`Engine::flush`](crate::Engine::flush) once the interval has passed).
 //!
+//! Each checkpoint also records in the catalog's meta table (`installation_id`) a non-secret id
+//! of the installation that made it, derived one-way from its key (issue 21 item 3). A last
+//! checkpoint that fails its MAC and names another installation is refused as
+//! [`Error::InstallationMismatch`], naming the state and installation directories: the state was
+//! opened with the wrong installation directory. One that names this installation, or none (a
+//! state last checkpointed before the id was recorded), was edited: [`Error::Tampered`]. The id
+//! only chooses between two refusals, so editing it gains nothing; `accept_rollback` accepts a
+//! mismatch as it accepts a rollback.
+//!
 //! Operator decisions (an accepted rollback) form a chain of their own: each audit entry carries
 //! a MAC over what was decided and the previous decision's MAC, and every checkpoint's MAC covers
 //! the latest decision. Verifying walks the chain (decisions are rare), so a decision deleted from
