@@ -210,6 +210,13 @@ typedef enum tg_status {
      * changed; try again later.
      */
     TG_BUSY = 27,
+    /**
+     * The state was made by another installation than the one it was opened with (the
+     * installation directory of `tg_engine_options_set_installation_dir`, else
+     * `TOLLGATE_INSTALLATION`): the message names both directories. Open it with the
+     * installation directory that made it. Nothing changed.
+     */
+    TG_INSTALLATION_MISMATCH = 28,
 } tg_status;
 
 /**
@@ -898,7 +905,7 @@ enum tg_status tg_instance_add(struct tg_engine *engine,
  * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string; `out` is NULL
  * or valid for writing a pointer.
  */
-enum tg_status tg_instance_open(struct tg_engine *engine,
+enum tg_status tg_instance_open(const struct tg_engine *engine,
                                 const char *name,
                                 struct tg_instance **out);
 
@@ -1127,7 +1134,9 @@ enum tg_status tg_project_view_json(const struct tg_engine *engine,
  * `engine` is NULL or an open engine; `name` is NULL or a NUL-terminated string; `out` is NULL
  * or valid for writing a pointer.
  */
-enum tg_status tg_project_open(struct tg_engine *engine, const char *name, struct tg_project **out);
+enum tg_status tg_project_open(const struct tg_engine *engine,
+                               const char *name,
+                               struct tg_project **out);
 
 /**
  * Closes a project handle. NULL is a no-op.
@@ -1278,7 +1287,7 @@ void tg_seats_close(struct tg_seats *seats);
  * # Safety
  * `seats` is NULL or an open seats handle.
  */
-enum tg_status tg_seat_acquire(const struct tg_seats *seats, uint64_t units);
+enum tg_status tg_seat_acquire(struct tg_seats *seats, uint64_t units);
 
 /**
  * Gives back `units` seats this process holds on the pair; `TG_NOT_HELD` (nothing released)
@@ -1287,7 +1296,7 @@ enum tg_status tg_seat_acquire(const struct tg_seats *seats, uint64_t units);
  * # Safety
  * `seats` is NULL or an open seats handle.
  */
-enum tg_status tg_seat_release(const struct tg_seats *seats, uint64_t units);
+enum tg_status tg_seat_release(struct tg_seats *seats, uint64_t units);
 
 /**
  * Stores in `*out` how many seats this process holds on the pair. Lock-free; no allocation.

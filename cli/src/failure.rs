@@ -136,6 +136,7 @@ pub fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
         Error::RenewalFailed { .. } => ("RENEWAL_FAILED", Some("an online key with an activation code is renewed by the vendor's activation service; when it cannot be, nothing changes and the license must be renewed by hand: add the new key with `tollgate key add-reserve`")),
         Error::ActivationFailed { .. } => ("ACTIVATION_FAILED", Some("an activation code is turned into a key by the vendor's activation service, which activates each code on as many machines as the vendor sold: ask the vendor for another code or more activations, or check --activation-url")),
         Error::Tampered { .. } => ("TAMPERED", Some("a state restored from an older copy, or with edited checkpoints or time, is refused until an operator runs `tollgate state accept-rollback`; edited license terms are never accepted")),
+        Error::InstallationMismatch { .. } => ("INSTALLATION_MISMATCH", Some("a state's checkpoints are verified with the key of the installation that made them: give the same installation directory (`TOLLGATE_INSTALLATION`) to every program that opens the state")),
         Error::AdminLockBusy { .. } => ("BUSY", Some("another process was making an admin change to this state for longer than the timeout: try again once it is done")),
         Error::Io { .. } => ("IO", None),
         Error::Store { .. } => ("STORE", None),

@@ -62,6 +62,38 @@ fn a_restored_state_is_refused_until_the_operator_accepts_it() {
         .stdout(contains("no rollback to accept"));
 }
 
+/// Issue 21 item 3: a state opened with another installation directory is refused with its
+/// own rule code (exit 1), naming both directories, and changes nothing.
+#[test]
+fn another_installation_is_installation_mismatch() {
+    let (dir, installation, other) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let state = dir.path().join("state");
+    tollgate(&state, installation.path(), &["project", "create", "p"])
+        .assert()
+        .success();
+    let catalog = std::fs::read(state.join("catalog.db")).unwrap();
+    let canonical = state.canonicalize().unwrap();
+    tollgate(&state, other.path(), &["project", "list"])
+        .assert()
+        .code(1)
+        .stderr(contains("INSTALLATION_MISMATCH"))
+        .stderr(contains(format!(
+            "state directory {} was made by another installation than the installation directory {} it was opened with",
+            canonical.display(),
+            other.path().display()
+        )))
+        .stderr(contains("TAMPERED").not());
+    assert_eq!(std::fs::read(state.join("catalog.db")).unwrap(), catalog);
+    tollgate(&state, installation.path(), &["project", "list"])
+        .assert()
+        .success()
+        .stdout(contains("p"));
+}
+
 /// Issue 14, hole 3: a time once seen in the future expires every key for good; `state
 /// accept-clock` gives that time up, audited.
 #[test]

@@ -596,6 +596,29 @@ impl Catalog {
         .map_err(Error::store("record the last checkpoint"))
     }
 
+    /// The id of the installation that made the state's last checkpoint (see
+    /// `Installation::id`), or `None` for a state checkpointed before it was recorded.
+    pub(crate) fn installation_id(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT value FROM meta WHERE name = 'installation_id'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(Error::store("read the installation id"))
+    }
+
+    /// Records `id` as the installation that made the state's last checkpoint.
+    pub(crate) fn set_installation_id(tx: &Transaction<'_>, id: i64) -> Result<()> {
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES ('installation_id', ?1)",
+            [id],
+        )
+        .map(drop)
+        .map_err(Error::store("record the installation id"))
+    }
+
     /// Final usage of every retired data-volume key, by row.
     pub(crate) fn retired_usage(&self) -> Result<HashMap<u32, u64>> {
         let mut stmt = self

@@ -844,6 +844,7 @@ impl Engine {
             // Flushes the hot file too, after reading the usage it checkpoints (see there).
             checkpoint::verify_and_checkpoint(
                 &self.inner.installation,
+                &self.inner.dir,
                 &self.inner.state,
                 &admin.catalog,
                 checkpoint::Accept::Nothing,
@@ -1366,7 +1367,7 @@ fn open_locked(
         checkpoint::Accept::Clock { .. } => (checkpoint::Accept::Nothing, None),
         other => (other, None),
     };
-    checkpoint::verify_and_checkpoint(&installation, &state, &catalog, accept, edited_time)?;
+    checkpoint::verify_and_checkpoint(&installation, dir, &state, &catalog, accept, edited_time)?;
     let latest = match accept {
         checkpoint::Accept::Clock { to, .. } => {
             clock::lower(&catalog, &installation, &state_id, to)?;

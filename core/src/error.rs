@@ -238,6 +238,26 @@ pub enum Error {
         /// What was found.
         reason: String,
     },
+    /// The state's last checkpoint was made by another installation than the one it was opened
+    /// with (its installation directory holds the MAC key of the checkpoints): a program that
+    /// forgot to set the installation directory, or a state moved from another machine or
+    /// user. Refused like [`Error::Tampered`]; nothing changed. Open it with the installation
+    /// directory that made it ([`Options::installation_dir`](crate::Options::installation_dir)
+    /// or `TOLLGATE_INSTALLATION`). `Engine::accept_rollback`, with the installation it is
+    /// opened with, accepts it as it accepts a rollback.
+    #[error(
+        "state directory {} was made by another installation than the installation directory {} it was opened with: open it with the installation directory that made it (Options::installation_dir, tg_engine_options_set_installation_dir or TOLLGATE_INSTALLATION)",
+        .state.display(),
+        .installation.display()
+    )]
+    InstallationMismatch {
+        /// The state directory.
+        state: PathBuf,
+        /// The installation directory it was opened with.
+        installation: PathBuf,
+        /// The checkpoint that does not verify with this installation's key.
+        checkpoint: u64,
+    },
     /// A key was refused for want of a valid vendor signature: an unsigned offline key while the
     /// state trusts vendor keys, a license altered after signing, one signed by a key the state
     /// does not trust, or a malformed license file. Nothing changed.

@@ -91,16 +91,9 @@ fn a_hot_file_restored_alone_is_refused() {
     assert!(reason.contains("hot-state file was restored"), "{reason}");
 }
 
-#[test]
-fn an_edited_checkpoint_or_another_installation_is_refused() {
-    let (dir, installation, other) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    used_state(dir.path(), installation.path());
-    // Lower the recorded usage of the last checkpoint in the audit log.
-    let db = rusqlite::Connection::open(dir.path().join("catalog.db")).unwrap();
+/// Lowers the recorded usage of the last checkpoint in the audit log, as an attacker would.
+fn edit_last_checkpoint(dir: &Path) {
+    let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
     let changed = db
         .execute(
             "UPDATE events SET json = replace(json, '\"total_used\":100', '\"total_used\":1')
@@ -109,14 +102,146 @@ fn an_edited_checkpoint_or_another_installation_is_refused() {
         )
         .unwrap();
     assert_eq!(changed, 1);
-    drop(db);
-    let reason = refused(Engine::open_with(dir.path(), options(installation.path())));
-    assert!(reason.contains("does not verify"), "{reason}");
-    // Another installation cannot verify this installation's checkpoints either.
-    let fresh = tempfile::tempdir().unwrap();
-    used_state(fresh.path(), installation.path());
-    let reason = refused(Engine::open_with(fresh.path(), options(other.path())));
-    assert!(reason.contains("another installation"), "{reason}");
+}
+
+/// Issue 21 item 3: a state opened with another installation directory than the one that made
+/// it (a C program that forgot to set it) is `InstallationMismatch`, naming both directories;
+/// a checkpoint edited under the installation that made it stays `Tampered`. Either refusal
+/// changes nothing.
+#[test]
+fn an_edited_checkpoint_is_tampered_and_another_installation_a_mismatch() {
+    const EDITED: &str = "checkpoint 2 in the audit log does not verify: it was edited, its state id was changed, or it was made by another installation; an operator can accept it with `tollgate state accept-rollback`";
+    struct Case {
+        name: &'static str,
+        edit: bool,
+        /// Opened with the other installation directory, not the one that made the state.
+        other: bool,
+        /// The refusal's message; `None`: it opens.
+        refused: Option<&'static str>,
+    }
+    let mismatch = "MISMATCH";
+    let cases = [
+        Case {
+            name: "the installation that made it",
+            edit: false,
+            other: false,
+            refused: None,
+        },
+        Case {
+            name: "another installation",
+            edit: false,
+            other: true,
+            refused: Some(mismatch),
+        },
+        Case {
+            name: "an edited checkpoint",
+            edit: true,
+            other: false,
+            refused: Some(EDITED),
+        },
+        Case {
+            name: "edited, with another installation",
+            edit: true,
+            other: true,
+            refused: Some(mismatch),
+        },
+    ];
+    for case in cases {
+        let (dir, installation, other) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        used_state(dir.path(), installation.path());
+        if case.edit {
+            edit_last_checkpoint(dir.path());
+        }
+        let opener = if case.other {
+            other.path()
+        } else {
+            installation.path()
+        };
+        // The opener's installation exists before the snapshot, as a refused open leaves it.
+        drop(Engine::open_with(
+            tempfile::tempdir().unwrap().path(),
+            options(opener),
+        ));
+        let before = snapshot(dir.path(), installation.path());
+        let before_opener = snapshot(dir.path(), opener);
+        let result = Engine::open_with(dir.path(), options(opener));
+        match (case.refused, result) {
+            (None, Ok(e)) => assert_eq!(e.usage("p").unwrap().active_used, 100, "{}", case.name),
+            (
+                Some(m),
+                Err(Error::InstallationMismatch {
+                    state,
+                    installation: named,
+                    checkpoint,
+                }),
+            ) if m == mismatch => {
+                assert_eq!(state, dir.path().canonicalize().unwrap(), "{}", case.name);
+                assert_eq!(named, opener, "{}", case.name);
+                assert_eq!(checkpoint, 2, "{}", case.name);
+                let message = Error::InstallationMismatch {
+                    state,
+                    installation: named,
+                    checkpoint,
+                }
+                .to_string();
+                assert_eq!(
+                    message,
+                    format!(
+                        "state directory {} was made by another installation than the installation directory {} it was opened with: open it with the installation directory that made it (Options::installation_dir, tg_engine_options_set_installation_dir or TOLLGATE_INSTALLATION)",
+                        dir.path().canonicalize().unwrap().display(),
+                        opener.display()
+                    ),
+                    "{}", case.name
+                );
+            }
+            (Some(m), Err(Error::Tampered { reason })) if m != mismatch => {
+                assert_eq!(reason, m, "{}", case.name);
+            }
+            (expected, Err(e)) => {
+                panic!("{}: expected {expected:?}, refused with {e:?}", case.name)
+            }
+            (expected, Ok(_)) => panic!("{}: expected {expected:?}, opened", case.name),
+        }
+        if case.refused.is_some() {
+            // The refusal changed nothing, in the state or in either installation.
+            assert_eq!(
+                snapshot(dir.path(), installation.path()),
+                before,
+                "{}",
+                case.name
+            );
+            assert_eq!(snapshot(dir.path(), opener), before_opener, "{}", case.name);
+        }
+        if case.other && !case.edit {
+            // Opened with the installation that made it, it is as it was.
+            let e = Engine::open_with(dir.path(), options(installation.path())).unwrap();
+            assert_eq!(e.usage("p").unwrap().active_used, 100, "{}", case.name);
+        }
+    }
+}
+
+/// An operator who moved a state to another installation on purpose accepts it there with
+/// `accept_rollback`, which a mismatch does not stop; the installation that made it then finds
+/// another installation's checkpoints.
+#[test]
+fn accept_rollback_takes_a_state_to_another_installation() {
+    let (dir, installation, other) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    used_state(dir.path(), installation.path());
+    let e = Engine::accept_rollback(dir.path(), options(other.path())).unwrap();
+    assert_eq!(e.usage("p").unwrap().active_used, 100);
+    drop(e);
+    assert!(matches!(
+        Engine::open_with(dir.path(), options(installation.path())),
+        Err(Error::InstallationMismatch { .. })
+    ));
 }
 
 #[test]

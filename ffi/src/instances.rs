@@ -59,7 +59,7 @@ pub unsafe extern "C" fn tg_instance_add(
 /// or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_instance_open(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     name: *const c_char,
     out: *mut *mut tg_instance,
 ) -> tg_status {

@@ -168,7 +168,7 @@ pub unsafe extern "C" fn tg_project_view_json(
 /// or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn tg_project_open(
-    engine: *mut tg_engine,
+    engine: *const tg_engine,
     name: *const c_char,
     out: *mut *mut tg_project,
 ) -> tg_status {

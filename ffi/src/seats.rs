@@ -115,7 +115,7 @@ pub unsafe extern "C" fn tg_seats_close(seats: *mut tg_seats) {
 /// # Safety
 /// `seats` is NULL or an open seats handle.
 #[no_mangle]
-pub unsafe extern "C" fn tg_seat_acquire(seats: *const tg_seats, units: u64) -> tg_status {
+pub unsafe extern "C" fn tg_seat_acquire(seats: *mut tg_seats, units: u64) -> tg_status {
     boundary!({
         let seats = borrow!(seats);
         seats.0.acquire(units)?;
@@ -129,7 +129,7 @@ pub unsafe extern "C" fn tg_seat_acquire(seats: *const tg_seats, units: u64) -> 
 /// # Safety
 /// `seats` is NULL or an open seats handle.
 #[no_mangle]
-pub unsafe extern "C" fn tg_seat_release(seats: *const tg_seats, units: u64) -> tg_status {
+pub unsafe extern "C" fn tg_seat_release(seats: *mut tg_seats, units: u64) -> tg_status {
     boundary!({
         let seats = borrow!(seats);
         seats.0.release(units)?;

@@ -84,6 +84,11 @@ pub enum tg_status {
     /// than the admin-lock timeout of `tg_engine_options_set_admin_lock_timeout_ms`. Nothing
     /// changed; try again later.
     TG_BUSY = 27,
+    /// The state was made by another installation than the one it was opened with (the
+    /// installation directory of `tg_engine_options_set_installation_dir`, else
+    /// `TOLLGATE_INSTALLATION`): the message names both directories. Open it with the
+    /// installation directory that made it. Nothing changed.
+    TG_INSTALLATION_MISMATCH = 28,
 }
 
 // The C side declares `typedef enum tg_status {...} tg_status;`; `repr(C)` makes Rust use the C
@@ -98,7 +103,7 @@ pub type tg_status_code = u32;
 
 impl tg_status {
     /// Every status, in numeric order.
-    const ALL: [tg_status; 28] = [
+    const ALL: [tg_status; 29] = [
         tg_status::TG_OK,
         tg_status::TG_INVALID_ARGUMENT,
         tg_status::TG_NOT_FOUND,
@@ -127,6 +132,7 @@ impl tg_status {
         tg_status::TG_RENEWAL_FAILED,
         tg_status::TG_ACTIVATION_FAILED,
         tg_status::TG_BUSY,
+        tg_status::TG_INSTALLATION_MISMATCH,
     ];
 
     /// The status with number `code`, if there is one.
@@ -167,6 +173,7 @@ impl tg_status {
             tg_status::TG_RENEWAL_FAILED => c"TG_RENEWAL_FAILED",
             tg_status::TG_ACTIVATION_FAILED => c"TG_ACTIVATION_FAILED",
             tg_status::TG_BUSY => c"TG_BUSY",
+            tg_status::TG_INSTALLATION_MISMATCH => c"TG_INSTALLATION_MISMATCH",
         }
     }
 }
@@ -239,6 +246,9 @@ impl tg_status {
             tg_status::TG_BUSY => {
                 c"the admin lock stayed held by another process or thread beyond the timeout; nothing changed"
             }
+            tg_status::TG_INSTALLATION_MISMATCH => {
+                c"the state was made by another installation; open it with the installation directory that made it"
+            }
         }
     }
 }
@@ -276,6 +286,7 @@ impl From<&Error> for tg_status {
             Error::RenewalFailed { .. } => tg_status::TG_RENEWAL_FAILED,
             Error::ActivationFailed { .. } => tg_status::TG_ACTIVATION_FAILED,
             Error::AdminLockBusy { .. } => tg_status::TG_BUSY,
+            Error::InstallationMismatch { .. } => tg_status::TG_INSTALLATION_MISMATCH,
             // A variant added to the core after this table: still an error, and its message
             // (recorded by the caller) says what it is.
             _ => tg_status::TG_IO,
@@ -406,6 +417,14 @@ mod tests {
                     reason: text(),
                 },
                 tg_status::TG_BAD_SIGNATURE,
+            ),
+            (
+                Error::InstallationMismatch {
+                    state: "s".into(),
+                    installation: "i".into(),
+                    checkpoint: 1,
+                },
+                tg_status::TG_INSTALLATION_MISMATCH,
             ),
         ];
         for (error, status) in cases {

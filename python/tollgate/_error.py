@@ -45,6 +45,7 @@ class Status(enum.IntEnum):
     RENEWAL_FAILED = 25
     ACTIVATION_FAILED = 26
     BUSY = 27
+    INSTALLATION_MISMATCH = 28
 
 
 class TollgateError(Exception):
@@ -257,6 +258,14 @@ class Busy(TollgateError):
     STATUS = Status.BUSY
 
 
+class InstallationMismatch(TollgateError):
+    """The state was made by another installation than the one it was opened with (the
+    engine's ``installation_dir``, else ``TOLLGATE_INSTALLATION``); the message names both
+    directories. Open it with the installation directory that made it. Nothing changed."""
+
+    STATUS = Status.INSTALLATION_MISMATCH
+
+
 #: The one table from status to exception class.
 ERRORS: Dict[int, Type[TollgateError]] = {
     int(cls.STATUS): cls
@@ -288,6 +297,7 @@ ERRORS: Dict[int, Type[TollgateError]] = {
         RenewalFailed,
         ActivationFailed,
         Busy,
+        InstallationMismatch,
     )
     if cls.STATUS is not None
 }

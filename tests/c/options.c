@@ -1,7 +1,8 @@
 /*
  * tg_engine_options, the opaque open options: each setter and what it does. Capacity (the
  * 17th project of a 16-record state is refused), the flush thread (present only when asked
- * for), the installation directory (used instead of the environment's), open-existing (a
+ * for), the installation directory (used instead of the environment's; a state opened with
+ * another one is TG_INSTALLATION_MISMATCH), open-existing (a
  * missing state is refused and nothing is created), the admin-lock timeout (a second process
  * holding the admin lock makes the open and an admin call fail with TG_BUSY, and they succeed
  * once it lets go), and a trusted vendor key.
@@ -146,6 +147,35 @@ static void test_installation_dir_and_open_existing(void) {
     EXPECT(TG_OK, tg_project_create(engine, "kept"));
     tg_engine_close(engine);
     EXPECT(TG_OK, tg_engine_options_set_open_existing(options, true));
+    EXPECT(TG_OK, tg_engine_open_with_options(path_in_base("real"), options, &engine));
+    EXPECT(TG_ALREADY_EXISTS, tg_project_create(engine, "kept"));
+    tg_engine_close(engine);
+
+    /* Opened with another installation directory than the one that made it (a program that
+     * set the wrong one, or forgot it): its own status, naming both directories, not
+     * TG_TAMPERED; and nothing changed, so the right installation still opens it. */
+    char other[4200], message[16384];
+    snprintf(other, sizeof other, "%s", path_in_base("other-installation"));
+    EXPECT(TG_OK, tg_engine_options_set_installation_dir(options, other));
+    engine = (tg_engine *)1;
+    EXPECT(TG_INSTALLATION_MISMATCH, tg_engine_open_with_options(path_in_base("real"), options, &engine));
+    CHECK(engine == NULL);
+    /* The state directory is named as the engine resolved it, ending in "/real". */
+    CHECK(strncmp(tg_last_error_message(), "state directory /", 17) == 0);
+    snprintf(message, sizeof message,
+             "/real was made by another installation than the installation directory %s it "
+             "was opened with: open it with the installation directory that made it "
+             "(Options::installation_dir, tg_engine_options_set_installation_dir or "
+             "TOLLGATE_INSTALLATION)",
+             other);
+    EXPECT_MESSAGE(message);
+    CHECK(TG_INSTALLATION_MISMATCH == 28);
+    CHECK(strcmp(tg_status_name(TG_INSTALLATION_MISMATCH), "TG_INSTALLATION_MISMATCH") == 0);
+    CHECK(strcmp(tg_status_message(TG_INSTALLATION_MISMATCH),
+                 "the state was made by another installation; open it with the installation "
+                 "directory that made it") == 0);
+    CHECK(strcmp(tg_status_message(29), "unknown status") == 0);
+    EXPECT(TG_OK, tg_engine_options_set_installation_dir(options, installation));
     EXPECT(TG_OK, tg_engine_open_with_options(path_in_base("real"), options, &engine));
     EXPECT(TG_ALREADY_EXISTS, tg_project_create(engine, "kept"));
     tg_engine_close(engine);

@@ -53,3 +53,38 @@ def test_option_values_are_checked(tmp_path: Path) -> None:
     with pytest.raises(tollgate.InvalidArgument, match="public_key"):
         tollgate.Engine(tmp_path / "s", trusted_keys=["not a vendor key"])
     assert not (tmp_path / "s").exists()
+
+
+def test_a_state_opened_with_another_installation_is_an_installation_mismatch(
+    tmp_path: Path, installation: Path
+) -> None:
+    state = tmp_path / "state"
+    with tollgate.Engine(state) as engine:
+        engine.create_project("p")
+
+    def files() -> dict:
+        # The SQLite journal files (-wal, -shm) aside: opening a database may touch them.
+        return {
+            p.name: p.read_bytes()
+            for p in state.iterdir()
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+        }
+
+    before = files()
+    other = tmp_path / "other-installation"
+    with pytest.raises(tollgate.InstallationMismatch) as refused:
+        tollgate.Engine(state, installation_dir=other)
+    assert refused.value.status == tollgate.Status.INSTALLATION_MISMATCH == 28
+    assert str(refused.value).startswith(
+        f"state directory {state.resolve()} was made by another installation than the "
+        f"installation directory {other} it was opened with: open it with the installation "
+        "directory that made it (Options::installation_dir, "
+        "tg_engine_options_set_installation_dir or TOLLGATE_INSTALLATION)"
+    ), str(refused.value)
+    assert isinstance(refused.value, tollgate.TollgateError)
+    assert not isinstance(refused.value, tollgate.Tampered)
+    assert tollgate.ERRORS[28] is tollgate.InstallationMismatch
+    # A refusal changes nothing: the installation that made it still opens it.
+    assert files() == before
+    with tollgate.Engine(state, installation_dir=installation) as engine:
+        assert engine.projects() == ["p"]

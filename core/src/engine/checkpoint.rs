@@ -31,6 +31,15 @@
 //! does not accept. A patch made while a process runs is believed by its hot path until its
 //! next checkpoint (an [`Engine::flush`](crate::Engine::flush) once the interval has passed).
 //!
+//! Each checkpoint also records in the catalog's meta table (`installation_id`) a non-secret id
+//! of the installation that made it, derived one-way from its key (issue 21 item 3). A last
+//! checkpoint that fails its MAC and names another installation is refused as
+//! [`Error::InstallationMismatch`], naming the state and installation directories: the state was
+//! opened with the wrong installation directory. One that names this installation, or none (a
+//! state last checkpointed before the id was recorded), was edited: [`Error::Tampered`]. The id
+//! only chooses between two refusals, so editing it gains nothing; `accept_rollback` accepts a
+//! mismatch as it accepts a rollback.
+//!
 //! Operator decisions (an accepted rollback) form a chain of their own: each audit entry carries
 //! a MAC over what was decided and the previous decision's MAC, and every checkpoint's MAC covers
 //! the latest decision. Verifying walks the chain (decisions are rare), so a decision deleted from
@@ -55,6 +64,8 @@ const ANCHORS: &str = "anchors";
 /// The installation's MAC key and anchor directory.
 #[derive(Clone)]
 pub(super) struct Installation {
+    /// The installation directory, named in [`Error::InstallationMismatch`].
+    dir: PathBuf,
     key: [u8; 32],
     anchors: PathBuf,
     /// The mode anchors are written with.
@@ -234,6 +245,7 @@ impl Installation {
             })?
             .as_bytes();
         Ok(Installation {
+            dir: dir.to_owned(),
             key,
             anchors,
             file_mode: modes.file,
@@ -250,6 +262,15 @@ impl Installation {
         ))
         .to_hex()
         .to_string()
+    }
+
+    /// The installation's id, recorded in the catalog with every checkpoint it makes, so that
+    /// a state opened with another installation is told apart from an edited one: derived from
+    /// the key one-way (another derivation than [`Self::machine_id`]), so it reveals nothing
+    /// of it.
+    pub(super) fn id(&self) -> i64 {
+        let hash = blake3::derive_key("tollgate installation id v1", &self.key);
+        i64::from_le_bytes(hash[..8].try_into().expect("8 bytes"))
     }
 
     fn keyed(&self, text: &str) -> String {
@@ -542,6 +563,7 @@ impl Snapshot {
 /// decision), and the acceptance enters the chain of decisions the checkpoint covers.
 pub(super) fn verify_and_checkpoint(
     installation: &Installation,
+    dir: &Path,
     state: &StateFile,
     catalog: &Catalog,
     accept: Accept,
@@ -557,6 +579,11 @@ pub(super) fn verify_and_checkpoint(
     state.flush()?;
     let chain =
         installation.decisions(catalog, &state_id, last.as_ref().and_then(|c| c.decision))?;
+    if accept != Accept::Rollback {
+        if let Some(c) = &last {
+            another_installation(installation, dir, catalog, &state_id, c, &chain)?;
+        }
+    }
     let history = last.is_none() && anchor.is_none() && catalog.holds_history()?;
     let found = Found {
         state_id: &state_id,
@@ -616,8 +643,42 @@ pub(super) fn verify_and_checkpoint(
     };
     let written = Catalog::append_events_in(&tx, &[(String::new(), event)])?;
     Catalog::set_last_checkpoint(&tx, written[0].seq)?;
+    Catalog::set_installation_id(&tx, installation.id())?;
     tx.commit().map_err(Error::store("commit checkpoint"))?;
     installation.write_anchor(&state_id, &anchor)
+}
+
+/// Refuses the state as [`Error::InstallationMismatch`] when its last checkpoint `c` does not
+/// verify with this installation's key and the catalog records that another installation made
+/// it. A checkpoint that does not verify but names this installation (or none: a state
+/// checkpointed before the id was recorded) was edited, and is left to [`Found::problem`].
+/// Editing the recorded id gains nothing: the state is refused either way, and the id is only
+/// rewritten by a checkpoint, which needs this installation's key to verify at the next open.
+fn another_installation(
+    installation: &Installation,
+    dir: &Path,
+    catalog: &Catalog,
+    state_id: &str,
+    c: &Checkpoint,
+    chain: &std::result::Result<Option<(u64, String)>, String>,
+) -> Result<()> {
+    let verifies = match chain {
+        Ok(head) => {
+            let decision_mac = head.as_ref().map_or("", |(_, mac)| mac.as_str());
+            installation.checkpoint_mac(state_id, c, decision_mac) == c.mac
+        }
+        Err(_) => false,
+    };
+    match catalog.installation_id()? {
+        Some(made_by) if !verifies && made_by != installation.id() => {
+            Err(Error::InstallationMismatch {
+                state: dir.to_owned(),
+                installation: installation.dir.clone(),
+                checkpoint: c.seq,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A refusal an operator may accept with `accept_rollback`.
