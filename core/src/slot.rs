@@ -155,9 +155,6 @@ pub(crate) struct GenLeases {
     leases: [AtomicU128; 2],
 }
 
-/// The accounts a seat pair's publish moves its held seats between: (from, to).
-type SeatCarry<'a> = (Option<&'a AccountRecord>, Option<&'a AccountRecord>);
-
 /// A lease word: `[epoch:62 | sealed:1 | last:1 | settling:1 | refilling:15 | end:48]`.
 ///
 /// `end` is where the lease stops, in the cursor's offset space of the key it leases: the pair
@@ -1336,35 +1333,6 @@ impl PairRecord {
                 }
             }
         }
-    }
-
-    /// For a seat pair, before a publish from `word`: counts the `held` seats in the account of
-    /// the next Active key, and returns (the account bounding them now, that account). The
-    /// caller uncounts them from the first after its CAS, or from the second if the CAS failed.
-    /// Both `None` for a data-volume pair or when nothing is held; either `None` for a key
-    /// without an account (a state written before seat accounts, or no next key).
-    fn seat_carry<'a>(
-        &self,
-        word: Word,
-        next_active: Option<LiveKey>,
-        held: u64,
-        env: &'a impl Accounts,
-    ) -> SeatCarry<'a> {
-        if self.metering() != Metering::Seats || held == 0 {
-            return (None, None);
-        }
-        let cursor = Cursor::unpack(word);
-        let side = if cursor.switched {
-            Side::Reserve
-        } else {
-            Side::Active
-        };
-        let from = self.account_of(cursor.epoch as usize & 1, side, env);
-        let to = next_active.and_then(|key| env.account(key.account));
-        if let Some(to) = to {
-            to.carry_seats(held);
-        }
-        (from, to)
     }
 
     /// Finishes the last publish of a data-volume pair: seals the leases of the generation it

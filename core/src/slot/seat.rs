@@ -37,6 +37,9 @@ pub(super) fn held(offset: u64) -> u64 {
     offset & HELD_MASK
 }
 
+/// The accounts a seat pair's publish moves its held seats between: (from, to).
+pub(super) type SeatCarry<'a> = (Option<&'a AccountRecord>, Option<&'a AccountRecord>);
+
 /// Whether two cursor words of a seat pair bound the gauge by the same key: the same
 /// generation, switched or not alike. An acquire whose seats came from that key's account may
 /// retry its gauge CAS on such a word without taking them again.
@@ -168,6 +171,28 @@ impl PairRecord {
     /// once the Active key expired. `None` for a pair without accounts.
     fn seat_account<'a>(&self, word: Word, env: &'a impl Accounts) -> Option<&'a AccountRecord> {
         env.account(self.seat_account_id(word))
+    }
+
+    /// For a seat pair, before a publish from `word`: counts the `held` seats in the account of
+    /// the next Active key, and returns (the account bounding them now, that account). The
+    /// caller uncounts them from the first after its CAS, or from the second if the CAS failed.
+    /// Both `None` for a data-volume pair or when nothing is held; either `None` for a key
+    /// without an account (a state written before seat accounts, or no next key).
+    pub(super) fn seat_carry<'a>(
+        &self,
+        word: Word,
+        next_active: Option<LiveKey>,
+        held: u64,
+        env: &'a impl Accounts,
+    ) -> SeatCarry<'a> {
+        if self.metering() != Metering::Seats || held == 0 {
+            return (None, None);
+        }
+        let to = next_active.and_then(|key| env.account(key.account));
+        if let Some(to) = to {
+            to.carry_seats(held);
+        }
+        (self.seat_account(word, env), to)
     }
 
     /// The id of [`Self::seat_account`] (0 for none).
