@@ -112,20 +112,27 @@ fn consume_then_kill(dir: &str, projects: &[String], acks: &std::path::Path, see
     }
 }
 
-#[test]
-fn sigkill_loses_no_acknowledged_grant() {
-    let trials: usize = std::env::var("TOLLGATE_CRASH_TRIALS")
+/// The number of trials (`TOLLGATE_CRASH_TRIALS`, else `default`) and a fresh odd seed for the
+/// kill times, printed under `label` so a failing run can be told apart.
+fn trials_and_seed(default: usize, label: &str) -> (usize, u64) {
+    let trials = std::env::var("TOLLGATE_CRASH_TRIALS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(20);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_str().unwrap().to_owned();
-    let mut seed = SystemTime::now()
+        .unwrap_or(default);
+    let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
         | 1;
-    println!("crash test seed {seed}");
+    println!("{label} seed {seed}");
+    (trials, seed)
+}
+
+#[test]
+fn sigkill_loses_no_acknowledged_grant() {
+    let (trials, mut seed) = trials_and_seed(20, "crash test");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_owned();
     let (mut switched, mut before_switch) = (0, 0);
     for trial in 0..trials {
         let project = format!("T{trial}");
@@ -176,18 +183,9 @@ const SHARED: u64 = 100_000_000;
 
 #[test]
 fn sigkill_with_a_key_shared_by_three_projects_loses_no_acknowledged_grant() {
-    let trials: usize = std::env::var("TOLLGATE_CRASH_TRIALS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(50);
+    let (trials, mut seed) = trials_and_seed(50, "shared crash test");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap().to_owned();
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("shared crash test seed {seed}");
     let (mut used_up, mut switches_seen) = (0, 0);
     for trial in 0..trials {
         let projects: Vec<String> = (0..CHILDREN).map(|c| format!("S{trial}-{c}")).collect();
