@@ -312,6 +312,15 @@ typedef enum tg_event_kind {
      * manual renewal is needed.
      */
     TG_EVENT_RENEWAL_FAILED = 20,
+    /**
+     * The expired Active `key` went on granting in its grace (`grace_started`), as no valid
+     * reserve could take over; `reason` is when the grace ends (RFC 3339).
+     */
+    TG_EVENT_GRACE_STARTED = 21,
+    /**
+     * The grace of the expired `key` ended (`grace_ended`): requests are refused.
+     */
+    TG_EVENT_GRACE_ENDED = 22,
 } tg_event_kind;
 
 /**

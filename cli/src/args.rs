@@ -272,7 +272,7 @@ pub struct KeyArgs {
     /// state that trusts a vendor key requires for every key
     #[arg(long, value_name = "KEY.json|KEY.lic", conflicts_with_all = [
         "id", "delivery", "kind", "edition", "limit", "machines", "os", "cores",
-        "per_instance", "expires", "auto_renew", "company", "activation_code",
+        "per_instance", "expires", "auto_renew", "company", "activation_code", "grace_days",
     ])]
     pub file: Option<PathBuf>,
 
@@ -330,6 +330,11 @@ pub struct KeyArgs {
     /// Code that lets an online key be renewed by the activation service
     #[arg(long, value_name = "CODE")]
     pub activation_code: Option<String>,
+
+    /// Days an expired data-volume key keeps granting while no valid reserve can take over
+    /// (1 to 365; needs --expires)
+    #[arg(long, value_name = "DAYS", requires = "expires")]
+    pub grace_days: Option<u32>,
 }
 
 /// `tollgate events …`

@@ -33,6 +33,7 @@ pub fn key_from_args(args: &KeyArgs) -> Result<KeyOrLicense, Failure> {
         auto_renew: args.auto_renew,
         company: args.company.clone(),
         activation_code: args.activation_code.clone(),
+        grace_days: args.grace_days,
     };
     key.validate()?;
     Ok(key.into())

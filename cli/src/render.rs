@@ -207,6 +207,9 @@ fn write_card(
     };
     let expired = if card.expired { " (expired)" } else { "" };
     row(out, "Expiration date", &format!("{expiration}{expired}"))?;
+    if let Some(until) = &card.grace_until {
+        row(out, "Grace", &format!("In grace until {until}"))?;
+    }
     row(out, "Auto-renew", if key.auto_renew { "yes" } else { "no" })?;
     row(out, "Usage", &usage(class, card.used, card.limit))?;
     writeln!(out, "  │ ⓘ {}", card.tooltip)?;
@@ -279,6 +282,12 @@ pub fn event_text(kind: &EventKind) -> String {
             format!("vendor public key {public_key} trusted")
         }
         EventKind::RenewalFailed { reason, .. } => reason.clone(),
+        EventKind::GraceStarted { key, until } => format!(
+            "key {key} expired with no valid Reserved key: it grants on in its grace, until {until}"
+        ),
+        EventKind::GraceEnded { key } => {
+            format!("the grace of expired key {key} ended: requests are refused")
+        }
         EventKind::ClockRolledBack {
             behind_secs,
             latest_seen,
@@ -394,6 +403,7 @@ mod tests {
                     used: 0,
                     limit: 1_000_000_000,
                     expired: false,
+                    grace_until: None,
                 }],
                 add_license_available: false,
             }],

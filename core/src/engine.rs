@@ -1065,6 +1065,7 @@ fn live_key(row: u32, key: &Key) -> LiveKey {
         limit: key.scheme.amount(),
         used: 0,
         expiry: key.expiry_secs(),
+        grace_days: key.grace_days_hot(),
     }
 }
 

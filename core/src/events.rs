@@ -210,6 +210,20 @@ pub enum EventKind {
         /// The manual-renewal message, with why the renewal failed.
         reason: String,
     },
+    /// An expired key that no valid reserve could replace went on granting in its grace
+    /// (`grace_days`); reported by the first request in the grace, once per generation of the
+    /// pair.
+    GraceStarted {
+        /// The key.
+        key: String,
+        /// When the grace ends, RFC 3339.
+        until: String,
+    },
+    /// An expired key's grace ended: reported with the first refusal after it.
+    GraceEnded {
+        /// The key.
+        key: String,
+    },
 }
 
 /// A key as a checkpoint records it.
@@ -540,6 +554,11 @@ impl Names {
                 percent,
             },
             PairEvent::Refused { reason } => EventKind::Refused { reason },
+            PairEvent::GraceStarted { key: row, until } => EventKind::GraceStarted {
+                key: key(row),
+                until: rfc3339_secs(until),
+            },
+            PairEvent::GraceEnded { key: row } => EventKind::GraceEnded { key: key(row) },
             PairEvent::Reclaimed { pid, units } => EventKind::SeatsReclaimed {
                 pid,
                 units: u64::from(units),

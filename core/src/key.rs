@@ -53,7 +53,14 @@ pub struct Key {
     /// Code that lets an online key be renewed by the activation service.
     #[serde(default)]
     pub activation_code: Option<String>,
+    /// Days an expired Active data-volume key keeps granting when no valid reserve can take
+    /// over, 1..=[`MAX_GRACE_DAYS`] (see [`Key::grace_ends_at`]); `None` for no grace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_days: Option<u32>,
 }
+
+/// The longest grace a key may carry, in days.
+pub const MAX_GRACE_DAYS: u32 = 365;
 
 /// How a key is delivered and checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -257,6 +264,7 @@ impl Key {
             auto_renew: false,
             company: None,
             activation_code: None,
+            grace_days: None,
         }
     }
 
@@ -287,6 +295,7 @@ impl Key {
                 ));
             }
         }
+        self.validate_grace()?;
         match self.scheme {
             Scheme::DataVolume { limit_bytes: 0 } => Err(Error::invalid(
                 "limit_bytes",
@@ -313,10 +322,53 @@ impl Key {
         }
     }
 
+    /// The grace's bounds: days in 1..=[`MAX_GRACE_DAYS`], on a data-volume key that expires.
+    fn validate_grace(&self) -> Result<()> {
+        let Some(days) = self.grace_days else {
+            return Ok(());
+        };
+        let id = &self.id;
+        if days == 0 || days > MAX_GRACE_DAYS {
+            return Err(Error::invalid(
+                "grace_days",
+                format!("key \"{id}\" has {days} days of grace; it may have 1 to {MAX_GRACE_DAYS} (omit the field for none)"),
+            ));
+        }
+        if self.scheme.class() != LicenseClass::DataVolume {
+            return Err(Error::invalid(
+                "grace_days",
+                format!(
+                    "key \"{id}\" is a {} key; only data_volume keys take a grace",
+                    self.scheme.class()
+                ),
+            ));
+        }
+        if self.expires_at.is_none() {
+            return Err(Error::invalid(
+                "grace_days",
+                format!("key \"{id}\" never expires, so it has no grace to give (set expires_at or omit grace_days)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// When the grace of an expired key ends: `expires_at` plus `grace_days`; `None` for a key
+    /// without both.
+    pub fn grace_ends_at(&self) -> Option<OffsetDateTime> {
+        let days = self.grace_days?;
+        Some(self.expires_at? + time::Duration::days(i64::from(days)))
+    }
+
     /// Whether the key has expired at `now_secs` (Unix seconds).
     pub fn is_expired_at(&self, now_secs: i64) -> bool {
         self.expires_at
             .is_some_and(|at| at.unix_timestamp() <= now_secs)
+    }
+
+    /// The grace as the hot state stores it: days, 0 for none.
+    pub(crate) fn grace_days_hot(&self) -> u16 {
+        // Validated to at most MAX_GRACE_DAYS, which fits.
+        self.grace_days.map_or(0, |d| d.min(MAX_GRACE_DAYS) as u16)
     }
 
     /// The expiry as the hot state stores it: Unix seconds clamped into `u32`, `u32::MAX` = never.
@@ -479,6 +531,52 @@ mod tests {
             }
         }
         assert!(dv("K", MAX_LIMIT_BYTES).validate().is_ok());
+    }
+
+    /// Each bad grace gets its own error, naming the field and saying what is allowed.
+    #[test]
+    fn grace_rules_of_a_key() {
+        let expiring = |days| Key {
+            expires_at: Some(time::macros::datetime!(2027-01-01 0:00 UTC)),
+            grace_days: days,
+            ..dv("K", 100)
+        };
+        let cases = [
+            (expiring(Some(0)), Some("key \"K\" has 0 days of grace; it may have 1 to 365 (omit the field for none)")),
+            (expiring(Some(366)), Some("key \"K\" has 366 days of grace; it may have 1 to 365 (omit the field for none)")),
+            (
+                Key { grace_days: Some(5), ..dv("K", 100) },
+                Some("key \"K\" never expires, so it has no grace to give (set expires_at or omit grace_days)"),
+            ),
+            (
+                Key {
+                    scheme: Scheme::PerCore { max_cores: 4 },
+                    ..expiring(Some(5))
+                },
+                Some("key \"K\" is a per_core key; only data_volume keys take a grace"),
+            ),
+            (expiring(Some(1)), None),
+            (expiring(Some(365)), None),
+            (expiring(None), None),
+        ];
+        for (key, expected) in cases {
+            match (key.validate(), expected) {
+                (Ok(()), None) => {}
+                (Err(Error::InvalidArgument { field, reason }), Some(message)) => {
+                    assert_eq!((field, reason.as_str()), ("grace_days", message));
+                }
+                (got, _) => panic!("{:?}: got {got:?}, expected {expected:?}", key.grace_days),
+            }
+        }
+        let key = expiring(Some(2));
+        assert_eq!(
+            key.grace_ends_at(),
+            Some(time::macros::datetime!(2027-01-03 0:00 UTC))
+        );
+        // The field round-trips through the key JSON and is left out when absent, so key JSON
+        // and signed licenses written before it read and verify unchanged.
+        assert_eq!(Key::from_json(&key.to_json()).unwrap(), key);
+        assert!(!expiring(None).to_json().contains("grace_days"));
     }
 
     #[test]

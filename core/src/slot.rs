@@ -147,12 +147,68 @@ pub(crate) struct GenMeta {
     retired_used: AtomicU64,
 }
 
-/// One generation's accounts and leases, `[0]` for the Active key and `[1]` for the reserve.
+/// One generation's accounts, grace and leases, `[0]` for the Active key and `[1]` for the
+/// reserve.
 #[repr(C)]
 pub(crate) struct GenLeases {
     accounts: [AtomicU32; 2],
-    _spare: AtomicU64,
+    /// A [`Grace`] word (0 in a state written before grace existed: no grace).
+    grace: AtomicU64,
     leases: [AtomicU128; 2],
+}
+
+/// A generation's grace word: `[epoch tag:30 | reported:2 | reserve days:16 | active days:16]`.
+///
+/// The days are the keys' `grace_days`, written with the rest of the generation before its
+/// publish, so a consumer's read of them is validated by its CAS like the limits'. A `reported`
+/// bit is set, by one CAS, by the request that first grants from that key's grace, which so
+/// reports [`PairEvent::GraceStarted`] exactly once per generation; the CAS expects the tag of
+/// the consumer's epoch (its low 30 bits), so a consumer stalled while its slot was rewritten
+/// for a later generation fails it, unless 2^30 publishes (each an fsynced catalog
+/// transaction) passed meanwhile, when the worst it could do is mark the later generation's
+/// grace as reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Grace(u64);
+
+const GRACE_TAG_SHIFT: u32 = 34;
+const GRACE_TAG_MASK: u64 = (1 << 30) - 1;
+const SECONDS_PER_DAY: u64 = 86_400;
+
+impl Grace {
+    /// The word of a generation `epoch` whose keys have `active` and `reserve` days of grace.
+    fn new(epoch: u64, active: u16, reserve: u16) -> Grace {
+        Grace(
+            (epoch & GRACE_TAG_MASK) << GRACE_TAG_SHIFT
+                | u64::from(reserve) << 16
+                | u64::from(active),
+        )
+    }
+
+    /// The days of grace of `side`'s key.
+    fn days(self, side: Side) -> u16 {
+        (self.0 >> (16 * side as u32)) as u16
+    }
+
+    /// Whether the start of `side`'s grace was reported.
+    fn reported(self, side: Side) -> bool {
+        self.0 & 1 << (32 + side as u32) != 0
+    }
+
+    /// Whether this word belongs to generation `epoch` (up to the tag's width).
+    fn tagged(self, epoch: u64) -> bool {
+        self.0 >> GRACE_TAG_SHIFT == epoch & GRACE_TAG_MASK
+    }
+}
+
+/// Where an expired key stands in its grace at `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InGrace {
+    /// It has no grace.
+    None,
+    /// It grants until this Unix second.
+    Until(u32),
+    /// Its grace ended.
+    Over,
 }
 
 /// A lease word: `[epoch:62 | sealed:1 | last:1 | settling:1 | refilling:15 | end:48]`.
@@ -314,6 +370,16 @@ pub(crate) enum PairEvent {
     Refused {
         reason: RefusalReason,
     },
+    /// An expired key with no reserve to take over started granting in its grace, which lasts
+    /// until `until` (Unix seconds).
+    GraceStarted {
+        key: u32,
+        until: u32,
+    },
+    /// An expired key's grace ended: the first request after it was refused.
+    GraceEnded {
+        key: u32,
+    },
     /// Seats taken back from a process that is gone (see `holders`).
     Reclaimed {
         pid: u32,
@@ -364,6 +430,8 @@ enum Refusal {
         available: u64,
     },
     Expired,
+    /// An expired key's grace ended (a refusal as `Expired`, which also reports the end).
+    GraceOver(Side),
     NoActiveKey,
     /// The live generation's lease does not carry its epoch.
     Damaged,
@@ -396,6 +464,8 @@ pub(crate) struct LiveKey {
     pub used: u64,
     /// Unix seconds; [`crate::clock::NEVER`] for none.
     pub expiry: u32,
+    /// Days an expired Active key keeps granting with no valid reserve (0: none).
+    pub grace_days: u16,
 }
 
 /// The logical content of a pair: a switch that happened in this generation is already applied.
@@ -441,7 +511,7 @@ impl PairRecord {
         };
         let leases = || GenLeases {
             accounts: [AtomicU32::new(0), AtomicU32::new(0)],
-            _spare: AtomicU64::new(0),
+            grace: AtomicU64::new(0),
             leases: [AtomicU128::new(0), AtomicU128::new(0)],
         };
         PairRecord {
@@ -664,7 +734,7 @@ impl PairRecord {
                     return Err(Refusal::Exhausted { remaining: 0 });
                 }
                 if reserve_expiry <= now {
-                    return Err(Refusal::Expired);
+                    self.grace(Side::Reserve, *word, now, env)?;
                 }
                 return Ok(Window {
                     end: lease.end,
@@ -680,13 +750,10 @@ impl PairRecord {
             }
             let spent = active.last && cursor.offset >= active.end;
             if !spent && active_expiry <= now {
-                if !reserve_valid {
-                    return Err(Refusal::Expired);
+                if let Some(switched) = self.active_expired(*word, reserve_valid, now, env)? {
+                    *word = switched;
+                    continue;
                 }
-                match self.switch_on_expiry(*word, env) {
-                    Ok(switched) | Err(switched) => *word = switched,
-                }
-                continue;
             }
             let reserve_held = reserve_limit > 0;
             if spent && !reserve_valid {
@@ -726,6 +793,81 @@ impl PairRecord {
                 refill: (!reserve.last).then_some(Side::Reserve),
                 spill: false,
             });
+        }
+    }
+
+    /// The Active key of `word`'s generation has expired: switches to a valid reserve (`Some`
+    /// with the cursor word after), or with none lets the key grant on in its grace (`None`),
+    /// or refuses.
+    #[cold]
+    #[inline(never)]
+    fn active_expired(
+        &self,
+        word: Word,
+        reserve_valid: bool,
+        now: u32,
+        env: &(impl PairEvents + Accounts),
+    ) -> Result<Option<Word>, Refusal> {
+        if reserve_valid {
+            return Ok(Some(match self.switch_on_expiry(word, env) {
+                Ok(switched) | Err(switched) => switched,
+            }));
+        }
+        self.grace(Side::Active, word, now, env).map(|()| None)
+    }
+
+    /// Lets an expired key of `side` grant on while its grace lasts: `Ok` within the grace
+    /// (reporting its start once per generation), else the refusal. Decided from the generation
+    /// slot, so validated like the window: by the grant's CAS, or `confirm` for a refusal.
+    #[cold]
+    #[inline(never)]
+    fn grace(
+        &self,
+        side: Side,
+        word: Word,
+        now: u32,
+        events: &impl PairEvents,
+    ) -> Result<(), Refusal> {
+        let slot = epoch_of(word) as usize & 1;
+        let limits = &self.limits[slot];
+        // Acquire: as in `window`.
+        let expiry = match side {
+            Side::Active => limits.active_expiry.load(Ordering::Acquire),
+            Side::Reserve => limits.reserve_expiry.load(Ordering::Acquire),
+        };
+        let cell = &self.leases[slot].grace;
+        // Acquire: as the limits' loads in `window`.
+        let mut grace = Grace(cell.load(Ordering::Acquire));
+        match grace_at(grace.days(side), expiry, now) {
+            InGrace::None => Err(Refusal::Expired),
+            InGrace::Over => Err(Refusal::GraceOver(side)),
+            InGrace::Until(until) => {
+                let epoch = epoch_of(word);
+                // The key row the event names, read before the CAS that makes it true.
+                let keys = self.key_rows(word);
+                while !grace.reported(side) && grace.tagged(epoch) {
+                    let marked = Grace(grace.0 | 1 << (32 + side as u32));
+                    // Relaxed (both): the bit publishes nothing; the CAS only makes "first"
+                    // exact. A failure means the other side's bit was set: look again.
+                    match cell.compare_exchange_weak(
+                        grace.0,
+                        marked.0,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => {
+                            let key = match side {
+                                Side::Active => keys.active,
+                                Side::Reserve => keys.reserve,
+                            };
+                            events.emit(PairEvent::GraceStarted { key, until });
+                            break;
+                        }
+                        Err(now) => grace = Grace(now),
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
@@ -1162,9 +1304,17 @@ impl PairRecord {
         if self.refused_epoch.load(Ordering::Relaxed) != tag
             && self.refused_epoch.swap(tag, Ordering::Relaxed) != tag
         {
+            if let Refusal::GraceOver(side) = refusal {
+                let keys = self.key_rows(word);
+                let key = match side {
+                    Side::Active => keys.active,
+                    Side::Reserve => keys.reserve,
+                };
+                events.emit(PairEvent::GraceEnded { key });
+            }
             let reason = match refusal {
                 Refusal::Exhausted { .. } | Refusal::NoSeats { .. } => RefusalReason::Exhausted,
-                Refusal::Expired => RefusalReason::Expired,
+                Refusal::Expired | Refusal::GraceOver(_) => RefusalReason::Expired,
                 Refusal::NoActiveKey | Refusal::Damaged => RefusalReason::NoActiveKey,
             };
             events.emit(PairEvent::Refused { reason });
@@ -1178,7 +1328,7 @@ impl PairRecord {
                 requested,
                 available,
             },
-            Refusal::Expired => Error::Expired,
+            Refusal::Expired | Refusal::GraceOver(_) => Error::Expired,
             Refusal::NoActiveKey => Error::NoActiveKey,
             Refusal::Damaged => Error::CorruptState {
                 path: std::path::PathBuf::from(crate::engine::HOT_FILE),
@@ -1210,12 +1360,14 @@ impl PairRecord {
         let active_limit = limits.active_limit.load(Ordering::Acquire);
         let reserve_limit = limits.reserve_limit.load(Ordering::Acquire);
         let account = |side: usize| leases.accounts[side].load(Ordering::Acquire);
+        let grace = Grace(leases.grace.load(Ordering::Acquire));
         let active = LiveKey {
             key: meta.active_key.load(Ordering::Acquire),
             account: account(0),
             limit: active_limit,
             used: cursor.offset,
             expiry: limits.active_expiry.load(Ordering::Acquire),
+            grace_days: grace.days(Side::Active),
         };
         let reserve = LiveKey {
             key: meta.reserve_key.load(Ordering::Acquire),
@@ -1223,6 +1375,7 @@ impl PairRecord {
             limit: reserve_limit,
             used: 0,
             expiry: limits.reserve_expiry.load(Ordering::Acquire),
+            grace_days: grace.days(Side::Reserve),
         };
         let switches_before = meta.switches_before.load(Ordering::Acquire);
         let retired_key = meta.retired_key.load(Ordering::Acquire);
@@ -1450,6 +1603,7 @@ impl PairRecord {
             limit: 0,
             used: 0,
             expiry: crate::clock::NEVER,
+            grace_days: 0,
         };
         let active = next.active.unwrap_or(none);
         let reserve = next.reserve.unwrap_or(none);
@@ -1468,6 +1622,8 @@ impl PairRecord {
         meta.retired_used.store(retired_used, Ordering::Release);
         leases.accounts[0].store(active.account, Ordering::Release);
         leases.accounts[1].store(reserve.account, Ordering::Release);
+        let grace = Grace::new(epoch, active.grace_days, reserve.grace_days);
+        leases.grace.store(grace.0, Ordering::Release);
         // The new leases are empty: the first grant of the generation takes a block.
         let empty = |end| {
             Lease {
@@ -1557,6 +1713,8 @@ impl PairRecord {
             limit: active_limit,
             used: cursor.offset.min(active_limit),
             expiry: limits.active_expiry.load(Ordering::Acquire),
+            // A state of format 2 had no grace.
+            grace_days: 0,
         };
         let reserve = LiveKey {
             key: meta.reserve_key.load(Ordering::Acquire),
@@ -1564,6 +1722,7 @@ impl PairRecord {
             limit: reserve_limit,
             used: cursor.offset.saturating_sub(active_limit),
             expiry: limits.reserve_expiry.load(Ordering::Acquire),
+            grace_days: 0,
         };
         let switches = meta.switches_before.load(Ordering::Acquire);
         state.switches = switches;
@@ -1646,6 +1805,20 @@ impl PairRecord {
     }
 }
 
+/// Where a key that expired at `expiry` stands in a grace of `days` at `now`.
+fn grace_at(days: u16, expiry: u32, now: u32) -> InGrace {
+    if days == 0 {
+        return InGrace::None;
+    }
+    let until = u64::from(expiry) + u64::from(days) * SECONDS_PER_DAY;
+    if u64::from(now) >= until {
+        InGrace::Over
+    } else {
+        // Below `now`'s own range, so it fits.
+        InGrace::Until(until as u32)
+    }
+}
+
 /// Reports a switch made by this caller.
 fn report_switch(events: &impl PairEvents, keys: KeyRows, reason: SwitchReason) {
     events.emit(PairEvent::Switched {
@@ -1701,6 +1874,7 @@ mod tests {
             limit,
             used: 0,
             expiry,
+            grace_days: 0,
         }
     }
 
@@ -1854,6 +2028,183 @@ mod tests {
         assert_eq!(both.state().switches, 0);
     }
 
+    /// A key with `days` of grace.
+    fn graced(row: u32, limit: u64, expiry: u32, days: u16) -> LiveKey {
+        LiveKey {
+            grace_days: days,
+            ..key(row, limit, expiry)
+        }
+    }
+
+    const DAY: u32 = 86_400;
+
+    /// Grace, case by case: what a 1-byte request at `now` gets, and the events it and the
+    /// requests before it report (thresholds aside).
+    #[test]
+    fn grace_rules() {
+        struct Case {
+            name: &'static str,
+            active: LiveKey,
+            reserve: Option<LiveKey>,
+            /// Requests of 1 byte before the one checked, at these times.
+            before: &'static [u32],
+            now: u32,
+            granted: bool,
+            events: Vec<PairEvent>,
+        }
+        let until = 1000 + 2 * DAY;
+        let started = |key| PairEvent::GraceStarted { key, until };
+        let refused = PairEvent::Refused {
+            reason: RefusalReason::Expired,
+        };
+        let cases = [
+            Case {
+                name: "no grace: expired refuses",
+                active: key(1, 100, 1000),
+                reserve: None,
+                before: &[],
+                now: 1000,
+                granted: false,
+                events: vec![refused],
+            },
+            Case {
+                name: "the first request after the expiry grants and reports the grace",
+                active: graced(1, 100, 1000, 2),
+                reserve: None,
+                before: &[],
+                now: 1000,
+                granted: true,
+                events: vec![started(1)],
+            },
+            Case {
+                name: "later requests in the grace report nothing more",
+                active: graced(1, 100, 1000, 2),
+                reserve: None,
+                before: &[1000, 5000],
+                now: until - 1,
+                granted: true,
+                events: vec![started(1)],
+            },
+            Case {
+                name: "the grace ends at expiry plus its days: refused, the end reported",
+                active: graced(1, 100, 1000, 2),
+                reserve: None,
+                before: &[1000],
+                now: until,
+                granted: false,
+                events: vec![started(1), PairEvent::GraceEnded { key: 1 }, refused],
+            },
+            Case {
+                name: "a valid reserve takes over at the expiry: no grace",
+                active: graced(1, 100, 1000, 2),
+                reserve: Some(key(2, 100, NEVER)),
+                before: &[],
+                now: 1000,
+                granted: true,
+                events: vec![PairEvent::Switched {
+                    from: 1,
+                    to: 2,
+                    reason: SwitchReason::Expired,
+                }],
+            },
+            Case {
+                name: "an expired reserve does not take over: the Active key's grace holds",
+                active: graced(1, 100, 2000, 1),
+                reserve: Some(key(2, 100, 1000)),
+                before: &[],
+                now: 2000,
+                granted: true,
+                events: vec![PairEvent::GraceStarted {
+                    key: 1,
+                    until: 2000 + DAY,
+                }],
+            },
+            Case {
+                name: "grace grants up to the key's limit, no further",
+                active: graced(1, 1, 1000, 2),
+                reserve: None,
+                before: &[1000],
+                now: 1001,
+                granted: false,
+                events: vec![
+                    started(1),
+                    PairEvent::Refused {
+                        reason: RefusalReason::Exhausted,
+                    },
+                ],
+            },
+            Case {
+                name: "a used-up key with an expired reserve in grace: the reserve grants",
+                active: key(1, 1, NEVER),
+                reserve: Some(graced(2, 100, 1000, 2)),
+                before: &[999],
+                now: 1000,
+                granted: true,
+                events: vec![
+                    PairEvent::Switched {
+                        from: 1,
+                        to: 2,
+                        reason: SwitchReason::Exhausted,
+                    },
+                    started(2),
+                ],
+            },
+        ];
+        for case in cases {
+            let events = Recorder::default();
+            let record = pair(&events, case.active, case.reserve);
+            for &at in case.before {
+                record.grant(1, Mode::AllOrNothing, at, &events).unwrap();
+            }
+            let result = record.grant(1, Mode::AllOrNothing, case.now, &events);
+            assert_eq!(result.is_ok(), case.granted, "{}: {result:?}", case.name);
+            if !case.granted {
+                assert!(
+                    matches!(result, Err(Error::Expired) | Err(Error::Exhausted { .. })),
+                    "{}",
+                    case.name
+                );
+            }
+            // The 1-byte keys' thresholds are not what this test is about.
+            let mut seen = events.take();
+            seen.retain(|e| !matches!(e, PairEvent::Threshold { .. }));
+            assert_eq!(seen, case.events, "{}", case.name);
+        }
+    }
+
+    /// A reserve added during the grace takes over at the next request; the grace's start is
+    /// reported once per generation, and the new generation's grace starts unreported.
+    #[test]
+    fn a_reserve_added_in_the_grace_takes_over() {
+        let events = Recorder::default();
+        let record = pair(&events, graced(1, 100, 1000, 2), None);
+        record.grant(10, Mode::AllOrNothing, 1500, &events).unwrap();
+        events.publish(&record, |state| NextGen {
+            active: state.active,
+            reserve: Some(key(2, 100, NEVER)),
+            retired: None,
+            switches: state.switches,
+        });
+        record.grant(5, Mode::AllOrNothing, 1600, &events).unwrap();
+        assert_eq!(
+            events.take(),
+            vec![
+                PairEvent::GraceStarted {
+                    key: 1,
+                    until: 1000 + 2 * DAY
+                },
+                PairEvent::Switched {
+                    from: 1,
+                    to: 2,
+                    reason: SwitchReason::Expired
+                }
+            ]
+        );
+        let state = record.state();
+        assert_eq!(state.switched_out, Some((1, 10)));
+        assert_eq!(state.active.unwrap().used, 5);
+    }
+
     /// Regression (found by the state-machine test): a used-up key answers `Exhausted` whether
     /// or not it has also expired, and whether or not it came into the Active slot by a switch.
     #[test]
@@ -1990,9 +2341,9 @@ mod proptests {
         ) {
             let record = PairRecord::new();
             let events = Count::default();
-            let rk = (reserve > 0).then_some(LiveKey { key: 2, account: 2, limit: reserve, used: 0, expiry: NEVER });
+            let rk = (reserve > 0).then_some(LiveKey { key: 2, account: 2, limit: reserve, used: 0, expiry: NEVER, grace_days: 0 });
             let next = NextGen {
-                active: Some(LiveKey { key: 1, account: 1, limit: active, used: 0, expiry: NEVER }),
+                active: Some(LiveKey { key: 1, account: 1, limit: active, used: 0, expiry: NEVER, grace_days: 0 }),
                 reserve: rk, retired: None, switches: 0,
             };
             events.accounts.open_for(&next);
@@ -2064,6 +2415,7 @@ mod loom_models {
             limit,
             used: 0,
             expiry,
+            grace_days: 0,
         }
     }
 

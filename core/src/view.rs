@@ -106,6 +106,10 @@ pub struct LicenseCard {
     pub limit: u64,
     /// Whether the key's expiry has passed.
     pub expired: bool,
+    /// On the Active card of an expired key still in its grace (`grace_days`): when the grace
+    /// ends, RFC 3339 ("In grace until …"); else `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace_until: Option<String>,
 }
 
 /// The cards of one slot pair.
@@ -161,6 +165,14 @@ pub(crate) fn pair_view(
             used: slot.used,
             limit: slot.key.scheme.amount(),
             expired: slot.key.is_expired_at(now_secs),
+            grace_until: match slot.role {
+                Role::Active if slot.key.is_expired_at(now_secs) => slot
+                    .key
+                    .grace_ends_at()
+                    .filter(|end| end.unix_timestamp() > now_secs)
+                    .map(rfc3339),
+                _ => None,
+            },
         })
         .collect::<Vec<_>>();
     PairView {

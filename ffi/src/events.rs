@@ -101,6 +101,11 @@ pub enum tg_event_kind {
     /// The automatic renewal of `key` failed (`renewal_failed`); `reason` says why and that
     /// manual renewal is needed.
     TG_EVENT_RENEWAL_FAILED = 20,
+    /// The expired Active `key` went on granting in its grace (`grace_started`), as no valid
+    /// reserve could take over; `reason` is when the grace ends (RFC 3339).
+    TG_EVENT_GRACE_STARTED = 21,
+    /// The grace of the expired `key` ended (`grace_ended`): requests are refused.
+    TG_EVENT_GRACE_ENDED = 22,
 }
 
 /// One event, as the callback of `tg_engine_on_event` receives it. Owned by Tollgate: it and
@@ -347,6 +352,14 @@ fn describe(kind: &EventKind) -> Described<'_> {
         EventKind::LicenseUnassigned { .. } => (TG_EVENT_LICENSE_UNASSIGNED, None, None, None, 0),
         EventKind::GroupJoined { .. } => (TG_EVENT_GROUP_JOINED, None, None, None, 0),
         EventKind::VendorKeyTrusted { .. } => (TG_EVENT_VENDOR_KEY_TRUSTED, None, None, None, 0),
+        EventKind::GraceStarted { key, until } => (
+            TG_EVENT_GRACE_STARTED,
+            Some(key),
+            None,
+            Some(until.clone()),
+            0,
+        ),
+        EventKind::GraceEnded { key } => (TG_EVENT_GRACE_ENDED, Some(key), None, None, 0),
         EventKind::RenewalFailed { key, reason } => (
             TG_EVENT_RENEWAL_FAILED,
             Some(key),

@@ -24,6 +24,7 @@ fn key(id: &str, limit_bytes: u64) -> Key {
         auto_renew: false,
         company: None,
         activation_code: None,
+        grace_days: None,
     }
 }
 

@@ -176,6 +176,7 @@ fn set_up(engine: &Engine, volume: u64, out: &mut dyn Write, text: bool) -> Resu
             auto_renew: false,
             company: Some("Northwind Traders".to_owned()),
             activation_code: None,
+            grace_days: None,
         };
         let added = engine.add_key(PROJECT, key)?;
         if text {

@@ -468,7 +468,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads every pair, refusing with [`Error::Tampered`] a slot whose limit or expiry is not
+    /// Reads every pair, refusing with [`Error::Tampered`] a slot whose limit, expiry or grace is not
     /// its key's in the catalog (issue 14, hole 4: limits patched in `hot.tgs`). An operator
     /// cannot accept that: the keys are the vendor's, the hot file only publishes them.
     fn read(state: &StateFile, catalog: &Catalog) -> Result<Snapshot> {
@@ -497,6 +497,11 @@ impl Snapshot {
                         "an expiry (Unix seconds) of",
                         u64::from(slot.expiry),
                         u64::from(key.expiry_secs()),
+                    ),
+                    (
+                        "a grace (days) of",
+                        u64::from(slot.grace_days),
+                        u64::from(key.grace_days_hot()),
                     ),
                 ];
                 for (what, hot, signed) in terms {

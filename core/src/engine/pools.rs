@@ -495,6 +495,7 @@ fn assignment_key(license: &LicenseRow, serial: i64) -> Key {
         auto_renew: license.purchase.auto_renew,
         company: license.company.clone(),
         activation_code: None,
+        grace_days: None,
     }
 }
 

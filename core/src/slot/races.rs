@@ -62,6 +62,7 @@ fn live(key: u32, limit: u64, used: u64, expiry: u32) -> LiveKey {
         limit,
         used,
         expiry,
+        grace_days: 0,
     }
 }
 

@@ -446,6 +446,7 @@ mod tests {
             limit,
             used: 0,
             expiry,
+            grace_days: 0,
         };
         record
             .publish::<()>(&TestAccounts::default(), |_| {
@@ -486,6 +487,7 @@ mod tests {
             limit,
             used: 0,
             expiry,
+            grace_days: 0,
         };
         let next = NextGen {
             active: Some(key(active)),
@@ -632,6 +634,7 @@ mod tests {
                         limit: key.2,
                         used: 0,
                         expiry: NEVER,
+                        grace_days: 0,
                     }),
                     reserve: None,
                     retired: state.active.map(|a| (a.key, a.used)),
@@ -788,6 +791,7 @@ mod loom_models {
                         limit: 2,
                         used: 0,
                         expiry: 10,
+                        grace_days: 0,
                     }),
                     reserve: Some(LiveKey {
                         account: 0,
@@ -795,6 +799,7 @@ mod loom_models {
                         limit: 1,
                         used: 0,
                         expiry: NEVER,
+                        grace_days: 0,
                     }),
                     retired: None,
                     switches: 0,
@@ -878,6 +883,7 @@ mod loom_models {
                             limit: 5,
                             used: 0,
                             expiry: 10,
+                            grace_days: 0,
                         }),
                         reserve: Some(LiveKey {
                             account: 0,
@@ -885,6 +891,7 @@ mod loom_models {
                             limit: 5,
                             used: 0,
                             expiry: NEVER,
+                            grace_days: 0,
                         }),
                         retired: None,
                         switches: 0,
@@ -940,6 +947,7 @@ mod loom_models {
                                 limit: 2,
                                 used: 0,
                                 expiry: NEVER,
+                                grace_days: 0,
                             }),
                             reserve: None,
                             retired: None,

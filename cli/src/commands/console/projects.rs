@@ -160,6 +160,9 @@ fn license_card(card: &LicenseCard, pair: &PairView, n: usize, of: usize, tip: &
                 dd { (kind_label(key.kind)) " " (edition_label(key.edition)) ", " (scheme_label(&key.scheme)) }
                 dt { "Company" } dd { (key.company.as_deref().unwrap_or("—")) }
                 dt { "Expiration date" } dd.expiration { (expiration) @if card.expired { " (expired)" } }
+                @if let Some(until) = &card.grace_until {
+                    dt { "Grace" } dd.grace { "In grace until " (until) }
+                }
                 dt { "Auto-renew" } dd { @if key.auto_renew { "Yes" } @else { "No" } }
                 @if let Some(code) = &key.activation_code {
                     dt { "Activation code" } dd.code { (mask_code(code)) }
