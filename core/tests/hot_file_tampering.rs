@@ -337,3 +337,32 @@ fn a_slot_pointed_at_another_account_is_refused_at_open() {
         assert_eq!(snapshot(dir.path()), before, "{project} {pointed_at:?}");
     }
 }
+
+/// A grace written into `hot.tgs` (days for a key sold with none, or more days than sold) would
+/// let an expired key grant on: refused at open with the exact reason, nothing changed.
+#[test]
+fn a_grace_patched_in_hot_tgs_is_refused_at_open() {
+    use tollgate_core::Key;
+    for (sold, patched) in [(None, 365u16), (Some(2), 30)] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = Engine::open_with(dir.path(), options(dir.path())).unwrap();
+            e.create_project("p").unwrap();
+            let key = Key {
+                grace_days: sold,
+                ..expiring(dv("A", 1_000), 1_900_000_000)
+            };
+            e.add_key("p", key).unwrap();
+        }
+        // The grace word follows the two 4-byte account ids; the Active key's days are its
+        // low 16 bits.
+        let grace = active_account(dir.path(), 0) + 8;
+        write_at(dir.path(), grace, &patched.to_le_bytes());
+        let before = snapshot(dir.path());
+        assert_eq!(
+            tampered(Engine::open_with(dir.path(), options(dir.path()))),
+            format!("the Active key \"A\" of project \"p\" has a grace (days) of {patched} in hot.tgs but {} in its license: hot.tgs was edited; edited license terms are never accepted: restore the file from a backup", sold.unwrap_or(0))
+        );
+        assert_eq!(snapshot(dir.path()), before);
+    }
+}
