@@ -321,6 +321,11 @@ typedef enum tg_event_kind {
      * The grace of the expired `key` ended (`grace_ended`): requests are refused.
      */
     TG_EVENT_GRACE_ENDED = 22,
+    /**
+     * `key`, with no reserve held, granted its first byte past its limit, into its overage
+     * (`overage_started`).
+     */
+    TG_EVENT_OVERAGE_STARTED = 23,
 } tg_event_kind;
 
 /**

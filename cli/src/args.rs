@@ -273,6 +273,7 @@ pub struct KeyArgs {
     #[arg(long, value_name = "KEY.json|KEY.lic", conflicts_with_all = [
         "id", "delivery", "kind", "edition", "limit", "machines", "os", "cores",
         "per_instance", "expires", "auto_renew", "company", "activation_code", "grace_days",
+        "overage_percent",
     ])]
     pub file: Option<PathBuf>,
 
@@ -335,6 +336,11 @@ pub struct KeyArgs {
     /// (1 to 365; needs --expires)
     #[arg(long, value_name = "DAYS", requires = "expires")]
     pub grace_days: Option<u32>,
+
+    /// How far past its limit a data-volume key may be used once no Reserved key is held, in
+    /// percent of the limit (1 to 100)
+    #[arg(long, value_name = "PERCENT")]
+    pub overage_percent: Option<u32>,
 }
 
 /// `tollgate events …`

@@ -34,6 +34,7 @@ pub fn key_from_args(args: &KeyArgs) -> Result<KeyOrLicense, Failure> {
         company: args.company.clone(),
         activation_code: args.activation_code.clone(),
         grace_days: args.grace_days,
+        overage_percent: args.overage_percent,
     };
     key.validate()?;
     Ok(key.into())

@@ -210,6 +210,10 @@ fn write_card(
     if let Some(until) = &card.grace_until {
         row(out, "Grace", &format!("In grace until {until}"))?;
     }
+    if let Some(overage) = card.overage {
+        let used = used_of(LicenseClass::DataVolume, overage.used, overage.allowed);
+        row(out, "Overage", &format!("Overage {used} allowed"))?;
+    }
     row(out, "Auto-renew", if key.auto_renew { "yes" } else { "no" })?;
     row(out, "Usage", &usage(class, card.used, card.limit))?;
     writeln!(out, "  │ ⓘ {}", card.tooltip)?;
@@ -285,6 +289,9 @@ pub fn event_text(kind: &EventKind) -> String {
         EventKind::GraceStarted { key, until } => format!(
             "key {key} expired with no valid Reserved key: it grants on in its grace, until {until}"
         ),
+        EventKind::OverageStarted { key } => {
+            format!("key {key} passed its limit with no Reserved key: now using its overage")
+        }
         EventKind::GraceEnded { key } => {
             format!("the grace of expired key {key} ended: requests are refused")
         }
@@ -404,6 +411,7 @@ mod tests {
                     limit: 1_000_000_000,
                     expired: false,
                     grace_until: None,
+                    overage: None,
                 }],
                 add_license_available: false,
             }],

@@ -53,7 +53,8 @@ fn pipe(state: &State, project: &str, bytes: u64) -> i32 {
 }
 
 /// A state after a scripted run: `p` consumes through a switch, then is refused (exhausted);
-/// `empty` has no key and is refused (no active key); `svm` holds 3 server seats of 10.
+/// `empty` has no key and is refused (no active key); `svm` holds 3 server seats of 10; `o`
+/// uses a quarter MiB of its key's overage.
 fn scripted() -> State {
     let state = State::new();
     state.run("project create p").success();
@@ -74,13 +75,18 @@ fn scripted() -> State {
     state
         .run("seat acquire svm --class server --units 3")
         .success();
+    state.run("project create o").success();
+    state
+        .run("key add o --id O-1 --delivery online --limit 1048576 --overage-percent 50")
+        .success();
+    assert_eq!(pipe(&state, "o", MIB + MIB / 4), 0);
     state
 }
 
 /// The metrics a state's engine reports through its other commands.
 fn expected(state: &State) -> BTreeMap<String, u64> {
     let mut want = BTreeMap::new();
-    for project in ["empty", "p", "svm"] {
+    for project in ["empty", "o", "p", "svm"] {
         for key in state
             .json(&format!("key list {project}"))
             .as_array()
@@ -102,7 +108,11 @@ fn expected(state: &State) -> BTreeMap<String, u64> {
                 key["used"].as_u64().unwrap(),
             );
             want.insert(format!("tollgate_key_limit_bytes{labels}"), limit);
-            want.insert(format!("tollgate_key_overage_bytes{labels}"), 0);
+            let account_used = key["account"]["used"].as_u64().unwrap();
+            want.insert(
+                format!("tollgate_key_overage_bytes{labels}"),
+                account_used.saturating_sub(limit),
+            );
         }
         let usage = state.json(&format!("usage {project}"));
         want.insert(
@@ -151,6 +161,11 @@ fn metrics_equal_the_engines_own_usage_after_a_scripted_run() {
         2 * MIB
     );
     assert_eq!(series("tollgate_switches_total{project=\"p\"}"), 1);
+    assert_eq!(
+        series("tollgate_key_overage_bytes{key=\"O-1\",project=\"o\",role=\"active\"}"),
+        MIB / 4,
+        "a quarter MiB past O-1's limit, of its half MiB of overage"
+    );
     assert_eq!(
         series("tollgate_refusals_total{project=\"p\",reason=\"exhausted\"}"),
         1

@@ -801,10 +801,16 @@ impl Engine {
             (state.reserve, Role::Reserved),
         ] {
             if let Some(slot) = slot {
+                let key = key_of(&keys, slot.key)?;
+                let account_used = match self.account_usage(catalog, key)? {
+                    Some(account) => account.used,
+                    None => slot.used,
+                };
                 slots.push(SlotContent {
-                    key: key_of(&keys, slot.key)?,
+                    key,
                     role,
                     used: slot.used,
+                    account_used,
                 });
             }
         }

@@ -224,6 +224,12 @@ pub enum EventKind {
         /// The key.
         key: String,
     },
+    /// A key with no reserve held granted its first byte past its limit, into its overage
+    /// (`overage_percent`); reported once per key.
+    OverageStarted {
+        /// The key.
+        key: String,
+    },
 }
 
 /// A key as a checkpoint records it.
@@ -559,6 +565,7 @@ impl Names {
                 until: rfc3339_secs(until),
             },
             PairEvent::GraceEnded { key: row } => EventKind::GraceEnded { key: key(row) },
+            PairEvent::OverageStarted { key: row } => EventKind::OverageStarted { key: key(row) },
             PairEvent::Reclaimed { pid, units } => EventKind::SeatsReclaimed {
                 pid,
                 units: u64::from(units),

@@ -57,10 +57,18 @@ pub struct Key {
     /// over, 1..=[`MAX_GRACE_DAYS`] (see [`Key::grace_ends_at`]); `None` for no grace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_days: Option<u32>,
+    /// How far past its limit a data-volume key may be used, in percent of the limit
+    /// (1..=[`MAX_OVERAGE_PERCENT`]), once no reserve is held to take over (see
+    /// [`Key::overage_bytes`]); `None` for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overage_percent: Option<u32>,
 }
 
 /// The longest grace a key may carry, in days.
 pub const MAX_GRACE_DAYS: u32 = 365;
+
+/// The largest overage a key may carry, in percent of its limit.
+pub const MAX_OVERAGE_PERCENT: u32 = 100;
 
 /// How a key is delivered and checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -265,6 +273,7 @@ impl Key {
             company: None,
             activation_code: None,
             grace_days: None,
+            overage_percent: None,
         }
     }
 
@@ -296,6 +305,7 @@ impl Key {
             }
         }
         self.validate_grace()?;
+        self.validate_overage()?;
         match self.scheme {
             Scheme::DataVolume { limit_bytes: 0 } => Err(Error::invalid(
                 "limit_bytes",
@@ -350,6 +360,43 @@ impl Key {
             ));
         }
         Ok(())
+    }
+
+    /// The overage's bounds: 1..=[`MAX_OVERAGE_PERCENT`] percent, on a data-volume key.
+    fn validate_overage(&self) -> Result<()> {
+        let Some(percent) = self.overage_percent else {
+            return Ok(());
+        };
+        let id = &self.id;
+        if percent == 0 || percent > MAX_OVERAGE_PERCENT {
+            return Err(Error::invalid(
+                "overage_percent",
+                format!("key \"{id}\" has an overage of {percent} %; it may have 1 to {MAX_OVERAGE_PERCENT} % (omit the field for none)"),
+            ));
+        }
+        if self.scheme.class() != LicenseClass::DataVolume {
+            return Err(Error::invalid(
+                "overage_percent",
+                format!(
+                    "key \"{id}\" is a {} key; only data_volume keys take an overage",
+                    self.scheme.class()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bytes a data-volume key may be used beyond its limit when no reserve is held:
+    /// `overage_percent` of the limit, rounded down; 0 for none.
+    pub fn overage_bytes(&self) -> u64 {
+        match (self.scheme, self.overage_percent) {
+            (Scheme::DataVolume { limit_bytes }, Some(percent)) => {
+                // u128: the product cannot overflow; the result is at most the limit.
+                (u128::from(limit_bytes) * u128::from(percent.min(MAX_OVERAGE_PERCENT)) / 100)
+                    as u64
+            }
+            _ => 0,
+        }
     }
 
     /// When the grace of an expired key ends: `expires_at` plus `grace_days`; `None` for a key
@@ -577,6 +624,52 @@ mod tests {
         // and signed licenses written before it read and verify unchanged.
         assert_eq!(Key::from_json(&key.to_json()).unwrap(), key);
         assert!(!expiring(None).to_json().contains("grace_days"));
+    }
+
+    /// Each bad overage gets its own error; a good one gives its percent of the limit.
+    #[test]
+    fn overage_rules_of_a_key() {
+        let over = |percent| Key {
+            overage_percent: percent,
+            ..dv("K", 1_000)
+        };
+        for (key, expected) in [
+            (over(Some(0)), Some("key \"K\" has an overage of 0 %; it may have 1 to 100 % (omit the field for none)")),
+            (over(Some(101)), Some("key \"K\" has an overage of 101 %; it may have 1 to 100 % (omit the field for none)")),
+            (
+                Key {
+                    scheme: Scheme::PerMachine { os: MachineOs::Server, max_machines: 5 },
+                    ..over(Some(10))
+                },
+                Some("key \"K\" is a per_machine server key; only data_volume keys take an overage"),
+            ),
+            (over(Some(1)), None),
+            (over(Some(100)), None),
+            (over(None), None),
+        ] {
+            match (key.validate(), expected) {
+                (Ok(()), None) => {}
+                (Err(Error::InvalidArgument { field, reason }), Some(message)) => {
+                    assert_eq!((field, reason.as_str()), ("overage_percent", message));
+                }
+                (got, _) => panic!("{:?}: got {got:?}, expected {expected:?}", key.overage_percent),
+            }
+        }
+        assert_eq!(over(Some(15)).overage_bytes(), 150);
+        assert_eq!(over(Some(100)).overage_bytes(), 1_000);
+        assert_eq!(over(None).overage_bytes(), 0);
+        assert_eq!(
+            Key {
+                overage_percent: Some(33),
+                ..dv("K", 10)
+            }
+            .overage_bytes(),
+            3,
+            "rounded down"
+        );
+        let key = over(Some(20));
+        assert_eq!(Key::from_json(&key.to_json()).unwrap(), key);
+        assert!(!over(None).to_json().contains("overage_percent"));
     }
 
     #[test]

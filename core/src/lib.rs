@@ -73,8 +73,8 @@ pub use engine::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVA
 pub use error::{Error, Result};
 pub use events::{CheckedKey, Event, EventKind, RemovalReason, Subscription};
 pub use key::{
-    check_name, Delivery, Edition, Key, KeyKind, LicenseClass, MachineOs, Scheme, MAX_LIMIT_BYTES,
-    MAX_NAME_BYTES,
+    check_name, Delivery, Edition, Key, KeyKind, LicenseClass, MachineOs, Scheme, MAX_GRACE_DAYS,
+    MAX_LIMIT_BYTES, MAX_NAME_BYTES, MAX_OVERAGE_PERCENT,
 };
 pub use license::{KeyOrLicense, VendorPublic};
 pub use pool::{
@@ -85,6 +85,6 @@ pub use pool::{
 pub use slot::{RefusalReason, SwitchReason};
 pub use state_file::{DEFAULT_CAPACITY, FORMAT_VERSION, MAX_CAPACITY};
 pub use view::{
-    active_tooltip, reserve_added_message, reserved_tooltip, LicenseCard, PairView, ProjectView,
-    Role, RESERVED_TOOLTIP,
+    active_tooltip, reserve_added_message, reserved_tooltip, LicenseCard, Overage, PairView,
+    ProjectView, Role, RESERVED_TOOLTIP,
 };

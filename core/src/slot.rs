@@ -380,6 +380,10 @@ pub(crate) enum PairEvent {
     GraceEnded {
         key: u32,
     },
+    /// A key with no reserve held granted its first byte past its limit, into its overage.
+    OverageStarted {
+        key: u32,
+    },
     /// Seats taken back from a process that is gone (see `holders`).
     Reclaimed {
         pid: u32,
@@ -969,7 +973,8 @@ impl PairRecord {
         // An all-or-nothing request that cannot spill into a reserve gains nothing from a
         // partial block: it takes nothing and is refused.
         let whole_or_none = mode == Mode::AllOrNothing && !(side == Side::Active && w.spill);
-        let taken = account.take(need, whole_or_none);
+        let into_overage = self.may_use_overage(slot, side);
+        let taken = account.take(need, whole_or_none, into_overage);
         let block = match taken {
             Ok(Some(block)) => Some(block),
             Ok(None) | Err(_) => None,
@@ -996,7 +1001,7 @@ impl PairRecord {
             let next = Lease {
                 end: current.end + len,
                 refilling,
-                last: refilling == 0 && account.taken() >= account.limit(),
+                last: refilling == 0 && account.taken() >= account.ceiling(into_overage),
                 ..current
             };
             // Release on success: the block was counted in the account before; a grant that
@@ -1019,6 +1024,9 @@ impl PairRecord {
             };
             for percent in account.claim_thresholds(b.from, need.min(b.len)) {
                 env.emit(PairEvent::Threshold { key: row, percent });
+            }
+            if account.claim_overage(b.from, need.min(b.len)) {
+                env.emit(PairEvent::OverageStarted { key: row });
             }
         }
         match taken {
@@ -1546,17 +1554,28 @@ impl PairRecord {
         }
     }
 
+    /// Whether the key of `side` in generation slot `slot` may draw into its overage: only with
+    /// no reserve held to take over at its limit, so for the reserve's own key, or an Active
+    /// key alone in its pair.
+    fn may_use_overage(&self, slot: usize, side: Side) -> bool {
+        // Acquire: as the limits' loads in `window`; a later generation's value is caught by
+        // the lease CAS that follows (its epoch tag).
+        side == Side::Reserve || self.limits[slot].reserve_limit.load(Ordering::Acquire) == 0
+    }
+
     /// Clears `settling` on the lease of `side` in generation `epoch`, marking it last if its
     /// account is empty (no refill can have registered while it was settling).
     fn settle(&self, epoch: u64, side: Side, env: &impl Accounts) {
         let slot = epoch as usize & 1;
         let cell = self.lease_word(slot, side);
         let account = self.account_of(slot, side, env);
+        let ceiling = account.map(|a| a.ceiling(self.may_use_overage(slot, side)));
         let mut current = self.lease(slot, side);
         while current.live_in(epoch) && current.settling {
             let next = Lease {
                 settling: false,
-                last: current.refilling == 0 && account.is_some_and(|a| a.taken() >= a.limit()),
+                last: current.refilling == 0
+                    && account.zip(ceiling).is_some_and(|(a, c)| a.taken() >= c),
                 ..current
             };
             // Release on success: as a landing refill's CAS (`last` is decided from the
@@ -2170,6 +2189,122 @@ mod tests {
             seen.retain(|e| !matches!(e, PairEvent::Threshold { .. }));
             assert_eq!(seen, case.events, "{}", case.name);
         }
+    }
+
+    /// Overage, case by case: grants of `grants` bytes in turn from a pair whose Active key
+    /// (account 1, limit 100) has an overage of 20, beside `reserve` or none; what each got,
+    /// and the events (thresholds aside).
+    #[test]
+    fn overage_rules() {
+        struct Case {
+            name: &'static str,
+            reserve: Option<LiveKey>,
+            expiry: u32,
+            now: u32,
+            grants: &'static [u64],
+            got: &'static [Option<u64>],
+            events: Vec<PairEvent>,
+        }
+        let started = PairEvent::OverageStarted { key: 1 };
+        let exhausted = PairEvent::Refused {
+            reason: RefusalReason::Exhausted,
+        };
+        let cases = [
+            Case {
+                name: "alone, the key grants its limit, then its overage, then refuses",
+                reserve: None,
+                expiry: NEVER,
+                now: 0,
+                grants: &[100, 15, 6, 5, 1],
+                got: &[Some(100), Some(15), None, Some(5), None],
+                events: vec![started, exhausted],
+            },
+            Case {
+                name: "a grant across the limit is granted whole, into the overage",
+                reserve: None,
+                expiry: NEVER,
+                now: 0,
+                grants: &[90, 20],
+                got: &[Some(90), Some(20)],
+                events: vec![started],
+            },
+            Case {
+                name: "with a reserve held, the switch happens at the limit: no overage",
+                reserve: Some(key(2, 50, NEVER)),
+                expiry: NEVER,
+                now: 0,
+                grants: &[90, 20],
+                got: &[Some(90), Some(20)],
+                events: vec![PairEvent::Switched {
+                    from: 1,
+                    to: 2,
+                    reason: SwitchReason::Exhausted,
+                }],
+            },
+            Case {
+                name: "overage and grace combine: an expired key in its grace draws its overage",
+                reserve: None,
+                expiry: 10,
+                now: 20,
+                grants: &[110, 11],
+                got: &[Some(110), None],
+                events: vec![
+                    PairEvent::GraceStarted {
+                        key: 1,
+                        until: 10 + DAY,
+                    },
+                    started,
+                    exhausted,
+                ],
+            },
+        ];
+        for case in cases {
+            let events = Recorder::default();
+            let account = events.accounts.get(1);
+            account.open(100, 20, 0, 1);
+            account.set_holders(1);
+            let record = pair(&events, graced(1, 100, case.expiry, 1), case.reserve);
+            let got: Vec<_> = case
+                .grants
+                .iter()
+                .map(|&want| {
+                    record
+                        .grant(want, Mode::AllOrNothing, case.now, &events)
+                        .ok()
+                })
+                .collect();
+            assert_eq!(got, case.got, "{}", case.name);
+            let mut seen = events.take();
+            seen.retain(|e| !matches!(e, PairEvent::Threshold { .. }));
+            assert_eq!(seen, case.events, "{}", case.name);
+        }
+    }
+
+    /// A reserve added while the Active key is in its overage takes over at the next request,
+    /// which the Active key no longer covers: the overage is for a key with no reserve left.
+    #[test]
+    fn a_reserve_added_in_the_overage_takes_over() {
+        let events = Recorder::default();
+        let account = events.accounts.get(1);
+        account.open(100, 20, 0, 1);
+        account.set_holders(1);
+        let record = pair(&events, key(1, 100, NEVER), None);
+        record.grant(105, Mode::AllOrNothing, 0, &events).unwrap();
+        events.publish(&record, |state| NextGen {
+            active: state.active,
+            reserve: Some(key(2, 50, NEVER)),
+            retired: None,
+            switches: state.switches,
+        });
+        record.grant(5, Mode::AllOrNothing, 0, &events).unwrap();
+        let state = record.state();
+        assert_eq!(state.switched_out, Some((1, 105)));
+        assert_eq!(state.active.unwrap().used, 5);
+        assert_eq!(
+            account.taken(),
+            105,
+            "the unused overage went back to the account"
+        );
     }
 
     /// A reserve added during the grace takes over at the next request; the grace's start is

@@ -110,6 +110,20 @@ pub struct LicenseCard {
     /// ends, RFC 3339 ("In grace until …"); else `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grace_until: Option<String>,
+    /// The key's overage (`overage_percent` of its limit, in bytes) and how much of it its
+    /// account used, across every project holding it ("Overage 12 MB of 100 MB allowed");
+    /// `None` for a key without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overage: Option<Overage>,
+}
+
+/// A key's overage on its card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Overage {
+    /// Bytes used beyond the limit, across every project holding the key.
+    pub used: u64,
+    /// Bytes the key may be used beyond its limit.
+    pub allowed: u64,
 }
 
 /// The cards of one slot pair.
@@ -139,6 +153,8 @@ pub(crate) struct SlotContent<'a> {
     pub key: &'a Key,
     pub role: Role,
     pub used: u64,
+    /// What the key's account used, across every project holding it.
+    pub account_used: u64,
 }
 
 pub(crate) fn pair_view(
@@ -172,6 +188,13 @@ pub(crate) fn pair_view(
                     .filter(|end| end.unix_timestamp() > now_secs)
                     .map(rfc3339),
                 _ => None,
+            },
+            overage: match slot.key.overage_bytes() {
+                0 => None,
+                allowed => Some(Overage {
+                    used: slot.account_used.saturating_sub(slot.key.scheme.amount()),
+                    allowed,
+                }),
             },
         })
         .collect::<Vec<_>>();
@@ -262,7 +285,12 @@ mod tests {
             ..Key::data_volume("S", 100)
         };
         let reserve = Key::data_volume("R", 100);
-        let slot = |key, role| SlotContent { key, role, used: 0 };
+        let slot = |key, role| SlotContent {
+            key,
+            role,
+            used: 0,
+            account_used: 0,
+        };
         let cases: [(&str, Vec<SlotContent<'_>>, bool); 4] = [
             ("no key", vec![], false),
             ("one key", vec![slot(&commercial, Role::Active)], true),

@@ -366,3 +366,35 @@ fn a_grace_patched_in_hot_tgs_is_refused_at_open() {
         assert_eq!(snapshot(dir.path()), before);
     }
 }
+
+/// An overage written into a key account in `hot.tgs` (for a key sold with none, or larger
+/// than sold) would let its holders grant past the limit: refused at open, nothing changed.
+#[test]
+fn an_overage_patched_in_hot_tgs_is_refused_at_open() {
+    use tollgate_core::Key;
+    for (sold, patched) in [(None, 1_000u64), (Some(10), 500)] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = Engine::open_with(dir.path(), options(dir.path())).unwrap();
+            e.create_project("p").unwrap();
+            let key = Key {
+                overage_percent: sold,
+                ..dv("A", 1_000)
+            };
+            e.add_key("p", key).unwrap();
+        }
+        // The overage follows the limit (8), the holders and reported words (4 + 4).
+        write_at(
+            dir.path(),
+            account_limit(dir.path(), "A") + 16,
+            &patched.to_le_bytes(),
+        );
+        let before = snapshot(dir.path());
+        let sold_bytes = sold.map_or(0, |percent| 1_000 * u64::from(percent) / 100);
+        assert_eq!(
+            tampered(Engine::open_with(dir.path(), options(dir.path()))),
+            format!("the account of key \"A\" has an overage of {patched} in hot.tgs but {sold_bytes} in its license: hot.tgs was edited; edited license terms are never accepted: restore the file from a backup")
+        );
+        assert_eq!(snapshot(dir.path()), before);
+    }
+}

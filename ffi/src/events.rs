@@ -106,6 +106,9 @@ pub enum tg_event_kind {
     TG_EVENT_GRACE_STARTED = 21,
     /// The grace of the expired `key` ended (`grace_ended`): requests are refused.
     TG_EVENT_GRACE_ENDED = 22,
+    /// `key`, with no reserve held, granted its first byte past its limit, into its overage
+    /// (`overage_started`).
+    TG_EVENT_OVERAGE_STARTED = 23,
 }
 
 /// One event, as the callback of `tg_engine_on_event` receives it. Owned by Tollgate: it and
@@ -360,6 +363,7 @@ fn describe(kind: &EventKind) -> Described<'_> {
             0,
         ),
         EventKind::GraceEnded { key } => (TG_EVENT_GRACE_ENDED, Some(key), None, None, 0),
+        EventKind::OverageStarted { key } => (TG_EVENT_OVERAGE_STARTED, Some(key), None, None, 0),
         EventKind::RenewalFailed { key, reason } => (
             TG_EVENT_RENEWAL_FAILED,
             Some(key),

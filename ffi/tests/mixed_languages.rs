@@ -25,6 +25,7 @@ fn key(id: &str, limit_bytes: u64) -> Key {
         company: None,
         activation_code: None,
         grace_days: None,
+        overage_percent: None,
     }
 }
 

@@ -155,7 +155,7 @@ impl Families {
             )?,
             overage: gauge(
                 "tollgate_key_overage_bytes",
-                "Bytes charged to a data-volume key beyond its limit (0: keys have no overage terms yet).",
+                "Bytes charged to a data-volume key's account beyond its limit (its overage used, across every project holding it).",
                 &key,
             )?,
             switches: counter(
@@ -234,7 +234,12 @@ impl Exporter {
             ];
             families.used.with_label_values(&labels).set(held.used);
             families.limit.with_label_values(&labels).set(limit_bytes);
-            families.overage.with_label_values(&labels).set(0);
+            // The overage is the key account's (one quota across every project holding it).
+            let account_used = held.account.as_ref().map_or(held.used, |a| a.used);
+            families
+                .overage
+                .with_label_values(&labels)
+                .set(account_used.saturating_sub(limit_bytes));
         }
         families
             .switches

@@ -177,6 +177,7 @@ fn set_up(engine: &Engine, volume: u64, out: &mut dyn Write, text: bool) -> Resu
             company: Some("Northwind Traders".to_owned()),
             activation_code: None,
             grace_days: None,
+            overage_percent: None,
         };
         let added = engine.add_key(PROJECT, key)?;
         if text {

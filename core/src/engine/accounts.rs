@@ -53,9 +53,12 @@ impl Engine {
         Catalog::insert_account(&tx, &key.id, record)?;
         tx.commit().map_err(Error::store("commit key account"))?;
         let state = &self.inner.state;
-        state
-            .account_record(record)
-            .open(key.scheme.amount(), 0, ACCOUNT_OWNER);
+        state.account_record(record).open(
+            key.scheme.amount(),
+            key.overage_bytes(),
+            0,
+            ACCOUNT_OWNER,
+        );
         state.flush_record(record)?;
         Ok(record + 1)
     }
@@ -317,7 +320,7 @@ pub(super) fn give_keys_accounts(
         let account = state.account_record(record);
         let fresh = !account.is_account();
         if fresh {
-            account.open(key.scheme.amount(), 0, ACCOUNT_OWNER);
+            account.open(key.scheme.amount(), key.overage_bytes(), 0, ACCOUNT_OWNER);
         }
         let usage = account_usage(state, catalog, &key)?.expect("an account was found");
         // Bytes: the sum of what every holder used. Seats: the republish above counted each
@@ -384,6 +387,6 @@ fn ensure_account(state: &StateFile, catalog: &Catalog, key: &Key) -> Result<u32
     tx.commit().map_err(Error::store("commit key account"))?;
     state
         .account_record(record)
-        .open(key.scheme.amount(), 0, ACCOUNT_OWNER);
+        .open(key.scheme.amount(), key.overage_bytes(), 0, ACCOUNT_OWNER);
     Ok(record + 1)
 }

@@ -522,12 +522,26 @@ impl Snapshot {
                             project.name, key.id, slot.account
                     )));
                 }
-                let account = state.account(slot.account).map_or(0, |a| a.limit());
-                if account != key.scheme.amount() {
-                    return Err(unacceptable(format!(
-                            "the account of key \"{}\" has a limit of {account} in hot.tgs but {} in its license: hot.tgs was edited",
-                            key.id, key.scheme.amount()
-                    )));
+                let account = state.account(slot.account);
+                let terms = [
+                    (
+                        "a limit",
+                        account.map_or(0, |a| a.limit()),
+                        key.scheme.amount(),
+                    ),
+                    (
+                        "an overage",
+                        account.map_or(0, |a| a.overage()),
+                        key.overage_bytes(),
+                    ),
+                ];
+                for (what, hot, signed) in terms {
+                    if hot != signed {
+                        return Err(unacceptable(format!(
+                                "the account of key \"{}\" has {what} of {hot} in hot.tgs but {signed} in its license: hot.tgs was edited",
+                                key.id
+                        )));
+                    }
                 }
                 if record.metering() == Metering::Volume {
                     snapshot.total += slot.used;

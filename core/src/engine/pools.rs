@@ -496,6 +496,7 @@ fn assignment_key(license: &LicenseRow, serial: i64) -> Key {
         company: license.company.clone(),
         activation_code: None,
         grace_days: None,
+        overage_percent: None,
     }
 }
 

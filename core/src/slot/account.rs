@@ -38,7 +38,8 @@ const MAX_SHARED_BLOCK: u64 = 64 << 20;
 /// | 0 | `taken` (8) |
 /// | 8 | `limit` (8) |
 /// | 16 | `holders` (4), `reported` (4) |
-/// | 24 | spare, zero |
+/// | 24 | `overage` (8) |
+/// | 32 | spare, zero |
 /// | 136 | `owner` (4), `kind` (4): where a pair record keeps them |
 /// | 144 | spare, zero |
 #[repr(C, align(64))]
@@ -46,9 +47,13 @@ pub struct AccountRecord {
     taken: AtomicU64,
     limit: AtomicU64,
     holders: AtomicU32,
-    /// Bit `i` set once threshold `THRESHOLDS[i]` was reported.
+    /// Bit `i` set once threshold `THRESHOLDS[i]` was reported; bit [`OVERAGE_BIT`] once the
+    /// overage started.
     reported: AtomicU32,
-    _spare: [AtomicU64; 14],
+    /// Bytes that may be leased beyond `limit` to pairs holding no reserve (the key's
+    /// `overage_percent` of its limit; 0 in a state written before overage existed).
+    overage: AtomicU64,
+    _spare: [AtomicU64; 13],
     owner: AtomicU32,
     kind: AtomicU32,
     _tail: [AtomicU64; 14],
@@ -58,12 +63,16 @@ pub struct AccountRecord {
 const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(size_of::<AccountRecord>() == 256);
+    assert!(offset_of!(AccountRecord, overage) == 24);
     assert!(offset_of!(AccountRecord, owner) == 136);
     assert!(offset_of!(AccountRecord, kind) == 140);
 };
 
 /// The thresholds reported per account, in percent.
 pub(crate) const THRESHOLDS: [u8; 3] = [80, 90, 100];
+
+/// The bit of `reported` set when the first grant past the limit was reported.
+const OVERAGE_BIT: u32 = 1 << 3;
 
 /// The usage at which `percent` of `limit` is reached: the smallest `u` with
 /// `u * 100 >= limit * percent`.
@@ -98,6 +107,7 @@ impl AccountRecord {
             limit: AtomicU64::new(0),
             holders: AtomicU32::new(0),
             reported: AtomicU32::new(0),
+            overage: AtomicU64::new(0),
             _spare: std::array::from_fn(|_| AtomicU64::new(0)),
             owner: AtomicU32::new(0),
             kind: AtomicU32::new(0),
@@ -105,13 +115,15 @@ impl AccountRecord {
         }
     }
 
-    /// Makes a free record the account of a key of `limit` bytes of which `taken` are already
-    /// used (an account converted from per-pair copies may start used, even beyond its limit).
-    /// Only under the admin lock, before any pair names the account.
-    pub(crate) fn open(&self, limit: u64, taken: u64, owner: u32) {
+    /// Makes a free record the account of a key of `limit` bytes, `overage` more for pairs
+    /// holding no reserve, of which `taken` are already used (an account converted from
+    /// per-pair copies may start used, even beyond its limit). Only under the admin lock,
+    /// before any pair names the account.
+    pub(crate) fn open(&self, limit: u64, overage: u64, taken: u64, owner: u32) {
         // Relaxed: published with the account id by the Release stores of the pair generation
         // that first names it (see `PairRecord::publish`).
         self.limit.store(limit, Ordering::Relaxed);
+        self.overage.store(overage, Ordering::Relaxed);
         self.taken.store(taken, Ordering::Relaxed);
         self.kind.store(ACCOUNT_KIND, Ordering::Relaxed);
         // Release: a record with an owner is never handed out again (see `Engine`'s allocation).
@@ -128,6 +140,21 @@ impl AccountRecord {
     pub(crate) fn limit(&self) -> u64 {
         // Relaxed: written once before the account is published (see `open`).
         self.limit.load(Ordering::Relaxed)
+    }
+
+    /// The bytes beyond the limit a pair holding no reserve may lease.
+    pub(crate) fn overage(&self) -> u64 {
+        // Relaxed: written once before the account is published (see `open`).
+        self.overage.load(Ordering::Relaxed)
+    }
+
+    /// What may be leased in all: the limit, plus the overage `into_overage`.
+    pub(crate) fn ceiling(&self, into_overage: bool) -> u64 {
+        if into_overage {
+            self.limit() + self.overage()
+        } else {
+            self.limit()
+        }
     }
 
     /// Bytes leased to holders, used or not.
@@ -148,24 +175,32 @@ impl AccountRecord {
         self.holders.store(holders, Ordering::Relaxed);
     }
 
-    /// Takes the next block for a grant that needs `need` more bytes than its lease holds. With
-    /// `whole_or_none` (an all-or-nothing grant with nothing to fall back on), takes nothing when
-    /// the account cannot cover `need` and returns the bytes it has left as `Err`; otherwise a
-    /// short account is taken entirely. `Ok(None)` means the account is empty.
-    pub(crate) fn take(&self, need: u64, whole_or_none: bool) -> Result<Option<Block>, u64> {
+    /// Takes the next block for a grant that needs `need` more bytes than its lease holds, up to
+    /// the limit, or with `into_overage` (a pair holding no reserve) up to the limit plus the
+    /// overage. With `whole_or_none` (an all-or-nothing grant with nothing to fall back on),
+    /// takes nothing when the account cannot cover `need` and returns the bytes it has left as
+    /// `Err`; otherwise a short account is taken entirely. `Ok(None)` means the account is
+    /// empty as far as this pair may draw.
+    pub(crate) fn take(
+        &self,
+        need: u64,
+        whole_or_none: bool,
+        into_overage: bool,
+    ) -> Result<Option<Block>, u64> {
         let limit = self.limit();
-        // Relaxed (load and CAS): `taken` is a counter whose only invariant, `taken <= limit`, is
-        // kept by the CAS itself; it publishes no other data.
+        let ceiling = self.ceiling(into_overage);
+        // Relaxed (load and CAS): `taken` is a counter whose only invariant, `taken <= limit +
+        // overage`, is kept by the CAS itself; it publishes no other data.
         let mut taken = self.taken.load(Ordering::Relaxed);
         loop {
-            let remaining = limit.saturating_sub(taken);
+            let remaining = ceiling.saturating_sub(taken);
             if remaining == 0 {
                 return Ok(None);
             }
             if whole_or_none && remaining < need {
                 return Err(remaining);
             }
-            let len = block_size(limit, taken, need, self.holders());
+            let len = block_size(limit, ceiling, taken, need, self.holders());
             match self.taken.compare_exchange_weak(
                 taken,
                 taken + len,
@@ -176,7 +211,7 @@ impl AccountRecord {
                     return Ok(Some(Block {
                         len,
                         from: taken,
-                        last: taken + len == limit,
+                        last: taken + len == ceiling,
                     }))
                 }
                 Err(current) => taken = current,
@@ -208,6 +243,15 @@ impl AccountRecord {
                     && self.reported.fetch_or(1 << i, Ordering::Relaxed) & (1 << i) == 0
             })
             .map(|(_, percent)| percent)
+    }
+
+    /// Whether a grant reaching usage `from + need` is the first past the limit of an account
+    /// with an overage: true once per account.
+    pub(crate) fn claim_overage(&self, from: u64, need: u64) -> bool {
+        // Relaxed: as in `claim_thresholds`.
+        self.overage() > 0
+            && from.saturating_add(need) > self.limit()
+            && self.reported.fetch_or(OVERAGE_BIT, Ordering::Relaxed) & OVERAGE_BIT == 0
     }
 
     /// The thresholds reported so far, bit `i` for `THRESHOLDS[i]`.
@@ -289,7 +333,8 @@ impl AccountRecord {
     }
 }
 
-/// The block to lease from an account of `limit` bytes with `taken` leased, for a grant that
+/// The block to lease from an account of `limit` bytes, of which this pair may lease up to
+/// `ceiling` (the limit, or the limit plus the overage), with `taken` leased, for a grant that
 /// needs `need` more bytes, with `holders` pairs holding the key.
 ///
 /// - One holder: everything left (the key leases itself whole, as before accounts existed).
@@ -297,9 +342,10 @@ impl AccountRecord {
 ///   unused blocks of all other holders together stay below `min(1 % of limit, 64 MiB)`.
 /// - Never less than `need`, never more than what is left.
 /// - Never past the next threshold the grant does not reach, so the grant that reaches it
-///   takes the next block and reports it.
-pub(crate) fn block_size(limit: u64, taken: u64, need: u64, holders: u32) -> u64 {
-    let remaining = limit.saturating_sub(taken);
+///   takes the next block and reports it; the first byte past the limit counts as one (the
+///   start of the overage).
+pub(crate) fn block_size(limit: u64, ceiling: u64, taken: u64, need: u64, holders: u32) -> u64 {
+    let remaining = ceiling.saturating_sub(taken);
     let holders = u64::from(holders.max(1));
     let target = if holders == 1 {
         remaining
@@ -311,6 +357,7 @@ pub(crate) fn block_size(limit: u64, taken: u64, need: u64, holders: u32) -> u64
     if let Some(at) = THRESHOLDS
         .into_iter()
         .map(|percent| threshold_at(limit, percent))
+        .chain([limit + 1])
         .find(|&at| at > taken.saturating_add(need))
     {
         // `at > taken + need`, so the bound is at least `need`.
@@ -323,32 +370,37 @@ pub(crate) fn block_size(limit: u64, taken: u64, need: u64, holders: u32) -> u64
 mod tests {
     use super::*;
 
-    /// (limit, taken, need, holders).
-    type Sizing = (u64, u64, u64, u32);
+    /// (limit, ceiling, taken, need, holders).
+    type Sizing = (u64, u64, u64, u64, u32);
 
     #[test]
     fn blocks_follow_holders_thresholds_and_what_is_left() {
         // (limit, taken, need, holders) -> block
         let cases: &[(Sizing, u64)] = &[
             // One holder: whole key up to just below the 80 % threshold.
-            ((100, 0, 1, 1), 79),
-            ((100, 79, 1, 1), 10),
-            ((100, 89, 1, 1), 10),
-            ((100, 99, 1, 1), 1),
+            ((100, 100, 0, 1, 1), 79),
+            ((100, 100, 79, 1, 1), 10),
+            ((100, 100, 89, 1, 1), 10),
+            ((100, 100, 99, 1, 1), 1),
             // A grant reaching past a threshold takes what it needs.
-            ((100, 0, 95, 1), 99),
+            ((100, 100, 0, 95, 1), 99),
             // Several holders: remaining / 2h, capped by 1 % / h.
-            ((1 << 30, 0, 1, 2), (1 << 30) / 100 / 2),
-            ((1 << 40, 0, 1, 4), (64 << 20) / 4),
-            ((1000, 990, 1, 3), 1),
+            ((1 << 30, 1 << 30, 0, 1, 2), (1 << 30) / 100 / 2),
+            ((1 << 40, 1 << 40, 0, 1, 4), (64 << 20) / 4),
+            ((1000, 1000, 990, 1, 3), 1),
             // Never more than is left.
-            ((10, 8, 5, 1), 2),
+            ((10, 10, 8, 5, 1), 2),
+            // With an overage: the first byte past the limit cuts a block, as a threshold
+            // does; past it, the overage is leased like the rest.
+            ((100, 150, 99, 1, 1), 1),
+            ((100, 150, 100, 1, 1), 50),
+            ((100, 150, 120, 40, 1), 30),
         ];
-        for &((limit, taken, need, holders), want) in cases {
+        for &((limit, ceiling, taken, need, holders), want) in cases {
             assert_eq!(
-                block_size(limit, taken, need, holders),
+                block_size(limit, ceiling, taken, need, holders),
                 want,
-                "limit {limit} taken {taken} need {need} holders {holders}"
+                "limit {limit} ceiling {ceiling} taken {taken} need {need} holders {holders}"
             );
         }
     }
@@ -356,28 +408,51 @@ mod tests {
     #[test]
     fn take_never_passes_the_limit_and_refuses_short_whole_requests() {
         let account = AccountRecord::new();
-        account.open(100, 0, 1);
+        account.open(100, 0, 0, 1);
         assert_eq!(
-            account.take(1, false),
+            account.take(1, false, false),
             Ok(Some(Block {
                 len: 79,
                 from: 0,
                 last: false
             }))
         );
-        assert_eq!(account.take(30, true), Err(21));
+        assert_eq!(account.take(30, true, false), Err(21));
         assert_eq!(account.taken(), 79);
-        let rest = account.take(30, false).unwrap().unwrap();
+        let rest = account.take(30, false, false).unwrap().unwrap();
         assert_eq!((rest.len, rest.last), (21, true));
-        assert_eq!(account.take(1, false), Ok(None));
+        assert_eq!(account.take(1, false, false), Ok(None));
         account.give_back(5);
         assert_eq!(account.taken(), 95);
+    }
+
+    /// The overage is leased only to a pair holding no reserve, and its start is claimed once.
+    #[test]
+    fn the_overage_is_for_pairs_without_a_reserve() {
+        let account = AccountRecord::new();
+        account.open(100, 20, 0, 1);
+        assert_eq!(account.take(100, false, false).unwrap().unwrap().len, 100);
+        assert_eq!(
+            account.take(1, false, false),
+            Ok(None),
+            "a pair with a reserve stops"
+        );
+        assert!(account.claim_overage(100, 1));
+        assert!(!account.claim_overage(100, 1), "once");
+        let block = account.take(1, false, true).unwrap().unwrap();
+        assert_eq!((block.from, block.len, block.last), (100, 20, true));
+        assert_eq!(account.take(1, false, true), Ok(None));
+        assert_eq!(account.take(5, true, true), Ok(None));
+        assert_eq!(account.taken(), 120);
+        let plain = AccountRecord::new();
+        plain.open(100, 0, 0, 1);
+        assert!(!plain.claim_overage(100, 5), "no overage, no start");
     }
 
     #[test]
     fn thresholds_are_reported_once_per_account() {
         let account = AccountRecord::new();
-        account.open(100, 0, 1);
+        account.open(100, 0, 0, 1);
         assert_eq!(account.claim_thresholds(0, 79).count(), 0);
         assert_eq!(
             account.claim_thresholds(79, 11).collect::<Vec<_>>(),

@@ -501,7 +501,7 @@ mod tests {
         {
             let account = env.accounts.get(account);
             if !account.is_account() {
-                account.open(limit, 0, 1);
+                account.open(limit, 0, 0, 1);
             }
         }
         record.publish::<()>(&env.accounts, |_| Ok(next)).unwrap();
@@ -573,7 +573,7 @@ mod tests {
         let record = seats_on(&env, (1, 1, 4, NEVER), None);
         record.acquire(3, 0, &env).unwrap();
         // Replace key 1 by key 2 (account 2): the 3 seats held count against key 2 now.
-        env.accounts.get(2).open(6, 0, 1);
+        env.accounts.get(2).open(6, 0, 0, 1);
         replace_active(&record, &env.accounts, (2, 2, 6));
         assert_eq!(
             (env.accounts.get(1).taken(), env.accounts.get(2).taken()),

@@ -40,7 +40,7 @@ impl TestAccounts {
 /// Opens `account` unless it is open already.
 fn open_once(account: &AccountRecord, limit: u64, used: u64) {
     if !account.is_account() {
-        account.open(limit, used, 1);
+        account.open(limit, 0, used, 1);
         account.set_holders(1);
     }
 }

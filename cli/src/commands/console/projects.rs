@@ -163,6 +163,9 @@ fn license_card(card: &LicenseCard, pair: &PairView, n: usize, of: usize, tip: &
                 @if let Some(until) = &card.grace_until {
                     dt { "Grace" } dd.grace { "In grace until " (until) }
                 }
+                @if let Some(overage) = card.overage {
+                    dt { "Overage" } dd.overage { "Overage " (crate::render::used_of(tollgate_core::LicenseClass::DataVolume, overage.used, overage.allowed)) " allowed" }
+                }
                 dt { "Auto-renew" } dd { @if key.auto_renew { "Yes" } @else { "No" } }
                 @if let Some(code) = &key.activation_code {
                     dt { "Activation code" } dd.code { (mask_code(code)) }
