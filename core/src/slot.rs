@@ -737,15 +737,16 @@ impl PairRecord {
                     // refused, as it is for a key that was never shared.
                     return Err(Refusal::Exhausted { remaining: 0 });
                 }
-                if reserve_expiry <= now {
-                    self.grace(Side::Reserve, *word, now, env)?;
-                }
-                return Ok(Window {
+                let window = Window {
                     end: lease.end,
                     split: u64::MAX,
                     refill: (!lease.last).then_some(Side::Reserve),
                     spill: false,
-                });
+                };
+                if reserve_expiry <= now {
+                    return self.in_grace(Side::Reserve, *word, now, window, env);
+                }
+                return Ok(window);
             }
             let active = self.lease(slot, Side::Active);
             if !active.live_in(cursor.epoch) {
@@ -753,13 +754,28 @@ impl PairRecord {
                 continue;
             }
             let spent = active.last && cursor.offset >= active.end;
-            if !spent && active_expiry <= now {
-                if let Some(switched) = self.active_expired(*word, reserve_valid, now, env)? {
-                    *word = switched;
-                    continue;
-                }
-            }
             let reserve_held = reserve_limit > 0;
+            if !spent && active_expiry <= now {
+                if !reserve_valid {
+                    // No reserve can take over: the key grants on while its grace lasts, in
+                    // the window the last branch below would give it.
+                    let window = Window {
+                        end: active.end,
+                        split: if active.last && reserve_held {
+                            active.end
+                        } else {
+                            u64::MAX
+                        },
+                        refill: (!active.last).then_some(Side::Active),
+                        spill: false,
+                    };
+                    return self.in_grace(Side::Active, *word, now, window, env);
+                }
+                match self.switch_on_expiry(*word, env) {
+                    Ok(switched) | Err(switched) => *word = switched,
+                }
+                continue;
+            }
             if spent && !reserve_valid {
                 if !reserve_held {
                     return Err(Refusal::Exhausted { remaining: 0 });
@@ -800,38 +816,20 @@ impl PairRecord {
         }
     }
 
-    /// The Active key of `word`'s generation has expired: switches to a valid reserve (`Some`
-    /// with the cursor word after), or with none lets the key grant on in its grace (`None`),
-    /// or refuses.
+    /// Lets an expired key of `side` grant on from `window` while its grace lasts: the window
+    /// within the grace (reporting its start once per generation), else the refusal. Decided
+    /// from the generation slot, so validated like the window: by the grant's CAS, or `confirm`
+    /// for a refusal. Cold and out of line, so the grant's own path keeps its shape.
     #[cold]
     #[inline(never)]
-    fn active_expired(
-        &self,
-        word: Word,
-        reserve_valid: bool,
-        now: u32,
-        env: &(impl PairEvents + Accounts),
-    ) -> Result<Option<Word>, Refusal> {
-        if reserve_valid {
-            return Ok(Some(match self.switch_on_expiry(word, env) {
-                Ok(switched) | Err(switched) => switched,
-            }));
-        }
-        self.grace(Side::Active, word, now, env).map(|()| None)
-    }
-
-    /// Lets an expired key of `side` grant on while its grace lasts: `Ok` within the grace
-    /// (reporting its start once per generation), else the refusal. Decided from the generation
-    /// slot, so validated like the window: by the grant's CAS, or `confirm` for a refusal.
-    #[cold]
-    #[inline(never)]
-    fn grace(
+    fn in_grace(
         &self,
         side: Side,
         word: Word,
         now: u32,
+        window: Window,
         events: &impl PairEvents,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Window, Refusal> {
         let slot = epoch_of(word) as usize & 1;
         let limits = &self.limits[slot];
         // Acquire: as in `window`.
@@ -870,7 +868,7 @@ impl PairRecord {
                         Err(now) => grace = Grace(now),
                     }
                 }
-                Ok(())
+                Ok(window)
             }
         }
     }
