@@ -212,11 +212,10 @@ def test_pip_install_in_a_fresh_clone_builds_the_release_library(
         "        print(tollgate.__file__, tollgate.LIBRARY_PATH, granted, usage.active_used,\n"
         "              usage.switches)\n"
     )
-    run_env = dict(env, TOLLGATE_INSTALLATION=str(tmp_path / "installation"))
     result = subprocess.run(
         [python, "-c", script],
         cwd=tmp_path,
-        env=run_env,
+        env=env,  # with the test's own TOLLGATE_INSTALLATION (conftest.py)
         capture_output=True,
         text=True,
         timeout=60,
