@@ -199,7 +199,9 @@ class Engine {
         detail::check(tg_key_add_reserve(handle_.get(), project.c_str(), key_json.c_str()),
                       "tg_key_add_reserve");
     }
-    Project project(const std::string &name) {
+    /* Opens a project's hot-path handle; the engine is not changed (tg_project_open takes a
+     * const tg_engine). */
+    Project project(const std::string &name) const {
         tg_project *opened = nullptr;
         detail::check(tg_project_open(handle_.get(), name.c_str(), &opened), "tg_project_open");
         return Project(opened);

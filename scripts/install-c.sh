@@ -15,15 +15,17 @@
 #   $LIBDIR/cmake/Tollgate/             TollgateConfig.cmake and TollgateConfigVersion.cmake, so
 #                                       that CMake's `find_package(Tollgate)` works
 #
-# $SOVER follows cargo-c: the major version, or 0.MINOR while the major is 0.
+# $SOVER follows cargo-c: the major version, or 0.MINOR while the major is 0 (scripts/version.sh).
+# The libraries are those of scripts/release-build.sh, the one release build that the Python
+# package's build bundles too.
 #
 # Usage: scripts/install-c.sh PREFIX
 # Environment:
 #   LIBDIR            default PREFIX/lib
 #   INCLUDEDIR        default PREFIX/include
 #   DESTDIR           staging root prepended to every installed path (the .pc keeps PREFIX)
-#   CARGO_TARGET_DIR  where cargo builds (default ./target/install-c: a library built with a
-#                     soname is kept apart from target/release, whose unversioned
+#   CARGO_TARGET_DIR  the build goes to $CARGO_TARGET_DIR/dist (default ./target/dist: a library
+#                     built with a soname is kept apart from target/release, whose unversioned
 #                     libtollgate.so programs link with -L target/release)
 #   TOLLGATE_LIB_DIR  install libtollgate.so/.a from this directory instead of building them
 #                     (they then carry no soname); the test suite uses it
@@ -41,22 +43,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LIBDIR=${LIBDIR:-$PREFIX/lib}
 INCLUDEDIR=${INCLUDEDIR:-$PREFIX/include}
 DESTDIR=${DESTDIR:-}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/install-c}
-
-# The package version: ffi/Cargo.toml inherits the workspace's unless it sets its own.
-VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/ffi/Cargo.toml" | head -n 1)
-if [ -z "$VERSION" ]; then
-    VERSION=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' \
-        "$ROOT/Cargo.toml" | head -n 1)
-fi
-IFS=. read -r MAJOR MINOR PATCH <<<"$VERSION"
-if [ "$MAJOR" != 0 ]; then
-    SOVER=$MAJOR
-elif [ "$MINOR" != 0 ]; then
-    SOVER=0.$MINOR
-else
-    SOVER=0.0.$PATCH
-fi
+# shellcheck source=scripts/version.sh
+. "$ROOT/scripts/version.sh"
 
 # What a program linking libtollgate.a statically also needs (rustc's native-static-libs).
 LIBS_PRIVATE="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
@@ -64,16 +52,13 @@ LIBS_PRIVATE="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
 if [ -n "${TOLLGATE_LIB_DIR:-}" ]; then
     LIB_SRC=$TOLLGATE_LIB_DIR
 else
-    LOG=$(mktemp)
-    trap 'rm -f "$LOG"' EXIT
-    # `cargo rustc` passes the soname to this crate's link only; the libraries come out in
-    # $TARGET_DIR/release like a `cargo build --release`.
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo rustc -p tollgate-ffi --lib --release -- \
-        -C "link-arg=-Wl,-soname,libtollgate.so.$SOVER" --print native-static-libs) 2>&1 |
-        tee "$LOG" >&2
-    FOUND=$(sed -n 's/.*native-static-libs: //p' "$LOG" | head -n 1)
+    BUILD=$(mktemp -d)
+    trap 'rm -rf "$BUILD"' EXIT
+    # Its stdout names the directory; cargo's output is shown and kept for native-static-libs.
+    "$ROOT/scripts/release-build.sh" 2>&1 >"$BUILD/dir" | tee "$BUILD/log" >&2
+    LIB_SRC=$(cat "$BUILD/dir")
+    FOUND=$(sed -n 's/.*native-static-libs: //p' "$BUILD/log" | head -n 1)
     LIBS_PRIVATE=${FOUND:-$LIBS_PRIVATE}
-    LIB_SRC=$TARGET_DIR/release
 fi
 for lib in libtollgate.so libtollgate.a; do
     if [ ! -f "$LIB_SRC/$lib" ]; then

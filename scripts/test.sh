@@ -3,7 +3,8 @@
 #   cargo test --workspace      Rust unit, integration, multi-process and crash tests, the header
 #                               check, and the C and C++ clients (built and run by ffi/tests)
 #   loom                        the model checks of the slot pair (core/src/slot.rs)
-#   pytest tests/python         the Python package over the real shared library
+#   pytest tests/python         the Python package over the real shared library, and
+#                               `pip install ./python` in a fresh clone (a release build: minutes)
 #   activation service          scripts/activation-server.sh starts it on loopback for the
 #                               ignored test cli/tests/service.rs, and stops it afterwards
 set -euo pipefail

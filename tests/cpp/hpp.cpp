@@ -95,7 +95,8 @@ int main(int argc, char **argv) {
     // A moved engine keeps its handler and its handle.
     tollgate::Engine moved = std::move(engine);
     REQUIRE(engine.get() == nullptr);
-    tollgate::Project project = moved.project("p");
+    const tollgate::Engine &reader = moved; // opening a project does not change the engine
+    tollgate::Project project = reader.project("p");
     REQUIRE(project.consume(120));      // crosses to the reserve
     REQUIRE(!project.consume(100));     // refused: 30 remain; nothing charged
     REQUIRE(project.consume_partial(100) == 30);
