@@ -231,7 +231,7 @@ pub enum Error {
         name: String,
     },
     /// The state directory was rolled back, or its checkpoints, time or license terms edited
-    /// (see the README's threat model); the reason says whether an operator can accept it with
+    /// (see docs/tampering.md); the reason says whether an operator can accept it with
     /// `Engine::accept_rollback`.
     #[error("state refused: {reason}")]
     Tampered {
