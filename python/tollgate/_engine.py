@@ -178,7 +178,7 @@ class Engine(Handle):
         unsigned keys are accepted."""
         return cast(List[Dict[str, Any]], self._json(_bindings.tg_trusted_keys_json))
 
-    # --- Online renewal (SPEC §2.3) ------------------------------------------------------------
+    # --- Online renewal (rule R21 in docs/rules.md) ---------------------------------------------
 
     def enable_renewal(
         self,
@@ -273,8 +273,8 @@ class Engine(Handle):
     ) -> List[Dict[str, Any]]:
         """Activates ``code`` once, as :meth:`activate` does, and adds its key as the Reserved
         key of every targeted project — ``all=True``, the projects of ``group``, or one
-        ``project`` — as :meth:`add_reserve_bulk` does, returning its outcomes (seed 001's
-        activation task). Raises as :meth:`activate` does."""
+        ``project`` — as :meth:`add_reserve_bulk` does, returning its outcomes (the
+        activation task of rule R8 in docs/rules.md). Raises as :meth:`activate` does."""
         target = _bulk_target(all, group, project)
         outcomes = self._json(
             _bindings.tg_key_activate_bulk,
@@ -307,7 +307,7 @@ class Engine(Handle):
 
     def add_key(self, project: str, key: KeyLike) -> None:
         """Adds a license key to the slot pair of its class: the first key becomes Active, a
-        second one Reserved, under the rules of SPEC §2.1.
+        second one Reserved, under rules R5–R7 in docs/rules.md.
 
         ``key`` is the key JSON as a ``dict`` or string, e.g. ``{"id": "A-1", "delivery":
         "online", "kind": "commercial", "edition": "standard", "scheme": {"data_volume":
@@ -321,9 +321,9 @@ class Engine(Handle):
         self._call(_bindings.tg_key_add, _project_name(project), _key_json(key))
 
     def add_reserve(self, project: str, key: KeyLike) -> None:
-        """Adds ``key`` as the Reserved key of an existing pair of its class (seed 001's
-        activation task). It never becomes a pair's first key: without an Active key of its
-        class this raises :class:`NoActiveKey` or :class:`SchemeMismatch`."""
+        """Adds ``key`` as the Reserved key of an existing pair of its class (the
+        activation task of rule R8 in docs/rules.md). It never becomes a pair's first key: without
+        an Active key of its class this raises :class:`NoActiveKey` or :class:`SchemeMismatch`."""
         self._call(_bindings.tg_key_add_reserve, _project_name(project), _key_json(key))
 
     def replace_key(self, project: str, key: KeyLike) -> None:
@@ -344,13 +344,14 @@ class Engine(Handle):
         return cast(List[Dict[str, Any]], keys)
 
     def view(self, project: str) -> Dict[str, Any]:
-        """What a user interface shows for the project (SPEC §2.5): ``{"project": name,
-        "pairs": [{"class": "data_volume", "cards": [...], "add_license_available": bool}]}``.
+        """What a user interface shows for the project (rule R27 in docs/rules.md): ``{"project":
+        name, "pairs": [{"class": "data_volume", "cards": [...], "add_license_available": bool}]}``.
         Each card has ``key``, ``type`` (Online/Offline), ``status`` ("active"/"reserved"),
         ``tooltip``, ``expiration``, ``used``, ``limit`` and ``expired``; data-volume texts are
-        seed 000's, verbatim, and seat and instance keys get texts that name what they license.
-        ``pairs`` lists the classes that hold a key (a project with none shows its empty pair);
-        Add License is available when the pair holds one key and it is not a subscription."""
+        those of rule R28 in docs/rules.md, verbatim, and seat and instance keys get texts that name
+        what they license. ``pairs`` lists the classes that hold a key (a project with none shows
+        its empty pair); Add License is available when the pair holds one key and it is not a
+        subscription."""
         view = self._json(_bindings.tg_project_view_json, _project_name(project))
         return cast(Dict[str, Any], view)
 
@@ -411,7 +412,7 @@ class Engine(Handle):
         handle = self._open(_bindings.tg_project_open, _project_name(name))
         return self._adopt(Project(handle, name, self))
 
-    # --- Seats: per-machine, per-core and per-instance keys (SPEC §2.2, seed 001) -----------
+    # --- Seats: per-machine, per-core and per-instance keys (rules R16, R17 in docs/rules.md) --
 
     def seats(self, project: str, seat_class: str) -> Seats:
         """The handle that takes and gives back seats on ``project``'s pair of ``seat_class``:
@@ -431,7 +432,7 @@ class Engine(Handle):
         handle is opened and when an ``acquire`` finds too few free."""
         return cast(List[Dict[str, Any]], self._json(_bindings.tg_seats_reclaim_json))
 
-    # --- Instances and license pools (SPEC §2.4, seed 002) ----------------------------------
+    # --- Instances and license pools (rules R22–R26 in docs/rules.md) ----------------------------
 
     def add_instance(self, name: str, os: str, company: Optional[str] = None) -> None:
         """Registers an instance, a project licensed per instance: ``os`` is ``"windows"``,
@@ -523,7 +524,7 @@ class Engine(Handle):
         search: Optional[str] = None,
     ) -> List[Dict[str, Any]]:
         """The pool licenses that pass every filter given, grouped by type: ``[{"license_type",
-        "count", "used", "licenses": [...], "message"}, ...]``. ``message`` is seed 002's "You
+        "count", "used", "licenses": [...], "message"}, ...]``. ``message`` is rule R26's "You
         have not purchased licenses of this type" for a type never bought (as the ``kind``
         asked for, when one is), else None.
 
@@ -557,7 +558,7 @@ class Engine(Handle):
         horizon = _bounded(days, "days", 0, _U32_MAX)
         return cast(Dict[str, Any], self._json(_bindings.tg_pool_shortfall_json, horizon))
 
-    # --- Groups and bulk activation (SPEC §2.1, seed 001) -----------------------------------
+    # --- Groups and bulk activation (rule R8 in docs/rules.md) ----------------------------
 
     def add_to_group(self, group: str, projects: Iterable[str]) -> None:
         """Adds ``projects`` (names of existing projects) to ``group``, creating it; a project

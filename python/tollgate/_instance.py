@@ -1,4 +1,4 @@
-"""The hot-path handle on one instance's pool license (seed 002)."""
+"""The hot-path handle on one instance's pool license (rule R23 in docs/rules.md)."""
 
 from __future__ import annotations
 

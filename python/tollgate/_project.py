@@ -30,7 +30,7 @@ _consume_batch = _bindings.tg_consume_batch
 
 _U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
-# The refusals of metering (SPEC §2.2). consume_many reports them through its count.
+# The refusals of metering (rule R10 in docs/rules.md). consume_many reports them through its count.
 _REFUSALS = frozenset({Status.EXHAUSTED, Status.EXPIRED, Status.NO_ACTIVE_KEY})
 
 # Buffer formats that are native unsigned 64-bit integers ('L' is what numpy's uint64 exports
