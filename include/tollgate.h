@@ -871,12 +871,12 @@ enum tg_status tg_groups_json(const struct tg_engine *engine, char **out_json);
 /**
  * Adds the key `key_json` (key JSON or a signed license file, as for `tg_key_add`) as the
  * Reserved key of every project `target_json` names —
- * `{"all": true}`, `{"group": "G"}` or `{"project": "P"}` — under the rules of SPEC §2.1, each
- * project on its own: a project takes it only where an Active key of its class exists, and a
+ * `{"all": true}`, `{"group": "G"}` or `{"project": "P"}` — under rules R5–R7 in docs/rules.md,
+ * each project on its own: a project takes it only where an Active key of its class exists, and a
  * refusal on one never stops the others. Returns `TG_OK` once every project was tried, and
  * stores in `*out_json` a JSON array of one outcome per project, by name: `{"project": name,
  * "status": "TG_OK" or the refusal's status name, "code": its number, "role":
- * "reserved"|"active"|null, "message": the seed-000 text for a key that became the reserve, or
+ * "reserved"|"active"|null, "message": the text of rule R28 for a key that became the reserve, or
  * the refusal's message, or null}`. The call itself fails (`*out_json` NULL) only when the
  * target or the key is malformed, the key is refused for its signature (`TG_BAD_SIGNATURE`),
  * or the group or project does not exist (`TG_NOT_FOUND`).
@@ -989,7 +989,7 @@ enum tg_status tg_instances_json(const struct tg_engine *engine, char **out_json
 
 /**
  * Adds a key to the slot pair of its class in `project`: the first key becomes Active, a second
- * one Reserved, under the rules of SPEC §2.1; a refusal (`TG_TYPE_MISMATCH`,
+ * one Reserved, under rules R5–R7 in docs/rules.md; a refusal (`TG_TYPE_MISMATCH`,
  * `TG_RESERVE_OCCUPIED`, …) changes nothing and the message names the rule and keys at fault.
  * `key_json` is key JSON or the text of a signed license file; once the state trusts a vendor
  * key (`tg_engine_trust`), an offline key must be a license signed by a trusted key, else
@@ -1005,8 +1005,8 @@ enum tg_status tg_instances_json(const struct tg_engine *engine, char **out_json
 enum tg_status tg_key_add(struct tg_engine *engine, const char *project, const char *key_json);
 
 /**
- * Adds a key as the Reserved key only (seed 001's activation task): `TG_NO_ACTIVE_KEY` when
- * the pair of its class has no Active key, instead of making it Active.
+ * Adds a key as the Reserved key only (the activation task of rule R8 in docs/rules.md):
+ * `TG_NO_ACTIVE_KEY` when the pair of its class has no Active key, instead of making it Active.
  *
  * Blocks while another process, or another thread, makes an admin change to the state (it
  * waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
@@ -1127,8 +1127,8 @@ enum tg_status tg_project_create(struct tg_engine *engine, const char *name);
 enum tg_status tg_project_list_json(const struct tg_engine *engine, char **out_json);
 
 /**
- * Stores in `*out_json` the project card (SPEC §2.5) as JSON: per slot pair, one card per key
- * with its details, `type` (Online/Offline), `status` (`active`/`reserved`), tooltip,
+ * Stores in `*out_json` the project card (rule R27 in docs/rules.md) as JSON: per slot pair, one
+ * card per key with its details, `type` (Online/Offline), `status` (`active`/`reserved`), tooltip,
  * expiration, usage, and whether "Add License" is available. NULL on failure. Free it with
  * `tg_string_free`.
  *

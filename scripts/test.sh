@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the README's test command, and what .ci/run runs.
 #   cargo test --workspace      Rust unit, integration, multi-process and crash tests, the header
-#                               check, and the C and C++ clients (built and run by ffi/tests)
+#                               and Python bindings checks, and the C and C++ clients (built and
+#                               run by ffi/tests)
 #   loom                        the model checks of the slot pair (core/src/slot.rs)
 #   pytest tests/python         the Python package over the real shared library, and
 #                               `pip install ./python` in a fresh clone (a release build: minutes)

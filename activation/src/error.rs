@@ -106,8 +106,8 @@ pub enum RenewalError {
 }
 
 impl RenewalError {
-    /// Whether the operator must now renew the license by hand (SPEC §2.3). True for every
-    /// error: the client has already made every attempt it will (see the type's
+    /// Whether the operator must now renew the license by hand (rule R21 in docs/rules.md). True
+    /// for every error: the client has already made every attempt it will (see the type's
     /// documentation), so none of them means "ask again in a moment".
     pub fn needs_manual_renewal(&self) -> bool {
         true

@@ -2,9 +2,9 @@
 //!
 //! An online key is not shipped as a file: the customer is given an **activation code**, and
 //! the engine asks the vendor's activation service for the key, signed. When the key expires,
-//! the engine asks again with the same code and gets its successor (SPEC §2.3). This crate is
-//! both sides: the service ([`Server`], `tollgate serve-activation`) and the blocking client
-//! the engine renews keys with ([`ActivationClient`]).
+//! the engine asks again with the same code and gets its successor (rule R21 in docs/rules.md).
+//! This crate is both sides: the service ([`Server`], `tollgate serve-activation`) and the blocking
+//! client the engine renews keys with ([`ActivationClient`]).
 //!
 //! ```
 //! use tollgate_activation::{ActivationClient, ClientOptions, Server};

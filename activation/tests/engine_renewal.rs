@@ -1,7 +1,7 @@
-//! The engine renewing its online keys through the real service on loopback (SPEC §2.3): the
-//! successor arrives as the reserve ahead of expiry and takes over at expiry; a license signed
-//! by another vendor, a service that is down or silent, and a code with no renewals left each
-//! end in a `renewal_failed` event with the manual-renewal message, and change no key.
+//! The engine renewing its online keys through the real service on loopback (rule R21 in
+//! docs/rules.md): the successor arrives as the reserve ahead of expiry and takes over at expiry; a
+//! license signed by another vendor, a service that is down or silent, and a code with no renewals
+//! left each end in a `renewal_failed` event with the manual-renewal message, and change no key.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The service facing hostile clients on loopback (hole 7 of issue 14): slow request heads,
+//! The service facing hostile clients on loopback: slow request heads,
 //! trickling bodies and idle connections are cut off by the service's timeouts; connections
 //! past the limit wait; huge requests are refused without being echoed; HTTPS is served with a
 //! certificate the test makes, which the client trusts through a CA file; the catalog keeps its
@@ -56,7 +56,7 @@ fn read_until_closed(stream: &mut TcpStream, deadline: Instant) -> Option<Vec<u8
     }
 }
 
-/// Hole 7: 5 slowloris heads, 3 trickling bodies and 300 idle connections stayed open 48 s and
+/// Regression: 5 slowloris heads, 3 trickling bodies and 300 idle connections stayed open 48 s and
 /// more. Now each is closed within the 1 s timeouts (allowing 4 s on a busy machine), a
 /// trickling body gets 408 `request_timeout`, and a real client is served meanwhile.
 #[test]
@@ -315,7 +315,8 @@ fn https_with_a_test_made_certificate_and_a_client_that_trusts_it() {
     );
 }
 
-/// Hole 6's part in the service: a catalog made readable by its owner only stays so.
+/// The service's part in the file modes (docs/tampering.md): a catalog made readable by its owner
+/// only stays so.
 #[test]
 fn the_service_keeps_the_catalog_mode() {
     let vendor = Vendor::with_activations(&[("ACT-1", 30, 0, 1)]);

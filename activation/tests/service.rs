@@ -222,7 +222,7 @@ fn requests_outside_the_protocol_are_answered_with_an_error_body() {
     assert!(vendor.catalog()["codes"][0].get("issued").is_none());
 }
 
-/// Hole 2 of issue 14: five activations of one code gave five keys. Now 24 machines race for
+/// Regression: five activations of one code gave five keys. Now 24 machines race for
 /// a code of 5 activations: exactly 5 get a key, 19 get 409 `no_activations_left`, and the
 /// catalog records the 5 machines and no more.
 #[test]

@@ -28,7 +28,7 @@ from array import array
 from typing import Callable, Dict, List
 
 import tollgate
-from tollgate import _ffi
+from tollgate import _bindings, _ffi
 
 #: 64 TiB less one byte, the largest key limit: 1-byte consumes never exhaust it.
 KEY_LIMIT = (1 << 46) - 1
@@ -129,7 +129,7 @@ def run(state_dir: str, batch: int, warmup_ms: int, measure_ms: int) -> None:
         engine.add_reserve("p0", key("p0-R"))
         with engine.project("p0") as project:
             consume = project.consume
-            raw_consume = _ffi.tg_consume
+            raw_consume = _bindings.tg_consume
             handle = project._handle
             consume_many = project.consume_many
             amounts = array("Q", [1] * MANY)

@@ -1,5 +1,5 @@
 //! Benchmarks of Tollgate against what a vendor would otherwise use, measured side by side in
-//! one run (issue 5).
+//! one run.
 //!
 //! - `cargo bench -p tollgate-bench` runs the criterion micro-benchmarks of the Rust API
 //!   (`benches/consume.rs`).
@@ -14,7 +14,7 @@
 //!
 //! Modules: [`harness`] (the timed-batch loop), [`contestants`] (in-process contestants),
 //! [`external`] (the C program and the Python script), [`switch`], [`durability`],
-//! [`scaling`], [`targets`] (issue 5's targets against the measurements), [`report`]
+//! [`scaling`], [`targets`] (the performance targets against the measurements), [`report`]
 //! (tables and JSON), [`fixture`] (state directories).
 #![deny(missing_docs)]
 

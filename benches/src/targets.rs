@@ -1,4 +1,4 @@
-//! Issue 5's targets, judged against the figures of the same run. Nothing here asserts: a
+//! The performance targets, judged against the figures of the same run. Nothing here asserts: a
 //! missed target is reported as missed.
 
 use serde_json::{json, Value};

@@ -102,7 +102,8 @@ impl From<io::Error> for Failure {
     }
 }
 
-/// The code and rule of an engine error. The codes are those of SPEC §2.1 where it names one.
+/// The code and rule of an engine error. The codes are those rule R6 in docs/rules.md names, where
+/// it names one.
 pub fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
     match error {
         Error::InvalidArgument { .. } => ("INVALID_ARGUMENT", None),

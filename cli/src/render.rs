@@ -1,4 +1,4 @@
-//! Text a person reads: license cards (SPEC §2.5), usage bars and event lines.
+//! Text a person reads: license cards (rule R27 in docs/rules.md), usage bars and event lines.
 
 use std::io::{self, Write};
 
@@ -390,7 +390,7 @@ mod tests {
         );
     }
 
-    /// Issue 13, item 9: a subscription key's card says why Add License is not offered.
+    /// Regression: a subscription key's card says why Add License is not offered.
     #[test]
     fn a_subscription_card_offers_no_add_license() {
         let key = Key {

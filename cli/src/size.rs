@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(format_bytes(u64::MAX), "16.00 EiB");
     }
 
-    /// Issue 13, item 9: a limit entered as `1GB` read `953.67 MiB`. Sizes are shown in the
+    /// Regression: a limit entered as `1GB` read `953.67 MiB`. Sizes are shown in the
     /// unit system the limit was written in, or both when the limit is round in both.
     #[test]
     fn sizes_keep_the_unit_system_the_limit_was_written_in() {

@@ -255,7 +255,7 @@ fn issued(dir: &Path, code: usize) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// Hole 10 of issue 14: a customer could not activate a code. `key activate` adds the key the
+/// Regression: a customer could not activate a code. `key activate` adds the key the
 /// service issues for this machine, verified under trust; the same machine asking again gets
 /// the same key; a second machine past the code's one activation is refused with
 /// ACTIVATION_FAILED and the service's 409, and nothing changes in its state.
@@ -335,9 +335,9 @@ one activation is used by another machine"
     assert_eq!(refused["error"]["code"], "PROJECT_NOT_FOUND", "{refused}");
 }
 
-/// Seed 001's activation task with a code: `key activate --group` activates once and adds the
-/// one key as the Reserved key of every project of the group; `--reserve` on one project with
-/// no Active key is NO_ACTIVE_KEY.
+/// The activation task of rule R8 (docs/rules.md) with a code: `key activate --group` activates
+/// once and adds the one key as the Reserved key of every project of the group; `--reserve` on one
+/// project with no Active key is NO_ACTIVE_KEY.
 #[test]
 fn key_activate_in_bulk_adds_one_key_as_the_reserve_of_every_project() {
     let dir = vendor();
@@ -418,7 +418,7 @@ fn key_activate_in_bulk_adds_one_key_as_the_reserve_of_every_project() {
     assert!(customer.keys("empty").is_empty());
 }
 
-/// Hole 7: the service serves HTTPS itself (`--tls-cert`, `--tls-key`), and `key activate`
+/// The service serves HTTPS itself (`--tls-cert`, `--tls-key`), and `key activate`
 /// trusts its test-made certificate through `--activation-ca`; without it the connection is
 /// refused and nothing changes.
 #[test]

@@ -171,7 +171,7 @@ fn global_options_go_anywhere_and_the_environment_names_the_state() {
 #[test]
 fn projects_are_created_listed_and_shown() {
     let state = State::new();
-    // A read-only command does not create a missing state (issue 21, item 3).
+    // A read-only command does not create a missing state.
     state
         .run("project list")
         .code(1)
@@ -794,7 +794,7 @@ fn demo_refuses_a_state_that_already_has_its_project() {
         .stderr(contains("project \"warehouse-migration\" already exists"));
 }
 
-/// Issue 13, item 9, as an operator sees it: a limit written `1GB` reads in decimal units
+/// Regression, as an operator sees it: a limit written `1GB` reads in decimal units
 /// everywhere (it read `953.67 MiB`), a subscription key is offered no Add License, and seat
 /// keys show their own texts with no empty data-volume block beside them.
 #[test]
@@ -840,7 +840,7 @@ fn views_show_sizes_as_written_and_texts_that_fit_the_key() {
         .stdout(contains("Migration").not());
 }
 
-/// Issue 21, item 8: completion scripts and man pages from the parser's own definition.
+/// Completion scripts and man pages from the parser's own definition.
 #[test]
 fn completions_and_man_pages_cover_every_command() {
     let state = State::new();

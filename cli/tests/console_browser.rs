@@ -1,7 +1,7 @@
 //! `tollgate console` in a real headless Chromium, driven through WebDriver (chromedriver):
-//! seed 000's reserve, pop-up, tooltips, slider and live switch; seed 002's filters and
-//! purchase rule; seed 001's activation task. Each result is compared with what the engine
-//! says through the CLI.
+//! the reserve, pop-up, tooltips, slider and live switch of rules R27 and R28 (docs/rules.md);
+//! the filters and purchase rule of R26 and R22; the activation task of R8. Each result is compared
+//! with what the engine says through the CLI.
 //!
 //! These tests need Debian's `chromium` and `chromium-driver` (.ci/run installs them); they
 //! fail without them, and are skipped only when TOLLGATE_SKIP_BROWSER=1. With

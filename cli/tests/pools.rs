@@ -1,6 +1,6 @@
-//! `tollgate pool|instance|group|seat` and bulk `key add-reserve` end to end (seeds 001 and
-//! 002): text and `--json`, the rule codes of refusals, and state kept between invocations.
-//! Each test has its own state directory.
+//! `tollgate pool|instance|group|seat` and bulk `key add-reserve` end to end (rules R8,
+//! R16, R17 and R22–R26 in docs/rules.md): text and `--json`, the rule codes of refusals, and state
+//! kept between invocations. Each test has its own state directory.
 
 use std::time::Duration;
 
@@ -683,7 +683,7 @@ fn every_command_prints_one_json_document() {
 
 #[test]
 fn home_made_per_instance_key_cannot_license_an_instance() {
-    // Issue 14, hole 11: this made `instance check ghost` exit 0 while `instance list` showed
+    // Regression: this made `instance check ghost` exit 0 while `instance list` showed
     // no license and `pool shortfall` counted ghost as unlicensed.
     let state = State::new();
     state.run("instance add ghost --os linux").success();
@@ -708,9 +708,9 @@ instance assign`) or as a license signed by a trusted vendor key, and this state
     assert_eq!(shortfall["needs"][0]["reason"], "unlicensed");
 }
 
-/// Seed 001 with one key account: the activation task adds one 5-machine key to the three SVMs
-/// of a cluster (as the reserve of each SVM's own short key, which then expires); the five
-/// machines are shared by the cluster, not five per SVM. The sixth is refused on every SVM, a
+/// Rule R8 (docs/rules.md) with one key account: the activation task adds one 5-machine key to the
+/// three SVMs of a cluster (as the reserve of each SVM's own short key, which then expires); the
+/// five machines are shared by the cluster, not five per SVM. The sixth is refused on every SVM, a
 /// release on one lets another acquire, and `key list` shows the account and its holders.
 #[test]
 fn one_seat_key_on_three_svms_protects_its_amount_in_all() {

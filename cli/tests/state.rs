@@ -62,8 +62,8 @@ fn a_restored_state_is_refused_until_the_operator_accepts_it() {
         .stdout(contains("no rollback to accept"));
 }
 
-/// Issue 21 item 3: a state opened with another installation directory is refused with its
-/// own rule code (exit 1), naming both directories, and changes nothing.
+/// Rule R31 in docs/rules.md: a state opened with another installation directory is refused with
+/// its own rule code (exit 1), naming both directories, and changes nothing.
 #[test]
 fn another_installation_is_installation_mismatch() {
     let (dir, installation, other) = (
@@ -94,7 +94,7 @@ fn another_installation_is_installation_mismatch() {
         .stdout(contains("p"));
 }
 
-/// Issue 14, hole 3: a time once seen in the future expires every key for good; `state
+/// Regression: a time once seen in the future expires every key for good; `state
 /// accept-clock` gives that time up, audited.
 #[test]
 fn accept_clock_gives_up_a_latest_time_seen_in_the_future() {

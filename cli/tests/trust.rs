@@ -191,7 +191,7 @@ fn with_trust_every_key_command_takes_signed_licenses_and_refuses_the_rest() {
 
 #[test]
 fn forged_online_key_after_trust_add_is_refused() {
-    // Issue 14, hole 1: after `trust add`, this key was accepted and 1 TB consumed on it.
+    // Regression: after `trust add`, this key was accepted and 1 TB consumed on it.
     let v = Vendor::new();
     v.state.run("project create p1").success();
     v.state

@@ -54,8 +54,8 @@ ACCOUNTS_TABLE
 ";
 
 /// The key table. A key id names one key document; the same document may sit in the pairs of
-/// several projects (seed 001's activation task adds one reserve key to every SVM of a cluster),
-/// but only once per pair.
+/// several projects (the activation task of rule R8 in docs/rules.md adds one reserve key to every
+/// SVM of a cluster), but only once per pair.
 const KEYS_TABLE: &str = "
 CREATE TABLE keys (
     row INTEGER PRIMARY KEY,
@@ -73,7 +73,8 @@ CREATE INDEX keys_by_record ON keys (record);
 CREATE INDEX keys_pending ON keys (record) WHERE state = 'pending';
 ";
 
-/// Groups, companies, purchases, pool licenses and instances (seeds 001 and 002).
+/// Groups, companies, purchases, pool licenses and instances (rules R8 and R22–R26 in
+/// docs/rules.md).
 const POOL_TABLES: &str = "
 CREATE TABLE groups (
     name TEXT NOT NULL,

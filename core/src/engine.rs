@@ -217,7 +217,7 @@ pub struct KeyAdded {
     /// Set when the key went straight to Active because the previous Active key was used up or
     /// expired: the key that it replaced.
     pub switched_from: Option<String>,
-    /// The seed-000 pop-up text, for a key that became the reserve.
+    /// The pop-up text of rule R28 in docs/rules.md, for a key that became the reserve.
     pub message: Option<String>,
 }
 
@@ -484,7 +484,7 @@ impl Engine {
     }
 
     /// Adds a key to the slot pair of its class: the first key becomes Active, a second one
-    /// Reserved under the rules of SPEC §2.1.
+    /// Reserved under rules R5–R7 in docs/rules.md.
     ///
     /// `key` is a [`Key`] or a signed license file ([`KeyOrLicense`]). Once the state trusts a
     /// vendor key ([`Engine::trust`]), every key must come signed by a trusted key, else
@@ -493,8 +493,9 @@ impl Engine {
         self.admit(project, key.into(), false)
     }
 
-    /// Adds `key` as a reserve (seed 001's activation task): it never becomes the first key of
-    /// a pair; a project whose only Active keys are of another class gets `SchemeMismatch`.
+    /// Adds `key` as a reserve (the activation task of rule R8 in docs/rules.md): it never becomes
+    /// the first key of a pair; a project whose only Active keys are of another class gets
+    /// `SchemeMismatch`.
     pub fn add_reserve(&self, project: &str, key: impl Into<KeyOrLicense>) -> Result<KeyAdded> {
         self.admit(project, key.into(), true)
     }
@@ -615,13 +616,14 @@ impl Engine {
     }
 
     /// Replaces the Active key of the new key's class (a renewal). A reserve that expires before
-    /// the new key's term ends is removed (SPEC §2.3); the old key's usage becomes final.
+    /// the new key's term ends is removed (rule R19 in docs/rules.md); the old key's usage becomes
+    /// final.
     ///
-    /// The pair must still satisfy SPEC §2.1 afterwards: when the reserve it keeps is not of the
-    /// new key's delivery or edition, or the new key is a subscription key, the replacement is
-    /// refused with that rule's error ([`Error::TypeMismatch`], [`Error::EditionMismatch`],
-    /// [`Error::Subscription`]) and nothing changes. Remove the reserve first
-    /// ([`Engine::remove_reserve`]) to replace anyway.
+    /// The pair must still satisfy rule R6 in docs/rules.md afterwards: when the reserve it keeps
+    /// is not of the new key's delivery or edition, or the new key is a subscription key, the
+    /// replacement is refused with that rule's error ([`Error::TypeMismatch`],
+    /// [`Error::EditionMismatch`], [`Error::Subscription`]) and nothing changes. Remove the reserve
+    /// first ([`Engine::remove_reserve`]) to replace anyway.
     pub fn replace_active_key(
         &self,
         project: &str,
@@ -765,7 +767,7 @@ impl Engine {
         Ok(out)
     }
 
-    /// The project card of SPEC §2.5.
+    /// The project card of rule R27 in docs/rules.md.
     pub fn view(&self, project: &str) -> Result<ProjectView> {
         self.inner.intact()?;
         let now = self.now();
@@ -986,7 +988,8 @@ impl Engine {
     }
 }
 
-/// The next generation for a key admitted to a pair (SPEC §2.1), or the rule it breaks.
+/// The next generation for a key admitted to a pair (rules R5–R7 in docs/rules.md), or the rule it
+/// breaks.
 #[allow(clippy::too_many_arguments)]
 fn plan_admit(
     project: &str,

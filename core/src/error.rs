@@ -63,7 +63,8 @@ pub enum Error {
         held: u64,
     },
     /// Every key that could cover the request has expired. Nothing was charged. The message
-    /// gives seed 000's next step; it is a static text, so the hot path still allocates nothing.
+    /// gives the next step of rule R28 in docs/rules.md; it is a static text, so the hot path still
+    /// allocates nothing.
     #[error(
         "license expired: the active key has expired and no unexpired reserve key can take over; request a new license key or contact your vendor"
     )]
@@ -178,8 +179,8 @@ pub enum Error {
         /// The table's capacity.
         capacity: u32,
     },
-    /// A purchase chose another payment mode than the first purchase (seed 002: the mode is
-    /// selected within the first purchase only).
+    /// A purchase chose another payment mode than the first purchase (rule R22 in docs/rules.md:
+    /// the mode is selected within the first purchase only).
     #[error("payment mode {requested} refused: the payment mode was fixed to {chosen} at the first purchase")]
     PaymentModeMismatch {
         /// The mode of the first purchase.
@@ -231,7 +232,7 @@ pub enum Error {
         name: String,
     },
     /// The state directory was rolled back, or its checkpoints, time or license terms edited
-    /// (see the README's threat model); the reason says whether an operator can accept it with
+    /// (see docs/tampering.md); the reason says whether an operator can accept it with
     /// `Engine::accept_rollback`.
     #[error("state refused: {reason}")]
     Tampered {
@@ -271,9 +272,9 @@ pub enum Error {
         /// not a trusted vendor key`, `malformed license: …`.
         reason: String,
     },
-    /// The automatic renewal of an online key failed (SPEC §2.3): the activation service was
-    /// unreachable, slow, refused or answered garbage, or the engine refused its license.
-    /// Nothing changed; the message says that manual renewal is needed.
+    /// The automatic renewal of an online key failed (rule R21 in docs/rules.md): the activation
+    /// service was unreachable, slow, refused or answered garbage, or the engine refused its
+    /// license. Nothing changed; the message says that manual renewal is needed.
     #[error("{}", crate::engine::manual_renewal_message(.key, .reason))]
     RenewalFailed {
         /// The project.

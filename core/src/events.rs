@@ -1,5 +1,5 @@
-//! Events (SPEC §2.6): what they say, how the hot path hands them off without waiting, and how
-//! they reach the durable audit log and in-process subscribers.
+//! Events (rule R29 in docs/rules.md): what they say, how the hot path hands them off without
+//! waiting, and how they reach the durable audit log and in-process subscribers.
 //!
 //! The hot path only pushes a 16-byte [`RawEvent`] into a bounded ring (`ring`) whose push never
 //! waits for another thread; a full ring, or a slot still being read out, drops and counts. A dispatcher thread resolves names, appends the events to the audit log and
@@ -31,7 +31,8 @@ mod ring;
 pub enum RemovalReason {
     /// An operator removed it.
     Requested,
-    /// The Active key was replaced by one whose term outlasts the reserve (SPEC §2.3).
+    /// The Active key was replaced by one whose term outlasts the reserve (rule R19 in
+    /// docs/rules.md).
     ExpiresBeforeNewTerm,
 }
 
@@ -202,8 +203,8 @@ pub enum EventKind {
         public_key: String,
     },
     /// The automatic renewal of an online key failed and nothing changed: the operator must
-    /// renew the license manually (SPEC §2.3). Recorded once per key until a renewal of it
-    /// succeeds.
+    /// renew the license manually (rule R21 in docs/rules.md). Recorded once per key until a
+    /// renewal of it succeeds.
     RenewalFailed {
         /// The key that was to be renewed.
         key: String,

@@ -1,4 +1,4 @@
-//! How the engine creates and opens the files it trusts (issue 14, holes 6 and 8): the state
+//! How the engine creates and opens the files it trusts (docs/tampering.md): the state
 //! directory and its files, and the installation's key and anchors.
 //!
 //! - **Modes whatever the umask.** A directory is created `0700` and a file `0600`, or `0770`

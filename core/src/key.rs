@@ -1,4 +1,4 @@
-//! The license key model of SPEC §1, its JSON form and its validation.
+//! The license key model of rule R2 in docs/rules.md, its JSON form and its validation.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -16,8 +16,8 @@ pub const MAX_LIMIT_BYTES: u64 = (1 << 46) - 1;
 /// Longest project name, key id or company name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 
-/// One license key (SPEC §1). Serialises to and from the key JSON shared by the Rust API, the C
-/// ABI and the CLI:
+/// One license key (rule R2 in docs/rules.md). Serialises to and from the key JSON shared by the
+/// Rust API, the C ABI and the CLI:
 ///
 /// ```
 /// let key: tollgate_core::Key = serde_json::from_str(r#"{"id": "A-1", "delivery": "online",
@@ -33,7 +33,7 @@ pub struct Key {
     /// Unique id, 1..=64 bytes, no NUL, control or format characters, in NFC (see
     /// [`check_name`]).
     pub id: String,
-    /// Online or offline delivery (seed 000's "Type").
+    /// Online or offline delivery (its Type, rule R2 in docs/rules.md).
     pub delivery: Delivery,
     /// Commercial, trial or subscription.
     pub kind: KeyKind,
@@ -88,7 +88,7 @@ pub enum KeyKind {
     Commercial,
     /// Evaluation.
     Trial,
-    /// Paid per period; takes no reserve key (seed 001).
+    /// Paid per period; takes no reserve key (rule R20 in docs/rules.md).
     Subscription,
 }
 
@@ -102,7 +102,7 @@ pub enum Edition {
     Enterprise,
 }
 
-/// Operating-system class of protected machines (seed 001).
+/// Operating-system class of protected machines (rule R2 in docs/rules.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MachineOs {
@@ -116,24 +116,24 @@ pub enum MachineOs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Scheme {
-    /// Cumulative bytes migrated (seed 000).
+    /// Cumulative bytes migrated (rule R2 in docs/rules.md).
     DataVolume {
         /// Bytes the key allows, 1..=[`MAX_LIMIT_BYTES`].
         limit_bytes: u64,
     },
-    /// Concurrent protected machines of one OS class (seed 001).
+    /// Concurrent protected machines of one OS class (rule R2 in docs/rules.md).
     PerMachine {
         /// Which machines the key covers.
         os: MachineOs,
         /// How many at once.
         max_machines: u32,
     },
-    /// Concurrent processor cores, any OS (seed 001).
+    /// Concurrent processor cores, any OS (rule R2 in docs/rules.md).
     PerCore {
         /// How many cores at once.
         max_cores: u32,
     },
-    /// One instance, no amount (seed 002).
+    /// One instance, no amount (rule R2 in docs/rules.md).
     PerInstance,
 }
 
@@ -234,7 +234,7 @@ impl Delivery {
         }
     }
 
-    /// The label seed 000 shows in a card's Type field.
+    /// The label a card shows in its Type field (rule R27 in docs/rules.md).
     pub fn label(self) -> &'static str {
         match self {
             Delivery::Online => "Online",

@@ -1,5 +1,5 @@
-//! License pools and per-instance licensing (seed 002, SPEC §2.4): what a purchase is, which
-//! license types fit which operating system, the order assignment takes licenses in, and the
+//! License pools and per-instance licensing (rules R22–R26 in docs/rules.md): what a purchase is,
+//! which license types fit which operating system, the order assignment takes licenses in, and the
 //! listing filters. The engine applies these under its admin lock (see `engine::pools`).
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::key::check_name;
 
-/// The status seed 002 reports for a license type that was never purchased.
+/// The status rule R26 in docs/rules.md reports for a license type that was never purchased.
 pub const NOT_PURCHASED: &str = "You have not purchased licenses of this type";
 
 /// Most licenses one purchase may buy.
@@ -22,8 +22,8 @@ pub enum LicenseType {
     Server,
     /// Desktop license: fits every operating system.
     Desktop,
-    /// Workstation license: Windows only (seed 002: "macOS & Linux requires a Desktop/Server
-    /// license").
+    /// Workstation license: Windows only (rule R25 in docs/rules.md: "macOS & Linux requires a
+    /// Desktop/Server license").
     Workstation,
 }
 
@@ -125,7 +125,8 @@ impl PoolKind {
     }
 }
 
-/// How purchases are paid: chosen at the first purchase, fixed afterwards (seed 002).
+/// How purchases are paid: chosen at the first purchase, fixed afterwards (rule R22 in
+/// docs/rules.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMode {
@@ -152,8 +153,8 @@ impl PaymentMode {
     }
 }
 
-/// One purchase of licenses (seed 002's "Buy New Licenses"). JSON form:
-/// `{"license_type": "server", "quantity": 5, "payment_mode": "annual", "kind": "commercial",
+/// One purchase of licenses (the console's "Buy New Licenses", rule R22 in docs/rules.md). JSON
+/// form: `{"license_type": "server", "quantity": 5, "payment_mode": "annual", "kind": "commercial",
 /// "company": "Acme", "expires_at": "2027-12-31T00:00:00Z", "auto_renew": true,
 /// "premium_support": false, "onboarding": false}`; all but the first three are optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,7 +255,7 @@ pub struct PoolLicense {
     /// The instance it is assigned to.
     pub assigned_to: Option<String>,
     /// That instance's company: a global-pool license assigned to a company's instance is one
-    /// "used for" that company (seed 002's Company filter).
+    /// "used for" that company (the Company filter of rule R26 in docs/rules.md).
     pub assigned_company: Option<String>,
     /// The purchase it came from.
     pub purchase: u64,
@@ -273,14 +274,14 @@ pub struct LicenseFilter {
     /// Only this type (the listing then has that one group, with [`NOT_PURCHASED`] if empty).
     pub license_type: Option<LicenseType>,
     /// Only licenses of this company: those of its pool, and those of the global pool assigned
-    /// to its instances (seed 002: "displays the licenses used for selected company").
+    /// to its instances (rule R26: "displays the licenses used for selected company").
     pub company: Option<String>,
     /// Only commercial or only trial licenses.
     pub kind: Option<PoolKind>,
     /// `Some(true)` only valid ones, `Some(false)` only expired ones.
     pub valid: Option<bool>,
     /// `Some(true)` only assigned, `Some(false)` only unassigned; applies to commercial
-    /// licenses only (seed 002), so setting it leaves trials out.
+    /// licenses only (rule R26), so setting it leaves trials out.
     pub used: Option<bool>,
     /// Only licenses with auto-renew.
     pub auto_renew_only: bool,
@@ -321,8 +322,8 @@ impl LicenseFilter {
     }
 }
 
-/// One license type in a listing: its matching licenses, or seed 002's status when none of that
-/// type was ever purchased.
+/// One license type in a listing: its matching licenses, or the status of rule R26 when none of
+/// that type was ever purchased.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TypeListing {
     /// The type.
@@ -405,8 +406,8 @@ pub struct TypeShortfall {
     pub to_buy: usize,
 }
 
-/// Seed 002's "check their expire dates / renewal status to identify the required license
-/// quantity", done for the operator.
+/// The shortfall of rule R26 in docs/rules.md: "check their expire dates / renewal status to
+/// identify the required license quantity", done for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Shortfall {
     /// The horizon, in days.

@@ -1,4 +1,5 @@
-//! The admission rules of SPEC §2.1 and the renewal rule of §2.3, as pure functions over keys.
+//! The admission rules R5–R7 and the replacement rules R18–R19 of docs/rules.md, as pure functions
+//! over keys.
 
 use crate::error::{Error, Result};
 use crate::key::{rfc3339, Key, KeyKind};
@@ -15,7 +16,8 @@ pub(crate) fn admit_new(new: &Key, now_secs: i64, id_taken: bool) -> Result<()> 
 }
 
 /// Checks `new` as the reserve of a pair whose Active key is `active` and whose Reserved slot
-/// holds `reserve`. The checks run in SPEC order; the first that fails is the error.
+/// holds `reserve`. The checks run in the order of rule R6 in docs/rules.md; the first that fails
+/// is the error.
 pub(crate) fn admit_reserve(
     project: &str,
     active: &Key,
@@ -34,8 +36,8 @@ pub(crate) fn admit_reserve(
     admit_new(new, now_secs, id_taken)
 }
 
-/// The rules of SPEC §2.1 that tie a Reserved key to the Active key beside it: neither is a
-/// subscription key, and both share delivery, edition and license class. Checked when a reserve
+/// The rules (R6 in docs/rules.md) that tie a Reserved key to the Active key beside it: neither is
+/// a subscription key, and both share delivery, edition and license class. Checked when a reserve
 /// is added, and again when the Active key is replaced, because a pair must satisfy them at all
 /// times, not only when its reserve arrived.
 pub(crate) fn check_pairing(active: &Key, reserve: &Key) -> Result<()> {
@@ -68,8 +70,8 @@ pub(crate) fn check_pairing(active: &Key, reserve: &Key) -> Result<()> {
 /// Checks `new` as the replacement of the Active key `active` (a renewal) in a pair whose
 /// Reserved slot holds `reserve`, and says whether that reserve stays.
 ///
-/// A reserve that expires before `new`'s term ends is removed by the replacement (SPEC §2.3,
-/// see [`reserve_ends_first`]); the one it would keep must pair with `new` under
+/// A reserve that expires before `new`'s term ends is removed by the replacement (rule R19 in
+/// docs/rules.md, see [`reserve_ends_first`]); the one it would keep must pair with `new` under
 /// [`check_pairing`], else the replacement is refused with that rule's error and changes
 /// nothing. Refusing rather than removing the reserve keeps a key the customer paid for: a
 /// removed key's id stays used, so it could never be added anywhere again, and the operator
@@ -92,9 +94,9 @@ pub(crate) fn admit_replacement(
     }
 }
 
-/// SPEC §2.3: when the Active key is replaced, a reserve that expires before the new key's term
-/// ends is removed. A reserve without expiry always stays; one with an expiry goes when the new
-/// key never expires.
+/// Rule R19 in docs/rules.md: when the Active key is replaced, a reserve that expires before the
+/// new key's term ends is removed. A reserve without expiry always stays; one with an expiry goes
+/// when the new key never expires.
 pub(crate) fn reserve_ends_first(reserve: &Key, new_active: &Key) -> bool {
     match (reserve.expires_at, new_active.expires_at) {
         (None, _) => false,
@@ -135,7 +137,7 @@ mod tests {
         Key::data_volume(id, 100)
     }
 
-    /// Every rule of SPEC §2.1 for a reserve, one fault at a time, with its exact error.
+    /// Every rule of R6 (docs/rules.md) for a reserve, one fault at a time, with its exact error.
     #[test]
     fn reserve_rules_table() {
         let active = key("A");

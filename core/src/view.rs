@@ -1,10 +1,11 @@
-//! What a user interface needs (SPEC §2.5): license cards, their status and the seed-000 texts.
+//! What a user interface needs (rule R27 in docs/rules.md): license cards, their status and the
+//! texts of rule R28.
 
 use serde::Serialize;
 
 use crate::key::{rfc3339, Key, KeyKind, LicenseClass};
 
-/// Pop-up shown after a reserve key is added, with the project name filled in: seed 000's text
+/// Pop-up shown after a reserve key is added, with the project name filled in: the text of rule R28
 /// for data volume; for seat and instance keys, which switch only when the first key expires,
 /// a text of the same form that names what they license.
 pub fn reserve_added_message(project: &str, class: LicenseClass) -> String {
@@ -25,7 +26,7 @@ pub fn reserve_added_message(project: &str, class: LicenseClass) -> String {
     }
 }
 
-/// Tooltip of the Active card: seed 000's text for data volume, one that names what seat and
+/// Tooltip of the Active card: the text of rule R28 for data volume, one that names what seat and
 /// instance keys license for theirs.
 pub fn active_tooltip(project: &str, class: LicenseClass) -> String {
     match class {
@@ -43,7 +44,7 @@ pub fn active_tooltip(project: &str, class: LicenseClass) -> String {
     }
 }
 
-/// Tooltip of the Reserved card of a data-volume pair (seed 000).
+/// Tooltip of the Reserved card of a data-volume pair (rule R28 in docs/rules.md).
 pub const RESERVED_TOOLTIP: &str = "This is a reserved key. Migration will automatically continue with this key after the first key expires.";
 
 /// Tooltip of the Reserved card: [`RESERVED_TOOLTIP`] for data volume, one that names what seat
@@ -97,7 +98,7 @@ pub struct LicenseCard {
     pub status: Role,
     /// The tooltip text for the status.
     pub tooltip: String,
-    /// The Expiration date field: "Reserved" on the reserve card (seed 000), else the RFC 3339
+    /// The Expiration date field: "Reserved" on the reserve card (rule R28), else the RFC 3339
     /// expiry or "Never".
     pub expiration: String,
     /// Amount used: bytes for data-volume keys.
@@ -134,7 +135,7 @@ pub struct PairView {
     /// Active card first, then the Reserved card if any.
     pub cards: Vec<LicenseCard>,
     /// Whether "Add License" is offered: exactly when the pair holds one key and it is not a
-    /// subscription key, which takes no reserve (SPEC §2.1).
+    /// subscription key, which takes no reserve (rule R6 in docs/rules.md).
     pub add_license_available: bool,
 }
 
@@ -212,7 +213,7 @@ pub(crate) fn pair_view(
 mod tests {
     use super::*;
 
-    /// Issue 21, item 8: one casing for statuses in JSON; the audit log's older entries read.
+    /// One casing for statuses in JSON; the audit log's older entries read.
     #[test]
     fn roles_are_lowercase_in_json_and_old_entries_still_read() {
         assert_eq!(serde_json::to_string(&Role::Active).unwrap(), r#""active""#);
@@ -230,7 +231,7 @@ mod tests {
         }
     }
 
-    /// Issue 13, item 9: seed 000's texts stay verbatim for data volume; seat and instance keys,
+    /// The texts of rule R28 stay verbatim for data volume; seat and instance keys,
     /// which meter no migration data, get texts that say what they license.
     #[test]
     fn texts_fit_each_license_class() {

@@ -1,5 +1,6 @@
-//! Clock rollback (issue 9, tampering): expiry is judged by the latest time the state has seen,
-//! in this process and across restarts, and a clock set back beyond the tolerance is reported.
+//! Clock rollback (rule R32 in docs/rules.md): expiry is judged by the latest time the state has
+//! seen, in this process and across restarts, and a clock set back beyond the tolerance is
+//! reported.
 
 mod common;
 
@@ -152,7 +153,7 @@ fn expired_during_a_run(dir: &std::path::Path) {
     }
 }
 
-/// Issue 14, hole 3: a process started just before a key's expiry saw it expire and was
+/// Regression: a process started just before a key's expiry saw it expire and was
 /// refused; restarted with the clock at an earlier date, it must be refused still.
 #[test]
 fn an_expiry_seen_during_a_run_is_not_revived_by_a_restart_with_the_clock_set_back() {
@@ -167,7 +168,7 @@ fn an_expiry_seen_during_a_run_is_not_revived_by_a_restart_with_the_clock_set_ba
     assert_eq!(latest_seen(dir.path()), Some(i64::from(NOW + 1)));
 }
 
-/// Hole 3: `meta.latest_seen` lowered by hand is refused, and changes nothing.
+/// Rule R32: `meta.latest_seen` lowered by hand is refused, and changes nothing.
 #[test]
 fn an_edited_latest_seen_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,7 +199,7 @@ fn an_edited_latest_seen_is_refused() {
     assert_eq!(catalog_rows(dir.path()), before);
 }
 
-/// Hole 3: the time and its MAC replayed from before the expiry (both read from the catalog
+/// Rule R32: the time and its MAC replayed from before the expiry (both read from the catalog
 /// earlier) do not revive the key: the installation keeps its own copy.
 #[test]
 fn a_latest_seen_replayed_from_before_the_expiry_does_not_revive_the_key() {
@@ -250,7 +251,7 @@ fn expired_during_a_run_in(dir: &std::path::Path) {
     });
 }
 
-/// Hole 3's way out: one open with the clock in the future expired every key for good; an
+/// Rule R32's way out: one open with the clock in the future expired every key for good; an
 /// operator lowers the latest time seen to the clock's, audited in the MAC chain.
 #[test]
 fn accept_clock_gives_up_a_time_once_seen_in_the_future_and_is_audited() {

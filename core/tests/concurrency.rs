@@ -1,6 +1,6 @@
-//! SPEC §2.2's four invariants under many threads and several processes, asserted exactly:
-//! granted == charged, no key beyond its limit, no refusal while capacity remains, and exactly
-//! one switch with exactly one event.
+//! the four invariants of rule R14 in docs/rules.md under many threads and several processes,
+//! asserted exactly: granted == charged, no key beyond its limit, no refusal while capacity
+//! remains, and exactly one switch with exactly one event.
 
 mod common;
 
@@ -281,7 +281,7 @@ fn a_switch_event_lost_with_its_process_is_restored() {
     }
 }
 
-/// Issue 13, item 7: threads of one process share a pid, so a temporary key file named after
+/// Regression: threads of one process share a pid, so a temporary key file named after
 /// the pid was removed by one thread while another was about to link it, and `Engine::open`
 /// failed with "create …/installation.key: No such file or directory".
 #[test]

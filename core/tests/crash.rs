@@ -1,6 +1,6 @@
-//! SPEC §3: a process killed at any instant loses no acknowledged grant. Consumer processes are
-//! SIGKILLed at random instants while metering through the switch; after reopening, every grant a
-//! consumer saw succeed is charged, and nothing beyond what was in flight.
+//! Rule R34 in docs/rules.md: a process killed at any instant loses no acknowledged grant. Consumer
+//! processes are SIGKILLed at random instants while metering through the switch; after reopening,
+//! every grant a consumer saw succeed is charged, and nothing beyond what was in flight.
 //!
 //! The second test does the same with one key shared by three projects (key accounts, issue
 //! 15): each child meters its own project, all drawing from the shared key's account in small

@@ -1,5 +1,5 @@
-//! SPEC §3 and §2.2 over reopen: usage survives, damaged state is refused and left untouched,
-//! expiry switches at the next call, and events reach the audit log.
+//! rules R34, R35 and R10–R14 in docs/rules.md over reopen: usage survives, damaged state is
+//! refused and left untouched, expiry switches at the next call, and events reach the audit log.
 
 mod common;
 

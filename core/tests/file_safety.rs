@@ -1,4 +1,4 @@
-//! The state directory and the installation on disk (issue 14, holes 6 and 8): modes whatever
+//! The state directory and the installation on disk (docs/tampering.md): modes whatever
 //! the umask, an installation another user could have planted, bad paths, links and FIFOs
 //! where the engine's files should be. Each refusal is exact and leaves every file as it was.
 
@@ -97,7 +97,7 @@ impl Drop for Umask {
 
 #[test]
 fn state_files_follow_no_umask() {
-    // Issue 14, hole 6: at umask 022 another user read catalog.db (activation codes included);
+    // Regression: at umask 022 another user read catalog.db (activation codes included);
     // at umask 000 another user rewrote hot.tgs. The only test of this binary that sets the
     // umask; the others do not look at modes.
     for (umask, shared_group, dir_mode, file_mode) in [
@@ -156,7 +156,7 @@ fn state_files_follow_no_umask() {
 
 #[test]
 fn installation_another_user_could_plant_is_refused() {
-    // Issue 14, hole 6: an installation directory or key not owned by the user, or writable by
+    // Regression: an installation directory or key not owned by the user, or writable by
     // others, could hold a MAC key someone else knows.
     let tmp = tempfile::tempdir().unwrap();
     let (dir, installation) = (tmp.path().join("state"), tmp.path().join("inst"));
@@ -247,7 +247,7 @@ fn installation_another_user_could_plant_is_refused() {
 
 #[test]
 fn symlink_planted_in_anchors_does_not_overwrite_another_file() {
-    // Issue 14, hole 6: the anchor was written through `anchors/<id>.tmp`, following a link.
+    // Regression: the anchor was written through `anchors/<id>.tmp`, following a link.
     let tmp = tempfile::tempdir().unwrap();
     let (dir, installation) = (tmp.path().join("state"), tmp.path().join("inst"));
     drop(Engine::open_with(&dir, at(&installation)).unwrap());
@@ -301,7 +301,7 @@ fn symlink_planted_in_anchors_does_not_overwrite_another_file() {
 
 #[test]
 fn empty_state_path_is_refused_and_creates_nothing() {
-    // Issue 14, hole 8: `tg_engine_open("")` left admin.lock, catalog.db and an 8 MB hot.tgs
+    // Regression: `tg_engine_open("")` left admin.lock, catalog.db and an 8 MB hot.tgs
     // in the working directory.
     let tmp = tempfile::tempdir().unwrap();
     let cwd = std::env::current_dir().unwrap();
@@ -319,7 +319,7 @@ fn empty_state_path_is_refused_and_creates_nothing() {
 
 #[test]
 fn symlinked_parent_directory_of_the_state_is_resolved() {
-    // Issue 14, hole 8: a link anywhere in the path (`/var/lib` → elsewhere) failed with
+    // Regression: a link anywhere in the path (`/var/lib` → elsewhere) failed with
     // "unable to open database file" and left admin.lock behind.
     let tmp = tempfile::tempdir().unwrap();
     let real = tmp.path().join("real");
@@ -362,7 +362,7 @@ fn symlinked_state_directory_is_refused_and_creates_nothing() {
 
 #[test]
 fn symlinked_admin_lock_is_not_followed() {
-    // Issue 14, hole 8: the lock file was opened, and created, through a link.
+    // Regression: the lock file was opened, and created, through a link.
     let tmp = tempfile::tempdir().unwrap();
     let (dir, installation) = (tmp.path().join("state"), tmp.path().join("inst"));
     drop(Engine::open_with(&dir, at(&installation)).unwrap());
@@ -392,7 +392,7 @@ fn symlinked_admin_lock_is_not_followed() {
 
 #[test]
 fn fifo_as_installation_key_or_anchor_is_refused_without_hanging() {
-    // Issue 14, hole 8: a FIFO as installation.key or as an anchor made open hang forever.
+    // Regression: a FIFO as installation.key or as an anchor made open hang forever.
     let tmp = tempfile::tempdir().unwrap();
     let (dir, installation) = (tmp.path().join("state"), tmp.path().join("inst"));
     drop(Engine::open_with(&dir, at(&installation)).unwrap());

@@ -1,4 +1,4 @@
-//! Grace (`grace_days`, issue "commercial terms"): an expired Active data-volume key with no valid
+//! Grace (`grace_days`, rule R38 in docs/rules.md): an expired Active data-volume key with no valid
 //! reserve grants on for its days of grace, across threads and processes, within its limit;
 //! its start and end are each reported once.
 

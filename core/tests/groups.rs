@@ -1,4 +1,4 @@
-//! Groups and bulk reserve activation (SPEC §2.1, seed 001's application activation task):
+//! Groups and bulk reserve activation (rule R8 in docs/rules.md, the application activation task):
 //! one outcome per project, the §2.1 error for each refusal, and a refusal never stops the
 //! others.
 

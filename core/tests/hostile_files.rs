@@ -345,7 +345,7 @@ fn sigbus_child_run(action: &str) -> (std::process::ExitStatus, String) {
     )
 }
 
-/// Issue 13, item 5: an unrelated SIGBUS was swallowed once (the handler reset itself to the
+/// Regression: an unrelated SIGBUS was swallowed once (the handler reset itself to the
 /// default action and returned), for a C host and for a Rust one alike.
 #[test]
 fn a_sigbus_sent_to_the_process_takes_the_default_action_every_time() {
@@ -366,7 +366,7 @@ fn a_sigbus_sent_to_the_process_takes_the_default_action_every_time() {
     }
 }
 
-/// Issue 13, item 5: the host's earlier handler gets every SIGBUS that is not ours, under its
+/// Regression: the host's earlier handler gets every SIGBUS that is not ours, under its
 /// own mask.
 #[test]
 fn a_sigbus_sent_to_the_process_reaches_the_hosts_earlier_handler_every_time() {

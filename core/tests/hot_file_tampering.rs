@@ -1,4 +1,4 @@
-//! Issue 14, hole 4: limits, expiries and usage patched in `hot.tgs` (or in the catalog's
+//! Rule R31 in docs/rules.md: limits, expiries and usage patched in `hot.tgs` (or in the catalog's
 //! copy of a license along with it) are refused as `Tampered`, at open and at every checkpoint.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Overage (`overage_percent`, issue "commercial terms"): a data-volume key may be used that
+//! Overage (`overage_percent`, rule R39 in docs/rules.md): a data-volume key may be used that
 //! far past its limit by the projects that hold no reserve; a project with a reserve switches
 //! at the limit. Exact across threads and processes, on one key account.
 

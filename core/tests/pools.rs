@@ -1,5 +1,5 @@
-//! Pools and per-instance licensing (SPEC §2.4, seed 002) through the engine: every rule with
-//! its exact error, listing filters, the shortfall, persistence, and assignment under threads
+//! Pools and per-instance licensing (rules R22–R26 in docs/rules.md) through the engine: every rule
+//! with its exact error, listing filters, the shortfall, persistence, and assignment under threads
 //! and processes.
 
 mod common;
@@ -639,7 +639,7 @@ fn processes_assigning_from_one_pool_never_share_a_license() {
     assert_eq!((holders.len(), distinct.len()), (40, 40));
 }
 
-/// Issue 13, item 9 (seed 002's filters): the Company filter "displays the licenses used for
+/// Rule R26 in docs/rules.md (the filters): the Company filter "displays the licenses used for
 /// selected company", so it shows the company's pool and global-pool licenses assigned to its
 /// instances; "You have not purchased licenses of this type" is said for a type never bought
 /// as the trial or commercial kind the filter asks for.
@@ -771,7 +771,7 @@ fn verdicts(e: &Engine, name: &str) -> (bool, Option<String>, bool) {
 
 #[test]
 fn home_made_per_instance_key_cannot_license_an_instance() {
-    // Issue 14, hole 11: `instance add ghost; key add ghost --id HOMEMADE --per-instance` made
+    // Regression: `instance add ghost; key add ghost --id HOMEMADE --per-instance` made
     // `instance check ghost` pass while the list showed no license and the shortfall counted
     // ghost as unlicensed.
     const REASON: &str = "a per-instance key comes from a pool assignment (`tollgate instance assign`) or as a license signed by a trusted vendor key, and this state trusts none";

@@ -1,7 +1,8 @@
-//! SPEC §3: after an operating-system crash the state opens at the last `flush()` or later,
-//! record by record, never torn. The crash is simulated by building the file the disk could hold:
-//! every 512-byte sector taken at random either from the image flushed last or from a later
-//! image (pages the kernel happened to write back), then reopening that file beside the catalog.
+//! Rule R34 in docs/rules.md: after an operating-system crash the state opens at the last `flush()`
+//! or later, record by record, never torn. The crash is simulated by building the file the disk
+//! could hold: every 512-byte sector taken at random either from the image flushed last or from a
+//! later image (pages the kernel happened to write back), then reopening that file beside the
+//! catalog.
 
 mod common;
 

@@ -1,7 +1,7 @@
-//! Online renewal through the engine (SPEC §2.3), with a renewer in the test's hands instead of
-//! a service: when it starts, what it installs and where, how failures are reported and
-//! retried, trust, races with the operator, and the thread's end. `tollgate-activation` tests
-//! the same against the real service on loopback.
+//! Online renewal through the engine (rule R21 in docs/rules.md), with a renewer in the test's
+//! hands instead of a service: when it starts, what it installs and where, how failures are
+//! reported and retried, trust, races with the operator, and the thread's end.
+//! `tollgate-activation` tests the same against the real service on loopback.
 
 mod common;
 
@@ -316,7 +316,7 @@ fn a_failure_changes_nothing_is_reported_once_and_is_retried_after_the_delay() {
     let status = f.engine.renewal_status().unwrap();
     assert_eq!(status[0].state, RenewalState::Failed);
     assert_eq!(status[0].message.as_deref(), Some(message.as_str()));
-    // Nothing changed (SPEC §2.3).
+    // Nothing changed (rule R21 in docs/rules.md).
     assert_eq!(f.keys(), [("ACT-1".into(), KeyStatus::Active)]);
     assert_eq!(f.engine.view("P").unwrap(), before);
 

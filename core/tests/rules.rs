@@ -1,5 +1,5 @@
-//! SPEC §2.1 and §2.3 through the engine: every rule with its exact error, and a refused call
-//! changes nothing.
+//! rules R5–R8 and R18–R21 in docs/rules.md through the engine: every rule with its exact error,
+//! and a refused call changes nothing.
 
 mod common;
 
@@ -464,7 +464,7 @@ fn a_key_account_needs_a_record_too() {
     assert_eq!(e.keys("a").unwrap(), before);
 }
 
-/// Issue 13, item 8: after a replacement the pair still satisfies SPEC §2.1. A reserve that
+/// Rule R19: after a replacement the pair still satisfies rule R6 in docs/rules.md. A reserve that
 /// expires before the new key's term ends goes (§2.3) whatever else differs; a reserve that
 /// stays must match the new Active key's delivery, edition and class, and sit under no
 /// subscription key, else the replacement is refused with that rule's error and nothing
@@ -645,8 +645,8 @@ fn replacing_keeps_the_pair_within_the_reserve_rules() {
     }
 }
 
-/// Issue 13, item 9, through the engine: the cards of seat and instance keys carry texts that
-/// fit them, a subscription key is offered no Add License, and a project shows no empty
+/// Rule R28 (docs/rules.md), through the engine: the cards of seat and instance keys carry texts
+/// that fit them, a subscription key is offered no Add License, and a project shows no empty
 /// data-volume block once it holds keys of another class.
 #[test]
 fn views_fit_the_keys_they_show() {
@@ -735,7 +735,7 @@ fn views_fit_the_keys_they_show() {
     );
 }
 
-/// Issue 13, item 9: an expired key's refusal says what to do next, as seed 000 does ("please
+/// Rule R28 (docs/rules.md): an expired key's refusal says what to do next ("please
 /// request a new license or contact us").
 #[test]
 fn expired_refusals_say_what_to_do_next() {
@@ -768,7 +768,7 @@ fn expired_refusals_say_what_to_do_next() {
 
 #[test]
 fn lookalike_names_with_format_characters_are_refused() {
-    // Issue 14, hole 9: "base\u{200b}" looked like "base", and U+202E reversed what followed.
+    // Regression: "base\u{200b}" looked like "base", and U+202E reversed what followed.
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path());
     e.create_project("base").unwrap();

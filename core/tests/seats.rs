@@ -1,5 +1,5 @@
-//! Seat schemes (SPEC §2.2, seed 001): per-machine (server and desktop), per-core and
-//! per-instance gauges through the engine, each rule with its exact error; threads and killed
+//! Seat schemes (rules R16 and R17 in docs/rules.md): per-machine (server and desktop), per-core
+//! and per-instance gauges through the engine, each rule with its exact error; threads and killed
 //! processes.
 
 mod common;
@@ -227,7 +227,7 @@ fn seats_survive_admin_changes_and_a_reserve_of_another_class_is_refused() {
         .unwrap();
     assert_eq!(seats.usage().held, 7);
     assert_eq!(seats.usage().limit, 8);
-    // A desktop key is no reserve for a server pair (seed 001).
+    // A desktop key is no reserve for a server pair (rule R6 in docs/rules.md).
     assert!(matches!(
         e.add_reserve("svm", machines("D1", MachineOs::Desktop, 10)),
         Err(Error::SchemeMismatch { .. })

@@ -190,7 +190,7 @@ fn a_valid_signed_offline_key_is_added_by_every_call() {
 
 #[test]
 fn forged_online_key_under_trust_is_refused() {
-    // Issue 14, hole 1: after `trust add`, a home-made online key of 64 TiB less one byte, and
+    // Regression: after `trust add`, a home-made online key of 64 TiB less one byte, and
     // a per-core key of four billion cores, were taken unsigned.
     let f = Fixture::new();
     f.engine.create_project("Q").unwrap();

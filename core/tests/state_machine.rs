@@ -1,6 +1,6 @@
 //! Random sequences of admin changes, grants, clock moves and reopens, run against the engine
-//! and against a plain reference model of SPEC §2.1–2.3; every result and every usage figure
-//! must agree.
+//! and against a plain reference model of rules R5–R21 in docs/rules.md; every result and every
+//! usage figure must agree.
 
 mod common;
 
@@ -215,7 +215,8 @@ impl Model {
             self.active = Some(key);
             return Outcome::Granted(0);
         };
-        // SPEC §2.1 order: an occupied reserve slot is reported before the key's own expiry.
+        // Rule R6 order (docs/rules.md): an occupied reserve slot is reported before the key's own
+        // expiry.
         if self.reserve.is_some() {
             return Outcome::Other("ReserveOccupied".into());
         }

@@ -1,4 +1,4 @@
-//! State rollback (issue 9, tampering): a state directory restored from an older copy, a hot
+//! State rollback (rule R31 in docs/rules.md): a state directory restored from an older copy, a hot
 //! file restored alone, or an edited checkpoint is refused until an operator accepts it.
 
 mod common;
@@ -104,7 +104,7 @@ fn edit_last_checkpoint(dir: &Path) {
     assert_eq!(changed, 1);
 }
 
-/// Issue 21 item 3: a state opened with another installation directory than the one that made
+/// Rule R31: a state opened with another installation directory than the one that made
 /// it (a C program that forgot to set it) is `InstallationMismatch`, naming both directories;
 /// a checkpoint edited under the installation that made it stays `Tampered`. Either refusal
 /// changes nothing.
@@ -308,7 +308,7 @@ fn sql(dir: &Path, statements: &str) {
     db.execute_batch(statements).unwrap();
 }
 
-/// Issue 14, hole 5: an old copy restored and its state id moved by one SQL update, so that
+/// Regression: an old copy restored and its state id moved by one SQL update, so that
 /// the anchor lookup finds an empty slot.
 #[test]
 fn a_restored_copy_with_its_state_id_bumped_is_refused() {
@@ -327,7 +327,7 @@ fn a_restored_copy_with_its_state_id_bumped_is_refused() {
     assert_eq!(snapshot(dir.path(), installation.path()), before);
 }
 
-/// Hole 5 again, with the checkpoints deleted too, so that the state looks new.
+/// The same, with the checkpoints deleted too, so that the state looks new.
 #[test]
 fn a_restored_copy_with_its_state_id_bumped_and_its_checkpoints_deleted_is_refused() {
     let (dir, installation) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -347,7 +347,7 @@ fn a_restored_copy_with_its_state_id_bumped_and_its_checkpoints_deleted_is_refus
     assert_eq!(snapshot(dir.path(), installation.path()), before);
 }
 
-/// Hole 5: an accepted rollback is in the MAC chain, so deleting or editing its audit entry
+/// Rule R31: an accepted rollback is in the MAC chain, so deleting or editing its audit entry
 /// afterwards is detected.
 #[test]
 fn deleting_or_editing_the_audited_rollback_acceptance_is_refused() {

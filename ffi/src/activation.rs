@@ -1,7 +1,7 @@
-//! Activation by code (seed 000's "Activate the second key", seed 001's activation task): the
+//! Activation by code (rule R9 in docs/rules.md): the
 //! vendor's activation service turns an activation code into a signed online key for this
 //! machine, and the key is added like any other — verified against the vendor keys the state
-//! trusts, under the rules of SPEC §2.1.
+//! trusts, under rules R5–R7 in docs/rules.md.
 //!
 //! The service counts a code's activations by machine; the machine is this installation
 //! (`tg_engine_machine_id`). Activating the same code again from it gets the same key and

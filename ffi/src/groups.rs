@@ -1,5 +1,5 @@
-//! Groups of projects (a cluster of SVMs) and bulk reserve activation (SPEC §2.1, seed 001's
-//! activation task).
+//! Groups of projects (a cluster of SVMs) and bulk reserve activation (rule R8 in docs/rules.md,
+//! the activation task).
 
 use std::ffi::c_char;
 
@@ -56,12 +56,12 @@ pub unsafe extern "C" fn tg_groups_json(
 
 /// Adds the key `key_json` (key JSON or a signed license file, as for `tg_key_add`) as the
 /// Reserved key of every project `target_json` names —
-/// `{"all": true}`, `{"group": "G"}` or `{"project": "P"}` — under the rules of SPEC §2.1, each
-/// project on its own: a project takes it only where an Active key of its class exists, and a
+/// `{"all": true}`, `{"group": "G"}` or `{"project": "P"}` — under rules R5–R7 in docs/rules.md,
+/// each project on its own: a project takes it only where an Active key of its class exists, and a
 /// refusal on one never stops the others. Returns `TG_OK` once every project was tried, and
 /// stores in `*out_json` a JSON array of one outcome per project, by name: `{"project": name,
 /// "status": "TG_OK" or the refusal's status name, "code": its number, "role":
-/// "reserved"|"active"|null, "message": the seed-000 text for a key that became the reserve, or
+/// "reserved"|"active"|null, "message": the text of rule R28 for a key that became the reserve, or
 /// the refusal's message, or null}`. The call itself fails (`*out_json` NULL) only when the
 /// target or the key is malformed, the key is refused for its signature (`TG_BAD_SIGNATURE`),
 /// or the group or project does not exist (`TG_NOT_FOUND`).

@@ -1,4 +1,4 @@
-//! Instances licensed from pools (SPEC §2.4, seed 002): registering them, assigning and
+//! Instances licensed from pools (rules R22–R26 in docs/rules.md): registering them, assigning and
 //! unassigning pool licenses, and the hot-path check a backup job makes.
 //!
 //! `tg_instance_check` is the hot path: it checks its argument, calls the core's lock-free

@@ -17,7 +17,7 @@ use crate::engine::tg_engine;
 use crate::status::tg_status;
 
 /// Adds a key to the slot pair of its class in `project`: the first key becomes Active, a second
-/// one Reserved, under the rules of SPEC §2.1; a refusal (`TG_TYPE_MISMATCH`,
+/// one Reserved, under rules R5–R7 in docs/rules.md; a refusal (`TG_TYPE_MISMATCH`,
 /// `TG_RESERVE_OCCUPIED`, …) changes nothing and the message names the rule and keys at fault.
 /// `key_json` is key JSON or the text of a signed license file; once the state trusts a vendor
 /// key (`tg_engine_trust`), an offline key must be a license signed by a trusted key, else
@@ -45,8 +45,8 @@ pub unsafe extern "C" fn tg_key_add(
     })
 }
 
-/// Adds a key as the Reserved key only (seed 001's activation task): `TG_NO_ACTIVE_KEY` when
-/// the pair of its class has no Active key, instead of making it Active.
+/// Adds a key as the Reserved key only (the activation task of rule R8 in docs/rules.md):
+/// `TG_NO_ACTIVE_KEY` when the pair of its class has no Active key, instead of making it Active.
 ///
 /// Blocks while another process, or another thread, makes an admin change to the state (it
 /// waits for the admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).

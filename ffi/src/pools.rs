@@ -1,4 +1,5 @@
-//! License pools (SPEC §2.4, seed 002): buying licenses, listing them, and how many to buy.
+//! License pools (rules R22–R26 in docs/rules.md): buying licenses, listing them, and how many to
+//! buy.
 //!
 //! `purchase_json` is the purchase JSON of the core (`tollgate_core::Purchase`):
 //! `{"license_type": "server"|"desktop"|"workstation", "quantity": 5, "payment_mode":

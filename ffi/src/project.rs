@@ -137,8 +137,8 @@ pub unsafe extern "C" fn tg_project_list_json(
     })
 }
 
-/// Stores in `*out_json` the project card (SPEC §2.5) as JSON: per slot pair, one card per key
-/// with its details, `type` (Online/Offline), `status` (`active`/`reserved`), tooltip,
+/// Stores in `*out_json` the project card (rule R27 in docs/rules.md) as JSON: per slot pair, one
+/// card per key with its details, `type` (Online/Offline), `status` (`active`/`reserved`), tooltip,
 /// expiration, usage, and whether "Add License" is available. NULL on failure. Free it with
 /// `tg_string_free`.
 ///

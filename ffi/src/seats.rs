@@ -1,5 +1,5 @@
-//! Seats on per-machine, per-core and per-instance slot pairs (SPEC §2.2, seed 001): the
-//! hot-path handle with its acquire and release, and reclaiming the seats of dead processes.
+//! Seats on per-machine, per-core and per-instance slot pairs (rules R16 and R17 in docs/rules.md):
+//! the hot-path handle with its acquire and release, and reclaiming the seats of dead processes.
 //!
 //! `tg_seat_acquire`, `tg_seat_release`, `tg_seat_held` and `tg_seat_usage_get` are the hot
 //! path: they check their arguments, call the core's lock-free handle and map the result,

@@ -1,4 +1,4 @@
-//! Activation by code through the C ABI (hole 10 of issue 14), against the real activation
+//! Activation by code through the C ABI, against the real activation
 //! service on loopback: `tg_key_activate` adds the key issued for this machine, a code whose
 //! one activation another machine holds is `TG_ACTIVATION_FAILED` and changes nothing,
 //! `tg_key_activate_bulk` activates once for a group, and bad arguments are refused. The
@@ -138,7 +138,7 @@ fn tg_key_activate_adds_the_key_issued_for_this_machine() {
     assert_eq!(issued(&dir, 0)[0]["machine"], take(id).as_str());
 }
 
-/// Hole 2 through C: the code's one activation is another machine's, so the service answers
+/// Through C: the code's one activation is another machine's, so the service answers
 /// 409 and the call is `TG_ACTIVATION_FAILED` with its reason; nothing changed.
 #[test]
 fn a_code_used_up_by_another_machine_is_tg_activation_failed() {

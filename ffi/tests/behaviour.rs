@@ -784,7 +784,8 @@ fn null_arguments_are_refused_by_name() {
 }
 
 /// The JSON the new cold-path functions return, parsed: bulk outcomes per project, the pool
-/// listing with seed 002's message, the shortfall, instances, groups, reclaimed seats.
+/// listing with the message of rule R26 in docs/rules.md, the shortfall, instances, groups,
+/// reclaimed seats.
 #[test]
 fn pool_instance_group_and_bulk_json_outputs() {
     let engine = Engine::open();

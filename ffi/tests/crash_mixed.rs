@@ -1,8 +1,8 @@
-//! SPEC §3 under kill -9, with Rust and C clients at once: per trial, four consumer processes
-//! (two Rust, using `tollgate_core` directly, and two C programs, using `tg_consume` and friends
-//! through `libtollgate.so`) meter one project through the Active→Reserved switch, two threads
-//! each, and record every grant they saw succeed in a shared file. All four are SIGKILLed at a
-//! random instant; the state is reopened, and the trial asserts:
+//! Rule R34 (docs/rules.md) under kill -9, with Rust and C clients at once: per trial, four
+//! consumer processes (two Rust, using `tollgate_core` directly, and two C programs, using
+//! `tg_consume` and friends through `libtollgate.so`) meter one project through the Active→Reserved
+//! switch, two threads each, and record every grant they saw succeed in a shared file. All four are
+//! SIGKILLed at a random instant; the state is reopened, and the trial asserts:
 //! - acknowledged ≤ charged ≤ acknowledged + in flight (no acknowledged grant lost, nothing
 //!   charged that no call asked for);
 //! - no key is charged beyond its limit;
@@ -474,7 +474,7 @@ fn sigkill_mixed_clients_loses_no_acknowledged_grant() {
             "trial {trial}: {switches} switches with {charged} charged of an Active {ACTIVE}"
         );
         // The killed processes' dispatchers may not have logged the switch; reopening does,
-        // and never twice (SPEC §2.2 invariant 4, §2.6).
+        // and never twice (rule R14 invariant 4, rule R29 in docs/rules.md).
         let logged = engine
             .events_after(0, usize::MAX)
             .unwrap()

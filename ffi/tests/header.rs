@@ -90,7 +90,7 @@ fn header_declares_the_fixed_api() {
         "enum tg_status tg_engine_open(const char *state_dir, struct tg_engine **out);",
         "enum tg_status tg_consume_batch(struct tg_project *project,",
         "enum tg_status tg_usage_get(const struct tg_project *project, struct tg_usage *out);",
-        // Calls that change the state take a non-const handle (issue 21 item 5).
+        // Calls that change the state take a non-const handle (docs/c-abi.md, "Const handles").
         "enum tg_status tg_seat_acquire(struct tg_seats *seats, uint64_t units);",
         "enum tg_status tg_seat_release(struct tg_seats *seats, uint64_t units);",
         "enum tg_status tg_seats_open(struct tg_engine *engine,",

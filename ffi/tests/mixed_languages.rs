@@ -1,6 +1,6 @@
-//! SPEC §2.2 across languages: a C, a C++ and a Python process and this Rust process meter one
-//! project at the same time until both keys are used up. The bytes they were granted add up
-//! exactly to the two limits, no key is charged beyond its limit, and the switch happened once.
+//! Rule R14 (docs/rules.md) across languages: a C, a C++ and a Python process and this Rust process
+//! meter one project at the same time until both keys are used up. The bytes they were granted add
+//! up exactly to the two limits, no key is charged beyond its limit, and the switch happened once.
 
 mod common;
 

@@ -4,10 +4,10 @@
 //! whole run; a project is used until it is exhausted, then the next one is created.
 //!
 //! After every call, the bytes charged (read from the pair's usage) must have grown by exactly
-//! what the call granted, and the outcome must be the one SPEC §2.2 prescribes given what
-//! remained before it: all or nothing, the partial variant, the longest batch prefix that fits,
-//! and a refusal only when the request does not fit (with `remaining` reported exactly). After
-//! every input, the charges of all keys (`Engine::keys`) must equal every byte granted.
+//! what the call granted, and the outcome must be the one rule R10 in docs/rules.md prescribes
+//! given what remained before it: all or nothing, the partial variant, the longest batch prefix
+//! that fits, and a refusal only when the request does not fit (with `remaining` reported exactly).
+//! After every input, the charges of all keys (`Engine::keys`) must equal every byte granted.
 //!
 //! Input: a sequence of calls (at most 64 per input). A call is a header byte, `h % 3` picking
 //! consume, consume_partial or consume_many (of `h / 3 % 8` amounts; one amount otherwise),

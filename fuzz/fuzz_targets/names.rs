@@ -1,6 +1,6 @@
-//! `check_name` on arbitrary strings: never panics, and accepts exactly the names of SPEC §1 and
-//! the look-alike rule: 1..=64 bytes of UTF-8 with no control character (NUL included), no
-//! format character (Unicode category Cf), and already in normalization form C.
+//! `check_name` on arbitrary strings: never panics, and accepts exactly the names of rule R1 in
+//! docs/rules.md and the look-alike rule: 1..=64 bytes of UTF-8 with no control character (NUL
+//! included), no format character (Unicode category Cf), and already in normalization form C.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -46,11 +46,14 @@ directory, else in the Cargo workspace's ``target/release`` then ``target/debug`
 
 from __future__ import annotations
 
-from . import _ffi
+from typing import cast
+
+from . import _bindings, _ffi
+from ._bindings import Status
 from ._engine import Engine, KeyLike, TimeLike
-from ._events import EventStream
 from ._error import (
     ERRORS,
+    ActivationFailed,
     AlreadyAssigned,
     AlreadyExists,
     BadSignature,
@@ -73,16 +76,15 @@ from ._error import (
     Panic,
     PaymentModeMismatch,
     RenewalFailed,
-    ActivationFailed,
     ReserveOccupied,
     SchemeMismatch,
-    Status,
     Subscription,
     Tampered,
     TollgateError,
     TypeMismatch,
     Unsupported,
 )
+from ._events import EventStream
 from ._instance import Instance
 from ._project import Amounts, LifetimeUsage, Project, Usage
 from ._seats import Seats, SeatUsage
@@ -95,7 +97,8 @@ LIBRARY_PATH: str = str(_ffi.library_path)
 
 def version() -> str:
     """The version of the loaded C library, ``"MAJOR.MINOR.PATCH"``."""
-    return _ffi.tg_version().decode("ascii")
+    # A static string: the header's declaration does not say it is never NULL, its doc does.
+    return cast(bytes, _bindings.tg_version()).decode("ascii")
 
 
 __all__ = [

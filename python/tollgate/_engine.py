@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import weakref
-from ctypes import byref, c_void_p
+from ctypes import byref, c_void_p, string_at
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar, Union, cast
 
-from . import _ffi
+from . import _bindings
 from ._error import InvalidArgument, check
 from ._events import EventStream, Listeners, Subscriber
 from ._handle import EngineHandle, Handle, encode_text, opened
@@ -101,31 +101,32 @@ class Engine(Handle):
             else encode_text(os.fspath(installation_dir), "installation directory")
         )
         settings = [
-            (_ffi.tg_engine_options_set_capacity, _bounded(capacity, "capacity", 1, _U32_MAX)),
+            (_bindings.tg_engine_options_set_capacity, _bounded(capacity, "capacity", 1, _U32_MAX)),
             (
-                _ffi.tg_engine_options_set_flush_interval_ms,
+                _bindings.tg_engine_options_set_flush_interval_ms,
                 _bounded(flush_interval_ms, "flush_interval_ms", 1, _U64_MAX),
             ),
-            (_ffi.tg_engine_options_set_installation_dir, installation),
-            (_ffi.tg_engine_options_set_open_existing, bool(open_existing)),
+            (_bindings.tg_engine_options_set_installation_dir, installation),
+            (_bindings.tg_engine_options_set_open_existing, bool(open_existing)),
         ]
         if admin_lock_timeout_ms is not None:
             timeout = _bounded(admin_lock_timeout_ms, "admin_lock_timeout_ms", 0, _U64_MAX)
-            settings.append((_ffi.tg_engine_options_set_admin_lock_timeout_ms, timeout))
+            settings.append((_bindings.tg_engine_options_set_admin_lock_timeout_ms, timeout))
         options = c_void_p()
-        check(_ffi.tg_engine_options_new(byref(options)))
+        check(_bindings.tg_engine_options_new(byref(options)))
         handle = c_void_p()
         try:
             for setter, value in settings:
                 check(setter(options, value))
             for i, key in enumerate(keys):
                 try:
-                    check(_ffi.tg_engine_options_trust(options, key))
+                    check(_bindings.tg_engine_options_trust(options, key))
                 except InvalidArgument as e:
-                    raise InvalidArgument(f"invalid trusted_keys: element {i}: {e.message}") from None
-            check(_ffi.tg_engine_open_with_options(path, options, byref(handle)))
+                    message = f"invalid trusted_keys: element {i}: {e.message}"
+                    raise InvalidArgument(message) from None
+            check(_bindings.tg_engine_open_with_options(path, options, byref(handle)))
         finally:
-            _ffi.tg_engine_options_free(options)
+            _bindings.tg_engine_options_free(options)
         super().__init__(opened(handle))
         if activation_url is not None:
             try:
@@ -137,7 +138,7 @@ class Engine(Handle):
     def _release(self, handle: int) -> None:
         for child in list(self._handles):
             child.close()
-        _ffi.tg_engine_close(handle)
+        _bindings.tg_engine_close(handle)
         self._listeners.closed()
         for stream in list(self._streams):
             stream.close()
@@ -157,7 +158,7 @@ class Engine(Handle):
     def flush(self) -> None:
         """Makes the state durable against an operating-system crash (``msync`` of the hot
         state and a checkpoint of the catalog)."""
-        self._call(_ffi.tg_engine_flush)
+        self._call(_bindings.tg_engine_flush)
 
     def trust(self, public_key: str) -> None:
         """Trusts a vendor public key, the text of a ``vendor.pub`` file, in this state from
@@ -169,15 +170,15 @@ class Engine(Handle):
         ``trusted_keys`` still enforces it. Trusting a key twice changes nothing. Raises
         :class:`InvalidArgument` for a text that is not a vendor public key.
         """
-        self._call(_ffi.tg_engine_trust, encode_text(public_key, "vendor public key"))
+        self._call(_bindings.tg_engine_trust, encode_text(public_key, "vendor public key"))
 
     def trusted_keys(self) -> List[Dict[str, Any]]:
         """The vendor keys this state trusts, in the order it began to trust them: ``[{"key":
         base64 public key, "added_at": RFC 3339}, ...]``; empty in development mode, where
         unsigned keys are accepted."""
-        return cast(List[Dict[str, Any]], self._json(_ffi.tg_trusted_keys_json))
+        return cast(List[Dict[str, Any]], self._json(_bindings.tg_trusted_keys_json))
 
-    # --- Online renewal (SPEC §2.3) ------------------------------------------------------------
+    # --- Online renewal (rule R21 in docs/rules.md) ---------------------------------------------
 
     def enable_renewal(
         self,
@@ -203,7 +204,7 @@ class Engine(Handle):
         many requests one renewal makes. Enabling again replaces the service and settings.
         Raises :class:`InvalidArgument` for a URL that is not one.
         """
-        options = _ffi.RenewalOptions(
+        options = _bindings.RenewalOptions(
             lead_secs=_bounded(lead_secs, "lead_secs", 1, _U64_MAX),
             retry_secs=_bounded(retry_secs, "retry_secs", 1, _U64_MAX),
             check_every_ms=_bounded(check_every_ms, "check_every_ms", 1, _U64_MAX),
@@ -211,7 +212,7 @@ class Engine(Handle):
             attempts=_bounded(attempts, "attempts", 1, _U32_MAX),
         )
         url = encode_text(activation_url, "activation URL")
-        self._call(_ffi.tg_engine_enable_renewal, url, byref(options))
+        self._call(_bindings.tg_engine_enable_renewal, url, byref(options))
 
     def renew_now(self, project: str) -> List[Dict[str, Any]]:
         """Renews ``project``'s online Active keys that have an activation code and no reserve
@@ -219,14 +220,14 @@ class Engine(Handle):
         ``[{"project", "old", "new", "role": "reserved" | "active"}, ...]``, empty when nothing
         needed it. Raises :class:`RenewalFailed`, whose message says that manual renewal is
         needed, when the service could not renew a key; nothing changed for that key."""
-        renewed = self._json(_ffi.tg_renew_now, _project_name(project))
+        renewed = self._json(_bindings.tg_renew_now, _project_name(project))
         return cast(List[Dict[str, Any]], renewed)
 
     def machine_id(self) -> str:
         """This installation's identity for the activation service: 64 hex digits derived
         one-way from the installation key (``$TOLLGATE_INSTALLATION``), the same for every
         engine of the installation. The service counts a code's activations by it."""
-        return self._text(_ffi.tg_engine_machine_id)
+        return self._text(_bindings.tg_engine_machine_id)
 
     def activate(
         self,
@@ -251,7 +252,7 @@ class Engine(Handle):
         activations left, unreachable), and the refusals of :meth:`add_key` for its key;
         nothing changes then."""
         activated = self._json(
-            _ffi.tg_key_activate,
+            _bindings.tg_key_activate,
             _project_name(project),
             encode_text(code, "activation code"),
             encode_text(activation_url, "activation URL"),
@@ -272,11 +273,11 @@ class Engine(Handle):
     ) -> List[Dict[str, Any]]:
         """Activates ``code`` once, as :meth:`activate` does, and adds its key as the Reserved
         key of every targeted project — ``all=True``, the projects of ``group``, or one
-        ``project`` — as :meth:`add_reserve_bulk` does, returning its outcomes (seed 001's
-        activation task). Raises as :meth:`activate` does."""
+        ``project`` — as :meth:`add_reserve_bulk` does, returning its outcomes (the
+        activation task of rule R8 in docs/rules.md). Raises as :meth:`activate` does."""
         target = _bulk_target(all, group, project)
         outcomes = self._json(
-            _ffi.tg_key_activate_bulk,
+            _bindings.tg_key_activate_bulk,
             target,
             encode_text(code, "activation code"),
             encode_text(activation_url, "activation URL"),
@@ -289,7 +290,7 @@ class Engine(Handle):
         expires within the renewal lead, ``{"project", "key", "expires_at", "state":
         "pending" | "renewed" | "failed", "successor", "message"}``; a failed one's
         ``message`` says that manual renewal is needed. Empty when renewal is not enabled."""
-        return cast(List[Dict[str, Any]], self._json(_ffi.tg_renewal_status_json))
+        return cast(List[Dict[str, Any]], self._json(_bindings.tg_renewal_status_json))
 
     def create_project(self, name: str) -> None:
         """Creates a project with an empty data-volume slot pair.
@@ -298,15 +299,15 @@ class Engine(Handle):
         that is empty, over 64 bytes, holds a NUL, control or format (Cf) character or is not in
         Unicode NFC, and :class:`Capacity` when the state's project table is full.
         """
-        self._call(_ffi.tg_project_create, _project_name(name))
+        self._call(_bindings.tg_project_create, _project_name(name))
 
     def projects(self) -> List[str]:
         """Every project name, sorted."""
-        return cast(List[str], self._json(_ffi.tg_project_list_json))
+        return cast(List[str], self._json(_bindings.tg_project_list_json))
 
     def add_key(self, project: str, key: KeyLike) -> None:
         """Adds a license key to the slot pair of its class: the first key becomes Active, a
-        second one Reserved, under the rules of SPEC §2.1.
+        second one Reserved, under rules R5–R7 in docs/rules.md.
 
         ``key`` is the key JSON as a ``dict`` or string, e.g. ``{"id": "A-1", "delivery":
         "online", "kind": "commercial", "edition": "standard", "scheme": {"data_volume":
@@ -317,39 +318,41 @@ class Engine(Handle):
         trusts a vendor key (:meth:`trust`), an offline key that is not a license signed by a
         trusted key raises :class:`BadSignature`, here and in every method that adds a key.
         """
-        self._call(_ffi.tg_key_add, _project_name(project), _key_json(key))
+        self._call(_bindings.tg_key_add, _project_name(project), _key_json(key))
 
     def add_reserve(self, project: str, key: KeyLike) -> None:
-        """Adds ``key`` as the Reserved key of an existing pair of its class (seed 001's
-        activation task). It never becomes a pair's first key: without an Active key of its
-        class this raises :class:`NoActiveKey` or :class:`SchemeMismatch`."""
-        self._call(_ffi.tg_key_add_reserve, _project_name(project), _key_json(key))
+        """Adds ``key`` as the Reserved key of an existing pair of its class (the
+        activation task of rule R8 in docs/rules.md). It never becomes a pair's first key: without
+        an Active key of its class this raises :class:`NoActiveKey` or :class:`SchemeMismatch`."""
+        self._call(_bindings.tg_key_add_reserve, _project_name(project), _key_json(key))
 
     def replace_key(self, project: str, key: KeyLike) -> None:
         """Replaces the Active key of ``key``'s class (a renewal). A Reserved key that expires
         before the new key's term ends is removed, and an event says so."""
-        self._call(_ffi.tg_key_replace, _project_name(project), _key_json(key))
+        self._call(_bindings.tg_key_replace, _project_name(project), _key_json(key))
 
     def remove_reserve(self, project: str, key_id: str) -> None:
         """Removes the Reserved key ``key_id`` before it is used; :class:`NotFound` if the
         project has no such reserve."""
         key = encode_text(key_id, "key id")
-        self._call(_ffi.tg_key_remove_reserve, _project_name(project), key)
+        self._call(_bindings.tg_key_remove_reserve, _project_name(project), key)
 
     def keys(self, project: str) -> List[Dict[str, Any]]:
         """Every key the project ever held: ``[{"key": {...}, "status": "active" | "reserved"
         | "retired" | "removed", "used": bytes}, ...]``."""
-        return cast(List[Dict[str, Any]], self._json(_ffi.tg_keys_json, _project_name(project)))
+        keys = self._json(_bindings.tg_keys_json, _project_name(project))
+        return cast(List[Dict[str, Any]], keys)
 
     def view(self, project: str) -> Dict[str, Any]:
-        """What a user interface shows for the project (SPEC §2.5): ``{"project": name,
-        "pairs": [{"class": "data_volume", "cards": [...], "add_license_available": bool}]}``.
+        """What a user interface shows for the project (rule R27 in docs/rules.md): ``{"project":
+        name, "pairs": [{"class": "data_volume", "cards": [...], "add_license_available": bool}]}``.
         Each card has ``key``, ``type`` (Online/Offline), ``status`` ("active"/"reserved"),
         ``tooltip``, ``expiration``, ``used``, ``limit`` and ``expired``; data-volume texts are
-        seed 000's, verbatim, and seat and instance keys get texts that name what they license.
-        ``pairs`` lists the classes that hold a key (a project with none shows its empty pair);
-        Add License is available when the pair holds one key and it is not a subscription."""
-        view = self._json(_ffi.tg_project_view_json, _project_name(project))
+        those of rule R28 in docs/rules.md, verbatim, and seat and instance keys get texts that name
+        what they license. ``pairs`` lists the classes that hold a key (a project with none shows
+        its empty pair); Add License is available when the pair holds one key and it is not a
+        subscription."""
+        view = self._json(_bindings.tg_project_view_json, _project_name(project))
         return cast(Dict[str, Any], view)
 
     def events(self, after: int = 0, max: int = 1000) -> List[Dict[str, Any]]:
@@ -363,7 +366,7 @@ class Engine(Handle):
         """
         after = _bounded(after, "after", 0, _U64_MAX)
         limit = _bounded(max, "max", 0, _U64_MAX)
-        events = self._json(_ffi.tg_events_json, after, limit)
+        events = self._json(_bindings.tg_events_json, after, limit)
         return cast(List[Dict[str, Any]], events)
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
@@ -406,10 +409,10 @@ class Engine(Handle):
     def project(self, name: str) -> Project:
         """Looks the project up once and returns its hot-path handle (:class:`NotFound` if it
         does not exist). The handle is closed at the latest when this engine is."""
-        handle = self._open(_ffi.tg_project_open, _project_name(name))
+        handle = self._open(_bindings.tg_project_open, _project_name(name))
         return self._adopt(Project(handle, name, self))
 
-    # --- Seats: per-machine, per-core and per-instance keys (SPEC §2.2, seed 001) -----------
+    # --- Seats: per-machine, per-core and per-instance keys (rules R16, R17 in docs/rules.md) --
 
     def seats(self, project: str, seat_class: str) -> Seats:
         """The handle that takes and gives back seats on ``project``'s pair of ``seat_class``:
@@ -419,7 +422,7 @@ class Engine(Handle):
         :class:`NoActiveKey` until one is added. Raises :class:`NotFound` for an unknown
         project and :class:`InvalidArgument` for another class name."""
         seat = encode_text(seat_class, "seat class")
-        handle = self._open(_ffi.tg_seats_open, _project_name(project), seat)
+        handle = self._open(_bindings.tg_seats_open, _project_name(project), seat)
         return self._adopt(Seats(handle, project, seat_class, self))
 
     def reclaim_seats(self) -> List[Dict[str, Any]]:
@@ -427,9 +430,9 @@ class Engine(Handle):
         returns what was reclaimed: ``[{"project", "class", "pid", "units"}, ...]`` (each also
         goes to the audit log). Seats are also reclaimed on their own when a state or seat
         handle is opened and when an ``acquire`` finds too few free."""
-        return cast(List[Dict[str, Any]], self._json(_ffi.tg_seats_reclaim_json))
+        return cast(List[Dict[str, Any]], self._json(_bindings.tg_seats_reclaim_json))
 
-    # --- Instances and license pools (SPEC §2.4, seed 002) ----------------------------------
+    # --- Instances and license pools (rules R22–R26 in docs/rules.md) ----------------------------
 
     def add_instance(self, name: str, os: str, company: Optional[str] = None) -> None:
         """Registers an instance, a project licensed per instance: ``os`` is ``"windows"``,
@@ -437,7 +440,7 @@ class Engine(Handle):
         Raises :class:`AlreadyExists` when a project of that name exists."""
         owner = None if company is None else encode_text(company, "company name")
         self._call(
-            _ffi.tg_instance_add,
+            _bindings.tg_instance_add,
             encode_text(name, "instance name"),
             encode_text(os, "instance OS"),
             owner,
@@ -446,13 +449,13 @@ class Engine(Handle):
     def instance(self, name: str) -> Instance:
         """Looks the instance up once and returns the handle a backup job checks before each run
         (:class:`NotFound` if there is no such instance)."""
-        handle = self._open(_ffi.tg_instance_open, encode_text(name, "instance name"))
+        handle = self._open(_bindings.tg_instance_open, encode_text(name, "instance name"))
         return self._adopt(Instance(handle, name, self))
 
     def instances(self) -> List[Dict[str, Any]]:
         """Every instance, by name: ``[{"name", "os", "company", "license"}, ...]``, where
         ``license`` is the id of its pool license or None."""
-        return cast(List[Dict[str, Any]], self._json(_ffi.tg_instances_json))
+        return cast(List[Dict[str, Any]], self._json(_bindings.tg_instances_json))
 
     def assign(self, name: str, license_type: Optional[str] = None) -> Dict[str, Any]:
         """Assigns a valid, unassigned pool license to instance ``name``: from its company's
@@ -466,12 +469,12 @@ class Engine(Handle):
         :class:`NoLicenseAvailable` when no license fits."""
         wanted = None if license_type is None else encode_text(license_type, "license type")
         instance = encode_text(name, "instance name")
-        return cast(Dict[str, Any], self._json(_ffi.tg_instance_assign, instance, wanted))
+        return cast(Dict[str, Any], self._json(_bindings.tg_instance_assign, instance, wanted))
 
     def unassign(self, name: str) -> str:
         """Takes the pool license off instance ``name``, returns it to its pool, and returns
         its id; :class:`NotFound` when the instance holds none."""
-        return self._text(_ffi.tg_instance_unassign, encode_text(name, "instance name"))
+        return self._text(_bindings.tg_instance_unassign, encode_text(name, "instance name"))
 
     def buy_licenses(
         self,
@@ -506,7 +509,7 @@ class Engine(Handle):
             "premium_support": premium_support,
             "onboarding": onboarding,
         }
-        ids = self._json(_ffi.tg_pool_buy, _json_text(purchase, "purchase JSON"))
+        ids = self._json(_bindings.tg_pool_buy, _json_text(purchase, "purchase JSON"))
         return cast(List[str], ids)
 
     def list_licenses(
@@ -521,7 +524,7 @@ class Engine(Handle):
         search: Optional[str] = None,
     ) -> List[Dict[str, Any]]:
         """The pool licenses that pass every filter given, grouped by type: ``[{"license_type",
-        "count", "used", "licenses": [...], "message"}, ...]``. ``message`` is seed 002's "You
+        "count", "used", "licenses": [...], "message"}, ...]``. ``message`` is rule R26's "You
         have not purchased licenses of this type" for a type never bought (as the ``kind``
         asked for, when one is), else None.
 
@@ -544,7 +547,7 @@ class Engine(Handle):
         }
         filters = {name: value for name, value in given.items() if value is not None}
         text = _json_text(filters, "filter JSON") if filters else None
-        return cast(List[Dict[str, Any]], self._json(_ffi.tg_pool_list_json, text))
+        return cast(List[Dict[str, Any]], self._json(_bindings.tg_pool_list_json, text))
 
     def shortfall(self, days: int = 30) -> Dict[str, Any]:
         """How many licenses of each type to buy so that every instance stays licensed for the
@@ -553,9 +556,9 @@ class Engine(Handle):
         Returns ``{"days", "types": [{"license_type", "needed", "covered", "to_buy"}, ...],
         "needs": [{"instance", "reason", "license_type", "company", "covered_by"}, ...]}``."""
         horizon = _bounded(days, "days", 0, _U32_MAX)
-        return cast(Dict[str, Any], self._json(_ffi.tg_pool_shortfall_json, horizon))
+        return cast(Dict[str, Any], self._json(_bindings.tg_pool_shortfall_json, horizon))
 
-    # --- Groups and bulk activation (SPEC §2.1, seed 001) -----------------------------------
+    # --- Groups and bulk activation (rule R8 in docs/rules.md) ----------------------------
 
     def add_to_group(self, group: str, projects: Iterable[str]) -> None:
         """Adds ``projects`` (names of existing projects) to ``group``, creating it; a project
@@ -564,11 +567,11 @@ class Engine(Handle):
         if isinstance(projects, str):
             raise TypeError("projects must be an iterable of project names, not a str")
         members = _json_text(list(projects), "projects JSON")
-        self._call(_ffi.tg_group_add, encode_text(group, "group name"), members)
+        self._call(_bindings.tg_group_add, encode_text(group, "group name"), members)
 
     def groups(self) -> List[Dict[str, Any]]:
         """Every group with its projects, by name: ``[{"name", "projects"}, ...]``."""
-        return cast(List[Dict[str, Any]], self._json(_ffi.tg_groups_json))
+        return cast(List[Dict[str, Any]], self._json(_bindings.tg_groups_json))
 
     def add_reserve_bulk(
         self,
@@ -588,7 +591,7 @@ class Engine(Handle):
         the key took or None, and ``message`` the pop-up text or the refusal. The call itself
         raises only for an unknown group or project or a malformed key."""
         target = _bulk_target(all, group, project)
-        outcomes = self._json(_ffi.tg_key_add_reserve_bulk, target, _key_json(key))
+        outcomes = self._json(_bindings.tg_key_add_reserve_bulk, target, _key_json(key))
         return cast(List[Dict[str, Any]], outcomes)
 
     # --- Plumbing ----------------------------------------------------------------------------
@@ -616,7 +619,10 @@ class Engine(Handle):
         """Calls ``function(engine, *args, &out)`` and returns the string left in ``out``."""
         out = c_void_p()
         self._call(function, *args, byref(out))
-        return _ffi.take_string(out)
+        try:
+            return string_at(out).decode("utf-8")
+        finally:
+            _bindings.tg_string_free(out)
 
     def _json(self, function: Callable[..., int], *args: Any) -> Any:
         """Like :meth:`_text`, with the string decoded as JSON."""

@@ -1,4 +1,5 @@
-"""Status codes of the C ABI and the exception classes they become.
+"""Status codes of the C ABI (:class:`Status`, generated in ``_bindings``) and the exception
+classes they become.
 
 Every non-zero ``tg_status`` is raised as the subclass of :class:`TollgateError` named after it
 in CamelCase, carrying the message the library recorded for the failing call
@@ -8,44 +9,10 @@ ties a status to a class.
 
 from __future__ import annotations
 
-import enum
 from typing import ClassVar, Dict, Optional, Type, Union
 
-from . import _ffi
-
-
-class Status(enum.IntEnum):
-    """The ``tg_status`` codes of the C ABI. The numbers never change."""
-
-    OK = 0
-    INVALID_ARGUMENT = 1
-    NOT_FOUND = 2
-    ALREADY_EXISTS = 3
-    EXHAUSTED = 4
-    EXPIRED = 5
-    NO_ACTIVE_KEY = 6
-    RESERVE_OCCUPIED = 7
-    TYPE_MISMATCH = 8
-    EDITION_MISMATCH = 9
-    SCHEME_MISMATCH = 10
-    SUBSCRIPTION = 11
-    DUPLICATE_KEY = 12
-    CORRUPT_STATE = 13
-    IO = 14
-    CAPACITY = 15
-    PANIC = 16
-    UNSUPPORTED = 17
-    NOT_HELD = 18
-    PAYMENT_MODE_MISMATCH = 19
-    NO_LICENSE_AVAILABLE = 20
-    LICENSE_TYPE_UNFIT = 21
-    ALREADY_ASSIGNED = 22
-    BAD_SIGNATURE = 23
-    TAMPERED = 24
-    RENEWAL_FAILED = 25
-    ACTIVATION_FAILED = 26
-    BUSY = 27
-    INSTALLATION_MISMATCH = 28
+from . import _bindings
+from ._bindings import Status
 
 
 class TollgateError(Exception):
@@ -305,7 +272,7 @@ ERRORS: Dict[int, Type[TollgateError]] = {
 
 def status_name(status: int) -> str:
     """The library's name for a status code, e.g. ``TG_EXHAUSTED``."""
-    name = _ffi.tg_status_name(status)
+    name = _bindings.tg_status_name(status)
     return name.decode("utf-8", "replace") if name else f"status {status}"
 
 
@@ -315,7 +282,7 @@ def error_for(status: int) -> TollgateError:
     Must be called on the thread that made the failing call, before any other library call:
     the message is the library's thread-local last error.
     """
-    raw = _ffi.tg_last_error_message()
+    raw = _bindings.tg_last_error_message()
     message = raw.decode("utf-8", "replace") if raw else status_name(status)
     cls = ERRORS.get(status, TollgateError)
     return cls(message, status)

@@ -17,7 +17,7 @@ import threading
 import weakref
 from typing import Any, Callable, Dict, Optional, Tuple, cast
 
-from . import _ffi
+from . import _bindings
 from ._error import check
 
 #: A subscriber: called with each event, as :meth:`Engine.events` lists it.
@@ -46,9 +46,9 @@ class Listeners:
         with self._lock:
             if not self._installed:
                 if self._callback is None:
-                    self._callback = _ffi.EventCallback(self._deliver)
+                    self._callback = _bindings.EventCallback(self._deliver)
                 address = ctypes.cast(self._callback, ctypes.c_void_p)
-                check(_ffi.tg_engine_on_event(engine, address, None))
+                check(_bindings.tg_engine_on_event(engine, address, None))
                 self._installed = True
                 _engines_with_callbacks[self] = engine
             self._subscribers = self._subscribers + (subscriber,)
@@ -64,7 +64,7 @@ class Listeners:
             self._subscribers = tuple(subscribers)
             if not subscribers and self._installed:
                 if engine is not None:
-                    check(_ffi.tg_engine_on_event(engine, None, None))
+                    check(_bindings.tg_engine_on_event(engine, None, None))
                 self._forget()
 
     def closed(self) -> None:
@@ -99,7 +99,7 @@ _engines_with_callbacks: "weakref.WeakKeyDictionary[Listeners, int]" = weakref.W
 @atexit.register
 def _remove_callbacks_at_exit() -> None:
     for listeners, engine in list(_engines_with_callbacks.items()):
-        _ffi.tg_engine_on_event(engine, None, None)
+        _bindings.tg_engine_on_event(engine, None, None)
         listeners._forget()
 
 

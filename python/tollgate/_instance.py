@@ -1,8 +1,8 @@
-"""The hot-path handle on one instance's pool license (seed 002)."""
+"""The hot-path handle on one instance's pool license (rule R23 in docs/rules.md)."""
 
 from __future__ import annotations
 
-from . import _error, _ffi
+from . import _bindings, _error
 from ._handle import EngineHandle
 
 
@@ -22,9 +22,9 @@ class Instance(EngineHandle):
     KIND = "instance"
 
     def _free(self, handle: int) -> None:
-        _ffi.tg_instance_close(handle)
+        _bindings.tg_instance_close(handle)
 
     def check(self) -> None:
         """Returns when a valid license covers the instance now; otherwise raises
         :class:`NoActiveKey` (no license assigned) or :class:`Expired` (its license expired)."""
-        _error.check(_ffi.tg_instance_check(self._live()))
+        _error.check(_bindings.tg_instance_check(self._live()))

@@ -10,8 +10,9 @@ from ctypes import ArgumentError, c_size_t, c_uint64
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Tuple
 
-from . import _ffi
-from ._error import InvalidArgument, Status, error_for
+from . import _bindings, _ffi
+from ._bindings import Status
+from ._error import InvalidArgument, error_for
 from ._handle import EngineHandle
 
 #: What :meth:`Project.consume_many` takes: an iterable of ints (not ``bool``), or an object
@@ -23,13 +24,13 @@ Amounts = Iterable[int]
 # Pre-bound library functions: the hot path looks nothing up but the handle. Out-parameters are
 # passed as the ctypes objects themselves: the POINTER argtypes take their address, which costs
 # less than a byref() call.
-_consume = _ffi.tg_consume
-_consume_partial = _ffi.tg_consume_partial
-_consume_batch = _ffi.tg_consume_batch
+_consume = _bindings.tg_consume
+_consume_partial = _bindings.tg_consume_partial
+_consume_batch = _bindings.tg_consume_batch
 
 _U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
-# The refusals of metering (SPEC §2.2). consume_many reports them through its count.
+# The refusals of metering (rule R10 in docs/rules.md). consume_many reports them through its count.
 _REFUSALS = frozenset({Status.EXHAUSTED, Status.EXPIRED, Status.NO_ACTIVE_KEY})
 
 # Buffer formats that are native unsigned 64-bit integers ('L' is what numpy's uint64 exports
@@ -128,7 +129,7 @@ class Project(EngineHandle):
     KIND = "project"
 
     def _free(self, handle: int) -> None:
-        _ffi.tg_project_close(handle)
+        _bindings.tg_project_close(handle)
 
     def consume(self, n: int) -> None:
         """Asks to move ``n`` bytes: grants all of them, or charges nothing and raises
@@ -182,8 +183,8 @@ class Project(EngineHandle):
         numpy ``uint64`` array, a ``memoryview``, or raw unsigned bytes (format ``'B'``:
         ``bytes``, ``bytearray``) whose length is a multiple of 8 (native byte order). A buffer
         of any other item type raises :class:`InvalidArgument`: signed bytes (``array('b')``)
-        and chars (``'c'``) as well as ``array('q')``, ``'i'`` or floats. (A buffer whose address is not
-        8-byte aligned, such as ``memoryview(data)[1:9]``, is copied once to an aligned one.)
+        and chars (``'c'``) as well as ``array('q')``, ``'i'`` or floats. (A buffer whose address
+        is not 8-byte aligned, such as ``memoryview(data)[1:9]``, is copied once to an aligned one.)
         """
         granted = c_size_t()
         kind = type(amounts)
@@ -199,8 +200,8 @@ class Project(EngineHandle):
 
     def usage(self) -> Usage:
         """The pair's current usage."""
-        raw = _ffi.Usage()
-        rc = _ffi.tg_usage_get(self._handle, raw)
+        raw = _bindings.Usage()
+        rc = _bindings.tg_usage_get(self._handle, raw)
         if rc:
             raise self._failure(rc)
         return _usage_of(raw)
@@ -209,8 +210,8 @@ class Project(EngineHandle):
         """The pair's usage with the total charged over its whole life (across switches and
         renewals) and the ids of its Active and Reserved keys. Not for the hot path: the
         library reads its catalog for it."""
-        raw = _ffi.UsageV2()
-        rc = _ffi.tg_usage_v2_get(self._handle, raw)
+        raw = _bindings.UsageV2()
+        rc = _bindings.tg_usage_v2_get(self._handle, raw)
         if rc:
             raise self._failure(rc)
         return LifetimeUsage(
@@ -228,7 +229,7 @@ class Project(EngineHandle):
         return error_for(status)
 
 
-def _usage_of(raw: _ffi.Usage) -> Usage:
+def _usage_of(raw: _bindings.Usage) -> Usage:
     """The snapshot a ``tg_usage`` holds."""
     return Usage(
         raw.active_used,

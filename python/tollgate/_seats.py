@@ -6,7 +6,7 @@ import operator
 from ctypes import c_uint64
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import _ffi
+from . import _bindings
 from ._error import InvalidArgument, check
 from ._handle import EngineHandle
 
@@ -63,7 +63,7 @@ class Seats(EngineHandle):
         self._seat_class = seat_class
 
     def _free(self, handle: int) -> None:
-        _ffi.tg_seats_close(handle)
+        _bindings.tg_seats_close(handle)
 
     def _describe(self) -> str:
         return f"{self._seat_class} seats of project {self._name!r}"
@@ -82,24 +82,24 @@ class Seats(EngineHandle):
         has fewer free (nothing is taken), :class:`Expired` when no valid key covers the pair,
         :class:`NoActiveKey` without a key. An expired Active key switches to the Reserved key
         on the way."""
-        check(_ffi.tg_seat_acquire(self._live(), _units(units)))
+        check(_bindings.tg_seat_acquire(self._live(), _units(units)))
 
     def release(self, units: int = 1) -> None:
         """Gives back ``units`` seats this handle's process holds; raises :class:`NotHeld`
         (and releases nothing) when it holds fewer. Releasing never depends on the keys."""
-        check(_ffi.tg_seat_release(self._live(), _units(units)))
+        check(_bindings.tg_seat_release(self._live(), _units(units)))
 
     @property
     def held(self) -> int:
         """Seats this process holds on the pair."""
         held = c_uint64()
-        check(_ffi.tg_seat_held(self._live(), held))
+        check(_bindings.tg_seat_held(self._live(), held))
         return held.value
 
     def usage(self) -> SeatUsage:
         """The pair's seats and keys now, across every process."""
-        raw = _ffi.SeatUsage()
-        check(_ffi.tg_seat_usage_get(self._live(), raw))
+        raw = _bindings.SeatUsage()
+        check(_bindings.tg_seat_usage_get(self._live(), raw))
         return SeatUsage(
             raw.held, raw.limit, raw.reserved_limit, bool(raw.has_reserved), raw.switches
         )

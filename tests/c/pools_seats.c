@@ -1,6 +1,6 @@
 /*
- * Exercises the seat, instance, pool and group functions of include/tollgate.h from C (seeds
- * 001 and 002, SPEC 2.1, 2.2 and 2.4): seats up to the Active key's bound and the switch on
+ * Exercises the seat, instance, pool and group functions of include/tollgate.h from C (rules
+ * R8, R16, R17 and R22–R26 in docs/rules.md): seats up to the Active key's bound and the switch on
  * expiry, per-instance licensing from pools, the payment-mode and OS-fit rules, the pool
  * listing, and bulk reserve activation over a group. Every returned string is freed, so that
  * valgrind reports no leak.
@@ -195,8 +195,8 @@ static void test_seat_expiry(tg_engine *engine) {
     tg_seats_close(seats);
 }
 
-/* Instances licensed from pools: the check before and after assignment, the rules of seed 002,
- * the listing and the shortfall. */
+/* Instances licensed from pools: the check before and after assignment, rules R23–R25 of
+ * docs/rules.md, the listing and the shortfall. */
 static void test_instances(tg_engine *engine) {
     tg_instance *web = NULL, *tux = NULL;
     char *json = NULL, *license = NULL;

@@ -1,6 +1,6 @@
 /*
- * Signed offline keys from C (issue 9): a state opened with a trusted vendor key takes an
- * offline key only as a license file signed by that key and unchanged since; an unsigned,
+ * Signed offline keys from C (rule R30 in docs/rules.md): a state opened with a trusted vendor key
+ * takes an offline key only as a license file signed by that key and unchanged since; an unsigned,
  * altered, re-signed or malformed one is TG_BAD_SIGNATURE and changes nothing. The trust is kept
  * in the state, so a later tg_engine_open without the key still enforces it; development mode
  * (no trusted key) accepts unsigned keys. The licenses are the fixtures of

@@ -390,7 +390,7 @@ static void test_switch(tg_engine *engine) {
     tg_project_close(alpha);
 }
 
-/* Every admission rule of SPEC 2.1 that C can reach, with its own status. */
+/* Every admission rule of R6 (docs/rules.md) that C can reach, with its own status. */
 static void test_admission_rules(tg_engine *engine) {
     EXPECT(TG_OK, tg_project_create(engine, "rules"));
     EXPECT(TG_OK, tg_key_add(engine, "rules", dv_key("R-1", 1000)));

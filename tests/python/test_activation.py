@@ -1,4 +1,4 @@
-"""Activation by code from Python (hole 10 of issue 14), against the real activation service:
+"""Activation by code from Python, against the real activation service:
 ``tollgate serve-activation`` started on loopback by the test, with a vendor key it makes.
 
 The service binary is ``$TOLLGATE_BIN``, else ``target/debug/tollgate`` (``scripts/test.sh``

@@ -230,7 +230,7 @@ def test_consume_many_without_the_buffer_api(project, monkeypatch) -> None:
 
 
 def test_consume_true_is_refused_not_charged_as_one_byte(project) -> None:
-    """Issue 14, hole 9: ``consume(True)`` charged 1 byte."""
+    """Regression: ``consume(True)`` charged 1 byte."""
     before = usage_tuple(project)
     for call in (project.consume, project.consume_partial):
         for flag in (True, False):
@@ -243,7 +243,7 @@ def test_consume_true_is_refused_not_charged_as_one_byte(project) -> None:
 
 
 def test_signed_byte_arrays_are_refused_like_every_other_typed_buffer(project) -> None:
-    """Issue 14, hole 9: ``array('b')`` was read as raw bytes while ``array('q')`` was refused.
+    """Regression: ``array('b')`` was read as raw bytes while ``array('q')`` was refused.
     Only unsigned 64-bit items, or raw unsigned bytes (format 'B'), are read."""
     before = usage_tuple(project)
     for typecode in ("b", "q"):

@@ -111,7 +111,8 @@ def test_replace_and_remove_reserve(engine, key) -> None:
     with engine.project("p") as project:
         project.consume(40)
         engine.replace_key("p", key("A2", limit=500, expires_at="2095-01-01T00:00:00Z"))
-        # The reserve ends before the new key's term: removed automatically (SPEC §2.3).
+        # The reserve ends before the new key's term: removed automatically (rule R19 in
+        # docs/rules.md).
         usage = project.usage()
     assert (usage.active_used, usage.active_limit, usage.has_reserved) == (0, 500, False)
     statuses = {k["key"]["id"]: (k["status"], k["used"]) for k in engine.keys("p")}
@@ -218,7 +219,7 @@ def test_library_override_and_clear_import_error(tmp_path: Path) -> None:
 
 
 def test_empty_state_path_is_refused_and_creates_nothing(tmp_path, monkeypatch) -> None:
-    """Issue 14, hole 8: ``Engine("")`` failed but left admin.lock, catalog.db and an 8 MB
+    """Regression: ``Engine("")`` failed but left admin.lock, catalog.db and an 8 MB
     hot.tgs in the working directory."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(tollgate.InvalidArgument) as refused:

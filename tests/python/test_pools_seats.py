@@ -1,5 +1,6 @@
 """Seats (per-machine and per-core keys), instances licensed from pools, listing, shortfall,
-groups and bulk reserve activation, through the Python package (issue 8)."""
+groups and bulk reserve activation, through the Python package (rules R8, R16 and R22–R26 in
+docs/rules.md)."""
 
 import os
 import signal
@@ -31,7 +32,7 @@ def in_days(days: int) -> datetime:
 
 
 def test_acquire_true_is_refused_not_taken_as_one_seat(engine, key) -> None:
-    """Issue 14, hole 9: a ``bool`` is not a number of seats."""
+    """Regression: a ``bool`` is not a number of seats."""
     engine.create_project("svm")
     engine.add_key("svm", key("S", scheme=machines("server", 3)))
     with engine.seats("svm", "server") as server:

@@ -66,7 +66,7 @@ def test_a_trusting_state_refuses_every_key_without_a_valid_signature(state_dir,
 
 
 def test_forged_online_key_under_trust_is_refused(state_dir, texts) -> None:
-    """Issue 14, hole 1: a home-made online per-core key of four billion cores was taken."""
+    """Regression: a home-made online per-core key of four billion cores was taken."""
     with tollgate.Engine(state_dir, trusted_keys=[texts["vendor.pub"]]) as engine:
         engine.create_project("p")
         events = engine.events()

@@ -176,9 +176,9 @@ struct Field {
     skipped: Vec<(String, String)>,
 }
 
-/// Adds the key-account cases (issue 15) to `field` and returns what the refill cases'
-/// calibration found: 1 thread on a project whose Active key 1 or 2 other projects also hold;
-/// 2 threads on two projects holding one key (one account between them); and the same three
+/// Adds the key-account cases (rule R3 in docs/rules.md) to `field` and returns what the refill
+/// cases' calibration found: 1 thread on a project whose Active key 1 or 2 other projects also
+/// hold; 2 threads on two projects holding one key (one account between them); and the same three
 /// with every call taking a block from the account.
 fn key_accounts(
     plan: &Plan,

@@ -1,5 +1,5 @@
-//! Keys held by several pairs (key accounts, issue 15): `consume` on a project whose Active key
-//! other projects hold too, and block refills from the key's account.
+//! Keys held by several pairs (key accounts, rule R3 in docs/rules.md): `consume` on a project
+//! whose Active key other projects hold too, and block refills from the key's account.
 //!
 //! A pair grants from a lease (block) of its key's account with one CAS on its own cursor and
 //! takes the next block with one CAS on the account when its lease is spent (see

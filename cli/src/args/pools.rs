@@ -1,4 +1,5 @@
-//! The command line of license pools, instances, groups and seats (seeds 001 and 002).
+//! The command line of license pools, instances, groups and seats (rules R8, R16, R17 and R22–R26
+//! in docs/rules.md).
 
 use clap::{Args, Subcommand, ValueEnum};
 use time::OffsetDateTime;

@@ -1,6 +1,6 @@
-//! `tollgate key activate`: activation by code (seed 000's "Activate the second key", seed
-//! 001's activation task). The vendor's activation service turns the code into a signed online
-//! key for this machine, and the key is added like any other.
+//! `tollgate key activate`: activation by code (rule R9 in docs/rules.md). The vendor's activation
+//! service turns the code into a signed online key for this machine, and the key is added like any
+//! other.
 
 use std::io::Write;
 

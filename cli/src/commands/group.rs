@@ -1,4 +1,5 @@
-//! `tollgate group add|list`: named groups of projects (a cluster of SVMs, seed 001).
+//! `tollgate group add|list`: named groups of projects (a cluster of SVMs, rule R8 in
+//! docs/rules.md).
 
 use std::io::Write;
 

@@ -1,4 +1,5 @@
-//! `tollgate instance add|assign|check|unassign|list`: per-instance licensing (seed 002).
+//! `tollgate instance add|assign|check|unassign|list`: per-instance licensing (rules R23–R25 in
+//! docs/rules.md).
 
 use std::io::Write;
 

@@ -1,5 +1,5 @@
 //! `tollgate key add|add-reserve|replace|remove-reserve|list`; `add-reserve` also in bulk
-//! (seed 001's activation task: all projects, a group, or one project).
+//! (the activation task of rule R8 in docs/rules.md: all projects, a group, or one project).
 
 use std::io::Write;
 
@@ -169,7 +169,7 @@ pub fn report_bulk(
     Ok(())
 }
 
-/// Adds a key; prints the seed-000 pop-up text when it became the Reserved key.
+/// Adds a key; prints the pop-up text of rule R28 when it became the Reserved key.
 pub fn add(
     ctx: &Context,
     project: &str,
@@ -187,7 +187,7 @@ pub fn add(
     report_added(ctx, project, &id, added, out)
 }
 
-/// Prints what adding key `id` to `project` did: the slot it took, and the seed-000 pop-up
+/// Prints what adding key `id` to `project` did: the slot it took, and the pop-up of rule R28
 /// text when it became the Reserved key.
 pub fn report_added(
     ctx: &Context,

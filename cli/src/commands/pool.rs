@@ -1,4 +1,4 @@
-//! `tollgate pool buy|list|shortfall`: license pools (seed 002).
+//! `tollgate pool buy|list|shortfall`: license pools (rules R22 and R26 in docs/rules.md).
 
 use std::io::{self, Write};
 

@@ -1,5 +1,5 @@
-//! `tollgate key renew PROJECT --activation-url URL`: the online renewal of SPEC §2.3, run now
-//! by an operator rather than by an engine's background thread.
+//! `tollgate key renew PROJECT --activation-url URL`: the online renewal of rule R21 in
+//! docs/rules.md, run now by an operator rather than by an engine's background thread.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! `tollgate seat acquire|release|status|reclaim`: seats of per-machine, per-core and
-//! per-instance keys (seed 001).
+//! per-instance keys (rules R16 and R17 in docs/rules.md).
 //!
 //! The command line takes seats as the operator (`Engine::operator_seats`), not as its own
 //! process: seats a process holds are reclaimed once it is gone, and this process ends as soon

@@ -1,6 +1,6 @@
 //! `tollgate state accept-rollback`: the operator's answer to a state the engine refused as
 //! restored from an older copy or edited; `tollgate state accept-clock`: the answer to a clock
-//! that was once set in the future (see the README's tampering section).
+//! that was once set in the future (see docs/tampering.md).
 
 use std::io::Write;
 

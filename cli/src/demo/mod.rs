@@ -305,7 +305,8 @@ struct Seen {
 }
 
 impl Seen {
-    /// Keeps an event and tells the person watching, with the seed-000 texts for the switch.
+    /// Keeps an event and tells the person watching, with the texts of rule R28 in docs/rules.md
+    /// for the switch.
     fn record(
         &mut self,
         event: Event,

@@ -186,8 +186,9 @@ pub fn add_key(state: &State, project: &str, id: &str, delivery: &str, kind: &st
 /// The activation code of the warehouse key, which no page may show in full.
 pub const SECRET_CODE: &str = "ACT-2027-SECRET-7788";
 
-/// Seed 000's projects: `warehouse` with one online key of 10 MB (an activation code, a
-/// company, an expiry), `archive` with an Active and a Reserved offline key, `empty` with none.
+/// The projects of the data-volume cards (rules R27 and R28 in docs/rules.md): `warehouse` with one
+/// online key of 10 MB (an activation code, a company, an expiry), `archive` with an Active and a
+/// Reserved offline key, `empty` with none.
 pub fn seed000(state: &State) {
     for project in ["warehouse", "archive", "empty"] {
         state.run(&format!("project create {project}")).success();
@@ -202,9 +203,10 @@ pub fn seed000(state: &State) {
     add_key(state, "archive", "A-2", "offline", "commercial", "1GB");
 }
 
-/// Seed 002's pools and instances: commercial server licenses in the global pool (annual,
-/// auto-renew), commercial desktop licenses of Acme with Premium Support, a trial, a desktop
-/// license that has expired; a Windows instance of Acme holding a license, a Linux one without.
+/// Pools and instances (rules R22–R26 in docs/rules.md): commercial server licenses in the global
+/// pool (annual, auto-renew), commercial desktop licenses of Acme with Premium Support, a trial, a
+/// desktop license that has expired; a Windows instance of Acme holding a license, a Linux one
+/// without.
 pub fn seed002(state: &State) {
     state
         .run("pool buy --type server --quantity 3 --mode annual --auto-renew")
@@ -232,8 +234,9 @@ pub fn seed002(state: &State) {
     std::thread::sleep(Duration::from_millis(2500));
 }
 
-/// Seed 001's SVMs in group `cluster-1`: `svm-1` with an online Active key, `svm-2` with none,
-/// `svm-3` with an online subscription key, `svm-4` with an offline key; `svm-5` outside.
+/// The SVMs of the activation task (rule R8 in docs/rules.md) in group `cluster-1`: `svm-1` with an
+/// online Active key, `svm-2` with none, `svm-3` with an online subscription key, `svm-4` with an
+/// offline key; `svm-5` outside.
 pub fn seed001(state: &State) {
     for svm in ["svm-1", "svm-2", "svm-3", "svm-4", "svm-5"] {
         state.run(&format!("project create {svm}")).success();

@@ -1,7 +1,7 @@
-//! Activation by code (seed 000's "Activate the second key", seed 001's activation task): the
+//! Activation by code (rule R9 in docs/rules.md): the
 //! customer has an activation code, the vendor's activation service turns it into a signed
 //! online key, and the engine adds that key like any other — verified against the vendor keys
-//! the state trusts, under the rules of SPEC §2.1.
+//! the state trusts, under rules R5–R7 in docs/rules.md.
 //!
 //! The service counts a code's activations by **machine**, and the engine says which machine
 //! asks with [`Engine::machine_id`]: an identity derived one-way from the installation's key
@@ -9,8 +9,8 @@
 //! process and tool of one installation is one machine, whatever state directory it opens, and
 //! asking again from it gets the same key back without spending another activation. The bulk
 //! form activates once and adds the one key as the reserve of every project it targets: one
-//! machine, one activation, however many projects (SPEC §2.1: one key document may be held by
-//! many pairs, all drawing from its one account).
+//! machine, one activation, however many projects (rule R7 in docs/rules.md: one key document may
+//! be held by many pairs, all drawing from its one account).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -92,8 +92,8 @@ impl Engine {
     }
 
     /// Activates `code` through `activator` once and adds its key as the reserve of every
-    /// project `target` names, as [`Engine::add_reserve_bulk`] does (seed 001's activation
-    /// task). A target that does not exist is refused before the service is asked.
+    /// project `target` names, as [`Engine::add_reserve_bulk`] does (the activation task
+    /// of rule R8). A target that does not exist is refused before the service is asked.
     pub fn activate_bulk_with(
         &self,
         target: &BulkTarget,

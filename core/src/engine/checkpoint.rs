@@ -10,8 +10,8 @@
 //! `$TOLLGATE_INSTALLATION`, else `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`), beside an
 //! **anchor** file per state holding the last checkpoint's sequence and MAC.
 //!
-//! The MAC covers the state id too, the key the anchor is looked up by (issue 14, hole 5): a
-//! restored copy whose id was changed by hand fails its MAC instead of finding no anchor. A
+//! The MAC covers the state id too, the key the anchor is looked up by (rule R31 in docs/rules.md):
+//! a restored copy whose id was changed by hand fails its MAC instead of finding no anchor. A
 //! state this installation checkpointed before but holds no anchor for, and a state with keys
 //! but no checkpoint, are refused as well.
 //!
@@ -22,7 +22,7 @@
 //! [`Error::Tampered`]. `Engine::accept_rollback` is the operator's way out: it records the
 //! acceptance in the audit log and moves the anchor to the state as it is.
 //!
-//! Usage is covered per key, not only in total (issue 14, hole 4): each checkpoint records every
+//! Usage is covered per key, not only in total (rule R31): each checkpoint records every
 //! data-volume key in a slot with its usage, limit and expiry, so usage moved from one key or
 //! pair to another leaves some key below its checkpoint. At every checkpoint, and so at open,
 //! each slot's published limit and expiry must also be its key's in the catalog, and a key's
@@ -32,7 +32,7 @@
 //! next checkpoint (an [`Engine::flush`](crate::Engine::flush) once the interval has passed).
 //!
 //! Each checkpoint also records in the catalog's meta table (`installation_id`) a non-secret id
-//! of the installation that made it, derived one-way from its key (issue 21 item 3). A last
+//! of the installation that made it, derived one-way from its key (rule R31). A last
 //! checkpoint that fails its MAC and names another installation is refused as
 //! [`Error::InstallationMismatch`], naming the state and installation directories: the state was
 //! opened with the wrong installation directory. One that names this installation, or none (a
@@ -468,8 +468,8 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads every pair, refusing with [`Error::Tampered`] a slot whose limit, expiry or grace is not
-    /// its key's in the catalog (issue 14, hole 4: limits patched in `hot.tgs`). An operator
+    /// Reads every pair, refusing with [`Error::Tampered`] a slot whose limit, expiry or grace is
+    /// not its key's in the catalog (rule R31: limits patched in `hot.tgs`). An operator
     /// cannot accept that: the keys are the vendor's, the hot file only publishes them.
     fn read(state: &StateFile, catalog: &Catalog) -> Result<Snapshot> {
         let retired = catalog.retired_usage()?;

@@ -1,12 +1,12 @@
 //! Clock rollback (issue: tampering): the state keeps the latest time any engine on it has seen,
 //! expiry is judged by that time, and a clock set back by more than the tolerance is reported.
 //!
-//! The latest time lives in the catalog, under a MAC keyed by the installation (issue 14, hole
-//! 3), and in a copy beside the state's anchor in the installation directory, which a catalog
-//! value replayed from an older copy cannot lower; and in the process's [`Clock`], whose reading
-//! never goes backwards. At open the clock is advanced to the state's latest time, so restarting
-//! the program with the clock set back does not revive an expired key. While open, the event
-//! dispatcher's thread records the time every [`PERSIST_EVERY`] and at once when the hot path
+//! The latest time lives in the catalog, under a MAC keyed by the installation (rule R32 in
+//! docs/rules.md), and in a copy beside the state's anchor in the installation directory, which a
+//! catalog value replayed from an older copy cannot lower; and in the process's [`Clock`], whose
+//! reading never goes backwards. At open the clock is advanced to the state's latest time, so
+//! restarting the program with the clock set back does not revive an expired key. While open, the
+//! event dispatcher's thread records the time every [`PERSIST_EVERY`] and at once when the hot path
 //! reports a key expired (a refusal or a switch for expiry), off the hot path; the engine's
 //! background thread compares the clock's source with its latest second once a second.
 //!

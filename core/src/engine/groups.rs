@@ -1,5 +1,5 @@
-//! Groups of projects (a cluster of SVMs) and bulk reserve activation (SPEC §2.1, seed 001's
-//! application activation task).
+//! Groups of projects (a cluster of SVMs) and bulk reserve activation (rule R8 in docs/rules.md,
+//! the application activation task).
 
 use serde::Serialize;
 
@@ -19,7 +19,7 @@ pub struct Group {
     pub projects: Vec<String>,
 }
 
-/// Which projects a bulk reserve addition targets (seed 001: "all SVMs, the SVMs of one KSC
+/// Which projects a bulk reserve addition targets (rule R8: "all SVMs, the SVMs of one KSC
 /// cluster, or an individual SVM").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BulkTarget {
@@ -90,12 +90,12 @@ impl Engine {
         Ok(groups)
     }
 
-    /// Adds `key` as the reserve of every targeted project (seed 001's activation task with
+    /// Adds `key` as the reserve of every targeted project (the activation task of rule R8, with
     /// "use the license key as a reserve key"). Each project is checked on its own under
-    /// SPEC §2.1: it takes the key only where an Active key of the key's class exists, and a
-    /// refusal on one project never stops the others. Returns one outcome per project, by name.
-    /// The whole call fails only when the target itself does not exist, or the key is malformed
-    /// or refused by the state's trust ([`Engine::trust`]).
+    /// rule R6 in docs/rules.md: it takes the key only where an Active key of the key's class
+    /// exists, and a refusal on one project never stops the others. Returns one outcome per
+    /// project, by name. The whole call fails only when the target itself does not exist, or the
+    /// key is malformed or refused by the state's trust ([`Engine::trust`]).
     pub fn add_reserve_bulk(
         &self,
         target: &BulkTarget,

@@ -1,4 +1,5 @@
-//! Pools, instances and assignment (SPEC §2.4, seed 002), and the lock-free instance check.
+//! Pools, instances and assignment (rules R22–R26 in docs/rules.md), and the lock-free instance
+//! check.
 //!
 //! An instance is a project with an OS and an optional company. Assigning installs the pool
 //! license as a `per_instance` key in the instance's pair, so the check a backup job makes is a
@@ -167,11 +168,12 @@ impl Engine {
         })
     }
 
-    /// Assigns a valid, unassigned license to `instance` (SPEC §2.4): from the company's pool
-    /// first, then the global pool; only types that fit the OS (macOS and Linux need desktop or
-    /// server); with `license_type`, only that type. Among candidates it takes the narrowest
-    /// type first (workstation, desktop, server), commercial before trial, and the soonest
-    /// expiry first. An instance whose license expired gets a new one and the old one goes back.
+    /// Assigns a valid, unassigned license to `instance` (rule R24 in docs/rules.md): from the
+    /// company's pool first, then the global pool; only types that fit the OS (macOS and Linux need
+    /// desktop or server); with `license_type`, only that type. Among candidates it takes the
+    /// narrowest type first (workstation, desktop, server), commercial before trial, and the
+    /// soonest expiry first. An instance whose license expired gets a new one and the old one goes
+    /// back.
     pub fn assign(&self, instance: &str, license_type: Option<LicenseType>) -> Result<Assignment> {
         let now = self.now();
         let admin = self.admin()?;
@@ -322,7 +324,7 @@ impl Engine {
     }
 
     /// The pool licenses that pass `filter`, grouped by type in listing order with counts. A
-    /// type never purchased carries seed 002's [`NOT_PURCHASED`] status; with a commercial or
+    /// type never purchased carries the [`NOT_PURCHASED`] status of rule R26; with a commercial or
     /// trial filter, a type never purchased as that kind does ("If you have not already
     /// requested a specific trial or commercial license type").
     pub fn list_licenses(&self, filter: &LicenseFilter) -> Result<Vec<TypeListing>> {

@@ -1,6 +1,6 @@
-//! Online renewal (SPEC §2.3, seed 001): an online Active key with an activation code is renewed
-//! by the vendor's activation service before it expires, off the hot path; when that fails the
-//! operator is told that manual renewal is needed, and nothing else changes. [`Renewal`] says
+//! Online renewal (rule R21 in docs/rules.md): an online Active key with an activation code is
+//! renewed by the vendor's activation service before it expires, off the hot path; when that fails
+//! the operator is told that manual renewal is needed, and nothing else changes. [`Renewal`] says
 //! what the engine does; this module is the background thread, the bookkeeping of attempts,
 //! and the installation of a renewed key through the path every key takes.
 
@@ -56,8 +56,8 @@ pub trait Renewer: Send + Sync {
 /// since the service may take its time — and adds the signed license it gets as the pair's
 /// reserve, verified like any key, so the state's trust applies. The hot path then switches to
 /// it at expiry as to any reserve, with no caller waiting; when the Active key has already
-/// expired, the new key becomes Active at once. A subscription key takes no reserve (SPEC
-/// §2.1): it is renewed once it has expired, by replacing it, as seed 001 describes.
+/// expired, the new key becomes Active at once. A subscription key takes no reserve (rule
+/// R20 in docs/rules.md): it is renewed once it has expired, by replacing it.
 ///
 /// A failure — the service down, slow, refusing, answering garbage, or its license refused by
 /// the engine (a bad signature, say) — changes no key. A
@@ -106,9 +106,9 @@ impl fmt::Debug for Renewal {
 }
 
 /// The message for the operator when the automatic renewal of `key` failed for `reason`
-/// (SPEC §2.3): `automatic renewal of key "K-1" failed (REASON): start the activation task
-/// manually to renew the license`. [`Error::RenewalFailed`] and the `renewal_failed` event say
-/// this.
+/// (rule R21 in docs/rules.md): `automatic renewal of key "K-1" failed (REASON): start the
+/// activation task manually to renew the license`. [`Error::RenewalFailed`] and the
+/// `renewal_failed` event say this.
 pub fn manual_renewal_message(key: &str, reason: &dyn fmt::Display) -> String {
     format!(
         "automatic renewal of key \"{key}\" failed ({reason}): start the activation task manually \

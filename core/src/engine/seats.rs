@@ -1,5 +1,5 @@
-//! Seats on per-machine, per-core and per-instance pairs (SPEC §2.2, seed 001): the handle the
-//! hot path uses, and reclaiming the seats of processes that are gone (see `holders`).
+//! Seats on per-machine, per-core and per-instance pairs (rules R16 and R17 in docs/rules.md): the
+//! handle the hot path uses, and reclaiming the seats of processes that are gone (see `holders`).
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};

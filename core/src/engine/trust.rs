@@ -1,13 +1,14 @@
 //! Trust: the vendor public keys a state trusts, and the check every key from outside the
-//! engine passes before it may enter a slot (issue 9, "Offline keys are signed"; issue 14).
+//! engine passes before it may enter a slot (rule R30 in docs/rules.md).
 //!
 //! - **Development mode** — no trusted key, the default: keys are accepted as they come, plain
 //!   or signed. A license file is still checked against the key it names as its signer, so an
 //!   altered one is refused even here; whoever signed it is not asked, since nobody is trusted.
 //!   A `per_instance` key from a caller is refused: with nobody trusted, anybody can sign, and
-//!   an instance is licensed by a pool assignment (SPEC §2.4), which the engine issues itself.
-//! - **Trusting** — at least one trusted key: every key, offline and online alike (SPEC §2.7),
-//!   must come as a license file signed by a trusted key and unchanged since, else
+//!   an instance is licensed by a pool assignment (rule R24 in docs/rules.md), which the engine
+//!   issues itself.
+//! - **Trusting** — at least one trusted key: every key, offline and online alike (rule R30 in
+//!   docs/rules.md), must come as a license file signed by a trusted key and unchanged since, else
 //!   [`Error::BadSignature`] and nothing changes. Online keys come that way from the
 //!   activation service, which signs what it issues.
 //!

@@ -1,4 +1,4 @@
-//! Seat gauges (SPEC §2.2, seed 001): per-machine, per-core and per-instance pairs.
+//! Seat gauges (rules R16 and R17 in docs/rules.md): per-machine, per-core and per-instance pairs.
 //!
 //! A seat pair uses the same record and cursor word as a data-volume pair, read differently: the
 //! offset is the number of seats held *now*, a gauge that `acquire` raises and `release` lowers,
@@ -212,9 +212,10 @@ impl PairRecord {
         held(offset_of(self.gauge_word()))
     }
 
-    /// Whether a valid key covers the pair now (seed 002's "each instance must be assigned a
-    /// license"): `Ok` or the refusal (`NoActiveKey`, `Expired`). Switches an expired Active key
-    /// to its reserve on the way, like every other caller. Lock-free, usually one load.
+    /// Whether a valid key covers the pair now (rule R23 in docs/rules.md: "each instance must
+    /// be assigned a license"): `Ok` or the refusal (`NoActiveKey`, `Expired`). Switches an
+    /// expired Active key to its reserve on the way, like every other caller. Lock-free,
+    /// usually one load.
     #[inline]
     pub(crate) fn covers(&self, now: u32, env: &(impl PairEvents + Accounts)) -> Result<(), Error> {
         let mut word = self.load_cursor();

@@ -1,6 +1,6 @@
-//! Seed 001 on `/activation`: the application activation task. Step 1 the target (all SVMs,
-//! the SVMs of one group, or one SVM), step 2 the key (a license file, or an activation code)
-//! and "Use the license key as a reserve key", step 3 start; then one result row per SVM with
+//! Rule R8 (docs/rules.md) on `/activation`: the application activation task. Step 1 the target
+//! (all SVMs, the SVMs of one group, or one SVM), step 2 the key (a license file, or an activation
+//! code) and "Use the license key as a reserve key", step 3 start; then one result row per SVM with
 //! the exact error where the key was not added. The same engine calls as `tollgate key
 //! add-reserve` and `tollgate key activate`.
 

@@ -1,5 +1,6 @@
 //! `/instances`: every instance with its OS, company and license, and the forms that assign a
-//! pool license to one or give it back, as `tollgate instance assign|unassign` do (seed 002).
+//! pool license to one or give it back, as `tollgate instance assign|unassign` do (rules R23–R25 in
+//! docs/rules.md).
 
 use std::sync::Arc;
 

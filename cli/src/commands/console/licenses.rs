@@ -1,6 +1,6 @@
-//! Seed 002 on `/licenses`: the pool grid, licenses grouped by type with counts, the five
-//! filters and the search box as query parameters, "Buy New Licenses", and the shortfall for a
-//! horizon. The same engine calls as `tollgate pool list|buy|shortfall`.
+//! Rules R22 and R26 (docs/rules.md) on `/licenses`: the pool grid, licenses grouped by type with
+//! counts, the five filters and the search box as query parameters, "Buy New Licenses", and the
+//! shortfall for a horizon. The same engine calls as `tollgate pool list|buy|shortfall`.
 
 use std::sync::Arc;
 

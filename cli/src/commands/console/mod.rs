@@ -1,6 +1,6 @@
-//! `tollgate console`: the web management console over a state directory, the seeds' screens
-//! as pages (seed 000's License Information tab, seed 001's activation task, seed 002's pool
-//! grid).
+//! `tollgate console`: the web management console over a state directory, the screens of
+//! docs/rules.md as pages (the License Information tab of rule R27, the activation task of R8,
+//! the pool grid of R26).
 //!
 //! Server-rendered HTML (maud) on axum; the stylesheet and the little script are embedded in
 //! the binary. Every page is a view of the engine's public API and every form does what the

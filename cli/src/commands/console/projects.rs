@@ -1,5 +1,5 @@
-//! Seed 000: `/`, the "Select a Project to Start" list; `/projects/{name}`, the License
-//! Information tab with one card per key, live over server-sent events; and the Additional
+//! Rule R27 (docs/rules.md): `/`, the "Select a Project to Start" list; `/projects/{name}`, the
+//! License Information tab with one card per key, live over server-sent events; and the Additional
 //! License Registration screen behind "Add License".
 
 use std::collections::BTreeMap;

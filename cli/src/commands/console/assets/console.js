@@ -2,7 +2,7 @@
 // slider, the live updates, the upload into the text box and the pop-up.
 "use strict";
 (function () {
-  // Seed 000: two cards, one shown at a time, "Card N of M".
+  // Rule R27 (docs/rules.md): two cards, one shown at a time, "Card N of M".
   function initSliders(root) {
     root.querySelectorAll(".slider").forEach(function (slider) {
       var cards = slider.querySelectorAll(".card");
@@ -24,7 +24,7 @@
     });
   }
 
-  // Seed 000: the page follows the engine while a migration consumes.
+  // Rules R11 and R27 (docs/rules.md): the page follows the engine while a migration consumes.
   function follow(block) {
     if (!block.dataset.stream || !window.EventSource) { return; }
     var source = new EventSource(block.dataset.stream);
