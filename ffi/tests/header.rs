@@ -3,6 +3,8 @@
 //! `TOLLGATE_BLESS=1 cargo test -p tollgate-ffi --test header` writes the fresh header instead
 //! of comparing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 fn manifest_dir() -> &'static Path {
@@ -32,32 +34,11 @@ fn generate() -> String {
 fn committed_header_matches_a_fresh_generation() {
     let fresh = generate();
     let path = committed_header();
-    if std::env::var_os("TOLLGATE_BLESS").is_some_and(|v| v == "1") {
-        std::fs::write(&path, &fresh).expect("write include/tollgate.h");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    if committed == fresh {
-        return;
-    }
-    let first_difference = committed
-        .lines()
-        .zip(fresh.lines())
-        .position(|(a, b)| a != b)
-        .unwrap_or_else(|| committed.lines().count().min(fresh.lines().count()));
-    let line = |text: &str| {
-        text.lines()
-            .nth(first_difference)
-            .unwrap_or("<end of file>")
-            .to_owned()
-    };
-    panic!(
-        "include/tollgate.h is out of date with ffi/src (first difference at line {}):\n  \
-         committed: {}\n  generated: {}\n\
-         Regenerate it with: TOLLGATE_BLESS=1 cargo test -p tollgate-ffi --test header",
-        first_difference + 1,
-        line(&committed),
-        line(&fresh),
+    common::check_generated(
+        &path,
+        &fresh,
+        "include/tollgate.h, generated from ffi/src,",
+        "header",
     );
 }
 

@@ -10,6 +10,8 @@
 //! new kind of C type is taught here rather than translated wrongly.
 
 use std::collections::BTreeSet;
+mod common;
+
 use std::path::{Path, PathBuf};
 
 fn manifest_dir() -> &'static Path {
@@ -601,31 +603,10 @@ fn committed_python_bindings_match_a_fresh_generation() {
     let header = std::fs::read_to_string(header_path()).expect("read include/tollgate.h");
     let fresh = generate(&header);
     let path = committed_bindings();
-    if std::env::var_os("TOLLGATE_BLESS").is_some_and(|v| v == "1") {
-        std::fs::write(&path, &fresh).expect("write python/tollgate/_bindings.py");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    if committed == fresh {
-        return;
-    }
-    let first_difference = committed
-        .lines()
-        .zip(fresh.lines())
-        .position(|(a, b)| a != b)
-        .unwrap_or_else(|| committed.lines().count().min(fresh.lines().count()));
-    let line = |text: &str| {
-        text.lines()
-            .nth(first_difference)
-            .unwrap_or("<end of file>")
-            .to_owned()
-    };
-    panic!(
-        "python/tollgate/_bindings.py is out of date with include/tollgate.h (first difference \
-         at line {}):\n  committed: {}\n  generated: {}\n\
-         Regenerate it with: TOLLGATE_BLESS=1 cargo test -p tollgate-ffi --test python_bindings",
-        first_difference + 1,
-        line(&committed),
-        line(&fresh),
+    common::check_generated(
+        &path,
+        &fresh,
+        "python/tollgate/_bindings.py, generated from include/tollgate.h,",
+        "python_bindings",
     );
 }

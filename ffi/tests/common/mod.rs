@@ -175,3 +175,35 @@ pub fn assert_success(what: &str, output: &Output) {
 pub fn this_build_library(cmd: &mut Command) -> &mut Command {
     cmd.env("LD_LIBRARY_PATH", library_dir())
 }
+
+/// Checks that the committed generated file at `path` is `fresh`, or with `TOLLGATE_BLESS=1`
+/// writes `fresh` there instead. On a difference, fails naming `what` is out of date and the
+/// first line that differs, and says how to regenerate it with the test target `test`.
+pub fn check_generated(path: &Path, fresh: &str, what: &str, test: &str) {
+    if std::env::var_os("TOLLGATE_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(path, fresh).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        return;
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    if committed == fresh {
+        return;
+    }
+    let first_difference = committed
+        .lines()
+        .zip(fresh.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| committed.lines().count().min(fresh.lines().count()));
+    let line = |text: &str| {
+        text.lines()
+            .nth(first_difference)
+            .unwrap_or("<end of file>")
+            .to_owned()
+    };
+    panic!(
+        "{what} is out of date (first difference at line {}):\n  committed: {}\n  generated: {}\n\
+         Regenerate it with: TOLLGATE_BLESS=1 cargo test -p tollgate-ffi --test {test}",
+        first_difference + 1,
+        line(&committed),
+        line(fresh),
+    );
+}
