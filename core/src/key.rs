@@ -344,15 +344,7 @@ impl Key {
                 format!("key \"{id}\" has {days} days of grace; it may have 1 to {MAX_GRACE_DAYS} (omit the field for none)"),
             ));
         }
-        if self.scheme.class() != LicenseClass::DataVolume {
-            return Err(Error::invalid(
-                "grace_days",
-                format!(
-                    "key \"{id}\" is a {} key; only data_volume keys take a grace",
-                    self.scheme.class()
-                ),
-            ));
-        }
+        self.term_of_data_volume("grace_days", "a grace")?;
         if self.expires_at.is_none() {
             return Err(Error::invalid(
                 "grace_days",
@@ -360,6 +352,21 @@ impl Key {
             ));
         }
         Ok(())
+    }
+
+    /// Refuses `term` (the key JSON `field`) on a key that is not a data-volume key.
+    fn term_of_data_volume(&self, field: &'static str, term: &str) -> Result<()> {
+        let class = self.scheme.class();
+        if class == LicenseClass::DataVolume {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            field,
+            format!(
+                "key \"{}\" is a {class} key; only data_volume keys take {term}",
+                self.id
+            ),
+        ))
     }
 
     /// The overage's bounds: 1..=[`MAX_OVERAGE_PERCENT`] percent, on a data-volume key.
@@ -374,15 +381,7 @@ impl Key {
                 format!("key \"{id}\" has an overage of {percent} %; it may have 1 to {MAX_OVERAGE_PERCENT} % (omit the field for none)"),
             ));
         }
-        if self.scheme.class() != LicenseClass::DataVolume {
-            return Err(Error::invalid(
-                "overage_percent",
-                format!(
-                    "key \"{id}\" is a {} key; only data_volume keys take an overage",
-                    self.scheme.class()
-                ),
-            ));
-        }
+        self.term_of_data_volume("overage_percent", "an overage")?;
         Ok(())
     }
 
