@@ -4,9 +4,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -56,6 +55,7 @@ use crate::slot::{
 };
 use crate::state_file::{self, StateFile, DEFAULT_CAPACITY};
 use crate::view::{self, PairView, ProjectView, Role, SlotContent};
+use crate::worker::Worker;
 
 pub(crate) const HOT_FILE: &str = "hot.tgs";
 const CATALOG_FILE: &str = "catalog.db";
@@ -274,7 +274,8 @@ struct Inner {
     hot_events: Arc<HotQueue>,
     subscribers: Arc<Subscribers>,
     _dispatcher: Dispatcher,
-    _flusher: Option<Flusher>,
+    _flusher: Option<Worker>,
+    _clock_watch: Worker,
     renewal: Mutex<Option<renewal::Renewals>>,
 }
 
@@ -388,16 +389,20 @@ impl Engine {
         .map_err(|e| Error::io("start the event dispatcher", e))?;
         let flusher = options
             .flush_interval
-            .map(|every| Flusher::start(Arc::clone(&state), every))
+            .map(|every| start_flusher(Arc::clone(&state), every))
             .transpose()
             .map_err(|e| Error::io("start the flush thread", e))?;
         let reclaimer = seats::Reclaimer::start(
             Arc::clone(&state),
             Arc::clone(&holders),
             Arc::clone(&hot_events),
-            clock::Watch::new(options.clock.clone(), options.clock_tolerance),
         )
         .map_err(|e| Error::io("start the seat reclaimer", e))?;
+        let clock_watch = start_clock_watch(
+            clock::Watch::new(options.clock.clone(), options.clock_tolerance),
+            Arc::clone(&hot_events),
+        )
+        .map_err(|e| Error::io("start the clock watch", e))?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 dir,
@@ -415,6 +420,7 @@ impl Engine {
                 subscribers,
                 _dispatcher: dispatcher,
                 _flusher: flusher,
+                _clock_watch: clock_watch,
                 renewal: Mutex::new(None),
             }),
         };
@@ -1486,41 +1492,27 @@ impl Accounts for ProjectHandle {
 }
 
 /// The background flush thread of [`Options::flush_interval`].
-struct Flusher {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Flusher {
-    fn start(state: Arc<StateFile>, every: Duration) -> std::io::Result<Flusher> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("tollgate-flush".into())
-            .spawn(move || {
-                // Relaxed: the flag carries no data; the join in `Drop` orders everything else.
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(every);
-                    let _ = state.flush();
-                }
-            })?;
-        Ok(Flusher {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        // Relaxed: see the loop; the thread is unparked and joined right after.
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
+fn start_flusher(state: Arc<StateFile>, every: Duration) -> std::io::Result<Worker> {
+    Worker::spawn("tollgate-flush", move |stop| {
+        while !stop.requested() {
+            stop.wait(every);
+            let _ = state.flush();
         }
-    }
+    })
 }
+
+/// The clock watch: once a second, checks the clock for a rollback (see `engine::clock`).
+fn start_clock_watch(mut watch: clock::Watch, events: Arc<HotQueue>) -> std::io::Result<Worker> {
+    Worker::spawn("tollgate-clock", move |stop| {
+        while !stop.requested() {
+            stop.wait(CLOCK_WATCH_PERIOD);
+            watch.check(&events);
+        }
+    })
+}
+
+/// How often the clock watch looks at the clock.
+const CLOCK_WATCH_PERIOD: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,8 @@
 //! Admin changes write their events in the same transaction as the change.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender, TrySendError};
@@ -21,6 +20,7 @@ use crate::catalog::{Catalog, HotEvent};
 use crate::pool::{InstanceOs, LicenseType, PoolKind};
 use crate::slot::{PairEvent, RefusalReason, SwitchReason};
 use crate::view::Role;
+use crate::worker::Worker;
 use ring::Ring;
 
 mod ring;
@@ -430,8 +430,7 @@ const DISPATCH_INTERVAL: Duration = Duration::from_millis(5);
 
 /// The dispatcher thread: hot queue → audit log → subscribers.
 pub(crate) struct Dispatcher {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 /// Called by the dispatcher's thread after each round, with its catalog and whether the round
@@ -445,58 +444,40 @@ impl Dispatcher {
         catalog: Catalog,
         mut tick: Tick,
     ) -> std::io::Result<Dispatcher> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("tollgate-events".into())
-            .spawn(move || {
-                let mut names = Names::default();
-                let mut pending: Vec<HotEvent> = Vec::new();
-                loop {
-                    // Acquire: pairs with the Release in `Drop`; events pushed before it are seen.
-                    let stopping = flag.load(Ordering::Acquire);
-                    let mut ready = false;
-                    let mut expired = false;
-                    while let Some(raw) = queue.queue.pop() {
-                        ready = true;
-                        expired |= saw_expiry(&raw.event);
-                        pending.push(names.resolve(&catalog, raw));
-                        if pending.len() >= 1024 {
-                            break;
-                        }
-                    }
-                    if !pending.is_empty() {
-                        if let Ok(events) = catalog.append_hot_events(&pending) {
-                            subscribers.broadcast(&events);
-                            pending.clear();
-                        }
-                    }
-                    tick(&catalog, expired);
-                    if stopping && queue.queue.is_empty() {
-                        return;
-                    }
-                    // Nothing ready: the ring is empty, or a producer is still writing the
-                    // oldest event; either way look again later rather than spin.
-                    if pending.is_empty() && !ready {
-                        std::thread::park_timeout(DISPATCH_INTERVAL);
+        let worker = Worker::spawn("tollgate-events", move |stop| {
+            let mut names = Names::default();
+            let mut pending: Vec<HotEvent> = Vec::new();
+            loop {
+                // Events pushed before the engine asked to stop are seen (`Stop::requested`).
+                let stopping = stop.requested();
+                let mut ready = false;
+                let mut expired = false;
+                while let Some(raw) = queue.queue.pop() {
+                    ready = true;
+                    expired |= saw_expiry(&raw.event);
+                    pending.push(names.resolve(&catalog, raw));
+                    if pending.len() >= 1024 {
+                        break;
                     }
                 }
-            })?;
-        Ok(Dispatcher {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Dispatcher {
-    fn drop(&mut self) {
-        // Release: everything this process pushed before closing is drained by the thread.
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
+                if !pending.is_empty() {
+                    if let Ok(events) = catalog.append_hot_events(&pending) {
+                        subscribers.broadcast(&events);
+                        pending.clear();
+                    }
+                }
+                tick(&catalog, expired);
+                if stopping && queue.queue.is_empty() {
+                    return;
+                }
+                // Nothing ready: the ring is empty, or a producer is still writing the
+                // oldest event; either way look again later rather than spin.
+                if pending.is_empty() && !ready {
+                    stop.wait(DISPATCH_INTERVAL);
+                }
+            }
+        })?;
+        Ok(Dispatcher { _worker: worker })
     }
 }
 

@@ -56,6 +56,7 @@ mod slot;
 mod state_file;
 mod sync;
 mod view;
+mod worker;
 
 pub use clock::Clock;
 pub use engine::LifetimeUsage;

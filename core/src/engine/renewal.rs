@@ -7,9 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -25,6 +23,7 @@ use crate::events::EventKind;
 use crate::key::{Delivery, Key, KeyKind};
 use crate::license::{KeyOrLicense, SignedLicense};
 use crate::view::Role;
+use crate::worker::{Stop, Worker};
 
 /// The default [`Renewal::lead`]: renewal starts a week before the Active key expires.
 pub const DEFAULT_RENEWAL_LEAD: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -167,17 +166,9 @@ pub struct RenewalStatus {
 pub(super) struct Renewals {
     config: Renewal,
     memory: Arc<Mutex<Memory>>,
-    stop: Arc<AtomicBool>,
-    thread: Thread,
-}
-
-impl Drop for Renewals {
-    fn drop(&mut self) {
-        // Relaxed: the flag carries no data, and `unpark` wakes the thread to look at it. The
-        // thread is not joined: it may be waiting on the service (see the module documentation).
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.unpark();
-    }
+    /// Not joined when dropped: it may be waiting on the service (see the module
+    /// documentation); it ends once it looks at its stop.
+    _worker: Worker,
 }
 
 /// A key by project and id.
@@ -275,14 +266,14 @@ impl Watched {
 }
 
 /// The background thread's side.
-struct Worker {
+struct RenewalLoop {
     engine: Weak<Inner>,
     config: Renewal,
     memory: Arc<Mutex<Memory>>,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
 }
 
-impl Worker {
+impl RenewalLoop {
     fn run(self) {
         while !self.stopped() {
             let Some(due) = self.engine().map(|e| e.due(&self.config, &self.memory)) else {
@@ -300,13 +291,12 @@ impl Worker {
                 // The outcome is in the memory, the audit log and the key list.
                 let _ = engine.settle(&watched, answer, &self.memory);
             }
-            std::thread::park_timeout(self.config.check_every);
+            self.stop.wait(self.config.check_every);
         }
     }
 
     fn stopped(&self) -> bool {
-        // Relaxed: see `Renewals::drop`.
-        self.stop.load(Ordering::Relaxed)
+        self.stop.requested()
     }
 
     /// The engine, while it is open; held only for a scan or an installation, never while the
@@ -339,22 +329,25 @@ impl Engine {
     /// without it. A renewal enabled before is replaced, and forgets its failures.
     pub fn enable_renewal(&self, renewal: Renewal) -> Result<()> {
         let memory = Arc::new(Mutex::new(Memory::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker = Worker {
-            engine: Arc::downgrade(&self.inner),
-            config: renewal.clone(),
-            memory: Arc::clone(&memory),
-            stop: Arc::clone(&stop),
-        };
-        let thread = std::thread::Builder::new()
-            .name("tollgate-renewal".into())
-            .spawn(move || worker.run())
-            .map_err(|e| Error::io("start the renewal thread", e))?;
+        let (engine, config, shared) = (
+            Arc::downgrade(&self.inner),
+            renewal.clone(),
+            Arc::clone(&memory),
+        );
+        let worker = Worker::spawn_unjoined("tollgate-renewal", move |stop| {
+            RenewalLoop {
+                engine,
+                config,
+                memory: shared,
+                stop,
+            }
+            .run()
+        })
+        .map_err(|e| Error::io("start the renewal thread", e))?;
         *self.inner.renewal.lock() = Some(Renewals {
             config: renewal,
             memory,
-            stop,
-            thread: thread.thread().clone(),
+            _worker: worker,
         });
         Ok(())
     }

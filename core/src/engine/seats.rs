@@ -4,7 +4,6 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -19,6 +18,7 @@ use crate::holders::{HolderEntry, Holders, Process, Reclaimed};
 use crate::key::LicenseClass;
 use crate::slot::{AccountRecord, Accounts, Metering, PairEvent, PairEvents, PairRecord};
 use crate::state_file::StateFile;
+use crate::worker::Worker;
 
 /// The seats of one pair, as [`SeatHandle::usage`] reads them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -281,16 +281,11 @@ impl PairEvents for SeatHandle {
 /// How often the reclaimer thread looks for a request.
 const RECLAIM_POLL: Duration = Duration::from_millis(50);
 
-/// Every how many polls it also checks the clock for a rollback (once a second).
-const CLOCK_EVERY: u32 = 20;
-
-/// The engine's background thread: takes back the seats of processes that are gone when a seat
-/// refusal asks for it, off the hot path (reading `/proc` is syscalls and allocation), and once
-/// a second checks the clock for a rollback (see `engine::clock`).
+/// The engine's seat reclaimer: takes back the seats of processes that are gone when a seat
+/// refusal asks for it, off the hot path (reading `/proc` is syscalls and allocation).
 pub(super) struct Reclaimer {
     wanted: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl Reclaimer {
@@ -298,40 +293,30 @@ impl Reclaimer {
         state: Arc<StateFile>,
         holders: Arc<Holders>,
         events: Arc<HotQueue>,
-        mut clock: super::clock::Watch,
     ) -> std::io::Result<Reclaimer> {
         let wanted = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (want, halt) = (Arc::clone(&wanted), Arc::clone(&stop));
-        let thread = std::thread::Builder::new()
-            .name("tollgate-reclaim".into())
-            .spawn(move || {
-                // Relaxed (both flags): they carry no data; the seats reclaimed are published by
-                // the gauge's own CAS, the stop flag is followed by a join.
-                let mut polls = 0u32;
-                while !halt.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(RECLAIM_POLL);
-                    polls = polls.wrapping_add(1);
-                    if polls.is_multiple_of(CLOCK_EVERY) {
-                        clock.check(&events);
-                    }
-                    if want.swap(false, Ordering::Relaxed) {
-                        for r in holders.reclaim_dead(&state) {
-                            events.push(
-                                r.record,
-                                PairEvent::Reclaimed {
-                                    pid: r.pid,
-                                    units: u32::try_from(r.units).unwrap_or(u32::MAX),
-                                },
-                            );
-                        }
+        let want = Arc::clone(&wanted);
+        let worker = Worker::spawn("tollgate-reclaim", move |stop| {
+            while !stop.requested() {
+                stop.wait(RECLAIM_POLL);
+                // Relaxed: the flag carries no data; the seats reclaimed are published by the
+                // gauge's own CAS.
+                if want.swap(false, Ordering::Relaxed) {
+                    for r in holders.reclaim_dead(&state) {
+                        events.push(
+                            r.record,
+                            PairEvent::Reclaimed {
+                                pid: r.pid,
+                                units: u32::try_from(r.units).unwrap_or(u32::MAX),
+                            },
+                        );
                     }
                 }
-            })?;
+            }
+        })?;
         Ok(Reclaimer {
             wanted,
-            stop,
-            thread: Some(thread),
+            _worker: worker,
         })
     }
 
@@ -341,17 +326,6 @@ impl Reclaimer {
         // Relaxed: see the thread's loop.
         if !self.wanted.load(Ordering::Relaxed) {
             self.wanted.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Drop for Reclaimer {
-    fn drop(&mut self) {
-        // Relaxed: the thread is unparked and joined right after.
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
         }
     }
 }
