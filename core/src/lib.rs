@@ -39,6 +39,7 @@
 //! a vendor key ([`Engine::trust`]) requires for offline keys; [`ProjectView`] is what a UI
 //! shows; [`Event`]s go to the audit log and to [`Subscription`]s.
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod catalog;
 mod clock;

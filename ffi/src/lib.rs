@@ -13,6 +13,7 @@
 //! `CString`s freed by `tg_string_free`.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[macro_use]
 mod boundary;
