@@ -1,0 +1,81 @@
+//! [`ProjectHandle`]: a project's data-volume pair, looked up once, for the hot path.
+
+use super::*;
+
+/// A handle on one project's data-volume pair, looked up once, for the hot path: no hashing,
+/// no strings, no locks. `Clone` is cheap; valid while any clone of its [`Engine`] lives.
+#[derive(Clone)]
+pub struct ProjectHandle {
+    pub(super) record: NonNull<PairRecord>,
+    pub(super) index: u32,
+    pub(super) clock: Clock,
+    pub(super) name: Arc<str>,
+    pub(super) inner: Arc<Inner>,
+}
+
+// SAFETY: `record` points into the mapping owned by `inner.state`, which the handle keeps alive
+// through `inner`; the record is all atomics, so using it from any thread is sound.
+unsafe impl Send for ProjectHandle {}
+// SAFETY: as above; every access through `&ProjectHandle` is an atomic operation.
+unsafe impl Sync for ProjectHandle {}
+
+impl ProjectHandle {
+    /// The project's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[inline]
+    pub(super) fn pair(&self) -> &PairRecord {
+        // SAFETY: see the `Send` impl: the mapping outlives `self`, the pointer is in bounds
+        // and aligned (checked by `StateFile::record_ptr`), and the record is only shared.
+        unsafe { self.record.as_ref() }
+    }
+
+    /// Grants `bytes` in full or refuses with nothing charged (`Exhausted`, `Expired`,
+    /// `NoActiveKey`). Lock-free, no syscall, no allocation. A request of 0 bytes is a probe:
+    /// granted exactly when a valid key still has capacity.
+    #[inline]
+    pub fn consume(&self, bytes: u64) -> Result<()> {
+        self.pair()
+            .grant(bytes, Mode::AllOrNothing, self.clock.now(), self)
+            .map(drop)
+            .map_err(|e| self.inner.refusal(e))
+    }
+
+    /// Grants as much of `bytes` as remains and returns it; refuses only when nothing remains.
+    #[inline]
+    pub fn consume_partial(&self, bytes: u64) -> Result<u64> {
+        self.pair()
+            .grant(bytes, Mode::Partial, self.clock.now(), self)
+            .map_err(|e| self.inner.refusal(e))
+    }
+
+    /// Grants each amount in order, all or nothing each, stopping at the first refusal; the
+    /// granted prefix is charged in one atomic step. Returns how many were granted, with the
+    /// refusal of the first that was not.
+    #[inline]
+    pub fn consume_many(&self, amounts: &[u64]) -> (usize, Result<()>) {
+        let (granted, result) = self.pair().grant_many(amounts, self.clock.now(), self);
+        (granted, result.map_err(|e| self.inner.refusal(e)))
+    }
+
+    /// The pair's current usage.
+    pub fn usage(&self) -> Usage {
+        Usage::from(&self.pair().state())
+    }
+}
+
+impl PairEvents for ProjectHandle {
+    #[inline]
+    fn emit(&self, event: PairEvent) {
+        self.inner.hot_events.push(self.index, event);
+    }
+}
+
+impl Accounts for ProjectHandle {
+    #[inline]
+    fn account(&self, id: u32) -> Option<&AccountRecord> {
+        self.inner.state.account(id)
+    }
+}
