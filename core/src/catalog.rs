@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::events::{Event, EventKind};
+use crate::events::{CheckedKey, Event, EventKind};
 use crate::key::{Key, LicenseClass};
 use crate::slot::PairState;
 
@@ -518,7 +518,7 @@ impl Catalog {
     }
 
     /// The last checkpoint in the audit log, if any.
-    pub(crate) fn last_checkpoint(&self) -> Result<Option<crate::engine::Checkpoint>> {
+    pub(crate) fn last_checkpoint(&self) -> Result<Option<Checkpoint>> {
         let json: Option<String> = self
             .conn
             .query_row(
@@ -541,7 +541,7 @@ impl Catalog {
                 format,
                 decision,
                 keys,
-            }) => Ok(Some(crate::engine::Checkpoint {
+            }) => Ok(Some(Checkpoint {
                 seq,
                 total_used,
                 mac,
@@ -991,6 +991,21 @@ impl Catalog {
         }
         Ok(events)
     }
+}
+
+/// A usage checkpoint as the audit log holds it (made and verified by `engine::checkpoint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    pub seq: u64,
+    pub total_used: u64,
+    pub mac: String,
+    pub prev_mac: String,
+    /// What the MAC covers (see `engine::checkpoint`); 0 and 1 are format 1.
+    pub format: u32,
+    /// The audit sequence of the latest operator decision.
+    pub decision: Option<u64>,
+    /// The data-volume keys in slots, by catalog row (format 2).
+    pub keys: Vec<CheckedKey>,
 }
 
 #[cfg(test)]

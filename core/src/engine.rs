@@ -31,7 +31,6 @@ mod trust;
 
 pub use accounts::{AccountUsage, KeyHolder};
 pub use activation::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
-pub(crate) use checkpoint::Checkpoint;
 pub use groups::{BulkOutcome, BulkTarget, Group};
 pub use handles::ProjectHandle;
 pub use lifetime::LifetimeUsage;
@@ -40,8 +39,8 @@ pub use options::{Options, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CLOCK_TOLERANCE}
 use pairs::*;
 pub use pools::InstanceHandle;
 pub use renewal::{
-    manual_renewal_message, Renewal, RenewalState, RenewalStatus, Renewed, Renewer,
-    DEFAULT_RENEWAL_CHECK, DEFAULT_RENEWAL_LEAD, DEFAULT_RENEWAL_RETRY,
+    Renewal, RenewalState, RenewalStatus, Renewed, Renewer, DEFAULT_RENEWAL_CHECK,
+    DEFAULT_RENEWAL_LEAD, DEFAULT_RENEWAL_RETRY,
 };
 pub use results::{KeyAdded, KeyReplaced, KeyStatus, KeyUsage, Usage};
 pub use seats::{SeatHandle, SeatUsage, SeatsReclaimed};
@@ -54,7 +53,7 @@ use crate::error::{Error, Result};
 use crate::events::{
     Dispatcher, Event, EventKind, HotQueue, RemovalReason, Subscribers, Subscription,
 };
-use crate::files::{self, Modes};
+use crate::files::{self, Modes, HOT_FILE};
 use crate::holders::{Holders, Process, HOLDER_CAPACITY};
 use crate::key::{check_name, rfc3339, Key, LicenseClass};
 use crate::license::{KeyOrLicense, VendorPublic};
@@ -67,7 +66,6 @@ use crate::state_file::{self, StateFile, DEFAULT_CAPACITY};
 use crate::view::{self, PairView, ProjectView, Role, SlotContent};
 use crate::worker::Worker;
 
-pub(crate) const HOT_FILE: &str = "hot.tgs";
 const CATALOG_FILE: &str = "catalog.db";
 const LOCK_FILE: &str = "admin.lock";
 const HOLDERS_FILE: &str = "seats.tgs";

@@ -275,7 +275,7 @@ pub enum Error {
     /// The automatic renewal of an online key failed (rule R21 in docs/rules.md): the activation
     /// service was unreachable, slow, refused or answered garbage, or the engine refused its
     /// license. Nothing changed; the message says that manual renewal is needed.
-    #[error("{}", crate::engine::manual_renewal_message(.key, .reason))]
+    #[error("{}", manual_renewal_message(.key, .reason))]
     RenewalFailed {
         /// The project.
         project: String,
@@ -345,4 +345,15 @@ fn signature_refusal(key: &str, reason: &str) -> String {
     } else {
         format!("key \"{key}\" refused: {reason}")
     }
+}
+
+/// The message for the operator when the automatic renewal of `key` failed for `reason`
+/// (rule R21 in docs/rules.md): `automatic renewal of key "K-1" failed (REASON): start the
+/// activation task manually to renew the license`. [`Error::RenewalFailed`] and the
+/// `renewal_failed` event say this.
+pub fn manual_renewal_message(key: &str, reason: &dyn std::fmt::Display) -> String {
+    format!(
+        "automatic renewal of key \"{key}\" failed ({reason}): start the activation task manually \
+to renew the license"
+    )
 }

@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
+/// The hot state's file name in a state directory.
+pub(crate) const HOT_FILE: &str = "hot.tgs";
+
 /// The modes of the directories and files the engine creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Modes {

@@ -63,15 +63,16 @@ pub use clock::Clock;
 pub use engine::LifetimeUsage;
 pub use engine::TrustedKey;
 pub use engine::{
-    manual_renewal_message, Renewal, RenewalState, RenewalStatus, Renewed, Renewer,
-    DEFAULT_RENEWAL_CHECK, DEFAULT_RENEWAL_LEAD, DEFAULT_RENEWAL_RETRY,
-};
-pub use engine::{
     AccountUsage, BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyHolder,
     KeyReplaced, KeyStatus, KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage,
     SeatsReclaimed, Usage, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CLOCK_TOLERANCE,
 };
 pub use engine::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
+pub use engine::{
+    Renewal, RenewalState, RenewalStatus, Renewed, Renewer, DEFAULT_RENEWAL_CHECK,
+    DEFAULT_RENEWAL_LEAD, DEFAULT_RENEWAL_RETRY,
+};
+pub use error::manual_renewal_message;
 pub use error::{Error, Result};
 pub use events::{CheckedKey, Event, EventKind, RemovalReason, Subscription};
 pub use key::{

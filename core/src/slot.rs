@@ -1337,7 +1337,7 @@ impl PairRecord {
             Refusal::Expired | Refusal::GraceOver(_) => Error::Expired,
             Refusal::NoActiveKey => Error::NoActiveKey,
             Refusal::Damaged => Error::CorruptState {
-                path: std::path::PathBuf::from(crate::engine::HOT_FILE),
+                path: std::path::PathBuf::from(crate::files::HOT_FILE),
                 reason: "a slot pair's lease does not belong to its live generation".into(),
             },
         }

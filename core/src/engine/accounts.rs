@@ -152,7 +152,7 @@ impl Engine {
         }
         if self.inner.state.record(record).owner() != 0 {
             return Err(Error::CorruptState {
-                path: self.inner.dir.join(super::HOT_FILE),
+                path: self.inner.dir.join(crate::files::HOT_FILE),
                 reason: format!("record {record} is in use but the catalog does not know it"),
             });
         }

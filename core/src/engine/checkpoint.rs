@@ -51,7 +51,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Checkpoint};
 use crate::error::{Error, Result};
 use crate::events::{CheckedKey, EventKind};
 use crate::files::{self, Modes};
@@ -77,21 +77,6 @@ pub(super) struct Installation {
 struct Anchor {
     seq: u64,
     mac: String,
-}
-
-/// A checkpoint as the audit log holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Checkpoint {
-    pub seq: u64,
-    pub total_used: u64,
-    pub mac: String,
-    pub prev_mac: String,
-    /// What the MAC covers (see [`Installation::checkpoint_mac`]); 0 and 1 are format 1.
-    pub format: u32,
-    /// The audit sequence of the latest operator decision.
-    pub decision: Option<u64>,
-    /// The data-volume keys in slots, by catalog row (format 2).
-    pub keys: Vec<CheckedKey>,
 }
 
 /// The format of the checkpoints this build writes.

@@ -38,7 +38,7 @@ pub trait Renewer: Send + Sync {
     /// Renews `key`, an online key with an activation code: the text of the signed license
     /// file of its successor, or why there is none, in words. The engine verifies the license
     /// like any other, and wraps a reason into the manual-renewal message
-    /// ([`manual_renewal_message`]).
+    /// ([`manual_renewal_message`](crate::error::manual_renewal_message)).
     ///
     /// Blocking, and called with no lock held, from the engine's renewal thread or from
     /// [`Engine::renew_now`], never on the hot path. Transient failures are the renewer's to
@@ -102,17 +102,6 @@ impl fmt::Debug for Renewal {
             .field("check_every", &self.check_every)
             .finish_non_exhaustive()
     }
-}
-
-/// The message for the operator when the automatic renewal of `key` failed for `reason`
-/// (rule R21 in docs/rules.md): `automatic renewal of key "K-1" failed (REASON): start the
-/// activation task manually to renew the license`. [`Error::RenewalFailed`] and the
-/// `renewal_failed` event say this.
-pub fn manual_renewal_message(key: &str, reason: &dyn fmt::Display) -> String {
-    format!(
-        "automatic renewal of key \"{key}\" failed ({reason}): start the activation task manually \
-to renew the license"
-    )
 }
 
 /// A key renewed: its successor entered the pair.
