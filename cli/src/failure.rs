@@ -141,7 +141,6 @@ pub fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
         Error::AdminLockBusy { .. } => ("BUSY", Some("another process was making an admin change to this state for longer than the timeout: try again once it is done")),
         Error::Io { .. } => ("IO", None),
         Error::Store { .. } => ("STORE", None),
-        _ => ("ERROR", None),
     }
 }
 

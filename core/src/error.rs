@@ -7,8 +7,10 @@ use std::path::PathBuf;
 ///
 /// The variants returned on the hot path (`Exhausted`, `Expired`, `NoActiveKey`) carry no heap
 /// data, so a refusal costs no allocation.
+///
+/// Exhaustive, so a caller that maps every variant (the C ABI's status codes, the CLI's exit
+/// statuses) is told by the compiler when one is added, instead of falling back on a default.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// An argument is malformed: empty or over-long name, NUL byte, limit out of range, bad JSON.
     #[error("invalid {field}: {reason}")]

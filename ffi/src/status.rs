@@ -287,9 +287,6 @@ impl From<&Error> for tg_status {
             Error::ActivationFailed { .. } => tg_status::TG_ACTIVATION_FAILED,
             Error::AdminLockBusy { .. } => tg_status::TG_BUSY,
             Error::InstallationMismatch { .. } => tg_status::TG_INSTALLATION_MISMATCH,
-            // A variant added to the core after this table: still an error, and its message
-            // (recorded by the caller) says what it is.
-            _ => tg_status::TG_IO,
         }
     }
 }
