@@ -164,9 +164,10 @@ pub enum Error {
     Store {
         /// What was being done.
         context: String,
-        /// The underlying error.
+        /// The underlying error, the embedded store's (boxed, so that store is not part of
+        /// this API).
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The record table of the state file is full: each project uses one record (a slot pair)
     /// per license class it holds, and each data-volume key ever added one (its account).
@@ -336,7 +337,10 @@ impl Error {
 
     pub(crate) fn store(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Self {
         let context = context.into();
-        move |source| Error::Store { context, source }
+        move |source| Error::Store {
+            context,
+            source: Box::new(source),
+        }
     }
 }
 

@@ -274,7 +274,7 @@ impl Catalog {
         if changed != 1 {
             return Err(Error::Store {
                 context: format!("assign license {license}"),
-                source: rusqlite::Error::StatementChangedRows(changed),
+                source: Box::new(rusqlite::Error::StatementChangedRows(changed)),
             });
         }
         Ok(())
