@@ -274,7 +274,7 @@ impl Catalog {
         if changed != 1 {
             return Err(Error::Store {
                 context: format!("assign license {license}"),
-                source: Box::new(rusqlite::Error::StatementChangedRows(changed)),
+                source: crate::error::StoreError::changed_rows(changed),
             });
         }
         Ok(())
