@@ -1,9 +1,9 @@
 //! The engine: opening a state directory, projects, admin changes and the hot-path handle.
 
+use crate::mapped::Mapped;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,7 @@ mod trust;
 pub use accounts::{AccountUsage, KeyHolder};
 pub use activation::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub use groups::{BulkOutcome, BulkTarget, Group};
+use handles::mapped_record;
 pub use handles::ProjectHandle;
 pub use lifetime::LifetimeUsage;
 use open::*;
@@ -321,7 +322,7 @@ impl Engine {
         let project = project_row(&admin.catalog, name)?;
         let pair = data_volume_pair(&admin.catalog, &project)?;
         Ok(ProjectHandle {
-            record: self.inner.state.record_ptr(pair.record),
+            record: mapped_record(&self.inner.state, pair.record),
             index: pair.record,
             clock: self.inner.clock.clone(),
             name: Arc::from(name),

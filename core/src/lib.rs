@@ -50,6 +50,7 @@ mod files;
 mod holders;
 mod key;
 pub mod license;
+mod mapped;
 mod pool;
 mod rules;
 mod sigbus;

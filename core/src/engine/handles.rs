@@ -6,18 +6,12 @@ use super::*;
 /// no strings, no locks. `Clone` is cheap; valid while any clone of its [`Engine`] lives.
 #[derive(Clone)]
 pub struct ProjectHandle {
-    pub(super) record: NonNull<PairRecord>,
+    pub(super) record: Mapped<PairRecord>,
     pub(super) index: u32,
     pub(super) clock: Clock,
     pub(super) name: Arc<str>,
     pub(super) inner: Arc<Inner>,
 }
-
-// SAFETY: `record` points into the mapping owned by `inner.state`, which the handle keeps alive
-// through `inner`; the record is all atomics, so using it from any thread is sound.
-unsafe impl Send for ProjectHandle {}
-// SAFETY: as above; every access through `&ProjectHandle` is an atomic operation.
-unsafe impl Sync for ProjectHandle {}
 
 impl ProjectHandle {
     /// The project's name.
@@ -27,9 +21,7 @@ impl ProjectHandle {
 
     #[inline]
     pub(super) fn pair(&self) -> &PairRecord {
-        // SAFETY: see the `Send` impl: the mapping outlives `self`, the pointer is in bounds
-        // and aligned (checked by `StateFile::record_ptr`), and the record is only shared.
-        unsafe { self.record.as_ref() }
+        self.record.get()
     }
 
     /// Grants `bytes` in full or refuses with nothing charged (`Exhausted`, `Expired`,
@@ -78,4 +70,11 @@ impl Accounts for ProjectHandle {
     fn account(&self, id: u32) -> Option<&AccountRecord> {
         self.inner.state.account(id)
     }
+}
+
+/// The record at `index` of the state file, for a hot-path handle to hold.
+pub(super) fn mapped_record(state: &Arc<StateFile>, index: u32) -> Mapped<PairRecord> {
+    // SAFETY: `record_ptr` asserts `index` is in range and returns an aligned pointer into the
+    // mapping that `state` owns for as long as it lives; a record is all atomics.
+    unsafe { Mapped::new(state.record_ptr(index), state.clone()) }
 }

@@ -12,7 +12,8 @@
 //! assigned whose key is not in a slot; [`repair_assignments`] returns it to its pool at the
 //! next open. A license is therefore never in two instances' slots, and never lost.
 
-use std::ptr::NonNull;
+use super::mapped_record;
+use crate::mapped::Mapped;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -160,7 +161,7 @@ impl Engine {
                     .corrupt(format!("instance \"{name}\" has no pair"))
             })?;
         Ok(InstanceHandle {
-            record: self.inner.state.record_ptr(pair.record),
+            record: mapped_record(&self.inner.state, pair.record),
             index: pair.record,
             clock: self.inner.clock.clone(),
             name: Arc::from(name),
@@ -551,18 +552,12 @@ pub(super) fn repair_assignments(catalog: &Catalog) -> Result<()> {
 /// [`Engine`] lives.
 #[derive(Clone)]
 pub struct InstanceHandle {
-    record: NonNull<PairRecord>,
+    record: Mapped<PairRecord>,
     index: u32,
     clock: Clock,
     name: Arc<str>,
     inner: Arc<Inner>,
 }
-
-// SAFETY: `record` points into the mapping owned by `inner.state`, which the handle keeps alive
-// through `inner`; the record is all atomics.
-unsafe impl Send for InstanceHandle {}
-// SAFETY: as above; every access through `&InstanceHandle` is an atomic operation.
-unsafe impl Sync for InstanceHandle {}
 
 impl InstanceHandle {
     /// The instance's name.
@@ -574,9 +569,7 @@ impl InstanceHandle {
     /// assigned) or `Expired`. An expired license with a reserve switches to the reserve.
     #[inline]
     pub fn check(&self) -> Result<()> {
-        // SAFETY: see the `Send` impl: the mapping outlives `self`, the pointer is in bounds
-        // and aligned (checked by `StateFile::record_ptr`), and the record is only shared.
-        let record = unsafe { self.record.as_ref() };
+        let record = self.record.get();
         debug_assert_eq!(record.metering(), Metering::Seats);
         record
             .covers(self.clock.now(), self)

@@ -1,7 +1,8 @@
 //! Seats on per-machine, per-core and per-instance pairs (rules R16 and R17 in docs/rules.md): the
 //! handle the hot path uses, and reclaiming the seats of processes that are gone (see `holders`).
 
-use std::ptr::NonNull;
+use super::mapped_record;
+use crate::mapped::Mapped;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,8 +100,10 @@ impl Engine {
         let (entry, reclaimed) = self.inner.holders.claim(record, owner, &self.inner.state)?;
         log_reclaimed(&admin.catalog, &reclaimed)?;
         Ok(SeatHandle {
-            record: self.inner.state.record_ptr(record),
-            entry,
+            record: mapped_record(&self.inner.state, record),
+            // SAFETY: `Holders::claim` bounds-checked the entry in the table that
+            // `inner.holders` maps for as long as it lives; an entry is all atomics.
+            entry: unsafe { Mapped::new(entry, self.inner.holders.clone()) },
             index: record,
             clock: self.inner.clock.clone(),
             class,
@@ -159,20 +162,14 @@ pub(super) fn log_reclaimed(catalog: &Catalog, reclaimed: &[Reclaimed]) -> Resul
 /// made it: after `fork`, the child opens the engine again.
 #[derive(Clone)]
 pub struct SeatHandle {
-    record: NonNull<PairRecord>,
-    entry: NonNull<HolderEntry>,
+    record: Mapped<PairRecord>,
+    entry: Mapped<HolderEntry>,
     index: u32,
     clock: Clock,
     class: LicenseClass,
     name: Arc<str>,
     inner: Arc<Inner>,
 }
-
-// SAFETY: `record` and `entry` point into the mappings owned by `inner.state` and
-// `inner.holders`, which the handle keeps alive through `inner`; both are all atomics.
-unsafe impl Send for SeatHandle {}
-// SAFETY: as above; every access through `&SeatHandle` is an atomic operation.
-unsafe impl Sync for SeatHandle {}
 
 impl SeatHandle {
     /// The project's name.
@@ -187,16 +184,12 @@ impl SeatHandle {
 
     #[inline]
     fn pair(&self) -> &PairRecord {
-        // SAFETY: see the `Send` impl: the mapping outlives `self`, the pointer is in bounds
-        // and aligned (checked by `StateFile::record_ptr`), and the record is only shared.
-        unsafe { self.record.as_ref() }
+        self.record.get()
     }
 
     #[inline]
     fn entry(&self) -> &HolderEntry {
-        // SAFETY: as for `pair`; the entry was bounds-checked by `Holders::claim` and the table
-        // is mapped for as long as `inner` lives.
-        unsafe { self.entry.as_ref() }
+        self.entry.get()
     }
 
     /// Takes `units` seats, all or nothing: refused with `SeatsExhausted` when the Active key
