@@ -426,6 +426,16 @@ struct KeyRows {
     reserve: u32,
 }
 
+impl KeyRows {
+    /// The row of the key on `side`.
+    fn of(self, side: Side) -> u32 {
+        match side {
+            Side::Active => self.active,
+            Side::Reserve => self.reserve,
+        }
+    }
+}
+
 /// A refusal decided on the hot path; it becomes an [`Error`] only on the way out.
 #[derive(Clone, Copy)]
 enum Refusal {

@@ -309,10 +309,7 @@ impl PairRecord {
                         Ordering::Relaxed,
                     ) {
                         Ok(_) => {
-                            let key = match side {
-                                Side::Active => keys.active,
-                                Side::Reserve => keys.reserve,
-                            };
+                            let key = keys.of(side);
                             events.emit(PairEvent::GraceStarted { key, until });
                             break;
                         }
@@ -467,10 +464,7 @@ impl PairRecord {
             }
         };
         if let Some(b) = block {
-            let row = match side {
-                Side::Active => key.active,
-                Side::Reserve => key.reserve,
-            };
+            let row = key.of(side);
             for percent in account.claim_thresholds(b.from, need.min(b.len)) {
                 env.emit(PairEvent::Threshold { key: row, percent });
             }
@@ -660,11 +654,7 @@ impl PairRecord {
             && self.refused_epoch.swap(tag, Ordering::Relaxed) != tag
         {
             if let Refusal::GraceOver(side) = refusal {
-                let keys = self.key_rows(word);
-                let key = match side {
-                    Side::Active => keys.active,
-                    Side::Reserve => keys.reserve,
-                };
+                let key = self.key_rows(word).of(side);
                 events.emit(PairEvent::GraceEnded { key });
             }
             let reason = match refusal {
