@@ -651,9 +651,12 @@ impl Engine {
         ] {
             if let Some(slot) = slot {
                 let key = key_of(&keys, slot.key)?;
-                let account_used = match self.account_usage(catalog, key)? {
-                    Some(account) => account.used,
-                    None => slot.used,
+                // Only an overage is shown from the account; a card without one needs no lookup.
+                let account_used = match key.overage_bytes() {
+                    0 => slot.used,
+                    _ => self
+                        .account_usage(catalog, key)?
+                        .map_or(slot.used, |account| account.used),
                 };
                 slots.push(SlotContent {
                     key,
