@@ -326,6 +326,12 @@ typedef enum tg_event_kind {
      * (`overage_started`).
      */
     TG_EVENT_OVERAGE_STARTED = 23,
+    /**
+     * A usage period of `key` (a key with a `reset` term) closed (`period_closed`): its
+     * usage returned to 0; `reason` is when the new period started (RFC 3339), the event's
+     * JSON has the period's usage.
+     */
+    TG_EVENT_PERIOD_CLOSED = 24,
 } tg_event_kind;
 
 /**

@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
-use tollgate_core::{Delivery, Edition, KeyKind, MachineOs, DEFAULT_CAPACITY, MAX_CAPACITY};
+use tollgate_core::{
+    Delivery, Edition, KeyKind, MachineOs, Period, DEFAULT_CAPACITY, MAX_CAPACITY,
+};
 
 use crate::size::parse_size;
 
@@ -200,6 +202,12 @@ pub enum KeyCommand {
         /// The project
         project: String,
     },
+    /// List the closed usage periods of a key with a reset (`--reset`), oldest first: when
+    /// each started and ended, and what it used over every project holding the key
+    Periods {
+        /// The key id
+        key_id: String,
+    },
     /// Renew a project's online keys now through the vendor's activation service: each
     /// online Active key with an activation code and no Reserved key gets its successor as the
     /// Reserved key (or as the Active key, once it has expired). Exit status 1, with the
@@ -273,7 +281,7 @@ pub struct KeyArgs {
     #[arg(long, value_name = "KEY.json|KEY.lic", conflicts_with_all = [
         "id", "delivery", "kind", "edition", "limit", "machines", "os", "cores",
         "per_instance", "expires", "auto_renew", "company", "activation_code", "grace_days",
-        "overage_percent",
+        "overage_percent", "reset",
     ])]
     pub file: Option<PathBuf>,
 
@@ -341,6 +349,12 @@ pub struct KeyArgs {
     /// percent of the limit (1 to 100)
     #[arg(long, value_name = "PERCENT")]
     pub overage_percent: Option<u32>,
+
+    /// When a data-volume key's usage returns to 0: at 00:00 UTC every day, every Monday, on
+    /// the first of every month or of every year. Each closed period's usage is kept (`key
+    /// periods`)
+    #[arg(long, value_enum, value_name = "PERIOD")]
+    pub reset: Option<ResetArg>,
 }
 
 /// `tollgate events …`
@@ -388,6 +402,26 @@ pub enum Since {
 }
 
 /// Online or offline delivery.
+/// `--reset`: a key's usage period.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ResetArg {
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+impl From<ResetArg> for Period {
+    fn from(arg: ResetArg) -> Period {
+        match arg {
+            ResetArg::Daily => Period::Daily,
+            ResetArg::Weekly => Period::Weekly,
+            ResetArg::Monthly => Period::Monthly,
+            ResetArg::Yearly => Period::Yearly,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DeliveryArg {
     /// Activated against the vendor's service

@@ -35,6 +35,7 @@ pub fn key_from_args(args: &KeyArgs) -> Result<KeyOrLicense, Failure> {
         activation_code: args.activation_code.clone(),
         grace_days: args.grace_days,
         overage_percent: args.overage_percent,
+        reset: args.reset.map(Into::into),
     };
     key.validate()?;
     Ok(key.into())

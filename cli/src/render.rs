@@ -292,6 +292,14 @@ pub fn event_text(kind: &EventKind) -> String {
         EventKind::OverageStarted { key } => {
             format!("key {key} passed its limit with no Reserved key: now using its overage")
         }
+        EventKind::PeriodClosed {
+            key,
+            starts_at,
+            ends_at,
+            used,
+        } => format!(
+            "key {key}: the period {starts_at} to {ends_at} closed with {used} bytes used; its usage starts again at 0"
+        ),
         EventKind::GraceEnded { key } => {
             format!("the grace of expired key {key} ended: requests are refused")
         }

@@ -69,3 +69,67 @@ fn overage_is_checked_kept_and_shown_on_the_card() {
         .success()
         .stdout(contains("Overage 0 B of 12.00 MB allowed"));
 }
+
+/// `--reset`: kept in the key's JSON; a bad word is a usage error, a seat key refuses it. `key
+/// periods` lists a key's closed periods: here a state written by the library with its clock a
+/// year back, whose day (and so period) ended long before the command's own clock, which
+/// closes it before listing.
+#[test]
+fn reset_is_kept_and_closed_periods_are_listed() {
+    use tollgate_core::{Clock, Engine, Key, Options, Period};
+    let state = State::new();
+    state.run("project create wh").success();
+    state
+        .run("key add wh --id D --delivery online --limit 1GiB --reset hourly")
+        .code(2)
+        .stderr(contains("invalid value 'hourly' for '--reset <PERIOD>'"));
+    let refusal = state.refusal("key add wh --id S --delivery online --cores 4 --reset daily");
+    assert_eq!(
+        refusal["error"]["message"],
+        "invalid reset: key \"S\" is a per_core key; only data_volume keys take a reset"
+    );
+    state
+        .run("key add wh --id M --delivery online --limit 1GiB --reset monthly")
+        .success();
+    assert_eq!(state.json("key list wh")[0]["key"]["reset"], "monthly");
+    state
+        .run("key periods M")
+        .success()
+        .stdout(contains("Key \"M\" has no closed usage period."));
+    state
+        .run("key periods nope")
+        .code(1)
+        .stderr(contains("no key \"nope\" in this state"));
+
+    // A year back: a daily key used 5 MB on that day, in a state (and installation) that never
+    // saw a later time.
+    let past = State::new();
+    let year_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 365 * 86_400;
+    let options = Options {
+        clock: Clock::manual(u32::try_from(year_ago).unwrap()),
+        installation_dir: Some(past.installation.path().to_owned()),
+        ..Options::default()
+    };
+    {
+        let engine = Engine::open_with(past.dir.path(), options).unwrap();
+        engine.create_project("old").unwrap();
+        let key = Key {
+            reset: Some(Period::Daily),
+            ..Key::data_volume("DAY", 10_000_000)
+        };
+        engine.add_key("old", key).unwrap();
+        engine.project("old").unwrap().consume(5_000_000).unwrap();
+    }
+    let periods = past.json("key periods DAY");
+    assert_eq!(periods.as_array().unwrap().len(), 1, "{periods}");
+    assert_eq!(periods[0]["used"], 5_000_000);
+    assert_eq!(
+        periods[0]["starts_at"],
+        Period::Daily.start_of(year_ago),
+        "the day it was used"
+    );
+    past.run("key periods DAY")
+        .success()
+        .stdout(contains("5.00 MB"));
+    assert_eq!(past.json("key list old")[0]["used"], 0, "a new day");
+}

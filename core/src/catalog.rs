@@ -18,12 +18,14 @@ mod accounts;
 mod audit;
 mod keys;
 mod meta;
+mod periods;
 mod pools;
 mod schema;
 mod trust;
 
 pub(crate) use accounts::KeyUse;
 pub(crate) use audit::Checkpoint;
+pub use periods::ClosedPeriod;
 pub(crate) use pools::{InstanceRow, LicenseRow};
 use schema::*;
 
@@ -52,6 +54,8 @@ pub(crate) struct KeyRow {
     pub key: Key,
     pub state: String,
     pub final_used: Option<u64>,
+    /// What the pair had used of the key when its last usage period closed (0 without one).
+    pub closed_used: u64,
 }
 
 /// One connection to the catalog.

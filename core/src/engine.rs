@@ -23,6 +23,7 @@ mod lifetime;
 mod open;
 mod options;
 mod pairs;
+mod periods;
 mod pools;
 mod renewal;
 mod results;
@@ -118,6 +119,8 @@ struct Inner {
     _flusher: Option<Worker>,
     _clock_watch: Worker,
     renewal: Mutex<Option<renewal::Renewals>>,
+    /// The thread that closes usage periods (see `engine::periods`).
+    periods: Mutex<Option<Worker>>,
 }
 
 /// The admin side: the catalog connection and the cross-process lock file.
@@ -263,8 +266,13 @@ impl Engine {
                 _flusher: flusher,
                 _clock_watch: clock_watch,
                 renewal: Mutex::new(None),
+                periods: Mutex::new(None),
             }),
         };
+        // A period that ended while no engine ran closes before the first grant, and one cut
+        // short by a crash is completed.
+        engine.close_periods()?;
+        engine.start_period_closer()?;
         if let Some(renewal) = options.renewal {
             engine.enable_renewal(renewal)?;
         }
@@ -588,7 +596,8 @@ impl Engine {
         Ok(self.project(project)?.usage())
     }
 
-    /// Every key a project ever held, with where it is now and what it used.
+    /// Every key a project ever held, with where it is now and what it used (in the current
+    /// period, for a key with a reset).
     pub fn keys(&self, project: &str) -> Result<Vec<KeyUsage>> {
         self.inner.intact()?;
         let admin = self.inner.admin.lock();
@@ -602,6 +611,7 @@ impl Engine {
                 let Some((status, used)) = key_status(&state, row, &key) else {
                     continue;
                 };
+                let used = used.saturating_sub(key.closed_used);
                 let account = self.account_usage(&admin.catalog, &key.key)?;
                 out.push(KeyUsage {
                     key: key.key,
@@ -651,6 +661,12 @@ impl Engine {
         ] {
             if let Some(slot) = slot {
                 let key = key_of(&keys, slot.key)?;
+                // A key with a reset shows its current period's usage.
+                let closed = keys.get(&slot.key).map_or(0, |k| k.closed_used);
+                let slot = LiveKey {
+                    used: slot.used.saturating_sub(closed),
+                    ..slot
+                };
                 // Only an overage is shown from the account; a card without one needs no lookup.
                 let account_used = match key.overage_bytes() {
                     0 => slot.used,
@@ -706,6 +722,7 @@ impl Engine {
                 &self.inner.state,
                 &admin.catalog,
                 checkpoint::Accept::Nothing,
+                None,
                 None,
             )?;
             self.inner
@@ -787,6 +804,7 @@ impl Engine {
                 key: key.clone(),
                 state: "pending".into(),
                 final_used: None,
+                closed_used: 0,
             },
         );
         loop {

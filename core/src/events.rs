@@ -6,7 +6,7 @@
 //! offers each to every subscriber with `try_send`; a full subscriber drops and counts too.
 //! Admin changes write their events in the same transaction as the change.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +122,10 @@ pub enum EventKind {
         /// MAC, so usage moved between keys or pairs is detected (format 2).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         keys: Vec<CheckedKey>,
+        /// Bytes the closed usage periods of each key with a reset used, by key id, covered by
+        /// the MAC, so forgiven usage cannot be raised by editing `catalog.db`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        closed: BTreeMap<String, u64>,
     },
     /// An operator accepted a state the engine had refused as rolled back or edited.
     RollbackAccepted {
@@ -230,6 +234,19 @@ pub enum EventKind {
     OverageStarted {
         /// The key.
         key: String,
+    },
+    /// A usage period of a key with a `reset` term closed: the key's usage returned to 0
+    /// (rule R40 in docs/rules.md). An event of the key, not of one project (its project is
+    /// empty).
+    PeriodClosed {
+        /// The key.
+        key: String,
+        /// When the period started, RFC 3339.
+        starts_at: String,
+        /// When the next period started, RFC 3339.
+        ends_at: String,
+        /// Bytes used in the period, over every project holding the key.
+        used: u64,
     },
 }
 

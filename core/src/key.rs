@@ -6,6 +6,7 @@ use unicode_general_category::{get_general_category, GeneralCategory};
 use unicode_normalization::{is_nfc, UnicodeNormalization};
 
 use crate::error::{Error, Result};
+use crate::period::Period;
 
 /// The largest `limit_bytes` a data-volume key may carry: one byte under 64 TiB.
 ///
@@ -62,6 +63,10 @@ pub struct Key {
     /// [`Key::overage_bytes`]); `None` for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overage_percent: Option<u32>,
+    /// When a data-volume key's usage returns to 0 (UTC period boundaries, see [`Period`]);
+    /// `None` never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<Period>,
 }
 
 /// The longest grace a key may carry, in days.
@@ -274,6 +279,7 @@ impl Key {
             activation_code: None,
             grace_days: None,
             overage_percent: None,
+            reset: None,
         }
     }
 
@@ -306,6 +312,9 @@ impl Key {
         }
         self.validate_grace()?;
         self.validate_overage()?;
+        if self.reset.is_some() {
+            self.term_of_data_volume("reset", "a reset")?;
+        }
         match self.scheme {
             Scheme::DataVolume { limit_bytes: 0 } => Err(Error::invalid(
                 "limit_bytes",
@@ -669,6 +678,41 @@ mod tests {
         let key = over(Some(20));
         assert_eq!(Key::from_json(&key.to_json()).unwrap(), key);
         assert!(!over(None).to_json().contains("overage_percent"));
+    }
+
+    /// A reset is for data-volume keys; its word round-trips, an unknown one is refused.
+    #[test]
+    fn reset_rules_of_a_key() {
+        let monthly = Key {
+            reset: Some(Period::Monthly),
+            ..dv("K", 1_000)
+        };
+        assert!(monthly.validate().is_ok());
+        assert!(monthly.to_json().contains(r#""reset":"monthly""#));
+        assert_eq!(Key::from_json(&monthly.to_json()).unwrap(), monthly);
+        assert!(!dv("K", 1_000).to_json().contains("reset"));
+        let seats = Key {
+            scheme: Scheme::PerCore { max_cores: 4 },
+            ..monthly.clone()
+        };
+        match seats.validate() {
+            Err(Error::InvalidArgument { field, reason }) => assert_eq!(
+                (field, reason.as_str()),
+                (
+                    "reset",
+                    "key \"K\" is a per_core key; only data_volume keys take a reset"
+                )
+            ),
+            other => panic!("got {other:?}"),
+        }
+        let hourly = monthly.to_json().replace("monthly", "hourly");
+        match Key::from_json(&hourly) {
+            Err(Error::InvalidArgument { field, reason }) => {
+                assert_eq!(field, "key JSON");
+                assert!(reason.starts_with("unknown variant `hourly`, expected one of `daily`, `weekly`, `monthly`, `yearly`"), "{reason}");
+            }
+            other => panic!("got {other:?}"),
+        }
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod holders;
 mod key;
 pub mod license;
 mod mapped;
+mod period;
 mod pool;
 mod rules;
 mod sigbus;
@@ -60,6 +61,7 @@ mod sync;
 mod view;
 mod worker;
 
+pub use catalog::ClosedPeriod;
 pub use clock::Clock;
 pub use engine::LifetimeUsage;
 pub use engine::TrustedKey;
@@ -81,6 +83,7 @@ pub use key::{
     MAX_LIMIT_BYTES, MAX_NAME_BYTES, MAX_OVERAGE_PERCENT,
 };
 pub use license::{KeyOrLicense, VendorPublic};
+pub use period::Period;
 pub use pool::{
     Assignment, Instance, InstanceOs, LicenseFilter, LicenseType, Need, NeedReason, PaymentMode,
     PoolKind, PoolLicense, Purchase, Shortfall, TypeListing, TypeShortfall, MAX_QUANTITY,

@@ -109,6 +109,10 @@ pub enum tg_event_kind {
     /// `key`, with no reserve held, granted its first byte past its limit, into its overage
     /// (`overage_started`).
     TG_EVENT_OVERAGE_STARTED = 23,
+    /// A usage period of `key` (a key with a `reset` term) closed (`period_closed`): its
+    /// usage returned to 0; `reason` is when the new period started (RFC 3339), the event's
+    /// JSON has the period's usage.
+    TG_EVENT_PERIOD_CLOSED = 24,
 }
 
 /// One event, as the callback of `tg_engine_on_event` receives it. Owned by Tollgate: it and
@@ -364,6 +368,13 @@ fn describe(kind: &EventKind) -> Described<'_> {
         ),
         EventKind::GraceEnded { key } => (TG_EVENT_GRACE_ENDED, Some(key), None, None, 0),
         EventKind::OverageStarted { key } => (TG_EVENT_OVERAGE_STARTED, Some(key), None, None, 0),
+        EventKind::PeriodClosed { key, ends_at, .. } => (
+            TG_EVENT_PERIOD_CLOSED,
+            Some(key),
+            None,
+            Some(ends_at.clone()),
+            0,
+        ),
         EventKind::RenewalFailed { key, reason } => (
             TG_EVENT_RENEWAL_FAILED,
             Some(key),

@@ -26,6 +26,7 @@ fn key(id: &str, limit_bytes: u64) -> Key {
         activation_code: None,
         grace_days: None,
         overage_percent: None,
+        reset: None,
     }
 }
 

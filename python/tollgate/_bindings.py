@@ -101,6 +101,7 @@ class EventKind(enum.IntEnum):
     GRACE_STARTED = 21
     GRACE_ENDED = 22
     OVERAGE_STARTED = 23
+    PERIOD_CLOSED = 24
 
 
 class OpenOptions(Structure):

@@ -73,6 +73,11 @@ def test_four_threads_draw_a_key_into_its_overage_exactly(engine, key) -> None:
             "grace_days",
             'key "K" never expires, so it has no grace to give (set expires_at or omit grace_days)',
         ),
+        (
+            {"reset": "hourly"},
+            "key JSON",
+            "unknown variant `hourly`, expected one of `daily`, `weekly`, `monthly`, `yearly`",
+        ),
     ],
 )
 def test_bad_terms_get_their_fields_error(engine, key, fields, field, message) -> None:
@@ -81,3 +86,16 @@ def test_bad_terms_get_their_fields_error(engine, key, fields, field, message) -
         engine.add_key("p", key("K", **fields))
     assert f"invalid {field}: {message}" in str(refused.value)
     assert engine.keys("p") == []
+
+
+def test_a_reset_key_is_kept_and_counts_its_period(engine, key) -> None:
+    """A key with a monthly reset: its term is kept with the key, and what the current period
+    used is what the key list and the account show. (Crossing a boundary needs the test's own
+    clock: core/tests/periods.rs.)"""
+    engine.create_project("p")
+    engine.add_key("p", key("M", limit=LIMIT, reset="monthly"))
+    engine.project("p").consume(1_000)
+    (held,) = engine.keys("p")
+    assert held["key"]["reset"] == "monthly"
+    assert held["used"] == 1_000
+    assert held["account"]["used"] == 1_000

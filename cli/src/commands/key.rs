@@ -4,14 +4,16 @@
 use std::io::Write;
 
 use serde::Serialize;
-use tollgate_core::{BulkOutcome, BulkTarget, KeyAdded, KeyReplaced, KeyStatus, Role};
+use tollgate_core::{
+    BulkOutcome, BulkTarget, KeyAdded, KeyReplaced, KeyStatus, LicenseClass, Role,
+};
 
 use super::Context;
 use crate::args::{KeyArgs, ReserveTarget};
 use crate::failure::{describe, Failure};
 use crate::keyspec::key_from_args;
 use crate::output::{json_document, table};
-use crate::render::{edition_label, expiry, kind_label, percent, scheme_label, used_of};
+use crate::render::{edition_label, expiry, kind_label, percent, quantity, scheme_label, used_of};
 
 /// Which slot an added key may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +336,46 @@ pub fn list(ctx: &Context, project: &str, out: &mut dyn Write) -> Result<(), Fai
         &rows,
     )?;
     Ok(())
+}
+
+/// `tollgate key periods KEY`: the closed usage periods of a key with a reset.
+pub fn periods(ctx: &Context, key_id: &str, out: &mut dyn Write) -> Result<(), Failure> {
+    let engine = ctx.existing_engine()?;
+    // A period that ended is closed before it is listed, as every running engine would.
+    engine.close_periods()?;
+    let periods = engine.periods(key_id)?;
+    if ctx.json {
+        json_document(out, &periods)?;
+        return Ok(());
+    }
+    if periods.is_empty() {
+        writeln!(out, "Key \"{key_id}\" has no closed usage period.")?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = periods
+        .iter()
+        .map(|p| {
+            vec![
+                unix_text(p.starts_at),
+                unix_text(p.ends_at),
+                quantity(LicenseClass::DataVolume, p.used),
+                p.closed_at.clone(),
+            ]
+        })
+        .collect();
+    table(out, &["FROM", "TO", "USED", "CLOSED AT"], &rows)?;
+    Ok(())
+}
+
+/// A Unix second as RFC 3339.
+fn unix_text(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
 }
 
 fn status_label(status: KeyStatus) -> &'static str {

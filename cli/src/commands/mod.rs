@@ -89,6 +89,7 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
             key::remove_reserve(ctx, &project, &key_id, out)
         }
         Command::Key(KeyCommand::List { project }) => key::list(ctx, &project, out),
+        Command::Key(KeyCommand::Periods { key_id }) => key::periods(ctx, &key_id, out),
         Command::Key(KeyCommand::Renew(args)) => renew::run(ctx, &args, out),
         Command::Key(KeyCommand::Activate(args)) => activate::run(ctx, &args, out),
         Command::Usage { project } => usage::run(ctx, project.as_deref(), out),

@@ -178,6 +178,7 @@ fn set_up(engine: &Engine, volume: u64, out: &mut dyn Write, text: bool) -> Resu
             activation_code: None,
             grace_days: None,
             overage_percent: None,
+            reset: None,
         };
         let added = engine.add_key(PROJECT, key)?;
         if text {

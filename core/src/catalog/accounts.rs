@@ -16,6 +16,9 @@ pub(crate) struct KeyUse {
     pub state: String,
     /// The pair's final use of the key, once it left the pair's slots.
     pub final_used: Option<u64>,
+    /// What the pair had used of the key when the key's last usage period closed (0 for a key
+    /// without a reset): its use in the current period is what it used beyond this.
+    pub closed_used: u64,
 }
 
 impl Catalog {
@@ -47,7 +50,7 @@ impl Catalog {
             .conn
             .prepare_cached(
                 "SELECT k.row, p.id, p.name, r.record, r.class, r.synced_epoch, k.state,
-                        k.final_used
+                        k.final_used, k.closed_used
                  FROM keys k JOIN pairs r ON r.record = k.record
                  JOIN projects p ON p.id = r.project_id
                  WHERE k.id = ?1 ORDER BY k.row",
@@ -66,12 +69,13 @@ impl Catalog {
                     r.get::<_, u64>(5)?,
                     r.get::<_, String>(6)?,
                     r.get::<_, Option<u64>>(7)?,
+                    r.get::<_, u64>(8)?,
                 ))
             })
             .map_err(Error::store("list key uses"))?;
         let mut uses = Vec::new();
         for row in rows {
-            let (row, project, record, class, synced_epoch, state, final_used) =
+            let (row, project, record, class, synced_epoch, state, final_used, closed_used) =
                 row.map_err(Error::store("read key use"))?;
             uses.push(KeyUse {
                 row,
@@ -83,6 +87,7 @@ impl Catalog {
                 },
                 state,
                 final_used,
+                closed_used,
             });
         }
         Ok(uses)

@@ -65,7 +65,9 @@ impl Catalog {
     pub(crate) fn keys_of(&self, record: u32) -> Result<HashMap<u32, KeyRow>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT row, json, state, final_used FROM keys WHERE record = ?1")
+            .prepare_cached(
+                "SELECT row, json, state, final_used, closed_used FROM keys WHERE record = ?1",
+            )
             .map_err(Error::store("list keys"))?;
         let rows = stmt
             .query_map([record], |r| {
@@ -74,12 +76,14 @@ impl Catalog {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, Option<u64>>(3)?,
+                    r.get::<_, u64>(4)?,
                 ))
             })
             .map_err(Error::store("list keys"))?;
         let mut keys = HashMap::new();
         for row in rows {
-            let (row, json, state, final_used) = row.map_err(Error::store("read key"))?;
+            let (row, json, state, final_used, closed_used) =
+                row.map_err(Error::store("read key"))?;
             let key = serde_json::from_str(&json)
                 .map_err(|e| self.corrupt(format!("key row {row} holds unreadable JSON: {e}")))?;
             keys.insert(
@@ -88,6 +92,7 @@ impl Catalog {
                     key,
                     state,
                     final_used,
+                    closed_used,
                 },
             );
         }

@@ -2,8 +2,9 @@
 
 /// Version of the catalog schema this build reads and writes. Older versions are upgraded in
 /// place at open: version 1 (before pools, groups and keys shared by several projects),
-/// version 2 (before trusted vendor keys) and version 3 (before key accounts).
-pub(super) const SCHEMA_VERSION: i64 = 4;
+/// version 2 (before trusted vendor keys), version 3 (before key accounts) and version 4
+/// (before usage periods).
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -30,6 +31,7 @@ CREATE TABLE events (
 POOL_TABLES
 TRUST_TABLE
 ACCOUNTS_TABLE
+PERIOD_TABLES
 ";
 
 /// The key table. A key id names one key document; the same document may sit in the pairs of
@@ -104,6 +106,24 @@ pub(super) const ACCOUNTS_TABLE: &str = "
 CREATE TABLE accounts (key_id TEXT PRIMARY KEY, record INTEGER NOT NULL UNIQUE);
 ";
 
+/// Usage periods of keys with a `reset` term (rule R40 in docs/rules.md): each account's current
+/// period start (Unix seconds; NULL for a key without a reset), what each key row had used when
+/// the last period closed (`closed_used`: its usage in the current period is what it used
+/// beyond that), and every closed period with its usage. Added by ALTER so that the key table's
+/// shape stays the one `UPGRADE_FROM_1` copies.
+pub(super) const PERIOD_TABLES: &str = "
+ALTER TABLE accounts ADD COLUMN period INTEGER;
+ALTER TABLE keys ADD COLUMN closed_used INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE periods (
+    key_id TEXT NOT NULL,
+    starts_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    closed_at TEXT NOT NULL,
+    PRIMARY KEY (key_id, starts_at)
+);
+";
+
 /// Upgrades a version-1 catalog to version 2: the key table loses its global id uniqueness
 /// (rebuilt, since SQLite cannot drop a constraint) and the pool tables are added.
 pub(super) const UPGRADE_FROM_1: &str = "
@@ -122,11 +142,15 @@ pub(super) const UPGRADE_FROM_2: &str = "TRUST_TABLE";
 /// Upgrades a version-3 catalog to version 4: key accounts (filled in by the engine at open).
 pub(super) const UPGRADE_FROM_3: &str = "ACCOUNTS_TABLE";
 
+/// Upgrades a version-4 catalog to version 5: usage periods.
+pub(super) const UPGRADE_FROM_4: &str = "PERIOD_TABLES";
+
 /// The upgrade from each older version to the next, by the version it starts from.
-pub(super) const UPGRADES: [(i64, &str); 3] = [
+pub(super) const UPGRADES: [(i64, &str); 4] = [
     (1, UPGRADE_FROM_1),
     (2, UPGRADE_FROM_2),
     (3, UPGRADE_FROM_3),
+    (4, UPGRADE_FROM_4),
 ];
 
 /// The schema text with its shared table definitions filled in.
@@ -135,4 +159,5 @@ pub(super) fn expand(sql: &str) -> String {
         .replace("POOL_TABLES", POOL_TABLES)
         .replace("TRUST_TABLE", TRUST_TABLE)
         .replace("ACCOUNTS_TABLE", ACCOUNTS_TABLE)
+        .replace("PERIOD_TABLES", PERIOD_TABLES)
 }

@@ -63,12 +63,14 @@ fn a_version_2_catalog_is_upgraded_in_place_and_can_then_trust_keys() {
     let path = dir.path().join("catalog.db");
     let key = Key::data_volume("K", 10);
     {
-        // The version-2 schema as shipped: today's, without the trusted keys and accounts.
+        // The version-2 schema as shipped: today's, without the trusted keys, accounts and
+        // usage periods.
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             &expand(SCHEMA)
                 .replace(TRUST_TABLE, "")
-                .replace(ACCOUNTS_TABLE, ""),
+                .replace(ACCOUNTS_TABLE, "")
+                .replace(PERIOD_TABLES, ""),
         )
         .unwrap();
         conn.execute_batch(

@@ -23,7 +23,7 @@ pub struct KeyHolder {
     pub project: String,
     /// Where the key is in that project's pair.
     pub status: KeyStatus,
-    /// What that project used of the key.
+    /// What that project used of the key (in the current period, for a key with a reset).
     pub used: u64,
 }
 
@@ -32,7 +32,8 @@ pub struct KeyHolder {
 pub struct AccountUsage {
     /// The key's limit.
     pub limit: u64,
-    /// Used across every project, past and present.
+    /// Used across every project, past and present (in the current period, for a key with a
+    /// reset).
     pub used: u64,
     /// Leased to pairs and not used yet (capacity idle in their blocks).
     pub leased_unused: u64,
@@ -51,14 +52,20 @@ impl Engine {
         let tx = admin.catalog.begin()?;
         let record = self.free_record(&tx)?;
         Catalog::insert_account(&tx, &key.id, record)?;
+        // A key with a reset counts its first period from the one it was added in.
+        let period = key
+            .reset
+            .map(|p| p.start_of(i64::from(self.inner.clock.now())));
+        if let Some(start) = period {
+            Catalog::start_periods(&tx, &key.id, start)?;
+        }
         tx.commit().map_err(Error::store("commit key account"))?;
         let state = &self.inner.state;
-        state.account_record(record).open(
-            key.scheme.amount(),
-            key.overage_bytes(),
-            0,
-            ACCOUNT_OWNER,
-        );
+        let account = state.account_record(record);
+        account.open(key.scheme.amount(), key.overage_bytes(), 0, ACCOUNT_OWNER);
+        if let Some(start) = period {
+            account.start_period(u64::try_from(start).unwrap_or(0), 0);
+        }
         state.flush_record(record)?;
         Ok(record + 1)
     }
@@ -90,7 +97,12 @@ impl Engine {
 
     /// Publishes a pair's generation again unchanged, which seals its leases and gives their
     /// unused part back to the accounts.
-    fn republish(&self, admin: &Admin, project: &ProjectRow, pair: PairRow) -> Result<()> {
+    pub(super) fn republish(
+        &self,
+        admin: &Admin,
+        project: &ProjectRow,
+        pair: PairRow,
+    ) -> Result<()> {
         let state = &self.inner.state;
         let mut recorded = sync_pair(state, &admin.catalog, project, pair)?;
         let record = state.record(pair.record);
@@ -135,7 +147,7 @@ impl Engine {
         let Some(account) = self.account(active.account) else {
             return false;
         };
-        account.taken() >= account.limit() && record.room() == 0
+        account.drawn() >= account.limit() && record.room() == 0
     }
 
     fn account(&self, id: u32) -> Option<&AccountRecord> {
@@ -162,7 +174,7 @@ impl Engine {
 
 /// What one row of a key used, from its pair's hot state while it is live there, else from the
 /// catalog; with where it is.
-fn row_usage(state: &StateFile, used: &KeyUse) -> (KeyStatus, u64) {
+pub(super) fn row_usage(state: &StateFile, used: &KeyUse) -> (KeyStatus, u64) {
     let hot = state.record(used.pair.record).state();
     if let Some(a) = hot.active.filter(|a| a.key == used.row) {
         return (KeyStatus::Active, a.used);
@@ -202,6 +214,7 @@ pub(super) fn account_usage(
             continue;
         }
         let (status, share) = row_usage(state, &row);
+        let share = share.saturating_sub(row.closed_used);
         if bytes || status == KeyStatus::Active {
             used += share;
         }
@@ -214,7 +227,7 @@ pub(super) fn account_usage(
     Ok(Some(AccountUsage {
         limit: account.limit(),
         used,
-        leased_unused: account.taken().saturating_sub(used),
+        leased_unused: account.drawn().saturating_sub(used),
         holders,
     }))
 }

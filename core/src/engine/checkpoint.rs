@@ -279,6 +279,14 @@ impl Installation {
         for k in &c.keys {
             text.push_str(&format!("{}:{}:{}:{};", k.row, k.used, k.limit, k.expiry));
         }
+        // Only a state with closed usage periods adds them, so checkpoints written before
+        // periods existed verify unchanged.
+        if !c.closed.is_empty() {
+            text.push_str("|closed|");
+            for (key, used) in &c.closed {
+                text.push_str(&format!("{}:{key}={used};", key.len()));
+            }
+        }
         self.keyed(&text)
     }
 
@@ -450,6 +458,8 @@ struct Snapshot {
     live: BTreeMap<u32, CheckedKey>,
     /// Final usage of retired data-volume keys, by row.
     retired: HashMap<u32, u64>,
+    /// Bytes the closed usage periods of each key used, by key id (from the catalog).
+    closed: BTreeMap<String, u64>,
 }
 
 impl Snapshot {
@@ -462,6 +472,7 @@ impl Snapshot {
             total: retired.values().sum(),
             live: BTreeMap::new(),
             retired,
+            closed: catalog.closed_usage()?,
         };
         let accounts: HashMap<String, u32> = catalog.accounts()?.into_iter().collect();
         for (project, pair) in catalog.all_pairs(false)? {
@@ -528,6 +539,17 @@ impl Snapshot {
                         )));
                     }
                 }
+                // What the closed periods used is room the account gives again; more of it in
+                // the hot file than the catalog's closed periods hold is room made up. (Less is
+                // a reset a crash cut short, which the next `close_periods` completes.)
+                let closed = snapshot.closed.get(&key.id).copied().unwrap_or(0);
+                let forgiven = account.map_or(0, |a| a.forgiven());
+                if forgiven > closed {
+                    return Err(unacceptable(format!(
+                            "the account of key \"{}\" forgives {forgiven} bytes of closed periods in hot.tgs but its closed periods used {closed}: hot.tgs was edited",
+                            key.id
+                    )));
+                }
                 if record.metering() == Metering::Volume {
                     snapshot.total += slot.used;
                     snapshot.live.insert(
@@ -561,8 +583,19 @@ impl Snapshot {
     }
 }
 
+/// A usage period being closed by the checkpoint that records it (see `engine::periods`): its
+/// catalog writes, made in the checkpoint's transaction, so closed usage the checkpoint does
+/// not cover never exists.
+pub(super) struct Closing<'a> {
+    /// The key whose period closes: its closed usage may grow in this checkpoint.
+    pub key: &'a str,
+    /// Writes the closed period into the catalog.
+    pub write: &'a dyn Fn(&rusqlite::Transaction<'_>) -> Result<()>,
+}
+
 /// Checks the state against the installation's anchor, flushes the hot file and records a
-/// checkpoint (at open, and at every [`Engine::flush`](crate::Engine::flush)).
+/// checkpoint (at open, at every [`Engine::flush`](crate::Engine::flush), and with each usage
+/// period `closing`, whose writes it commits in the same transaction).
 /// With [`Accept::Rollback`], a rollback is accepted instead of refused (the operator's
 /// decision), and the acceptance enters the chain of decisions the checkpoint covers.
 pub(super) fn verify_and_checkpoint(
@@ -572,7 +605,14 @@ pub(super) fn verify_and_checkpoint(
     catalog: &Catalog,
     accept: Accept,
     edited_time: Option<String>,
+    closing: Option<&Closing<'_>>,
 ) -> Result<()> {
+    // One transaction from the first read: the checkpoint covers exactly what it commits (a
+    // period closed with it included), and a refusal below leaves the catalog untouched.
+    let tx = catalog.begin()?;
+    if let Some(closing) = closing {
+        (closing.write)(&tx)?;
+    }
     let state_id = catalog.state_id()?;
     let last = catalog.last_checkpoint()?;
     let anchor = installation.read_anchor(&state_id)?;
@@ -595,12 +635,13 @@ pub(super) fn verify_and_checkpoint(
         anchor: anchor.as_ref(),
         snapshot: &snapshot,
         history,
+        closing: closing.map(|c| c.key),
     };
     let mut decisions = Vec::new();
     let problem = found.problem(installation, &chain).or(edited_time);
     let head = match (problem, accept) {
         (None, _) => {
-            if let Some(reason) = found.edited_license() {
+            if let Some(reason) = found.edited_license().or_else(|| found.edited_periods()) {
                 return Err(unacceptable(reason));
             }
             chain.unwrap_or_default()
@@ -619,7 +660,6 @@ pub(super) fn verify_and_checkpoint(
         });
     }
     let (seq, prev_mac) = last.map_or((1, String::new()), |c| (c.seq + 1, c.mac));
-    let tx = catalog.begin()?;
     let head = record_decisions(installation, &tx, &state_id, head, decisions)?;
     let mut checkpoint = Checkpoint {
         seq,
@@ -629,6 +669,7 @@ pub(super) fn verify_and_checkpoint(
         format: FORMAT,
         decision: head.as_ref().map(|(d, _)| *d),
         keys: snapshot.live.into_values().collect(),
+        closed: snapshot.closed,
     };
     checkpoint.mac =
         installation.checkpoint_mac(&state_id, &checkpoint, head.as_ref().map_or("", |(_, m)| m));
@@ -644,6 +685,7 @@ pub(super) fn verify_and_checkpoint(
         format: FORMAT,
         decision: checkpoint.decision,
         keys: checkpoint.keys,
+        closed: checkpoint.closed,
     };
     let written = Catalog::append_events_in(&tx, &[(String::new(), event)])?;
     Catalog::set_last_checkpoint(&tx, written[0].seq)?;
@@ -733,6 +775,8 @@ struct Found<'a> {
     snapshot: &'a Snapshot,
     /// Whether the catalog holds keys or checkpoints (asked only without either checkpoint).
     history: bool,
+    /// The key whose usage period this checkpoint closes, if any.
+    closing: Option<&'a str>,
 }
 
 impl Found<'_> {
@@ -747,6 +791,26 @@ impl Found<'_> {
                 format!(
                     "key row {row} has a limit of {} and an expiry of {} but checkpoint {} recorded {} and {}: its license in catalog.db was edited",
                     now.limit, now.expiry, c.seq, then.limit, then.expiry
+                )
+            })
+        })
+    }
+
+    /// A key whose closed usage periods differ from what the last (verified) checkpoint
+    /// recorded: `catalog.db` was edited to forgive usage (or to take forgiveness back). Only
+    /// the period this checkpoint closes may add to its key's. Not acceptable, like an edited
+    /// license: no operator decision makes up usage that was never reset.
+    fn edited_periods(&self) -> Option<String> {
+        let c = self.last?;
+        let keys = c.closed.keys().chain(self.snapshot.closed.keys());
+        keys.into_iter().find_map(|key| {
+            let then = c.closed.get(key).copied().unwrap_or(0);
+            let now = self.snapshot.closed.get(key).copied().unwrap_or(0);
+            let grows = self.closing == Some(key.as_str()) && now >= then;
+            (now != then && !grows).then(|| {
+                format!(
+                    "the closed usage periods of key \"{key}\" used {now} bytes in catalog.db but checkpoint {} recorded {then}: catalog.db was edited",
+                    c.seq
                 )
             })
         })

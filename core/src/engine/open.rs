@@ -170,7 +170,15 @@ pub(super) fn open_locked(
         checkpoint::Accept::Clock { .. } => (checkpoint::Accept::Nothing, None),
         other => (other, None),
     };
-    checkpoint::verify_and_checkpoint(&installation, dir, &state, &catalog, accept, edited_time)?;
+    checkpoint::verify_and_checkpoint(
+        &installation,
+        dir,
+        &state,
+        &catalog,
+        accept,
+        edited_time,
+        None,
+    )?;
     let latest = match accept {
         checkpoint::Accept::Clock { to, .. } => {
             clock::lower(&catalog, &installation, &state_id, to)?;

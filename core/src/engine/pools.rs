@@ -500,6 +500,7 @@ fn assignment_key(license: &LicenseRow, serial: i64) -> Key {
         activation_code: None,
         grace_days: None,
         overage_percent: None,
+        reset: None,
     }
 }
 

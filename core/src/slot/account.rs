@@ -39,7 +39,8 @@ const MAX_SHARED_BLOCK: u64 = 64 << 20;
 /// | 8 | `limit` (8) |
 /// | 16 | `holders` (4), `reported` (4) |
 /// | 24 | `overage` (8) |
-/// | 32 | spare, zero |
+/// | 32 | `forgiven` (8), `period` (8) |
+/// | 48 | spare, zero |
 /// | 136 | `owner` (4), `kind` (4): where a pair record keeps them |
 /// | 144 | spare, zero |
 #[repr(C, align(64))]
@@ -53,7 +54,13 @@ pub struct AccountRecord {
     /// Bytes that may be leased beyond `limit` to pairs holding no reserve (the key's
     /// `overage_percent` of its limit; 0 in a state written before overage existed).
     overage: AtomicU64,
-    _spare: [AtomicU64; 13],
+    /// Bytes used in the closed periods of a key with a `reset` term: `taken - forgiven` is
+    /// what the current period has drawn (0 for a key without one; see `engine::resets`).
+    forgiven: AtomicU64,
+    /// The start (Unix seconds) of the period `forgiven` and `reported` belong to; 0 for a key
+    /// without a reset.
+    period: AtomicU64,
+    _spare: [AtomicU64; 11],
     owner: AtomicU32,
     kind: AtomicU32,
     _tail: [AtomicU64; 14],
@@ -64,6 +71,8 @@ const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(size_of::<AccountRecord>() == 256);
     assert!(offset_of!(AccountRecord, overage) == 24);
+    assert!(offset_of!(AccountRecord, forgiven) == 32);
+    assert!(offset_of!(AccountRecord, period) == 40);
     assert!(offset_of!(AccountRecord, owner) == 136);
     assert!(offset_of!(AccountRecord, kind) == 140);
 };
@@ -92,7 +101,7 @@ pub(crate) trait Accounts {
 pub(crate) struct Block {
     /// Bytes taken.
     pub len: u64,
-    /// `taken` before this block.
+    /// What the current period had drawn before this block (`taken - forgiven`).
     pub from: u64,
     /// Whether the block took the account's last byte.
     pub last: bool,
@@ -108,6 +117,8 @@ impl AccountRecord {
             holders: AtomicU32::new(0),
             reported: AtomicU32::new(0),
             overage: AtomicU64::new(0),
+            forgiven: AtomicU64::new(0),
+            period: AtomicU64::new(0),
             _spare: std::array::from_fn(|_| AtomicU64::new(0)),
             owner: AtomicU32::new(0),
             kind: AtomicU32::new(0),
@@ -157,10 +168,44 @@ impl AccountRecord {
         }
     }
 
-    /// Bytes leased to holders, used or not.
+    /// Bytes leased to holders, used or not, since the account was opened (across periods).
     pub(crate) fn taken(&self) -> u64 {
         // Relaxed: a snapshot of one counter; nothing else is read through it.
         self.taken.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the closed periods used (0 for a key without a reset).
+    pub(crate) fn forgiven(&self) -> u64 {
+        // Relaxed: only grows, under the admin lock; a stale (smaller) value only makes a take
+        // see less room than there is, never more (see `take`).
+        self.forgiven.load(Ordering::Relaxed)
+    }
+
+    /// Bytes leased to holders in the current period, used or not: what `limit` bounds.
+    pub(crate) fn drawn(&self) -> u64 {
+        self.taken().saturating_sub(self.forgiven())
+    }
+
+    /// The start of the period the account counts (0 for a key without a reset).
+    pub(crate) fn period(&self) -> u64 {
+        // Relaxed: written and read under the admin lock only.
+        self.period.load(Ordering::Relaxed)
+    }
+
+    /// Starts the period beginning at `start` (admin, under the admin lock): the closed
+    /// periods used `forgiven` bytes in all, which the new period's room no longer counts, and
+    /// its thresholds and overage start are reported afresh. Idempotent: it stores values, so
+    /// a reset repeated after a crash changes nothing more.
+    pub(crate) fn start_period(&self, start: u64, forgiven: u64) {
+        // Relaxed: `forgiven` guards no other data; a take that reads the old value sees less
+        // room, which only refuses or sizes a block smaller (see `take`).
+        self.forgiven.store(forgiven, Ordering::Relaxed);
+        // Relaxed: the bits make "reported once" exact by themselves; they guard no data. A
+        // grant between the two stores that crosses a threshold of the new period reports it
+        // once more.
+        self.reported.store(0, Ordering::Relaxed);
+        // Relaxed: see `period`.
+        self.period.store(start, Ordering::Relaxed);
     }
 
     /// How many pairs hold the key (admin-maintained; sizes blocks).
@@ -189,18 +234,22 @@ impl AccountRecord {
     ) -> Result<Option<Block>, u64> {
         let limit = self.limit();
         let ceiling = self.ceiling(into_overage);
-        // Relaxed (load and CAS): `taken` is a counter whose only invariant, `taken <= limit +
-        // overage`, is kept by the CAS itself; it publishes no other data.
+        // Read before `taken`: it only grows, so `taken - forgiven` read this way is at least
+        // the period's true draw, and the CAS below can only leave it at or under `ceiling`.
+        let forgiven = self.forgiven();
+        // Relaxed (load and CAS): `taken` is a counter whose only invariant, `taken - forgiven
+        // <= limit + overage`, is kept by the CAS itself; it publishes no other data.
         let mut taken = self.taken.load(Ordering::Relaxed);
         loop {
-            let remaining = ceiling.saturating_sub(taken);
+            let drawn = taken.saturating_sub(forgiven);
+            let remaining = ceiling.saturating_sub(drawn);
             if remaining == 0 {
                 return Ok(None);
             }
             if whole_or_none && remaining < need {
                 return Err(remaining);
             }
-            let len = block_size(limit, ceiling, taken, need, self.holders());
+            let len = block_size(limit, ceiling, drawn, need, self.holders());
             match self.taken.compare_exchange_weak(
                 taken,
                 taken + len,
@@ -210,8 +259,8 @@ impl AccountRecord {
                 Ok(_) => {
                     return Ok(Some(Block {
                         len,
-                        from: taken,
-                        last: taken + len == ceiling,
+                        from: drawn,
+                        last: drawn + len == ceiling,
                     }))
                 }
                 Err(current) => taken = current,

@@ -327,7 +327,7 @@ impl PairRecord {
             let next = Lease {
                 settling: false,
                 last: current.refilling == 0
-                    && account.zip(ceiling).is_some_and(|(a, c)| a.taken() >= c),
+                    && account.zip(ceiling).is_some_and(|(a, c)| a.drawn() >= c),
                 ..current
             };
             // Release on success: as a landing refill's CAS (`last` is decided from the

@@ -1,0 +1,225 @@
+//! Usage periods on the admin side (rule R40 in docs/rules.md): a key with a `reset` term has
+//! its usage return to 0 at each period boundary (UTC), exactly once across threads and
+//! processes, off the hot path, with each closed period's usage kept.
+//!
+//! # How a period closes
+//!
+//! Under the admin lock (one holder across every process), for a key whose catalog period
+//! started before the period `now` falls in:
+//! 1. Every row of the key (each pair that holds or held it) has its usage read, as the views
+//!    read it: the hot state for a key in a slot, the catalog for one that left. What a row
+//!    used beyond the last close (`closed_used`) is its share of the closing period.
+//! 2. One catalog transaction records the period with its usage, moves the account's period
+//!    start to the boundary, sets each row's `closed_used` to what it read, and appends the
+//!    `period_closed` event and a usage checkpoint whose MAC covers every key's closed total
+//!    (so editing `catalog.db` to forgive usage is refused as tampering).
+//! 3. The hot account is told that the closed periods used `forgiven` bytes in all (the sum of
+//!    `closed_used`): what limits a take from then on is `taken - forgiven`. The holders are
+//!    published again, which returns their leases and lets a lease the old period had marked
+//!    `last` see the new period's room.
+//!
+//! Nothing on the hot path changes: a grant still charges the lease of its own pair, and leases
+//! and blocks keep their meaning. Grants made between step 1 and step 3 count in the new period
+//! (the rows read in step 1 are what closed) but see the old period's room until step 3: during
+//! the reset they can only be refused, never over-granted. A reset cut short by a crash after
+//! step 2 is completed by the next `close_periods` (the hot account's period start says which
+//! period it counts); the stores of step 3 are idempotent.
+//!
+//! The switch is not undone: a pair that switched away from the key at its limit stays on its
+//! reserve. The reset gives the room back to every pair still holding the key.
+
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::accounts::row_usage;
+use super::checkpoint::{self, Closing};
+use super::{clock, Admin, Engine};
+use crate::catalog::{Catalog, ClosedPeriod};
+use crate::error::{Error, Result};
+use crate::events::{Event, EventKind};
+use crate::period::Period;
+use crate::worker::Worker;
+
+/// How often the background thread looks for a period that has ended.
+const CLOSE_EVERY: Duration = Duration::from_secs(1);
+
+impl Engine {
+    /// Closes every usage period that has ended by the engine's clock, for every key with a
+    /// `reset` term, and returns the periods it closed (none when another process or thread
+    /// closed them first: each period closes exactly once). A background thread of every
+    /// engine calls it about once a second; call it to close a period at once (a test with a
+    /// manual clock, a tool that just moved past a boundary).
+    pub fn close_periods(&self) -> Result<Vec<ClosedPeriod>> {
+        let admin = self.admin()?;
+        self.close_periods_locked(&admin)
+    }
+
+    /// Starts the thread that closes periods as they end: each round it looks (under the
+    /// engine's own admin mutex, without the cross-process lock) whether a period is due, and
+    /// only then closes it under the admin lock. Not joined, as the renewal thread: a round may
+    /// hold the last reference to the engine, whose drop then must not wait for it.
+    pub(super) fn start_period_closer(&self) -> Result<()> {
+        let engine: Weak<super::Inner> = Arc::downgrade(&self.inner);
+        let worker = Worker::spawn_unjoined("tollgate-periods", move |stop| {
+            while !stop.requested() {
+                stop.wait(CLOSE_EVERY);
+                let Some(inner) = engine.upgrade() else {
+                    return;
+                };
+                let engine = Engine { inner };
+                // A failure (the admin lock busy, a disk error) is retried next round; the
+                // period closes late, never twice, and never wrongly.
+                if engine.period_due().unwrap_or(false) {
+                    let _ = engine.close_periods();
+                }
+            }
+        })
+        .map_err(|e| Error::io("start the period thread", e))?;
+        *self.inner.periods.lock() = Some(worker);
+        Ok(())
+    }
+
+    /// Whether a period of some key has ended, or a hot account lags its catalog period.
+    fn period_due(&self) -> Result<bool> {
+        let now = i64::from(self.inner.clock.now());
+        let admin = self.inner.admin.lock();
+        for (key_id, record, start) in admin.catalog.periodic_accounts()? {
+            let lags = self.inner.state.account_record(record).period() != start as u64;
+            let ended = self
+                .reset_of(&admin, &key_id)?
+                .is_some_and(|period| period.start_of(now) > start);
+            if lags || ended {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The closed periods of key `key_id`, oldest first (`tollgate key periods`).
+    pub fn periods(&self, key_id: &str) -> Result<Vec<ClosedPeriod>> {
+        let admin = self.inner.admin.lock();
+        if admin.catalog.key_uses(key_id)?.is_empty() {
+            return Err(Error::invalid(
+                "key",
+                format!("no key \"{key_id}\" in this state"),
+            ));
+        }
+        admin.catalog.periods_of(key_id)
+    }
+
+    /// See [`Engine::close_periods`]; needs the admin lock.
+    pub(super) fn close_periods_locked(&self, admin: &Admin) -> Result<Vec<ClosedPeriod>> {
+        let now = i64::from(self.inner.clock.now());
+        let mut closed = Vec::new();
+        for (key_id, record, start) in admin.catalog.periodic_accounts()? {
+            let Some(period) = self.reset_of(admin, &key_id)? else {
+                continue;
+            };
+            let account = self.inner.state.account_record(record);
+            if account.period() != start as u64 {
+                // A reset a crash cut short after its catalog commit (or the account's first
+                // period): the hot account catches up with the catalog.
+                self.start_hot_period(admin, &key_id, record, start)?;
+            }
+            let next = period.start_of(now);
+            if next > start {
+                closed.push(self.close_period(admin, &key_id, record, start, next)?);
+            }
+        }
+        Ok(closed)
+    }
+
+    /// The reset term of key `key_id`, from its key document.
+    fn reset_of(&self, admin: &Admin, key_id: &str) -> Result<Option<Period>> {
+        Ok(admin
+            .catalog
+            .key_uses(key_id)?
+            .first()
+            .and_then(|(_, key)| key.reset))
+    }
+
+    /// Closes the period of key `key_id` (account `record`) that started at `start`, the next
+    /// one starting at `next`: steps 1 to 3 of the module's description.
+    fn close_period(
+        &self,
+        admin: &Admin,
+        key_id: &str,
+        record: u32,
+        start: i64,
+        next: i64,
+    ) -> Result<ClosedPeriod> {
+        let state = &self.inner.state;
+        let mut used = 0u64;
+        let mut rows = Vec::new();
+        for row in admin.catalog.key_rows_by_id(key_id)? {
+            if row.state == "pending" {
+                continue;
+            }
+            let (_, share) = row_usage(state, &row);
+            used += share.saturating_sub(row.closed_used);
+            rows.push((row.row, share.max(row.closed_used)));
+        }
+        let period = ClosedPeriod {
+            key: key_id.to_owned(),
+            starts_at: start,
+            ends_at: next,
+            used,
+            closed_at: super::open::now_text(),
+        };
+        let written = RefCell::new(Vec::<Event>::new());
+        let write = |tx: &rusqlite::Transaction<'_>| {
+            Catalog::close_period(tx, &period, &rows)?;
+            let event = EventKind::PeriodClosed {
+                key: key_id.to_owned(),
+                starts_at: unix_text(start),
+                ends_at: unix_text(next),
+                used,
+            };
+            *written.borrow_mut() = Catalog::append_events_in(tx, &[(String::new(), event)])?;
+            Ok(())
+        };
+        checkpoint::verify_and_checkpoint(
+            &self.inner.installation,
+            &self.inner.dir,
+            state,
+            &admin.catalog,
+            checkpoint::Accept::Nothing,
+            None,
+            Some(&Closing {
+                key: key_id,
+                write: &write,
+            }),
+        )?;
+        self.inner.subscribers.broadcast(&written.into_inner());
+        self.start_hot_period(admin, key_id, record, next)?;
+        Ok(period)
+    }
+
+    /// Step 3: the hot account of key `key_id` counts the period starting at `start`, with
+    /// what the catalog's closed periods used forgiven; then every holder is published again.
+    fn start_hot_period(&self, admin: &Admin, key_id: &str, record: u32, start: i64) -> Result<()> {
+        let forgiven = admin
+            .catalog
+            .closed_usage()?
+            .get(key_id)
+            .copied()
+            .unwrap_or(0);
+        let state = &self.inner.state;
+        state
+            .account_record(record)
+            .start_period(u64::try_from(start).unwrap_or(0), forgiven);
+        state.flush_record(record)?;
+        for held in admin.catalog.key_rows_by_id(key_id)? {
+            if held.state == "live" {
+                self.republish(admin, &held.project, held.pair)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Unix second as RFC 3339 (periods start at midnights well inside `u32`).
+fn unix_text(secs: i64) -> String {
+    clock::text(u32::try_from(secs).unwrap_or(u32::MAX))
+}
