@@ -26,6 +26,7 @@ mod trust;
 pub(crate) use accounts::KeyUse;
 pub(crate) use audit::Checkpoint;
 pub use periods::ClosedPeriod;
+pub(crate) use periods::PeriodicAccount;
 pub(crate) use pools::{InstanceRow, LicenseRow};
 use schema::*;
 

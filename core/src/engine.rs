@@ -270,8 +270,11 @@ impl Engine {
             }),
         };
         // A period that ended while no engine ran closes before the first grant, and one cut
-        // short by a crash is completed.
-        engine.close_periods()?;
+        // short by a crash is completed. (Looked for first, so that a state without such a key
+        // takes the admin lock once at open, as before periods existed.)
+        if engine.period_due()? {
+            engine.close_periods()?;
+        }
         engine.start_period_closer()?;
         if let Some(renewal) = options.renewal {
             engine.enable_renewal(renewal)?;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::catalog::{Catalog, HotEvent};
+use crate::period::Period;
 use crate::pool::{InstanceOs, LicenseType, PoolKind};
 use crate::slot::{PairEvent, RefusalReason, SwitchReason};
 use crate::view::Role;
@@ -122,10 +123,11 @@ pub enum EventKind {
         /// MAC, so usage moved between keys or pairs is detected (format 2).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         keys: Vec<CheckedKey>,
-        /// Bytes the closed usage periods of each key with a reset used, by key id, covered by
-        /// the MAC, so forgiven usage cannot be raised by editing `catalog.db`.
+        /// Each key with a reset, by key id: its term, its current period and what its closed
+        /// periods used, covered by the MAC, so a reset cannot be made up by editing
+        /// `catalog.db` (rule R40).
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        closed: BTreeMap<String, u64>,
+        periods: BTreeMap<String, PeriodMark>,
     },
     /// An operator accepted a state the engine had refused as rolled back or edited.
     RollbackAccepted {
@@ -248,6 +250,17 @@ pub enum EventKind {
         /// Bytes used in the period, over every project holding the key.
         used: u64,
     },
+}
+
+/// A key with a reset as a checkpoint records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodMark {
+    /// Its `reset` term.
+    pub reset: Period,
+    /// When its current period started (Unix seconds).
+    pub start: i64,
+    /// Bytes its closed periods used, over every project.
+    pub closed: u64,
 }
 
 /// A key as a checkpoint records it.

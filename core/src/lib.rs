@@ -77,7 +77,7 @@ pub use engine::{
 };
 pub use error::manual_renewal_message;
 pub use error::{Error, Result, StoreError};
-pub use events::{CheckedKey, Event, EventKind, RemovalReason, Subscription};
+pub use events::{CheckedKey, Event, EventKind, PeriodMark, RemovalReason, Subscription};
 pub use key::{
     check_name, Delivery, Edition, Key, KeyKind, LicenseClass, MachineOs, Scheme, MAX_GRACE_DAYS,
     MAX_LIMIT_BYTES, MAX_NAME_BYTES, MAX_OVERAGE_PERCENT,

@@ -294,6 +294,12 @@ fn account_at(dir: &Path, key: &str) -> u64 {
     4096 + record * 256
 }
 
+/// Runs one statement on the catalog, as a licensee with a SQLite shell would.
+fn catalog(dir: &Path, sql: &str) {
+    let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
+    db.execute(sql, []).unwrap();
+}
+
 fn tampered<T>(result: Result<T, Error>) -> String {
     match result {
         Err(Error::Tampered { reason }) => reason,
@@ -308,7 +314,7 @@ fn tampered<T>(result: Result<T, Error>) -> String {
 #[test]
 fn forgiven_usage_made_up_in_the_state_is_refused() {
     type Edit = fn(&Path);
-    let edits: [(&str, Edit, &str); 2] = [
+    let edits: [(&str, Edit, &str); 5] = [
         (
             "hot forgiven",
             |dir| {
@@ -319,16 +325,28 @@ fn forgiven_usage_made_up_in_the_state_is_refused() {
                     .unwrap();
                 hot.write_all_at(&(LIMIT * 3).to_le_bytes(), at).unwrap();
             },
-            "the account of key \"K\" forgives 201326592 bytes of closed periods in hot.tgs but its closed periods used 67108864: hot.tgs was edited",
+            "the account of key \"K\" forgives 201326592 bytes of closed periods in hot.tgs but the closed periods in catalog.db used 67108864: the state was edited",
         ),
         (
             "catalog closed_used",
-            |dir| {
-                let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
-                db.execute("UPDATE keys SET closed_used = closed_used * 2 WHERE id = 'K'", [])
-                    .unwrap();
-            },
-            "the closed usage periods of key \"K\" used 134217728 bytes in catalog.db but checkpoint",
+            |dir| catalog(dir, "UPDATE keys SET closed_used = closed_used * 2 WHERE id = 'K'"),
+            "the usage periods of key \"K\" are daily from 1900022400, 134217728 bytes closed in catalog.db but checkpoint",
+        ),
+        (
+            "catalog period start moved back a day, to close today again",
+            |dir| catalog(dir, "UPDATE accounts SET period = period - 86400 WHERE key_id = 'K'"),
+            "the usage periods of key \"K\" are daily from 1899936000, 67108864 bytes closed in catalog.db but checkpoint",
+        ),
+        (
+            "catalog reset term changed",
+            |dir| catalog(dir, "UPDATE accounts SET reset = 'weekly' WHERE key_id = 'K'"),
+            "the usage periods of key \"K\" are weekly from 1900022400, 67108864 bytes closed in catalog.db but checkpoint",
+        ),
+        (
+            "catalog period deleted",
+            |dir| catalog(dir, "UPDATE accounts SET period = NULL WHERE key_id = 'K'"),
+            // The hot account still forgives the closed day: found first.
+            "the account of key \"K\" forgives 67108864 bytes of closed periods in hot.tgs but the closed periods in catalog.db used 0: the state was edited",
         ),
     ];
     for (name, edit, expected) in edits {
@@ -352,4 +370,33 @@ fn forgiven_usage_made_up_in_the_state_is_refused() {
             assert!(reason.starts_with(expected), "{name}: {reason}");
         }
     }
+}
+
+/// The same made-up reset before any period closed: the start of the first period moved back a
+/// day while an engine runs. The close it would cause is refused (the start the key's first
+/// checkpoint recorded is not the catalog's), the day's usage stays, and so does the refusal.
+#[test]
+fn a_first_period_moved_back_is_refused_when_it_would_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), at(dir.path(), T0)).unwrap();
+    engine.create_project("p").unwrap();
+    engine.add_key("p", daily("K", LIMIT)).unwrap();
+    engine.project("p").unwrap().consume(LIMIT).unwrap();
+    catalog(
+        dir.path(),
+        "UPDATE accounts SET period = period - 86400 WHERE key_id = 'K'",
+    );
+    let reason = tampered(engine.close_periods());
+    assert!(
+        reason.starts_with("the usage periods of key \"K\" are daily from 1899936000, 67108864 bytes closed in catalog.db but checkpoint 2 recorded daily from 1899936000, 0 bytes closed"),
+        "{reason}"
+    );
+    assert!(engine.periods("K").unwrap().is_empty());
+    assert_eq!(period_used(&engine, "p", "K"), LIMIT);
+    assert!(matches!(
+        engine.project("p").unwrap().consume(1),
+        Err(Error::Exhausted { .. })
+    ));
+    drop(engine);
+    tampered(Engine::open_with(dir.path(), at(dir.path(), T0)));
 }

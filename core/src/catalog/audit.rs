@@ -28,7 +28,7 @@ impl Catalog {
                 format,
                 decision,
                 keys,
-                closed,
+                periods,
             }) => Ok(Some(Checkpoint {
                 seq,
                 total_used,
@@ -37,7 +37,7 @@ impl Catalog {
                 format,
                 decision,
                 keys,
-                closed,
+                periods,
             })),
             _ => Err(Error::Tampered {
                 reason: "the audit entry the state names as its last checkpoint is not one".into(),
@@ -209,6 +209,6 @@ pub(crate) struct Checkpoint {
     pub decision: Option<u64>,
     /// The data-volume keys in slots, by catalog row (format 2).
     pub keys: Vec<CheckedKey>,
-    /// Bytes the closed usage periods of each key used, by key id (empty for none).
-    pub closed: std::collections::BTreeMap<String, u64>,
+    /// Each key with a reset: its term, current period and closed usage (empty for none).
+    pub periods: std::collections::BTreeMap<String, crate::events::PeriodMark>,
 }

@@ -6,6 +6,20 @@ use serde::Serialize;
 
 use super::Catalog;
 use crate::error::{Error, Result};
+use crate::period::Period;
+
+/// The account of a key with a reset, as the catalog holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct PeriodicAccount {
+    /// The key id.
+    pub key: String,
+    /// Its hot-state record.
+    pub record: u32,
+    /// Its `reset` term (the account's: it is what the checkpoints cover).
+    pub reset: Period,
+    /// When its current period started (Unix seconds).
+    pub start: i64,
+}
 
 /// A closed usage period of a key with a `reset` term.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,30 +37,69 @@ pub struct ClosedPeriod {
 }
 
 impl Catalog {
-    /// Every account of a key with a reset: key id, record and the start of its current period.
-    pub(crate) fn periodic_accounts(&self) -> Result<Vec<(String, u32, i64)>> {
+    /// Every account of a key with a reset, by record.
+    pub(crate) fn periodic_accounts(&self) -> Result<Vec<PeriodicAccount>> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT key_id, record, period FROM accounts WHERE period IS NOT NULL
+                "SELECT key_id, record, reset, period FROM accounts WHERE period IS NOT NULL
                  ORDER BY record",
             )
             .map_err(Error::store("list periodic accounts"))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
             .map_err(Error::store("list periodic accounts"))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(Error::store("list periodic accounts"))
+        let mut accounts = Vec::new();
+        for row in rows {
+            let (key, record, reset, start) = row.map_err(Error::store("read periodic account"))?;
+            let reset = reset
+                .as_deref()
+                .and_then(|word| serde_json::from_value(word.into()).ok())
+                .ok_or_else(|| {
+                    self.corrupt(format!(
+                        "the account of key \"{key}\" has a period but no reset term"
+                    ))
+                })?;
+            accounts.push(PeriodicAccount {
+                key,
+                record,
+                reset,
+                start,
+            });
+        }
+        Ok(accounts)
     }
 
-    /// Starts the account of `key_id` counting periods at `start` (its first period).
-    pub(crate) fn start_periods(tx: &Transaction<'_>, key_id: &str, start: i64) -> Result<()> {
+    /// Starts the account of `key_id` counting periods of `reset` at `start` (its first).
+    pub(crate) fn start_periods(
+        tx: &Transaction<'_>,
+        key_id: &str,
+        reset: Period,
+        start: i64,
+    ) -> Result<()> {
+        tx.execute(
+            "UPDATE accounts SET reset = ?2, period = ?3 WHERE key_id = ?1",
+            params![key_id, reset.as_str(), start],
+        )
+        .map(drop)
+        .map_err(Error::store("start key periods"))
+    }
+
+    /// Moves the account of `key_id` to the period starting at `start`.
+    fn next_period(tx: &Transaction<'_>, key_id: &str, start: i64) -> Result<()> {
         tx.execute(
             "UPDATE accounts SET period = ?2 WHERE key_id = ?1",
             params![key_id, start],
         )
         .map(drop)
-        .map_err(Error::store("start key periods"))
+        .map_err(Error::store("start the next period"))
     }
 
     /// Closes the period of `key_id` that started at `period.starts_at`: records it, moves the
@@ -69,7 +122,7 @@ impl Catalog {
             ],
         )
         .map_err(Error::store("record closed period"))?;
-        Catalog::start_periods(tx, &period.key, period.ends_at)?;
+        Catalog::next_period(tx, &period.key, period.ends_at)?;
         let mut stmt = tx
             .prepare_cached("UPDATE keys SET closed_used = ?2 WHERE row = ?1")
             .map_err(Error::store("record closed usage"))?;

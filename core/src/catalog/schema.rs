@@ -106,12 +106,13 @@ pub(super) const ACCOUNTS_TABLE: &str = "
 CREATE TABLE accounts (key_id TEXT PRIMARY KEY, record INTEGER NOT NULL UNIQUE);
 ";
 
-/// Usage periods of keys with a `reset` term (rule R40 in docs/rules.md): each account's current
-/// period start (Unix seconds; NULL for a key without a reset), what each key row had used when
+/// Usage periods of keys with a `reset` term (rule R40 in docs/rules.md): each account's term
+/// and current period start (Unix seconds; NULL for a key without a reset), what each key row had used when
 /// the last period closed (`closed_used`: its usage in the current period is what it used
 /// beyond that), and every closed period with its usage. Added by ALTER so that the key table's
 /// shape stays the one `UPGRADE_FROM_1` copies.
 pub(super) const PERIOD_TABLES: &str = "
+ALTER TABLE accounts ADD COLUMN reset TEXT;
 ALTER TABLE accounts ADD COLUMN period INTEGER;
 ALTER TABLE keys ADD COLUMN closed_used INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE periods (

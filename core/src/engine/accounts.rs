@@ -49,21 +49,25 @@ impl Engine {
         if let Some(record) = admin.catalog.account_record(&key.id)? {
             return Ok(record + 1);
         }
-        let tx = admin.catalog.begin()?;
-        let record = self.free_record(&tx)?;
-        Catalog::insert_account(&tx, &key.id, record)?;
-        // A key with a reset counts its first period from the one it was added in.
+        // A key with a reset counts its first period from the one it was added in, and the
+        // usage checkpoint that records the start commits with it (rule R40).
         let period = key
             .reset
-            .map(|p| p.start_of(i64::from(self.inner.clock.now())));
-        if let Some(start) = period {
-            Catalog::start_periods(&tx, &key.id, start)?;
-        }
-        tx.commit().map_err(Error::store("commit key account"))?;
+            .map(|reset| (reset, reset.start_of(i64::from(self.inner.clock.now()))));
+        let record = match period {
+            None => {
+                let tx = admin.catalog.begin()?;
+                let record = self.free_record(&tx)?;
+                Catalog::insert_account(&tx, &key.id, record)?;
+                tx.commit().map_err(Error::store("commit key account"))?;
+                record
+            }
+            Some((reset, start)) => self.periodic_account(admin, key, reset, start)?,
+        };
         let state = &self.inner.state;
         let account = state.account_record(record);
         account.open(key.scheme.amount(), key.overage_bytes(), 0, ACCOUNT_OWNER);
-        if let Some(start) = period {
+        if let Some((_, start)) = period {
             account.start_period(u64::try_from(start).unwrap_or(0), 0);
         }
         state.flush_record(record)?;

@@ -53,8 +53,9 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::{Catalog, Checkpoint};
 use crate::error::{Error, Result};
-use crate::events::{CheckedKey, EventKind};
+use crate::events::{CheckedKey, EventKind, PeriodMark};
 use crate::files::{self, Modes};
+use crate::period::Period;
 use crate::slot::{Accounts, Metering};
 use crate::state_file::StateFile;
 
@@ -279,12 +280,18 @@ impl Installation {
         for k in &c.keys {
             text.push_str(&format!("{}:{}:{}:{};", k.row, k.used, k.limit, k.expiry));
         }
-        // Only a state with closed usage periods adds them, so checkpoints written before
-        // periods existed verify unchanged.
-        if !c.closed.is_empty() {
-            text.push_str("|closed|");
-            for (key, used) in &c.closed {
-                text.push_str(&format!("{}:{key}={used};", key.len()));
+        // Only a state with keys that reset adds them, so checkpoints written before periods
+        // existed verify unchanged. The id's length first: an id may hold any separator.
+        if !c.periods.is_empty() {
+            text.push_str("|periods|");
+            for (key, m) in &c.periods {
+                text.push_str(&format!(
+                    "{}:{key}={}@{}:{};",
+                    key.len(),
+                    m.reset,
+                    m.start,
+                    m.closed
+                ));
             }
         }
         self.keyed(&text)
@@ -458,8 +465,9 @@ struct Snapshot {
     live: BTreeMap<u32, CheckedKey>,
     /// Final usage of retired data-volume keys, by row.
     retired: HashMap<u32, u64>,
-    /// Bytes the closed usage periods of each key used, by key id (from the catalog).
-    closed: BTreeMap<String, u64>,
+    /// Each key with a reset, by key id: its term, current period and closed usage (from the
+    /// catalog).
+    periods: BTreeMap<String, PeriodMark>,
 }
 
 impl Snapshot {
@@ -472,7 +480,7 @@ impl Snapshot {
             total: retired.values().sum(),
             live: BTreeMap::new(),
             retired,
-            closed: catalog.closed_usage()?,
+            periods: period_marks(catalog)?,
         };
         let accounts: HashMap<String, u32> = catalog.accounts()?.into_iter().collect();
         for (project, pair) in catalog.all_pairs(false)? {
@@ -542,11 +550,11 @@ impl Snapshot {
                 // What the closed periods used is room the account gives again; more of it in
                 // the hot file than the catalog's closed periods hold is room made up. (Less is
                 // a reset a crash cut short, which the next `close_periods` completes.)
-                let closed = snapshot.closed.get(&key.id).copied().unwrap_or(0);
+                let closed = snapshot.periods.get(&key.id).map_or(0, |m| m.closed);
                 let forgiven = account.map_or(0, |a| a.forgiven());
                 if forgiven > closed {
                     return Err(unacceptable(format!(
-                            "the account of key \"{}\" forgives {forgiven} bytes of closed periods in hot.tgs but its closed periods used {closed}: hot.tgs was edited",
+                            "the account of key \"{}\" forgives {forgiven} bytes of closed periods in hot.tgs but the closed periods in catalog.db used {closed}: the state was edited",
                             key.id
                     )));
                 }
@@ -583,13 +591,36 @@ impl Snapshot {
     }
 }
 
-/// A usage period being closed by the checkpoint that records it (see `engine::periods`): its
-/// catalog writes, made in the checkpoint's transaction, so closed usage the checkpoint does
-/// not cover never exists.
-pub(super) struct Closing<'a> {
-    /// The key whose period closes: its closed usage may grow in this checkpoint.
+/// Each key with a reset in the catalog: its term, current period and closed usage.
+fn period_marks(catalog: &Catalog) -> Result<BTreeMap<String, PeriodMark>> {
+    let closed = catalog.closed_usage()?;
+    let mut marks = BTreeMap::new();
+    for account in catalog.periodic_accounts()? {
+        let closed = closed.get(&account.key).copied().unwrap_or(0);
+        let mark = PeriodMark {
+            reset: account.reset,
+            start: account.start,
+            closed,
+        };
+        marks.insert(account.key, mark);
+    }
+    Ok(marks)
+}
+
+/// A change of a key's usage period made by the checkpoint that records it (see
+/// `engine::periods`): a period closed, or the first one started. Its catalog writes are made
+/// in the checkpoint's transaction, so a period the checkpoint does not cover never exists,
+/// and the change is checked against the last checkpoint before it commits: a period start or
+/// term edited in `catalog.db` cannot be closed into forgiven usage.
+pub(super) struct PeriodChange<'a> {
+    /// The key.
     pub key: &'a str,
-    /// Writes the closed period into the catalog.
+    /// Its term and period start before the change, as the last checkpoint must hold them;
+    /// `None` for a key whose periods start now.
+    pub from: Option<(Period, i64)>,
+    /// Its term and period start after the change.
+    pub to: (Period, i64),
+    /// Writes the change into the catalog.
     pub write: &'a dyn Fn(&rusqlite::Transaction<'_>) -> Result<()>,
 }
 
@@ -605,13 +636,13 @@ pub(super) fn verify_and_checkpoint(
     catalog: &Catalog,
     accept: Accept,
     edited_time: Option<String>,
-    closing: Option<&Closing<'_>>,
+    change: Option<&PeriodChange<'_>>,
 ) -> Result<()> {
     // One transaction from the first read: the checkpoint covers exactly what it commits (a
     // period closed with it included), and a refusal below leaves the catalog untouched.
     let tx = catalog.begin()?;
-    if let Some(closing) = closing {
-        (closing.write)(&tx)?;
+    if let Some(change) = change {
+        (change.write)(&tx)?;
     }
     let state_id = catalog.state_id()?;
     let last = catalog.last_checkpoint()?;
@@ -635,7 +666,7 @@ pub(super) fn verify_and_checkpoint(
         anchor: anchor.as_ref(),
         snapshot: &snapshot,
         history,
-        closing: closing.map(|c| c.key),
+        change,
     };
     let mut decisions = Vec::new();
     let problem = found.problem(installation, &chain).or(edited_time);
@@ -669,7 +700,7 @@ pub(super) fn verify_and_checkpoint(
         format: FORMAT,
         decision: head.as_ref().map(|(d, _)| *d),
         keys: snapshot.live.into_values().collect(),
-        closed: snapshot.closed,
+        periods: snapshot.periods,
     };
     checkpoint.mac =
         installation.checkpoint_mac(&state_id, &checkpoint, head.as_ref().map_or("", |(_, m)| m));
@@ -685,7 +716,7 @@ pub(super) fn verify_and_checkpoint(
         format: FORMAT,
         decision: checkpoint.decision,
         keys: checkpoint.keys,
-        closed: checkpoint.closed,
+        periods: checkpoint.periods,
     };
     let written = Catalog::append_events_in(&tx, &[(String::new(), event)])?;
     Catalog::set_last_checkpoint(&tx, written[0].seq)?;
@@ -775,8 +806,8 @@ struct Found<'a> {
     snapshot: &'a Snapshot,
     /// Whether the catalog holds keys or checkpoints (asked only without either checkpoint).
     history: bool,
-    /// The key whose usage period this checkpoint closes, if any.
-    closing: Option<&'a str>,
+    /// The change of a usage period this checkpoint records, if any.
+    change: Option<&'a PeriodChange<'a>>,
 }
 
 impl Found<'_> {
@@ -796,21 +827,37 @@ impl Found<'_> {
         })
     }
 
-    /// A key whose closed usage periods differ from what the last (verified) checkpoint
-    /// recorded: `catalog.db` was edited to forgive usage (or to take forgiveness back). Only
-    /// the period this checkpoint closes may add to its key's. Not acceptable, like an edited
-    /// license: no operator decision makes up usage that was never reset.
+    /// A key whose usage period (term, start, closed usage) differs from what the last
+    /// (verified) checkpoint recorded: `catalog.db` was edited to make up a reset (or to take
+    /// one back). Only the change this checkpoint records may differ, and only from what the
+    /// checkpoint holds to what the change says. Not acceptable, like an edited license: no
+    /// operator decision makes up usage that was never reset.
     fn edited_periods(&self) -> Option<String> {
         let c = self.last?;
-        let keys = c.closed.keys().chain(self.snapshot.closed.keys());
-        keys.into_iter().find_map(|key| {
-            let then = c.closed.get(key).copied().unwrap_or(0);
-            let now = self.snapshot.closed.get(key).copied().unwrap_or(0);
-            let grows = self.closing == Some(key.as_str()) && now >= then;
-            (now != then && !grows).then(|| {
+        let then = &c.periods;
+        let now = &self.snapshot.periods;
+        let terms = |m: Option<&PeriodMark>| m.map(|m| (m.reset, m.start));
+        then.keys().chain(now.keys()).find_map(|key| {
+            let (was, is) = (then.get(key), now.get(key));
+            let fits = match self.change.filter(|change| change.key == key.as_str()) {
+                Some(change) => {
+                    terms(was) == change.from
+                        && terms(is) == Some(change.to)
+                        && is.map_or(0, |m| m.closed) >= was.map_or(0, |m| m.closed)
+                }
+                None => was == is,
+            };
+            (!fits).then(|| {
+                let show = |m: Option<&PeriodMark>| {
+                    m.map_or("none".to_owned(), |m| {
+                        format!("{} from {}, {} bytes closed", m.reset, m.start, m.closed)
+                    })
+                };
                 format!(
-                    "the closed usage periods of key \"{key}\" used {now} bytes in catalog.db but checkpoint {} recorded {then}: catalog.db was edited",
-                    c.seq
+                    "the usage periods of key \"{key}\" are {} in catalog.db but checkpoint {} recorded {}: catalog.db was edited",
+                    show(is),
+                    c.seq,
+                    show(was)
                 )
             })
         })

@@ -33,9 +33,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::accounts::row_usage;
-use super::checkpoint::{self, Closing};
+use super::checkpoint::{self, PeriodChange};
 use super::{clock, Admin, Engine};
-use crate::catalog::{Catalog, ClosedPeriod};
+use crate::catalog::{Catalog, ClosedPeriod, PeriodicAccount};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
 use crate::period::Period;
@@ -81,15 +81,13 @@ impl Engine {
     }
 
     /// Whether a period of some key has ended, or a hot account lags its catalog period.
-    fn period_due(&self) -> Result<bool> {
+    pub(super) fn period_due(&self) -> Result<bool> {
         let now = i64::from(self.inner.clock.now());
         let admin = self.inner.admin.lock();
-        for (key_id, record, start) in admin.catalog.periodic_accounts()? {
-            let lags = self.inner.state.account_record(record).period() != start as u64;
-            let ended = self
-                .reset_of(&admin, &key_id)?
-                .is_some_and(|period| period.start_of(now) > start);
-            if lags || ended {
+        for account in admin.catalog.periodic_accounts()? {
+            let hot = self.inner.state.account_record(account.record).period();
+            let lags = hot != account.start as u64;
+            if lags || account.reset.start_of(now) > account.start {
                 return Ok(true);
             }
         }
@@ -112,43 +110,63 @@ impl Engine {
     pub(super) fn close_periods_locked(&self, admin: &Admin) -> Result<Vec<ClosedPeriod>> {
         let now = i64::from(self.inner.clock.now());
         let mut closed = Vec::new();
-        for (key_id, record, start) in admin.catalog.periodic_accounts()? {
-            let Some(period) = self.reset_of(admin, &key_id)? else {
-                continue;
-            };
-            let account = self.inner.state.account_record(record);
-            if account.period() != start as u64 {
+        for account in admin.catalog.periodic_accounts()? {
+            let (key, record, start) = (&account.key, account.record, account.start);
+            if self.inner.state.account_record(record).period() != start as u64 {
                 // A reset a crash cut short after its catalog commit (or the account's first
                 // period): the hot account catches up with the catalog.
-                self.start_hot_period(admin, &key_id, record, start)?;
+                self.start_hot_period(admin, key, record, start)?;
             }
-            let next = period.start_of(now);
+            let next = account.reset.start_of(now);
             if next > start {
-                closed.push(self.close_period(admin, &key_id, record, start, next)?);
+                closed.push(self.close_period(admin, &account, next)?);
             }
         }
         Ok(closed)
     }
 
-    /// The reset term of key `key_id`, from its key document.
-    fn reset_of(&self, admin: &Admin, key_id: &str) -> Result<Option<Period>> {
-        Ok(admin
-            .catalog
-            .key_uses(key_id)?
-            .first()
-            .and_then(|(_, key)| key.reset))
+    /// Makes the catalog's account of `key`, whose periods (`reset`) start at `start`, in the
+    /// transaction of a usage checkpoint that records the start; returns its record.
+    pub(super) fn periodic_account(
+        &self,
+        admin: &Admin,
+        key: &crate::key::Key,
+        reset: Period,
+        start: i64,
+    ) -> Result<u32> {
+        let record = std::cell::Cell::new(0);
+        let write = |tx: &rusqlite::Transaction<'_>| {
+            record.set(self.free_record(tx)?);
+            Catalog::insert_account(tx, &key.id, record.get())?;
+            Catalog::start_periods(tx, &key.id, reset, start)
+        };
+        checkpoint::verify_and_checkpoint(
+            &self.inner.installation,
+            &self.inner.dir,
+            &self.inner.state,
+            &admin.catalog,
+            checkpoint::Accept::Nothing,
+            None,
+            Some(&PeriodChange {
+                key: &key.id,
+                from: None,
+                to: (reset, start),
+                write: &write,
+            }),
+        )?;
+        Ok(record.get())
     }
 
-    /// Closes the period of key `key_id` (account `record`) that started at `start`, the next
-    /// one starting at `next`: steps 1 to 3 of the module's description.
+    /// Closes the current period of `account`, the next one starting at `next`: steps 1 to 3
+    /// of the module's description.
     fn close_period(
         &self,
         admin: &Admin,
-        key_id: &str,
-        record: u32,
-        start: i64,
+        account: &PeriodicAccount,
         next: i64,
     ) -> Result<ClosedPeriod> {
+        let (key_id, record, reset, start) =
+            (&*account.key, account.record, account.reset, account.start);
         let state = &self.inner.state;
         let mut used = 0u64;
         let mut rows = Vec::new();
@@ -186,8 +204,10 @@ impl Engine {
             &admin.catalog,
             checkpoint::Accept::Nothing,
             None,
-            Some(&Closing {
+            Some(&PeriodChange {
                 key: key_id,
+                from: Some((reset, start)),
+                to: (reset, next),
                 write: &write,
             }),
         )?;
