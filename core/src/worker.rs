@@ -71,7 +71,10 @@ impl Drop for Worker {
         // Release: see `Stop::requested`.
         self.stop.0.store(true, Ordering::Release);
         self.thread.unpark();
-        if let Some(handle) = self.join.take() {
+        // A worker whose own round dropped the last reference to its owner is dropped on its
+        // own thread: it cannot wait for itself, and it ends once the round returns.
+        let own_thread = std::thread::current().id() == self.thread.id();
+        if let Some(handle) = self.join.take().filter(|_| !own_thread) {
             let _ = handle.join();
         }
     }

@@ -400,3 +400,41 @@ fn a_first_period_moved_back_is_refused_when_it_would_close() {
     drop(engine);
     tampered(Engine::open_with(dir.path(), at(dir.path(), T0)));
 }
+
+/// A reset cut short after its catalog commit (a crash before the hot account was told): the
+/// hot account's forgiven usage and period start are what they were before the close, as such
+/// a crash leaves them. The next open completes the reset before any grant: the new day has
+/// its whole limit, and nothing closes twice.
+#[test]
+fn a_reset_cut_short_after_its_commit_is_completed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let options = at(dir.path(), T0);
+        let clock = options.clock.clone();
+        let engine = Engine::open_with(dir.path(), options).unwrap();
+        engine.create_project("p").unwrap();
+        engine.add_key("p", daily("K", LIMIT)).unwrap();
+        engine.project("p").unwrap().consume(LIMIT).unwrap();
+        clock.set(tomorrow() + 1);
+        assert_eq!(engine.close_periods().unwrap().len(), 1);
+    }
+    // Step 3 undone: forgiven (offset 32) back to 0, the period start (40) back to the day
+    // before.
+    let at_account = account_at(dir.path(), "K");
+    let hot = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("hot.tgs"))
+        .unwrap();
+    hot.write_all_at(&0u64.to_le_bytes(), at_account + 32)
+        .unwrap();
+    let yesterday = Period::Daily.start_of(i64::from(T0)) as u64;
+    hot.write_all_at(&yesterday.to_le_bytes(), at_account + 40)
+        .unwrap();
+    drop(hot);
+    let engine = Engine::open_with(dir.path(), at(dir.path(), tomorrow() + 2)).unwrap();
+    assert_eq!(engine.periods("K").unwrap().len(), 1);
+    let handle = engine.project("p").unwrap();
+    handle.consume(LIMIT).unwrap();
+    assert!(matches!(handle.consume(1), Err(Error::Exhausted { .. })));
+    assert_eq!(closed_events(&engine).len(), 1, "closed once");
+}

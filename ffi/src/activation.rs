@@ -66,7 +66,7 @@ pub unsafe extern "C" fn tg_key_activate(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let project = text!(project);
         let code = text!(code);
         let client = client(text!(activation_url), optional_text!(ca_file))?;
@@ -106,7 +106,7 @@ pub unsafe extern "C" fn tg_key_activate_bulk(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let target = bulk_target(text!(target_json))?;
         let code = text!(code);
         let client = client(text!(activation_url), optional_text!(ca_file))?;
@@ -130,7 +130,7 @@ pub unsafe extern "C" fn tg_engine_machine_id(
     boundary!({
         let mut out_id = out!(out_id);
         out_id.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         string_out(&engine.core.machine_id(), &mut out_id)
     })
 }

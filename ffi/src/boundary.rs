@@ -61,6 +61,25 @@ macro_rules! borrow {
     };
 }
 
+/// The engine of a `tg_engine *` argument for the length of one call (a clone: one reference
+/// count), or return `TG_INVALID_ARGUMENT` for NULL. An event the call raises may reach a
+/// callback on the listener thread that closes this very handle while the call still runs
+/// (`tg_engine_close` allows it from the callback); the call then works on its own reference,
+/// never on the freed handle.
+macro_rules! held {
+    ($ptr:ident) => {
+        $crate::boundary::Held {
+            core: borrow!($ptr).core.clone(),
+        }
+    };
+}
+
+/// What [`held!`] gives: the engine, under the field name of `tg_engine`.
+pub(crate) struct Held {
+    /// The engine.
+    pub(crate) core: tollgate_core::Engine,
+}
+
 /// `&str` from a `const char *` argument, or return `TG_INVALID_ARGUMENT` naming it.
 macro_rules! text {
     ($ptr:ident) => {

@@ -143,7 +143,7 @@ pub unsafe extern "C" fn tg_engine_close(engine: *mut tg_engine) {
 #[no_mangle]
 pub unsafe extern "C" fn tg_engine_flush(engine: *mut tg_engine) -> tg_status {
     boundary!({
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         engine.core.flush()?;
         Ok(())
     })

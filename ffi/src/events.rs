@@ -42,7 +42,7 @@ pub unsafe extern "C" fn tg_events_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         json_out(&engine.core.events_after(after_seq, max)?, &mut out_json)
     })
 }

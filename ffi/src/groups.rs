@@ -27,7 +27,7 @@ pub unsafe extern "C" fn tg_group_add(
     projects_json: *const c_char,
 ) -> tg_status {
     boundary!({
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let group = text!(group);
         let projects: Vec<&str> = serde_json::from_str(text!(projects_json))
             .map_err(|e| invalid_value("projects_json", format_args!("{e}")))?;
@@ -49,7 +49,7 @@ pub unsafe extern "C" fn tg_groups_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         json_out(&engine.core.groups()?, &mut out_json)
     })
 }
@@ -83,7 +83,7 @@ pub unsafe extern "C" fn tg_key_add_reserve_bulk(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let target_json = text!(target_json);
         let key_json = text!(key_json);
         let target = bulk_target(target_json)?;

@@ -36,7 +36,7 @@ pub unsafe extern "C" fn tg_instance_add(
     company: *const c_char,
 ) -> tg_status {
     boundary!({
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let name = text!(name);
         let os = text!(os);
         let company = optional_text!(company);
@@ -66,7 +66,7 @@ pub unsafe extern "C" fn tg_instance_open(
     boundary!({
         let mut out = out!(out);
         out.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let name = text!(name);
         out.write(new_handle(tg_instance(engine.core.instance(name)?)));
         Ok(())
@@ -125,7 +125,7 @@ pub unsafe extern "C" fn tg_instance_assign(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let name = text!(name);
         let license_type = optional_text!(license_type)
             .map(|t| {
@@ -162,7 +162,7 @@ pub unsafe extern "C" fn tg_instance_unassign(
     boundary!({
         let mut out_license = out!(out_license);
         out_license.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let name = text!(name);
         string_out(&engine.core.unassign(name)?, &mut out_license)
     })
@@ -182,7 +182,7 @@ pub unsafe extern "C" fn tg_instances_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         json_out(&engine.core.instances()?, &mut out_json)
     })
 }

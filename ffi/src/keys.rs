@@ -37,7 +37,7 @@ pub unsafe extern "C" fn tg_key_add(
 ) -> tg_status {
     boundary!({
         key_change(
-            borrow!(engine),
+            &held!(engine).core,
             text!(project),
             text!(key_json),
             |e, p, k| e.add_key(p, k).map(drop),
@@ -62,7 +62,7 @@ pub unsafe extern "C" fn tg_key_add_reserve(
 ) -> tg_status {
     boundary!({
         key_change(
-            borrow!(engine),
+            &held!(engine).core,
             text!(project),
             text!(key_json),
             |e, p, k| e.add_reserve(p, k).map(drop),
@@ -87,7 +87,7 @@ pub unsafe extern "C" fn tg_key_replace(
 ) -> tg_status {
     boundary!({
         key_change(
-            borrow!(engine),
+            &held!(engine).core,
             text!(project),
             text!(key_json),
             |e, p, k| e.replace_active_key(p, k).map(drop),
@@ -111,7 +111,7 @@ pub unsafe extern "C" fn tg_key_remove_reserve(
     key_id: *const c_char,
 ) -> tg_status {
     boundary!({
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let project = text!(project);
         let key_id = text!(key_id);
         engine.core.remove_reserve(project, key_id)?;
@@ -122,12 +122,12 @@ pub unsafe extern "C" fn tg_key_remove_reserve(
 /// The shared body of the calls that bring a key from key JSON or a license file into a
 /// project.
 fn key_change(
-    engine: &tg_engine,
+    engine: &tollgate_core::Engine,
     project: &str,
     key_json: &str,
     change: impl FnOnce(&tollgate_core::Engine, &str, KeyOrLicense) -> tollgate_core::Result<()>,
 ) -> Result<(), tg_status> {
-    change(&engine.core, project, KeyOrLicense::parse(key_json)?)?;
+    change(engine, project, KeyOrLicense::parse(key_json)?)?;
     Ok(())
 }
 
@@ -147,7 +147,7 @@ pub unsafe extern "C" fn tg_keys_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let project = text!(project);
         json_out(&engine.core.keys(project)?, &mut out_json)
     })

@@ -35,7 +35,7 @@ pub unsafe extern "C" fn tg_pool_buy(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let purchase = Purchase::from_json(text!(purchase_json))?;
         json_out(&engine.core.buy_licenses(&purchase)?, &mut out_json)
     })
@@ -62,7 +62,7 @@ pub unsafe extern "C" fn tg_pool_list_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let filter = match optional_text!(filter_json) {
             Some(json) => LicenseFilter::from_json(json)?,
             None => LicenseFilter::default(),
@@ -88,7 +88,7 @@ pub unsafe extern "C" fn tg_pool_shortfall_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         json_out(&engine.core.shortfall(days)?, &mut out_json)
     })
 }

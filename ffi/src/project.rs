@@ -112,7 +112,7 @@ pub unsafe extern "C" fn tg_project_create(
     name: *const c_char,
 ) -> tg_status {
     boundary!({
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let name = text!(name);
         engine.core.create_project(name)?;
         Ok(())
@@ -132,7 +132,7 @@ pub unsafe extern "C" fn tg_project_list_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         json_out(&engine.core.projects()?, &mut out_json)
     })
 }
@@ -154,7 +154,7 @@ pub unsafe extern "C" fn tg_project_view_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let project = text!(project);
         json_out(&engine.core.view(project)?, &mut out_json)
     })
@@ -175,7 +175,7 @@ pub unsafe extern "C" fn tg_project_open(
     boundary!({
         let mut out = out!(out);
         out.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let name = text!(name);
         out.write(new_handle(tg_project(engine.core.project(name)?)));
         Ok(())

@@ -89,7 +89,7 @@ pub unsafe extern "C" fn tg_engine_enable_renewal(
     options: *const tg_renewal_options,
 ) -> tg_status {
     boundary!({
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let url = text!(activation_url);
         // SAFETY: the caller guarantees `options` is NULL or points to a `tg_renewal_options`.
         let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
@@ -122,7 +122,7 @@ pub unsafe extern "C" fn tg_renew_now(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         json_out(&engine.core.renew_now(text!(project))?, &mut out_json)
     })
 }
@@ -143,7 +143,7 @@ pub unsafe extern "C" fn tg_renewal_status_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         json_out(&engine.core.renewal_status()?, &mut out_json)
     })
 }

@@ -84,7 +84,7 @@ pub unsafe extern "C" fn tg_seats_open(
     boundary!({
         let mut out = out!(out);
         out.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let project = text!(project);
         let class = self::seat_class(text!(seat_class))?;
         out.write(new_handle(tg_seats(engine.core.seats(project, class)?)));
@@ -188,7 +188,7 @@ pub unsafe extern "C" fn tg_seats_reclaim_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         json_out(&engine.core.reclaim_seats()?, &mut out_json)
     })
 }

@@ -81,7 +81,7 @@ pub unsafe extern "C" fn tg_engine_trust(
     public_key: *const c_char,
 ) -> tg_status {
     boundary!({
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         let key =
             VendorPublic::parse(text!(public_key)).map_err(|e| invalid_value("public_key", e))?;
         engine.core.trust(&key)?;
@@ -103,7 +103,7 @@ pub unsafe extern "C" fn tg_trusted_keys_json(
     boundary!({
         let mut out_json = out!(out_json);
         out_json.write(std::ptr::null_mut());
-        let engine = borrow!(engine);
+        let engine = held!(engine);
         json_out(&engine.core.trusted_keys()?, &mut out_json)
     })
 }

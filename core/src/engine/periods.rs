@@ -39,6 +39,7 @@ use crate::catalog::{Catalog, ClosedPeriod, PeriodicAccount};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
 use crate::period::Period;
+use crate::state_file::StateFile;
 use crate::worker::Worker;
 
 /// How often the background thread looks for a period that has ended.
@@ -55,24 +56,28 @@ impl Engine {
         self.close_periods_locked(&admin)
     }
 
-    /// Starts the thread that closes periods as they end: each round it looks (under the
-    /// engine's own admin mutex, without the cross-process lock) whether a period is due, and
-    /// only then closes it under the admin lock. Not joined, as the renewal thread: a round may
-    /// hold the last reference to the engine, whose drop then must not wait for it.
+    /// Starts the thread that closes periods as they end: each round it looks, on a catalog
+    /// connection of its own and without any lock, whether a period is due, and only then
+    /// takes the engine and closes it under the admin lock. So the thread holds the engine only
+    /// while it closes a period (a round that drops the last reference ends the thread, see
+    /// `Worker`'s drop).
     pub(super) fn start_period_closer(&self) -> Result<()> {
         let engine: Weak<super::Inner> = Arc::downgrade(&self.inner);
-        let worker = Worker::spawn_unjoined("tollgate-periods", move |stop| {
+        let state = Arc::clone(&self.inner.state);
+        let clock = self.inner.clock.clone();
+        let catalog = Catalog::open(&self.inner.dir.join(super::CATALOG_FILE), false)?;
+        let worker = Worker::spawn("tollgate-periods", move |stop| {
             while !stop.requested() {
                 stop.wait(CLOSE_EVERY);
+                if !period_due(&state, &catalog, clock.now()).unwrap_or(false) {
+                    continue;
+                }
                 let Some(inner) = engine.upgrade() else {
                     return;
                 };
-                let engine = Engine { inner };
                 // A failure (the admin lock busy, a disk error) is retried next round; the
                 // period closes late, never twice, and never wrongly.
-                if engine.period_due().unwrap_or(false) {
-                    let _ = engine.close_periods();
-                }
+                let _ = Engine { inner }.close_periods();
             }
         })
         .map_err(|e| Error::io("start the period thread", e))?;
@@ -82,16 +87,8 @@ impl Engine {
 
     /// Whether a period of some key has ended, or a hot account lags its catalog period.
     pub(super) fn period_due(&self) -> Result<bool> {
-        let now = i64::from(self.inner.clock.now());
         let admin = self.inner.admin.lock();
-        for account in admin.catalog.periodic_accounts()? {
-            let hot = self.inner.state.account_record(account.record).period();
-            let lags = hot != account.start as u64;
-            if lags || account.reset.start_of(now) > account.start {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        period_due(&self.inner.state, &admin.catalog, self.inner.clock.now())
     }
 
     /// The closed periods of key `key_id`, oldest first (`tollgate key periods`).
@@ -237,6 +234,19 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Whether, at `now`, a period of some key of the catalog has ended, or a hot account of
+/// `state` lags its catalog period.
+fn period_due(state: &StateFile, catalog: &Catalog, now: u32) -> Result<bool> {
+    for account in catalog.periodic_accounts()? {
+        let hot = state.account_record(account.record).period();
+        let lags = hot != account.start as u64;
+        if lags || account.reset.start_of(i64::from(now)) > account.start {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A Unix second as RFC 3339 (periods start at midnights well inside `u32`).
