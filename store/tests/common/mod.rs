@@ -135,3 +135,14 @@ impl Drop for Server {
             .output();
     }
 }
+
+/// A started server with the schema migrated, and one store connected to it.
+pub fn fleet(
+    test: &str,
+    terms: tollgate_store::LeaseTerms,
+) -> Option<(Server, tollgate_store::Store)> {
+    let server = Server::start(test)?;
+    let mut store = tollgate_store::Store::connect_with(&server.params(), terms).unwrap();
+    store.migrate().unwrap();
+    Some((server, store))
+}
