@@ -19,10 +19,11 @@
 //! store.create_account("A-1", AccountKind::Bytes, 1 << 30)?;
 //! store.register_host("svm-07")?;
 //!
-//! let mut lease = store.take("svm-07", "A-1", 64 << 20)?;   // charged to the account now
-//! store.renew(&mut lease, lease.next_seq(), 0, lease.granted)?; // draw all of it
+//! let mut lease = store.take("svm-07", "A-1", 64 << 20)?; // charged to the account now
+//! let (seq, block) = (lease.next_seq(), lease.granted);
+//! store.renew(&mut lease, seq, 0, block)?;               // draw all of it
 //! // ... grant locally from the block until `lease.deadline` (the host's monotonic clock) ...
-//! store.settle(lease.id, 10 << 20)?;                       // used 10 MiB, the rest goes back
+//! store.settle(lease.id, 10 << 20)?;                     // used 10 MiB, the rest goes back
 //! # Ok::<(), tollgate_store::Error>(())
 //! ```
 #![deny(missing_docs)]

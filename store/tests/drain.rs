@@ -30,7 +30,7 @@ fn drain(params: &str, host: &str) -> u64 {
             Ok(mut lease) => {
                 let drawn = lease.granted;
                 store.renew(&mut lease, 1, drawn / 2, drawn).unwrap();
-                let used = if round % 3 == 0 {
+                let used = if round.is_multiple_of(3) {
                     drawn - drawn / 4
                 } else {
                     drawn

@@ -40,7 +40,7 @@ impl Server {
             return None;
         };
         // /proc/self belongs to the process's effective user: root when uid 0.
-        let as_postgres = std::fs::metadata("/proc/self").map_or(false, |m| m.uid() == 0);
+        let as_postgres = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
         let dir = tempfile::tempdir().unwrap();
         if as_postgres {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
