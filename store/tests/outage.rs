@@ -149,3 +149,70 @@ fn a_stopped_server_is_unavailable_and_totals_stay_exact_after_restart() {
     assert_eq!((account.leased, account.in_doubt), (0, 0));
     assert_eq!(account.free(), (1 << 40) - used);
 }
+
+#[test]
+fn a_renewal_cut_by_pg_terminate_backend_is_retried_and_applied_once() {
+    let Some((server, mut store)) = common::fleet("terminate_backend", TERMS) else {
+        return;
+    };
+    store
+        .create_account(KEY, AccountKind::Bytes, 1_000)
+        .unwrap();
+    store.register_host("host-a").unwrap();
+    let lease = store.take("host-a", KEY, 500).unwrap();
+    let taken_deadline = lease.deadline;
+
+    // An operator's transaction holds the lease row, so the renewal waits inside the server.
+    let mut admin = postgres::Client::connect(&server.params(), postgres::NoTls).unwrap();
+    let mut hold = admin.transaction().unwrap();
+    hold.execute(
+        "SELECT 1 FROM tollgate_lease WHERE id = $1 FOR UPDATE",
+        &[&lease.id.0],
+    )
+    .unwrap();
+    let params = server.params();
+    let host = thread::spawn(move || {
+        let mut store = Store::connect_with(&params, TERMS).unwrap();
+        let mut lease = lease;
+        let cut = store.renew(&mut lease, 1, 100, 500);
+        (store, lease, cut)
+    });
+    let mut waiting = None;
+    for _ in 0..500 {
+        let rows = hold
+            .query(
+                "SELECT pid FROM pg_stat_activity
+                  WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap();
+        if let Some(row) = rows.first() {
+            waiting = Some(row.get::<_, i32>(0));
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let pid = waiting.expect("the renewal waits on the lease row");
+    hold.execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    let (mut store, mut lease, cut) = host.join().unwrap();
+    assert!(matches!(cut, Err(Error::Unavailable(_))), "{cut:?}");
+    hold.rollback().unwrap();
+
+    // The host retries the same renewal: applied now, once.
+    assert_eq!(
+        store.renew(&mut lease, 1, 100, 500).unwrap(),
+        Renewal::Applied
+    );
+    assert_eq!(
+        store.renew(&mut lease, 1, 100, 500).unwrap(),
+        Renewal::AlreadyApplied
+    );
+    assert!(
+        lease.deadline > taken_deadline,
+        "the renewal extended the deadline"
+    );
+    let account = store.account(KEY).unwrap();
+    assert_eq!((account.leased, account.used), (400, 100));
+    assert_eq!(store.settle(lease.id, 100).unwrap().returned, 400);
+}
