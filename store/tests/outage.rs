@@ -177,9 +177,12 @@ fn a_renewal_cut_by_pg_terminate_backend_is_retried_and_applied_once() {
         let cut = store.renew(&mut lease, 1, 100, 500);
         (store, lease, cut)
     });
+    // Another connection watches, outside the holding transaction, which would see one
+    // snapshot of pg_stat_activity for its whole life.
+    let mut watch = postgres::Client::connect(&server.params(), postgres::NoTls).unwrap();
     let mut waiting = None;
     for _ in 0..500 {
-        let rows = hold
+        let rows = watch
             .query(
                 "SELECT pid FROM pg_stat_activity
                   WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
@@ -193,7 +196,8 @@ fn a_renewal_cut_by_pg_terminate_backend_is_retried_and_applied_once() {
         thread::sleep(Duration::from_millis(10));
     }
     let pid = waiting.expect("the renewal waits on the lease row");
-    hold.execute("SELECT pg_terminate_backend($1)", &[&pid])
+    watch
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
         .unwrap();
     let (mut store, mut lease, cut) = host.join().unwrap();
     assert!(matches!(cut, Err(Error::Unavailable(_))), "{cut:?}");
