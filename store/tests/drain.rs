@@ -131,3 +131,84 @@ impl SpawnPiped for Command {
         self.stdout(std::process::Stdio::piped()).spawn().unwrap()
     }
 }
+
+/// Leases that live 40 ms, so hosts that dawdle see theirs reclaimed under them.
+const BRIEF: LeaseTerms = LeaseTerms {
+    ttl: Duration::from_millis(40),
+    margin: Duration::from_millis(10),
+};
+
+/// One host that sometimes pauses past its lease's expiry: take, draw, grant three quarters of
+/// the block if its deadline has not passed, pause 0..60 ms, settle from its ledger whether or
+/// not the lease was reclaimed meanwhile. Returns what it granted.
+fn dawdle(params: &str, host: &str, rounds: u64, seed: u64) -> u64 {
+    let mut store = Store::connect_with(params, BRIEF).unwrap();
+    store.register_host(host).unwrap();
+    let mut random = seed;
+    let mut granted_total = 0;
+    for _ in 0..rounds {
+        random = random
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let mut lease = store
+            .take(host, KEY, 1_000 + (random >> 40) % 9_000)
+            .unwrap();
+        let (seq, block) = (lease.next_seq(), lease.granted);
+        let granted = match store.renew(&mut lease, seq, 0, block) {
+            Ok(_) if lease.is_live() => block - block / 4,
+            Ok(_) | Err(Error::LeaseExpired(_) | Error::LeaseClosed { .. }) => 0,
+            Err(e) => panic!("{host}: renew: {e}"),
+        };
+        thread::sleep(Duration::from_millis((random >> 20) % 60));
+        let settled = store.settle(lease.id, granted).unwrap();
+        assert!(settled.applied);
+        granted_total += granted;
+    }
+    granted_total
+}
+
+#[test]
+fn reclaimers_racing_hosts_keep_totals_exact() {
+    let Some((server, mut store)) = common::fleet("reclaim_race", BRIEF) else {
+        return;
+    };
+    store
+        .create_account(KEY, AccountKind::Bytes, 1 << 40)
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reclaimers: Vec<_> = (0..2)
+        .map(|_| {
+            let (params, stop) = (server.params(), stop.clone());
+            thread::spawn(move || {
+                let mut store = Store::connect(&params).unwrap();
+                let mut reclaimed = 0;
+                // Relaxed: the flag orders nothing else; a late look only reclaims once more.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    reclaimed += store.reclaim_expired().unwrap().len();
+                    thread::sleep(Duration::from_millis(5));
+                }
+                reclaimed
+            })
+        })
+        .collect();
+    let hosts: Vec<_> = (0..4)
+        .map(|i| {
+            let params = server.params();
+            thread::spawn(move || dawdle(&params, &format!("host-{i}"), 60, i + 1))
+        })
+        .collect();
+    let granted: u64 = hosts.into_iter().map(|h| h.join().unwrap()).sum();
+    // Relaxed: see above.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reclaimed: usize = reclaimers.into_iter().map(|r| r.join().unwrap()).sum();
+    // Every lease ends settled, so those reclaimed were settled late, from the host's ledger.
+    assert!(reclaimed > 0, "some leases expired under their hosts");
+
+    let account = store.account(KEY).unwrap();
+    assert_eq!(account.used, granted, "what the hosts granted, once");
+    assert_eq!((account.leased, account.in_doubt), (0, 0));
+    assert_eq!(account.free(), (1 << 40) - granted);
+    let leases = store.list_leases().unwrap();
+    assert_eq!(leases.len(), 240);
+    assert!(leases.iter().all(|l| l.state == LeaseState::Settled));
+}
