@@ -137,20 +137,21 @@ impl From<postgres::Error> for Error {
 }
 
 /// Whether an error means the server is out of reach rather than that it refused a statement:
-/// no server error code at all (an I/O error, a closed connection), or one of the codes of a
-/// server shutting down or starting up (class 57P, `admin_shutdown` ... `cannot_connect_now`,
-/// and 08, connection exceptions).
+/// the connection closed or failed at the socket (an I/O error, a connect timeout), or a server
+/// error code of a server shutting down or starting up (class 57P: `admin_shutdown`,
+/// `crash_shutdown`, `cannot_connect_now`) or of a broken connection (class 08).
 fn is_unavailable(error: &postgres::Error) -> bool {
+    use std::error::Error as _;
     if error.is_closed() {
         return true;
     }
-    match error.code() {
-        None => error.as_db_error().is_none(),
-        Some(code) => {
-            let code = code.code();
-            code.starts_with("08") || code.starts_with("57P")
-        }
+    if let Some(code) = error.code() {
+        let code = code.code();
+        return code.starts_with("08") || code.starts_with("57P");
     }
+    error
+        .source()
+        .is_some_and(|source| source.is::<std::io::Error>())
 }
 
 /// Converts an amount to the store's `bigint`, refusing zero where `nonzero` and anything above
