@@ -1,0 +1,148 @@
+//! A PostgreSQL server for one test: `initdb` into a temporary directory, a Unix socket there,
+//! no TCP, stopped and removed on drop (adapted from `cli/tests/pipe_postgres.rs`).
+//!
+//! The server binaries are looked for under /usr/lib/postgresql/*/bin (Debian's `postgresql`
+//! package, which `.ci/run` installs); without them [`Server::start`] returns `None` and the
+//! test says so loudly and passes. As root the server runs as the `postgres` user, since
+//! PostgreSQL refuses to run as root; the temporary directory is then opened to it (TMPDIR
+//! itself need only let others enter, as `scripts/test.sh` makes it).
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The directory of PostgreSQL's server programs, the newest version installed.
+fn server_bin() -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+        .filter(|bin| bin.join("pg_ctl").exists() && bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+/// A PostgreSQL server on a Unix socket in a temporary directory, stopped on drop.
+pub struct Server {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    as_postgres: bool,
+}
+
+impl Server {
+    /// Starts a fresh server, or says why not and returns `None` when PostgreSQL is absent.
+    pub fn start(test: &str) -> Option<Server> {
+        let Some(bin) = server_bin() else {
+            eprintln!(
+                "\n*** {test}: SKIPPED: PostgreSQL's server binaries are not installed \
+                 (/usr/lib/postgresql/*/bin); install Debian's postgresql package ***\n"
+            );
+            return None;
+        };
+        // /proc/self belongs to the process's effective user: root when uid 0.
+        let as_postgres = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        let dir = tempfile::tempdir().unwrap();
+        if as_postgres {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let server = Server {
+            bin,
+            dir,
+            as_postgres,
+        };
+        let data = server.data();
+        server.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        server.start_again();
+        Some(server)
+    }
+
+    /// Starts the (stopped) server on its data directory and waits until it accepts.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-k {} -c listen_addresses='' -c fsync=off -c max_connections=60",
+            self.socket()
+        );
+        let log = format!("{}/log", self.socket());
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
+    pub fn stop_immediate(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    /// Connection parameters for the `postgres` database over the Unix socket.
+    pub fn params(&self) -> String {
+        format!("host={} user=postgres dbname=postgres", self.socket())
+    }
+
+    fn data(&self) -> String {
+        format!("{}/data", self.socket())
+    }
+
+    fn socket(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    /// Runs a server program as the server's user and expects success.
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        let output = self.command(program).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", data.as_str(), "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+/// A started server with the schema migrated, and one store connected to it.
+pub fn fleet(
+    test: &str,
+    terms: tollgate_store::LeaseTerms,
+) -> Option<(Server, tollgate_store::Store)> {
+    let server = Server::start(test)?;
+    let mut store = tollgate_store::Store::connect_with(&server.params(), terms).unwrap();
+    store.migrate().unwrap();
+    Some((server, store))
+}
