@@ -1065,6 +1065,24 @@ enum tg_status tg_key_remove_reserve(struct tg_engine *engine,
 enum tg_status tg_keys_json(const struct tg_engine *engine, const char *project, char **out_json);
 
 /**
+ * Closes every usage period that has ended for a key with a `reset` term (as each engine's
+ * background thread does once a second), then stores in `*out_json` a JSON array of the
+ * closed periods of key `key_id`, oldest first: `{"key", "starts_at", "ends_at"` (Unix
+ * seconds)`, "used"` (bytes over every project)`, "closed_at"` (RFC 3339)`}`. NULL on failure.
+ * Free it with `tg_string_free`. A key the state never held is `TG_INVALID_ARGUMENT`.
+ *
+ * Blocks while another process, or another thread, makes an admin change (it waits for the
+ * admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+ *
+ * # Safety
+ * `engine` is NULL or an open engine; `key_id` is NULL or a NUL-terminated string;
+ * `out_json` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_key_periods_json(const struct tg_engine *engine,
+                                   const char *key_id,
+                                   char **out_json);
+
+/**
  * Buys licenses into the global pool, or into a company's pool when the purchase names one,
  * and stores in `*out_json` a JSON array of the new license ids (NULL on failure; free it
  * with `tg_string_free`). The first purchase fixes the payment mode: a later purchase with the

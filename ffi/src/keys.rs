@@ -152,3 +152,31 @@ pub unsafe extern "C" fn tg_keys_json(
         json_out(&engine.core.keys(project)?, &mut out_json)
     })
 }
+
+/// Closes every usage period that has ended for a key with a `reset` term (as each engine's
+/// background thread does once a second), then stores in `*out_json` a JSON array of the
+/// closed periods of key `key_id`, oldest first: `{"key", "starts_at", "ends_at"` (Unix
+/// seconds)`, "used"` (bytes over every project)`, "closed_at"` (RFC 3339)`}`. NULL on failure.
+/// Free it with `tg_string_free`. A key the state never held is `TG_INVALID_ARGUMENT`.
+///
+/// Blocks while another process, or another thread, makes an admin change (it waits for the
+/// admin lock), at most the engine's admin-lock timeout (`TG_BUSY`).
+///
+/// # Safety
+/// `engine` is NULL or an open engine; `key_id` is NULL or a NUL-terminated string;
+/// `out_json` is NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn tg_key_periods_json(
+    engine: *const tg_engine,
+    key_id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> tg_status {
+    boundary!({
+        let mut out_json = out!(out_json);
+        out_json.write(std::ptr::null_mut());
+        let engine = held!(engine);
+        let key_id = text!(key_id);
+        engine.core.close_periods()?;
+        json_out(&engine.core.periods(key_id)?, &mut out_json)
+    })
+}

@@ -280,6 +280,9 @@ tg_key_remove_reserve: Callable[..., int] = declare(
 tg_keys_json: Callable[..., int] = declare(
     "tg_keys_json", c_uint32, (c_void_p, c_char_p, POINTER(c_void_p))
 )
+tg_key_periods_json: Callable[..., int] = declare(
+    "tg_key_periods_json", c_uint32, (c_void_p, c_char_p, POINTER(c_void_p))
+)
 tg_pool_buy: Callable[..., int] = declare(
     "tg_pool_buy", c_uint32, (c_void_p, c_char_p, POINTER(c_void_p))
 )

@@ -343,6 +343,14 @@ class Engine(Handle):
         keys = self._json(_bindings.tg_keys_json, _project_name(project))
         return cast(List[Dict[str, Any]], keys)
 
+    def periods(self, key_id: str) -> List[Dict[str, Any]]:
+        """The closed usage periods of a key with a ``reset`` term, oldest first (periods that
+        have ended are closed first): ``[{"key", "starts_at", "ends_at", "used",
+        "closed_at"}, ...]``, the times in Unix seconds but ``closed_at`` (RFC 3339), ``used``
+        in bytes over every project. :class:`InvalidArgument` for a key the state never held."""
+        periods = self._json(_bindings.tg_key_periods_json, encode_text(key_id, "key id"))
+        return cast(List[Dict[str, Any]], periods)
+
     def view(self, project: str) -> Dict[str, Any]:
         """What a user interface shows for the project (rule R27 in docs/rules.md): ``{"project":
         name, "pairs": [{"class": "data_volume", "cards": [...], "add_license_available": bool}]}``.

@@ -99,3 +99,14 @@ def test_a_reset_key_is_kept_and_counts_its_period(engine, key) -> None:
     assert held["key"]["reset"] == "monthly"
     assert held["used"] == 1_000
     assert held["account"]["used"] == 1_000
+
+
+def test_periods_of_a_reset_key_and_of_an_unknown_one(engine, key) -> None:
+    """No period of a key added today has closed; a key the state never held is refused with
+    its error. (Closed periods: core/tests/periods.rs and cli/tests/terms.rs.)"""
+    engine.create_project("p")
+    engine.add_key("p", key("D", limit=LIMIT, reset="daily"))
+    assert engine.periods("D") == []
+    with pytest.raises(tollgate.InvalidArgument) as refused:
+        engine.periods("nope")
+    assert 'no key "nope" in this state' in str(refused.value)
