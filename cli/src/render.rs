@@ -214,6 +214,9 @@ fn write_card(
         let used = used_of(LicenseClass::DataVolume, overage.used, overage.allowed);
         row(out, "Overage", &format!("Overage {used} allowed"))?;
     }
+    if let (Some(reset), Some(at)) = (key.reset, &card.resets_at) {
+        row(out, "Reset", &format!("Resets {reset}, next on {at}"))?;
+    }
     row(out, "Auto-renew", if key.auto_renew { "yes" } else { "no" })?;
     row(out, "Usage", &usage(class, card.used, card.limit))?;
     writeln!(out, "  │ ⓘ {}", card.tooltip)?;
@@ -420,6 +423,7 @@ mod tests {
                     expired: false,
                     grace_until: None,
                     overage: None,
+                    resets_at: None,
                 }],
                 add_license_available: false,
             }],

@@ -92,6 +92,20 @@ fn reset_is_kept_and_closed_periods_are_listed() {
         .run("key add wh --id M --delivery online --limit 1GiB --reset monthly")
         .success();
     assert_eq!(state.json("key list wh")[0]["key"]["reset"], "monthly");
+    // The card says when the usage next returns to 0: the first of next month.
+    let today = time::OffsetDateTime::now_utc().date();
+    let next = Period::Monthly
+        .next_after(Period::Monthly.start_of(time::OffsetDateTime::now_utc().unix_timestamp()));
+    let next = time::OffsetDateTime::from_unix_timestamp(next)
+        .unwrap()
+        .date();
+    assert!(next > today && next.day() == 1, "{next}");
+    state
+        .run("project show wh")
+        .success()
+        .stdout(contains(format!(
+            "Resets monthly, next on {next}T00:00:00Z"
+        )));
     state
         .run("key periods M")
         .success()

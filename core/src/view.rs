@@ -116,6 +116,10 @@ pub struct LicenseCard {
     /// `None` for a key without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overage: Option<Overage>,
+    /// On the card of a key with a `reset`: when its usage next returns to 0, RFC 3339
+    /// ("Resets monthly, next on …"; `used` is the current period's); else `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<String>,
 }
 
 /// A key's overage on its card.
@@ -197,6 +201,13 @@ pub(crate) fn pair_view(
                     allowed,
                 }),
             },
+            resets_at: slot.key.reset.map(|reset| {
+                let next = reset.next_after(reset.start_of(now_secs));
+                rfc3339(
+                    time::OffsetDateTime::from_unix_timestamp(next)
+                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                )
+            }),
         })
         .collect::<Vec<_>>();
     PairView {

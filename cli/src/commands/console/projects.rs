@@ -166,6 +166,9 @@ fn license_card(card: &LicenseCard, pair: &PairView, n: usize, of: usize, tip: &
                 @if let Some(overage) = card.overage {
                     dt { "Overage" } dd.overage { "Overage " (crate::render::used_of(tollgate_core::LicenseClass::DataVolume, overage.used, overage.allowed)) " allowed" }
                 }
+                @if let (Some(reset), Some(at)) = (key.reset, &card.resets_at) {
+                    dt { "Reset" } dd.reset { "Resets " (reset) ", next on " (at) }
+                }
                 dt { "Auto-renew" } dd { @if key.auto_renew { "Yes" } @else { "No" } }
                 @if let Some(code) = &key.activation_code {
                     dt { "Activation code" } dd.code { (mask_code(code)) }
