@@ -16,7 +16,7 @@ mod accounts;
 mod activation;
 mod admin_lock;
 mod checkpoint;
-mod clock;
+mod clock_rollback;
 mod groups;
 mod handles;
 mod lifetime;
@@ -220,7 +220,8 @@ impl Engine {
         let state = Arc::new(state);
         let hot_events = Arc::new(HotQueue::new(options.event_queue.max(16)));
         let subscribers = Arc::new(Subscribers::default());
-        let mut keeper = clock::Keeper::new(options.clock.clone(), installation.clone(), state_id);
+        let mut keeper =
+            clock_rollback::Keeper::new(options.clock.clone(), installation.clone(), state_id);
         let dispatcher = Dispatcher::start(
             Arc::clone(&hot_events),
             Arc::clone(&subscribers),
@@ -240,7 +241,7 @@ impl Engine {
         )
         .map_err(|e| Error::io("start the seat reclaimer", e))?;
         let clock_watch = start_clock_watch(
-            clock::Watch::new(options.clock.clone(), options.clock_tolerance),
+            clock_rollback::Watch::new(options.clock.clone(), options.clock_tolerance),
             Arc::clone(&hot_events),
         )
         .map_err(|e| Error::io("start the clock watch", e))?;

@@ -482,7 +482,7 @@ impl Dispatcher {
 }
 
 /// Whether a hot-path event says a key was seen expired: the latest time seen is then recorded
-/// at once (see `engine::clock`).
+/// at once (see `engine::clock_rollback`).
 fn saw_expiry(event: &PairEvent) -> bool {
     matches!(
         event,

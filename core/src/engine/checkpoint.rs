@@ -90,7 +90,7 @@ pub(super) enum Accept {
     /// The state as it is, if it is found rolled back or edited.
     Rollback,
     /// The latest time seen lowered from `from` to `to` (Unix seconds): a clock that was once
-    /// wrong in the future (see `engine::clock`).
+    /// wrong in the future (see `engine::clock_rollback`).
     Clock { from: u32, to: u32 },
 }
 
@@ -614,8 +614,8 @@ pub(super) fn verify_and_checkpoint(
     };
     if let Accept::Clock { from, to } = accept {
         decisions.push(Decision::Clock {
-            from: super::clock::text(from),
-            to: super::clock::text(to),
+            from: super::clock_rollback::text(from),
+            to: super::clock_rollback::text(to),
         });
     }
     let (seq, prev_mac) = last.map_or((1, String::new()), |c| (c.seq + 1, c.mac));

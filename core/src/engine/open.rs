@@ -162,7 +162,7 @@ pub(super) fn open_locked(
     // left as it is. An edited time is refused after the checkpoint's problems, which explain
     // more (a changed state id fails both MACs); an accepted rollback accepts it too, keeping
     // the installation's copy, and says so in its audit entry.
-    let (latest, edited_time) = clock::recorded(&catalog, &installation, &state_id)?;
+    let (latest, edited_time) = clock_rollback::recorded(&catalog, &installation, &state_id)?;
     let (accept, given_up) = match accept {
         checkpoint::Accept::Clock { to, .. } if latest > to && edited_time.is_none() => {
             (checkpoint::Accept::Clock { from: latest, to }, Some(latest))
@@ -173,12 +173,12 @@ pub(super) fn open_locked(
     checkpoint::verify_and_checkpoint(&installation, dir, &state, &catalog, accept, edited_time)?;
     let latest = match accept {
         checkpoint::Accept::Clock { to, .. } => {
-            clock::lower(&catalog, &installation, &state_id, to)?;
+            clock_rollback::lower(&catalog, &installation, &state_id, to)?;
             to
         }
         _ => latest,
     };
-    clock::watch_at_open(
+    clock_rollback::watch_at_open(
         &catalog,
         &installation,
         &state_id,
@@ -210,9 +210,9 @@ pub(super) fn start_flusher(state: Arc<StateFile>, every: Duration) -> std::io::
     })
 }
 
-/// The clock watch: once a second, checks the clock for a rollback (see `engine::clock`).
+/// The clock watch: once a second, checks the clock for a rollback (see `engine::clock_rollback`).
 pub(super) fn start_clock_watch(
-    mut watch: clock::Watch,
+    mut watch: clock_rollback::Watch,
     events: Arc<HotQueue>,
 ) -> std::io::Result<Worker> {
     Worker::spawn("tollgate-clock", move |stop| {
