@@ -23,7 +23,7 @@ mod schema;
 mod trust;
 
 pub(crate) use accounts::KeyUse;
-pub(crate) use audit::Checkpoint;
+pub(crate) use audit::Ratchet;
 pub(crate) use pools::{InstanceRow, LicenseRow};
 use schema::*;
 

@@ -233,7 +233,7 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
-    /// The state directory was rolled back, or its checkpoints, time or license terms edited
+    /// The state directory was rolled back, or its ratchets, time or license terms edited
     /// (see docs/tampering.md); the reason says whether an operator can accept it with
     /// `Engine::accept_rollback`.
     #[error("state refused: {reason}")]
@@ -241,8 +241,8 @@ pub enum Error {
         /// What was found.
         reason: String,
     },
-    /// The state's last checkpoint was made by another installation than the one it was opened
-    /// with (its installation directory holds the MAC key of the checkpoints): a program that
+    /// The state's last ratchet was made by another installation than the one it was opened
+    /// with (its installation directory holds the MAC key of the ratchets): a program that
     /// forgot to set the installation directory, or a state moved from another machine or
     /// user. Refused like [`Error::Tampered`]; nothing changed. Open it with the installation
     /// directory that made it ([`Options::installation_dir`](crate::Options::installation_dir)
@@ -258,8 +258,8 @@ pub enum Error {
         state: PathBuf,
         /// The installation directory it was opened with.
         installation: PathBuf,
-        /// The checkpoint that does not verify with this installation's key.
-        checkpoint: u64,
+        /// The ratchet that does not verify with this installation's key.
+        ratchet: u64,
     },
     /// A key was refused for want of a valid vendor signature: an unsigned offline key while the
     /// state trusts vendor keys, a license altered after signing, one signed by a key the state

@@ -10,7 +10,7 @@
 //! use tollgate_core::{Engine, Error, Key, Options};
 //!
 //! let dir = tempfile::tempdir()?;
-//! // The installation (the key of the usage checkpoints) defaults to ~/.local/state/tollgate.
+//! // The installation (the key of the usage ratchets) defaults to ~/.local/state/tollgate.
 //! let options = Options {
 //!     installation_dir: Some(dir.path().join("installation")),
 //!     ..Options::default()
@@ -66,7 +66,7 @@ pub use engine::TrustedKey;
 pub use engine::{
     AccountUsage, BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyHolder,
     KeyReplaced, KeyStatus, KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage,
-    SeatsReclaimed, Usage, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CLOCK_TOLERANCE,
+    SeatsReclaimed, Usage, DEFAULT_CLOCK_TOLERANCE, DEFAULT_RATCHET_INTERVAL,
 };
 pub use engine::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub use engine::{

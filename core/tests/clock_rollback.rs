@@ -146,7 +146,7 @@ fn expired_during_a_run(dir: &std::path::Path) {
     project.consume(1).unwrap();
     clock.set(NOW + 1);
     assert!(matches!(project.consume(1), Err(Error::Expired)));
-    // Recorded at once, off the hot path, without a flush or a checkpoint.
+    // Recorded at once, off the hot path, without a flush or a ratchet.
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while latest_seen(dir) != Some(i64::from(NOW + 1)) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));

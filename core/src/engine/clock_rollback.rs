@@ -12,11 +12,11 @@
 //!
 //! A clock once set in the future leaves its time behind for good: `Engine::accept_clock` (`tollgate
 //! state accept-clock`) lowers the latest time seen to the clock's reading, an operator decision
-//! audited in the chain the checkpoints cover (see `engine::checkpoint`).
+//! audited in the chain the ratchets cover (see `engine::ratchet`).
 
 use std::time::Duration;
 
-use super::checkpoint::Installation;
+use super::ratchet::Installation;
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -78,7 +78,7 @@ fn record(
 }
 
 /// Lowers the latest time seen to `secs` (`Engine::accept_clock`; the decision is audited by
-/// the checkpoint made at open).
+/// the ratchet made at open).
 pub(super) fn lower(
     catalog: &Catalog,
     installation: &Installation,

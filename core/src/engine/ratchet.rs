@@ -1,49 +1,50 @@
 //! State rollback (issue: tampering): restoring an old copy of the state directory to get usage
 //! back is detected and refused until an operator accepts it.
 //!
-//! Each open, and each [`Engine::flush`](crate::Engine::flush) once the last checkpoint is
-//! [`Options::checkpoint_interval`](crate::Options) old, appends a **checkpoint** to the audit
+//! Each open, and each [`Engine::flush`](crate::Engine::flush) once the last ratchet is
+//! [`Options::ratchet_interval`](crate::Options) old, appends a **ratchet** to the audit
 //! log: a sequence number one above the last, the total bytes ever charged to
-//! data-volume keys (which only grows), and a MAC over both chained to the previous checkpoint's
-//! MAC. The MAC key belongs to the *installation*, not to the state: it lives outside the state
-//! directory (`installation.key` in [`Options::installation_dir`](crate::Options), by default
+//! data-volume keys (which only grows), and a MAC over both chained to the previous ratchet's
+//! MAC. (A ratchet only moves forward; the audit log, its MAC and the error messages call it a
+//! `checkpoint`, the name it was first written under, and keep that name.) The MAC key belongs
+//! to the *installation*, not to the state: it lives outside the state directory (`installation.key` in [`Options::installation_dir`](crate::Options), by default
 //! `$TOLLGATE_INSTALLATION`, else `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`), beside an
-//! **anchor** file per state holding the last checkpoint's sequence and MAC.
+//! **anchor** file per state holding the last ratchet's sequence and MAC.
 //!
 //! The MAC covers the state id too, the key the anchor is looked up by (rule R31 in docs/rules.md):
 //! a restored copy whose id was changed by hand fails its MAC instead of finding no anchor. A
-//! state this installation checkpointed before but holds no anchor for, and a state with keys
-//! but no checkpoint, are refused as well.
+//! state this installation ratcheted before but holds no anchor for, and a state with keys
+//! but no ratchet, are refused as well.
 //!
-//! At open the last checkpoint's MAC must verify, and must be the anchor's checkpoint or a later
-//! one; the usage now must be at least the checkpoint's. A directory restored from a copy has an
-//! older checkpoint than its anchor, a hot file restored alone has less usage than its
-//! checkpoint, and an edited checkpoint fails its MAC: each is refused with
+//! At open the last ratchet's MAC must verify, and must be the anchor's ratchet or a later
+//! one; the usage now must be at least the ratchet's. A directory restored from a copy has an
+//! older ratchet than its anchor, a hot file restored alone has less usage than its
+//! ratchet, and an edited ratchet fails its MAC: each is refused with
 //! [`Error::Tampered`]. `Engine::accept_rollback` is the operator's way out: it records the
 //! acceptance in the audit log and moves the anchor to the state as it is.
 //!
-//! Usage is covered per key, not only in total (rule R31): each checkpoint records every
+//! Usage is covered per key, not only in total (rule R31): each ratchet records every
 //! data-volume key in a slot with its usage, limit and expiry, so usage moved from one key or
-//! pair to another leaves some key below its checkpoint. At every checkpoint, and so at open,
+//! pair to another leaves some key below its ratchet. At every ratchet, and so at open,
 //! each slot's published limit and expiry must also be its key's in the catalog, and a key's
-//! terms must be what the last checkpoint recorded: a patched `hot.tgs`, or a license edited in
+//! terms must be what the last ratchet recorded: a patched `hot.tgs`, or a license edited in
 //! `catalog.db` along with it, is refused with [`Error::Tampered`], which `accept_rollback`
 //! does not accept. A patch made while a process runs is believed by its hot path until its
-//! next checkpoint (an [`Engine::flush`](crate::Engine::flush) once the interval has passed).
+//! next ratchet (an [`Engine::flush`](crate::Engine::flush) once the interval has passed).
 //!
-//! Each checkpoint also records in the catalog's meta table (`installation_id`) a non-secret id
+//! Each ratchet also records in the catalog's meta table (`installation_id`) a non-secret id
 //! of the installation that made it, derived one-way from its key (rule R31). A last
-//! checkpoint that fails its MAC and names another installation is refused as
+//! ratchet that fails its MAC and names another installation is refused as
 //! [`Error::InstallationMismatch`], naming the state and installation directories: the state was
 //! opened with the wrong installation directory. One that names this installation, or none (a
-//! state last checkpointed before the id was recorded), was edited: [`Error::Tampered`]. The id
+//! state last ratcheted before the id was recorded), was edited: [`Error::Tampered`]. The id
 //! only chooses between two refusals, so editing it gains nothing; `accept_rollback` accepts a
 //! mismatch as it accepts a rollback.
 //!
 //! Operator decisions (an accepted rollback) form a chain of their own: each audit entry carries
-//! a MAC over what was decided and the previous decision's MAC, and every checkpoint's MAC covers
+//! a MAC over what was decided and the previous decision's MAC, and every ratchet's MAC covers
 //! the latest decision. Verifying walks the chain (decisions are rare), so a decision deleted from
-//! or edited in the audit log is refused like an edited checkpoint.
+//! or edited in the audit log is refused like an edited ratchet.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::DirBuilder;
@@ -51,7 +52,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{Catalog, Checkpoint};
+use crate::catalog::{Catalog, Ratchet};
 use crate::error::{Error, Result};
 use crate::events::{CheckedKey, EventKind};
 use crate::files::{self, Modes};
@@ -72,14 +73,14 @@ pub(super) struct Installation {
     file_mode: u32,
 }
 
-/// The last checkpoint an installation saw of one state.
+/// The last ratchet an installation saw of one state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Anchor {
     seq: u64,
     mac: String,
 }
 
-/// The format of the checkpoints this build writes.
+/// The format of the ratchets this build writes.
 const FORMAT: u32 = 2;
 
 /// What an operator accepts when opening a state.
@@ -94,7 +95,7 @@ pub(super) enum Accept {
     Clock { from: u32, to: u32 },
 }
 
-/// An operator decision: an audit entry in a MAC chain that the checkpoints cover, so that
+/// An operator decision: an audit entry in a MAC chain that the ratchets cover, so that
 /// deleting or editing it is detected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Decision {
@@ -249,7 +250,7 @@ impl Installation {
         .to_string()
     }
 
-    /// The installation's id, recorded in the catalog with every checkpoint it makes, so that
+    /// The installation's id, recorded in the catalog with every ratchet it makes, so that
     /// a state opened with another installation is told apart from an edited one: derived from
     /// the key one-way (another derivation than [`Self::machine_id`]), so it reveals nothing
     /// of it.
@@ -264,10 +265,10 @@ impl Installation {
             .to_string()
     }
 
-    /// The MAC of checkpoint `c` of the state `state_id`, whose latest operator decision has
+    /// The MAC of ratchet `c` of the state `state_id`, whose latest operator decision has
     /// the MAC `decision_mac`. Format 1 covered only the sequence and the total, so a state id
     /// changed by hand moved the anchor lookup unseen; format 2 covers what the lookup uses.
-    fn checkpoint_mac(&self, state_id: &str, c: &Checkpoint, decision_mac: &str) -> String {
+    fn ratchet_mac(&self, state_id: &str, c: &Ratchet, decision_mac: &str) -> String {
         let (seq, total, prev) = (c.seq, c.total_used, &c.prev_mac);
         if c.format < 2 {
             return self.keyed(&format!("tollgate-checkpoint-1|{prev}|{seq}|{total}"));
@@ -562,10 +563,10 @@ impl Snapshot {
 }
 
 /// Checks the state against the installation's anchor, flushes the hot file and records a
-/// checkpoint (at open, and at every [`Engine::flush`](crate::Engine::flush)).
+/// ratchet (at open, and at every [`Engine::flush`](crate::Engine::flush)).
 /// With [`Accept::Rollback`], a rollback is accepted instead of refused (the operator's
-/// decision), and the acceptance enters the chain of decisions the checkpoint covers.
-pub(super) fn verify_and_checkpoint(
+/// decision), and the acceptance enters the chain of decisions the ratchet covers.
+pub(super) fn verify_and_ratchet(
     installation: &Installation,
     dir: &Path,
     state: &StateFile,
@@ -574,10 +575,10 @@ pub(super) fn verify_and_checkpoint(
     edited_time: Option<String>,
 ) -> Result<()> {
     let state_id = catalog.state_id()?;
-    let last = catalog.last_checkpoint()?;
+    let last = catalog.last_ratchet()?;
     let anchor = installation.read_anchor(&state_id)?;
     // The usage is read before the hot file is flushed: usage only grows, so what reaches the
-    // disk is at least the checkpoint, and an operating-system crash after it cannot make the
+    // disk is at least the ratchet, and an operating-system crash after it cannot make the
     // state look restored.
     let snapshot = Snapshot::read(state, catalog)?;
     state.flush()?;
@@ -621,7 +622,7 @@ pub(super) fn verify_and_checkpoint(
     let (seq, prev_mac) = last.map_or((1, String::new()), |c| (c.seq + 1, c.mac));
     let tx = catalog.begin()?;
     let head = record_decisions(installation, &tx, &state_id, head, decisions)?;
-    let mut checkpoint = Checkpoint {
+    let mut ratchet = Ratchet {
         seq,
         total_used: snapshot.total,
         mac: String::new(),
@@ -630,46 +631,46 @@ pub(super) fn verify_and_checkpoint(
         decision: head.as_ref().map(|(d, _)| *d),
         keys: snapshot.live.into_values().collect(),
     };
-    checkpoint.mac =
-        installation.checkpoint_mac(&state_id, &checkpoint, head.as_ref().map_or("", |(_, m)| m));
+    ratchet.mac =
+        installation.ratchet_mac(&state_id, &ratchet, head.as_ref().map_or("", |(_, m)| m));
     let anchor = Anchor {
         seq,
-        mac: checkpoint.mac.clone(),
+        mac: ratchet.mac.clone(),
     };
-    let event = EventKind::Checkpoint {
+    let event = EventKind::Ratchet {
         seq,
-        total_used: checkpoint.total_used,
-        mac: checkpoint.mac,
-        prev_mac: checkpoint.prev_mac,
+        total_used: ratchet.total_used,
+        mac: ratchet.mac,
+        prev_mac: ratchet.prev_mac,
         format: FORMAT,
-        decision: checkpoint.decision,
-        keys: checkpoint.keys,
+        decision: ratchet.decision,
+        keys: ratchet.keys,
     };
     let written = Catalog::append_events_in(&tx, &[(String::new(), event)])?;
-    Catalog::set_last_checkpoint(&tx, written[0].seq)?;
+    Catalog::set_last_ratchet(&tx, written[0].seq)?;
     Catalog::set_installation_id(&tx, installation.id())?;
     tx.commit().map_err(Error::store("commit checkpoint"))?;
     installation.write_anchor(&state_id, &anchor)
 }
 
-/// Refuses the state as [`Error::InstallationMismatch`] when its last checkpoint `c` does not
+/// Refuses the state as [`Error::InstallationMismatch`] when its last ratchet `c` does not
 /// verify with this installation's key and the catalog records that another installation made
-/// it. A checkpoint that does not verify but names this installation (or none: a state
-/// checkpointed before the id was recorded) was edited, and is left to [`Found::problem`].
+/// it. A ratchet that does not verify but names this installation (or none: a state
+/// ratcheted before the id was recorded) was edited, and is left to [`Found::problem`].
 /// Editing the recorded id gains nothing: the state is refused either way, and the id is only
-/// rewritten by a checkpoint, which needs this installation's key to verify at the next open.
+/// rewritten by a ratchet, which needs this installation's key to verify at the next open.
 fn another_installation(
     installation: &Installation,
     dir: &Path,
     catalog: &Catalog,
     state_id: &str,
-    c: &Checkpoint,
+    c: &Ratchet,
     chain: &std::result::Result<Option<(u64, String)>, String>,
 ) -> Result<()> {
     let verifies = match chain {
         Ok(head) => {
             let decision_mac = head.as_ref().map_or("", |(_, mac)| mac.as_str());
-            installation.checkpoint_mac(state_id, c, decision_mac) == c.mac
+            installation.ratchet_mac(state_id, c, decision_mac) == c.mac
         }
         Err(_) => false,
     };
@@ -678,7 +679,7 @@ fn another_installation(
             Err(Error::InstallationMismatch {
                 state: dir.to_owned(),
                 installation: installation.dir.clone(),
-                checkpoint: c.seq,
+                ratchet: c.seq,
             })
         }
         _ => Ok(()),
@@ -727,16 +728,16 @@ fn record_decisions(
 /// What verification found of a state.
 struct Found<'a> {
     state_id: &'a str,
-    last: Option<&'a Checkpoint>,
+    last: Option<&'a Ratchet>,
     anchor: Option<&'a Anchor>,
     /// The usage now.
     snapshot: &'a Snapshot,
-    /// Whether the catalog holds keys or checkpoints (asked only without either checkpoint).
+    /// Whether the catalog holds keys or ratchets (asked only without either ratchet).
     history: bool,
 }
 
 impl Found<'_> {
-    /// A key whose terms differ from what the last (verified) checkpoint recorded: its license
+    /// A key whose terms differ from what the last (verified) ratchet recorded: its license
     /// in the catalog was edited along with `hot.tgs`. Not acceptable, like a patched limit.
     fn edited_license(&self) -> Option<String> {
         let c = self.last?;
@@ -752,7 +753,7 @@ impl Found<'_> {
         })
     }
 
-    /// What is wrong with the state's last checkpoint and its chain of operator decisions
+    /// What is wrong with the state's last ratchet and its chain of operator decisions
     /// (`chain`) against the anchor and the usage now.
     fn problem(
         &self,
@@ -765,7 +766,7 @@ impl Found<'_> {
                 Err(problem) => return Some(problem.clone()),
             };
             let decision_mac = head.as_ref().map_or("", |(_, mac)| mac.as_str());
-            if installation.checkpoint_mac(self.state_id, c, decision_mac) != c.mac {
+            if installation.ratchet_mac(self.state_id, c, decision_mac) != c.mac {
                 return Some(format!(
                     "checkpoint {} in the audit log does not verify: it was edited, its state id was changed, or it was made by another installation",
                     c.seq
@@ -793,7 +794,7 @@ impl Found<'_> {
                 "the state holds keys but no checkpoint: its checkpoints were deleted from the audit log (a state written before checkpoints existed is accepted once with accept-rollback)".to_owned(),
             ),
             (None, None) => None,
-            // A first checkpoint of format 2 whose anchor a crash kept from being written: its
+            // A first ratchet of format 2 whose anchor a crash kept from being written: its
             // MAC covers the state id, so it cannot be another state's.
             (Some(c), None) if c.format >= 2 && c.seq == 1 => None,
             (Some(c), None) => Some(format!(
