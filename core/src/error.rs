@@ -2,6 +2,12 @@
 
 use std::path::PathBuf;
 
+mod signature;
+mod tampering;
+
+pub use signature::SignatureRefusal;
+pub use tampering::{AccountTerm, EditedTerms, Rollback, SlotTerm, Tampering};
+
 /// Every way a Tollgate operation can fail. Each variant is one rule or condition the caller can
 /// match on; the message names the value at fault.
 ///
@@ -239,7 +245,7 @@ pub enum Error {
     #[error("state refused: {reason}")]
     Tampered {
         /// What was found.
-        reason: String,
+        reason: Tampering,
     },
     /// The state's last ratchet was made by another installation than the one it was opened
     /// with (its installation directory holds the MAC key of the ratchets): a program that
@@ -269,10 +275,9 @@ pub enum Error {
         /// The key's id (read from the license before verification; empty when not even that
         /// could be read).
         key: String,
-        /// Which of the four it was, in words: `it is unsigned, …`, `the signature does not
-        /// match the key: the key was altered after signing, …`, `it is signed by …, which is
-        /// not a trusted vendor key`, `malformed license: …`.
-        reason: String,
+        /// Which it was: unsigned, malformed, signed by an untrusted key, or a signature that
+        /// does not verify; its `Display` is the reason in words.
+        reason: SignatureRefusal,
     },
     /// The automatic renewal of an online key failed (rule R21 in docs/rules.md): the activation
     /// service was unreachable, slow, refused or answered garbage, or the engine refused its
@@ -344,7 +349,7 @@ impl Error {
 }
 
 /// The message of [`Error::BadSignature`]: the key when its id is known.
-fn signature_refusal(key: &str, reason: &str) -> String {
+fn signature_refusal(key: &str, reason: &SignatureRefusal) -> String {
     if key.is_empty() {
         format!("license refused: {reason}")
     } else {

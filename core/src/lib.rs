@@ -74,7 +74,10 @@ pub use engine::{
     DEFAULT_RENEWAL_LEAD, DEFAULT_RENEWAL_RETRY,
 };
 pub use error::manual_renewal_message;
-pub use error::{Error, Result, StoreError};
+pub use error::{
+    AccountTerm, EditedTerms, Error, Result, Rollback, SignatureRefusal, SlotTerm, StoreError,
+    Tampering,
+};
 pub use events::{CheckedKey, Event, EventKind, RemovalReason, Subscription};
 pub use key::{
     check_name, Delivery, Edition, Key, KeyKind, LicenseClass, MachineOs, Scheme, MAX_GRACE_DAYS,

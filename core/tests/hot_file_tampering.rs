@@ -97,7 +97,7 @@ fn snapshot(dir: &Path) -> (Vec<u8>, Vec<String>) {
 
 fn tampered<T>(result: Result<T, Error>) -> String {
     match result {
-        Err(Error::Tampered { reason }) => reason,
+        Err(Error::Tampered { reason }) => reason.to_string(),
         Err(other) => panic!("refused with {other}"),
         Ok(_) => panic!("accepted"),
     }

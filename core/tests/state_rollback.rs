@@ -51,7 +51,7 @@ fn restore_an_older_copy(dir: &Path, installation: &Path) {
 
 fn refused(result: Result<Engine, Error>) -> String {
     match result {
-        Err(Error::Tampered { reason }) => reason,
+        Err(Error::Tampered { reason }) => reason.to_string(),
         Err(other) => panic!("refused with {other}"),
         Ok(_) => panic!("opened"),
     }
@@ -199,7 +199,7 @@ fn an_edited_ratchet_is_tampered_and_another_installation_a_mismatch() {
                 );
             }
             (Some(m), Err(Error::Tampered { reason })) if m != mismatch => {
-                assert_eq!(reason, m, "{}", case.name);
+                assert_eq!(reason.to_string(), m, "{}", case.name);
             }
             (expected, Err(e)) => {
                 panic!("{}: expected {expected:?}, refused with {e:?}", case.name)

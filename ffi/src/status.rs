@@ -411,7 +411,7 @@ mod tests {
             (
                 Error::BadSignature {
                     key: text(),
-                    reason: text(),
+                    reason: tollgate_core::SignatureRefusal::UnsignedOffline,
                 },
                 tg_status::TG_BAD_SIGNATURE,
             ),

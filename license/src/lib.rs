@@ -42,6 +42,7 @@ mod vendor_key;
 pub use license_file::sign;
 pub use tollgate_core::license::{
     canonical_json, canonical_key, parse_key_or_license, verify, KeyOrLicense, LicenseError,
-    SignedLicense, VendorPublic, FORMAT, PUBLIC_FILE, PUBLIC_HEADER, SECRET_FILE, SECRET_HEADER,
+    SignatureFault, SignedLicense, VendorPublic, FORMAT, PUBLIC_FILE, PUBLIC_HEADER, SECRET_FILE,
+    SECRET_HEADER,
 };
 pub use vendor_key::{KeyPaths, VendorSecret};

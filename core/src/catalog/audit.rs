@@ -38,7 +38,7 @@ impl Catalog {
                 keys,
             })),
             _ => Err(Error::Tampered {
-                reason: "the audit entry the state names as its last checkpoint is not one".into(),
+                reason: crate::error::Tampering::LastRatchetNotOne,
             }),
         }
     }

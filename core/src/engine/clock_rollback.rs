@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::ratchet::Installation;
 use crate::catalog::Catalog;
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Rollback};
 use crate::events::{EventKind, HotQueue, NO_RECORD};
 use crate::slot::PairEvent;
 
@@ -41,7 +41,7 @@ pub(super) fn recorded(
     catalog: &Catalog,
     installation: &Installation,
     state_id: &str,
-) -> Result<(u32, Option<String>)> {
+) -> Result<(u32, Option<Rollback>)> {
     let seen = installation.seen(state_id)?;
     let kept = seen.unwrap_or(0);
     Ok(match catalog.latest_time()? {
@@ -51,13 +51,7 @@ pub(super) fn recorded(
         }
         // Recorded before the time had a MAC, and this installation kept none.
         Some((secs, None)) if seen.is_none() => (secs, None),
-        Some((secs, _)) => (
-            kept,
-            Some(format!(
-                "the latest time seen in catalog.db ({}) does not verify: meta.latest_seen was edited",
-                text(secs)
-            )),
-        ),
+        Some((secs, _)) => (kept, Some(Rollback::TimeEdited { time: text(secs) })),
     })
 }
 

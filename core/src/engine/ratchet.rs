@@ -53,11 +53,12 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{Catalog, Ratchet};
-use crate::error::{Error, Result};
+use crate::error::{AccountTerm, EditedTerms, Error, Result, Rollback, SlotTerm, Tampering};
 use crate::events::{CheckedKey, EventKind};
 use crate::files::{self, Modes};
 use crate::slot::{Accounts, Metering};
 use crate::state_file::StateFile;
+use crate::view::Role;
 
 const KEY_FILE: &str = "installation.key";
 const ANCHORS: &str = "anchors";
@@ -138,11 +139,9 @@ struct Link {
 
 impl Link {
     /// The decision at audit entry `seq`, or what is wrong with it.
-    fn read(catalog: &Catalog, seq: u64) -> Result<std::result::Result<Link, String>> {
+    fn read(catalog: &Catalog, seq: u64) -> Result<std::result::Result<Link, Rollback>> {
         Ok(match catalog.event_kind(seq)? {
-            None => Err(format!(
-                "the operator decision at audit entry {seq} is missing: it was deleted from the audit log"
-            )),
+            None => Err(Rollback::DecisionMissing { seq }),
             Some(EventKind::RollbackAccepted {
                 reason,
                 prev_decision,
@@ -162,9 +161,7 @@ impl Link {
                 prev: prev_decision,
                 mac,
             }),
-            Some(_) => Err(format!(
-                "audit entry {seq}, which a checkpoint names as an operator decision, is not one: the audit log was edited"
-            )),
+            Some(_) => Err(Rollback::NotADecision { seq }),
         })
     }
 }
@@ -305,7 +302,7 @@ impl Installation {
         catalog: &Catalog,
         state_id: &str,
         head: Option<u64>,
-    ) -> Result<std::result::Result<Option<(u64, String)>, String>> {
+    ) -> Result<std::result::Result<Option<(u64, String)>, Rollback>> {
         let Some(mut seq) = head else {
             return Ok(Ok(None));
         };
@@ -317,11 +314,7 @@ impl Installation {
         loop {
             let prev = match link.prev {
                 None => None,
-                Some(p) if p >= seq => {
-                    return Ok(Err(format!(
-                        "the operator decision at audit entry {seq} names a later one: the audit log was edited"
-                    )))
-                }
+                Some(p) if p >= seq => return Ok(Err(Rollback::DecisionOutOfOrder { seq })),
                 Some(p) => match Link::read(catalog, p)? {
                     Ok(prev) => Some((p, prev)),
                     Err(problem) => return Ok(Err(problem)),
@@ -329,9 +322,7 @@ impl Installation {
             };
             let prev_mac = prev.as_ref().map_or("", |(_, l)| l.mac.as_str());
             if self.decision_mac(state_id, link.prev, prev_mac, &link.decision) != link.mac {
-                return Ok(Err(format!(
-                    "the operator decision at audit entry {seq} does not verify: it was edited"
-                )));
+                return Ok(Err(Rollback::DecisionEdited { seq }));
             }
             match prev {
                 None => return Ok(Ok(Some(head))),
@@ -356,7 +347,7 @@ impl Installation {
                 mac: mac.to_owned(),
             })),
             _ => Err(Error::Tampered {
-                reason: format!("the anchor {} is unreadable", path.display()),
+                reason: Tampering::UnreadableAnchor { path },
             }),
         }
     }
@@ -381,7 +372,7 @@ impl Installation {
             return Ok(None);
         };
         text.trim().parse().map(Some).map_err(|_| Error::Tampered {
-            reason: format!("the time anchor {} is unreadable", path.display()),
+            reason: Tampering::UnreadableTimeAnchor { path },
         })
     }
 
@@ -469,33 +460,38 @@ impl Snapshot {
             let record = state.record(pair.record);
             let hot = record.state();
             let keys = catalog.keys_of(pair.record)?;
-            for (slot, role) in [(hot.active, "Active"), (hot.reserve, "Reserved")] {
+            for (slot, role) in [(hot.active, Role::Active), (hot.reserve, Role::Reserved)] {
                 let Some(slot) = slot else { continue };
                 let Some(key) = keys.get(&slot.key).map(|k| &k.key) else {
-                    return Err(unacceptable(format!(
-                            "the {role} slot of project \"{}\" names key row {}, which the catalog does not hold for it: hot.tgs was edited",
-                            project.name, slot.key
-                    )));
+                    return Err(unacceptable(EditedTerms::UnknownKey {
+                        role,
+                        project: project.name,
+                        row: slot.key,
+                    }));
                 };
                 let terms = [
-                    ("a limit of", slot.limit, key.scheme.amount()),
+                    (SlotTerm::Limit, slot.limit, key.scheme.amount()),
                     (
-                        "an expiry (Unix seconds) of",
+                        SlotTerm::Expiry,
                         u64::from(slot.expiry),
                         u64::from(key.expiry_secs()),
                     ),
                     (
-                        "a grace (days) of",
+                        SlotTerm::Grace,
                         u64::from(slot.grace_days),
                         u64::from(key.grace_days_hot()),
                     ),
                 ];
-                for (what, hot, signed) in terms {
+                for (term, hot, signed) in terms {
                     if hot != signed {
-                        return Err(unacceptable(format!(
-                                "the {role} key \"{}\" of project \"{}\" has {what} {hot} in hot.tgs but {signed} in its license: hot.tgs was edited",
-                                key.id, project.name
-                        )));
+                        return Err(unacceptable(EditedTerms::Slot {
+                            role,
+                            key: key.id.clone(),
+                            project: project.name,
+                            term,
+                            hot,
+                            signed,
+                        }));
                     }
                 }
                 // The account bounds every grant (or seat) of the key across its holders, so which
@@ -503,30 +499,35 @@ impl Snapshot {
                 // pointed at another account (or none) would escape the shared quota.
                 let named = accounts.get(key.id.as_str()).map_or(0, |record| record + 1);
                 if slot.account != named {
-                    return Err(unacceptable(format!(
-                            "the {role} slot of project \"{}\" draws key \"{}\" from account {} in hot.tgs but the catalog says {named}: hot.tgs was edited",
-                            project.name, key.id, slot.account
-                    )));
+                    return Err(unacceptable(EditedTerms::Account {
+                        role,
+                        project: project.name,
+                        key: key.id.clone(),
+                        hot: slot.account,
+                        named,
+                    }));
                 }
                 let account = state.account(slot.account);
                 let terms = [
                     (
-                        "a limit",
+                        AccountTerm::Limit,
                         account.map_or(0, |a| a.limit()),
                         key.scheme.amount(),
                     ),
                     (
-                        "an overage",
+                        AccountTerm::Overage,
                         account.map_or(0, |a| a.overage()),
                         key.overage_bytes(),
                     ),
                 ];
-                for (what, hot, signed) in terms {
+                for (term, hot, signed) in terms {
                     if hot != signed {
-                        return Err(unacceptable(format!(
-                                "the account of key \"{}\" has {what} of {hot} in hot.tgs but {signed} in its license: hot.tgs was edited",
-                                key.id
-                        )));
+                        return Err(unacceptable(EditedTerms::AccountTerm {
+                            key: key.id.clone(),
+                            term,
+                            hot,
+                            signed,
+                        }));
                     }
                 }
                 if record.metering() == Metering::Volume {
@@ -572,7 +573,7 @@ pub(super) fn verify_and_ratchet(
     state: &StateFile,
     catalog: &Catalog,
     accept: Accept,
-    edited_time: Option<String>,
+    edited_time: Option<Rollback>,
 ) -> Result<()> {
     let state_id = catalog.state_id()?;
     let last = catalog.last_ratchet()?;
@@ -608,7 +609,9 @@ pub(super) fn verify_and_ratchet(
         }
         (Some(reason), Accept::Nothing | Accept::Clock { .. }) => return Err(acceptable(reason)),
         (Some(reason), Accept::Rollback) => {
-            decisions.push(Decision::Rollback { reason });
+            decisions.push(Decision::Rollback {
+                reason: reason.to_string(),
+            });
             // A broken chain of decisions is what is accepted: a new one starts here.
             chain.unwrap_or_default()
         }
@@ -665,7 +668,7 @@ fn another_installation(
     catalog: &Catalog,
     state_id: &str,
     c: &Ratchet,
-    chain: &std::result::Result<Option<(u64, String)>, String>,
+    chain: &std::result::Result<Option<(u64, String)>, Rollback>,
 ) -> Result<()> {
     let verifies = match chain {
         Ok(head) => {
@@ -687,21 +690,17 @@ fn another_installation(
 }
 
 /// A refusal an operator may accept with `accept_rollback`.
-fn acceptable(reason: String) -> Error {
+fn acceptable(rollback: Rollback) -> Error {
     Error::Tampered {
-        reason: format!(
-            "{reason}; an operator can accept it with `tollgate state accept-rollback`"
-        ),
+        reason: Tampering::Acceptable(rollback),
     }
 }
 
 /// A refusal no operator decision accepts: license terms are the vendor's, the state only
 /// publishes them.
-fn unacceptable(reason: String) -> Error {
+fn unacceptable(edit: EditedTerms) -> Error {
     Error::Tampered {
-        reason: format!(
-            "{reason}; edited license terms are never accepted: restore the file from a backup"
-        ),
+        reason: Tampering::Unacceptable(edit),
     }
 }
 
@@ -739,16 +738,18 @@ struct Found<'a> {
 impl Found<'_> {
     /// A key whose terms differ from what the last (verified) ratchet recorded: its license
     /// in the catalog was edited along with `hot.tgs`. Not acceptable, like a patched limit.
-    fn edited_license(&self) -> Option<String> {
+    fn edited_license(&self) -> Option<EditedTerms> {
         let c = self.last?;
         c.keys.iter().find_map(|then| {
             let row = then.row;
             let now = self.snapshot.live.get(&row)?;
-            (now.limit != then.limit || now.expiry != then.expiry).then(|| {
-                format!(
-                    "key row {row} has a limit of {} and an expiry of {} but checkpoint {} recorded {} and {}: its license in catalog.db was edited",
-                    now.limit, now.expiry, c.seq, then.limit, then.expiry
-                )
+            (now.limit != then.limit || now.expiry != then.expiry).then_some(EditedTerms::License {
+                row,
+                limit: now.limit,
+                expiry: now.expiry,
+                seq: c.seq,
+                recorded_limit: then.limit,
+                recorded_expiry: then.expiry,
             })
         })
     }
@@ -758,8 +759,8 @@ impl Found<'_> {
     fn problem(
         &self,
         installation: &Installation,
-        chain: &std::result::Result<Option<(u64, String)>, String>,
-    ) -> Option<String> {
+        chain: &std::result::Result<Option<(u64, String)>, Rollback>,
+    ) -> Option<Rollback> {
         if let Some(c) = self.last {
             let head = match chain {
                 Ok(head) => head,
@@ -767,52 +768,46 @@ impl Found<'_> {
             };
             let decision_mac = head.as_ref().map_or("", |(_, mac)| mac.as_str());
             if installation.ratchet_mac(self.state_id, c, decision_mac) != c.mac {
-                return Some(format!(
-                    "checkpoint {} in the audit log does not verify: it was edited, its state id was changed, or it was made by another installation",
-                    c.seq
-                ));
+                return Some(Rollback::RatchetDoesNotVerify { seq: c.seq });
             }
             if self.snapshot.total < c.total_used {
-                return Some(format!(
-                    "the hot state holds {} bytes charged but checkpoint {} recorded {}: the hot-state file was restored from an older copy",
-                    self.snapshot.total, c.seq, c.total_used
-                ));
+                return Some(Rollback::UsageBelowRatchet {
+                    total: self.snapshot.total,
+                    seq: c.seq,
+                    recorded: c.total_used,
+                });
             }
             for then in &c.keys {
                 let row = then.row;
                 let now = self.snapshot.used(row);
                 if now < then.used {
-                    return Some(format!(
-                        "key row {row} has {now} bytes charged but checkpoint {} recorded {}: usage was moved between keys or restored from an older copy",
-                        c.seq, then.used
-                    ));
+                    return Some(Rollback::KeyBelowRatchet {
+                        row,
+                        used: now,
+                        seq: c.seq,
+                        recorded: then.used,
+                    });
                 }
             }
         }
         match (self.last, self.anchor) {
-            (None, None) if self.history => Some(
-                "the state holds keys but no checkpoint: its checkpoints were deleted from the audit log (a state written before checkpoints existed is accepted once with accept-rollback)".to_owned(),
-            ),
+            (None, None) if self.history => Some(Rollback::RatchetsDeleted),
             (None, None) => None,
             // A first ratchet of format 2 whose anchor a crash kept from being written: its
             // MAC covers the state id, so it cannot be another state's.
             (Some(c), None) if c.format >= 2 && c.seq == 1 => None,
-            (Some(c), None) => Some(format!(
-                "this installation made checkpoint {} of this state but holds no anchor for state id {}: the state id was changed or the anchor deleted",
-                c.seq, self.state_id
-            )),
-            (None, Some(a)) => Some(format!(
-                "this installation saw checkpoint {} of this state, which now has none: the state directory was replaced by an older copy",
-                a.seq
-            )),
-            (Some(c), Some(a)) if c.seq < a.seq => Some(format!(
-                "the state is at checkpoint {} but this installation saw checkpoint {}: the state directory was restored from an older copy",
-                c.seq, a.seq
-            )),
-            (Some(c), Some(a)) if c.seq == a.seq && c.mac != a.mac => Some(format!(
-                "checkpoint {} differs from the one this installation saw: the state directory was replaced",
-                c.seq
-            )),
+            (Some(c), None) => Some(Rollback::AnchorMissing {
+                seq: c.seq,
+                state_id: self.state_id.to_owned(),
+            }),
+            (None, Some(a)) => Some(Rollback::RatchetsGone { seq: a.seq }),
+            (Some(c), Some(a)) if c.seq < a.seq => Some(Rollback::RestoredCopy {
+                at: c.seq,
+                seen: a.seq,
+            }),
+            (Some(c), Some(a)) if c.seq == a.seq && c.mac != a.mac => {
+                Some(Rollback::Replaced { seq: c.seq })
+            }
             _ => None,
         }
     }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::canonical::canonical_json;
-use super::{LicenseError, VendorPublic};
+use super::{LicenseError, SignatureFault, VendorPublic};
 use crate::error::{Error, Result};
 use crate::key::Key;
 
@@ -72,26 +72,22 @@ struct Envelope {
 /// validly signed by someone else is [`LicenseError::UntrustedSigner`]. Verification is strict
 /// (RFC 8032 with no malleable signatures): a signature has exactly one valid encoding.
 pub fn verify(license: &SignedLicense, trusted: &[VendorPublic]) -> Result<Key, LicenseError> {
-    let bad = |reason: String| LicenseError::BadSignature {
+    let bad = |reason: SignatureFault| LicenseError::BadSignature {
         key_id: license.key.id.clone(),
         reason,
     };
-    let bytes = STANDARD
-        .decode(&license.signature)
-        .map_err(|e| bad(format!("the signature is not valid base64: {e}")))?;
-    let signature = Signature::from_slice(&bytes).map_err(|_| {
-        bad(format!(
-            "the signature is {} bytes; an Ed25519 signature is 64",
-            bytes.len()
-        ))
+    let bytes = STANDARD.decode(&license.signature).map_err(|e| {
+        bad(SignatureFault::NotBase64 {
+            detail: e.to_string(),
+        })
     })?;
+    let signature = Signature::from_slice(&bytes)
+        .map_err(|_| bad(SignatureFault::Length { bytes: bytes.len() }))?;
     license
         .signer
         .verifying_key()
         .verify_strict(&canonical_json(&license.key_json), &signature)
-        .map_err(|_| {
-            bad("the signature does not match the key: the key was altered after signing, or the signature is damaged".into())
-        })?;
+        .map_err(|_| bad(SignatureFault::Mismatch))?;
     if !trusted.contains(&license.signer) {
         return Err(LicenseError::UntrustedSigner {
             key_id: license.key.id.clone(),
@@ -342,7 +338,7 @@ mod tests {
         for (text, id, expected) in cases {
             match KeyOrLicense::parse(&text) {
                 Err(Error::BadSignature { key, reason }) => {
-                    assert_eq!((key.as_str(), reason.as_str()), (id, expected))
+                    assert_eq!((key.as_str(), reason.to_string().as_str()), (id, expected))
                 }
                 other => panic!("{text}: {other:?}"),
             }

@@ -19,8 +19,7 @@ mod file;
 mod vendor_key;
 
 pub use canonical::{canonical_json, canonical_key};
-pub use error::LicenseError;
-pub(crate) use error::UNSIGNED_REASON;
+pub use error::{LicenseError, SignatureFault};
 pub use file::{parse_key_or_license, verify, KeyOrLicense, SignedLicense, FORMAT};
 pub use vendor_key::{
     read_key_file, VendorKeyFile, VendorPublic, PUBLIC_FILE, PUBLIC_HEADER, SECRET_FILE,
