@@ -101,8 +101,8 @@ fn refused_documents(f: &Fixture) -> Vec<(&'static str, String, String)> {
         ),
         (
             "malformed license",
-            license.replace(FORMAT, "tollgate-license-2"),
-            "malformed license: the format is \"tollgate-license-2\", not \"tollgate-license-1\""
+            license.replace(FORMAT, "tollgate-license-3"),
+            "malformed license: the format is \"tollgate-license-3\", not \"tollgate-license-2\" or \"tollgate-license-1\""
                 .to_owned(),
         ),
     ]
