@@ -22,7 +22,7 @@ def texts() -> Dict[str, str]:
     """Every fixture file's text by name, plus the altered and malformed licenses."""
     files = {path.name: path.read_text() for path in FIXTURES.iterdir()}
     files["altered.lic"] = files["OFF-1.lic"].replace("1073741824", "2147483648")
-    files["malformed.lic"] = files["OFF-1.lic"].replace("tollgate-license-1", "tollgate-license-9")
+    files["malformed.lic"] = files["OFF-1.lic"].replace("tollgate-license-2", "tollgate-license-9")
     return files
 
 
@@ -170,3 +170,14 @@ def test_a_license_signed_by_another_languages_json_library_verifies(state_dir) 
             engine.add_key("p", altered)
         engine.add_key("p", license_text)
         assert [k["key"]["id"] for k in engine.keys("p")] == ["PY-JCS-1"]
+
+
+def test_a_license_of_the_first_format_still_verifies(state_dir, texts) -> None:
+    """``OFF-1.v1.lic`` is signed in ``tollgate-license-1``, before RFC 8785: still taken."""
+    assert '"tollgate-license-1"' in texts["OFF-1.v1.lic"]
+    with tollgate.Engine(state_dir, trusted_keys=[texts["vendor.pub"]]) as engine:
+        engine.create_project("p")
+        with pytest.raises(tollgate.BadSignature, match="altered after signing"):
+            engine.add_key("p", texts["OFF-1.v1.lic"].replace("1073741824", "2147483648"))
+        engine.add_key("p", texts["OFF-1.v1.lic"])
+        assert [k["key"]["id"] for k in engine.keys("p")] == ["OFF-1"]
