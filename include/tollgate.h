@@ -188,7 +188,7 @@ typedef enum tg_status {
     TG_BAD_SIGNATURE = 23,
     /**
      * The state directory was restored from an older copy, its hot file from an older one, or
-     * its checkpoints edited; it is refused until an operator accepts it (`tollgate state
+     * its ratchets edited; it is refused until an operator accepts it (`tollgate state
      * accept-rollback`). Nothing changed.
      */
     TG_TAMPERED = 24,
@@ -268,9 +268,9 @@ typedef enum tg_event_kind {
      */
     TG_EVENT_CLOCK_ROLLED_BACK = 9,
     /**
-     * A usage checkpoint was recorded (`checkpoint`).
+     * A usage ratchet was recorded (`checkpoint`, its kind in the event's JSON).
      */
-    TG_EVENT_CHECKPOINT = 10,
+    TG_EVENT_RATCHET = 10,
     /**
      * An operator accepted a state refused as rolled back (`rollback_accepted`).
      */
@@ -750,7 +750,7 @@ enum tg_status tg_engine_options_set_flush_interval_ms(struct tg_engine_options 
 
 /**
  * Sets the installation directory: where this installation keeps the key of its usage
- * checkpoints and the anchors that detect a state restored from a copy. Every program opening
+ * ratchets and the anchors that detect a state restored from a copy. Every program opening
  * the same state must name the same one (a state opened with another is refused as
  * `TG_TAMPERED`); the default comes from the environment (see `tg_engine_options_new`). NULL
  * goes back to the default. The directory is created, private to this user, if missing.

@@ -10,7 +10,7 @@
 //!
 //! A refusal is a 4xx status with `{"error": "<code>", "message": "<text>"}`, the codes being
 //! the constants below; a 5xx has the same body when the service itself wrote it. The license
-//! text is a `tollgate-license-1` file (`tollgate_license::SignedLicense::to_json`).
+//! text is a license file of the current format (`tollgate_license::SignedLicense::to_json`).
 
 use serde::{Deserialize, Serialize};
 

@@ -35,7 +35,7 @@ fn activation_issues_a_license_that_verifies_with_the_right_expiry_and_code() {
         "{expires} is not 365 days after the request"
     );
     // The text is the license file the engine stores.
-    assert!(issued.text.contains("tollgate-license-1"));
+    assert!(issued.text.contains("tollgate-license-2"));
     // Another machine gets a new key; the same machine again gets the key it has.
     let other = client(&service.url()).activate("ACT-123", "M-2").unwrap();
     assert_eq!(vendor.verify(&other).id, "ACT-123-2");

@@ -12,12 +12,18 @@ use tollgate_core::{
 
 use crate::size::parse_size;
 
+mod activation;
+mod pipe;
 mod pools;
+mod serve;
 
+pub use activation::{ActivateArgs, RenewArgs, ServeActivationArgs, ServiceArgs};
+pub use pipe::PipeArgs;
 pub use pools::{
     BuyArgs, GroupCommand, InstanceCommand, ListArgs, PoolCommand, ReserveTarget, SeatArgs,
     SeatCommand,
 };
+pub use serve::{ConsoleArgs, MetricsArgs};
 
 /// The state directory used when neither `--state` nor `$TOLLGATE_HOME` is given.
 pub const DEFAULT_STATE_DIR: &str = "./tollgate-state";
@@ -92,7 +98,7 @@ pub enum Command {
     License(LicenseCommand),
     /// Run the vendor's online activation service in the foreground, until Ctrl-C or SIGTERM:
     /// it activates codes and renews online keys with signed licenses. Uses no state directory
-    ServeActivation(crate::commands::ServeActivationArgs),
+    ServeActivation(ServeActivationArgs),
     /// The vendor public keys this state trusts: once it trusts one, every key added, offline
     /// or online, must be a license file signed by a trusted key (`key add PROJECT --file
     /// KEY.lic`)
@@ -104,14 +110,14 @@ pub enum Command {
     /// Copy standard input to standard output and charge every byte to a project's
     /// data-volume keys: `pg_dump src | tollgate pipe --project P | psql dst`. Exit status 3
     /// when no key covers the next bytes
-    Pipe(crate::commands::PipeArgs),
+    Pipe(PipeArgs),
     /// Print every data-volume key's usage, the switches, refusals and seats in the
     /// Prometheus text format, or serve them at /metrics with --listen
-    Metrics(crate::commands::MetricsArgs),
+    Metrics(MetricsArgs),
     /// Serve the web management console: projects and their license cards (live), the
     /// license pools with filters and purchases, instances, the activation task and the
     /// audit log. Loopback only unless --token; serves until Ctrl-C or SIGTERM
-    Console(crate::commands::ConsoleArgs),
+    Console(ConsoleArgs),
     /// Print the shell completion script for SHELL (e.g. `tollgate completions bash >
     /// /etc/bash_completion.d/tollgate`). Uses no state directory
     Completions {
@@ -212,13 +218,13 @@ pub enum KeyCommand {
     /// online Active key with an activation code and no Reserved key gets its successor as the
     /// Reserved key (or as the Active key, once it has expired). Exit status 1, with the
     /// manual-renewal message, when the service cannot renew a key; nothing changes then
-    Renew(crate::commands::RenewArgs),
+    Renew(RenewArgs),
     /// Activate an activation code through the vendor's activation service and add the online
     /// key it issues for this machine: to one PROJECT, or as the Reserved key of --all
     /// projects, a --group or one --project. Exit status 1, with the service's reason, when
     /// the code cannot be activated (unknown, no activations left, service unreachable);
     /// nothing changes then
-    Activate(crate::commands::ActivateArgs),
+    Activate(ActivateArgs),
 }
 
 /// `tollgate license …`

@@ -10,6 +10,7 @@
 
 mod args;
 mod commands;
+mod context;
 mod demo;
 mod failure;
 mod keyspec;
@@ -29,7 +30,7 @@ use crate::failure::Failure;
 fn main() -> ExitCode {
     let matches = args::Cli::command().get_matches();
     let cli = args::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let ctx = commands::Context {
+    let ctx = context::Context {
         state_explicit: matches.value_source("state") == Some(ValueSource::CommandLine),
         state: cli
             .state

@@ -312,7 +312,7 @@ pub fn event_text(kind: &EventKind) -> String {
         } => format!(
             "clock set back {behind_secs} s behind the latest time seen ({latest_seen}); expiry is judged by the latest time"
         ),
-        EventKind::Checkpoint {
+        EventKind::Ratchet {
             seq, total_used, ..
         } => format!("usage checkpoint {seq}: {total_used} bytes charged in all"),
         EventKind::RollbackAccepted { reason, .. } => {

@@ -587,7 +587,7 @@ fn events_show_the_audit_log() {
     assert_eq!(all[1]["kind"], "key_added");
     assert_eq!(all[1]["key"], "A-1");
     assert_eq!(all[1]["role"], "active");
-    // Positions count the audit log's checkpoints too, which are not shown as events.
+    // Positions count the audit log's ratchets too, which are not shown as events.
     let after = state.json(&format!("events --since {}", all[1]["seq"]));
     assert_eq!(after.as_array().unwrap().len(), 1);
     assert_eq!(after[0]["project"], "other");

@@ -140,7 +140,7 @@ fn keygen_writes_a_private_secret_key_and_a_public_key_and_never_overwrites() {
 fn sign_prints_a_license_file_that_verifies() {
     let vendor = Vendor::new();
     let license = vendor.sign("vendor/vendor.key", "key.lic");
-    assert_eq!(license["format"], "tollgate-license-1");
+    assert_eq!(license["format"], "tollgate-license-2");
     assert_eq!(license["key"]["id"], "OFF-1");
     assert_eq!(license["signer"], vendor.fingerprint("vendor").as_str());
 

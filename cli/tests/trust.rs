@@ -284,4 +284,15 @@ fn the_license_fixtures_are_what_license_sign_makes() {
             "{license}: regenerate it as tests/fixtures/licenses/README.md says"
         );
     }
+    // The license of the first format, signed before JCS, still verifies.
+    let v1 = fixtures.join("OFF-1.v1.lic");
+    assert!(std::fs::read_to_string(&v1)
+        .unwrap()
+        .contains("\"tollgate-license-1\""));
+    state
+        .cmd(&["license", "verify", "--pub"])
+        .arg(fixtures.join("vendor.pub"))
+        .arg(&v1)
+        .assert()
+        .success();
 }

@@ -24,7 +24,7 @@ mod schema;
 mod trust;
 
 pub(crate) use accounts::KeyUse;
-pub(crate) use audit::Checkpoint;
+pub(crate) use audit::Ratchet;
 pub use periods::ClosedPeriod;
 pub(crate) use periods::PeriodicAccount;
 pub(crate) use pools::{InstanceRow, LicenseRow};

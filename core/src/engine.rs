@@ -15,8 +15,7 @@ use time::OffsetDateTime;
 mod accounts;
 mod activation;
 mod admin_lock;
-mod checkpoint;
-mod clock;
+mod clock_rollback;
 mod groups;
 mod handles;
 mod lifetime;
@@ -25,6 +24,7 @@ mod options;
 mod pairs;
 mod periods;
 mod pools;
+mod ratchet;
 mod renewal;
 mod results;
 mod seats;
@@ -37,7 +37,7 @@ use handles::mapped_record;
 pub use handles::ProjectHandle;
 pub use lifetime::LifetimeUsage;
 use open::*;
-pub use options::{Options, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CLOCK_TOLERANCE};
+pub use options::{Options, DEFAULT_CLOCK_TOLERANCE, DEFAULT_RATCHET_INTERVAL};
 use pairs::*;
 pub use pools::InstanceHandle;
 pub use renewal::{
@@ -103,10 +103,10 @@ struct Inner {
     dir: PathBuf,
     state: Arc<StateFile>,
     holders: Arc<Holders>,
-    installation: checkpoint::Installation,
-    checkpoint_interval: Duration,
-    /// When this engine last made a usage checkpoint (Unix seconds of its clock).
-    last_checkpoint: std::sync::atomic::AtomicU64,
+    installation: ratchet::Installation,
+    ratchet_interval: Duration,
+    /// When this engine last made a usage ratchet (Unix seconds of its clock).
+    last_ratchet: std::sync::atomic::AtomicU64,
     reclaimer: seats::Reclaimer,
     me: Process,
     admin: Mutex<Admin>,
@@ -166,20 +166,20 @@ impl Engine {
     /// an installation directory or key that another user owns or others may write is
     /// [`Error::InvalidArgument`].
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
-        Engine::open_checked(dir.as_ref(), options, checkpoint::Accept::Nothing).map(|(e, _)| e)
+        Engine::open_checked(dir.as_ref(), options, ratchet::Accept::Nothing).map(|(e, _)| e)
     }
 
     /// Opens a state that [`Engine::open_with`] refused with [`Error::Tampered`] (restored from
-    /// an older copy, or its checkpoints edited), because an operator decided to accept it as it
+    /// an older copy, or its ratchets edited), because an operator decided to accept it as it
     /// is. The acceptance and what was found go to the audit log.
     pub fn accept_rollback(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
-        Engine::open_checked(dir.as_ref(), options, checkpoint::Accept::Rollback).map(|(e, _)| e)
+        Engine::open_checked(dir.as_ref(), options, ratchet::Accept::Rollback).map(|(e, _)| e)
     }
 
     /// Opens `dir` with its latest time seen lowered to the reading of the options' clock
     /// ([`Clock::source`]): the way out of a clock that was once set in the future, after which
     /// every key expiring before that time had expired for good. The decision is audited (a
-    /// `clock_accepted` event, in the MAC chain of the checkpoints). Returns the engine and the
+    /// `clock_accepted` event, in the MAC chain of the ratchets). Returns the engine and the
     /// latest time seen that was given up, in Unix seconds (`None`: it was not ahead of the
     /// clock, nothing changed). Run it from a process that has not opened the state: a running
     /// engine records the time its own clock holds again.
@@ -188,20 +188,20 @@ impl Engine {
         Engine::open_checked(
             dir.as_ref(),
             options,
-            checkpoint::Accept::Clock { from: 0, to },
+            ratchet::Accept::Clock { from: 0, to },
         )
     }
 
     fn open_checked(
         dir: &Path,
         options: Options,
-        accept: checkpoint::Accept,
+        accept: ratchet::Accept,
     ) -> Result<(Engine, Option<u32>)> {
         let modes = Modes::new(options.shared_group);
         files::check_state_path(dir)?;
         // The installation first: a refused one leaves no state directory behind.
-        let installation = checkpoint::Installation::open(
-            &checkpoint::installation_dir(options.installation_dir.as_deref())?,
+        let installation = ratchet::Installation::open(
+            &ratchet::installation_dir(options.installation_dir.as_deref())?,
             modes,
         )?;
         let dir = files::state_dir(dir, modes)?;
@@ -223,7 +223,8 @@ impl Engine {
         let state = Arc::new(state);
         let hot_events = Arc::new(HotQueue::new(options.event_queue.max(16)));
         let subscribers = Arc::new(Subscribers::default());
-        let mut keeper = clock::Keeper::new(options.clock.clone(), installation.clone(), state_id);
+        let mut keeper =
+            clock_rollback::Keeper::new(options.clock.clone(), installation.clone(), state_id);
         let dispatcher = Dispatcher::start(
             Arc::clone(&hot_events),
             Arc::clone(&subscribers),
@@ -243,7 +244,7 @@ impl Engine {
         )
         .map_err(|e| Error::io("start the seat reclaimer", e))?;
         let clock_watch = start_clock_watch(
-            clock::Watch::new(options.clock.clone(), options.clock_tolerance),
+            clock_rollback::Watch::new(options.clock.clone(), options.clock_tolerance),
             Arc::clone(&hot_events),
         )
         .map_err(|e| Error::io("start the clock watch", e))?;
@@ -254,8 +255,8 @@ impl Engine {
                 reclaimer,
                 holders,
                 installation,
-                checkpoint_interval: options.checkpoint_interval,
-                last_checkpoint: std::sync::atomic::AtomicU64::new(u64::from(options.clock.now())),
+                ratchet_interval: options.ratchet_interval,
+                last_ratchet: std::sync::atomic::AtomicU64::new(u64::from(options.clock.now())),
                 me,
                 admin: Mutex::new(Admin { catalog, lock }),
                 admin_lock_timeout: options.admin_lock_timeout,
@@ -707,29 +708,29 @@ impl Engine {
 
     /// Makes the state durable against an operating-system crash: writes the hot file's dirty
     /// pages with `msync(MS_SYNC)` and checkpoints the catalog's write-ahead log. When the last
-    /// usage checkpoint of this engine is [`Options::checkpoint_interval`] old or more, it also
-    /// records a new one (rollback detection, see `engine::checkpoint`).
+    /// usage ratchet of this engine is [`Options::ratchet_interval`] old or more, it also
+    /// records a new one (rollback detection, see `engine::ratchet`).
     pub fn flush(&self) -> Result<()> {
         self.inner.intact()?;
         self.inner.holders.flush()?;
         let now = self.inner.clock.now();
         // Relaxed: a timestamp only this engine's flushes read; a race makes one extra
-        // checkpoint at worst.
-        let last = self.inner.last_checkpoint.load(Ordering::Relaxed);
-        if u64::from(now) >= last.saturating_add(self.inner.checkpoint_interval.as_secs()) {
+        // ratchet at worst.
+        let last = self.inner.last_ratchet.load(Ordering::Relaxed);
+        if u64::from(now) >= last.saturating_add(self.inner.ratchet_interval.as_secs()) {
             let admin = self.admin()?;
-            // Flushes the hot file too, after reading the usage it checkpoints (see there).
-            checkpoint::verify_and_checkpoint(
+            // Flushes the hot file too, after reading the usage it ratchets (see there).
+            ratchet::verify_and_ratchet(
                 &self.inner.installation,
                 &self.inner.dir,
                 &self.inner.state,
                 &admin.catalog,
-                checkpoint::Accept::Nothing,
+                ratchet::Accept::Nothing,
                 None,
                 None,
             )?;
             self.inner
-                .last_checkpoint
+                .last_ratchet
                 .store(u64::from(now), Ordering::Relaxed);
             return admin.catalog.checkpoint();
         }

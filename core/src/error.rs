@@ -2,6 +2,12 @@
 
 use std::path::PathBuf;
 
+mod signature;
+mod tampering;
+
+pub use signature::SignatureRefusal;
+pub use tampering::{AccountTerm, EditedTerms, Rollback, SlotTerm, Tampering};
+
 /// Every way a Tollgate operation can fail. Each variant is one rule or condition the caller can
 /// match on; the message names the value at fault.
 ///
@@ -233,16 +239,16 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
-    /// The state directory was rolled back, or its checkpoints, time or license terms edited
+    /// The state directory was rolled back, or its ratchets, time or license terms edited
     /// (see docs/tampering.md); the reason says whether an operator can accept it with
     /// `Engine::accept_rollback`.
     #[error("state refused: {reason}")]
     Tampered {
         /// What was found.
-        reason: String,
+        reason: Tampering,
     },
-    /// The state's last checkpoint was made by another installation than the one it was opened
-    /// with (its installation directory holds the MAC key of the checkpoints): a program that
+    /// The state's last ratchet was made by another installation than the one it was opened
+    /// with (its installation directory holds the MAC key of the ratchets): a program that
     /// forgot to set the installation directory, or a state moved from another machine or
     /// user. Refused like [`Error::Tampered`]; nothing changed. Open it with the installation
     /// directory that made it ([`Options::installation_dir`](crate::Options::installation_dir)
@@ -258,8 +264,8 @@ pub enum Error {
         state: PathBuf,
         /// The installation directory it was opened with.
         installation: PathBuf,
-        /// The checkpoint that does not verify with this installation's key.
-        checkpoint: u64,
+        /// The ratchet that does not verify with this installation's key.
+        ratchet: u64,
     },
     /// A key was refused for want of a valid vendor signature: an unsigned offline key while the
     /// state trusts vendor keys, a license altered after signing, one signed by a key the state
@@ -269,10 +275,9 @@ pub enum Error {
         /// The key's id (read from the license before verification; empty when not even that
         /// could be read).
         key: String,
-        /// Which of the four it was, in words: `it is unsigned, …`, `the signature does not
-        /// match the key: the key was altered after signing, …`, `it is signed by …, which is
-        /// not a trusted vendor key`, `malformed license: …`.
-        reason: String,
+        /// Which it was: unsigned, malformed, signed by an untrusted key, or a signature that
+        /// does not verify; its `Display` is the reason in words.
+        reason: SignatureRefusal,
     },
     /// The automatic renewal of an online key failed (rule R21 in docs/rules.md): the activation
     /// service was unreachable, slow, refused or answered garbage, or the engine refused its
@@ -344,7 +349,7 @@ impl Error {
 }
 
 /// The message of [`Error::BadSignature`]: the key when its id is known.
-fn signature_refusal(key: &str, reason: &str) -> String {
+fn signature_refusal(key: &str, reason: &SignatureRefusal) -> String {
     if key.is_empty() {
         format!("license refused: {reason}")
     } else {

@@ -100,23 +100,25 @@ pub enum EventKind {
         /// The latest time seen, RFC 3339.
         latest_seen: String,
     },
-    /// A usage checkpoint (state rollback detection): its sequence, the bytes ever charged, and
-    /// a MAC chained to the previous checkpoint's, keyed by the installation.
-    Checkpoint {
-        /// One above the previous checkpoint's.
+    /// A usage ratchet (state rollback detection): its sequence, the bytes ever charged, and
+    /// a MAC chained to the previous ratchet's, keyed by the installation. Its `kind` in the
+    /// audit log and in JSON is `checkpoint`, the name it was first written under.
+    #[serde(rename = "checkpoint")]
+    Ratchet {
+        /// One above the previous ratchet's.
         seq: u64,
         /// Bytes ever charged to data-volume keys.
         total_used: u64,
-        /// The MAC of this checkpoint.
+        /// The MAC of this ratchet.
         mac: String,
-        /// The previous checkpoint's MAC (empty for the first).
+        /// The previous ratchet's MAC (empty for the first).
         prev_mac: String,
         /// What the MAC covers: 2 adds the state id and the operator decisions to the sequence
-        /// and total of format 1 (0 in the log: a checkpoint written before formats, format 1).
+        /// and total of format 1 (0 in the log: a ratchet written before formats, format 1).
         #[serde(default)]
         format: u32,
         /// The audit sequence of the latest operator decision (an accepted rollback or clock),
-        /// whose MAC this checkpoint's covers.
+        /// whose MAC this ratchet's covers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         decision: Option<u64>,
         /// Each data-volume key in a slot, by catalog row: its usage and terms, covered by the
@@ -137,7 +139,7 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prev_decision: Option<u64>,
         /// A MAC over this decision chained to the previous one's, keyed by the installation:
-        /// the checkpoints cover it, so deleting or editing the entry is detected.
+        /// the ratchets cover it, so deleting or editing the entry is detected.
         #[serde(default)]
         mac: String,
     },
@@ -252,7 +254,7 @@ pub enum EventKind {
     },
 }
 
-/// A key with a reset as a checkpoint records it.
+/// A key with a reset as a ratchet records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeriodMark {
     /// Its `reset` term.
@@ -263,7 +265,7 @@ pub struct PeriodMark {
     pub closed: u64,
 }
 
-/// A key as a checkpoint records it.
+/// A key as a ratchet records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckedKey {
     /// Its catalog row.
@@ -512,7 +514,7 @@ impl Dispatcher {
 }
 
 /// Whether a hot-path event says a key was seen expired: the latest time seen is then recorded
-/// at once (see `engine::clock`).
+/// at once (see `engine::clock_rollback`).
 fn saw_expiry(event: &PairEvent) -> bool {
     matches!(
         event,

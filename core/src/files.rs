@@ -11,7 +11,7 @@
 //! - **Writes replace whole.** [`replace`] writes a new file under a fresh name (`O_EXCL |
 //!   O_NOFOLLOW`), syncs it and renames it over the old one: a link at either name is never
 //!   written through.
-//! - **Owned by this user.** The installation holds the key of the checkpoint MACs, so an
+//! - **Owned by this user.** The installation holds the key of the ratchet MACs, so an
 //!   existing installation directory or key that another user owns, or that others may write,
 //!   is refused ([`check_owner`]).
 

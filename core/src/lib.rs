@@ -10,7 +10,7 @@
 //! use tollgate_core::{Engine, Error, Key, Options};
 //!
 //! let dir = tempfile::tempdir()?;
-//! // The installation (the key of the usage checkpoints) defaults to ~/.local/state/tollgate.
+//! // The installation (the key of the usage ratchets) defaults to ~/.local/state/tollgate.
 //! let options = Options {
 //!     installation_dir: Some(dir.path().join("installation")),
 //!     ..Options::default()
@@ -68,7 +68,7 @@ pub use engine::TrustedKey;
 pub use engine::{
     AccountUsage, BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyHolder,
     KeyReplaced, KeyStatus, KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage,
-    SeatsReclaimed, Usage, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CLOCK_TOLERANCE,
+    SeatsReclaimed, Usage, DEFAULT_CLOCK_TOLERANCE, DEFAULT_RATCHET_INTERVAL,
 };
 pub use engine::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub use engine::{
@@ -76,7 +76,10 @@ pub use engine::{
     DEFAULT_RENEWAL_LEAD, DEFAULT_RENEWAL_RETRY,
 };
 pub use error::manual_renewal_message;
-pub use error::{Error, Result, StoreError};
+pub use error::{
+    AccountTerm, EditedTerms, Error, Result, Rollback, SignatureRefusal, SlotTerm, StoreError,
+    Tampering,
+};
 pub use events::{CheckedKey, Event, EventKind, PeriodMark, RemovalReason, Subscription};
 pub use key::{
     check_name, Delivery, Edition, Key, KeyKind, LicenseClass, MachineOs, Scheme, MAX_GRACE_DAYS,

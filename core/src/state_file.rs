@@ -7,7 +7,11 @@
 //!
 //! Format history: version 1 had 128-byte records with a 64-bit cursor word and a 16-bit epoch;
 //! version 2 has the 128-bit cursor. [`upgrade`] rewrites a version-1 file in place, once, at
-//! open, keeping every counter.
+//! open, keeping every counter. Version 3 gave keys accounts in the same records. Version 4
+//! changes only the header's checksum, from a 64-bit FNV-1a to the first 8 bytes of BLAKE3: the
+//! version decides which one a header is checked with ([`header_checksum`]), so a version-3 file
+//! opens as it is and keeps its FNV-1a, and every file created (or upgraded from version 1 or
+//! 2) is version 4.
 
 use std::fs::File;
 use std::io::Write;
@@ -22,8 +26,11 @@ use crate::sigbus::Watch;
 use crate::slot::{AccountRecord, Accounts, PairRecord};
 
 const MAGIC: [u8; 8] = *b"TOLLGATE";
-/// Version of the state-file layout this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version of the state-file layout this build writes; it also opens version 3 as it is, and
+/// upgrades versions 1 and 2.
+pub const FORMAT_VERSION: u32 = 4;
+/// The last version whose header checksum is FNV-1a; later ones use BLAKE3.
+const LAST_FNV_VERSION: u32 = 3;
 const HEADER_LEN: usize = 4096;
 const RECORD_LEN: usize = std::mem::size_of::<PairRecord>();
 /// Bytes of the header covered by its checksum (everything before the checksum itself).
@@ -64,15 +71,16 @@ impl Header {
         page[20..24].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
         page[24..32].copy_from_slice(&self.file_len.to_le_bytes());
         page[32..40].copy_from_slice(&self.created_unix.to_le_bytes());
-        let sum = fnv1a(&page[..CHECKED_LEN]);
+        let sum = header_checksum(self.version, &page[..CHECKED_LEN]);
         page[CHECKED_LEN..CHECKED_LEN + 8].copy_from_slice(&sum.to_le_bytes());
         page
     }
 
-    /// Decodes and checks a header page of this build's format; the error says what is wrong.
+    /// Decodes and checks a header page of a format this build opens (this build's, or
+    /// version 3, whose records are the same); the error says what is wrong.
     fn decode(page: &[u8]) -> std::result::Result<Header, String> {
         let header = Header::decode_any(page)?;
-        if header.version != FORMAT_VERSION {
+        if !matches!(header.version, LAST_FNV_VERSION | FORMAT_VERSION) {
             return Err(format!(
                 "format version {}, this build reads version {FORMAT_VERSION}",
                 header.version
@@ -119,7 +127,7 @@ impl Header {
         let u32_at = |at: usize| u32::from_le_bytes(page[at..at + 4].try_into().unwrap());
         let u64_at = |at: usize| u64::from_le_bytes(page[at..at + 8].try_into().unwrap());
         let stored = u64_at(CHECKED_LEN);
-        let computed = fnv1a(&page[..CHECKED_LEN]);
+        let computed = header_checksum(u32_at(8), &page[..CHECKED_LEN]);
         if stored != computed {
             return Err(format!(
                 "header checksum {stored:#018x} does not match its content ({computed:#018x})"
@@ -144,7 +152,19 @@ impl Header {
     }
 }
 
-/// 64-bit FNV-1a: enough to tell a damaged header from a good one.
+/// The checksum of the first [`CHECKED_LEN`] bytes of a header of format `version`: the
+/// first 8 bytes (little-endian) of their BLAKE3 hash, or for a file of version 3 or before
+/// their 64-bit FNV-1a. A damaged version field picks the other one, and fails it too.
+fn header_checksum(version: u32, bytes: &[u8]) -> u64 {
+    if version <= LAST_FNV_VERSION {
+        fnv1a(bytes)
+    } else {
+        let hash = blake3::hash(bytes);
+        u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+}
+
+/// 64-bit FNV-1a, the header checksum up to version 3.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -404,7 +424,7 @@ pub(crate) fn check(path: &Path) -> Result<()> {
     let header = Header::decode_any(&page).map_err(corrupt)?;
     let record_len = match header.version {
         1 => V1_RECORD_LEN,
-        2 | FORMAT_VERSION => RECORD_LEN,
+        2 | LAST_FNV_VERSION | FORMAT_VERSION => RECORD_LEN,
         version => {
             return Err(corrupt(format!(
                 "format version {version}, this build reads version {FORMAT_VERSION}"
@@ -587,7 +607,7 @@ mod tests {
                 "other version",
                 |b| {
                     b[8] = 9;
-                    let sum = fnv1a(&b[..CHECKED_LEN]);
+                    let sum = header_checksum(9, &b[..CHECKED_LEN]);
                     b[CHECKED_LEN..CHECKED_LEN + 8].copy_from_slice(&sum.to_le_bytes());
                 },
                 "format version 9",
@@ -614,6 +634,37 @@ mod tests {
             std::fs::write(&path, &bytes).unwrap();
             reason(&path);
         }
+    }
+
+    /// The version decides the checksum: FNV-1a up to version 3, BLAKE3 since (each pinned by
+    /// a published test vector), and a header of either kind opens with its own only.
+    #[test]
+    fn header_checksums_follow_the_version() {
+        assert_eq!(header_checksum(3, b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(header_checksum(1, b"a"), 0xaf63_dc4c_8601_ec8c);
+        // BLAKE3("") = af1349b9f5f9a1a6…, read as a little-endian u64.
+        assert_eq!(header_checksum(FORMAT_VERSION, b""), 0xa6a1_f9f5_b949_13af);
+        let (_dir, path) = created(2);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let stored = u64::from_le_bytes(bytes[CHECKED_LEN..CHECKED_LEN + 8].try_into().unwrap());
+        let hash = blake3::hash(&bytes[..CHECKED_LEN]);
+        assert_eq!(stored.to_le_bytes(), hash.as_bytes()[..8]);
+        let v3 = Header {
+            version: LAST_FNV_VERSION,
+            ..Header::decode(&bytes).unwrap()
+        };
+        bytes[..HEADER_LEN].copy_from_slice(&v3.encode());
+        let stored = u64::from_le_bytes(bytes[CHECKED_LEN..CHECKED_LEN + 8].try_into().unwrap());
+        assert_eq!(stored, fnv1a(&bytes[..CHECKED_LEN]));
+        std::fs::write(&path, &bytes).unwrap();
+        check(&path).unwrap();
+        assert_eq!(upgrade(&path).unwrap(), None);
+        assert_eq!(StateFile::open(&path).unwrap().capacity(), 2);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "a version-3 file is not rewritten"
+        );
     }
 
     #[test]
@@ -675,7 +726,7 @@ mod tests {
         std::fs::write(&stale, b"half an upgrade").unwrap();
         assert_eq!(
             reason(&path),
-            "format version 1, this build reads version 3"
+            "format version 1, this build reads version 4"
         );
         assert_eq!(upgrade(&path).unwrap(), Some(1));
         assert_eq!(

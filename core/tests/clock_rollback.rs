@@ -146,7 +146,7 @@ fn expired_during_a_run(dir: &std::path::Path) {
     project.consume(1).unwrap();
     clock.set(NOW + 1);
     assert!(matches!(project.consume(1), Err(Error::Expired)));
-    // Recorded at once, off the hot path, without a flush or a checkpoint.
+    // Recorded at once, off the hot path, without a flush or a ratchet.
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while latest_seen(dir) != Some(i64::from(NOW + 1)) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -190,7 +190,7 @@ fn an_edited_latest_seen_is_refused() {
     );
     match result {
         Err(Error::Tampered { reason }) => assert_eq!(
-            reason,
+            reason.to_string(),
             "the latest time seen in catalog.db (2027-01-14T08:00:01Z) does not verify: meta.latest_seen was edited; an operator can accept it with `tollgate state accept-rollback`"
         ),
         Err(other) => panic!("refused with {other}"),
@@ -310,7 +310,7 @@ fn accept_clock_gives_up_a_time_once_seen_in_the_future_and_is_audited() {
     let before = catalog_rows(dir.path());
     match Engine::open_with(dir.path(), common::options(dir.path())) {
         Err(Error::Tampered { reason }) => assert_eq!(
-            reason,
+            reason.to_string(),
             format!("the operator decision at audit entry {seq} is missing: it was deleted from the audit log; an operator can accept it with `tollgate state accept-rollback`")
         ),
         Err(other) => panic!("refused with {other}"),

@@ -48,7 +48,7 @@ fn open_within_ten_seconds(dir: &Path, options: Options) -> Result<Engine, Error
         .expect("open hung on a FIFO")
 }
 
-/// The one checkpoint anchor of an installation (`anchors/<state id>`).
+/// The one ratchet anchor of an installation (`anchors/<state id>`).
 fn anchor(installation: &Path) -> PathBuf {
     let anchors = installation.join("anchors");
     let names: Vec<String> = names(&anchors)

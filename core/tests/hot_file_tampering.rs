@@ -1,5 +1,5 @@
 //! Rule R31 in docs/rules.md: limits, expiries and usage patched in `hot.tgs` (or in the catalog's
-//! copy of a license along with it) are refused as `Tampered`, at open and at every checkpoint.
+//! copy of a license along with it) are refused as `Tampered`, at open and at every ratchet.
 
 mod common;
 
@@ -16,8 +16,8 @@ const RECORD: u64 = 256;
 
 fn options(dir: &Path) -> Options {
     Options {
-        // Every flush checkpoints.
-        checkpoint_interval: Duration::ZERO,
+        // Every flush ratchets.
+        ratchet_interval: Duration::ZERO,
         ..common::options(dir)
     }
 }
@@ -97,7 +97,7 @@ fn snapshot(dir: &Path) -> (Vec<u8>, Vec<String>) {
 
 fn tampered<T>(result: Result<T, Error>) -> String {
     match result {
-        Err(Error::Tampered { reason }) => reason,
+        Err(Error::Tampered { reason }) => reason.to_string(),
         Err(other) => panic!("refused with {other}"),
         Ok(_) => panic!("accepted"),
     }
@@ -137,7 +137,7 @@ fn a_limit_patched_in_hot_tgs_is_refused_at_open() {
 }
 
 #[test]
-fn a_limit_patched_while_a_process_runs_is_refused_at_its_next_checkpoint() {
+fn a_limit_patched_while_a_process_runs_is_refused_at_its_next_ratchet() {
     let dir = tempfile::tempdir().unwrap();
     licensed(dir.path());
     let e = Engine::open_with(dir.path(), options(dir.path())).unwrap();
@@ -161,7 +161,7 @@ fn a_limit_patched_while_a_process_runs_is_refused_at_its_next_checkpoint() {
 }
 
 #[test]
-fn an_account_limit_patched_while_a_process_runs_is_refused_at_its_next_checkpoint() {
+fn an_account_limit_patched_while_a_process_runs_is_refused_at_its_next_ratchet() {
     let dir = tempfile::tempdir().unwrap();
     licensed(dir.path());
     let e = Engine::open_with(dir.path(), options(dir.path())).unwrap();
@@ -171,7 +171,7 @@ fn an_account_limit_patched_while_a_process_runs_is_refused_at_its_next_checkpoi
         account_limit(dir.path(), "A"),
         &MAX_LIMIT_BYTES.to_le_bytes(),
     );
-    // The hot path reads no catalog: until the next checkpoint the patched account is believed.
+    // The hot path reads no catalog: until the next ratchet the patched account is believed.
     p.consume(5_000_000_000_000).unwrap();
     let events = snapshot(dir.path()).1;
     let patched = "the account of key \"A\" has a limit of 70368744177663 in hot.tgs but 1000 in its license: hot.tgs was edited; edited license terms are never accepted: restore the file from a backup";

@@ -302,7 +302,7 @@ fn catalog(dir: &Path, sql: &str) {
 
 fn tampered<T>(result: Result<T, Error>) -> String {
     match result {
-        Err(Error::Tampered { reason }) => reason,
+        Err(Error::Tampered { reason }) => reason.to_string(),
         Err(other) => panic!("expected Tampered, got {other}"),
         Ok(_) => panic!("expected Tampered, got an engine"),
     }
@@ -374,7 +374,7 @@ fn forgiven_usage_made_up_in_the_state_is_refused() {
 
 /// The same made-up reset before any period closed: the start of the first period moved back a
 /// day while an engine runs. The close it would cause is refused (the start the key's first
-/// checkpoint recorded is not the catalog's), the day's usage stays, and so does the refusal.
+/// ratchet recorded is not the catalog's), the day's usage stays, and so does the refusal.
 #[test]
 fn a_first_period_moved_back_is_refused_when_it_would_close() {
     let dir = tempfile::tempdir().unwrap();

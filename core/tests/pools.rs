@@ -791,7 +791,10 @@ fn home_made_per_instance_key_cannot_license_an_instance() {
     ] {
         match e.add_key("ghost", document) {
             Err(Error::BadSignature { key, reason }) => {
-                assert_eq!((key.as_str(), reason.as_str()), ("HOMEMADE", REASON))
+                assert_eq!(
+                    (key.as_str(), reason.to_string().as_str()),
+                    ("HOMEMADE", REASON)
+                )
             }
             other => panic!("{other:?}"),
         }

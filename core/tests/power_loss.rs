@@ -83,7 +83,7 @@ fn a_crash_image_opens_at_the_last_flush_or_later_never_torn() {
             std::fs::copy(dir.path().join(file), crashed.path().join(file)).unwrap();
         }
         // Each image is a machine of its own after the crash: the installation's key, and the
-        // anchor as the original saw it (its last checkpoint was at the flush).
+        // anchor as the original saw it (its last ratchet was at the flush).
         let machine = tempfile::tempdir().unwrap();
         std::fs::create_dir(machine.path().join("anchors")).unwrap();
         std::fs::copy(

@@ -1,5 +1,5 @@
 //! State rollback (rule R31 in docs/rules.md): a state directory restored from an older copy, a hot
-//! file restored alone, or an edited checkpoint is refused until an operator accepts it.
+//! file restored alone, or an edited ratchet is refused until an operator accepts it.
 
 mod common;
 
@@ -11,8 +11,8 @@ use tollgate_core::{Engine, Error, EventKind, Options};
 fn options(installation: &Path) -> Options {
     Options {
         installation_dir: Some(installation.to_owned()),
-        // Every flush checkpoints, so the copies below are taken at known checkpoints.
-        checkpoint_interval: std::time::Duration::ZERO,
+        // Every flush ratchets, so the copies below are taken at known ratchets.
+        ratchet_interval: std::time::Duration::ZERO,
         ..Options::default()
     }
 }
@@ -51,7 +51,7 @@ fn restore_an_older_copy(dir: &Path, installation: &Path) {
 
 fn refused(result: Result<Engine, Error>) -> String {
     match result {
-        Err(Error::Tampered { reason }) => reason,
+        Err(Error::Tampered { reason }) => reason.to_string(),
         Err(other) => panic!("refused with {other}"),
         Ok(_) => panic!("opened"),
     }
@@ -91,8 +91,8 @@ fn a_hot_file_restored_alone_is_refused() {
     assert!(reason.contains("hot-state file was restored"), "{reason}");
 }
 
-/// Lowers the recorded usage of the last checkpoint in the audit log, as an attacker would.
-fn edit_last_checkpoint(dir: &Path) {
+/// Lowers the recorded usage of the last ratchet in the audit log, as an attacker would.
+fn edit_last_ratchet(dir: &Path) {
     let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
     let changed = db
         .execute(
@@ -106,10 +106,10 @@ fn edit_last_checkpoint(dir: &Path) {
 
 /// Rule R31: a state opened with another installation directory than the one that made
 /// it (a C program that forgot to set it) is `InstallationMismatch`, naming both directories;
-/// a checkpoint edited under the installation that made it stays `Tampered`. Either refusal
+/// a ratchet edited under the installation that made it stays `Tampered`. Either refusal
 /// changes nothing.
 #[test]
-fn an_edited_checkpoint_is_tampered_and_another_installation_a_mismatch() {
+fn an_edited_ratchet_is_tampered_and_another_installation_a_mismatch() {
     const EDITED: &str = "checkpoint 2 in the audit log does not verify: it was edited, its state id was changed, or it was made by another installation; an operator can accept it with `tollgate state accept-rollback`";
     struct Case {
         name: &'static str,
@@ -154,7 +154,7 @@ fn an_edited_checkpoint_is_tampered_and_another_installation_a_mismatch() {
         );
         used_state(dir.path(), installation.path());
         if case.edit {
-            edit_last_checkpoint(dir.path());
+            edit_last_ratchet(dir.path());
         }
         let opener = if case.other {
             other.path()
@@ -176,16 +176,16 @@ fn an_edited_checkpoint_is_tampered_and_another_installation_a_mismatch() {
                 Err(Error::InstallationMismatch {
                     state,
                     installation: named,
-                    checkpoint,
+                    ratchet,
                 }),
             ) if m == mismatch => {
                 assert_eq!(state, dir.path().canonicalize().unwrap(), "{}", case.name);
                 assert_eq!(named, opener, "{}", case.name);
-                assert_eq!(checkpoint, 2, "{}", case.name);
+                assert_eq!(ratchet, 2, "{}", case.name);
                 let message = Error::InstallationMismatch {
                     state,
                     installation: named,
-                    checkpoint,
+                    ratchet,
                 }
                 .to_string();
                 assert_eq!(
@@ -199,7 +199,7 @@ fn an_edited_checkpoint_is_tampered_and_another_installation_a_mismatch() {
                 );
             }
             (Some(m), Err(Error::Tampered { reason })) if m != mismatch => {
-                assert_eq!(reason, m, "{}", case.name);
+                assert_eq!(reason.to_string(), m, "{}", case.name);
             }
             (expected, Err(e)) => {
                 panic!("{}: expected {expected:?}, refused with {e:?}", case.name)
@@ -226,7 +226,7 @@ fn an_edited_checkpoint_is_tampered_and_another_installation_a_mismatch() {
 
 /// An operator who moved a state to another installation on purpose accepts it there with
 /// `accept_rollback`, which a mismatch does not stop; the installation that made it then finds
-/// another installation's checkpoints.
+/// another installation's ratchets.
 #[test]
 fn accept_rollback_takes_a_state_to_another_installation() {
     let (dir, installation, other) = (
@@ -254,19 +254,19 @@ fn normal_reopens_flushes_and_crash_images_pass() {
         e.flush().unwrap();
         e.flush().unwrap();
     }
-    // Usage after the last flush that a crash lost is not a rollback: the checkpoint is at
+    // Usage after the last flush that a crash lost is not a rollback: the ratchet is at
     // the flush.
     let e = Engine::open_with(dir.path(), options(installation.path())).unwrap();
     assert_eq!(e.usage("p").unwrap().active_used, 130);
-    // Checkpoints are in the audit log but are not events.
+    // Ratchets are in the audit log but are not events.
     assert!(!e
         .events_after(0, 1_000)
         .unwrap()
         .iter()
-        .any(|ev| matches!(ev.kind, EventKind::Checkpoint { .. })));
+        .any(|ev| matches!(ev.kind, EventKind::Ratchet { .. })));
     drop(e);
     let db = rusqlite::Connection::open(dir.path().join("catalog.db")).unwrap();
-    let checkpoints: i64 = db
+    let ratchets: i64 = db
         .query_row(
             "SELECT COUNT(*) FROM events WHERE json LIKE '{\"kind\":\"checkpoint\"%'",
             [],
@@ -274,7 +274,7 @@ fn normal_reopens_flushes_and_crash_images_pass() {
         )
         .unwrap();
     // One per open (5) and per flush (1 + 6).
-    assert_eq!(checkpoints, 12);
+    assert_eq!(ratchets, 12);
 }
 
 /// Everything a refused open must leave as it was: the hot file, the catalog's meta table,
@@ -327,9 +327,9 @@ fn a_restored_copy_with_its_state_id_bumped_is_refused() {
     assert_eq!(snapshot(dir.path(), installation.path()), before);
 }
 
-/// The same, with the checkpoints deleted too, so that the state looks new.
+/// The same, with the ratchets deleted too, so that the state looks new.
 #[test]
-fn a_restored_copy_with_its_state_id_bumped_and_its_checkpoints_deleted_is_refused() {
+fn a_restored_copy_with_its_state_id_bumped_and_its_ratchets_deleted_is_refused() {
     let (dir, installation) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     used_state(dir.path(), installation.path());
     sql(
@@ -354,7 +354,7 @@ fn deleting_or_editing_the_audited_rollback_acceptance_is_refused() {
     let (dir, installation) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     restore_an_older_copy(dir.path(), installation.path());
     drop(Engine::accept_rollback(dir.path(), options(installation.path())).unwrap());
-    // Later checkpoints carry the decision along.
+    // Later ratchets carry the decision along.
     for _ in 0..2 {
         let e = Engine::open_with(dir.path(), options(installation.path())).unwrap();
         e.flush().unwrap();

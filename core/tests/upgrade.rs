@@ -144,7 +144,7 @@ fn a_format_2_state_opens_with_one_account_per_key() {
 
     let engine = open(&state).unwrap();
     assert_eq!(hot_version(&state), FORMAT_VERSION);
-    assert_eq!(FORMAT_VERSION, 3);
+    assert_eq!(FORMAT_VERSION, 4);
 
     // Each project's keys, with what it charged to each, as the old build had them.
     let expected: [(&str, Vec<KeyRow>); 7] = [
@@ -477,4 +477,52 @@ fn flip(path: &Path, at: usize) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[at] ^= 0x10;
     std::fs::write(path, bytes).unwrap();
+}
+
+/// A format-3 state, whose header checksum is a 64-bit FNV-1a, opens as it is: the version
+/// decides the checksum, so the file is neither rewritten nor reset and keeps its usage.
+#[test]
+fn a_format_3_state_with_its_fnv_header_opens_as_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    {
+        let engine = open(&state).unwrap();
+        engine.create_project("p").unwrap();
+        engine.add_key("p", common::dv("K-1", 1 << 20)).unwrap();
+        engine.project("p").unwrap().consume(700).unwrap();
+        engine.flush().unwrap();
+    }
+    assert_eq!(hot_version(&state), FORMAT_VERSION);
+    // The header as a format-3 build wrote it: version 3, FNV-1a of its first 40 bytes.
+    let hot = state.join("hot.tgs");
+    let mut bytes = std::fs::read(&hot).unwrap();
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let fnv = bytes[..40]
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, &b| {
+            (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    bytes[40..48].copy_from_slice(&fnv.to_le_bytes());
+    std::fs::write(&hot, &bytes).unwrap();
+
+    let engine = open(&state).unwrap();
+    assert_eq!(charged(&engine, "p"), 700);
+    engine.project("p").unwrap().consume(300).unwrap();
+    assert_eq!(charged(&engine, "p"), 1000);
+    drop(engine);
+    assert_eq!(hot_version(&state), 3, "a format-3 file is not rewritten");
+    assert_eq!(std::fs::read(&hot).unwrap()[..4096], bytes[..4096]);
+
+    // The same header with a BLAKE3 checksum, or a format-4 header with FNV-1a, is damaged.
+    let mut wrong = bytes.clone();
+    wrong[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    std::fs::write(&hot, &wrong).unwrap();
+    assert!(
+        matches!(open(&state), Err(Error::CorruptState { reason, .. }) if reason.contains("checksum"))
+    );
+    assert_eq!(
+        std::fs::read(&hot).unwrap(),
+        wrong,
+        "a refused file is left as it was"
+    );
 }

@@ -485,7 +485,7 @@ pub(crate) fn new_handle<T>(value: T) -> *mut T {
 /// # Fork
 /// In a child of `fork()`, a handle the parent made is left alone: dropping it would join
 /// threads that exist only in the parent (a panic, then an abort), release locks and write
-/// checkpoints on the parent's behalf. Its memory stays allocated in the child, and the parent's
+/// ratchets on the parent's behalf. Its memory stays allocated in the child, and the parent's
 /// threads, locks and files are untouched. A handle the child made itself is dropped as usual.
 ///
 /// # Safety

@@ -247,7 +247,7 @@ pub unsafe extern "C" fn tg_engine_options_set_flush_interval_ms(
 }
 
 /// Sets the installation directory: where this installation keeps the key of its usage
-/// checkpoints and the anchors that detect a state restored from a copy. Every program opening
+/// ratchets and the anchors that detect a state restored from a copy. Every program opening
 /// the same state must name the same one (a state opened with another is refused as
 /// `TG_TAMPERED`); the default comes from the environment (see `tg_engine_options_new`). NULL
 /// goes back to the default. The directory is created, private to this user, if missing.

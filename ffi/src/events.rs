@@ -78,8 +78,8 @@ pub enum tg_event_kind {
     TG_EVENT_RECOVERED = 8,
     /// The system clock was set back beyond the tolerance (`clock_rolled_back`).
     TG_EVENT_CLOCK_ROLLED_BACK = 9,
-    /// A usage checkpoint was recorded (`checkpoint`).
-    TG_EVENT_CHECKPOINT = 10,
+    /// A usage ratchet was recorded (`checkpoint`, its kind in the event's JSON).
+    TG_EVENT_RATCHET = 10,
     /// An operator accepted a state refused as rolled back (`rollback_accepted`).
     TG_EVENT_ROLLBACK_ACCEPTED = 11,
     /// An operator lowered the latest time seen to the clock (`clock_accepted`).
@@ -349,7 +349,7 @@ fn describe(kind: &EventKind) -> Described<'_> {
         EventKind::Refused { reason } => (TG_EVENT_REFUSED, None, None, word(reason), 0),
         EventKind::Recovered { .. } => (TG_EVENT_RECOVERED, None, None, None, 0),
         EventKind::ClockRolledBack { .. } => (TG_EVENT_CLOCK_ROLLED_BACK, None, None, None, 0),
-        EventKind::Checkpoint { .. } => (TG_EVENT_CHECKPOINT, None, None, None, 0),
+        EventKind::Ratchet { .. } => (TG_EVENT_RATCHET, None, None, None, 0),
         EventKind::RollbackAccepted { .. } => (TG_EVENT_ROLLBACK_ACCEPTED, None, None, None, 0),
         EventKind::ClockAccepted { .. } => (TG_EVENT_CLOCK_ACCEPTED, None, None, None, 0),
         EventKind::SeatsReclaimed { .. } => (TG_EVENT_SEATS_RECLAIMED, None, None, None, 0),

@@ -69,7 +69,7 @@ pub enum tg_status {
     /// license file; the message says which. Nothing changed.
     TG_BAD_SIGNATURE = 23,
     /// The state directory was restored from an older copy, its hot file from an older one, or
-    /// its checkpoints edited; it is refused until an operator accepts it (`tollgate state
+    /// its ratchets edited; it is refused until an operator accepts it (`tollgate state
     /// accept-rollback`). Nothing changed.
     TG_TAMPERED = 24,
     /// The automatic renewal of an online key failed: the activation service was unreachable,
@@ -411,7 +411,7 @@ mod tests {
             (
                 Error::BadSignature {
                     key: text(),
-                    reason: text(),
+                    reason: tollgate_core::SignatureRefusal::UnsignedOffline,
                 },
                 tg_status::TG_BAD_SIGNATURE,
             ),
@@ -419,7 +419,7 @@ mod tests {
                 Error::InstallationMismatch {
                     state: "s".into(),
                     installation: "i".into(),
-                    checkpoint: 1,
+                    ratchet: 1,
                 },
                 tg_status::TG_INSTALLATION_MISMATCH,
             ),

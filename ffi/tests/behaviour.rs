@@ -399,7 +399,7 @@ fn json_outputs_are_valid_json() {
     assert_eq!(view["pairs"][0]["cards"][0]["key"]["id"], "J-2");
     assert_eq!(view["pairs"][0]["add_license_available"], true);
     let events = engine.json(|e, out| unsafe { tg_events_json(e, 0, 100, out) });
-    // Audit position 1 is the checkpoint written at open, which is not an event.
+    // Audit position 1 is the ratchet written at open, which is not an event.
     assert_eq!(events[0]["seq"], 2);
     assert_eq!(events[0]["kind"], "project_created");
 }

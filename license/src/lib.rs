@@ -32,8 +32,9 @@
 //!
 //! The pieces: [`VendorSecret`] is the secret key and its file, [`sign`] makes a license.
 //! Re-exported from the engine: [`VendorPublic`], the public key and its file;
-//! [`SignedLicense`] and [`verify`], the license file; [`canonical_key`], exactly what a
-//! signature covers; [`LicenseError`], why a license or a key file was refused.
+//! [`SignedLicense`] and [`verify`], the license file; [`jcs_key`] (and [`canonical_key`] for the
+//! first format), exactly what a signature covers; [`LicenseError`], why a license or a key
+//! file was refused.
 #![deny(missing_docs)]
 
 mod license_file;
@@ -41,7 +42,8 @@ mod vendor_key;
 
 pub use license_file::sign;
 pub use tollgate_core::license::{
-    canonical_json, canonical_key, parse_key_or_license, verify, KeyOrLicense, LicenseError,
-    SignedLicense, VendorPublic, FORMAT, PUBLIC_FILE, PUBLIC_HEADER, SECRET_FILE, SECRET_HEADER,
+    canonical_json, canonical_key, jcs_json, jcs_key, parse_key_or_license, verify, KeyOrLicense,
+    LicenseError, SignatureFault, SignedLicense, VendorPublic, FORMAT, FORMAT_V1, PUBLIC_FILE,
+    PUBLIC_HEADER, SECRET_FILE, SECRET_HEADER,
 };
 pub use vendor_key::{KeyPaths, VendorSecret};

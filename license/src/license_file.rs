@@ -2,16 +2,17 @@
 //! engine's, in [`tollgate_core::license`]; see there for the file's layout.
 
 use ed25519_dalek::Signer as _;
-use tollgate_core::license::{canonical_key, SignedLicense};
+use tollgate_core::license::{jcs_key, SignedLicense};
 use tollgate_core::Key;
 
 use crate::VendorSecret;
 
-/// Signs `key` with the vendor's secret key. The key should have passed `Key::validate`:
+/// Signs `key` with the vendor's secret key, over its RFC 8785 bytes: a license of the current
+/// format ([`FORMAT`](crate::FORMAT)). The key should have passed `Key::validate`:
 /// [`verify`](crate::verify) refuses an invalid key as
 /// [`LicenseError::Malformed`](crate::LicenseError::Malformed) however it is signed.
 pub fn sign(secret: &VendorSecret, key: &Key) -> SignedLicense {
-    let signature = secret.signing_key().sign(&canonical_key(key));
+    let signature = secret.signing_key().sign(&jcs_key(key));
     SignedLicense::from_signature(key, signature.to_bytes(), secret.public())
 }
 
@@ -75,8 +76,11 @@ mod tests {
             (Expect::Unsigned, Err(LicenseError::Unsigned { key_id })) => {
                 assert_eq!(key_id, "OFF-1", "{case}")
             }
-            (Expect::Malformed(want), Err(LicenseError::Malformed(reason)))
-            | (Expect::BadSignature(want), Err(LicenseError::BadSignature { reason, .. })) => {
+            (Expect::Malformed(want), Err(LicenseError::Malformed(reason))) => {
+                assert!(reason.contains(want), "{case}: {reason:?} lacks {want:?}")
+            }
+            (Expect::BadSignature(want), Err(LicenseError::BadSignature { reason, .. })) => {
+                let reason = reason.to_string();
                 assert!(reason.contains(want), "{case}: {reason:?} lacks {want:?}")
             }
             (Expect::Untrusted, Err(LicenseError::UntrustedSigner { .. })) => {}
@@ -199,9 +203,9 @@ mod tests {
             ("plain key", |_, l| *l = l["key"].clone(), Expect::Unsigned),
             (
                 "format of another version",
-                |_, l| l["format"] = "tollgate-license-2".into(),
+                |_, l| l["format"] = "tollgate-license-3".into(),
                 Expect::Malformed(
-                    "the format is \"tollgate-license-2\", not \"tollgate-license-1\"",
+                    "the format is \"tollgate-license-3\", not \"tollgate-license-2\" or \"tollgate-license-1\"",
                 ),
             ),
             (

@@ -87,7 +87,7 @@ class EventKind(enum.IntEnum):
     REFUSED = 7
     RECOVERED = 8
     CLOCK_ROLLED_BACK = 9
-    CHECKPOINT = 10
+    RATCHET = 10
     ROLLBACK_ACCEPTED = 11
     CLOCK_ACCEPTED = 12
     SEATS_RECLAIMED = 13

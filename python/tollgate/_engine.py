@@ -78,7 +78,7 @@ class Engine(Handle):
         public key. ``activation_url`` renews the state's online keys through the vendor's
         activation service with the default settings (see :meth:`enable_renewal`).
 
-        ``installation_dir`` is where this installation keeps its checkpoint key and anchors
+        ``installation_dir`` is where this installation keeps its ratchet key and anchors
         (every program opening the state must name the same one); the default comes from
         ``TOLLGATE_INSTALLATION``, else ``$XDG_STATE_HOME/tollgate``, else
         ``~/.local/state/tollgate``. With ``open_existing``, a directory holding no state is

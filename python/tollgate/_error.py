@@ -196,7 +196,7 @@ class BadSignature(TollgateError):
 
 class Tampered(TollgateError):
     """The state directory was restored from an older copy, its hot file from an older one, or
-    its checkpoints were edited; it is refused until an operator accepts it (``tollgate state
+    its ratchets were edited; it is refused until an operator accepts it (``tollgate state
     accept-rollback``). Nothing changed."""
 
     STATUS = Status.TAMPERED

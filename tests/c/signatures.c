@@ -84,7 +84,7 @@ static void load(struct licenses *l) {
     l->on1_lic = fixture("ON-1.lic");
     /* Same length: the limit raised from 1 GiB to 2 GiB. */
     l->altered = edited(l->off1_lic, "1073741824", "2147483648");
-    l->malformed = edited(l->off1_lic, "tollgate-license-1", "tollgate-license-9");
+    l->malformed = edited(l->off1_lic, "tollgate-license-2", "tollgate-license-9");
     /* The public key is the second line of vendor.pub. */
     const char *line = strchr(l->vendor_pub, '\n');
     CHECK(line != NULL);

@@ -546,7 +546,7 @@ static void test_events(void) {
     EXPECT_JSON_CONTAINS(json, "\"kind\":\"threshold\"");
     EXPECT_JSON_CONTAINS(json, "\"kind\":\"refused\"");
     tg_string_free(json);
-    /* Audit position 1 is the checkpoint written when the state was created: not an event. */
+    /* Audit position 1 is the ratchet written when the state was created: not an event. */
     EXPECT(TG_OK, tg_events_json(engine, 0, 1, &json));
     EXPECT_JSON_CONTAINS(json, "\"seq\":2,");
     CHECK(strstr(json, "\"seq\":3,") == NULL);

@@ -22,7 +22,7 @@ def texts() -> Dict[str, str]:
     """Every fixture file's text by name, plus the altered and malformed licenses."""
     files = {path.name: path.read_text() for path in FIXTURES.iterdir()}
     files["altered.lic"] = files["OFF-1.lic"].replace("1073741824", "2147483648")
-    files["malformed.lic"] = files["OFF-1.lic"].replace("tollgate-license-1", "tollgate-license-9")
+    files["malformed.lic"] = files["OFF-1.lic"].replace("tollgate-license-2", "tollgate-license-9")
     return files
 
 
@@ -125,3 +125,59 @@ def test_vendor_key_texts_are_checked(state_dir, engine, texts) -> None:
         assert len(both.trusted_keys()) == 2
         both.create_project("p")
         both.add_key("p", texts["OFF-2.stranger.lic"])
+
+
+def test_a_license_signed_by_another_languages_json_library_verifies(state_dir) -> None:
+    """A vendor's license server signs a ``tollgate-license-2`` file over the key's RFC 8785
+    bytes; for a key (integers, strings, objects) Python's own ``json.dumps`` with sorted keys,
+    no whitespace and raw UTF-8 writes exactly those bytes. The engine takes the license, and
+    refuses it once a value is edited."""
+    ed25519 = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ed25519")
+    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
+    import base64
+    import json
+
+    secret = ed25519.Ed25519PrivateKey.generate()
+    public = secret.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    signer = base64.b64encode(public).decode()
+    key = {
+        "id": "PY-JCS-1",
+        "delivery": "offline",
+        "kind": "commercial",
+        "edition": "enterprise",
+        "company": "Müller & Søn",
+        "scheme": {"data_volume": {"limit_bytes": 1 << 30}},
+        "expires_at": "2027-01-01T00:00:00Z",
+    }
+    signed = json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    license_text = json.dumps(
+        {
+            "format": "tollgate-license-2",
+            "key": key,
+            "signature": base64.b64encode(secret.sign(signed.encode())).decode(),
+            "signer": signer,
+        },
+        indent=2,
+    )
+    altered = license_text.replace(str(1 << 30), str(1 << 31))
+    with tollgate.Engine(
+        state_dir, trusted_keys=[f"tollgate-vendor-public-1\n{signer}\n"]
+    ) as engine:
+        engine.create_project("p")
+        with pytest.raises(tollgate.BadSignature, match="the key was altered after signing"):
+            engine.add_key("p", altered)
+        engine.add_key("p", license_text)
+        assert [k["key"]["id"] for k in engine.keys("p")] == ["PY-JCS-1"]
+
+
+def test_a_license_of_the_first_format_still_verifies(state_dir, texts) -> None:
+    """``OFF-1.v1.lic`` is signed in ``tollgate-license-1``, before RFC 8785: still taken."""
+    assert '"tollgate-license-1"' in texts["OFF-1.v1.lic"]
+    with tollgate.Engine(state_dir, trusted_keys=[texts["vendor.pub"]]) as engine:
+        engine.create_project("p")
+        with pytest.raises(tollgate.BadSignature, match="altered after signing"):
+            engine.add_key("p", texts["OFF-1.v1.lic"].replace("1073741824", "2147483648"))
+        engine.add_key("p", texts["OFF-1.v1.lic"])
+        assert [k["key"]["id"] for k in engine.keys("p")] == ["OFF-1"]

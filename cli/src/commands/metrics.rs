@@ -15,40 +15,16 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use clap::Args;
 use prometheus::core::{AtomicU64, GenericGaugeVec};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 use serde::Serialize;
 use tollgate_core::{Engine, EventKind, KeyStatus, LicenseClass, RefusalReason, Role, Scheme};
 
 use super::Context;
+use crate::args::MetricsArgs;
 use crate::failure::Failure;
 use crate::output::json_line;
 use crate::render::pair_class;
-
-/// `tollgate metrics …`
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Metrics: tollgate_key_used_bytes, tollgate_key_limit_bytes and \
-tollgate_key_overage_bytes {project, key, role} for every data-volume key a project ever held \
-(role active, reserved, retired or removed); tollgate_switches_total {project}; \
-tollgate_refusals_total {project, reason} (reason exhausted, expired or no_active_key; the \
-refusals the audit log records, the first of each key generation); tollgate_seats_held \
-{project, class} (class server, desktop, cores or instance, as `seat --class` names them); \
-tollgate_events_dropped_total, this process's.\n\nWith --listen the first \
-line of output is `listening on http://ADDRESS:PORT/metrics` (with --json, {\"listening\": \
-…}), so a script can serve on port 0 and read where; it serves until Ctrl-C or SIGTERM."
-)]
-pub struct MetricsArgs {
-    /// Serve the metrics at http://ADDRESS:PORT/metrics instead of printing them once; port 0
-    /// picks a free port. Loopback only unless --allow-remote
-    #[arg(long, value_name = "ADDRESS:PORT")]
-    pub listen: Option<SocketAddr>,
-
-    /// Allow a --listen address that is not loopback: the metrics name projects and keys
-    #[arg(long, requires = "listen")]
-    pub allow_remote: bool,
-}
 
 /// Prints the metrics once, or serves them.
 pub fn run(ctx: &Context, args: &MetricsArgs, out: &mut dyn Write) -> Result<(), Failure> {

@@ -1,14 +1,12 @@
 //! One module per command; each takes the context and writes to the output it is given.
 
 use std::io::Write;
-use std::path::PathBuf;
-
-use tollgate_core::Engine;
 
 use crate::args::{
     Command, GroupCommand, InstanceCommand, KeyCommand, LicenseCommand, PoolCommand,
     ProjectCommand, SeatCommand, StateCommand, TrustCommand,
 };
+use crate::context::Context;
 use crate::failure::Failure;
 
 mod activate;
@@ -30,44 +28,6 @@ mod seat;
 mod state;
 mod trust;
 mod usage;
-
-pub use activate::ActivateArgs;
-pub use activation::ServeActivationArgs;
-pub use console::ConsoleArgs;
-pub use metrics::MetricsArgs;
-pub use pipe::PipeArgs;
-pub use renew::RenewArgs;
-
-/// What every command needs besides its own arguments.
-pub struct Context {
-    /// The state directory.
-    pub state: PathBuf,
-    /// Whether `--state` was given on the command line (the demo uses a temporary state
-    /// otherwise).
-    pub state_explicit: bool,
-    /// Print JSON instead of text.
-    pub json: bool,
-}
-
-impl Context {
-    /// Opens the state directory, creating it on first use.
-    pub fn engine(&self) -> Result<Engine, Failure> {
-        Ok(Engine::open(&self.state)?)
-    }
-
-    /// Opens the state directory for a command that only reads it, refusing one that holds no
-    /// state: a misspelt `--state` would otherwise create a new, empty state and show it.
-    pub fn existing_engine(&self) -> Result<Engine, Failure> {
-        if !Engine::exists(&self.state) {
-            return Err(Failure::refused(
-                "NO_STATE",
-                format!("\"{}\" holds no Tollgate state", self.state.display()),
-                Some("a command that only reads a state does not create one: check --state (or $TOLLGATE_HOME), or create the state with `tollgate init`"),
-            ));
-        }
-        self.engine()
-    }
-}
 
 /// Runs one command.
 pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {

@@ -25,7 +25,7 @@ struct Accepted<'a> {
 pub fn accept_rollback(ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
     let reason = match Engine::open(&ctx.state) {
         Ok(_) => None,
-        Err(Error::Tampered { reason }) => Some(reason),
+        Err(Error::Tampered { reason }) => Some(reason.to_string()),
         Err(other) => return Err(other.into()),
     };
     if reason.is_some() {

@@ -23,7 +23,7 @@ use self::live::{Live, Tracked};
 use self::summary::{Summary, SwitchSeen, Totals};
 use self::workload::{Plan, Progress, ThreadReport, MAX_BATCH, MIN_BATCH, ROW_BYTES};
 use crate::args::DemoArgs;
-use crate::commands::Context;
+use crate::context::Context;
 use crate::failure::Failure;
 use crate::output::json_document;
 use crate::render::{event_text, refusal_text, write_view};

@@ -1,11 +1,11 @@
 //! The audit log: events appended and read in order, switches claimed once, and the usage
-//! checkpoints among them.
+//! ratchets among them.
 
 use super::*;
 
 impl Catalog {
-    /// The last checkpoint in the audit log, if any.
-    pub(crate) fn last_checkpoint(&self) -> Result<Option<Checkpoint>> {
+    /// The last ratchet in the audit log, if any.
+    pub(crate) fn last_ratchet(&self) -> Result<Option<Ratchet>> {
         let json: Option<String> = self
             .conn
             .query_row(
@@ -20,7 +20,7 @@ impl Catalog {
             return Ok(None);
         };
         match serde_json::from_str(&json) {
-            Ok(EventKind::Checkpoint {
+            Ok(EventKind::Ratchet {
                 seq,
                 total_used,
                 mac,
@@ -29,7 +29,7 @@ impl Catalog {
                 decision,
                 keys,
                 periods,
-            }) => Ok(Some(Checkpoint {
+            }) => Ok(Some(Ratchet {
                 seq,
                 total_used,
                 mac,
@@ -40,7 +40,7 @@ impl Catalog {
                 periods,
             })),
             _ => Err(Error::Tampered {
-                reason: "the audit entry the state names as its last checkpoint is not one".into(),
+                reason: crate::error::Tampering::LastRatchetNotOne,
             }),
         }
     }
@@ -63,7 +63,7 @@ impl Catalog {
         .transpose()
     }
 
-    /// Whether the state holds any key or any checkpoint: a state without a checkpoint must be
+    /// Whether the state holds any key or any ratchet: a state without a ratchet must be
     /// new, and a new state holds neither.
     pub(crate) fn holds_history(&self) -> Result<bool> {
         self.conn
@@ -76,8 +76,8 @@ impl Catalog {
             .map_err(Error::store("look for keys and checkpoints"))
     }
 
-    /// Points the state at its newest checkpoint, the audit entry `seq`.
-    pub(crate) fn set_last_checkpoint(tx: &Transaction<'_>, seq: u64) -> Result<()> {
+    /// Points the state at its newest ratchet, the audit entry `seq`.
+    pub(crate) fn set_last_ratchet(tx: &Transaction<'_>, seq: u64) -> Result<()> {
         tx.execute(
             "INSERT OR REPLACE INTO meta (name, value) VALUES ('checkpoint_event', ?1)",
             [seq as i64],
@@ -151,8 +151,8 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Up to `limit` audit events after `seq`, oldest first. Checkpoints (integrity records
-    /// of `engine::checkpoint`) stay in the log but are not events and are skipped.
+    /// Up to `limit` audit events after `seq`, oldest first. Ratchets (integrity records
+    /// of `engine::ratchet`) stay in the log but are not events and are skipped.
     pub(crate) fn events_after(&self, seq: u64, limit: usize) -> Result<Vec<Event>> {
         let mut stmt = self
             .conn
@@ -196,14 +196,14 @@ impl Catalog {
     }
 }
 
-/// A usage checkpoint as the audit log holds it (made and verified by `engine::checkpoint`).
+/// A usage ratchet as the audit log holds it (made and verified by `engine::ratchet`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Checkpoint {
+pub(crate) struct Ratchet {
     pub seq: u64,
     pub total_used: u64,
     pub mac: String,
     pub prev_mac: String,
-    /// What the MAC covers (see `engine::checkpoint`); 0 and 1 are format 1.
+    /// What the MAC covers (see `engine::ratchet`); 0 and 1 are format 1.
     pub format: u32,
     /// The audit sequence of the latest operator decision.
     pub decision: Option<u64>,

@@ -1,4 +1,4 @@
-//! The catalog's meta table: the state's identity, the installation that checkpointed it, the
+//! The catalog's meta table: the state's identity, the installation that ratcheted it, the
 //! latest time seen, and one-time flags.
 
 use super::*;
@@ -35,8 +35,8 @@ impl Catalog {
         Ok(format!("{:016x}", read()?.unwrap_or(id) as u64))
     }
 
-    /// The id of the installation that made the state's last checkpoint (see
-    /// `Installation::id`), or `None` for a state checkpointed before it was recorded.
+    /// The id of the installation that made the state's last ratchet (see
+    /// `Installation::id`), or `None` for a state ratcheted before it was recorded.
     pub(crate) fn installation_id(&self) -> Result<Option<i64>> {
         self.conn
             .query_row(
@@ -48,7 +48,7 @@ impl Catalog {
             .map_err(Error::store("read the installation id"))
     }
 
-    /// Records `id` as the installation that made the state's last checkpoint.
+    /// Records `id` as the installation that made the state's last ratchet.
     pub(crate) fn set_installation_id(tx: &Transaction<'_>, id: i64) -> Result<()> {
         tx.execute(
             "INSERT OR REPLACE INTO meta (name, value) VALUES ('installation_id', ?1)",

@@ -15,7 +15,7 @@ pub(crate) struct PeriodicAccount {
     pub key: String,
     /// Its hot-state record.
     pub record: u32,
-    /// Its `reset` term (the account's: it is what the checkpoints cover).
+    /// Its `reset` term (the account's: it is what the ratchets cover).
     pub reset: Period,
     /// When its current period started (Unix seconds).
     pub start: i64,

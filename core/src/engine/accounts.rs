@@ -257,7 +257,7 @@ pub(super) fn give_keys_accounts(
         None => "upgraded from a state written before key accounts".to_owned(),
     };
     // Once every pair was converted, a slot without an account can only be an edited file:
-    // it is left as it is, for the checkpoint to refuse, never quietly given an account again.
+    // it is left as it is, for the ratchet to refuse, never quietly given an account again.
     let converted = catalog.flag(CONVERTED)?;
     let mut touched: Vec<String> = Vec::new();
     for (project, pair) in catalog.all_pairs(false)? {

@@ -29,7 +29,7 @@ pub(super) struct Opened {
     pub(super) state: StateFile,
     pub(super) holders: Holders,
     pub(super) catalog: Catalog,
-    pub(super) installation: checkpoint::Installation,
+    pub(super) installation: ratchet::Installation,
     pub(super) state_id: String,
     /// The latest time seen an accepted clock gave up.
     pub(super) given_up: Option<u32>,
@@ -39,8 +39,8 @@ pub(super) struct Opened {
 pub(super) fn open_locked(
     dir: &Path,
     options: &Options,
-    installation: checkpoint::Installation,
-    accept: checkpoint::Accept,
+    installation: ratchet::Installation,
+    accept: ratchet::Accept,
 ) -> Result<Opened> {
     let modes = Modes::new(options.shared_group);
     let hot = dir.join(HOT_FILE);
@@ -159,18 +159,18 @@ pub(super) fn open_locked(
     let holders = Holders::open(&holders_path)?;
     let state_id = catalog.state_id()?;
     // Everything is verified before the time seen is recorded: a state refused as tampered is
-    // left as it is. An edited time is refused after the checkpoint's problems, which explain
+    // left as it is. An edited time is refused after the ratchet's problems, which explain
     // more (a changed state id fails both MACs); an accepted rollback accepts it too, keeping
     // the installation's copy, and says so in its audit entry.
-    let (latest, edited_time) = clock::recorded(&catalog, &installation, &state_id)?;
+    let (latest, edited_time) = clock_rollback::recorded(&catalog, &installation, &state_id)?;
     let (accept, given_up) = match accept {
-        checkpoint::Accept::Clock { to, .. } if latest > to && edited_time.is_none() => {
-            (checkpoint::Accept::Clock { from: latest, to }, Some(latest))
+        ratchet::Accept::Clock { to, .. } if latest > to && edited_time.is_none() => {
+            (ratchet::Accept::Clock { from: latest, to }, Some(latest))
         }
-        checkpoint::Accept::Clock { .. } => (checkpoint::Accept::Nothing, None),
+        ratchet::Accept::Clock { .. } => (ratchet::Accept::Nothing, None),
         other => (other, None),
     };
-    checkpoint::verify_and_checkpoint(
+    ratchet::verify_and_ratchet(
         &installation,
         dir,
         &state,
@@ -180,13 +180,13 @@ pub(super) fn open_locked(
         None,
     )?;
     let latest = match accept {
-        checkpoint::Accept::Clock { to, .. } => {
-            clock::lower(&catalog, &installation, &state_id, to)?;
+        ratchet::Accept::Clock { to, .. } => {
+            clock_rollback::lower(&catalog, &installation, &state_id, to)?;
             to
         }
         _ => latest,
     };
-    clock::watch_at_open(
+    clock_rollback::watch_at_open(
         &catalog,
         &installation,
         &state_id,
@@ -218,9 +218,9 @@ pub(super) fn start_flusher(state: Arc<StateFile>, every: Duration) -> std::io::
     })
 }
 
-/// The clock watch: once a second, checks the clock for a rollback (see `engine::clock`).
+/// The clock watch: once a second, checks the clock for a rollback (see `engine::clock_rollback`).
 pub(super) fn start_clock_watch(
-    mut watch: clock::Watch,
+    mut watch: clock_rollback::Watch,
     events: Arc<HotQueue>,
 ) -> std::io::Result<Worker> {
     Worker::spawn("tollgate-clock", move |stop| {

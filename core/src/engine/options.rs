@@ -2,8 +2,8 @@
 
 use super::*;
 
-/// The default [`Options::checkpoint_interval`].
-pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+/// The default [`Options::ratchet_interval`].
+pub const DEFAULT_RATCHET_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The default [`Options::clock_tolerance`]: generous enough for any time-sync correction.
 pub const DEFAULT_CLOCK_TOLERANCE: Duration = Duration::from_secs(300);
@@ -26,14 +26,14 @@ pub struct Options {
     /// no free slot is dropped and counted in [`Engine::dropped_events`], the hot path never
     /// waits for the dispatcher.
     pub event_queue: usize,
-    /// Where this installation keeps the key of its checkpoint MACs and the anchors that detect
-    /// a state directory restored from a copy (see `engine::checkpoint`); `None` is
+    /// Where this installation keeps the key of its ratchet MACs and the anchors that detect
+    /// a state directory restored from a copy (see `engine::ratchet`); `None` is
     /// `$TOLLGATE_INSTALLATION`, else `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`.
     pub installation_dir: Option<PathBuf>,
-    /// The least time between two usage checkpoints made by [`Engine::flush`] (every open makes
-    /// one). A checkpoint costs a catalog commit and an anchor write, milliseconds; usage since
-    /// the last checkpoint is not anchored against a restored copy.
-    pub checkpoint_interval: Duration,
+    /// The least time between two usage ratchets made by [`Engine::flush`] (every open makes
+    /// one). A ratchet costs a catalog commit and an anchor write, milliseconds; usage since
+    /// the last ratchet is not anchored against a restored copy.
+    pub ratchet_interval: Duration,
     /// Vendor public keys to trust, recorded in the state at open (see [`Engine::trust`]): with
     /// any trusted key, every key added, offline or online, must be signed by one. Recorded
     /// keys are kept, so opening later without them trusts them still. Empty is development
@@ -65,7 +65,7 @@ impl Default for Options {
             clock_tolerance: DEFAULT_CLOCK_TOLERANCE,
             event_queue: 16_384,
             installation_dir: None,
-            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            ratchet_interval: DEFAULT_RATCHET_INTERVAL,
             trusted_keys: Vec::new(),
             renewal: None,
             shared_group: false,

@@ -11,7 +11,7 @@
 //!    used beyond the last close (`closed_used`) is its share of the closing period.
 //! 2. One catalog transaction records the period with its usage, moves the account's period
 //!    start to the boundary, sets each row's `closed_used` to what it read, and appends the
-//!    `period_closed` event and a usage checkpoint whose MAC covers every key's closed total
+//!    `period_closed` event and a usage ratchet whose MAC covers every key's closed total
 //!    (so editing `catalog.db` to forgive usage is refused as tampering).
 //! 3. The hot account is told that the closed periods used `forgiven` bytes in all (the sum of
 //!    `closed_used`): what limits a take from then on is `taken - forgiven`. The holders are
@@ -33,8 +33,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::accounts::row_usage;
-use super::checkpoint::{self, PeriodChange};
-use super::{clock, Admin, Engine};
+use super::ratchet::{self, PeriodChange};
+use super::{clock_rollback, Admin, Engine};
 use crate::catalog::{Catalog, ClosedPeriod, PeriodicAccount};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
@@ -123,7 +123,7 @@ impl Engine {
     }
 
     /// Makes the catalog's account of `key`, whose periods (`reset`) start at `start`, in the
-    /// transaction of a usage checkpoint that records the start; returns its record.
+    /// transaction of a usage ratchet that records the start; returns its record.
     pub(super) fn periodic_account(
         &self,
         admin: &Admin,
@@ -137,12 +137,12 @@ impl Engine {
             Catalog::insert_account(tx, &key.id, record.get())?;
             Catalog::start_periods(tx, &key.id, reset, start)
         };
-        checkpoint::verify_and_checkpoint(
+        ratchet::verify_and_ratchet(
             &self.inner.installation,
             &self.inner.dir,
             &self.inner.state,
             &admin.catalog,
-            checkpoint::Accept::Nothing,
+            ratchet::Accept::Nothing,
             None,
             Some(&PeriodChange {
                 key: &key.id,
@@ -194,12 +194,12 @@ impl Engine {
             *written.borrow_mut() = Catalog::append_events_in(tx, &[(String::new(), event)])?;
             Ok(())
         };
-        checkpoint::verify_and_checkpoint(
+        ratchet::verify_and_ratchet(
             &self.inner.installation,
             &self.inner.dir,
             state,
             &admin.catalog,
-            checkpoint::Accept::Nothing,
+            ratchet::Accept::Nothing,
             None,
             Some(&PeriodChange {
                 key: key_id,
@@ -251,5 +251,5 @@ fn period_due(state: &StateFile, catalog: &Catalog, now: u32) -> Result<bool> {
 
 /// A Unix second as RFC 3339 (periods start at midnights well inside `u32`).
 fn unix_text(secs: i64) -> String {
-    clock::text(u32::try_from(secs).unwrap_or(u32::MAX))
+    clock_rollback::text(u32::try_from(secs).unwrap_or(u32::MAX))
 }

@@ -24,25 +24,17 @@ use time::OffsetDateTime;
 
 use super::{now_text, Admin, Engine};
 use crate::catalog::Catalog;
+use crate::error::SignatureRefusal;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
 use crate::key::{Delivery, Key, Scheme};
-use crate::license::{verify, KeyOrLicense, VendorPublic, UNSIGNED_REASON};
-
-/// The reason of [`Error::BadSignature`] for a plain online key offered to a state that trusts
-/// vendor keys.
-pub(crate) const UNSIGNED_ONLINE_REASON: &str = "it is unsigned, and this state trusts vendor keys: an online key must come from the activation service or as a license file signed by one of them";
-
-/// The reason of [`Error::BadSignature`] for a `per_instance` key offered by a caller to a
-/// state that trusts no vendor key: only a pool assignment or a license signed by a trusted
-/// vendor key licenses an instance.
-pub(crate) const PER_INSTANCE_REASON: &str = "a per-instance key comes from a pool assignment (`tollgate instance assign`) or as a license signed by a trusted vendor key, and this state trusts none";
+use crate::license::{verify, KeyOrLicense, VendorPublic};
 
 /// A caller's key refused for want of a signature that vouches for it.
-fn refused(key: Key, reason: &str) -> Error {
+fn refused(key: Key, reason: SignatureRefusal) -> Error {
     Error::BadSignature {
         key: key.id,
-        reason: reason.to_owned(),
+        reason,
     }
 }
 
@@ -115,8 +107,8 @@ impl Engine {
             KeyOrLicense::License(license) => verify(&license, &trusted)?,
             KeyOrLicense::Key(key) if !trusted.is_empty() => {
                 let reason = match key.delivery {
-                    Delivery::Offline => UNSIGNED_REASON,
-                    Delivery::Online => UNSIGNED_ONLINE_REASON,
+                    Delivery::Offline => SignatureRefusal::UnsignedOffline,
+                    Delivery::Online => SignatureRefusal::UnsignedOnline,
                 };
                 return Err(refused(key, reason));
             }
@@ -125,7 +117,7 @@ impl Engine {
         // Under trust the key was signed by a trusted vendor key; without trust, anybody can
         // sign, so nothing vouches for a per-instance key but a pool assignment.
         if key.scheme == Scheme::PerInstance && trusted.is_empty() {
-            return Err(refused(key, PER_INSTANCE_REASON));
+            return Err(refused(key, SignatureRefusal::PerInstanceUntrusted));
         }
         key.validate()?;
         Ok(Vetted(key))

@@ -1,7 +1,16 @@
-//! The canonical encoding a license signature covers.
+//! The canonical encodings a license signature covers.
 //!
 //! A signature is over bytes, but a key is JSON, and the same JSON can be written many ways:
-//! fields in any order, any whitespace. The canonical form picks one:
+//! fields in any order, any whitespace. Each license format picks one canonical form.
+//!
+//! `tollgate-license-2` signs the key object's RFC 8785 bytes (the JSON Canonicalization
+//! Scheme, JCS; [`jcs_json`]), which a vendor's license server in any language can produce with
+//! a standard JCS library, or for a key with a plain JSON serialiser: members sorted by name,
+//! no whitespace, non-ASCII as raw UTF-8, integers in decimal. RFC 8785 writes every number as
+//! an IEEE 754 double, so this format refuses a key holding a number that is not an integer
+//! of magnitude at most 2^53 - 1, which a double would round; a valid key never holds one.
+//!
+//! `tollgate-license-1`, still verified, signs this crate's own form ([`canonical_json`]):
 //!
 //! - the key is serialised by serde ([`Key`]'s own `Serialize`) to a JSON value;
 //! - every object's members are written sorted by name, compared as UTF-8 bytes, recursively;
@@ -12,13 +21,53 @@
 //!   formatting to agree on.
 //!
 //! The order of the fields in the `Key` struct, and the layout of the file a key came from,
-//! therefore never change what is signed.
+//! therefore never change what is signed, in either format.
 
 use serde_json::Value;
 
+use super::LicenseError;
 use crate::key::Key;
 
-/// The canonical bytes of a key: what a vendor signs and [`verify`](super::verify) checks.
+/// The largest magnitude of an integer that an IEEE 754 double holds exactly: 2^53 - 1.
+const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
+
+/// The RFC 8785 (JCS) bytes of a key: what a vendor signs for a `tollgate-license-2` file and
+/// [`verify`](super::verify) checks. A key that passed `Key::validate` holds only integers
+/// that JCS writes exactly; one that did not is refused at verification.
+pub fn jcs_key(key: &Key) -> Vec<u8> {
+    serde_json_canonicalizer::to_vec(key).expect("a key holds no float, so JCS cannot fail")
+}
+
+/// The RFC 8785 (JCS) bytes of a JSON value, refused as [`LicenseError::Malformed`] when the
+/// value holds a number that JCS would not write exactly (see the module documentation).
+pub fn jcs_json(value: &Value) -> Result<Vec<u8>, LicenseError> {
+    check_numbers(value)?;
+    serde_json_canonicalizer::to_vec(value)
+        .map_err(|e| LicenseError::Malformed(format!("the key has no RFC 8785 form: {e}")))
+}
+
+fn check_numbers(value: &Value) -> Result<(), LicenseError> {
+    match value {
+        Value::Object(members) => members.values().try_for_each(check_numbers),
+        Value::Array(items) => items.iter().try_for_each(check_numbers),
+        Value::Number(number) => {
+            let exact = number.as_u64().map(|n| n <= MAX_EXACT_INTEGER).or_else(|| {
+                number
+                    .as_i64()
+                    .map(|n| n.unsigned_abs() <= MAX_EXACT_INTEGER)
+            });
+            match exact {
+                Some(true) => Ok(()),
+                _ => Err(LicenseError::Malformed(format!(
+                    "the key holds the number {number}, which RFC 8785 does not write exactly: a tollgate-license-2 key holds integers of at most 2^53 - 1"
+                ))),
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
+}
+
+/// The `tollgate-license-1` canonical bytes of a key: what a vendor signed for that format.
 pub fn canonical_key(key: &Key) -> Vec<u8> {
     let value = serde_json::to_value(key).expect("a key always serialises to a JSON value");
     canonical_json(&value)

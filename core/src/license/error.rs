@@ -1,8 +1,9 @@
 //! Why a license or a vendor key file was refused, and what that becomes in the engine.
 
+use std::fmt;
 use std::path::PathBuf;
 
-use crate::error::Error;
+use crate::error::{Error, SignatureRefusal};
 
 /// Every way reading, writing or checking a license or a vendor key can fail. The four license
 /// refusals — [`Unsigned`](Self::Unsigned), [`Malformed`](Self::Malformed),
@@ -43,7 +44,7 @@ pub enum LicenseError {
         /// The id of the key in the license.
         key_id: String,
         /// What is wrong with the signature.
-        reason: String,
+        reason: SignatureFault,
     },
     /// Vendor key text that is not what it should be; the reason names the fault.
     #[error("invalid vendor key: {0}")]
@@ -77,26 +78,56 @@ pub enum LicenseError {
     Random(String),
 }
 
-/// The reason of [`Error::BadSignature`] for a plain offline key offered to a state that trusts
-/// vendor keys.
-pub(crate) const UNSIGNED_REASON: &str =
-    "it is unsigned, and this state trusts vendor keys: an offline key must come as a license file signed by one of them";
+/// What is wrong with a license's signature ([`LicenseError::BadSignature`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureFault {
+    /// The signature is not valid base64.
+    NotBase64 {
+        /// The decoder's complaint.
+        detail: String,
+    },
+    /// The signature decodes to a length other than an Ed25519 signature's 64 bytes.
+    Length {
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// The signature does not match the key: the key was altered after signing, or the
+    /// signature is damaged.
+    Mismatch,
+}
+
+impl fmt::Display for SignatureFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignatureFault::NotBase64 { detail } => {
+                write!(f, "the signature is not valid base64: {detail}")
+            }
+            SignatureFault::Length { bytes } => {
+                write!(f, "the signature is {bytes} bytes; an Ed25519 signature is 64")
+            }
+            SignatureFault::Mismatch => f.write_str(
+                "the signature does not match the key: the key was altered after signing, or the signature is damaged",
+            ),
+        }
+    }
+}
 
 /// A license refusal becomes [`Error::BadSignature`], whose reason says which of the four it
 /// was; a vendor key that cannot be read becomes `InvalidArgument` or `Io`.
 impl From<LicenseError> for Error {
     fn from(error: LicenseError) -> Error {
-        let refused = |key: String, reason: String| Error::BadSignature { key, reason };
+        let refused = |key: String, reason: SignatureRefusal| Error::BadSignature { key, reason };
         match error {
-            LicenseError::Unsigned { key_id } => refused(key_id, UNSIGNED_REASON.into()),
+            LicenseError::Unsigned { key_id } => refused(key_id, SignatureRefusal::UnsignedOffline),
             LicenseError::Malformed(detail) => {
-                refused(String::new(), format!("malformed license: {detail}"))
+                refused(String::new(), SignatureRefusal::Malformed { detail })
             }
-            LicenseError::UntrustedSigner { key_id, signer } => refused(
-                key_id,
-                format!("it is signed by {signer}, which is not a trusted vendor key"),
-            ),
-            LicenseError::BadSignature { key_id, reason } => refused(key_id, reason),
+            LicenseError::UntrustedSigner { key_id, signer } => {
+                refused(key_id, SignatureRefusal::UntrustedSigner { signer })
+            }
+            LicenseError::BadSignature { key_id, reason } => {
+                refused(key_id, SignatureRefusal::Signature(reason))
+            }
             LicenseError::KeyText(reason) => Error::invalid("vendor public key", reason),
             LicenseError::KeyFile { path, reason } => {
                 Error::invalid("vendor public key", format!("{}: {reason}", path.display()))

@@ -9,19 +9,19 @@
 //! signed by a trusted key, and a refusal is [`Error::BadSignature`](crate::Error::BadSignature).
 //!
 //! The pieces: [`VendorPublic`] is a vendor's public key and [`VendorKeyFile`] the format of
-//! its files; [`SignedLicense`] and [`verify`] are the license file; [`canonical_key`] is
-//! exactly what a signature covers; [`KeyOrLicense`] is what the engine's key calls accept;
-//! [`LicenseError`] says why a license or a key file was refused.
+//! its files; [`SignedLicense`] and [`verify`] are the license file; [`jcs_key`] (and, for the
+//! first format, [`canonical_key`]) is exactly what a signature covers; [`KeyOrLicense`] is
+//! what the engine's key calls accept; [`LicenseError`] says why a license or a key file was
+//! refused.
 
 mod canonical;
 mod error;
 mod file;
 mod vendor_key;
 
-pub use canonical::{canonical_json, canonical_key};
-pub use error::LicenseError;
-pub(crate) use error::UNSIGNED_REASON;
-pub use file::{parse_key_or_license, verify, KeyOrLicense, SignedLicense, FORMAT};
+pub use canonical::{canonical_json, canonical_key, jcs_json, jcs_key};
+pub use error::{LicenseError, SignatureFault};
+pub use file::{parse_key_or_license, verify, KeyOrLicense, SignedLicense, FORMAT, FORMAT_V1};
 pub use vendor_key::{
     read_key_file, VendorKeyFile, VendorPublic, PUBLIC_FILE, PUBLIC_HEADER, SECRET_FILE,
     SECRET_HEADER,

@@ -9,7 +9,6 @@
 //! same-origin check for every change, activation codes masked.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use clap::Args;
 use maud::Markup;
 use tokio::sync::watch;
 use tollgate_activation::{ActivationClient, ClientOptions};
@@ -25,6 +23,7 @@ use tollgate_core::Engine;
 
 use super::metrics::Listening;
 use super::Context;
+use crate::args::ConsoleArgs;
 use crate::failure::Failure;
 use crate::output::json_line;
 
@@ -35,47 +34,6 @@ mod licenses;
 mod page;
 mod projects;
 mod security;
-
-/// `tollgate console …`
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Pages: / (projects), /projects/NAME (License Information), /licenses \
-(pools; filters company, kind, validity, use, auto_renew, q), /instances, /activation (the \
-activation task), /events.\n\nThe first line of output is `console on http://ADDRESS:PORT/` \
-(with --json, {\"listening\": …}), so a script can serve on port 0 and read where; it serves \
-until Ctrl-C or SIGTERM."
-)]
-pub struct ConsoleArgs {
-    /// Where to serve; port 0 picks a free port. An address that is not loopback needs
-    /// --token
-    #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:8480")]
-    pub listen: SocketAddr,
-
-    /// Every request must carry this token: `Authorization: Bearer TOKEN`, or the cookie
-    /// that opening /?token=TOKEN once sets. Printable ASCII without spaces, `;`, `,` or quotes
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "TOLLGATE_CONSOLE_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
-
-    /// The vendor's activation service, for activation codes (online keys): http://HOST:PORT,
-    /// as `tollgate serve-activation` prints it, or https://…. Without it only license files
-    /// (offline keys) can be added
-    #[arg(long, value_name = "URL", env = "TOLLGATE_ACTIVATION_URL")]
-    pub activation_url: Option<String>,
-
-    /// Trust for https only the certificates in this PEM file
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "TOLLGATE_ACTIVATION_CA",
-        requires = "activation_url"
-    )]
-    pub activation_ca: Option<PathBuf>,
-}
 
 /// What every page handler shares.
 pub struct App {

@@ -1,49 +1,50 @@
 //! State rollback (issue: tampering): restoring an old copy of the state directory to get usage
 //! back is detected and refused until an operator accepts it.
 //!
-//! Each open, and each [`Engine::flush`](crate::Engine::flush) once the last checkpoint is
-//! [`Options::checkpoint_interval`](crate::Options) old, appends a **checkpoint** to the audit
+//! Each open, and each [`Engine::flush`](crate::Engine::flush) once the last ratchet is
+//! [`Options::ratchet_interval`](crate::Options) old, appends a **ratchet** to the audit
 //! log: a sequence number one above the last, the total bytes ever charged to
-//! data-volume keys (which only grows), and a MAC over both chained to the previous checkpoint's
-//! MAC. The MAC key belongs to the *installation*, not to the state: it lives outside the state
-//! directory (`installation.key` in [`Options::installation_dir`](crate::Options), by default
+//! data-volume keys (which only grows), and a MAC over both chained to the previous ratchet's
+//! MAC. (A ratchet only moves forward; the audit log, its MAC and the error messages call it a
+//! `checkpoint`, the name it was first written under, and keep that name.) The MAC key belongs
+//! to the *installation*, not to the state: it lives outside the state directory (`installation.key` in [`Options::installation_dir`](crate::Options), by default
 //! `$TOLLGATE_INSTALLATION`, else `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`), beside an
-//! **anchor** file per state holding the last checkpoint's sequence and MAC.
+//! **anchor** file per state holding the last ratchet's sequence and MAC.
 //!
 //! The MAC covers the state id too, the key the anchor is looked up by (rule R31 in docs/rules.md):
 //! a restored copy whose id was changed by hand fails its MAC instead of finding no anchor. A
-//! state this installation checkpointed before but holds no anchor for, and a state with keys
-//! but no checkpoint, are refused as well.
+//! state this installation ratcheted before but holds no anchor for, and a state with keys
+//! but no ratchet, are refused as well.
 //!
-//! At open the last checkpoint's MAC must verify, and must be the anchor's checkpoint or a later
-//! one; the usage now must be at least the checkpoint's. A directory restored from a copy has an
-//! older checkpoint than its anchor, a hot file restored alone has less usage than its
-//! checkpoint, and an edited checkpoint fails its MAC: each is refused with
+//! At open the last ratchet's MAC must verify, and must be the anchor's ratchet or a later
+//! one; the usage now must be at least the ratchet's. A directory restored from a copy has an
+//! older ratchet than its anchor, a hot file restored alone has less usage than its
+//! ratchet, and an edited ratchet fails its MAC: each is refused with
 //! [`Error::Tampered`]. `Engine::accept_rollback` is the operator's way out: it records the
 //! acceptance in the audit log and moves the anchor to the state as it is.
 //!
-//! Usage is covered per key, not only in total (rule R31): each checkpoint records every
+//! Usage is covered per key, not only in total (rule R31): each ratchet records every
 //! data-volume key in a slot with its usage, limit and expiry, so usage moved from one key or
-//! pair to another leaves some key below its checkpoint. At every checkpoint, and so at open,
+//! pair to another leaves some key below its ratchet. At every ratchet, and so at open,
 //! each slot's published limit and expiry must also be its key's in the catalog, and a key's
-//! terms must be what the last checkpoint recorded: a patched `hot.tgs`, or a license edited in
+//! terms must be what the last ratchet recorded: a patched `hot.tgs`, or a license edited in
 //! `catalog.db` along with it, is refused with [`Error::Tampered`], which `accept_rollback`
 //! does not accept. A patch made while a process runs is believed by its hot path until its
-//! next checkpoint (an [`Engine::flush`](crate::Engine::flush) once the interval has passed).
+//! next ratchet (an [`Engine::flush`](crate::Engine::flush) once the interval has passed).
 //!
-//! Each checkpoint also records in the catalog's meta table (`installation_id`) a non-secret id
+//! Each ratchet also records in the catalog's meta table (`installation_id`) a non-secret id
 //! of the installation that made it, derived one-way from its key (rule R31). A last
-//! checkpoint that fails its MAC and names another installation is refused as
+//! ratchet that fails its MAC and names another installation is refused as
 //! [`Error::InstallationMismatch`], naming the state and installation directories: the state was
 //! opened with the wrong installation directory. One that names this installation, or none (a
-//! state last checkpointed before the id was recorded), was edited: [`Error::Tampered`]. The id
+//! state last ratcheted before the id was recorded), was edited: [`Error::Tampered`]. The id
 //! only chooses between two refusals, so editing it gains nothing; `accept_rollback` accepts a
 //! mismatch as it accepts a rollback.
 //!
 //! Operator decisions (an accepted rollback) form a chain of their own: each audit entry carries
-//! a MAC over what was decided and the previous decision's MAC, and every checkpoint's MAC covers
+//! a MAC over what was decided and the previous decision's MAC, and every ratchet's MAC covers
 //! the latest decision. Verifying walks the chain (decisions are rare), so a decision deleted from
-//! or edited in the audit log is refused like an edited checkpoint.
+//! or edited in the audit log is refused like an edited ratchet.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::DirBuilder;
@@ -51,13 +52,14 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{Catalog, Checkpoint};
-use crate::error::{Error, Result};
+use crate::catalog::{Catalog, Ratchet};
+use crate::error::{AccountTerm, EditedTerms, Error, Result, Rollback, SlotTerm, Tampering};
 use crate::events::{CheckedKey, EventKind, PeriodMark};
 use crate::files::{self, Modes};
 use crate::period::Period;
 use crate::slot::{Accounts, Metering};
 use crate::state_file::StateFile;
+use crate::view::Role;
 
 const KEY_FILE: &str = "installation.key";
 const ANCHORS: &str = "anchors";
@@ -73,14 +75,14 @@ pub(super) struct Installation {
     file_mode: u32,
 }
 
-/// The last checkpoint an installation saw of one state.
+/// The last ratchet an installation saw of one state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Anchor {
     seq: u64,
     mac: String,
 }
 
-/// The format of the checkpoints this build writes.
+/// The format of the ratchets this build writes.
 const FORMAT: u32 = 2;
 
 /// What an operator accepts when opening a state.
@@ -91,11 +93,11 @@ pub(super) enum Accept {
     /// The state as it is, if it is found rolled back or edited.
     Rollback,
     /// The latest time seen lowered from `from` to `to` (Unix seconds): a clock that was once
-    /// wrong in the future (see `engine::clock`).
+    /// wrong in the future (see `engine::clock_rollback`).
     Clock { from: u32, to: u32 },
 }
 
-/// An operator decision: an audit entry in a MAC chain that the checkpoints cover, so that
+/// An operator decision: an audit entry in a MAC chain that the ratchets cover, so that
 /// deleting or editing it is detected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Decision {
@@ -138,11 +140,9 @@ struct Link {
 
 impl Link {
     /// The decision at audit entry `seq`, or what is wrong with it.
-    fn read(catalog: &Catalog, seq: u64) -> Result<std::result::Result<Link, String>> {
+    fn read(catalog: &Catalog, seq: u64) -> Result<std::result::Result<Link, Rollback>> {
         Ok(match catalog.event_kind(seq)? {
-            None => Err(format!(
-                "the operator decision at audit entry {seq} is missing: it was deleted from the audit log"
-            )),
+            None => Err(Rollback::DecisionMissing { seq }),
             Some(EventKind::RollbackAccepted {
                 reason,
                 prev_decision,
@@ -162,9 +162,7 @@ impl Link {
                 prev: prev_decision,
                 mac,
             }),
-            Some(_) => Err(format!(
-                "audit entry {seq}, which a checkpoint names as an operator decision, is not one: the audit log was edited"
-            )),
+            Some(_) => Err(Rollback::NotADecision { seq }),
         })
     }
 }
@@ -250,7 +248,7 @@ impl Installation {
         .to_string()
     }
 
-    /// The installation's id, recorded in the catalog with every checkpoint it makes, so that
+    /// The installation's id, recorded in the catalog with every ratchet it makes, so that
     /// a state opened with another installation is told apart from an edited one: derived from
     /// the key one-way (another derivation than [`Self::machine_id`]), so it reveals nothing
     /// of it.
@@ -265,10 +263,10 @@ impl Installation {
             .to_string()
     }
 
-    /// The MAC of checkpoint `c` of the state `state_id`, whose latest operator decision has
+    /// The MAC of ratchet `c` of the state `state_id`, whose latest operator decision has
     /// the MAC `decision_mac`. Format 1 covered only the sequence and the total, so a state id
     /// changed by hand moved the anchor lookup unseen; format 2 covers what the lookup uses.
-    fn checkpoint_mac(&self, state_id: &str, c: &Checkpoint, decision_mac: &str) -> String {
+    fn ratchet_mac(&self, state_id: &str, c: &Ratchet, decision_mac: &str) -> String {
         let (seq, total, prev) = (c.seq, c.total_used, &c.prev_mac);
         if c.format < 2 {
             return self.keyed(&format!("tollgate-checkpoint-1|{prev}|{seq}|{total}"));
@@ -280,7 +278,7 @@ impl Installation {
         for k in &c.keys {
             text.push_str(&format!("{}:{}:{}:{};", k.row, k.used, k.limit, k.expiry));
         }
-        // Only a state with keys that reset adds them, so checkpoints written before periods
+        // Only a state with keys that reset adds them, so ratchets written before periods
         // existed verify unchanged. The id's length first: an id may hold any separator.
         if !c.periods.is_empty() {
             text.push_str("|periods|");
@@ -319,7 +317,7 @@ impl Installation {
         catalog: &Catalog,
         state_id: &str,
         head: Option<u64>,
-    ) -> Result<std::result::Result<Option<(u64, String)>, String>> {
+    ) -> Result<std::result::Result<Option<(u64, String)>, Rollback>> {
         let Some(mut seq) = head else {
             return Ok(Ok(None));
         };
@@ -331,11 +329,7 @@ impl Installation {
         loop {
             let prev = match link.prev {
                 None => None,
-                Some(p) if p >= seq => {
-                    return Ok(Err(format!(
-                        "the operator decision at audit entry {seq} names a later one: the audit log was edited"
-                    )))
-                }
+                Some(p) if p >= seq => return Ok(Err(Rollback::DecisionOutOfOrder { seq })),
                 Some(p) => match Link::read(catalog, p)? {
                     Ok(prev) => Some((p, prev)),
                     Err(problem) => return Ok(Err(problem)),
@@ -343,9 +337,7 @@ impl Installation {
             };
             let prev_mac = prev.as_ref().map_or("", |(_, l)| l.mac.as_str());
             if self.decision_mac(state_id, link.prev, prev_mac, &link.decision) != link.mac {
-                return Ok(Err(format!(
-                    "the operator decision at audit entry {seq} does not verify: it was edited"
-                )));
+                return Ok(Err(Rollback::DecisionEdited { seq }));
             }
             match prev {
                 None => return Ok(Ok(Some(head))),
@@ -370,7 +362,7 @@ impl Installation {
                 mac: mac.to_owned(),
             })),
             _ => Err(Error::Tampered {
-                reason: format!("the anchor {} is unreadable", path.display()),
+                reason: Tampering::UnreadableAnchor { path },
             }),
         }
     }
@@ -395,7 +387,7 @@ impl Installation {
             return Ok(None);
         };
         text.trim().parse().map(Some).map_err(|_| Error::Tampered {
-            reason: format!("the time anchor {} is unreadable", path.display()),
+            reason: Tampering::UnreadableTimeAnchor { path },
         })
     }
 
@@ -487,33 +479,38 @@ impl Snapshot {
             let record = state.record(pair.record);
             let hot = record.state();
             let keys = catalog.keys_of(pair.record)?;
-            for (slot, role) in [(hot.active, "Active"), (hot.reserve, "Reserved")] {
+            for (slot, role) in [(hot.active, Role::Active), (hot.reserve, Role::Reserved)] {
                 let Some(slot) = slot else { continue };
                 let Some(key) = keys.get(&slot.key).map(|k| &k.key) else {
-                    return Err(unacceptable(format!(
-                            "the {role} slot of project \"{}\" names key row {}, which the catalog does not hold for it: hot.tgs was edited",
-                            project.name, slot.key
-                    )));
+                    return Err(unacceptable(EditedTerms::UnknownKey {
+                        role,
+                        project: project.name,
+                        row: slot.key,
+                    }));
                 };
                 let terms = [
-                    ("a limit of", slot.limit, key.scheme.amount()),
+                    (SlotTerm::Limit, slot.limit, key.scheme.amount()),
                     (
-                        "an expiry (Unix seconds) of",
+                        SlotTerm::Expiry,
                         u64::from(slot.expiry),
                         u64::from(key.expiry_secs()),
                     ),
                     (
-                        "a grace (days) of",
+                        SlotTerm::Grace,
                         u64::from(slot.grace_days),
                         u64::from(key.grace_days_hot()),
                     ),
                 ];
-                for (what, hot, signed) in terms {
+                for (term, hot, signed) in terms {
                     if hot != signed {
-                        return Err(unacceptable(format!(
-                                "the {role} key \"{}\" of project \"{}\" has {what} {hot} in hot.tgs but {signed} in its license: hot.tgs was edited",
-                                key.id, project.name
-                        )));
+                        return Err(unacceptable(EditedTerms::Slot {
+                            role,
+                            key: key.id.clone(),
+                            project: project.name,
+                            term,
+                            hot,
+                            signed,
+                        }));
                     }
                 }
                 // The account bounds every grant (or seat) of the key across its holders, so which
@@ -521,30 +518,35 @@ impl Snapshot {
                 // pointed at another account (or none) would escape the shared quota.
                 let named = accounts.get(key.id.as_str()).map_or(0, |record| record + 1);
                 if slot.account != named {
-                    return Err(unacceptable(format!(
-                            "the {role} slot of project \"{}\" draws key \"{}\" from account {} in hot.tgs but the catalog says {named}: hot.tgs was edited",
-                            project.name, key.id, slot.account
-                    )));
+                    return Err(unacceptable(EditedTerms::Account {
+                        role,
+                        project: project.name,
+                        key: key.id.clone(),
+                        hot: slot.account,
+                        named,
+                    }));
                 }
                 let account = state.account(slot.account);
                 let terms = [
                     (
-                        "a limit",
+                        AccountTerm::Limit,
                         account.map_or(0, |a| a.limit()),
                         key.scheme.amount(),
                     ),
                     (
-                        "an overage",
+                        AccountTerm::Overage,
                         account.map_or(0, |a| a.overage()),
                         key.overage_bytes(),
                     ),
                 ];
-                for (what, hot, signed) in terms {
+                for (term, hot, signed) in terms {
                     if hot != signed {
-                        return Err(unacceptable(format!(
-                                "the account of key \"{}\" has {what} of {hot} in hot.tgs but {signed} in its license: hot.tgs was edited",
-                                key.id
-                        )));
+                        return Err(unacceptable(EditedTerms::AccountTerm {
+                            key: key.id.clone(),
+                            term,
+                            hot,
+                            signed,
+                        }));
                     }
                 }
                 // What the closed periods used is room the account gives again; more of it in
@@ -553,10 +555,11 @@ impl Snapshot {
                 let closed = snapshot.periods.get(&key.id).map_or(0, |m| m.closed);
                 let forgiven = account.map_or(0, |a| a.forgiven());
                 if forgiven > closed {
-                    return Err(unacceptable(format!(
-                            "the account of key \"{}\" forgives {forgiven} bytes of closed periods in hot.tgs but the closed periods in catalog.db used {closed}: the state was edited",
-                            key.id
-                    )));
+                    return Err(unacceptable(EditedTerms::Forgiven {
+                        key: key.id.clone(),
+                        forgiven,
+                        closed,
+                    }));
                 }
                 if record.metering() == Metering::Volume {
                     snapshot.total += slot.used;
@@ -607,15 +610,15 @@ fn period_marks(catalog: &Catalog) -> Result<BTreeMap<String, PeriodMark>> {
     Ok(marks)
 }
 
-/// A change of a key's usage period made by the checkpoint that records it (see
+/// A change of a key's usage period made by the ratchet that records it (see
 /// `engine::periods`): a period closed, or the first one started. Its catalog writes are made
-/// in the checkpoint's transaction, so a period the checkpoint does not cover never exists,
-/// and the change is checked against the last checkpoint before it commits: a period start or
+/// in the ratchet's transaction, so a period the ratchet does not cover never exists,
+/// and the change is checked against the last ratchet before it commits: a period start or
 /// term edited in `catalog.db` cannot be closed into forgiven usage.
 pub(super) struct PeriodChange<'a> {
     /// The key.
     pub key: &'a str,
-    /// Its term and period start before the change, as the last checkpoint must hold them;
+    /// Its term and period start before the change, as the last ratchet must hold them;
     /// `None` for a key whose periods start now.
     pub from: Option<(Period, i64)>,
     /// Its term and period start after the change.
@@ -625,30 +628,30 @@ pub(super) struct PeriodChange<'a> {
 }
 
 /// Checks the state against the installation's anchor, flushes the hot file and records a
-/// checkpoint (at open, at every [`Engine::flush`](crate::Engine::flush), and with each usage
-/// period `closing`, whose writes it commits in the same transaction).
+/// ratchet (at open, at every [`Engine::flush`](crate::Engine::flush), and with each usage
+/// period `change`, whose writes it commits in the same transaction).
 /// With [`Accept::Rollback`], a rollback is accepted instead of refused (the operator's
-/// decision), and the acceptance enters the chain of decisions the checkpoint covers.
-pub(super) fn verify_and_checkpoint(
+/// decision), and the acceptance enters the chain of decisions the ratchet covers.
+pub(super) fn verify_and_ratchet(
     installation: &Installation,
     dir: &Path,
     state: &StateFile,
     catalog: &Catalog,
     accept: Accept,
-    edited_time: Option<String>,
+    edited_time: Option<Rollback>,
     change: Option<&PeriodChange<'_>>,
 ) -> Result<()> {
-    // One transaction from the first read: the checkpoint covers exactly what it commits (a
+    // One transaction from the first read: the ratchet covers exactly what it commits (a
     // period closed with it included), and a refusal below leaves the catalog untouched.
     let tx = catalog.begin()?;
     if let Some(change) = change {
         (change.write)(&tx)?;
     }
     let state_id = catalog.state_id()?;
-    let last = catalog.last_checkpoint()?;
+    let last = catalog.last_ratchet()?;
     let anchor = installation.read_anchor(&state_id)?;
     // The usage is read before the hot file is flushed: usage only grows, so what reaches the
-    // disk is at least the checkpoint, and an operating-system crash after it cannot make the
+    // disk is at least the ratchet, and an operating-system crash after it cannot make the
     // state look restored.
     let snapshot = Snapshot::read(state, catalog)?;
     state.flush()?;
@@ -679,20 +682,22 @@ pub(super) fn verify_and_checkpoint(
         }
         (Some(reason), Accept::Nothing | Accept::Clock { .. }) => return Err(acceptable(reason)),
         (Some(reason), Accept::Rollback) => {
-            decisions.push(Decision::Rollback { reason });
+            decisions.push(Decision::Rollback {
+                reason: reason.to_string(),
+            });
             // A broken chain of decisions is what is accepted: a new one starts here.
             chain.unwrap_or_default()
         }
     };
     if let Accept::Clock { from, to } = accept {
         decisions.push(Decision::Clock {
-            from: super::clock::text(from),
-            to: super::clock::text(to),
+            from: super::clock_rollback::text(from),
+            to: super::clock_rollback::text(to),
         });
     }
     let (seq, prev_mac) = last.map_or((1, String::new()), |c| (c.seq + 1, c.mac));
     let head = record_decisions(installation, &tx, &state_id, head, decisions)?;
-    let mut checkpoint = Checkpoint {
+    let mut ratchet = Ratchet {
         seq,
         total_used: snapshot.total,
         mac: String::new(),
@@ -702,47 +707,47 @@ pub(super) fn verify_and_checkpoint(
         keys: snapshot.live.into_values().collect(),
         periods: snapshot.periods,
     };
-    checkpoint.mac =
-        installation.checkpoint_mac(&state_id, &checkpoint, head.as_ref().map_or("", |(_, m)| m));
+    ratchet.mac =
+        installation.ratchet_mac(&state_id, &ratchet, head.as_ref().map_or("", |(_, m)| m));
     let anchor = Anchor {
         seq,
-        mac: checkpoint.mac.clone(),
+        mac: ratchet.mac.clone(),
     };
-    let event = EventKind::Checkpoint {
+    let event = EventKind::Ratchet {
         seq,
-        total_used: checkpoint.total_used,
-        mac: checkpoint.mac,
-        prev_mac: checkpoint.prev_mac,
+        total_used: ratchet.total_used,
+        mac: ratchet.mac,
+        prev_mac: ratchet.prev_mac,
         format: FORMAT,
-        decision: checkpoint.decision,
-        keys: checkpoint.keys,
-        periods: checkpoint.periods,
+        decision: ratchet.decision,
+        keys: ratchet.keys,
+        periods: ratchet.periods,
     };
     let written = Catalog::append_events_in(&tx, &[(String::new(), event)])?;
-    Catalog::set_last_checkpoint(&tx, written[0].seq)?;
+    Catalog::set_last_ratchet(&tx, written[0].seq)?;
     Catalog::set_installation_id(&tx, installation.id())?;
     tx.commit().map_err(Error::store("commit checkpoint"))?;
     installation.write_anchor(&state_id, &anchor)
 }
 
-/// Refuses the state as [`Error::InstallationMismatch`] when its last checkpoint `c` does not
+/// Refuses the state as [`Error::InstallationMismatch`] when its last ratchet `c` does not
 /// verify with this installation's key and the catalog records that another installation made
-/// it. A checkpoint that does not verify but names this installation (or none: a state
-/// checkpointed before the id was recorded) was edited, and is left to [`Found::problem`].
+/// it. A ratchet that does not verify but names this installation (or none: a state
+/// ratcheted before the id was recorded) was edited, and is left to [`Found::problem`].
 /// Editing the recorded id gains nothing: the state is refused either way, and the id is only
-/// rewritten by a checkpoint, which needs this installation's key to verify at the next open.
+/// rewritten by a ratchet, which needs this installation's key to verify at the next open.
 fn another_installation(
     installation: &Installation,
     dir: &Path,
     catalog: &Catalog,
     state_id: &str,
-    c: &Checkpoint,
-    chain: &std::result::Result<Option<(u64, String)>, String>,
+    c: &Ratchet,
+    chain: &std::result::Result<Option<(u64, String)>, Rollback>,
 ) -> Result<()> {
     let verifies = match chain {
         Ok(head) => {
             let decision_mac = head.as_ref().map_or("", |(_, mac)| mac.as_str());
-            installation.checkpoint_mac(state_id, c, decision_mac) == c.mac
+            installation.ratchet_mac(state_id, c, decision_mac) == c.mac
         }
         Err(_) => false,
     };
@@ -751,7 +756,7 @@ fn another_installation(
             Err(Error::InstallationMismatch {
                 state: dir.to_owned(),
                 installation: installation.dir.clone(),
-                checkpoint: c.seq,
+                ratchet: c.seq,
             })
         }
         _ => Ok(()),
@@ -759,21 +764,17 @@ fn another_installation(
 }
 
 /// A refusal an operator may accept with `accept_rollback`.
-fn acceptable(reason: String) -> Error {
+fn acceptable(rollback: Rollback) -> Error {
     Error::Tampered {
-        reason: format!(
-            "{reason}; an operator can accept it with `tollgate state accept-rollback`"
-        ),
+        reason: Tampering::Acceptable(rollback),
     }
 }
 
 /// A refusal no operator decision accepts: license terms are the vendor's, the state only
 /// publishes them.
-fn unacceptable(reason: String) -> Error {
+fn unacceptable(edit: EditedTerms) -> Error {
     Error::Tampered {
-        reason: format!(
-            "{reason}; edited license terms are never accepted: restore the file from a backup"
-        ),
+        reason: Tampering::Unacceptable(edit),
     }
 }
 
@@ -800,39 +801,41 @@ fn record_decisions(
 /// What verification found of a state.
 struct Found<'a> {
     state_id: &'a str,
-    last: Option<&'a Checkpoint>,
+    last: Option<&'a Ratchet>,
     anchor: Option<&'a Anchor>,
     /// The usage now.
     snapshot: &'a Snapshot,
-    /// Whether the catalog holds keys or checkpoints (asked only without either checkpoint).
+    /// Whether the catalog holds keys or ratchets (asked only without either ratchet).
     history: bool,
-    /// The change of a usage period this checkpoint records, if any.
+    /// The change of a usage period this ratchet records, if any.
     change: Option<&'a PeriodChange<'a>>,
 }
 
 impl Found<'_> {
-    /// A key whose terms differ from what the last (verified) checkpoint recorded: its license
+    /// A key whose terms differ from what the last (verified) ratchet recorded: its license
     /// in the catalog was edited along with `hot.tgs`. Not acceptable, like a patched limit.
-    fn edited_license(&self) -> Option<String> {
+    fn edited_license(&self) -> Option<EditedTerms> {
         let c = self.last?;
         c.keys.iter().find_map(|then| {
             let row = then.row;
             let now = self.snapshot.live.get(&row)?;
-            (now.limit != then.limit || now.expiry != then.expiry).then(|| {
-                format!(
-                    "key row {row} has a limit of {} and an expiry of {} but checkpoint {} recorded {} and {}: its license in catalog.db was edited",
-                    now.limit, now.expiry, c.seq, then.limit, then.expiry
-                )
+            (now.limit != then.limit || now.expiry != then.expiry).then_some(EditedTerms::License {
+                row,
+                limit: now.limit,
+                expiry: now.expiry,
+                seq: c.seq,
+                recorded_limit: then.limit,
+                recorded_expiry: then.expiry,
             })
         })
     }
 
     /// A key whose usage period (term, start, closed usage) differs from what the last
-    /// (verified) checkpoint recorded: `catalog.db` was edited to make up a reset (or to take
-    /// one back). Only the change this checkpoint records may differ, and only from what the
-    /// checkpoint holds to what the change says. Not acceptable, like an edited license: no
+    /// (verified) ratchet recorded: `catalog.db` was edited to make up a reset (or to take
+    /// one back). Only the change this ratchet records may differ, and only from what the
+    /// ratchet holds to what the change says. Not acceptable, like an edited license: no
     /// operator decision makes up usage that was never reset.
-    fn edited_periods(&self) -> Option<String> {
+    fn edited_periods(&self) -> Option<EditedTerms> {
         let c = self.last?;
         let then = &c.periods;
         let now = &self.snapshot.periods;
@@ -847,82 +850,69 @@ impl Found<'_> {
                 }
                 None => was == is,
             };
-            (!fits).then(|| {
-                let show = |m: Option<&PeriodMark>| {
-                    m.map_or("none".to_owned(), |m| {
-                        format!("{} from {}, {} bytes closed", m.reset, m.start, m.closed)
-                    })
-                };
-                format!(
-                    "the usage periods of key \"{key}\" are {} in catalog.db but checkpoint {} recorded {}: catalog.db was edited",
-                    show(is),
-                    c.seq,
-                    show(was)
-                )
+            (!fits).then(|| EditedTerms::Periods {
+                key: key.clone(),
+                now: is.copied(),
+                seq: c.seq,
+                recorded: was.copied(),
             })
         })
     }
 
-    /// What is wrong with the state's last checkpoint and its chain of operator decisions
+    /// What is wrong with the state's last ratchet and its chain of operator decisions
     /// (`chain`) against the anchor and the usage now.
     fn problem(
         &self,
         installation: &Installation,
-        chain: &std::result::Result<Option<(u64, String)>, String>,
-    ) -> Option<String> {
+        chain: &std::result::Result<Option<(u64, String)>, Rollback>,
+    ) -> Option<Rollback> {
         if let Some(c) = self.last {
             let head = match chain {
                 Ok(head) => head,
                 Err(problem) => return Some(problem.clone()),
             };
             let decision_mac = head.as_ref().map_or("", |(_, mac)| mac.as_str());
-            if installation.checkpoint_mac(self.state_id, c, decision_mac) != c.mac {
-                return Some(format!(
-                    "checkpoint {} in the audit log does not verify: it was edited, its state id was changed, or it was made by another installation",
-                    c.seq
-                ));
+            if installation.ratchet_mac(self.state_id, c, decision_mac) != c.mac {
+                return Some(Rollback::RatchetDoesNotVerify { seq: c.seq });
             }
             if self.snapshot.total < c.total_used {
-                return Some(format!(
-                    "the hot state holds {} bytes charged but checkpoint {} recorded {}: the hot-state file was restored from an older copy",
-                    self.snapshot.total, c.seq, c.total_used
-                ));
+                return Some(Rollback::UsageBelowRatchet {
+                    total: self.snapshot.total,
+                    seq: c.seq,
+                    recorded: c.total_used,
+                });
             }
             for then in &c.keys {
                 let row = then.row;
                 let now = self.snapshot.used(row);
                 if now < then.used {
-                    return Some(format!(
-                        "key row {row} has {now} bytes charged but checkpoint {} recorded {}: usage was moved between keys or restored from an older copy",
-                        c.seq, then.used
-                    ));
+                    return Some(Rollback::KeyBelowRatchet {
+                        row,
+                        used: now,
+                        seq: c.seq,
+                        recorded: then.used,
+                    });
                 }
             }
         }
         match (self.last, self.anchor) {
-            (None, None) if self.history => Some(
-                "the state holds keys but no checkpoint: its checkpoints were deleted from the audit log (a state written before checkpoints existed is accepted once with accept-rollback)".to_owned(),
-            ),
+            (None, None) if self.history => Some(Rollback::RatchetsDeleted),
             (None, None) => None,
-            // A first checkpoint of format 2 whose anchor a crash kept from being written: its
+            // A first ratchet of format 2 whose anchor a crash kept from being written: its
             // MAC covers the state id, so it cannot be another state's.
             (Some(c), None) if c.format >= 2 && c.seq == 1 => None,
-            (Some(c), None) => Some(format!(
-                "this installation made checkpoint {} of this state but holds no anchor for state id {}: the state id was changed or the anchor deleted",
-                c.seq, self.state_id
-            )),
-            (None, Some(a)) => Some(format!(
-                "this installation saw checkpoint {} of this state, which now has none: the state directory was replaced by an older copy",
-                a.seq
-            )),
-            (Some(c), Some(a)) if c.seq < a.seq => Some(format!(
-                "the state is at checkpoint {} but this installation saw checkpoint {}: the state directory was restored from an older copy",
-                c.seq, a.seq
-            )),
-            (Some(c), Some(a)) if c.seq == a.seq && c.mac != a.mac => Some(format!(
-                "checkpoint {} differs from the one this installation saw: the state directory was replaced",
-                c.seq
-            )),
+            (Some(c), None) => Some(Rollback::AnchorMissing {
+                seq: c.seq,
+                state_id: self.state_id.to_owned(),
+            }),
+            (None, Some(a)) => Some(Rollback::RatchetsGone { seq: a.seq }),
+            (Some(c), Some(a)) if c.seq < a.seq => Some(Rollback::RestoredCopy {
+                at: c.seq,
+                seen: a.seq,
+            }),
+            (Some(c), Some(a)) if c.seq == a.seq && c.mac != a.mac => {
+                Some(Rollback::Replaced { seq: c.seq })
+            }
             _ => None,
         }
     }

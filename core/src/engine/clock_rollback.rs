@@ -12,14 +12,14 @@
 //!
 //! A clock once set in the future leaves its time behind for good: `Engine::accept_clock` (`tollgate
 //! state accept-clock`) lowers the latest time seen to the clock's reading, an operator decision
-//! audited in the chain the checkpoints cover (see `engine::checkpoint`).
+//! audited in the chain the ratchets cover (see `engine::ratchet`).
 
 use std::time::Duration;
 
-use super::checkpoint::Installation;
+use super::ratchet::Installation;
 use crate::catalog::Catalog;
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Rollback};
 use crate::events::{EventKind, HotQueue, NO_RECORD};
 use crate::slot::PairEvent;
 
@@ -41,7 +41,7 @@ pub(super) fn recorded(
     catalog: &Catalog,
     installation: &Installation,
     state_id: &str,
-) -> Result<(u32, Option<String>)> {
+) -> Result<(u32, Option<Rollback>)> {
     let seen = installation.seen(state_id)?;
     let kept = seen.unwrap_or(0);
     Ok(match catalog.latest_time()? {
@@ -51,13 +51,7 @@ pub(super) fn recorded(
         }
         // Recorded before the time had a MAC, and this installation kept none.
         Some((secs, None)) if seen.is_none() => (secs, None),
-        Some((secs, _)) => (
-            kept,
-            Some(format!(
-                "the latest time seen in catalog.db ({}) does not verify: meta.latest_seen was edited",
-                text(secs)
-            )),
-        ),
+        Some((secs, _)) => (kept, Some(Rollback::TimeEdited { time: text(secs) })),
     })
 }
 
@@ -78,7 +72,7 @@ fn record(
 }
 
 /// Lowers the latest time seen to `secs` (`Engine::accept_clock`; the decision is audited by
-/// the checkpoint made at open).
+/// the ratchet made at open).
 pub(super) fn lower(
     catalog: &Catalog,
     installation: &Installation,
