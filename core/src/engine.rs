@@ -720,15 +720,7 @@ impl Engine {
         if u64::from(now) >= last.saturating_add(self.inner.ratchet_interval.as_secs()) {
             let admin = self.admin()?;
             // Flushes the hot file too, after reading the usage it ratchets (see there).
-            ratchet::verify_and_ratchet(
-                &self.inner.installation,
-                &self.inner.dir,
-                &self.inner.state,
-                &admin.catalog,
-                ratchet::Accept::Nothing,
-                None,
-                None,
-            )?;
+            self.ratchet_now(&admin, None)?;
             self.inner
                 .last_ratchet
                 .store(u64::from(now), Ordering::Relaxed);
@@ -736,6 +728,20 @@ impl Engine {
         }
         self.inner.state.flush()?;
         self.inner.admin.lock().catalog.checkpoint()
+    }
+
+    /// Verifies the state and records a ratchet now (see `engine::ratchet`), committing
+    /// `change`'s catalog writes with it.
+    fn ratchet_now(&self, admin: &Admin, change: Option<&ratchet::PeriodChange<'_>>) -> Result<()> {
+        ratchet::verify_and_ratchet(
+            &self.inner.installation,
+            &self.inner.dir,
+            &self.inner.state,
+            &admin.catalog,
+            ratchet::Accept::Nothing,
+            None,
+            change,
+        )
     }
 
     fn now(&self) -> i64 {

@@ -33,7 +33,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::accounts::row_usage;
-use super::ratchet::{self, PeriodChange};
+use super::ratchet::PeriodChange;
 use super::{clock_rollback, Admin, Engine};
 use crate::catalog::{Catalog, ClosedPeriod, PeriodicAccount};
 use crate::error::{Error, Result};
@@ -137,13 +137,8 @@ impl Engine {
             Catalog::insert_account(tx, &key.id, record.get())?;
             Catalog::start_periods(tx, &key.id, reset, start)
         };
-        ratchet::verify_and_ratchet(
-            &self.inner.installation,
-            &self.inner.dir,
-            &self.inner.state,
-            &admin.catalog,
-            ratchet::Accept::Nothing,
-            None,
+        self.ratchet_now(
+            admin,
             Some(&PeriodChange {
                 key: &key.id,
                 from: None,
@@ -194,13 +189,8 @@ impl Engine {
             *written.borrow_mut() = Catalog::append_events_in(tx, &[(String::new(), event)])?;
             Ok(())
         };
-        ratchet::verify_and_ratchet(
-            &self.inner.installation,
-            &self.inner.dir,
-            state,
-            &admin.catalog,
-            ratchet::Accept::Nothing,
-            None,
+        self.ratchet_now(
+            admin,
             Some(&PeriodChange {
                 key: key_id,
                 from: Some((reset, start)),
