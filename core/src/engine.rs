@@ -732,7 +732,7 @@ impl Engine {
 
     /// Verifies the state and records a ratchet now (see `engine::ratchet`), committing
     /// `change`'s catalog writes with it.
-    fn ratchet_now(&self, admin: &Admin, change: Option<&ratchet::PeriodChange<'_>>) -> Result<()> {
+    fn ratchet_now(&self, admin: &Admin, change: Option<&periods::PeriodChange<'_>>) -> Result<()> {
         ratchet::verify_and_ratchet(
             &self.inner.installation,
             &self.inner.dir,

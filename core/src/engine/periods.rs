@@ -29,15 +29,15 @@
 //! reserve. The reset gives the room back to every pair still holding the key.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::accounts::row_usage;
-use super::ratchet::PeriodChange;
 use super::{clock_rollback, Admin, Engine};
 use crate::catalog::{Catalog, ClosedPeriod, PeriodicAccount};
 use crate::error::{Error, Result};
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, PeriodMark};
 use crate::period::Period;
 use crate::state_file::StateFile;
 use crate::worker::Worker;
@@ -224,6 +224,39 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Each key with a reset in the catalog: its term, current period and closed usage.
+pub(super) fn period_marks(catalog: &Catalog) -> Result<BTreeMap<String, PeriodMark>> {
+    let closed = catalog.closed_usage()?;
+    let mut marks = BTreeMap::new();
+    for account in catalog.periodic_accounts()? {
+        let closed = closed.get(&account.key).copied().unwrap_or(0);
+        let mark = PeriodMark {
+            reset: account.reset,
+            start: account.start,
+            closed,
+        };
+        marks.insert(account.key, mark);
+    }
+    Ok(marks)
+}
+
+/// A change of a key's usage period made by the ratchet that records it (see
+/// `engine::periods`): a period closed, or the first one started. Its catalog writes are made
+/// in the ratchet's transaction, so a period the ratchet does not cover never exists,
+/// and the change is checked against the last ratchet before it commits: a period start or
+/// term edited in `catalog.db` cannot be closed into forgiven usage.
+pub(super) struct PeriodChange<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// Its term and period start before the change, as the last ratchet must hold them;
+    /// `None` for a key whose periods start now.
+    pub from: Option<(Period, i64)>,
+    /// Its term and period start after the change.
+    pub to: (Period, i64),
+    /// Writes the change into the catalog.
+    pub write: &'a dyn Fn(&rusqlite::Transaction<'_>) -> Result<()>,
 }
 
 /// Whether, at `now`, a period of some key of the catalog has ended, or a hot account of

@@ -52,11 +52,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::periods::{period_marks, PeriodChange};
 use crate::catalog::{Catalog, Ratchet};
 use crate::error::{AccountTerm, EditedTerms, Error, Result, Rollback, SlotTerm, Tampering};
 use crate::events::{CheckedKey, EventKind, PeriodMark};
 use crate::files::{self, Modes};
-use crate::period::Period;
 use crate::slot::{Accounts, Metering};
 use crate::state_file::StateFile;
 use crate::view::Role;
@@ -592,39 +592,6 @@ impl Snapshot {
             .or_else(|| self.retired.get(&row).copied())
             .unwrap_or(0)
     }
-}
-
-/// Each key with a reset in the catalog: its term, current period and closed usage.
-fn period_marks(catalog: &Catalog) -> Result<BTreeMap<String, PeriodMark>> {
-    let closed = catalog.closed_usage()?;
-    let mut marks = BTreeMap::new();
-    for account in catalog.periodic_accounts()? {
-        let closed = closed.get(&account.key).copied().unwrap_or(0);
-        let mark = PeriodMark {
-            reset: account.reset,
-            start: account.start,
-            closed,
-        };
-        marks.insert(account.key, mark);
-    }
-    Ok(marks)
-}
-
-/// A change of a key's usage period made by the ratchet that records it (see
-/// `engine::periods`): a period closed, or the first one started. Its catalog writes are made
-/// in the ratchet's transaction, so a period the ratchet does not cover never exists,
-/// and the change is checked against the last ratchet before it commits: a period start or
-/// term edited in `catalog.db` cannot be closed into forgiven usage.
-pub(super) struct PeriodChange<'a> {
-    /// The key.
-    pub key: &'a str,
-    /// Its term and period start before the change, as the last ratchet must hold them;
-    /// `None` for a key whose periods start now.
-    pub from: Option<(Period, i64)>,
-    /// Its term and period start after the change.
-    pub to: (Period, i64),
-    /// Writes the change into the catalog.
-    pub write: &'a dyn Fn(&rusqlite::Transaction<'_>) -> Result<()>,
 }
 
 /// Checks the state against the installation's anchor, flushes the hot file and records a
