@@ -27,11 +27,17 @@ use tollgate_store::{AccountKind, LeaseTerms, Store};
 use common::State;
 use postgres::Server;
 
-/// Terms whose leases expire quickly, for the reclaim tests.
+/// Terms whose leases expire quickly, for the reclaim tests; long enough that a loaded machine
+/// still renews a lease before it expires.
 const SHORT: LeaseTerms = LeaseTerms {
-    ttl: Duration::from_millis(300),
-    margin: Duration::from_millis(50),
+    ttl: Duration::from_millis(1000),
+    margin: Duration::from_millis(100),
 };
+
+/// Waits until every lease taken or renewed with [`SHORT`] terms so far has expired.
+fn outlive_short_leases() {
+    sleep(SHORT.ttl + Duration::from_millis(300));
+}
 
 /// `tollgate --store PARAMS ARGS…`, with a fresh installation and no state directory.
 fn lease(state: &State, server: &Server, args: &[&str]) -> Command {
@@ -259,7 +265,7 @@ fn an_expired_lease_is_reclaimed_with_exact_figures() {
     // host-b's lease lives 60 s: not reclaimed.
     let mut long = Store::connect(&server.params()).unwrap();
     let alive = long.take("host-b", "K-1", 100).unwrap();
-    sleep(SHORT.ttl + Duration::from_millis(200));
+    outlive_short_leases();
 
     let state = State::new();
     let reclaimed = lease(&state, &server, &["lease", "reclaim"])
@@ -316,7 +322,7 @@ fn an_expired_lease_is_reclaimed_with_exact_figures() {
     // The JSON form of a reclaim, on a second expired lease.
     let mut short = store.take("host-a", "K-1", 50).unwrap();
     store.renew(&mut short, 1, 0, 50).unwrap();
-    sleep(SHORT.ttl + Duration::from_millis(200));
+    outlive_short_leases();
     let reclaimed = lease(&state, &server, &["lease", "reclaim", "--json"])
         .assert()
         .success();
@@ -342,7 +348,7 @@ fn a_reclaimed_lease_is_written_off_once() {
     store.renew(&mut dead, 1, 100, 400).unwrap();
     let mut long = Store::connect(&server.params()).unwrap();
     let open = long.take("host-a", "K-1", 100).unwrap();
-    sleep(SHORT.ttl + Duration::from_millis(200));
+    outlive_short_leases();
     let state = State::new();
     lease(&state, &server, &["lease", "reclaim"])
         .assert()
