@@ -13,11 +13,13 @@ use tollgate_core::{
 use crate::size::parse_size;
 
 mod activation;
+mod lease;
 mod pipe;
 mod pools;
 mod serve;
 
 pub use activation::{ActivateArgs, RenewArgs, ServeActivationArgs, ServiceArgs};
+pub use lease::LeaseCommand;
 pub use pipe::PipeArgs;
 pub use pools::{
     BuyArgs, GroupCommand, InstanceCommand, ListArgs, PoolCommand, ReserveTarget, SeatArgs,
@@ -47,6 +49,23 @@ pub struct Cli {
     /// Print JSON instead of text: one document per command, one line per event when streaming
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// The fleet store: a PostgreSQL connection URL (`postgresql://…`) or `key=value`
+    /// parameters. Only `lease …` uses it so far; every other command refuses it, since its
+    /// fleet mode is not available yet
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+
+    /// This host's name in the fleet store. `lease list` shows only its leases; every other
+    /// command refuses it, since fleet mode is not available yet
+    #[arg(long, global = true, env = "TOLLGATE_HOST", value_name = "NAME")]
+    pub host: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -118,6 +137,10 @@ pub enum Command {
     /// license pools with filters and purchases, instances, the activation task and the
     /// audit log. Loopback only unless --token; serves until Ctrl-C or SIGTERM
     Console(ConsoleArgs),
+    /// The fleet store's leases, for the operator: list them, reclaim expired ones, write off
+    /// what stays in doubt. Needs --store URL (or $TOLLGATE_STORE); uses no state directory
+    #[command(subcommand)]
+    Lease(LeaseCommand),
     /// Print the shell completion script for SHELL (e.g. `tollgate completions bash >
     /// /etc/bash_completion.d/tollgate`). Uses no state directory
     Completions {

@@ -16,6 +16,12 @@ pub struct Context {
     pub state_explicit: bool,
     /// Print JSON instead of text.
     pub json: bool,
+    /// `--store URL` (or `$TOLLGATE_STORE`): the fleet store, which only `lease …` uses yet.
+    pub store: Option<String>,
+    /// `--host NAME` (or `$TOLLGATE_HOST`): this host's name in the fleet store.
+    pub host: Option<String>,
+    /// The command's words, e.g. `project list`, for messages.
+    pub command: String,
 }
 
 impl Context {

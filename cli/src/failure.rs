@@ -96,6 +96,17 @@ impl From<Error> for Failure {
     }
 }
 
+impl From<tollgate_store::Error> for Failure {
+    fn from(error: tollgate_store::Error) -> Failure {
+        let (code, rule) = describe_store(&error);
+        Failure::Refused {
+            code,
+            message: error.to_string(),
+            rule,
+        }
+    }
+}
+
 impl From<io::Error> for Failure {
     fn from(error: io::Error) -> Failure {
         Failure::Output(error)
@@ -141,6 +152,30 @@ pub fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
         Error::AdminLockBusy { .. } => ("BUSY", Some("another process was making an admin change to this state for longer than the timeout: try again once it is done")),
         Error::Io { .. } => ("IO", None),
         Error::Store { .. } => ("STORE", None),
+    }
+}
+
+/// The code and rule of a fleet store error (`tollgate-store`, docs/fleet-store.md).
+pub fn describe_store(error: &tollgate_store::Error) -> (&'static str, Option<&'static str>) {
+    use tollgate_store::Error as E;
+    match error {
+        E::Unavailable(_) => ("UNAVAILABLE", Some("the fleet store must be reachable: start it or check --store; every lease operation is safe to run again, and one cut off is applied at most once")),
+        E::Database(_) => ("STORE", None),
+        E::SchemaTooNew { .. } => ("SCHEMA_TOO_NEW", Some("a fleet store migrated by a newer Tollgate is refused by an older one: upgrade this program")),
+        E::Exhausted { .. } => ("EXHAUSTED", Some("a key account never leases more than its amount")),
+        E::AccountNotFound { .. } => ("ACCOUNT_NOT_FOUND", None),
+        E::AccountConflict { .. } => ("ACCOUNT_CONFLICT", Some("a key account's kind and amount are fixed when it is created")),
+        E::WrongKind { .. } => ("WRONG_KIND", None),
+        E::HostNotFound { .. } => ("HOST_NOT_FOUND", None),
+        E::LeaseNotFound(_) => ("LEASE_NOT_FOUND", None),
+        E::StaleSequence { .. } => ("STALE_SEQUENCE", Some("a lease's renewals are applied once each, in order")),
+        E::OutOfOrder { .. } => ("OUT_OF_ORDER", Some("a lease's renewals are applied once each, in order")),
+        E::LeaseExpired(_) => ("LEASE_EXPIRED", Some("an expired lease cannot be renewed, only settled")),
+        E::LeaseClosed { .. } => ("LEASE_CLOSED", Some("a lease's state only moves forward: an open lease is reclaimed or settled, a reclaimed one settled by its host or written off, once; only a reclaimed lease's in-doubt part can be written off")),
+        E::OutOfRange { .. } => ("OUT_OF_RANGE", Some("a lease's figures only grow, with reported <= drawn <= granted")),
+        E::SettleConflict { .. } => ("SETTLE_CONFLICT", Some("a lease is settled once, with one usage")),
+        E::InvalidArgument { .. } => ("INVALID_ARGUMENT", None),
+        _ => ("STORE", None),
     }
 }
 

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches};
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::failure::Failure;
 
@@ -37,6 +37,9 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| PathBuf::from(args::DEFAULT_STATE_DIR)),
         // `pipe`'s standard output carries the data: no JSON error document goes there.
         json: cli.json && !matches!(cli.command, args::Command::Pipe(_)),
+        store: cli.store,
+        host: cli.host,
+        command: command_path(&matches),
     };
     // Unlocked: the demo's progress bars write to standard output too.
     let mut out = std::io::stdout();
@@ -46,4 +49,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => ExitCode::from(failure::report(&failure, ctx.json)),
     }
+}
+
+/// The command's words as typed, without options: `project list`, `lease reclaim`.
+fn command_path(matches: &ArgMatches) -> String {
+    let mut words = Vec::new();
+    let mut level = matches;
+    while let Some((name, sub)) = level.subcommand() {
+        words.push(name);
+        level = sub;
+    }
+    words.join(" ")
 }

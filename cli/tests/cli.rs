@@ -799,13 +799,14 @@ fn completions_and_man_pages_cover_every_command() {
     state
         .run(&format!("man {}", man.display()))
         .success()
-        .stdout(contains("Wrote 52 man pages into"));
+        .stdout(contains("Wrote 56 man pages into"));
     let top = std::fs::read_to_string(man.join("tollgate.1")).unwrap();
     assert!(top.contains(".TH tollgate 1"), "{top}");
     assert!(top.contains("tollgate\\-project(1)"), "{top}");
     assert!(man.join("tollgate-pipe.1").exists() && man.join("tollgate-metrics.1").exists());
     assert!(man.join("tollgate-console.1").exists());
     assert!(man.join("tollgate-key-periods.1").exists());
+    assert!(man.join("tollgate-lease-write-off.1").exists());
     let page = std::fs::read_to_string(man.join("tollgate-key-add.1")).unwrap();
     assert!(page.contains(".TH tollgate-key-add 1"), "{page}");
     assert!(page.contains("\"tollgate 0.1.0\""), "{page}");

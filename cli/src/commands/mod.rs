@@ -18,6 +18,7 @@ mod group;
 mod init;
 mod instance;
 mod key;
+mod lease;
 mod license;
 mod metrics;
 mod pipe;
@@ -31,6 +32,9 @@ mod usage;
 
 /// Runs one command.
 pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
+    if !matches!(command, Command::Lease(_)) {
+        lease::refuse_fleet_options(ctx)?;
+    }
     match command {
         Command::Init { capacity } => init::run(ctx, capacity, out),
         Command::Project(ProjectCommand::Create { name }) => project::create(ctx, &name, out),
@@ -75,6 +79,7 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::Pipe(args) => pipe::run(ctx, &args),
         Command::Metrics(args) => metrics::run(ctx, &args, out),
         Command::Console(args) => console::run(ctx, &args, out),
+        Command::Lease(command) => lease::run(command, ctx, out),
         Command::Completions { shell } => docs::completions(shell, out),
         Command::Man { dir } => docs::man(ctx, &dir, out),
     }

@@ -24,10 +24,13 @@ impl State {
         }
     }
 
-    /// `tollgate` with the test's installation, ignoring any `$TOLLGATE_HOME` of the caller.
+    /// `tollgate` with the test's installation, ignoring any `$TOLLGATE_HOME`,
+    /// `$TOLLGATE_STORE` or `$TOLLGATE_HOST` of the caller.
     pub fn bare(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.env_remove("TOLLGATE_HOME")
+            .env_remove("TOLLGATE_STORE")
+            .env_remove("TOLLGATE_HOST")
             .env("TOLLGATE_INSTALLATION", self.installation.path());
         cmd
     }
