@@ -86,7 +86,7 @@ gibs() { awk -v ns="$1" -v mib="$mib" 'BEGIN { printf "%.2f", (mib / 1024) / (ns
 # Every byte tollgate moved is charged to one of the two keys: check it, the bench is no use
 # otherwise.
 charged=$("$tollgate" --state "$state" key list bench --json |
-    awk -F: '/^    "used"/ { gsub(/[ ,]/, "", $2); sum += $2 } END { print sum }')
+    awk -F: '/^    "used"/ { gsub(/[ ,]/, "", $2); sum += $2 } END { printf "%.0f\n", sum }')
 expected=$((2 * rounds * mib * 1024 * 1024))
 if [ "$charged" -ne "$expected" ]; then
     echo "pipe-bench.sh: tollgate charged $charged bytes, expected $expected" >&2
