@@ -151,7 +151,7 @@ impl Engine {
         let Some(account) = self.account(active.account) else {
             return false;
         };
-        account.drawn() >= account.limit() && record.room() == 0
+        account.used_up(false) && record.room() == 0
     }
 
     fn account(&self, id: u32) -> Option<&AccountRecord> {

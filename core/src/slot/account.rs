@@ -168,6 +168,12 @@ impl AccountRecord {
         }
     }
 
+    /// Whether a pair drawing up to the limit (or, `into_overage`, up to the limit plus the
+    /// overage) can take nothing more in this period.
+    pub(crate) fn used_up(&self, into_overage: bool) -> bool {
+        self.drawn() >= self.ceiling(into_overage)
+    }
+
     /// Bytes leased to holders, used or not, since the account was opened (across periods).
     pub(crate) fn taken(&self) -> u64 {
         // Relaxed: a snapshot of one counter; nothing else is read through it.

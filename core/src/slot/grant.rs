@@ -447,7 +447,7 @@ impl PairRecord {
             let next = Lease {
                 end: current.end + len,
                 refilling,
-                last: refilling == 0 && account.drawn() >= account.ceiling(into_overage),
+                last: refilling == 0 && account.used_up(into_overage),
                 ..current
             };
             // Release on success: the block was counted in the account before; a grant that

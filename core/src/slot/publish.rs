@@ -321,13 +321,12 @@ impl PairRecord {
         let slot = epoch as usize & 1;
         let cell = self.lease_word(slot, side);
         let account = self.account_of(slot, side, env);
-        let ceiling = account.map(|a| a.ceiling(self.may_use_overage(slot, side)));
+        let into_overage = self.may_use_overage(slot, side);
         let mut current = self.lease(slot, side);
         while current.live_in(epoch) && current.settling {
             let next = Lease {
                 settling: false,
-                last: current.refilling == 0
-                    && account.zip(ceiling).is_some_and(|(a, c)| a.drawn() >= c),
+                last: current.refilling == 0 && account.is_some_and(|a| a.used_up(into_overage)),
                 ..current
             };
             // Release on success: as a landing refill's CAS (`last` is decided from the
