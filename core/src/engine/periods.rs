@@ -57,19 +57,27 @@ impl Engine {
     }
 
     /// Starts the thread that closes periods as they end: each round it looks, on a catalog
-    /// connection of its own and without any lock, whether a period is due, and only then
-    /// takes the engine and closes it under the admin lock. So the thread holds the engine only
-    /// while it closes a period (a round that drops the last reference ends the thread, see
-    /// `Worker`'s drop).
+    /// connection of its own (opened by its first round) and without any lock, whether a
+    /// period is due, and only then takes the engine and closes it under the admin lock. So
+    /// the thread holds the engine only while it closes a period (a round that drops the last
+    /// reference ends the thread, see `Worker`'s drop).
     pub(super) fn start_period_closer(&self) -> Result<()> {
         let engine: Weak<super::Inner> = Arc::downgrade(&self.inner);
         let state = Arc::clone(&self.inner.state);
         let clock = self.inner.clock.clone();
-        let catalog = Catalog::open(&self.inner.dir.join(super::CATALOG_FILE), false)?;
+        let path = self.inner.dir.join(super::CATALOG_FILE);
         let worker = Worker::spawn("tollgate-periods", move |stop| {
+            // Opened by the first round, not at the engine's open: it is not needed before.
+            let mut catalog = None;
             while !stop.requested() {
                 stop.wait(CLOSE_EVERY);
-                if !period_due(&state, &catalog, clock.now()).unwrap_or(false) {
+                if catalog.is_none() {
+                    catalog = Catalog::open(&path, false).ok();
+                }
+                let due = catalog
+                    .as_ref()
+                    .is_some_and(|c| period_due(&state, c, clock.now()).unwrap_or(false));
+                if !due {
                     continue;
                 }
                 let Some(inner) = engine.upgrade() else {
