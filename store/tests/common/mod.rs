@@ -1,5 +1,6 @@
 //! A PostgreSQL server for one test: `initdb` into a temporary directory, a Unix socket there,
-//! no TCP, stopped and removed on drop (adapted from `cli/tests/pipe_postgres.rs`).
+//! no TCP, stopped and removed on drop. Also the server of `cli/tests/lease.rs` and
+//! `cli/tests/pipe_postgres.rs`, which include this file by `#[path]`.
 //!
 //! The server binaries are looked for under /usr/lib/postgresql/*/bin (Debian's `postgresql`
 //! package, which `.ci/run` installs); without them [`Server::start`] returns `None` and the
@@ -8,7 +9,7 @@
 //! itself need only let others enter, as `scripts/test.sh` makes it).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The directory of PostgreSQL's server programs, the newest version installed.
@@ -98,8 +99,40 @@ impl Server {
         format!("{}/data", self.socket())
     }
 
-    fn socket(&self) -> String {
+    /// The socket's directory (`-h` of the client programs).
+    pub fn socket(&self) -> String {
         self.dir.path().display().to_string()
+    }
+
+    /// The directory of the server's programs, clients included (`pg_dump`, `psql`, …).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Runs a client program against the server as user `postgres` and expects success.
+    pub fn client(&self, program: &str, args: &[&str]) -> Output {
+        let output = Command::new(self.bin.join(program))
+            .args(["-h", &self.socket(), "-U", "postgres"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// `SELECT count(*) FROM table` in `database`.
+    pub fn count(&self, database: &str, table: &str) -> u64 {
+        let query = format!("SELECT count(*) FROM {table}");
+        let output = self.client("psql", &["-At", "-d", database, "-c", &query]);
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     /// Runs a server program as the server's user and expects success.
