@@ -59,15 +59,7 @@ fn pair_record(dir: &Path, project: &str) -> u64 {
 
 /// Offset in the file of the limit of the account of `key` (see `AccountRecord`).
 fn account_limit(dir: &Path, key: &str) -> u64 {
-    let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
-    let record: u64 = db
-        .query_row(
-            "SELECT record FROM accounts WHERE key_id = ?1",
-            [key],
-            |row| row.get(0),
-        )
-        .unwrap();
-    RECORDS + record * RECORD + 8
+    common::account_offset(dir, key) + 8
 }
 
 fn write_at(dir: &Path, at: u64, bytes: &[u8]) {

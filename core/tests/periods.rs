@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use common::{await_that, child_env, child_result, dv, options, spawn_child};
+use common::{account_offset, await_that, child_env, child_result, dv, options, spawn_child};
 use tollgate_core::{Clock, Engine, Error, EventKind, Key, KeyStatus, Options, Period};
 
 /// Every process's manual clock starts here (2030-03-17 17:46:40 UTC).
@@ -281,19 +281,6 @@ fn a_switch_racing_the_reset_happens_once() {
     }
 }
 
-/// Where the account of `key` starts in `hot.tgs` (after its 4 KiB header; 256-byte records).
-fn account_at(dir: &Path, key: &str) -> u64 {
-    let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
-    let record: u64 = db
-        .query_row(
-            "SELECT record FROM accounts WHERE key_id = ?1",
-            [key],
-            |row| row.get(0),
-        )
-        .unwrap();
-    4096 + record * 256
-}
-
 /// Runs one statement on the catalog, as a licensee with a SQLite shell would.
 fn catalog(dir: &Path, sql: &str) {
     let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
@@ -318,7 +305,7 @@ fn forgiven_usage_made_up_in_the_state_is_refused() {
         (
             "hot forgiven",
             |dir| {
-                let at = account_at(dir, "K") + 32;
+                let at = account_offset(dir, "K") + 32;
                 let hot = std::fs::OpenOptions::new()
                     .write(true)
                     .open(dir.join("hot.tgs"))
@@ -420,7 +407,7 @@ fn a_reset_cut_short_after_its_commit_is_completed_at_open() {
     }
     // Step 3 undone: forgiven (offset 32) back to 0, the period start (40) back to the day
     // before.
-    let at_account = account_at(dir.path(), "K");
+    let at_account = account_offset(dir.path(), "K");
     let hot = std::fs::OpenOptions::new()
         .write(true)
         .open(dir.path().join("hot.tgs"))

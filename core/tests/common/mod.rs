@@ -26,6 +26,20 @@ pub fn open(dir: impl AsRef<Path>) -> Result<Engine> {
     Engine::open_with(&dir, options(dir.as_ref()))
 }
 
+/// Where the account record of key `key` starts in `hot.tgs`: its record from the catalog,
+/// after the file's 4 KiB header, in 256-byte records (see `AccountRecord`).
+pub fn account_offset(dir: &Path, key: &str) -> u64 {
+    let db = rusqlite::Connection::open(dir.join("catalog.db")).unwrap();
+    let record: u64 = db
+        .query_row(
+            "SELECT record FROM accounts WHERE key_id = ?1",
+            [key],
+            |row| row.get(0),
+        )
+        .unwrap();
+    4096 + record * 256
+}
+
 /// A commercial, online, standard data-volume key.
 pub fn dv(id: &str, limit_bytes: u64) -> Key {
     Key::data_volume(id, limit_bytes)
