@@ -53,7 +53,21 @@ impl Engine {
     /// manual clock, a tool that just moved past a boundary).
     pub fn close_periods(&self) -> Result<Vec<ClosedPeriod>> {
         let admin = self.admin()?;
-        self.close_periods_locked(&admin)
+        let now = i64::from(self.inner.clock.now());
+        let mut closed = Vec::new();
+        for account in admin.catalog.periodic_accounts()? {
+            let (key, record, start) = (&account.key, account.record, account.start);
+            if self.inner.state.account_record(record).period() != start as u64 {
+                // A reset a crash cut short after its catalog commit (or the account's first
+                // period): the hot account catches up with the catalog.
+                self.start_hot_period(&admin, key, record, start)?;
+            }
+            let next = account.reset.start_of(now);
+            if next > start {
+                closed.push(self.close_period(&admin, &account, next)?);
+            }
+        }
+        Ok(closed)
     }
 
     /// Starts the thread that closes periods as they end: each round it looks, on a catalog
@@ -101,6 +115,7 @@ impl Engine {
 
     /// The closed periods of key `key_id`, oldest first (`tollgate key periods`).
     pub fn periods(&self, key_id: &str) -> Result<Vec<ClosedPeriod>> {
+        self.inner.intact()?;
         let admin = self.inner.admin.lock();
         if admin.catalog.key_uses(key_id)?.is_empty() {
             return Err(Error::invalid(
@@ -109,25 +124,6 @@ impl Engine {
             ));
         }
         admin.catalog.periods_of(key_id)
-    }
-
-    /// See [`Engine::close_periods`]; needs the admin lock.
-    pub(super) fn close_periods_locked(&self, admin: &Admin) -> Result<Vec<ClosedPeriod>> {
-        let now = i64::from(self.inner.clock.now());
-        let mut closed = Vec::new();
-        for account in admin.catalog.periodic_accounts()? {
-            let (key, record, start) = (&account.key, account.record, account.start);
-            if self.inner.state.account_record(record).period() != start as u64 {
-                // A reset a crash cut short after its catalog commit (or the account's first
-                // period): the hot account catches up with the catalog.
-                self.start_hot_period(admin, key, record, start)?;
-            }
-            let next = account.reset.start_of(now);
-            if next > start {
-                closed.push(self.close_period(admin, &account, next)?);
-            }
-        }
-        Ok(closed)
     }
 
     /// Makes the catalog's account of `key`, whose periods (`reset`) start at `start`, in the
