@@ -217,6 +217,12 @@ typedef enum tg_status {
      * installation directory that made it. Nothing changed.
      */
     TG_INSTALLATION_MISMATCH = 28,
+    /**
+     * Fleet mode: this host's leases of the key are spent and the fleet store cannot be
+     * reached (or has not answered yet) to lease more. Nothing was granted; not a license
+     * decision — try again. Never an unmetered grant.
+     */
+    TG_UNAVAILABLE = 29,
 } tg_status;
 
 /**

@@ -123,6 +123,7 @@ pub fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
         Error::ProjectExists { .. } => ("PROJECT_EXISTS", Some("project names are unique within a state")),
         Error::Exhausted { .. } => ("EXHAUSTED", Some("a grant is all or nothing: nothing was charged")),
         Error::Expired => ("EXPIRED", Some("an expired key meters nothing; a Reserved key that has not expired takes over")),
+        Error::Unavailable => ("UNAVAILABLE", Some("a fleet host grants only from what it leased from the store; never unmetered")),
         Error::NoActiveKey => ("NO_ACTIVE_KEY", Some("a Reserved key backs up an Active key: add the Active key first")),
         Error::ReserveOccupied { .. } => ("RESERVE_OCCUPIED", Some("a project holds one Active and at most one Reserved key: you can add only one additional key per project")),
         Error::Subscription { .. } => ("SUBSCRIPTION", Some("subscription keys take no Reserved key, and cannot be one")),

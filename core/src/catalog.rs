@@ -16,6 +16,8 @@ use crate::slot::PairState;
 
 mod accounts;
 mod audit;
+#[cfg(not(loom))]
+mod fleet;
 mod keys;
 mod meta;
 mod periods;
@@ -25,6 +27,8 @@ mod trust;
 
 pub(crate) use accounts::KeyUse;
 pub(crate) use audit::Ratchet;
+#[cfg(not(loom))]
+pub(crate) use fleet::LeaseEntry;
 pub use periods::ClosedPeriod;
 pub(crate) use periods::PeriodicAccount;
 pub(crate) use pools::{InstanceRow, LicenseRow};

@@ -16,6 +16,8 @@ mod accounts;
 mod activation;
 mod admin_lock;
 mod clock_rollback;
+#[cfg(not(loom))]
+mod fleet;
 mod groups;
 mod handles;
 mod lifetime;
@@ -37,7 +39,7 @@ use handles::mapped_record;
 pub use handles::ProjectHandle;
 pub use lifetime::LifetimeUsage;
 use open::*;
-pub use options::{Options, DEFAULT_CLOCK_TOLERANCE, DEFAULT_RATCHET_INTERVAL};
+pub use options::{FleetConfig, Options, DEFAULT_CLOCK_TOLERANCE, DEFAULT_RATCHET_INTERVAL};
 use pairs::*;
 pub use pools::InstanceHandle;
 pub use renewal::{
@@ -121,6 +123,9 @@ struct Inner {
     renewal: Mutex<Option<renewal::Renewals>>,
     /// The thread that closes usage periods (see `engine::periods`).
     periods: Mutex<Option<Worker>>,
+    /// Fleet mode's lease thread (see `engine::fleet`); `None` for an embedded engine.
+    #[cfg(not(loom))]
+    fleet: Option<fleet::Fleet>,
 }
 
 /// The admin side: the catalog connection and the cross-process lock file.
@@ -145,6 +150,16 @@ impl std::ops::Deref for AdminGuard<'_> {
     type Target = Admin;
     fn deref(&self) -> &Admin {
         &self.admin
+    }
+}
+
+impl Inner {
+    /// Whether this is a fleet engine (see `engine::fleet`); never in loom builds.
+    fn in_fleet(&self) -> bool {
+        #[cfg(not(loom))]
+        return self.fleet.is_some();
+        #[cfg(loom)]
+        return false;
     }
 }
 
@@ -248,6 +263,12 @@ impl Engine {
             Arc::clone(&hot_events),
         )
         .map_err(|e| Error::io("start the clock watch", e))?;
+        #[cfg(not(loom))]
+        let fleet = options
+            .fleet
+            .clone()
+            .map(|config| fleet::Fleet::start(&dir, config, Arc::clone(&state), modes.file))
+            .transpose()?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 dir,
@@ -268,6 +289,8 @@ impl Engine {
                 _clock_watch: clock_watch,
                 renewal: Mutex::new(None),
                 periods: Mutex::new(None),
+                #[cfg(not(loom))]
+                fleet,
             }),
         };
         // A period that ended while no engine ran closes before the first grant, and one cut

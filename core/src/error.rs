@@ -77,6 +77,12 @@ pub enum Error {
         "license expired: the active key has expired and no unexpired reserve key can take over; request a new license key or contact your vendor"
     )]
     Expired,
+    /// A fleet host's stock of the key is spent and the fleet store cannot be reached (or has
+    /// not answered yet) to lease more: nothing was granted. Not a license decision — the store
+    /// may well have more; try again. Also what a fleet host answers when it cannot reach the
+    /// store to learn what it does not hold yet. Allocates nothing.
+    #[error("the fleet store is unavailable: this host's leases of the key are spent and no more could be leased yet; nothing was granted, try again")]
+    Unavailable,
     /// The slot pair has no Active key (metering refused, or a reserve added to an empty pair).
     #[error("no active license key: add a key before metering or adding a reserve")]
     NoActiveKey,

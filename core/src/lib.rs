@@ -66,8 +66,8 @@ pub use clock::Clock;
 pub use engine::LifetimeUsage;
 pub use engine::TrustedKey;
 pub use engine::{
-    AccountUsage, BulkOutcome, BulkTarget, Engine, Group, InstanceHandle, KeyAdded, KeyHolder,
-    KeyReplaced, KeyStatus, KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage,
+    AccountUsage, BulkOutcome, BulkTarget, Engine, FleetConfig, Group, InstanceHandle, KeyAdded,
+    KeyHolder, KeyReplaced, KeyStatus, KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage,
     SeatsReclaimed, Usage, DEFAULT_CLOCK_TOLERANCE, DEFAULT_RATCHET_INTERVAL,
 };
 pub use engine::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};

@@ -451,6 +451,8 @@ enum Refusal {
     NoActiveKey,
     /// The live generation's lease does not carry its epoch.
     Damaged,
+    /// A fleet host's stock of the key is spent and the store has not given more yet.
+    Unavailable,
 }
 
 /// What a refill did.
@@ -465,6 +467,8 @@ enum Refill {
     /// The account cannot cover an all-or-nothing request with nothing to fall back on: it has
     /// this many bytes left.
     Short(u64),
+    /// A fleet account's stock is short and the store may have more (see `AccountRecord`).
+    Unavailable,
 }
 
 /// A key in a slot, as the admin side sees it.

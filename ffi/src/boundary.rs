@@ -220,6 +220,7 @@ impl From<Error> for tg_status {
             }
             Error::Expired => set_last(Last::Refusal(Refusal::Expired)),
             Error::NoActiveKey => set_last(Last::Refusal(Refusal::NoActiveKey)),
+            Error::Unavailable => set_last(Last::Refusal(Refusal::Unavailable)),
             other => record_message(format_args!("{other}")),
         }
         status
@@ -258,6 +259,7 @@ enum Refusal {
     NotHeld { requested: u64, held: u64 },
     Expired,
     NoActiveKey,
+    Unavailable,
 }
 
 impl Refusal {
@@ -280,6 +282,7 @@ impl Refusal {
             Refusal::NotHeld { requested, held } => Error::NotHeld { requested, held },
             Refusal::Expired => Error::Expired,
             Refusal::NoActiveKey => Error::NoActiveKey,
+            Refusal::Unavailable => Error::Unavailable,
         }
     }
 }

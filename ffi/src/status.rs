@@ -89,6 +89,10 @@ pub enum tg_status {
     /// `TOLLGATE_INSTALLATION`): the message names both directories. Open it with the
     /// installation directory that made it. Nothing changed.
     TG_INSTALLATION_MISMATCH = 28,
+    /// Fleet mode: this host's leases of the key are spent and the fleet store cannot be
+    /// reached (or has not answered yet) to lease more. Nothing was granted; not a license
+    /// decision — try again. Never an unmetered grant.
+    TG_UNAVAILABLE = 29,
 }
 
 // The C side declares `typedef enum tg_status {...} tg_status;`; `repr(C)` makes Rust use the C
@@ -103,7 +107,7 @@ pub type tg_status_code = u32;
 
 impl tg_status {
     /// Every status, in numeric order.
-    const ALL: [tg_status; 29] = [
+    const ALL: [tg_status; 30] = [
         tg_status::TG_OK,
         tg_status::TG_INVALID_ARGUMENT,
         tg_status::TG_NOT_FOUND,
@@ -133,6 +137,7 @@ impl tg_status {
         tg_status::TG_ACTIVATION_FAILED,
         tg_status::TG_BUSY,
         tg_status::TG_INSTALLATION_MISMATCH,
+        tg_status::TG_UNAVAILABLE,
     ];
 
     /// The status with number `code`, if there is one.
@@ -174,6 +179,7 @@ impl tg_status {
             tg_status::TG_ACTIVATION_FAILED => c"TG_ACTIVATION_FAILED",
             tg_status::TG_BUSY => c"TG_BUSY",
             tg_status::TG_INSTALLATION_MISMATCH => c"TG_INSTALLATION_MISMATCH",
+            tg_status::TG_UNAVAILABLE => c"TG_UNAVAILABLE",
         }
     }
 }
@@ -249,6 +255,9 @@ impl tg_status {
             tg_status::TG_INSTALLATION_MISMATCH => {
                 c"the state was made by another installation; open it with the installation directory that made it"
             }
+            tg_status::TG_UNAVAILABLE => {
+                c"this host's fleet leases are spent and the fleet store could not lease more yet; nothing was granted"
+            }
         }
     }
 }
@@ -267,6 +276,7 @@ impl From<&Error> for tg_status {
             Error::NotHeld { .. } => tg_status::TG_NOT_HELD,
             Error::Expired | Error::KeyExpired { .. } => tg_status::TG_EXPIRED,
             Error::NoActiveKey => tg_status::TG_NO_ACTIVE_KEY,
+            Error::Unavailable => tg_status::TG_UNAVAILABLE,
             Error::ReserveOccupied { .. } => tg_status::TG_RESERVE_OCCUPIED,
             Error::TypeMismatch { .. } => tg_status::TG_TYPE_MISMATCH,
             Error::EditionMismatch { .. } => tg_status::TG_EDITION_MISMATCH,
@@ -423,6 +433,7 @@ mod tests {
                 },
                 tg_status::TG_INSTALLATION_MISMATCH,
             ),
+            (Error::Unavailable, tg_status::TG_UNAVAILABLE),
         ];
         for (error, status) in cases {
             assert_eq!(tg_status::from(&error), status, "{error:?}");

@@ -73,6 +73,7 @@ class Status(enum.IntEnum):
     ACTIVATION_FAILED = 26
     BUSY = 27
     INSTALLATION_MISMATCH = 28
+    UNAVAILABLE = 29
 
 
 class EventKind(enum.IntEnum):

@@ -233,6 +233,14 @@ class InstallationMismatch(TollgateError):
     STATUS = Status.INSTALLATION_MISMATCH
 
 
+class Unavailable(TollgateError):
+    """Fleet mode: this host's leases of the key are spent and the fleet store could not be
+    reached (or has not answered yet) to lease more. Nothing was granted; this is not a license
+    decision, so try again. Never an unmetered grant."""
+
+    STATUS = Status.UNAVAILABLE
+
+
 #: The one table from status to exception class.
 ERRORS: Dict[int, Type[TollgateError]] = {
     int(cls.STATUS): cls
@@ -265,6 +273,7 @@ ERRORS: Dict[int, Type[TollgateError]] = {
         ActivationFailed,
         Busy,
         InstallationMismatch,
+        Unavailable,
     )
     if cls.STATUS is not None
 }

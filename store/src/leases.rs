@@ -506,6 +506,42 @@ impl Store {
         self.check(result)
     }
 
+    /// One lease as the store has it.
+    pub fn lease(&mut self, id: LeaseId) -> Result<LeaseRecord> {
+        let client = self.client()?;
+        let result = client
+            .query_opt(
+                "SELECT id, account, host, state, granted, drawn, reported, seq, in_doubt,
+                        settled, taken_at, expires_at
+                   FROM tollgate_lease WHERE id = $1",
+                &[&id.0],
+            )
+            .map_err(Error::from)
+            .and_then(|row| row.as_ref().map(record).ok_or(Error::LeaseNotFound(id)));
+        self.check(result)
+    }
+
+    /// A lease its host held before it restarted, as the store has it, to renew or settle
+    /// again. Its deadline is now: the host grants nothing more from its undrawn part until a
+    /// renewal is acknowledged (what it drew before is its own to grant; the store holds it
+    /// as drawn, and in doubt if the lease expired meanwhile).
+    pub fn resume(&mut self, id: LeaseId) -> Result<Lease> {
+        let record = self.lease(id)?;
+        Ok(Lease {
+            id: record.id,
+            key: record.key,
+            host: record.host,
+            granted: record.granted,
+            drawn: record.drawn,
+            reported: record.reported,
+            seq: record.seq,
+            free_after_take: 0,
+            expires_at: record.expires_at,
+            deadline: Instant::now(),
+            pending: None,
+        })
+    }
+
     /// Every lease, oldest first: the operator's view.
     pub fn list_leases(&mut self) -> Result<Vec<LeaseRecord>> {
         let client = self.client()?;

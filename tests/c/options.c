@@ -174,7 +174,9 @@ static void test_installation_dir_and_open_existing(void) {
     CHECK(strcmp(tg_status_message(TG_INSTALLATION_MISMATCH),
                  "the state was made by another installation; open it with the installation "
                  "directory that made it") == 0);
-    CHECK(strcmp(tg_status_message(29), "unknown status") == 0);
+    CHECK(TG_UNAVAILABLE == 29);
+    CHECK(strcmp(tg_status_name(TG_UNAVAILABLE), "TG_UNAVAILABLE") == 0);
+    CHECK(strcmp(tg_status_message(30), "unknown status") == 0);
     EXPECT(TG_OK, tg_engine_options_set_installation_dir(options, installation));
     EXPECT(TG_OK, tg_engine_open_with_options(path_in_base("real"), options, &engine));
     EXPECT(TG_ALREADY_EXISTS, tg_project_create(engine, "kept"));

@@ -84,6 +84,7 @@ def test_a_state_opened_with_another_installation_is_an_installation_mismatch(
     assert isinstance(refused.value, tollgate.TollgateError)
     assert not isinstance(refused.value, tollgate.Tampered)
     assert tollgate.ERRORS[28] is tollgate.InstallationMismatch
+    assert tollgate.ERRORS[29] is tollgate.Unavailable
     # A refusal changes nothing: the installation that made it still opens it.
     assert files() == before
     with tollgate.Engine(state, installation_dir=installation) as engine:

@@ -2,9 +2,9 @@
 
 /// Version of the catalog schema this build reads and writes. Older versions are upgraded in
 /// place at open: version 1 (before pools, groups and keys shared by several projects),
-/// version 2 (before trusted vendor keys), version 3 (before key accounts) and version 4
-/// (before usage periods).
-pub(super) const SCHEMA_VERSION: i64 = 5;
+/// version 2 (before trusted vendor keys), version 3 (before key accounts), version 4
+/// (before usage periods) and version 5 (before fleet mode).
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -32,6 +32,7 @@ POOL_TABLES
 TRUST_TABLE
 ACCOUNTS_TABLE
 PERIOD_TABLES
+FLEET_TABLES
 ";
 
 /// The key table. A key id names one key document; the same document may sit in the pairs of
@@ -143,15 +144,41 @@ pub(super) const UPGRADE_FROM_2: &str = "TRUST_TABLE";
 /// Upgrades a version-3 catalog to version 4: key accounts (filled in by the engine at open).
 pub(super) const UPGRADE_FROM_3: &str = "ACCOUNTS_TABLE";
 
+/// Fleet mode (`engine::fleet`): the host the state meters for in a fleet (one row, none for
+/// an embedded state), and the leases of the fleet store this host holds: the store's lease
+/// id, its key, its block (`granted`), what the host drew of it (`drawn`) and reported used
+/// (`reported`), its last applied renewal (`seq`), where its drawn part starts in the key's
+/// stock (`base`: the account's `supply` before its first draw), whether the store closed
+/// it before this host settled it (`lapsed`), and how much of its drawn part a closing engine
+/// gave back unused (`returned`).
+pub(super) const FLEET_TABLES: &str = "
+CREATE TABLE fleet_host (one INTEGER PRIMARY KEY CHECK (one = 1), name TEXT NOT NULL);
+CREATE TABLE fleet_leases (
+    id INTEGER PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    granted INTEGER NOT NULL,
+    drawn INTEGER NOT NULL,
+    reported INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    base INTEGER NOT NULL,
+    lapsed INTEGER NOT NULL DEFAULT 0,
+    returned INTEGER NOT NULL DEFAULT 0
+);
+";
+
+/// Upgrades a version-5 catalog to version 6: fleet mode.
+pub(super) const UPGRADE_FROM_5: &str = "FLEET_TABLES";
+
 /// Upgrades a version-4 catalog to version 5: usage periods.
 pub(super) const UPGRADE_FROM_4: &str = "PERIOD_TABLES";
 
 /// The upgrade from each older version to the next, by the version it starts from.
-pub(super) const UPGRADES: [(i64, &str); 4] = [
+pub(super) const UPGRADES: [(i64, &str); 5] = [
     (1, UPGRADE_FROM_1),
     (2, UPGRADE_FROM_2),
     (3, UPGRADE_FROM_3),
     (4, UPGRADE_FROM_4),
+    (5, UPGRADE_FROM_5),
 ];
 
 /// The schema text with its shared table definitions filled in.
@@ -161,4 +188,5 @@ pub(super) fn expand(sql: &str) -> String {
         .replace("TRUST_TABLE", TRUST_TABLE)
         .replace("ACCOUNTS_TABLE", ACCOUNTS_TABLE)
         .replace("PERIOD_TABLES", PERIOD_TABLES)
+        .replace("FLEET_TABLES", FLEET_TABLES)
 }

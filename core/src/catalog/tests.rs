@@ -63,14 +63,15 @@ fn a_version_2_catalog_is_upgraded_in_place_and_can_then_trust_keys() {
     let path = dir.path().join("catalog.db");
     let key = Key::data_volume("K", 10);
     {
-        // The version-2 schema as shipped: today's, without the trusted keys, accounts and
-        // usage periods.
+        // The version-2 schema as shipped: today's, without the trusted keys, accounts, usage
+        // periods and fleet tables.
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             &expand(SCHEMA)
                 .replace(TRUST_TABLE, "")
                 .replace(ACCOUNTS_TABLE, "")
-                .replace(PERIOD_TABLES, ""),
+                .replace(PERIOD_TABLES, "")
+                .replace(FLEET_TABLES, ""),
         )
         .unwrap();
         conn.execute_batch(

@@ -66,7 +66,13 @@ impl Engine {
         };
         let state = &self.inner.state;
         let account = state.account_record(record);
-        account.open(key.scheme.amount(), key.overage_bytes(), 0, ACCOUNT_OWNER);
+        let fleet = self.inner.in_fleet() && key.scheme.class() == LicenseClass::DataVolume;
+        // A fleet account leases no overage (the store account holds the limit alone).
+        let overage = if fleet { 0 } else { key.overage_bytes() };
+        account.open(key.scheme.amount(), overage, 0, ACCOUNT_OWNER);
+        if fleet {
+            account.make_fleet();
+        }
         if let Some((_, start)) = period {
             account.start_period(u64::try_from(start).unwrap_or(0), 0);
         }

@@ -143,6 +143,8 @@ pub(super) fn open_locked(
             .check()
             .map_err(|reason| corrupt(&hot, &format!("record {record}: {reason}")))?;
     }
+    #[cfg(not(loom))]
+    fleet::check_host(&catalog, options.fleet.as_ref())?;
     accounts::give_keys_accounts(&state, &catalog, upgraded_from)?;
     repair(&state, &catalog, true)?;
     let holders_path = dir.join(HOLDERS_FILE);

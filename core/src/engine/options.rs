@@ -54,6 +54,12 @@ pub struct Options {
     /// for its own change; then they fail with [`Error::AdminLockBusy`] and change nothing.
     /// `None`, the default, waits as long as it takes. Metering never takes the lock.
     pub admin_lock_timeout: Option<Duration>,
+    /// Fleet mode: the fleet store and this host's name (see `engine::fleet`). The state's
+    /// data-volume keys are then metered from blocks leased from the store by one background
+    /// thread per host; a spent stock the store cannot refill is refused
+    /// [`Error::Unavailable`]. `None`, the default, is the embedded single-host mode. A state
+    /// directory is one or the other for its whole life: a fleet host starts from an empty one.
+    pub fleet: Option<FleetConfig>,
 }
 
 impl Default for Options {
@@ -70,6 +76,31 @@ impl Default for Options {
             renewal: None,
             shared_group: false,
             admin_lock_timeout: None,
+            fleet: None,
+        }
+    }
+}
+
+/// Where a fleet engine's store is and which host it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// The store: a `postgresql://` URL or `key=value` connection parameters (no TLS: a Unix
+    /// socket or loopback).
+    pub store: String,
+    /// This host's name in the fleet: its identity across restarts (1 to 64 bytes).
+    pub host: String,
+    /// How long the store keeps a lease after each renewal (renewed every third of it); the
+    /// host stops drawing from one a twelfth of it before. 60 s by default.
+    pub lease_ttl: Duration,
+}
+
+impl FleetConfig {
+    /// The store `store` and host `host`, with 60 s leases.
+    pub fn new(store: impl Into<String>, host: impl Into<String>) -> FleetConfig {
+        FleetConfig {
+            store: store.into(),
+            host: host.into(),
+            lease_ttl: Duration::from_secs(60),
         }
     }
 }

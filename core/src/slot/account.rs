@@ -40,7 +40,8 @@ const MAX_SHARED_BLOCK: u64 = 64 << 20;
 /// | 16 | `holders` (4), `reported` (4) |
 /// | 24 | `overage` (8) |
 /// | 32 | `forgiven` (8), `period` (8) |
-/// | 48 | spare, zero |
+/// | 48 | `supply` (8), `fleet` (8), `wanted` (8): a fleet host's stock (see [`AccountRecord::take`]) |
+/// | 72 | spare, zero |
 /// | 136 | `owner` (4), `kind` (4): where a pair record keeps them |
 /// | 144 | spare, zero |
 #[repr(C, align(64))]
@@ -60,7 +61,17 @@ pub struct AccountRecord {
     /// The start (Unix seconds) of the period `forgiven` and `reported` belong to; 0 for a key
     /// without a reset.
     period: AtomicU64,
-    _spare: [AtomicU64; 11],
+    /// In fleet mode, the bytes this host has drawn from the fleet store's leases of the key
+    /// (cumulative, like `taken`): `taken <= supply` bounds what the host's pairs may lease.
+    /// Only the host's fleet thread raises it. 0 and unused in the embedded mode.
+    supply: AtomicU64,
+    /// Bit [`FLEET`] when the account is a fleet store account (set before any pair names it),
+    /// bit [`DRY`] while the store said the key has nothing left to lease.
+    fleet: AtomicU64,
+    /// The largest grant a fleet account's stock was too small for since the fleet thread last
+    /// looked: a hint that sizes its next draw.
+    wanted: AtomicU64,
+    _spare: [AtomicU64; 8],
     owner: AtomicU32,
     kind: AtomicU32,
     _tail: [AtomicU64; 14],
@@ -73,6 +84,9 @@ const _: () = {
     assert!(offset_of!(AccountRecord, overage) == 24);
     assert!(offset_of!(AccountRecord, forgiven) == 32);
     assert!(offset_of!(AccountRecord, period) == 40);
+    assert!(offset_of!(AccountRecord, supply) == 48);
+    assert!(offset_of!(AccountRecord, fleet) == 56);
+    assert!(offset_of!(AccountRecord, wanted) == 64);
     assert!(offset_of!(AccountRecord, owner) == 136);
     assert!(offset_of!(AccountRecord, kind) == 140);
 };
@@ -82,6 +96,12 @@ pub(crate) const THRESHOLDS: [u8; 3] = [80, 90, 100];
 
 /// The bit of `reported` set when the first grant past the limit was reported.
 const OVERAGE_BIT: u32 = 1 << 3;
+
+/// The bit of `fleet` that makes an account a fleet store account.
+const FLEET: u64 = 1;
+
+/// The bit of `fleet` set while the store has nothing left to lease for the key.
+const DRY: u64 = 1 << 1;
 
 /// The usage at which `percent` of `limit` is reached: the smallest `u` with
 /// `u * 100 >= limit * percent`.
@@ -119,6 +139,9 @@ impl AccountRecord {
             overage: AtomicU64::new(0),
             forgiven: AtomicU64::new(0),
             period: AtomicU64::new(0),
+            supply: AtomicU64::new(0),
+            fleet: AtomicU64::new(0),
+            wanted: AtomicU64::new(0),
             _spare: std::array::from_fn(|_| AtomicU64::new(0)),
             owner: AtomicU32::new(0),
             kind: AtomicU32::new(0),
@@ -159,8 +182,13 @@ impl AccountRecord {
         self.overage.load(Ordering::Relaxed)
     }
 
-    /// What may be leased in all: the limit, plus the overage `into_overage`.
+    /// What may be leased in all: the limit, plus the overage `into_overage`; for a fleet
+    /// account, what this host has drawn from the store (the store bounds it by the limit
+    /// across the fleet; the overage is not leased in fleets).
     pub(crate) fn ceiling(&self, into_overage: bool) -> u64 {
+        if let Some(supply) = self.supply() {
+            return supply.saturating_sub(self.forgiven());
+        }
         if into_overage {
             self.limit() + self.overage()
         } else {
@@ -169,9 +197,114 @@ impl AccountRecord {
     }
 
     /// Whether a pair drawing up to the limit (or, `into_overage`, up to the limit plus the
-    /// overage) can take nothing more in this period.
+    /// overage) can take nothing more in this period. A fleet account is used up only when the
+    /// host's stock is spent *and* the store said the key has nothing left: a spent stock alone
+    /// is refused as unavailable (see `PairRecord::refill`).
     pub(crate) fn used_up(&self, into_overage: bool) -> bool {
+        // The flags first: DRY is stored (Release) after the last supply the thread added, so
+        // a take that sees it (Acquire) reads that supply below, never an older one.
+        let flags = self.fleet_flags();
+        if flags & FLEET != 0 && flags & DRY == 0 {
+            return false;
+        }
         self.drawn() >= self.ceiling(into_overage)
+    }
+
+    fn fleet_flags(&self) -> u64 {
+        // Acquire: pairs with the Release store of `make_fleet`, so a take that sees the bit
+        // also sees the supply stored before it.
+        self.fleet.load(Ordering::Acquire)
+    }
+
+    /// Whether this is a fleet store account.
+    pub(crate) fn is_fleet(&self) -> bool {
+        self.fleet_flags() & FLEET != 0
+    }
+
+    /// A fleet account's stock (`None` in the embedded mode): the bytes drawn from the store,
+    /// counted like `taken` from the account's opening, plus the closed periods' usage.
+    pub(crate) fn supply(&self) -> Option<u64> {
+        // Acquire: pairs with the Release `fetch_add` in `add_supply`; the bytes it adds were
+        // drawn from the store before it, so a take that sees them may lease them.
+        self.is_fleet().then(|| self.supply.load(Ordering::Acquire))
+    }
+
+    /// Makes this account a fleet account with an empty stock (admin, before any pair names
+    /// it): its pairs lease only what the fleet thread draws from the store.
+    pub(crate) fn make_fleet(&self) {
+        // Relaxed: ordered before the flag by the Release store below.
+        self.supply.store(0, Ordering::Relaxed);
+        // Release: see `fleet_flags`. Keeps DRY as it was.
+        self.fleet.fetch_or(FLEET, Ordering::Release);
+    }
+
+    /// Adds `len` drawn bytes to a fleet account's stock (the fleet thread, once the store
+    /// acknowledged the draw).
+    // Used by the fleet thread, which loom builds leave out, and by the loom models.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn add_supply(&self, len: u64) {
+        // Release: see `supply`.
+        self.supply.fetch_add(len, Ordering::Release);
+    }
+
+    /// Withdraws a fleet account's whole unleased stock, as a take of it that no pair holds:
+    /// one CAS on `taken`, so it races the pairs' takes safely. Returns `(withdrawn, taken
+    /// before)`. For an engine's close, which gives the stock back to the store.
+    // Used by the fleet thread, which loom builds leave out, and by the loom models.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn withdraw_stock(&self) -> (u64, u64) {
+        let Some(supply) = self.supply() else {
+            return (0, self.taken());
+        };
+        // Relaxed (load and CAS): as in `take`; `supply` only grows while the engine runs.
+        let mut taken = self.taken.load(Ordering::Relaxed);
+        loop {
+            if taken >= supply {
+                return (0, taken);
+            }
+            match self.taken.compare_exchange_weak(
+                taken,
+                supply,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return (supply - taken, taken),
+                Err(current) => taken = current,
+            }
+        }
+    }
+
+    /// Records whether the store has nothing left to lease for the key.
+    // Used by the fleet thread, which loom builds leave out, and by the loom models.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn set_dry(&self, dry: bool) {
+        // Release: a take that sees DRY (Acquire, in `used_up`) also sees every supply added
+        // before it, so "spent and dry" is never judged on a stale stock. A take that misses
+        // the flag refuses as unavailable instead of exhausted, and the pair switches at its
+        // next grant.
+        if dry {
+            self.fleet.fetch_or(DRY, Ordering::Release);
+        } else {
+            self.fleet.fetch_and(!DRY, Ordering::Release);
+        }
+    }
+
+    /// Whether the store said the key has nothing left to lease.
+    pub(crate) fn is_dry(&self) -> bool {
+        self.fleet_flags() & DRY != 0
+    }
+
+    /// Notes that a grant needing `need` more bytes found this fleet account's stock short.
+    pub(crate) fn want(&self, need: u64) {
+        // Relaxed: a sizing hint for the fleet thread, which guards nothing.
+        self.wanted.fetch_max(need, Ordering::Relaxed);
+    }
+
+    /// The largest need noted since the last call, which clears it (the fleet thread).
+    #[cfg(not(loom))]
+    pub(crate) fn take_wanted(&self) -> u64 {
+        // Relaxed: see `want`.
+        self.wanted.swap(0, Ordering::Relaxed)
     }
 
     /// Bytes leased to holders, used or not, since the account was opened (across periods).
@@ -285,8 +418,9 @@ impl AccountRecord {
 
     /// The thresholds a grant reaching usage `from + need` crosses (with `from` the bytes
     /// leased before its block), each returned once per account.
+    /// A fleet account reports none: one host's draw says nothing of the fleet's usage.
     pub(crate) fn claim_thresholds(&self, from: u64, need: u64) -> impl Iterator<Item = u8> + '_ {
-        let limit = self.limit();
+        let limit = if self.is_fleet() { 0 } else { self.limit() };
         THRESHOLDS
             .into_iter()
             .enumerate()

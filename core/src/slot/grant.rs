@@ -38,6 +38,7 @@ impl PairRecord {
                 Ok(_) if want == 0 => return Ok(0),
                 Ok(w) => {
                     let room = w.end - offset_of(word);
+                    let exhausted = |remaining| Refusal::Exhausted { remaining };
                     let granted = if want <= room {
                         Ok(want)
                     } else if let Some(side) = w.refill {
@@ -51,12 +52,14 @@ impl PairRecord {
                                 self.await_refill(word, side, seen, env);
                                 continue;
                             }
-                            Refill::Short(left) => Err(room + left),
+                            Refill::Short(left) => Err(exhausted(room + left)),
+                            Refill::Unavailable if mode == Mode::Partial && room > 0 => Ok(room),
+                            Refill::Unavailable => Err(Refusal::Unavailable),
                         }
                     } else if mode == Mode::Partial && room > 0 {
                         Ok(room)
                     } else {
-                        Err(room)
+                        Err(exhausted(room))
                     };
                     match granted {
                         Ok(granted) => match self.advance(word, granted, w, env) {
@@ -66,7 +69,7 @@ impl PairRecord {
                                 continue;
                             }
                         },
-                        Err(remaining) => Refusal::Exhausted { remaining },
+                        Err(refusal) => refusal,
                     }
                 }
                 Err(refusal) => refusal,
@@ -101,6 +104,7 @@ impl PairRecord {
                 }
             };
             let room = w.end.saturating_sub(offset_of(word));
+            let mut unavailable = false;
             let (mut count, mut sum) = (0usize, 0u64);
             for &amount in amounts {
                 if amount > room - sum {
@@ -126,6 +130,8 @@ impl PairRecord {
                     // Only a damaged generation (no account) is short for a partial request:
                     // grant what fits and refuse the rest.
                     Refill::Short(_) => {}
+                    // A fleet host's stock is spent: grant what fits, the rest is unavailable.
+                    Refill::Unavailable => unavailable = true,
                 }
             }
             if sum > 0 {
@@ -144,8 +150,12 @@ impl PairRecord {
                     continue;
                 }
             }
-            let refusal = Refusal::Exhausted {
-                remaining: room - sum,
+            let refusal = if unavailable {
+                Refusal::Unavailable
+            } else {
+                Refusal::Exhausted {
+                    remaining: room - sum,
+                }
             };
             return (count, Err(self.refuse(word, refused, refusal, env)));
         }
@@ -477,6 +487,12 @@ impl PairRecord {
             Ok(None) | Err(_) if !landed.last && landed.refilling > 0 => {
                 Refill::Wait(side, landed.pack())
             }
+            // A fleet host's stock is short and the store may have more: its fleet thread
+            // draws more (sized by this need); the pair neither switches nor says exhausted.
+            Ok(None) | Err(_) if account.is_fleet() && !landed.last && !account.is_dry() => {
+                account.want(need);
+                Refill::Unavailable
+            }
             Err(left) => Refill::Short(left),
             Ok(_) => Refill::Again,
         }
@@ -647,6 +663,14 @@ impl PairRecord {
         refusal: Refusal,
         events: &impl PairEvents,
     ) -> Error {
+        let reason = match refusal {
+            Refusal::Exhausted { .. } | Refusal::NoSeats { .. } => RefusalReason::Exhausted,
+            Refusal::Expired | Refusal::GraceOver(_) => RefusalReason::Expired,
+            Refusal::NoActiveKey | Refusal::Damaged => RefusalReason::NoActiveKey,
+            // Not a license decision: the fleet store could not be asked in time. Not reported,
+            // so the generation's first real refusal still is.
+            Refusal::Unavailable => return Error::Unavailable,
+        };
         let tag = epoch_of(word) + 1;
         // Relaxed: the tag publishes nothing else; the swap makes "first refusal of the
         // generation" exact, the load only skips the write when it is already reported.
@@ -657,11 +681,6 @@ impl PairRecord {
                 let key = self.key_rows(word).of(side);
                 events.emit(PairEvent::GraceEnded { key });
             }
-            let reason = match refusal {
-                Refusal::Exhausted { .. } | Refusal::NoSeats { .. } => RefusalReason::Exhausted,
-                Refusal::Expired | Refusal::GraceOver(_) => RefusalReason::Expired,
-                Refusal::NoActiveKey | Refusal::Damaged => RefusalReason::NoActiveKey,
-            };
             events.emit(PairEvent::Refused { reason });
         }
         match refusal {
@@ -675,6 +694,7 @@ impl PairRecord {
             },
             Refusal::Expired | Refusal::GraceOver(_) => Error::Expired,
             Refusal::NoActiveKey => Error::NoActiveKey,
+            Refusal::Unavailable => Error::Unavailable,
             Refusal::Damaged => Error::CorruptState {
                 path: std::path::PathBuf::from(crate::files::HOT_FILE),
                 reason: "a slot pair's lease does not belong to its live generation".into(),

@@ -302,3 +302,82 @@ fn two_publishes_race_a_grant() {
 fn two_publishes_race_grant_many() {
     two_publishes_race(|record, env| record.grant_many(&[1], 0, env).0 as u64);
 }
+
+/// A fleet host's stock (see `AccountRecord::supply`) filled by the fleet thread while a
+/// consumer grants: a spent stock refuses `Unavailable` and never switches; the switch comes
+/// once, only after the store said the Active key is dry and its whole stock was used; every
+/// byte granted was drawn, and the totals are exact.
+#[test]
+fn fleet_stock_refills_race_a_consumer() {
+    bounded(2).check(|| {
+        let (record, env) = setup(live(1, 4, NEVER), Some(live(2, 4, NEVER)));
+        for id in [1, 2] {
+            env.accounts.get(id).make_fleet();
+        }
+        let fleet = {
+            let env = env.clone();
+            thread::spawn(move || {
+                let (active, reserve) = (env.accounts.get(1), env.accounts.get(2));
+                active.add_supply(2);
+                active.add_supply(2);
+                active.set_dry(true);
+                reserve.add_supply(4);
+                reserve.set_dry(true);
+            })
+        };
+        let mut granted = 0;
+        for _ in 0..2 {
+            match record.grant(2, Mode::AllOrNothing, 0, &*env) {
+                Ok(g) => granted += g,
+                Err(Error::Unavailable) => {}
+                Err(e) => panic!("refused {e:?} before the stock was drawn"),
+            }
+        }
+        fleet.join().unwrap();
+        let (active, reserve) = (env.accounts.get(1), env.accounts.get(2));
+        assert!(active.taken() <= 4 && reserve.taken() <= 4);
+        if env.switches() == 1 {
+            assert_eq!(record.state().switched_out, Some((1, 4)));
+        }
+        loop {
+            match record.grant(2, Mode::AllOrNothing, 0, &*env) {
+                Ok(g) => granted += g,
+                Err(Error::Exhausted { .. }) => break,
+                Err(e) => panic!("refused {e:?} with the whole stock drawn"),
+            }
+        }
+        assert_eq!(granted, 8);
+        assert_eq!(charged(&record.state()), 8);
+        assert_eq!(env.switches(), 1);
+        assert_eq!((active.taken(), reserve.taken()), (4, 4));
+    });
+}
+
+/// The close's withdrawal of the unused stock racing a consumer's take: one CAS each, so the
+/// stock is either granted or withdrawn, never both, and `taken` ends at the stock.
+#[test]
+fn fleet_withdrawal_races_a_consumer() {
+    bounded(3).check(|| {
+        let (record, env) = setup(live(1, 8, NEVER), None);
+        let active = env.accounts.get(1);
+        active.make_fleet();
+        active.add_supply(4);
+        let consumer = {
+            let (record, env) = (record.clone(), env.clone());
+            thread::spawn(
+                move || match record.grant(3, Mode::AllOrNothing, 0, &*env) {
+                    Ok(g) => g,
+                    Err(Error::Unavailable) => 0,
+                    Err(e) => panic!("refused {e:?}"),
+                },
+            )
+        };
+        let (withdrawn, _) = env.accounts.get(1).withdraw_stock();
+        let granted = consumer.join().unwrap();
+        let active = env.accounts.get(1);
+        assert_eq!(active.taken(), 4);
+        // The pair's block holds what it took beyond the grant: granted + idle + withdrawn.
+        assert!(granted + withdrawn <= 4);
+        assert_eq!(charged(&record.state()), granted);
+    });
+}

@@ -1,0 +1,593 @@
+//! Fleet mode: many hosts meter one license through the fleet store (PostgreSQL), the top level
+//! of the hierarchy of leases in `QUOTA.md`.
+//!
+//! A fleet engine keeps its mapped state as the hot path. Each data-volume key's account there
+//! is a *fleet account*: its pairs lease only from the host's **stock** (`supply`), which one
+//! background thread per host fills from the store, never the hot path:
+//!
+//! - it takes a block of the key's store account (`Store::take`, about 10 s of the host's
+//!   recent rate, smaller near the end), then **draws** it into the stock a quarter at a time
+//!   (`Store::renew` raising `drawn`), each draw acknowledged by the store before the stock
+//!   grows: what a host may grant was always drawn, and a drawn part the store never frees
+//!   until the host settles it (or an operator writes it off), so no host can over-grant;
+//! - it renews its leases every third of their TTL with the usage it attributes to them (the
+//!   stock fills lease after lease, so `taken - base` of each, clamped to what it drew);
+//! - it settles a lease once it is used up, and at the engine's close it withdraws the unused
+//!   stock (one CAS on `taken`, safe against every pair's take) and settles the rest;
+//! - when the store has nothing free it marks the account **dry**: once the stock is spent the
+//!   pair switches to its Reserved key or refuses `Exhausted`; a stock spent while the store is
+//!   out of reach (or slow to answer) is refused `Unavailable`, never granted unmetered;
+//! - every few seconds it reclaims the expired leases of dead hosts (`Store::reclaim_expired`).
+//!
+//! The ledger of the leases a host holds lives in its catalog (`fleet_leases`), written after
+//! the store acknowledged and before the stock grows, so a host killed mid-run resumes or
+//! settles them from it when it comes back. One process per state directory runs the thread
+//! (an exclusive `flock` on `fleet.lock`); other processes on the host draw from the same
+//! mapped stock, and one of them takes over when that process ends.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use tollgate_store::{AccountKind, BlockPolicy, Lease, LeaseId, LeaseState, LeaseTerms, Store};
+
+use crate::catalog::{Catalog, LeaseEntry};
+use crate::error::{Error, Result};
+use crate::slot::AccountRecord;
+use crate::state_file::StateFile;
+use crate::worker::{Stop, Worker};
+
+use super::FleetConfig;
+
+/// How often the fleet thread looks at the host's stocks. A look that needs no statement
+/// costs a few loads per key.
+const ROUND: Duration = Duration::from_millis(10);
+
+/// How much traffic one draw should last: a quarter of a block's 10 s.
+const DRAW_HORIZON: Duration = Duration::from_millis(2_500);
+
+/// The smallest draw.
+const MIN_DRAW: u64 = 64 << 10;
+
+/// How often this host reclaims the expired leases of dead hosts.
+const RECLAIM_EVERY: Duration = Duration::from_secs(5);
+
+/// How long after a failed connection the thread tries again.
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+
+/// How long an engine's open waits for the fleet thread's first round (which connects and
+/// draws a first stock of every key), so that the first grants are not refused as unavailable.
+const FIRST_ROUND_WAIT: Duration = Duration::from_secs(5);
+
+/// The lock file that elects the one process of a host that runs its fleet thread.
+const FLEET_LOCK_FILE: &str = "fleet.lock";
+
+/// Checks that the state at `catalog` is metered the way the engine opens it, and records the
+/// host at a fleet host's first open. A state directory is embedded or a fleet host's for its
+/// whole life: opened alone, a fleet state would grant its stock outside the store; joined to a
+/// fleet, an embedded state's past usage would be unknown to it. Needs the admin lock.
+pub(super) fn check_host(catalog: &Catalog, fleet: Option<&FleetConfig>) -> Result<()> {
+    let recorded = catalog.fleet_host()?;
+    let refuse = |reason: String| Error::InvalidArgument {
+        field: "fleet store and host",
+        reason,
+    };
+    match (recorded, fleet) {
+        (None, None) => Ok(()),
+        (Some(host), None) => Err(refuse(format!(
+            "the state is fleet host \"{host}\"'s: open it with the fleet store and host \"{host}\""
+        ))),
+        (Some(host), Some(config)) if host != config.host => Err(refuse(format!(
+            "the state is fleet host \"{host}\"'s, not \"{}\"",
+            config.host
+        ))),
+        (Some(_), Some(_)) => Ok(()),
+        (None, Some(config)) => {
+            let name = &config.host;
+            if name.is_empty() || name.len() > 64 {
+                return Err(refuse(format!("host name {name:?}: 1 to 64 bytes")));
+            }
+            if !catalog.projects()?.is_empty() {
+                return Err(refuse(
+                    "the state meters projects alone (embedded): a fleet host starts from an empty state directory".into(),
+                ));
+            }
+            catalog.set_fleet_host(name)
+        }
+    }
+}
+
+/// The running fleet thread of an engine; dropping it stops the thread, which gives the
+/// unused stock back to the store and settles.
+pub(super) struct Fleet {
+    _worker: Worker,
+}
+
+impl Fleet {
+    /// Starts the fleet thread for the state at `dir` and waits (a few seconds at most) for
+    /// its first round.
+    pub(super) fn start(
+        dir: &Path,
+        config: FleetConfig,
+        state: Arc<StateFile>,
+        file_mode: u32,
+    ) -> Result<Fleet> {
+        let lock_path = dir.join(FLEET_LOCK_FILE);
+        let lock = crate::files::open_or_create(&lock_path, file_mode, "the fleet lock")?;
+        let ready = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::clone(&ready);
+        let mut host = Host {
+            config,
+            state,
+            catalog_path: dir.join(super::CATALOG_FILE),
+            catalog: None,
+            store: None,
+            next_connect: Instant::now(),
+            lock,
+            holding: false,
+            keys: HashMap::new(),
+            last_reclaim: Instant::now(),
+            policy: BlockPolicy::default(),
+        };
+        let worker = Worker::spawn("tollgate-fleet", move |stop: Stop| {
+            let mut first = true;
+            while !stop.requested() {
+                host.round();
+                if first {
+                    first = false;
+                    let (done, wake) = &*signal;
+                    *done.lock() = true;
+                    wake.notify_all();
+                }
+                stop.wait(ROUND);
+            }
+            host.close();
+        })
+        .map_err(|e| Error::io("start the fleet thread", e))?;
+        let (done, wake) = &*ready;
+        let mut done = done.lock();
+        if !*done {
+            wake.wait_for(&mut done, FIRST_ROUND_WAIT);
+        }
+        Ok(Fleet { _worker: worker })
+    }
+}
+
+/// The fleet thread's view of one key: its store account and the leases this host holds.
+struct KeyStock {
+    /// The key's hot account record.
+    record: u32,
+    /// Whether the store account is known to exist with this key's amount.
+    created: bool,
+    /// The leases, in the order their draws fill the stock; `lease` is `None` until the store
+    /// confirmed it after a restart.
+    leases: Vec<Held>,
+    /// Recent rate (bytes per second), for sizing blocks and draws.
+    rate: u64,
+    /// `taken` and when, at the last rate sample.
+    sampled: (u64, Instant),
+}
+
+/// One lease of the fleet store this host holds.
+struct Held {
+    lease: Option<Lease>,
+    entry: LeaseEntry,
+    renewed: Instant,
+}
+
+impl LeaseEntry {
+    /// The usage attributed to this lease with the account at `taken`: the stock fills lease
+    /// after lease, so what was taken beyond its base, up to what it drew, less what a close
+    /// gave back; never below what was already reported.
+    fn used_at(&self, taken: u64) -> u64 {
+        taken
+            .saturating_sub(self.base)
+            .min(self.drawn - self.returned)
+            .max(self.reported)
+    }
+}
+
+impl Held {
+    fn used(&self, taken: u64) -> u64 {
+        self.entry.used_at(taken)
+    }
+
+    /// Whether more can be drawn from it now.
+    fn drawable(&self) -> bool {
+        !self.entry.lapsed
+            && self.entry.returned == 0
+            && self.entry.drawn < self.entry.granted
+            && self.lease.as_ref().is_some_and(Lease::is_live)
+    }
+}
+
+/// The fleet thread's state.
+struct Host {
+    config: FleetConfig,
+    state: Arc<StateFile>,
+    catalog_path: PathBuf,
+    catalog: Option<Catalog>,
+    store: Option<Store>,
+    next_connect: Instant,
+    /// `fleet.lock`, locked exclusively (`holding`) while this process runs the host's leases.
+    lock: File,
+    holding: bool,
+    keys: HashMap<String, KeyStock>,
+    last_reclaim: Instant,
+    policy: BlockPolicy,
+}
+
+/// A step that could not finish this round; the next round tries again.
+struct Later;
+
+impl From<tollgate_store::Error> for Later {
+    fn from(_: tollgate_store::Error) -> Later {
+        Later
+    }
+}
+
+impl From<Error> for Later {
+    fn from(_: Error) -> Later {
+        Later
+    }
+}
+
+impl Host {
+    /// One look at every fleet account; statements only where a stock runs low, a renewal is
+    /// due or a lease is used up.
+    fn round(&mut self) {
+        if !self.hold_lock() || self.open_catalog().is_err() || self.connect().is_err() {
+            return;
+        }
+        let accounts = match self.catalog.as_ref().map(Catalog::accounts) {
+            Some(Ok(accounts)) => accounts,
+            _ => return,
+        };
+        for (key, record) in accounts {
+            if !self.state.account_record(record).is_fleet() {
+                continue;
+            }
+            if let Err(Later) = self.tend(&key, record) {
+                // The store went away: the other keys would fail the same way.
+                return;
+            }
+        }
+        if self.last_reclaim.elapsed() >= RECLAIM_EVERY {
+            self.last_reclaim = Instant::now();
+            if let Some(store) = self.store.as_mut() {
+                let _ = store.reclaim_expired();
+            }
+        }
+    }
+
+    /// Takes `fleet.lock` if no other process of this host holds it.
+    fn hold_lock(&mut self) -> bool {
+        if !self.holding && self.lock.try_lock().is_ok() {
+            // Another process may have run the leases until now: start from the ledger.
+            self.keys.clear();
+            self.holding = true;
+        }
+        self.holding
+    }
+
+    fn open_catalog(&mut self) -> Result<()> {
+        if self.catalog.is_none() {
+            self.catalog = Some(Catalog::open(&self.catalog_path, false)?);
+        }
+        Ok(())
+    }
+
+    /// Connects (and migrates, and registers the host) unless connected or waiting to retry.
+    fn connect(&mut self) -> std::result::Result<(), Later> {
+        if self.store.is_some() {
+            return Ok(());
+        }
+        if Instant::now() < self.next_connect {
+            return Err(Later);
+        }
+        self.next_connect = Instant::now() + RECONNECT_AFTER;
+        let terms = LeaseTerms {
+            ttl: self.config.lease_ttl,
+            margin: self.config.lease_ttl / 12,
+        };
+        let mut store = Store::connect_with(&self.config.store, terms)?;
+        store.migrate()?;
+        store.register_host(&self.config.host)?;
+        self.store = Some(store);
+        Ok(())
+    }
+
+    fn parts(&mut self) -> (&mut Store, &Catalog) {
+        (
+            self.store.as_mut().expect("connected before use"),
+            self.catalog.as_ref().expect("opened before use"),
+        )
+    }
+
+    /// Keeps one key's stock ahead of its traffic.
+    fn tend(&mut self, key: &str, record: u32) -> std::result::Result<(), Later> {
+        let account = self.state.account_record(record);
+        if !self.keys.contains_key(key) {
+            let entries = self.catalog.as_ref().expect("opened").fleet_leases(key)?;
+            let held: Vec<Held> = entries
+                .into_iter()
+                .map(|entry| Held {
+                    lease: None,
+                    entry,
+                    renewed: Instant::now(),
+                })
+                .collect();
+            // The ledger is written after the store acknowledged a draw and before the stock
+            // grows: a process killed between the two left the stock short of it.
+            let top = held.iter().map(|h| h.entry.base + h.entry.drawn).max();
+            let supply = account.supply().unwrap_or(0);
+            if let Some(short) = top.and_then(|top| top.checked_sub(supply)) {
+                account.add_supply(short);
+            }
+            // Learned afresh from the store: a stale mark would switch the pair too early.
+            account.set_dry(false);
+            let stock = KeyStock {
+                record,
+                created: false,
+                leases: held,
+                rate: 0,
+                sampled: (account.taken(), Instant::now()),
+            };
+            self.keys.insert(key.to_owned(), stock);
+        }
+        let mut stock = self.keys.remove(key).expect("inserted above");
+        let result = self.tend_stock(key, &mut stock);
+        self.keys.insert(key.to_owned(), stock);
+        result
+    }
+
+    fn tend_stock(&mut self, key: &str, stock: &mut KeyStock) -> std::result::Result<(), Later> {
+        let state = Arc::clone(&self.state);
+        let account = state.account_record(stock.record);
+        let (store, catalog) = self.parts();
+        if !stock.created {
+            store.create_account(key, AccountKind::Bytes, account.limit())?;
+            stock.created = true;
+        }
+        resume(store, catalog, key, stock, account)?;
+        sample_rate(stock, account.taken());
+        settle_used_up(store, catalog, stock, account.taken())?;
+        renew_due(store, catalog, key, stock, account.taken())?;
+        let wanted = account.take_wanted();
+        let draw = (u128::from(stock.rate) * DRAW_HORIZON.as_millis() / 1000) as u64;
+        let draw = draw.max(MIN_DRAW).max(wanted);
+        let supply = account.supply().unwrap_or(0);
+        let room = supply.saturating_sub(account.taken());
+        if room >= draw / 2 + wanted {
+            return Ok(());
+        }
+        if !stock.leases.iter().any(Held::drawable) {
+            let policy = self.policy;
+            let host = self.config.host.clone();
+            let (store, catalog) = self.parts();
+            let free = store.account(key)?.free();
+            let want = policy.block_size(stock.rate, free).max(draw).min(free);
+            let taken = match want {
+                0 => Err(tollgate_store::Error::Exhausted { key: key.into() }),
+                want => store.take(&host, key, want),
+            };
+            let taken = match taken {
+                Err(tollgate_store::Error::Exhausted { .. }) => {
+                    account.set_dry(true);
+                    return Ok(());
+                }
+                taken => taken?,
+            };
+            account.set_dry(false);
+            let entry = LeaseEntry {
+                id: taken.id.0,
+                granted: taken.granted,
+                drawn: 0,
+                reported: 0,
+                seq: 0,
+                base: supply,
+                lapsed: false,
+                returned: 0,
+            };
+            catalog.put_fleet_lease(key, &entry)?;
+            stock.leases.push(Held {
+                lease: Some(taken),
+                entry,
+                renewed: Instant::now(),
+            });
+        }
+        let (store, catalog) = self.parts();
+        let taken_now = account.taken();
+        let Some(held) = stock.leases.iter_mut().rev().find(|h| h.drawable()) else {
+            return Ok(());
+        };
+        let before = held.entry.drawn;
+        let to = held.entry.granted.min(before + draw);
+        renew(store, catalog, key, held, taken_now, to)?;
+        // Only after the store acknowledged the draw and the ledger holds it.
+        account.add_supply(held.entry.drawn - before);
+        Ok(())
+    }
+
+    /// The engine closes: gives the unused stock back and settles every lease it can.
+    fn close(&mut self) {
+        if !self.holding || self.store.is_none() || self.catalog.is_none() {
+            return;
+        }
+        let keys: Vec<String> = self.keys.keys().cloned().collect();
+        for key in keys {
+            let mut stock = self.keys.remove(&key).expect("listed");
+            let state = Arc::clone(&self.state);
+            let account = state.account_record(stock.record);
+            let (withdrawn, before) = account.withdraw_stock();
+            let top = before + withdrawn;
+            let (store, catalog) = self.parts();
+            for held in &mut stock.leases {
+                let e = &mut held.entry;
+                // The part of this lease's drawn range that lay above `taken` was withdrawn.
+                let start = e.base.max(before);
+                let end = (e.base + e.drawn).min(top);
+                e.returned = e.returned.max(end.saturating_sub(start));
+                if catalog.put_fleet_lease(&key, e).is_err() {
+                    break;
+                }
+            }
+            let taken = account.taken();
+            stock.leases.retain(|held| {
+                let used = held.used(taken);
+                !(store.settle(LeaseId(held.entry.id), used).is_ok()
+                    && catalog.drop_fleet_lease(held.entry.id).is_ok())
+            });
+        }
+    }
+}
+
+/// Confirms the leases read from the ledger with the store: an open one is renewed from now
+/// on, an expired one is only settled when used up; one the store settled or wrote off (or
+/// does not know) is forgotten: nothing is left to settle, and what the host drew of it stays
+/// its own to grant (the store never leases a drawn part again).
+fn resume(
+    store: &mut Store,
+    catalog: &Catalog,
+    key: &str,
+    stock: &mut KeyStock,
+    account: &AccountRecord,
+) -> std::result::Result<(), Later> {
+    let mut forget = Vec::new();
+    let top = stock
+        .leases
+        .iter()
+        .map(|h| h.entry.base + h.entry.drawn)
+        .max();
+    for held in stock.leases.iter_mut().filter(|h| h.lease.is_none()) {
+        let record = match store.lease(LeaseId(held.entry.id)) {
+            Ok(record) => record,
+            Err(tollgate_store::Error::LeaseNotFound(_)) => {
+                forget.push(held.entry.id);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        held.entry.seq = held.entry.seq.max(record.seq);
+        held.entry.reported = held.entry.reported.max(record.reported);
+        // A process killed after the store applied a draw and before its ledger recorded it:
+        // the store holds the draw (in doubt once reclaimed), so the top lease's stock takes it.
+        let is_top = Some(held.entry.base + held.entry.drawn) == top;
+        if record.drawn > held.entry.drawn && is_top && held.entry.returned == 0 {
+            let more = record.drawn - held.entry.drawn;
+            held.entry.drawn = record.drawn;
+            catalog.put_fleet_lease(key, &held.entry)?;
+            account.add_supply(more);
+        }
+        match record.state {
+            LeaseState::Open => held.lease = Some(store.resume(record.id)?),
+            LeaseState::Reclaimed => {
+                held.entry.lapsed = true;
+                catalog.put_fleet_lease(key, &held.entry)?;
+            }
+            LeaseState::Settled | LeaseState::WrittenOff => forget.push(held.entry.id),
+        }
+    }
+    for id in forget {
+        catalog.drop_fleet_lease(id)?;
+        stock.leases.retain(|h| h.entry.id != id);
+    }
+    Ok(())
+}
+
+/// Folds the account's `taken` into the key's recent rate (bytes per second), once a second.
+fn sample_rate(stock: &mut KeyStock, taken: u64) {
+    let (then, at) = stock.sampled;
+    let elapsed = at.elapsed();
+    if elapsed < Duration::from_secs(1) {
+        return;
+    }
+    let now = (u128::from(taken.saturating_sub(then)) * 1000 / elapsed.as_millis().max(1)) as u64;
+    // Half the old rate, half the new: follows a change within a few seconds.
+    stock.rate = stock.rate / 2 + now / 2;
+    stock.sampled = (taken, Instant::now());
+}
+
+/// Settles the leases whose whole block was drawn and used (or, for an expired one, whose
+/// drawn part was used), and forgets them.
+fn settle_used_up(
+    store: &mut Store,
+    catalog: &Catalog,
+    stock: &mut KeyStock,
+    taken: u64,
+) -> std::result::Result<(), Later> {
+    while let Some(held) = stock.leases.first() {
+        let e = held.entry;
+        // Nothing more will be drawn from it: expired, closed by an engine's close, or drawn
+        // whole; and all it drew is used (or was given back by that close).
+        let closed = e.lapsed || e.returned > 0 || e.drawn == e.granted;
+        let confirmed = e.lapsed || held.lease.is_some();
+        let used = held.used(taken);
+        if !confirmed || !closed || used < e.drawn - e.returned {
+            break;
+        }
+        store.settle(LeaseId(e.id), used)?;
+        catalog.drop_fleet_lease(e.id)?;
+        stock.leases.remove(0);
+    }
+    Ok(())
+}
+
+/// Renews every open lease whose last renewal is a third of its TTL old, with its usage.
+fn renew_due(
+    store: &mut Store,
+    catalog: &Catalog,
+    key: &str,
+    stock: &mut KeyStock,
+    taken: u64,
+) -> std::result::Result<(), Later> {
+    let every = store.terms().ttl / 3;
+    for held in &mut stock.leases {
+        // A lease resumed after a restart has its deadline now: renewed at once.
+        let due = !held.entry.lapsed
+            && held.lease.as_ref().is_some_and(|lease| {
+                !lease.is_live() || held.renewed.elapsed() >= every || held.entry.seq == 0
+            });
+        if due {
+            let drawn = held.entry.drawn;
+            renew(store, catalog, key, held, taken, drawn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Renews `held` with its usage at `taken`, drawing up to `to`; records the outcome in the
+/// ledger. A lease the store expired or closed becomes lapsed: nothing more is drawn from it.
+fn renew(
+    store: &mut Store,
+    catalog: &Catalog,
+    key: &str,
+    held: &mut Held,
+    taken: u64,
+    to: u64,
+) -> std::result::Result<(), Later> {
+    let Some(lease) = held.lease.as_mut() else {
+        return Ok(());
+    };
+    let used = held.entry.used_at(taken);
+    let seq = held.entry.seq + 1;
+    match store.renew(lease, seq, used, to) {
+        Ok(_) => {
+            held.entry.seq = seq;
+            held.entry.reported = used;
+            held.entry.drawn = to;
+            held.renewed = Instant::now();
+        }
+        Err(
+            tollgate_store::Error::LeaseExpired { .. } | tollgate_store::Error::LeaseClosed { .. },
+        ) => {
+            held.entry.lapsed = true;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    catalog.put_fleet_lease(key, &held.entry)?;
+    Ok(())
+}

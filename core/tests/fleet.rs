@@ -1,0 +1,299 @@
+//! Fleet mode against a real PostgreSQL server each test starts (the store crate's harness:
+//! `initdb` into a temporary directory, a Unix socket there, no TCP): host processes, each with
+//! its own state directory and host name, meter one project's Active and Reserved keys through
+//! the fleet store; the server is stopped under them; a host is killed with SIGKILL and comes
+//! back. Every test asserts exact totals: what the hosts granted (their pairs' usage, which
+//! survives a kill in the mapped state) against what the store charged each key.
+//!
+//! Without PostgreSQL's server binaries the tests say so loudly and pass.
+// Loom builds leave fleet mode out (see core/Cargo.toml).
+#![cfg(not(loom))]
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../../store/tests/common/mod.rs"]
+mod postgres;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tollgate_core::{Engine, Error, FleetConfig, Options};
+use tollgate_store::Store;
+
+use common::{child_env, child_result, dv, spawn_child};
+use postgres::Server;
+
+const MIB: u64 = 1 << 20;
+
+/// The keys every host holds: the same documents, so the same store accounts.
+const ACTIVE: &str = "FLEET-A";
+const RESERVE: &str = "FLEET-R";
+
+fn fleet_options(dir: &Path, params: &str, host: &str) -> Options {
+    Options {
+        fleet: Some(FleetConfig {
+            lease_ttl: Duration::from_secs(3),
+            ..FleetConfig::new(params, host)
+        }),
+        ..common::options(dir)
+    }
+}
+
+/// Opens host `host`'s state at `dir`, creating project `p` with both keys on first use.
+fn open_host(dir: &Path, params: &str, host: &str, amount: u64) -> Engine {
+    let engine = Engine::open_with(dir, fleet_options(dir, params, host)).unwrap();
+    if engine.projects().unwrap().is_empty() {
+        engine.create_project("p").unwrap();
+        engine.add_key("p", dv(ACTIVE, amount)).unwrap();
+        engine.add_reserve("p", dv(RESERVE, amount)).unwrap();
+    }
+    engine
+}
+
+/// What project `p` of an engine granted in all: its pair's usage of both keys.
+fn granted(engine: &Engine) -> u64 {
+    common::charged(engine, "p")
+}
+
+/// Grants in 64 KiB requests (taking what remains of the last) until the keys are exhausted,
+/// waiting out `Unavailable`; returns how many grants were refused as unavailable.
+fn drain(engine: &Engine, deadline: Duration) -> u64 {
+    let handle = engine.project("p").unwrap();
+    let started = Instant::now();
+    let mut unavailable = 0;
+    loop {
+        assert!(
+            started.elapsed() < deadline,
+            "did not drain in {deadline:?}"
+        );
+        match handle.consume_partial(64 << 10) {
+            Ok(_) => {}
+            Err(Error::Exhausted { .. }) => return unavailable,
+            Err(Error::Unavailable) => {
+                unavailable += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("unexpected refusal: {e}"),
+        }
+    }
+}
+
+/// The store's `used` of key `key`, and whether nothing of it is leased or in doubt.
+fn store_used(params: &str, key: &str) -> (u64, u64, u64) {
+    let mut store = Store::connect(params).unwrap();
+    let account = store.account(key).unwrap();
+    (account.used, account.leased, account.in_doubt)
+}
+
+/// A child host: drains, prints what it granted, closes (which settles).
+#[test]
+#[ignore = "run as a child process by the fleet tests"]
+fn fleet_host_child() {
+    let (Some(dir), Some(params), Some(host), Some(amount)) = (
+        child_env("FLEET_DIR"),
+        child_env("FLEET_PARAMS"),
+        child_env("FLEET_HOST"),
+        child_env("FLEET_AMOUNT"),
+    ) else {
+        return;
+    };
+    let engine = open_host(Path::new(&dir), &params, &host, amount.parse().unwrap());
+    if child_env("FLEET_FOREVER").is_some() {
+        // Killed by the parent mid-run.
+        let handle = engine.project("p").unwrap();
+        loop {
+            let _ = handle.consume_partial(4 << 10);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    drain(&engine, Duration::from_secs(120));
+    println!("RESULT {}", granted(&engine));
+}
+
+fn spawn_host(
+    dir: &Path,
+    params: &str,
+    host: &str,
+    amount: u64,
+    forever: bool,
+) -> std::process::Child {
+    let mut env = vec![
+        ("FLEET_DIR", dir.display().to_string()),
+        ("FLEET_PARAMS", params.to_owned()),
+        ("FLEET_HOST", host.to_owned()),
+        ("FLEET_AMOUNT", amount.to_string()),
+    ];
+    if forever {
+        env.push(("FLEET_FOREVER", "1".into()));
+    }
+    spawn_child("fleet_host_child", &env)
+}
+
+/// A child killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Three host processes drain one project's Active and Reserved keys through the switch: each
+/// key charged exactly its amount in the store, nothing leased or in doubt after the clean
+/// closes, granted over the fleet == charged, and each host's pair switched exactly once.
+#[test]
+fn three_hosts_drain_both_keys_exactly() {
+    let Some(server) = Server::start("three_hosts_drain_both_keys_exactly") else {
+        return;
+    };
+    let params = server.params();
+    Store::connect(&params).unwrap().migrate().unwrap();
+    let amount = 24 * MIB;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let children: Vec<_> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| spawn_host(d.path(), &params, &format!("host-{i}"), amount, false))
+        .collect();
+    let total: u64 = children.into_iter().map(child_result).sum();
+    assert_eq!(total, 2 * amount, "granted over the fleet");
+    for key in [ACTIVE, RESERVE] {
+        assert_eq!(
+            store_used(&params, key),
+            (amount, 0, 0),
+            "{key}: used, leased, in doubt"
+        );
+    }
+    for (i, d) in dirs.iter().enumerate() {
+        let engine = Engine::open_with(
+            d.path(),
+            fleet_options(d.path(), &params, &format!("host-{i}")),
+        )
+        .unwrap();
+        let switches = engine
+            .events_after(0, 10_000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| matches!(e.kind, tollgate_core::EventKind::Switched { .. }))
+            .count();
+        assert_eq!(switches, 1, "host-{i} switched once");
+    }
+}
+
+/// The server stopped under a host: it grants what it drew, then refuses `Unavailable` (never
+/// an unmetered grant, never `Exhausted`: it cannot know); after a restart it resumes, and the
+/// totals are exact.
+#[test]
+fn a_stopped_store_is_unavailable_and_totals_stay_exact_after_restart() {
+    let Some(server) = Server::start("a_stopped_store_is_unavailable") else {
+        return;
+    };
+    let params = server.params();
+    Store::connect(&params).unwrap().migrate().unwrap();
+    let amount = 16 * MIB;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_host(dir.path(), &params, "solo", amount);
+    let handle = engine.project("p").unwrap();
+    // The first stock is a small draw: a larger grant waits for the thread to draw for it.
+    let started = Instant::now();
+    while let Err(e) = handle.consume(MIB) {
+        assert!(matches!(e, Error::Unavailable), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10), "never drawn");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    server.stop_immediate();
+    let stopped = Instant::now();
+    let mut granted_while_down = 0;
+    loop {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "never unavailable"
+        );
+        match handle.consume_partial(64 << 10) {
+            Ok(n) => granted_while_down += n,
+            Err(Error::Unavailable) => break,
+            Err(e) => panic!("unexpected refusal while the store is down: {e}"),
+        }
+    }
+    // What it granted while down was drawn before: the store had it as drawn.
+    assert!(granted_while_down <= amount, "{granted_while_down}");
+    assert!(matches!(handle.consume(1), Err(Error::Unavailable)));
+    server.start_again();
+    drain(&engine, Duration::from_secs(60));
+    assert_eq!(granted(&engine), 2 * amount);
+    drop(handle);
+    drop(engine);
+    for key in [ACTIVE, RESERVE] {
+        assert_eq!(store_used(&params, key), (amount, 0, 0), "{key}");
+    }
+}
+
+/// A host killed with SIGKILL mid-run: another host carries on; after the TTL the store
+/// reclaims what the dead host never drew; when it restarts it settles its leases from its
+/// ledger, and nothing is counted twice: over the fleet, granted == charged, exactly.
+#[test]
+fn a_killed_host_settles_when_it_comes_back() {
+    let Some(server) = Server::start("a_killed_host_settles_when_it_comes_back") else {
+        return;
+    };
+    let params = server.params();
+    Store::connect(&params).unwrap().migrate().unwrap();
+    let amount = 16 * MIB;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut victim = Killed(spawn_host(a.path(), &params, "victim", amount, true));
+    // Let it take and draw leases, then kill it mid-run.
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "victim never leased"
+        );
+        let mut store = Store::connect(&params).unwrap();
+        if store
+            .list_leases()
+            .unwrap()
+            .iter()
+            .any(|l| l.drawn > 0 && l.reported > 0)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    victim.0.kill().unwrap();
+    victim.0.wait().unwrap();
+    // After the TTL the store reclaims the victim's leases: what it never drew is free again,
+    // what it drew and did not report is in doubt.
+    let mut store = Store::connect(&params).unwrap();
+    let started = Instant::now();
+    let mut reclaimed = Vec::new();
+    while reclaimed.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never reclaimed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        reclaimed = store.reclaim_expired().unwrap();
+    }
+    assert!(reclaimed.iter().all(|r| r.host == "victim"));
+    let in_doubt: u64 = reclaimed.iter().map(|r| r.in_doubt).sum();
+    assert_eq!(
+        store_used(&params, ACTIVE).2 + store_used(&params, RESERVE).2,
+        in_doubt
+    );
+    // The survivor drains what the store has free.
+    let survivor = spawn_host(b.path(), &params, "survivor", amount, false);
+    let survivor_granted = child_result(survivor);
+    // The victim comes back: it settles its leases and drains whatever is left.
+    let back = spawn_host(a.path(), &params, "victim", amount, false);
+    let victim_granted = child_result(back);
+    assert_eq!(
+        survivor_granted + victim_granted,
+        2 * amount,
+        "granted over the fleet"
+    );
+    for key in [ACTIVE, RESERVE] {
+        assert_eq!(store_used(&params, key), (amount, 0, 0), "{key}");
+    }
+}
