@@ -677,7 +677,7 @@ impl PairRecord {
             Refusal::NoActiveKey => Error::NoActiveKey,
             Refusal::Damaged => Error::CorruptState {
                 path: std::path::PathBuf::from(crate::files::HOT_FILE),
-                reason: "a slot pair's lease does not belong to its live generation".into(),
+                reason: crate::error::Corruption::LeaseNotLive,
             },
         }
     }
