@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::events::{CheckedKey, Event, EventKind};
 use crate::key::{Key, LicenseClass};
 use crate::slot::PairState;
@@ -85,7 +85,9 @@ impl Catalog {
         {
             return Err(Error::CorruptState {
                 path: path.to_owned(),
-                reason: "the catalog is a symbolic link; it is not followed".into(),
+                reason: Corruption::SymlinkRefused {
+                    what: "the catalog",
+                },
             });
         }
         let conn = Connection::open_with_flags(path, flags)
@@ -130,7 +132,11 @@ impl Catalog {
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
             )
-            .map_err(|e| self.corrupt(format!("not a usable SQLite catalog: {e}")))
+            .map_err(|e| {
+                self.corrupt(Corruption::UnusableCatalog {
+                    error: e.to_string(),
+                })
+            })
     }
 
     fn check_version(&self) -> Result<()> {
@@ -142,14 +148,19 @@ impl Catalog {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|e| self.corrupt(format!("no readable schema version: {e}")))?;
+            .map_err(|e| {
+                self.corrupt(Corruption::UnreadableSchemaVersion {
+                    error: e.to_string(),
+                })
+            })?;
         match version {
             Some(SCHEMA_VERSION) => Ok(()),
             Some(from @ 1..SCHEMA_VERSION) => self.upgrade(from),
-            Some(v) => Err(self.corrupt(format!(
-                "catalog schema version {v}, this build reads {SCHEMA_VERSION}"
-            ))),
-            None => Err(self.corrupt("catalog has no schema version".into())),
+            Some(v) => Err(self.corrupt(Corruption::SchemaVersion {
+                found: v,
+                expected: SCHEMA_VERSION,
+            })),
+            None => Err(self.corrupt(Corruption::NoSchemaVersion)),
         }
     }
 
@@ -159,7 +170,10 @@ impl Catalog {
         let tx = self.begin()?;
         for (version, sql) in UPGRADES.iter().filter(|(version, _)| *version >= from) {
             tx.execute_batch(&expand(sql)).map_err(|e| {
-                self.corrupt(format!("upgrading the catalog from version {version}: {e}"))
+                self.corrupt(Corruption::CatalogUpgrade {
+                    version: *version,
+                    error: e.to_string(),
+                })
             })?;
         }
         tx.execute(
@@ -170,7 +184,7 @@ impl Catalog {
         tx.commit().map_err(Error::store("commit catalog upgrade"))
     }
 
-    pub(crate) fn corrupt(&self, reason: String) -> Error {
+    pub(crate) fn corrupt(&self, reason: Corruption) -> Error {
         Error::CorruptState {
             path: self.path.clone(),
             reason,
@@ -292,8 +306,11 @@ impl Catalog {
 
     /// A stored license class, or `CorruptState` for text no build writes.
     fn class(&self, text: &str) -> Result<LicenseClass> {
-        LicenseClass::parse(text)
-            .ok_or_else(|| self.corrupt(format!("unknown license class {text:?}")))
+        LicenseClass::parse(text).ok_or_else(|| {
+            self.corrupt(Corruption::UnknownLicenseClass {
+                text: text.to_owned(),
+            })
+        })
     }
 
     /// The pair of `class` of a project, if it has one.

@@ -53,7 +53,7 @@ use trust::Vetted;
 
 use crate::catalog::{Catalog, KeyRow, PairRow, ProjectRow};
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::events::{
     Dispatcher, Event, EventKind, HotQueue, RemovalReason, Subscribers, Subscription,
 };

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
+mod corruption;
 mod signature;
 mod tampering;
 
+pub use corruption::{Corruption, RecordDamage};
 pub use signature::SignatureRefusal;
 pub use tampering::{AccountTerm, EditedTerms, Rollback, SlotTerm, Tampering};
 
@@ -159,8 +161,8 @@ pub enum Error {
     CorruptState {
         /// The file at fault.
         path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
+        /// What is wrong with it; its `Display` is the reason in words.
+        reason: Corruption,
     },
     /// An operating-system I/O error.
     #[error("{context}: {source}")]
@@ -329,6 +331,10 @@ pub enum Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// The hot path returns `Error` by value (see `StoreError`): a variant's data must not make it
+// larger.
+const _: () = assert!(std::mem::size_of::<Error>() <= 96);
 
 impl Error {
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {

@@ -21,7 +21,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 
 /// The hot state's file name in a state directory.
 pub(crate) const HOT_FILE: &str = "hot.tgs";
@@ -73,7 +73,7 @@ pub(crate) fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
 /// Opens the existing regular file `path` (named `what` in errors) without following a
 /// symbolic link and without blocking on a FIFO; anything but a regular file is refused with
 /// [`Error::CorruptState`] before it is read.
-pub(crate) fn open_regular(path: &Path, write: bool, what: &str) -> Result<File> {
+pub(crate) fn open_regular(path: &Path, write: bool, what: &'static str) -> Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(write)
@@ -82,7 +82,7 @@ pub(crate) fn open_regular(path: &Path, write: bool, what: &str) -> Result<File>
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => Error::CorruptState {
                 path: path.to_owned(),
-                reason: format!("{what} is a symbolic link; it is not followed"),
+                reason: Corruption::SymlinkRefused { what },
             },
             _ => Error::io(format!("open {}", path.display()), e),
         })?;
@@ -92,17 +92,17 @@ pub(crate) fn open_regular(path: &Path, write: bool, what: &str) -> Result<File>
     if !meta.is_file() {
         return Err(Error::CorruptState {
             path: path.to_owned(),
-            reason: format!(
-                "{what} is {}, not a regular file; it is not used",
-                kind(&meta)
-            ),
+            reason: Corruption::NotRegularFile {
+                what,
+                kind: kind(&meta),
+            },
         });
     }
     Ok(file)
 }
 
 /// Opens the file `path`, creating it with exactly `mode` if it is missing: a lock file.
-pub(crate) fn open_or_create(path: &Path, mode: u32, what: &str) -> Result<File> {
+pub(crate) fn open_or_create(path: &Path, mode: u32, what: &'static str) -> Result<File> {
     match create_new(path, mode) {
         Ok(file) => Ok(file),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open_regular(path, true, what),

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::sigbus::Watch;
 use crate::state_file::{create_preallocated, open_unfollowed, StateFile};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -192,7 +192,7 @@ impl Holders {
 
     /// Opens and maps the table, refusing a file of the wrong size or format.
     pub(crate) fn open(path: &Path) -> Result<Holders> {
-        let corrupt = |reason: String| Error::CorruptState {
+        let corrupt = |reason: Corruption| Error::CorruptState {
             path: path.to_owned(),
             reason,
         };
@@ -204,19 +204,18 @@ impl Holders {
                 .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
         }
         if &header[..8] != MAGIC {
-            return Err(corrupt("not a Tollgate seat-holder table".into()));
+            return Err(corrupt(Corruption::NotHolderTable));
         }
         let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
         if version != VERSION {
-            return Err(corrupt(format!(
-                "seat-holder table version {version}, this build reads {VERSION}"
-            )));
+            return Err(corrupt(Corruption::HolderVersion {
+                found: version,
+                expected: VERSION,
+            }));
         }
         let capacity = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
         if capacity == 0 || len != file_len(capacity) {
-            return Err(corrupt(format!(
-                "{len} bytes do not hold the {capacity} entries the header names"
-            )));
+            return Err(corrupt(Corruption::HolderLength { len, capacity }));
         }
         let map = MmapOptions::new()
             .map_raw(&file)
@@ -245,7 +244,7 @@ impl Holders {
     fn truncated(&self) -> Error {
         Error::CorruptState {
             path: self.path.clone(),
-            reason: "the seat-holder table was truncated while in use; the seats it held are lost to this process".into(),
+            reason: Corruption::HoldersTruncatedInUse,
         }
     }
 

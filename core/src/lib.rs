@@ -77,8 +77,8 @@ pub use engine::{
 };
 pub use error::manual_renewal_message;
 pub use error::{
-    AccountTerm, EditedTerms, Error, Result, Rollback, SignatureRefusal, SlotTerm, StoreError,
-    Tampering,
+    AccountTerm, Corruption, EditedTerms, Error, RecordDamage, Result, Rollback, SignatureRefusal,
+    SlotTerm, StoreError, Tampering,
 };
 pub use events::{CheckedKey, Event, EventKind, PeriodMark, RemovalReason, Subscription};
 pub use key::{

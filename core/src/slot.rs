@@ -47,7 +47,7 @@
 //! Everything here takes `now` as an argument and reports events through [`PairEvents`], so the
 //! same code runs against the memory-mapped state file and under the loom models below.
 
-use crate::error::Error;
+use crate::error::{Error, RecordDamage};
 use crate::sync::{AtomicU128, AtomicU32, AtomicU64, Ordering};
 
 pub(crate) mod account;

@@ -21,7 +21,7 @@ use std::ptr::NonNull;
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::sigbus::Watch;
 use crate::slot::{AccountRecord, Accounts, PairRecord};
 
@@ -78,69 +78,67 @@ impl Header {
 
     /// Decodes and checks a header page of a format this build opens (this build's, or
     /// version 3, whose records are the same); the error says what is wrong.
-    fn decode(page: &[u8]) -> std::result::Result<Header, String> {
+    fn decode(page: &[u8]) -> std::result::Result<Header, Corruption> {
         let header = Header::decode_any(page)?;
         if !matches!(header.version, LAST_FNV_VERSION | FORMAT_VERSION) {
-            return Err(format!(
-                "format version {}, this build reads version {FORMAT_VERSION}",
-                header.version
-            ));
+            return Err(Corruption::WrongFormat {
+                found: header.version,
+                expected: FORMAT_VERSION,
+            });
         }
         header.check_layout(RECORD_LEN)?;
         Ok(header)
     }
 
     /// Checks the record length and the file length the header claims.
-    fn check_layout(&self, record_len: usize) -> std::result::Result<(), String> {
+    fn check_layout(&self, record_len: usize) -> std::result::Result<(), Corruption> {
         if self.record_len as usize != record_len {
-            return Err(format!(
-                "layout of {HEADER_LEN}-byte header and {}-byte records, this build uses {HEADER_LEN} and {record_len}",
-                self.record_len
-            ));
+            return Err(Corruption::RecordLength {
+                header: HEADER_LEN,
+                found: self.record_len,
+                expected: record_len,
+            });
         }
         if self.capacity == 0
             || self.capacity > MAX_CAPACITY
             || self.file_len != HEADER_LEN as u64 + u64::from(self.capacity) * record_len as u64
         {
-            return Err(format!(
-                "capacity {} does not fit a layout of {} bytes",
-                self.capacity, self.file_len
-            ));
+            return Err(Corruption::CapacityLayout {
+                capacity: self.capacity,
+                file_len: self.file_len,
+            });
         }
         Ok(())
     }
 
     /// Decodes a header page of any format version: magic, checksum, padding and header length.
-    fn decode_any(page: &[u8]) -> std::result::Result<Header, String> {
+    fn decode_any(page: &[u8]) -> std::result::Result<Header, Corruption> {
         if page.len() < HEADER_LEN {
-            return Err(format!(
-                "file is {} bytes, shorter than the {HEADER_LEN}-byte header",
-                page.len()
-            ));
+            return Err(Corruption::ShortHeader {
+                len: page.len(),
+                need: HEADER_LEN,
+            });
         }
         if page[0..8] != MAGIC {
-            return Err(format!(
-                "not a Tollgate state file (magic {:02x?})",
-                &page[0..8]
-            ));
+            return Err(Corruption::BadMagic {
+                magic: page[0..8].try_into().expect("8 bytes"),
+            });
         }
         let u32_at = |at: usize| u32::from_le_bytes(page[at..at + 4].try_into().unwrap());
         let u64_at = |at: usize| u64::from_le_bytes(page[at..at + 8].try_into().unwrap());
         let stored = u64_at(CHECKED_LEN);
         let computed = header_checksum(u32_at(8), &page[..CHECKED_LEN]);
         if stored != computed {
-            return Err(format!(
-                "header checksum {stored:#018x} does not match its content ({computed:#018x})"
-            ));
+            return Err(Corruption::HeaderChecksum { stored, computed });
         }
         if page[CHECKED_LEN + 8..HEADER_LEN].iter().any(|&b| b != 0) {
-            return Err("header padding is not zero".into());
+            return Err(Corruption::HeaderPadding);
         }
         if u32_at(20) as usize != HEADER_LEN {
-            return Err(format!(
-                "layout of {}-byte header, this build uses {HEADER_LEN}",
-                u32_at(20)
-            ));
+            return Err(Corruption::HeaderLength {
+                found: u32_at(20),
+                expected: HEADER_LEN,
+            });
         }
         Ok(Header {
             version: u32_at(8),
@@ -214,17 +212,17 @@ impl StateFile {
                 std::io::ErrorKind::Unsupported.into(),
             ));
         }
-        let corrupt = |reason: String| Error::CorruptState {
+        let corrupt = |reason: Corruption| Error::CorruptState {
             path: path.to_owned(),
             reason,
         };
         let (file, len, page) = read_header_page(path)?;
         let header = Header::decode(&page).map_err(corrupt)?;
         if len != header.file_len {
-            return Err(corrupt(format!(
-                "file is {len} bytes but its header says {}: it was truncated or extended",
-                header.file_len
-            )));
+            return Err(corrupt(Corruption::FileLength {
+                len,
+                header: header.file_len,
+            }));
         }
         let map = MmapOptions::new()
             .map_raw(&file)
@@ -243,7 +241,7 @@ impl StateFile {
         if self.watch.damaged() {
             return Err(Error::CorruptState {
                 path: self.path.clone(),
-                reason: "the state file was truncated while in use; its counters are lost to this process".into(),
+                reason: Corruption::TruncatedInUse,
             });
         }
         Ok(())
@@ -373,7 +371,7 @@ fn install(tmp: &Path, path: &Path, written: Result<()>) -> Result<()> {
 
 /// Opens `path` for reading and writing without following a symbolic link or opening a FIFO
 /// (either is refused as `CorruptState`, naming `what`), and returns it with its length.
-pub(crate) fn open_unfollowed(path: &Path, what: &str) -> Result<(File, u64)> {
+pub(crate) fn open_unfollowed(path: &Path, what: &'static str) -> Result<(File, u64)> {
     let file = crate::files::open_regular(path, true, what)?;
     let len = file
         .metadata()
@@ -416,7 +414,7 @@ const V1_RECORD_LEN: usize = 128;
 /// [`upgrade`]s, with the error either would give; so that a damaged file is refused before
 /// anything of the state directory is written (the catalog upgrades its schema at open).
 pub(crate) fn check(path: &Path) -> Result<()> {
-    let corrupt = |reason: String| Error::CorruptState {
+    let corrupt = |reason: Corruption| Error::CorruptState {
         path: path.to_owned(),
         reason,
     };
@@ -426,17 +424,18 @@ pub(crate) fn check(path: &Path) -> Result<()> {
         1 => V1_RECORD_LEN,
         2 | LAST_FNV_VERSION | FORMAT_VERSION => RECORD_LEN,
         version => {
-            return Err(corrupt(format!(
-                "format version {version}, this build reads version {FORMAT_VERSION}"
-            )))
+            return Err(corrupt(Corruption::WrongFormat {
+                found: version,
+                expected: FORMAT_VERSION,
+            }))
         }
     };
     header.check_layout(record_len).map_err(corrupt)?;
     if len != header.file_len {
-        return Err(corrupt(format!(
-            "file is {len} bytes but its header says {}: it was truncated or extended",
-            header.file_len
-        )));
+        return Err(corrupt(Corruption::FileLength {
+            len,
+            header: header.file_len,
+        }));
     }
     Ok(())
 }
@@ -447,7 +446,7 @@ pub(crate) fn check(path: &Path) -> Result<()> {
 /// either the old file or the new one. Needs the admin lock, and no process of an older build
 /// may have the state open: its updates to the old file would not reach the new one.
 pub(crate) fn upgrade(path: &Path) -> Result<Option<u32>> {
-    let corrupt = |reason: String| Error::CorruptState {
+    let corrupt = |reason: Corruption| Error::CorruptState {
         path: path.to_owned(),
         reason,
     };
@@ -462,10 +461,10 @@ pub(crate) fn upgrade(path: &Path) -> Result<Option<u32>> {
     };
     old.check_layout(old_record_len).map_err(corrupt)?;
     if len != old.file_len {
-        return Err(corrupt(format!(
-            "file is {len} bytes but its header says {}: it was truncated or extended",
-            old.file_len
-        )));
+        return Err(corrupt(Corruption::FileLength {
+            len,
+            header: old.file_len,
+        }));
     }
     let new = Header::new(old.capacity, old.created_unix);
     // The new file keeps the old one's mode (private unless the state is shared).
@@ -549,7 +548,7 @@ mod tests {
 
     fn reason(path: &Path) -> String {
         match StateFile::open(path) {
-            Err(Error::CorruptState { reason, .. }) => reason,
+            Err(Error::CorruptState { reason, .. }) => reason.to_string(),
             Err(other) => panic!("expected CorruptState, got {other}"),
             Ok(_) => panic!("a damaged file was accepted"),
         }

@@ -88,7 +88,9 @@ fn damaged_state_is_refused_and_untouched() {
             .map(|f| std::fs::read(dir.path().join(f)).ok())
             .into();
         match common::open(dir.path()) {
-            Err(Error::CorruptState { reason, .. }) => assert!(!reason.is_empty(), "{name}"),
+            Err(Error::CorruptState { reason, .. }) => {
+                assert!(!reason.to_string().is_empty(), "{name}")
+            }
             Err(other) => panic!("{name}: expected CorruptState, got {other:?}"),
             Ok(_) => panic!("{name}: damaged state was accepted"),
         }

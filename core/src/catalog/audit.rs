@@ -57,8 +57,12 @@ impl Catalog {
             .optional()
             .map_err(Error::store("read an audit entry"))?;
         json.map(|json| {
-            serde_json::from_str(&json)
-                .map_err(|e| self.corrupt(format!("event {seq} is unreadable: {e}")))
+            serde_json::from_str(&json).map_err(|e| {
+                self.corrupt(Corruption::UnreadableEvent {
+                    seq: i64::try_from(seq).unwrap_or(i64::MAX),
+                    error: e.to_string(),
+                })
+            })
         })
         .transpose()
     }
@@ -182,9 +186,18 @@ impl Catalog {
         for row in rows {
             let (seq, at, project, json) = row.map_err(Error::store("read event"))?;
             let at = OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| self.corrupt(format!("event {seq} has a bad time: {e}")))?;
-            let kind = serde_json::from_str(&json)
-                .map_err(|e| self.corrupt(format!("event {seq} is unreadable: {e}")))?;
+                .map_err(|e| {
+                    self.corrupt(Corruption::EventTime {
+                        seq,
+                        error: e.to_string(),
+                    })
+                })?;
+            let kind = serde_json::from_str(&json).map_err(|e| {
+                self.corrupt(Corruption::UnreadableEvent {
+                    seq,
+                    error: e.to_string(),
+                })
+            })?;
             events.push(Event {
                 seq: seq as u64,
                 at,

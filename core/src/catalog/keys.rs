@@ -16,8 +16,12 @@ impl Catalog {
         let mut uses = Vec::new();
         for row in rows {
             let (record, json) = row.map_err(Error::store("look up key id"))?;
-            let key = serde_json::from_str(&json)
-                .map_err(|e| self.corrupt(format!("key {id:?} holds unreadable JSON: {e}")))?;
+            let key = serde_json::from_str(&json).map_err(|e| {
+                self.corrupt(Corruption::KeyJson {
+                    id: id.to_owned(),
+                    error: e.to_string(),
+                })
+            })?;
             uses.push((record, key));
         }
         Ok(uses)
@@ -84,8 +88,12 @@ impl Catalog {
         for row in rows {
             let (row, json, state, final_used, closed_used) =
                 row.map_err(Error::store("read key"))?;
-            let key = serde_json::from_str(&json)
-                .map_err(|e| self.corrupt(format!("key row {row} holds unreadable JSON: {e}")))?;
+            let key = serde_json::from_str(&json).map_err(|e| {
+                self.corrupt(Corruption::KeyRowJson {
+                    row,
+                    error: e.to_string(),
+                })
+            })?;
             keys.insert(
                 row,
                 KeyRow {

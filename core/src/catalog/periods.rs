@@ -5,7 +5,7 @@ use rusqlite::{params, Transaction};
 use serde::Serialize;
 
 use super::Catalog;
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::period::Period;
 
 /// The account of a key with a reset, as the catalog holds it.
@@ -62,11 +62,7 @@ impl Catalog {
             let reset = reset
                 .as_deref()
                 .and_then(|word| serde_json::from_value(word.into()).ok())
-                .ok_or_else(|| {
-                    self.corrupt(format!(
-                        "the account of key \"{key}\" has a period but no reset term"
-                    ))
-                })?;
+                .ok_or_else(|| self.corrupt(Corruption::NoResetTerm { key: key.clone() }))?;
             accounts.push(PeriodicAccount {
                 key,
                 record,

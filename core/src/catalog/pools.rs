@@ -4,7 +4,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
 use super::{Catalog, ProjectRow};
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::pool::{InstanceOs, LicenseType, PaymentMode, PoolKind, Purchase};
 
 /// A purchase as stored.
@@ -190,7 +190,11 @@ impl Catalog {
                 })
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());
-        rows.map_err(|e| self.corrupt(format!("unreadable license table: {e}")))
+        rows.map_err(|e| {
+            self.corrupt(Corruption::UnreadableLicenseTable {
+                error: e.to_string(),
+            })
+        })
     }
 
     /// Registers project `project` as an instance.

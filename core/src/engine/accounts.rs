@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{record_switch, sync_pair, Admin, Engine, KeyStatus};
 use crate::catalog::{Catalog, KeyUse, PairRow, ProjectRow};
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::events::EventKind;
 use crate::key::{Key, LicenseClass};
 use crate::slot::{AccountRecord, LiveKey, NextGen, PairRecord};
@@ -175,7 +175,7 @@ impl Engine {
         if self.inner.state.record(record).owner() != 0 {
             return Err(Error::CorruptState {
                 path: self.inner.dir.join(crate::files::HOT_FILE),
-                reason: format!("record {record} is in use but the catalog does not know it"),
+                reason: Corruption::RecordInUse { record },
             });
         }
         Ok(record)

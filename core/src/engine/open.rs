@@ -45,9 +45,9 @@ pub(super) fn open_locked(
     let modes = Modes::new(options.shared_group);
     let hot = dir.join(HOT_FILE);
     let catalog_path = dir.join(CATALOG_FILE);
-    let corrupt = |path: &Path, reason: &str| Error::CorruptState {
+    let corrupt = |path: &Path, reason: Corruption| Error::CorruptState {
         path: path.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
     // The format version the hot file had, when this open upgraded it.
     let mut upgraded_from = None;
@@ -67,12 +67,7 @@ pub(super) fn open_locked(
             catalog
         }
         (false, true) => {
-            let missing = || {
-                corrupt(
-                    &hot,
-                    "the hot-state file is missing but the catalog holds projects",
-                )
-            };
+            let missing = || corrupt(&hot, Corruption::HotFileMissing);
             // Read before `Catalog::open` upgrades the schema: a refused state is left as it was.
             if Catalog::holds_pairs(&catalog_path) == Some(true) {
                 return Err(missing());
@@ -90,12 +85,7 @@ pub(super) fn open_locked(
             )?;
             catalog
         }
-        (true, false) => {
-            return Err(corrupt(
-                &catalog_path,
-                "the catalog is missing beside an existing hot-state file",
-            ))
-        }
+        (true, false) => return Err(corrupt(&catalog_path, Corruption::CatalogMissing)),
         (true, true) => {
             // The hot file first: a damaged one is refused before the catalog's schema is
             // upgraded, so a refused state is left exactly as it was.
@@ -113,10 +103,10 @@ pub(super) fn open_locked(
         if record >= state.capacity() {
             return Err(corrupt(
                 &hot,
-                &format!(
-                    "the catalog names record {record} beyond the capacity {}",
-                    state.capacity()
-                ),
+                Corruption::RecordBeyondCapacity {
+                    record,
+                    capacity: state.capacity(),
+                },
             ));
         }
         let hot_pair = state.record(record);
@@ -127,10 +117,11 @@ pub(super) fn open_locked(
             owner => {
                 return Err(corrupt(
                     &hot,
-                    &format!(
-                        "record {record} belongs to project {owner}, the catalog says {}",
-                        project.id
-                    ),
+                    Corruption::RecordOwner {
+                        record,
+                        owner,
+                        project: project.id,
+                    },
                 ))
             }
         }
@@ -141,7 +132,7 @@ pub(super) fn open_locked(
         }
         hot_pair
             .check()
-            .map_err(|reason| corrupt(&hot, &format!("record {record}: {reason}")))?;
+            .map_err(|damage| corrupt(&hot, Corruption::Record { record, damage }))?;
     }
     #[cfg(not(loom))]
     fleet::check_host(&catalog, options.fleet.as_ref())?;
@@ -150,10 +141,7 @@ pub(super) fn open_locked(
     let holders_path = dir.join(HOLDERS_FILE);
     if !holders_path.exists() {
         if catalog.flag("seat_holders")? {
-            return Err(corrupt(
-                &holders_path,
-                "the seat-holder table is missing: the seats held on this state cannot be accounted",
-            ));
+            return Err(corrupt(&holders_path, Corruption::HoldersMissing));
         }
         Holders::create(&holders_path, HOLDER_CAPACITY, modes.file)?;
         catalog.set_flag("seat_holders")?;

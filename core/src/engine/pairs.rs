@@ -117,7 +117,7 @@ pub(super) fn key_of(keys: &HashMap<u32, KeyRow>, row: u32) -> Result<&Key> {
         .map(|k| &k.key)
         .ok_or_else(|| Error::CorruptState {
             path: PathBuf::from(CATALOG_FILE),
-            reason: format!("the hot state names key row {row}, which the catalog does not hold"),
+            reason: Corruption::UnknownKeyRow { row },
         })
 }
 
@@ -134,7 +134,9 @@ pub(super) fn data_volume_pair(catalog: &Catalog, project: &ProjectRow) -> Resul
         .pair(project.id, LicenseClass::DataVolume)?
         .ok_or_else(|| Error::CorruptState {
             path: PathBuf::from(CATALOG_FILE),
-            reason: format!("project \"{}\" has no data-volume pair", project.name),
+            reason: Corruption::NoDataVolumePair {
+                project: project.name.clone(),
+            },
         })
 }
 

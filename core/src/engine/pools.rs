@@ -23,7 +23,7 @@ use super::{
 };
 use crate::catalog::{Catalog, LicenseRow};
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::events::EventKind;
 use crate::key::{check_name, Delivery, Edition, Key, KeyKind, LicenseClass, Scheme};
 use crate::pool::{
@@ -156,9 +156,9 @@ impl Engine {
             .catalog
             .pair(project.id, LicenseClass::Instance)?
             .ok_or_else(|| {
-                admin
-                    .catalog
-                    .corrupt(format!("instance \"{name}\" has no pair"))
+                admin.catalog.corrupt(Corruption::NoInstancePair {
+                    instance: name.to_owned(),
+                })
             })?;
         Ok(InstanceHandle {
             record: mapped_record(&self.inner.state, pair.record),

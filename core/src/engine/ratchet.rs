@@ -54,7 +54,9 @@ use std::path::{Path, PathBuf};
 
 use super::periods::{period_marks, PeriodChange};
 use crate::catalog::{Catalog, Ratchet};
-use crate::error::{AccountTerm, EditedTerms, Error, Result, Rollback, SlotTerm, Tampering};
+use crate::error::{
+    AccountTerm, Corruption, EditedTerms, Error, Result, Rollback, SlotTerm, Tampering,
+};
 use crate::events::{CheckedKey, EventKind, PeriodMark};
 use crate::files::{self, Modes};
 use crate::slot::{Accounts, Metering};
@@ -225,7 +227,9 @@ impl Installation {
         let key = *blake3::Hash::from_hex(text.trim())
             .map_err(|e| Error::CorruptState {
                 path: key_path.clone(),
-                reason: format!("not an installation key: {e}"),
+                reason: Corruption::InstallationKey {
+                    error: e.to_string(),
+                },
             })?
             .as_bytes();
         Ok(Installation {
@@ -411,7 +415,7 @@ impl Installation {
 
 /// The text of the anchor file `path` (named `what` in errors), `None` if there is none. It is
 /// not followed if a link, nor waited on if a FIFO.
-fn read_anchor_file(path: &Path, what: &str) -> Result<Option<String>> {
+fn read_anchor_file(path: &Path, what: &'static str) -> Result<Option<String>> {
     if std::fs::symlink_metadata(path).is_err() {
         return Ok(None);
     }

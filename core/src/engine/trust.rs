@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use super::{now_text, Admin, Engine};
 use crate::catalog::Catalog;
 use crate::error::SignatureRefusal;
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::events::{Event, EventKind};
 use crate::key::{Delivery, Key, Scheme};
 use crate::license::{verify, KeyOrLicense, VendorPublic};
@@ -154,10 +154,16 @@ fn trusted_keys(catalog: &Catalog) -> Result<Vec<TrustedKey>> {
         .into_iter()
         .map(|(public, added_at)| {
             let key = VendorPublic::from_base64(&public).map_err(|e| {
-                catalog.corrupt(format!("trusted key {public:?} is unreadable: {e}"))
+                catalog.corrupt(Corruption::TrustedKey {
+                    public: public.clone(),
+                    error: e.to_string(),
+                })
             })?;
             let added_at = OffsetDateTime::parse(&added_at, &Rfc3339).map_err(|e| {
-                catalog.corrupt(format!("trusted key {public:?} has a bad time: {e}"))
+                catalog.corrupt(Corruption::TrustedKeyTime {
+                    public: public.clone(),
+                    error: e.to_string(),
+                })
             })?;
             Ok(TrustedKey { key, added_at })
         })

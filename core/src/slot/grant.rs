@@ -697,7 +697,7 @@ impl PairRecord {
             Refusal::Unavailable => Error::Unavailable,
             Refusal::Damaged => Error::CorruptState {
                 path: std::path::PathBuf::from(crate::files::HOT_FILE),
-                reason: "a slot pair's lease does not belong to its live generation".into(),
+                reason: crate::error::Corruption::LeaseNotLive,
             },
         }
     }

@@ -481,7 +481,7 @@ impl PairRecord {
     }
 
     /// Checks the record's internal consistency; a violation means the file was damaged.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), RecordDamage> {
         // Acquire: pairs with the last publish.
         let cursor = Cursor::unpack(self.cursor.load(Ordering::Acquire));
         let slot = cursor.epoch as usize & 1;
@@ -489,7 +489,9 @@ impl PairRecord {
         let active = limits.active_limit.load(Ordering::Acquire);
         let reserve = limits.reserve_limit.load(Ordering::Acquire);
         if active > crate::key::MAX_LIMIT_BYTES || reserve > crate::key::MAX_LIMIT_BYTES {
-            return Err(format!("limit {} beyond the maximum", active.max(reserve)));
+            return Err(RecordDamage::LimitBeyondMax {
+                limit: active.max(reserve),
+            });
         }
         if self.metering() == Metering::Seats {
             return seat::check(cursor);
@@ -504,19 +506,19 @@ impl PairRecord {
         };
         let lease = self.lease(slot, side);
         if cursor.switched && reserve == 0 {
-            return Err("switched to a reserve the generation does not hold".into());
+            return Err(RecordDamage::SwitchedWithoutReserve);
         }
         if lease.epoch != cursor.epoch && !self.needs_accounts() {
-            return Err(format!(
-                "lease of generation {} under the cursor of generation {}",
-                lease.epoch, cursor.epoch
-            ));
+            return Err(RecordDamage::LeaseGeneration {
+                lease: lease.epoch,
+                cursor: cursor.epoch,
+            });
         }
         if lease.epoch == cursor.epoch && cursor.offset > lease.end {
-            return Err(format!(
-                "cursor {} beyond its lease's end {}",
-                cursor.offset, lease.end
-            ));
+            return Err(RecordDamage::CursorBeyondLease {
+                cursor: cursor.offset,
+                end: lease.end,
+            });
         }
         Ok(())
     }

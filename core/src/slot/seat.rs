@@ -26,6 +26,7 @@ use super::{
     PairEvents, PairRecord, PairState, Refusal, Side, SwitchReason, Word, OFFSET_MASK,
     SWITCHED_BIT,
 };
+use crate::error::RecordDamage;
 use crate::sync::Ordering;
 
 /// The `held` field of a seat pair's offset.
@@ -402,12 +403,11 @@ pub(super) fn state(
 }
 
 /// Checks a seat pair's cursor: `at_switch` is set only by the switch.
-pub(super) fn check(cursor: Cursor) -> Result<(), String> {
+pub(super) fn check(cursor: Cursor) -> Result<(), RecordDamage> {
     if !cursor.switched && at_switch(cursor.offset) != 0 {
-        return Err(format!(
-            "seat gauge {:#x} records a switch without the expired flag",
-            cursor.offset
-        ));
+        return Err(RecordDamage::SwitchWithoutExpiry {
+            gauge: cursor.offset,
+        });
     }
     Ok(())
 }
