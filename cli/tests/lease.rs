@@ -100,7 +100,7 @@ fn an_empty_store_is_migrated_and_listed_as_empty() {
         .stdout("No open lease has expired: nothing to reclaim.\n");
     // The first command applied the store's migrations: a host can lease at once.
     let mut store = Store::connect(&server.params()).unwrap();
-    assert_eq!(store.schema_versions().unwrap(), vec![1, 2]);
+    assert_eq!(store.schema_versions().unwrap(), vec![1, 2, 3]);
     assert!(store.migrate().unwrap().is_empty(), "nothing left to apply");
     // No state directory was opened or created: lease commands use none.
     assert_eq!(std::fs::read_dir(state.dir.path()).unwrap().count(), 0);
@@ -463,37 +463,48 @@ fn other_commands_refuse_store_and_host() {
         .cmd(&[
             "--store",
             "postgresql://tollgate@db.example/fleet",
-            "project",
+            "group",
             "list",
         ])
         .assert()
         .code(2)
         .stdout("")
         .stderr(
-            "error: fleet mode is not available yet for `tollgate project list`: --store (or \
-             TOLLGATE_STORE) works only with `tollgate lease …` so far; leave it out to use the \
+            "error: fleet mode is not available yet for `tollgate group list`: --store (or \
+             TOLLGATE_STORE) works only with `tollgate lease …`, `project …`, `key \
+             add|add-reserve|list`, `usage`, `events` and `pipe` so far; leave it out to use the \
              state directory\n",
         );
     // From the environment too, and --host alike: never silently ignored.
     state
-        .cmd(&["project", "create", "p1"])
+        .cmd(&["group", "add", "g", "p1"])
         .env("TOLLGATE_STORE", "host=/nowhere")
         .assert()
         .code(2)
         .stderr(contains(
-            "fleet mode is not available yet for `tollgate project create`: --store (or \
+            "fleet mode is not available yet for `tollgate group add`: --store (or \
              TOLLGATE_STORE) works only",
         ));
     state
-        .cmd(&["--host", "svm-07", "usage"])
+        .cmd(&["--host", "svm-07", "pool", "list"])
         .assert()
         .code(2)
         .stderr(contains(
-            "fleet mode is not available yet for `tollgate usage`: --host (or TOLLGATE_HOST) \
+            "fleet mode is not available yet for `tollgate pool list`: --host (or TOLLGATE_HOST) \
              works only",
         ));
     state
-        .cmd(&["key", "list", "p1", "--store", "host=/nowhere"])
+        .cmd(&[
+            "key",
+            "replace",
+            "p1",
+            "--id",
+            "K",
+            "--limit",
+            "1",
+            "--store",
+            "host=/nowhere",
+        ])
         .env("TOLLGATE_HOST", "svm-07")
         .assert()
         .code(2)

@@ -18,6 +18,8 @@ mod admin_lock;
 mod clock_rollback;
 #[cfg(not(loom))]
 mod fleet;
+#[cfg(not(loom))]
+mod fleet_admin;
 mod groups;
 mod handles;
 mod lifetime;
@@ -26,6 +28,7 @@ mod options;
 mod pairs;
 mod periods;
 mod pools;
+mod projects;
 mod ratchet;
 mod renewal;
 mod results;
@@ -300,6 +303,8 @@ impl Engine {
             engine.close_periods()?;
         }
         engine.start_period_closer()?;
+        #[cfg(not(loom))]
+        engine.catch_up_fleet()?;
         if let Some(renewal) = options.renewal {
             engine.enable_renewal(renewal)?;
         }
@@ -318,27 +323,6 @@ impl Engine {
         &self.inner.dir
     }
 
-    /// Creates a project with an empty data-volume slot pair.
-    pub fn create_project(&self, name: &str) -> Result<()> {
-        check_name("project name", name)?;
-        let admin = self.admin()?;
-        if admin.catalog.project(name)?.is_some() {
-            return Err(Error::ProjectExists { name: name.into() });
-        }
-        let tx = admin.catalog.begin()?;
-        let id = Catalog::insert_project(&tx, name, &now_text())?;
-        let record = self.allocate_pair(&tx, id, LicenseClass::DataVolume)?;
-        let events =
-            Catalog::append_events_in(&tx, &[(name.to_owned(), EventKind::ProjectCreated)])?;
-        tx.commit().map_err(Error::store("commit new project"))?;
-        self.inner
-            .state
-            .record(record)
-            .claim(owner_tag(id), Metering::Volume);
-        self.inner.subscribers.broadcast(&events);
-        Ok(())
-    }
-
     /// Every project name, sorted.
     pub fn projects(&self) -> Result<Vec<String>> {
         let admin = self.inner.admin.lock();
@@ -354,7 +338,16 @@ impl Engine {
     pub fn project(&self, name: &str) -> Result<ProjectHandle> {
         self.inner.intact()?;
         let admin = self.inner.admin.lock();
-        let project = project_row(&admin.catalog, name)?;
+        let project = match project_row(&admin.catalog, name) {
+            // A fleet host that cannot reach the store cannot know the project is not new.
+            #[cfg(not(loom))]
+            Err(Error::ProjectNotFound { .. })
+                if self.inner.fleet_shared().is_some_and(|f| f.out_of_reach()) =>
+            {
+                return Err(Error::Unavailable)
+            }
+            found => found?,
+        };
         let pair = data_volume_pair(&admin.catalog, &project)?;
         Ok(ProjectHandle {
             record: mapped_record(&self.inner.state, pair.record),
@@ -384,6 +377,10 @@ impl Engine {
 
     fn admit(&self, project: &str, key: KeyOrLicense, reserve_only: bool) -> Result<KeyAdded> {
         let admin = self.admin()?;
+        #[cfg(not(loom))]
+        if self.inner.in_fleet() {
+            return self.fleet_admit(&admin, project, key, reserve_only);
+        }
         let key = self.vet(&admin, key)?;
         self.admit_locked(&admin, project, key, reserve_only)
     }

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tollgate_core::{Engine, Error, FleetConfig, Options};
-use tollgate_store::Store;
+use tollgate_store::{LeaseState, Store};
 
 use common::{child_env, child_result, dv, spawn_child};
 use postgres::Server;
@@ -40,14 +40,19 @@ fn fleet_options(dir: &Path, params: &str, host: &str) -> Options {
     }
 }
 
-/// Opens host `host`'s state at `dir`, creating project `p` with both keys on first use.
+/// Opens host `host`'s state at `dir`, creating project `p` with both keys through the fleet's
+/// admin log unless a host already did (hosts starting together may each try: the later
+/// changes are refused as the rules refuse them on one host).
 fn open_host(dir: &Path, params: &str, host: &str, amount: u64) -> Engine {
     let engine = Engine::open_with(dir, fleet_options(dir, params, host)).unwrap();
-    if engine.projects().unwrap().is_empty() {
-        engine.create_project("p").unwrap();
-        engine.add_key("p", dv(ACTIVE, amount)).unwrap();
-        engine.add_reserve("p", dv(RESERVE, amount)).unwrap();
-    }
+    let already = |result: Result<(), Error>| match result {
+        Ok(()) | Err(Error::ProjectExists { .. } | Error::DuplicateKey { .. }) => {}
+        Err(Error::ReserveOccupied { .. }) => {}
+        Err(e) => panic!("{e}"),
+    };
+    already(engine.create_project("p"));
+    already(engine.add_key("p", dv(ACTIVE, amount)).map(drop));
+    already(engine.add_reserve("p", dv(RESERVE, amount)).map(drop));
     engine
 }
 
@@ -100,10 +105,15 @@ fn fleet_host_child() {
     };
     let engine = open_host(Path::new(&dir), &params, &host, amount.parse().unwrap());
     if child_env("FLEET_FOREVER").is_some() {
-        // Killed by the parent mid-run.
+        // Killed by the parent mid-run: meters half the Active key, then holds its leases
+        // (renewing them) until it is killed.
         let handle = engine.project("p").unwrap();
+        let half = amount.parse::<u64>().unwrap() / 2;
+        let mut granted = 0;
         loop {
-            let _ = handle.consume_partial(4 << 10);
+            if granted < half {
+                granted += handle.consume_partial(4 << 10).unwrap_or(0);
+            }
             std::thread::sleep(Duration::from_micros(200));
         }
     }
@@ -243,22 +253,22 @@ fn a_killed_host_settles_when_it_comes_back() {
     let amount = 16 * MIB;
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut victim = Killed(spawn_host(a.path(), &params, "victim", amount, true));
-    // Let it take and draw leases, then kill it mid-run.
+    // Let it meter (leases used up and settled) and hold drawn leases, then kill it mid-run.
     let started = Instant::now();
     loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "victim never leased"
-        );
         let mut store = Store::connect(&params).unwrap();
-        if store
-            .list_leases()
-            .unwrap()
+        let leases = store.list_leases().unwrap();
+        let settled = leases.iter().any(|l| l.state == LeaseState::Settled);
+        let holding = leases
             .iter()
-            .any(|l| l.drawn > 0 && l.reported > 0)
-        {
+            .any(|l| l.state == LeaseState::Open && l.drawn > 0);
+        if settled && holding {
             break;
         }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "victim never leased: {leases:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     victim.0.kill().unwrap();

@@ -33,6 +33,7 @@ use std::time::Duration;
 use postgres::{Client, Config, NoTls};
 
 pub mod accounts;
+pub mod admin;
 pub mod block;
 pub mod error;
 pub mod hosts;
@@ -40,6 +41,7 @@ pub mod leases;
 pub mod migrations;
 
 pub use accounts::{Account, AccountKind};
+pub use admin::AdminChange;
 pub use block::BlockPolicy;
 pub use error::{Error, Result};
 pub use hosts::Host;
@@ -81,6 +83,8 @@ pub struct Store {
     config: Config,
     terms: LeaseTerms,
     client: Option<Client>,
+    /// Whether `client` has run `LISTEN tollgate_admin` (a new connection has not).
+    listening: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -119,6 +123,7 @@ impl Store {
             config,
             terms,
             client: None,
+            listening: false,
         };
         store.client()?;
         Ok(store)
@@ -133,7 +138,10 @@ impl Store {
     fn client(&mut self) -> Result<&mut Client> {
         let client = match self.client.take() {
             Some(client) if !client.is_closed() => client,
-            _ => self.config.connect(NoTls)?,
+            _ => {
+                self.listening = false;
+                self.config.connect(NoTls)?
+            }
         };
         Ok(self.client.insert(client))
     }

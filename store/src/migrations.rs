@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "hosts_and_leases",
         sql: include_str!("../migrations/0002_hosts_and_leases.sql"),
     },
+    Migration {
+        version: 3,
+        name: "admin_log",
+        sql: include_str!("../migrations/0003_admin_log.sql"),
+    },
 ];
 
 /// The advisory lock every migrator takes: "tollgate" in ASCII, so it will not collide with an

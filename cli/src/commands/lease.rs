@@ -1,8 +1,8 @@
 //! `tollgate --store URL lease list|reclaim|write-off`: the operator's side of the fleet store
 //! (issue 16, docs/fleet-store.md), acting on PostgreSQL through `tollgate-store`.
 //!
-//! Fleet mode for the other commands does not exist yet: they refuse `--store` and `--host`
-//! rather than ignore them ([`refuse_fleet_options`]).
+//! The commands whose fleet mode does not exist yet refuse `--store` and `--host` rather than
+//! ignore them ([`refuse_fleet_options`]).
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -34,8 +34,9 @@ pub fn refuse_fleet_options(ctx: &Context) -> Result<(), Failure> {
     }
     Err(Failure::Usage {
         message: format!(
-            "fleet mode is not available yet for `tollgate {}`: {} {} only with `tollgate lease …` \
-             so far; leave {} out to use the state directory",
+            "fleet mode is not available yet for `tollgate {}`: {} {} only with `tollgate lease …`, \
+             `project …`, `key add|add-reserve|list`, `usage`, `events` and `pipe` so far; leave \
+             {} out to use the state directory",
             ctx.command,
             given.join(" and "),
             if given.len() == 1 { "works" } else { "work" },

@@ -32,7 +32,7 @@ mod usage;
 
 /// Runs one command.
 pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {
-    if !matches!(command, Command::Lease(_)) {
+    if !runs_in_fleets(&command) {
         lease::refuse_fleet_options(ctx)?;
     }
     match command {
@@ -83,6 +83,21 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
         Command::Completions { shell } => docs::completions(shell, out),
         Command::Man { dir } => docs::man(ctx, &dir, out),
     }
+}
+
+/// Whether a command runs in fleet mode with `--store` and `--host` (the lease commands use
+/// `--store` alone). The others refuse them rather than meter outside the fleet.
+fn runs_in_fleets(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Lease(_)
+            | Command::Project(_)
+            | Command::Key(KeyCommand::Add { .. } | KeyCommand::AddReserve { .. })
+            | Command::Key(KeyCommand::List { .. })
+            | Command::Usage { .. }
+            | Command::Events(_)
+            | Command::Pipe(_)
+    )
 }
 
 fn pool(command: PoolCommand, ctx: &Context, out: &mut dyn Write) -> Result<(), Failure> {

@@ -32,6 +32,7 @@ mod progress;
 
 use std::io::ErrorKind;
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 use tollgate_core::{Engine, Error, ProjectHandle};
 
@@ -55,6 +56,9 @@ enum End {
     NotCovered(Error),
 }
 
+/// How long `pipe` waits for a fleet host to lease more before it stops with `UNAVAILABLE`.
+const UNAVAILABLE_PATIENCE: Duration = Duration::from_secs(30);
+
 /// The project being charged, what was charged and written, and what is shown of it.
 struct Meter<'e> {
     engine: &'e Engine,
@@ -68,8 +72,22 @@ struct Meter<'e> {
 
 impl Meter<'_> {
     /// Charges up to `want` bytes and returns what was granted, or the refusal when nothing was.
+    /// In fleet mode a spent stock (`UNAVAILABLE`) holds the data back while the host leases
+    /// more, for [`UNAVAILABLE_PATIENCE`] at most: a pipe waits rather than stops, and never
+    /// forwards a byte unmetered.
     fn charge(&mut self, want: usize) -> Result<usize, Error> {
-        let granted = self.project.consume_partial(want as u64)?;
+        let mut waited = Duration::ZERO;
+        let granted = loop {
+            match self.project.consume_partial(want as u64) {
+                Err(Error::Unavailable) if waited < UNAVAILABLE_PATIENCE => {
+                    let pause =
+                        (waited / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+                    std::thread::sleep(pause);
+                    waited += pause;
+                }
+                granted => break granted?,
+            }
+        };
         self.charged += granted;
         let switches = self.project.usage().switches;
         if switches != self.switches {

@@ -46,6 +46,23 @@ impl Catalog {
             .map_err(Error::store("record the fleet host"))
     }
 
+    /// The last change of the fleet's admin log this state applied (0: none).
+    pub(crate) fn fleet_admin_seq(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT admin_seq FROM fleet_host", [], |r| r.get(0))
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(Error::store("read the fleet admin position"))
+    }
+
+    /// Records `seq` as the last change of the fleet's admin log this state applied.
+    pub(crate) fn set_fleet_admin_seq(&self, seq: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE fleet_host SET admin_seq = ?1", [seq])
+            .map(drop)
+            .map_err(Error::store("record the fleet admin position"))
+    }
+
     /// The leases this host holds of key `key_id`, in the order their draws fill its stock.
     pub(crate) fn fleet_leases(&self, key_id: &str) -> Result<Vec<LeaseEntry>> {
         let mut stmt = self

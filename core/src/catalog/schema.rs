@@ -145,14 +145,18 @@ pub(super) const UPGRADE_FROM_2: &str = "TRUST_TABLE";
 pub(super) const UPGRADE_FROM_3: &str = "ACCOUNTS_TABLE";
 
 /// Fleet mode (`engine::fleet`): the host the state meters for in a fleet (one row, none for
-/// an embedded state), and the leases of the fleet store this host holds: the store's lease
+/// an embedded state) with the last change of the fleet's admin log it applied, and the leases of the fleet store this host holds: the store's lease
 /// id, its key, its block (`granted`), what the host drew of it (`drawn`) and reported used
 /// (`reported`), its last applied renewal (`seq`), where its drawn part starts in the key's
 /// stock (`base`: the account's `supply` before its first draw), whether the store closed
 /// it before this host settled it (`lapsed`), and how much of its drawn part a closing engine
 /// gave back unused (`returned`).
 pub(super) const FLEET_TABLES: &str = "
-CREATE TABLE fleet_host (one INTEGER PRIMARY KEY CHECK (one = 1), name TEXT NOT NULL);
+CREATE TABLE fleet_host (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    name TEXT NOT NULL,
+    admin_seq INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE fleet_leases (
     id INTEGER PRIMARY KEY,
     key_id TEXT NOT NULL,

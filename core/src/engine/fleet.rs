@@ -40,7 +40,8 @@ use crate::slot::AccountRecord;
 use crate::state_file::StateFile;
 use crate::worker::{Stop, Worker};
 
-use super::FleetConfig;
+use super::fleet_admin::{FleetShared, POLL_EVERY};
+use super::{Engine, FleetConfig};
 
 /// How often the fleet thread looks at the host's stocks. A look that needs no statement
 /// costs a few loads per key.
@@ -103,6 +104,8 @@ pub(super) fn check_host(catalog: &Catalog, fleet: Option<&FleetConfig>) -> Resu
 /// The running fleet thread of an engine; dropping it stops the thread, which gives the
 /// unused stock back to the store and settles.
 pub(super) struct Fleet {
+    /// What the engine and the thread share.
+    pub(super) shared: Arc<FleetShared>,
     _worker: Worker,
 }
 
@@ -117,10 +120,14 @@ impl Fleet {
     ) -> Result<Fleet> {
         let lock_path = dir.join(FLEET_LOCK_FILE);
         let lock = crate::files::open_or_create(&lock_path, file_mode, "the fleet lock")?;
+        let shared = Arc::new(FleetShared::new(config.clone()));
         let ready = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&ready);
         let mut host = Host {
             config,
+            shared: Arc::clone(&shared),
+            last_admin_poll: Instant::now(),
+            admin_due: true,
             state,
             catalog_path: dir.join(super::CATALOG_FILE),
             catalog: None,
@@ -152,7 +159,10 @@ impl Fleet {
         if !*done {
             wake.wait_for(&mut done, FIRST_ROUND_WAIT);
         }
-        Ok(Fleet { _worker: worker })
+        Ok(Fleet {
+            shared,
+            _worker: worker,
+        })
     }
 }
 
@@ -207,6 +217,11 @@ impl Held {
 /// The fleet thread's state.
 struct Host {
     config: FleetConfig,
+    shared: Arc<FleetShared>,
+    /// When the admin log was last read.
+    last_admin_poll: Instant,
+    /// Whether the admin log has changes this state may not have applied.
+    admin_due: bool,
     state: Arc<StateFile>,
     catalog_path: PathBuf,
     catalog: Option<Catalog>,
@@ -239,28 +254,47 @@ impl Host {
     /// One look at every fleet account; statements only where a stock runs low, a renewal is
     /// due or a lease is used up.
     fn round(&mut self) {
-        if !self.hold_lock() || self.open_catalog().is_err() || self.connect().is_err() {
+        if !self.hold_lock() || self.open_catalog().is_err() {
             return;
         }
-        let accounts = match self.catalog.as_ref().map(Catalog::accounts) {
-            Some(Ok(accounts)) => accounts,
-            _ => return,
-        };
+        if self.connect().is_err() {
+            self.shared.set_out_of_reach(true);
+            return;
+        }
+        let reached = self.tend_all();
+        self.shared.set_out_of_reach(reached.is_err());
+    }
+
+    /// Tends every fleet account's stock, applies the admin log when it changed, and reclaims
+    /// dead hosts' leases now and then.
+    fn tend_all(&mut self) -> std::result::Result<(), Later> {
+        let accounts = self.catalog.as_ref().expect("opened").accounts()?;
         for (key, record) in accounts {
             if !self.state.account_record(record).is_fleet() {
                 continue;
             }
-            if let Err(Later) = self.tend(&key, record) {
-                // The store went away: the other keys would fail the same way.
-                return;
-            }
+            // The store going away fails the other keys the same way: stop at the first.
+            self.tend(&key, record)?;
         }
+        let store = self.store.as_mut().expect("connected above");
+        let notified = store.admin_notified(Duration::ZERO)?;
         if self.last_reclaim.elapsed() >= RECLAIM_EVERY {
             self.last_reclaim = Instant::now();
-            if let Some(store) = self.store.as_mut() {
-                let _ = store.reclaim_expired();
+            store.reclaim_expired()?;
+        }
+        self.admin_due |= notified || self.last_admin_poll.elapsed() >= POLL_EVERY;
+        if self.admin_due {
+            self.last_admin_poll = Instant::now();
+            let applied = self.catalog.as_ref().expect("opened").fleet_admin_seq()?;
+            let store = self.store.as_mut().expect("connected above");
+            match Engine::apply_log_from(&self.shared, store, applied) {
+                Ok(()) => self.admin_due = false,
+                Err(Error::Unavailable) => return Err(Later),
+                // A busy admin lock, a disk error: the next round resumes from the same change.
+                Err(_) => {}
             }
         }
+        Ok(())
     }
 
     /// Takes `fleet.lock` if no other process of this host holds it.
@@ -435,14 +469,36 @@ impl Host {
                     break;
                 }
             }
-            let taken = account.taken();
-            stock.leases.retain(|held| {
-                let used = held.used(taken);
-                !(store.settle(LeaseId(held.entry.id), used).is_ok()
-                    && catalog.drop_fleet_lease(held.entry.id).is_ok())
+            // What this host's pairs granted of the key, exactly: a lease whose drawn part is
+            // all granted or withdrawn is settled; one that a pair still holds unused in its
+            // block stays open with its exact usage reported, so the store holds the rest in
+            // doubt (it may be granted) until this host comes back and uses it.
+            let Ok(granted) = granted_of(&state, catalog, &key) else {
+                continue;
+            };
+            stock.leases.retain_mut(|held| {
+                let e = held.entry;
+                let exact = granted.saturating_sub(e.base).min(e.drawn - e.returned);
+                let used = exact.max(e.reported);
+                let id = LeaseId(e.id);
+                if used == e.drawn - e.returned {
+                    return !(store.settle(id, used).is_ok()
+                        && catalog.drop_fleet_lease(e.id).is_ok());
+                }
+                let _ = renew(store, catalog, &key, held, granted, e.drawn);
+                true
             });
         }
     }
+}
+
+/// What the pairs holding or having held key `key` granted of it.
+fn granted_of(state: &StateFile, catalog: &Catalog, key: &str) -> Result<u64> {
+    Ok(catalog
+        .key_rows_by_id(key)?
+        .iter()
+        .map(|row| super::accounts::row_usage(state, row).1)
+        .sum())
 }
 
 /// Confirms the leases read from the ledger with the store: an open one is renewed from now
@@ -498,11 +554,12 @@ fn resume(
     Ok(())
 }
 
-/// Folds the account's `taken` into the key's recent rate (bytes per second), once a second.
+/// Folds the account's `taken` into the key's recent rate (bytes per second), four times a
+/// second.
 fn sample_rate(stock: &mut KeyStock, taken: u64) {
     let (then, at) = stock.sampled;
     let elapsed = at.elapsed();
-    if elapsed < Duration::from_secs(1) {
+    if elapsed < Duration::from_millis(250) {
         return;
     }
     let now = (u128::from(taken.saturating_sub(then)) * 1000 / elapsed.as_millis().max(1)) as u64;

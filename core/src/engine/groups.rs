@@ -102,7 +102,13 @@ impl Engine {
         key: impl Into<KeyOrLicense>,
     ) -> Result<Vec<BulkOutcome>> {
         let admin = self.admin()?;
-        let key = self.vet(&admin, key.into())?;
+        let document = key.into();
+        #[cfg(not(loom))]
+        let text = self
+            .inner
+            .in_fleet()
+            .then(|| super::fleet_admin::document_text(&document));
+        let key = self.vet(&admin, document)?;
         let projects: Vec<String> = match target {
             BulkTarget::All => admin
                 .catalog
@@ -125,6 +131,17 @@ impl Engine {
             }
             BulkTarget::Project(name) => vec![project_row(&admin.catalog, name)?.name],
         };
+        // In fleet mode, one change of the admin log per project, applied on every host.
+        #[cfg(not(loom))]
+        if let Some(text) = text {
+            return Ok(projects
+                .into_iter()
+                .map(|project| {
+                    let result = self.fleet_add_key(&admin, &project, text.clone(), true);
+                    BulkOutcome { project, result }
+                })
+                .collect());
+        }
         Ok(projects
             .into_iter()
             .map(|project| {
