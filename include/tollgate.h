@@ -717,8 +717,9 @@ enum tg_status tg_engine_flush(struct tg_engine *engine);
  * Makes options with every default: the state is created if missing, 65536 records, no
  * background flush, the installation directory of `$TOLLGATE_INSTALLATION` (else
  * `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`), no limit on the wait for the
- * admin lock, no vendor key trusted beyond those the state already trusts. Stores them in
- * `*out` (NULL on failure); free them with `tg_engine_options_free`.
+ * admin lock, no vendor key trusted beyond those the state already trusts, embedded (no fleet
+ * store: `tg_engine_options_set_fleet`). Stores them in `*out` (NULL on failure); free them
+ * with `tg_engine_options_free`.
  *
  * # Safety
  * `out` is NULL or valid for writing a pointer.
@@ -791,6 +792,49 @@ enum tg_status tg_engine_options_set_open_existing(struct tg_engine_options *opt
  */
 enum tg_status tg_engine_options_set_admin_lock_timeout_ms(struct tg_engine_options *options,
                                                            uint64_t timeout_ms);
+
+/**
+ * Opens the state in fleet mode: many hosts meter one license through the fleet store, a
+ * PostgreSQL database, each host with its own state directory. `store` is the store's
+ * connection parameters, a `postgresql://` URL or `key=value` pairs (no TLS: a Unix socket or
+ * loopback), for example `host=/run/postgresql user=tollgate dbname=fleet`; `host` is this
+ * host's name in the fleet, 1 to 64 bytes, its identity across restarts.
+ *
+ * The state's data-volume keys are then metered from blocks leased from the store by one
+ * background thread per host (one process per state directory runs it; the others draw from
+ * the same mapped stock), which connects, creates the schema and the keys' accounts in the
+ * store as needed, renews the leases every third of their TTL and settles them at the close.
+ * The hot path never waits for the store: a consume that finds this host's stock spent while
+ * the store is out of reach (or slow to answer) is refused `TG_UNAVAILABLE`, never granted
+ * unmetered; retry it a moment later. `TG_EXHAUSTED` means the whole fleet used the key up.
+ *
+ * A state directory is embedded or a fleet host's for its whole life: a fleet host starts
+ * from an empty state directory, and the open refuses with `TG_INVALID_ARGUMENT` an embedded
+ * state opened with these options, a fleet state opened without them, and a fleet state
+ * opened with another host's name. `TG_INVALID_ARGUMENT` here if either argument is NULL or
+ * not UTF-8. Leases last 60 seconds unless `tg_engine_options_set_fleet_lease_ttl_ms` says
+ * otherwise. See docs/fleet-store.md.
+ *
+ * # Safety
+ * `options` is NULL or live options; `store` and `host` are NULL or NUL-terminated strings.
+ */
+enum tg_status tg_engine_options_set_fleet(struct tg_engine_options *options,
+                                           const char *store,
+                                           const char *host);
+
+/**
+ * Sets how long the fleet store keeps each of this host's leases after its latest renewal:
+ * the host renews them every third of it and stops granting from one a twelfth of it before
+ * it expires. The leases of a host that dies expire this long after their latest renewal; the
+ * reclaim of another host (or `tollgate lease reclaim`) then frees what it never drew. 60000
+ * (60 seconds) by default. Used only with `tg_engine_options_set_fleet`, before or after it.
+ * `TG_INVALID_ARGUMENT` for 0.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum tg_status tg_engine_options_set_fleet_lease_ttl_ms(struct tg_engine_options *options,
+                                                        uint64_t ttl_ms);
 
 /**
  * Adds a vendor public key (the text of a `vendor.pub` file) for the open to record as trusted

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use tollgate_core::{Engine, Options, VendorPublic, DEFAULT_CAPACITY};
+use tollgate_core::{Engine, FleetConfig, Options, VendorPublic, DEFAULT_CAPACITY};
 
 use crate::boundary::{drop_handle, invalid_value, new_handle, refused};
 use crate::events::Listener;
@@ -163,6 +163,9 @@ pub struct tg_engine_options(Mutex<Settings>);
 struct Settings {
     core: Options,
     open_existing: bool,
+    /// The lease TTL of `tg_engine_options_set_fleet_lease_ttl_ms`, kept apart so that it
+    /// holds whichever of the two fleet setters is called first.
+    fleet_lease_ttl: Option<Duration>,
 }
 
 impl tg_engine_options {
@@ -176,8 +179,9 @@ impl tg_engine_options {
 /// Makes options with every default: the state is created if missing, 65536 records, no
 /// background flush, the installation directory of `$TOLLGATE_INSTALLATION` (else
 /// `$XDG_STATE_HOME/tollgate`, else `~/.local/state/tollgate`), no limit on the wait for the
-/// admin lock, no vendor key trusted beyond those the state already trusts. Stores them in
-/// `*out` (NULL on failure); free them with `tg_engine_options_free`.
+/// admin lock, no vendor key trusted beyond those the state already trusts, embedded (no fleet
+/// store: `tg_engine_options_set_fleet`). Stores them in `*out` (NULL on failure); free them
+/// with `tg_engine_options_free`.
 ///
 /// # Safety
 /// `out` is NULL or valid for writing a pointer.
@@ -302,6 +306,80 @@ pub unsafe extern "C" fn tg_engine_options_set_admin_lock_timeout_ms(
     boundary!({
         let options = borrow!(options);
         options.update(|s| s.core.admin_lock_timeout = Some(Duration::from_millis(timeout_ms)));
+        Ok(())
+    })
+}
+
+/// Opens the state in fleet mode: many hosts meter one license through the fleet store, a
+/// PostgreSQL database, each host with its own state directory. `store` is the store's
+/// connection parameters, a `postgresql://` URL or `key=value` pairs (no TLS: a Unix socket or
+/// loopback), for example `host=/run/postgresql user=tollgate dbname=fleet`; `host` is this
+/// host's name in the fleet, 1 to 64 bytes, its identity across restarts.
+///
+/// The state's data-volume keys are then metered from blocks leased from the store by one
+/// background thread per host (one process per state directory runs it; the others draw from
+/// the same mapped stock), which connects, creates the schema and the keys' accounts in the
+/// store as needed, renews the leases every third of their TTL and settles them at the close.
+/// The hot path never waits for the store: a consume that finds this host's stock spent while
+/// the store is out of reach (or slow to answer) is refused `TG_UNAVAILABLE`, never granted
+/// unmetered; retry it a moment later. `TG_EXHAUSTED` means the whole fleet used the key up.
+///
+/// A state directory is embedded or a fleet host's for its whole life: a fleet host starts
+/// from an empty state directory, and the open refuses with `TG_INVALID_ARGUMENT` an embedded
+/// state opened with these options, a fleet state opened without them, and a fleet state
+/// opened with another host's name. `TG_INVALID_ARGUMENT` here if either argument is NULL or
+/// not UTF-8. Leases last 60 seconds unless `tg_engine_options_set_fleet_lease_ttl_ms` says
+/// otherwise. See docs/fleet-store.md.
+///
+/// # Safety
+/// `options` is NULL or live options; `store` and `host` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn tg_engine_options_set_fleet(
+    options: *mut tg_engine_options,
+    store: *const c_char,
+    host: *const c_char,
+) -> tg_status {
+    boundary!({
+        let options = borrow!(options);
+        let store = text!(store);
+        let host = text!(host);
+        let mut config = FleetConfig::new(store, host);
+        options.update(|s| {
+            if let Some(ttl) = s.fleet_lease_ttl {
+                config.lease_ttl = ttl;
+            }
+            s.core.fleet = Some(config);
+        });
+        Ok(())
+    })
+}
+
+/// Sets how long the fleet store keeps each of this host's leases after its latest renewal:
+/// the host renews them every third of it and stops granting from one a twelfth of it before
+/// it expires. The leases of a host that dies expire this long after their latest renewal; the
+/// reclaim of another host (or `tollgate lease reclaim`) then frees what it never drew. 60000
+/// (60 seconds) by default. Used only with `tg_engine_options_set_fleet`, before or after it.
+/// `TG_INVALID_ARGUMENT` for 0.
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn tg_engine_options_set_fleet_lease_ttl_ms(
+    options: *mut tg_engine_options,
+    ttl_ms: u64,
+) -> tg_status {
+    boundary!({
+        let options = borrow!(options);
+        if ttl_ms == 0 {
+            return Err(invalid_value("ttl_ms", "a lease lasts 1 ms or more, not 0"));
+        }
+        let ttl = Duration::from_millis(ttl_ms);
+        options.update(|s| {
+            s.fleet_lease_ttl = Some(ttl);
+            if let Some(fleet) = s.core.fleet.as_mut() {
+                fleet.lease_ttl = ttl;
+            }
+        });
         Ok(())
     })
 }

@@ -4,6 +4,11 @@
 
 mod common;
 
+// The PostgreSQL server of the fleet client: the store crate's test harness.
+#[allow(dead_code)]
+#[path = "../../store/tests/common/mod.rs"]
+mod postgres;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -180,6 +185,46 @@ fn c_options(linkage: Linkage) {
     );
 }
 
+/// The fleet client against a PostgreSQL server of this test's own (without the server
+/// binaries it says so loudly and passes): natively it drains 16 MiB as host `c-native`, under
+/// valgrind 2 MiB as host `c-valgrind`, each its own key; afterwards the store charged each key
+/// exactly its limit, and nothing of it is leased or in doubt, the engine's close having
+/// settled its leases.
+fn c_fleet(linkage: Linkage) {
+    let test = format!("c_fleet_{linkage:?}").to_lowercase();
+    let Some(server) = postgres::Server::start(&test) else {
+        return;
+    };
+    let params = server.params();
+    let native = ("c-native", "FLEET-C-NATIVE", 16u64 << 20);
+    let valgrind = ("c-valgrind", "FLEET-C-VALGRIND", 2u64 << 20);
+    let (native_limit, valgrind_limit) = (native.2.to_string(), valgrind.2.to_string());
+    let (exe, _dir) = client("tests/c/fleet.c", Language::C, linkage);
+    let stdout = run(
+        &exe,
+        &[&params, native.0, native.1, &native_limit],
+        &[&params, valgrind.0, valgrind.1, &valgrind_limit],
+    );
+    assert!(
+        stdout.contains("fleet: host c-native drained key FLEET-C-NATIVE: 16777216 of 16777216"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    let mut store = tollgate_store::Store::connect(&params).expect("connect to the store");
+    let mut ran = vec![native];
+    if valgrind_available() {
+        ran.push(valgrind);
+    }
+    for (host, key, limit) in ran {
+        let account = store.account(key).expect("the key's store account");
+        assert_eq!(
+            (account.used, account.leased, account.in_doubt),
+            (limit, 0, 0),
+            "{host}'s key {key}: used, leased, in doubt"
+        );
+    }
+}
+
 fn cpp_copier(linkage: Linkage) {
     let (exe, _dir) = client("examples/cpp/copier.cpp", Language::Cxx, linkage);
     // Natively 4 threads over 16 MiB; under valgrind 3 threads over 2 MiB.
@@ -281,6 +326,16 @@ fn c_options_shared() {
 #[test]
 fn c_options_static() {
     c_options(Linkage::Static);
+}
+
+#[test]
+fn c_fleet_shared() {
+    c_fleet(Linkage::Shared);
+}
+
+#[test]
+fn c_fleet_static() {
+    c_fleet(Linkage::Static);
 }
 
 #[test]

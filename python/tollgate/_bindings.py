@@ -232,6 +232,12 @@ tg_engine_options_set_open_existing: Callable[..., int] = declare(
 tg_engine_options_set_admin_lock_timeout_ms: Callable[..., int] = declare(
     "tg_engine_options_set_admin_lock_timeout_ms", c_uint32, (c_void_p, c_uint64)
 )
+tg_engine_options_set_fleet: Callable[..., int] = declare(
+    "tg_engine_options_set_fleet", c_uint32, (c_void_p, c_char_p, c_char_p)
+)
+tg_engine_options_set_fleet_lease_ttl_ms: Callable[..., int] = declare(
+    "tg_engine_options_set_fleet_lease_ttl_ms", c_uint32, (c_void_p, c_uint64)
+)
 tg_engine_options_trust: Callable[..., int] = declare(
     "tg_engine_options_trust", c_uint32, (c_void_p, c_char_p)
 )

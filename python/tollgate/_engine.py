@@ -8,7 +8,7 @@ import os
 import weakref
 from ctypes import byref, c_void_p, string_at
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar, Union, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar, Union, cast
 
 from . import _bindings
 from ._error import InvalidArgument, check
@@ -65,6 +65,9 @@ class Engine(Handle):
         installation_dir: Optional[PathLike] = None,
         open_existing: bool = False,
         admin_lock_timeout_ms: Optional[int] = None,
+        store: Optional[str] = None,
+        host: Optional[str] = None,
+        fleet_lease_ttl_ms: Optional[int] = None,
     ) -> None:
         """Opens ``state_dir``, creating it if needed (unless ``open_existing``).
 
@@ -86,6 +89,25 @@ class Engine(Handle):
         how long the open and each admin call wait while another process (or thread) makes an
         admin change: then they raise :class:`Busy` having changed nothing; the default waits
         as long as it takes.
+
+        ``store`` and ``host`` open the state as a host of a fleet: many hosts, each with its
+        own state directory, meter one license through the fleet store, a PostgreSQL database.
+        ``store`` is its connection parameters, a ``postgresql://`` URL or ``key=value`` pairs
+        (no TLS: a Unix socket or loopback), e.g. ``"host=/run/postgresql user=tollgate
+        dbname=fleet"``; ``host`` is this host's name in the fleet (1 to 64 bytes), its
+        identity across restarts. Give both or neither: one alone raises
+        :class:`InvalidArgument` before anything is created. The state's data-volume keys are
+        then metered from blocks that a background thread of the library leases from the store
+        (it creates the schema and the keys' accounts there as needed, and settles its leases
+        when the engine closes); metering never waits for the store. A consume that finds this
+        host's leased stock spent while the store cannot be reached raises
+        :class:`Unavailable`: nothing was granted, try again a moment later; :class:`Exhausted`
+        means the whole fleet used the key up. A state directory is embedded or a fleet host's
+        for its whole life: a fleet host starts from an empty one, and opening a fleet state
+        without its store and host, or with another host's name, or an embedded state with
+        them, raises :class:`InvalidArgument`. ``fleet_lease_ttl_ms`` is how long the store
+        keeps each lease after its latest renewal (renewed every third of it; default 60000);
+        it needs ``store`` and ``host``. See ``docs/fleet-store.md``.
         """
         self._state_dir = os.fspath(state_dir)
         self._handles: weakref.WeakSet[EngineHandle] = weakref.WeakSet()
@@ -95,6 +117,7 @@ class Engine(Handle):
         if isinstance(trusted_keys, str):
             raise TypeError("trusted_keys must be an iterable of vendor.pub texts, not a str")
         keys = [encode_text(text, "vendor public key") for text in trusted_keys or ()]
+        fleet = _fleet(store, host, fleet_lease_ttl_ms)
         installation = (
             None
             if installation_dir is None
@@ -118,6 +141,11 @@ class Engine(Handle):
         try:
             for setter, value in settings:
                 check(setter(options, value))
+            if fleet is not None:
+                store_text, host_text, ttl = fleet
+                if ttl is not None:
+                    check(_bindings.tg_engine_options_set_fleet_lease_ttl_ms(options, ttl))
+                check(_bindings.tg_engine_options_set_fleet(options, store_text, host_text))
             for i, key in enumerate(keys):
                 try:
                     check(_bindings.tg_engine_options_trust(options, key))
@@ -674,6 +702,30 @@ def _integer(value: Any, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
     return value
+
+
+def _fleet(
+    store: Optional[str], host: Optional[str], lease_ttl_ms: Optional[int]
+) -> Optional[Tuple[bytes, bytes, Optional[int]]]:
+    """The fleet options as the C ABI takes them, or None for an embedded engine; refuses
+    ``store`` without ``host`` and the reverse, and a lease TTL without either."""
+    if store is None and host is None:
+        if lease_ttl_ms is not None:
+            raise InvalidArgument(
+                "invalid fleet_lease_ttl_ms: it is the lease TTL of a fleet engine; "
+                "give store and host too"
+            )
+        return None
+    if store is None or host is None:
+        given, missing = ("store", "host") if host is None else ("host", "store")
+        raise InvalidArgument(
+            f"invalid fleet options: {given} without {missing}: a fleet engine needs both "
+            "the fleet store and this host's name, an embedded one neither"
+        )
+    ttl = (
+        None if lease_ttl_ms is None else _bounded(lease_ttl_ms, "fleet_lease_ttl_ms", 1, _U64_MAX)
+    )
+    return encode_text(store, "store"), encode_text(host, "host"), ttl
 
 
 def _bounded(value: Optional[int], what: str, low: int, high: int) -> int:
