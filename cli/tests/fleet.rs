@@ -42,46 +42,14 @@ fn admin_on_one_host_reaches_another_and_pipe_meters_from_the_store() {
         return;
     };
     let (a, b) = (State::new(), State::new());
-    host(&a, &server, "h1", &["project", "create", "p"])
-        .assert()
-        .success();
-    host(
-        &a,
-        &server,
-        "h1",
-        &[
-            "key",
-            "add",
-            "p",
-            "--id",
-            "F-1",
-            "--limit",
-            "1MiB",
-            "--delivery",
-            "online",
-        ],
-    )
-    .assert()
-    .success();
-    host(
-        &a,
-        &server,
-        "h1",
-        &[
-            "key",
-            "add-reserve",
-            "--project",
-            "p",
-            "--id",
-            "F-2",
-            "--limit",
-            "1MiB",
-            "--delivery",
-            "online",
-        ],
-    )
-    .assert()
-    .success();
+    for line in [
+        "project create p",
+        "key add p --id F-1 --limit 1MiB --delivery online",
+        "key add-reserve --project p --id F-2 --limit 1MiB --delivery online",
+    ] {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        host(&a, &server, "h1", &args).assert().success();
+    }
     // h2 opens its state (new) and finds the fleet's project and keys.
     let started = Instant::now();
     loop {
