@@ -502,6 +502,8 @@ fn other_commands_refuse_store_and_host() {
             "K",
             "--limit",
             "1",
+            "--delivery",
+            "online",
             "--store",
             "host=/nowhere",
         ])
