@@ -145,11 +145,15 @@ pub fn host_child() {
         ttl,
     );
     if child_env("FLEET_FOREVER").is_some() {
-        // Killed by the parent mid-run.
+        // Killed by the parent mid-run. About 1 MB/s: slow enough that a lease outlives its
+        // first renewal (a third of the TTL), so the store sees usage reported before the kill.
+        // A faster host takes leases of at most an eighth of what is free (2 MiB of a 16 MiB
+        // key) and uses each up before any renewal, so reports nothing before settling, and
+        // drains both keys in a second or two, leaving nothing open to kill.
         let handle = engine.project("p").unwrap();
         loop {
             let _ = handle.consume_partial(4 << 10);
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(Duration::from_millis(4));
         }
     }
     if child_env("FLEET_SLOW").is_some() {
