@@ -300,3 +300,32 @@ fn terminated_connections_leave_totals_exact() {
     }
     println!("terminated {terminated} backends while the host metered");
 }
+
+/// A host that closes cleanly before its keys run out: the store should charge it exactly what
+/// it granted. Fails today (an engine fault; the tests that drain keys to exhaustion cannot
+/// see it): after 8 s of 64 KiB grants at full speed on a key of the maximum limit, the store
+/// charged 1.90 TB for 1.54 TB granted in one run, 1.47 TB for 1.31 TB in another, while the
+/// host's own key usage equals what it granted. Nothing is over-granted: the store charges
+/// more, never less. Run with `--ignored` to see it.
+#[test]
+#[ignore = "engine bug under investigation: a clean close mid-key charges more than granted"]
+fn a_clean_close_mid_key_charges_what_was_granted() {
+    let Some(server) = Server::start("a_clean_close_mid_key") else {
+        return;
+    };
+    let params = server.params();
+    Store::connect(&params).unwrap().migrate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_host(dir.path(), &params, "solo", tollgate_core::MAX_LIMIT_BYTES);
+    let handle = engine.project("p").unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        let _ = handle.consume_partial(64 << 10);
+    }
+    let granted = granted(&engine);
+    drop(handle);
+    drop(engine);
+    let (used, leased, in_doubt) = store_used(&params, ACTIVE);
+    assert_eq!((leased, in_doubt), (0, 0), "settled at the close");
+    assert_eq!(used, granted, "charged {used}, granted {granted}");
+}
