@@ -10,144 +10,29 @@
 #![cfg(not(loom))]
 
 mod common;
+#[allow(dead_code)]
+mod fleet_common;
 
 #[allow(dead_code)]
 #[path = "../../store/tests/common/mod.rs"]
 mod postgres;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tollgate_core::{Engine, Error, FleetConfig, Options};
-use tollgate_store::{LeaseState, Store};
+use tollgate_core::{Engine, Error};
+use tollgate_store::Store;
 
-use common::{child_env, child_result, dv, spawn_child};
+use common::child_result;
+use fleet_common::{
+    drain, fleet_options, granted, open_host, spawn_host, store_used, Killed, ACTIVE, MIB, RESERVE,
+};
 use postgres::Server;
 
-const MIB: u64 = 1 << 20;
-
-/// The keys every host holds: the same documents, so the same store accounts.
-const ACTIVE: &str = "FLEET-A";
-const RESERVE: &str = "FLEET-R";
-
-fn fleet_options(dir: &Path, params: &str, host: &str) -> Options {
-    Options {
-        fleet: Some(FleetConfig {
-            lease_ttl: Duration::from_secs(3),
-            ..FleetConfig::new(params, host)
-        }),
-        ..common::options(dir)
-    }
-}
-
-/// Opens host `host`'s state at `dir`, creating project `p` with both keys through the fleet's
-/// admin log unless a host already did (hosts starting together may each try: the later
-/// changes are refused as the rules refuse them on one host).
-fn open_host(dir: &Path, params: &str, host: &str, amount: u64) -> Engine {
-    let engine = Engine::open_with(dir, fleet_options(dir, params, host)).unwrap();
-    let already = |result: Result<(), Error>| match result {
-        Ok(()) | Err(Error::ProjectExists { .. } | Error::DuplicateKey { .. }) => {}
-        Err(Error::ReserveOccupied { .. }) => {}
-        Err(e) => panic!("{e}"),
-    };
-    already(engine.create_project("p"));
-    already(engine.add_key("p", dv(ACTIVE, amount)).map(drop));
-    already(engine.add_reserve("p", dv(RESERVE, amount)).map(drop));
-    engine
-}
-
-/// What project `p` of an engine granted in all: its pair's usage of both keys.
-fn granted(engine: &Engine) -> u64 {
-    common::charged(engine, "p")
-}
-
-/// Grants in 64 KiB requests (taking what remains of the last) until the keys are exhausted,
-/// waiting out `Unavailable`; returns how many grants were refused as unavailable.
-fn drain(engine: &Engine, deadline: Duration) -> u64 {
-    let handle = engine.project("p").unwrap();
-    let started = Instant::now();
-    let mut unavailable = 0;
-    loop {
-        assert!(
-            started.elapsed() < deadline,
-            "did not drain in {deadline:?}"
-        );
-        match handle.consume_partial(64 << 10) {
-            Ok(_) => {}
-            Err(Error::Exhausted { .. }) => return unavailable,
-            Err(Error::Unavailable) => {
-                unavailable += 1;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(e) => panic!("unexpected refusal: {e}"),
-        }
-    }
-}
-
-/// The store's `used` of key `key`, and whether nothing of it is leased or in doubt.
-fn store_used(params: &str, key: &str) -> (u64, u64, u64) {
-    let mut store = Store::connect(params).unwrap();
-    let account = store.account(key).unwrap();
-    (account.used, account.leased, account.in_doubt)
-}
-
-/// A child host: drains, prints what it granted, closes (which settles).
+/// A child host (see `fleet_common::host_child`).
 #[test]
 #[ignore = "run as a child process by the fleet tests"]
 fn fleet_host_child() {
-    let (Some(dir), Some(params), Some(host), Some(amount)) = (
-        child_env("FLEET_DIR"),
-        child_env("FLEET_PARAMS"),
-        child_env("FLEET_HOST"),
-        child_env("FLEET_AMOUNT"),
-    ) else {
-        return;
-    };
-    let engine = open_host(Path::new(&dir), &params, &host, amount.parse().unwrap());
-    if child_env("FLEET_FOREVER").is_some() {
-        // Killed by the parent mid-run: meters half the Active key, then holds its leases
-        // (renewing them) until it is killed.
-        let handle = engine.project("p").unwrap();
-        let half = amount.parse::<u64>().unwrap() / 2;
-        let mut granted = 0;
-        loop {
-            if granted < half {
-                granted += handle.consume_partial(4 << 10).unwrap_or(0);
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-    drain(&engine, Duration::from_secs(120));
-    println!("RESULT {}", granted(&engine));
-}
-
-fn spawn_host(
-    dir: &Path,
-    params: &str,
-    host: &str,
-    amount: u64,
-    forever: bool,
-) -> std::process::Child {
-    let mut env = vec![
-        ("FLEET_DIR", dir.display().to_string()),
-        ("FLEET_PARAMS", params.to_owned()),
-        ("FLEET_HOST", host.to_owned()),
-        ("FLEET_AMOUNT", amount.to_string()),
-    ];
-    if forever {
-        env.push(("FLEET_FOREVER", "1".into()));
-    }
-    spawn_child("fleet_host_child", &env)
-}
-
-/// A child killed when the test ends, however it ends.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    fleet_common::host_child();
 }
 
 /// Three host processes drain one project's Active and Reserved keys through the switch: each
@@ -253,22 +138,22 @@ fn a_killed_host_settles_when_it_comes_back() {
     let amount = 16 * MIB;
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut victim = Killed(spawn_host(a.path(), &params, "victim", amount, true));
-    // Let it meter (leases used up and settled) and hold drawn leases, then kill it mid-run.
+    // Let it take and draw leases, then kill it mid-run.
     let started = Instant::now();
     loop {
-        let mut store = Store::connect(&params).unwrap();
-        let leases = store.list_leases().unwrap();
-        let settled = leases.iter().any(|l| l.state == LeaseState::Settled);
-        let holding = leases
-            .iter()
-            .any(|l| l.state == LeaseState::Open && l.drawn > 0);
-        if settled && holding {
-            break;
-        }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "victim never leased: {leases:?}"
+            "victim never leased"
         );
+        let mut store = Store::connect(&params).unwrap();
+        if store
+            .list_leases()
+            .unwrap()
+            .iter()
+            .any(|l| l.drawn > 0 && l.reported > 0)
+        {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     victim.0.kill().unwrap();

@@ -394,7 +394,9 @@ impl Host {
         // A quarter of a block at the recent rate, within the policy's largest block (a
         // grant that needs more than that still gets what it needs).
         let by_rate = (u128::from(stock.rate) * DRAW_HORIZON.as_millis() / 1000) as u64;
-        let draw = by_rate.clamp(MIN_DRAW, self.policy.max_block / 4).max(wanted);
+        let draw = by_rate
+            .clamp(MIN_DRAW, self.policy.max_block / 4)
+            .max(wanted);
         let supply = account.supply().unwrap_or(0);
         let room = supply.saturating_sub(account.taken());
         if room >= draw / 2 + wanted {

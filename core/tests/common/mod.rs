@@ -117,7 +117,11 @@ pub fn child_env(name: &str) -> Option<String> {
 pub fn child_result(child: Child) -> u64 {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "child failed: {:?}", out.status);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    result_line(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The number of the `RESULT <n>` line in a child's output.
+pub fn result_line(stdout: &str) -> u64 {
     stdout
         .lines()
         .find_map(|l| {

@@ -1,5 +1,5 @@
 //! A PostgreSQL server for one test: `initdb` into a temporary directory, a Unix socket there,
-//! no TCP, stopped and removed on drop. Also the server of `cli/tests/lease.rs` and
+//! no TCP unless asked for ([`Server::start_with_tcp`]), stopped and removed on drop. Also the server of `cli/tests/lease.rs` and
 //! `cli/tests/pipe_postgres.rs`, which include this file by `#[path]`.
 //!
 //! The server binaries are looked for under /usr/lib/postgresql/*/bin (Debian's `postgresql`
@@ -28,11 +28,29 @@ pub struct Server {
     bin: PathBuf,
     dir: tempfile::TempDir,
     as_postgres: bool,
+    /// The loopback TCP port it also listens on, if any (and its socket's number then).
+    port: Option<u16>,
 }
 
 impl Server {
     /// Starts a fresh server, or says why not and returns `None` when PostgreSQL is absent.
     pub fn start(test: &str) -> Option<Server> {
+        Server::start_on(test, None)
+    }
+
+    /// [`Server::start`], the server also listening on a free port of 127.0.0.1
+    /// ([`Server::tcp_port`]): for a test that puts something between client and server.
+    pub fn start_with_tcp(test: &str) -> Option<Server> {
+        // A port the kernel found free a moment ago: another process could take it before
+        // the server binds it, which would fail the start loudly, not silently.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        Server::start_on(test, Some(port))
+    }
+
+    fn start_on(test: &str, port: Option<u16>) -> Option<Server> {
         let Some(bin) = server_bin() else {
             eprintln!(
                 "\n*** {test}: SKIPPED: PostgreSQL's server binaries are not installed \
@@ -50,6 +68,7 @@ impl Server {
             bin,
             dir,
             as_postgres,
+            port,
         };
         let data = server.data();
         server.run(
@@ -62,8 +81,12 @@ impl Server {
 
     /// Starts the (stopped) server on its data directory and waits until it accepts.
     pub fn start_again(&self) {
+        let listen = match self.port {
+            Some(port) => format!("-c listen_addresses=127.0.0.1 -p {port}"),
+            None => "-c listen_addresses=''".to_owned(),
+        };
         let options = format!(
-            "-k {} -c listen_addresses='' -c fsync=off -c max_connections=60",
+            "-k {} {listen} -c fsync=off -c max_connections=60",
             self.socket()
         );
         let log = format!("{}/log", self.socket());
@@ -92,7 +115,22 @@ impl Server {
 
     /// Connection parameters for the `postgres` database over the Unix socket.
     pub fn params(&self) -> String {
-        format!("host={} user=postgres dbname=postgres", self.socket())
+        format!(
+            "host={} {}user=postgres dbname=postgres",
+            self.socket(),
+            self.port_param()
+        )
+    }
+
+    /// The loopback TCP port of a server started with [`Server::start_with_tcp`].
+    pub fn tcp_port(&self) -> u16 {
+        self.port.expect("a server started with TCP")
+    }
+
+    /// `port=N ` when the server has a port of its own (which also names its socket).
+    fn port_param(&self) -> String {
+        self.port
+            .map_or(String::new(), |port| format!("port={port} "))
     }
 
     fn data(&self) -> String {
@@ -113,6 +151,7 @@ impl Server {
     pub fn client(&self, program: &str, args: &[&str]) -> Output {
         let output = Command::new(self.bin.join(program))
             .args(["-h", &self.socket(), "-U", "postgres"])
+            .args(self.port.map(|port| format!("-p{port}")))
             .args(args)
             .output()
             .unwrap();
