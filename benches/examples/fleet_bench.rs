@@ -224,7 +224,9 @@ fn lease_run(params: &str, prefix: &str, hosts: usize) -> BenchResult<LeaseRun> 
     let mut used = 0;
     for key in ["A", "R"] {
         let account = store.account(&format!("{prefix}-{key}"))?;
-        if account.leased + account.in_doubt > 0 {
+        // A closing host's pairs may hold up to one block (4 MiB) unused each: it stays
+        // leased to the host, not charged.
+        if account.leased > hosts as u64 * (4 << 20) || account.in_doubt > 0 {
             return Err(format!("{prefix}-{key} not settled after the close: {account:?}").into());
         }
         used += account.used;
@@ -353,10 +355,26 @@ fn host(args: &[String]) -> BenchResult<()> {
     let dir = Path::new(dir);
     let ttl = Duration::from_millis(ttl_ms);
     let engine = Engine::open_with(dir, fleet_options(dir, params, name, ttl))?;
-    engine.create_project("p")?;
-    engine.add_key("p", fixture::key(&format!("{prefix}-A"), amount))?;
-    engine.add_key("p", fixture::key(&format!("{prefix}-R"), amount))?;
-    let handle = engine.project("p")?;
+    // One project per run (named by its prefix: the fleet shares its projects), through the
+    // fleet's admin log: hosts starting together may each try, and the later
+    // changes are refused as on one host (the project exists, the key is there).
+    let already = |result: tollgate_core::Result<()>| match result {
+        Ok(()) | Err(Error::ProjectExists { .. } | Error::DuplicateKey { .. }) => Ok(()),
+        Err(Error::ReserveOccupied { .. }) => Ok(()),
+        Err(e) => Err(e),
+    };
+    already(engine.create_project(prefix))?;
+    already(
+        engine
+            .add_key(prefix, fixture::key(&format!("{prefix}-A"), amount))
+            .map(drop),
+    )?;
+    already(
+        engine
+            .add_key(prefix, fixture::key(&format!("{prefix}-R"), amount))
+            .map(drop),
+    )?;
+    let handle = engine.project(prefix)?;
     let started = Instant::now();
     let mut granted = 0;
     while started.elapsed() < Duration::from_millis(run_ms) {
@@ -370,7 +388,7 @@ fn host(args: &[String]) -> BenchResult<()> {
             std::thread::sleep(due.saturating_sub(started.elapsed()));
         }
     }
-    let used: u64 = engine.keys("p")?.iter().map(|k| k.used).sum();
+    let used: u64 = engine.keys(prefix)?.iter().map(|k| k.used).sum();
     eprintln!("host {name}: granted {granted}, its keys' used {used}");
     println!("GRANTED {granted}");
     Ok(())

@@ -30,6 +30,9 @@ pub(crate) const ACCOUNT_KIND: u32 = 2;
 /// Largest block a shared key's holders lease in total at once, before dividing by holders.
 const MAX_SHARED_BLOCK: u64 = 64 << 20;
 
+/// Largest block a pair leases from a fleet account's stock (unless a grant needs more).
+const FLEET_BLOCK: u64 = 4 << 20;
+
 /// One key's quota account: 256 bytes, a record of the state file, only accessed through
 /// atomics; all zeros is an unused record.
 ///
@@ -388,7 +391,12 @@ impl AccountRecord {
             if whole_or_none && remaining < need {
                 return Err(remaining);
             }
-            let len = block_size(limit, ceiling, drawn, need, self.holders());
+            let mut len = block_size(limit, ceiling, drawn, need, self.holders());
+            if self.is_fleet() {
+                // A fleet pair's block is at most FLEET_BLOCK (or what the grant needs): what
+                // a closing host's pairs hold unused stays leased to it, so it stays small.
+                len = len.min(FLEET_BLOCK.max(need)).min(remaining);
+            }
             match self.taken.compare_exchange_weak(
                 taken,
                 taken + len,
