@@ -74,9 +74,10 @@ fn admin_on_one_host_reaches_another_and_pipe_meters_from_the_store() {
         .assert()
         .success();
     assert_eq!(piped.get_output().stdout, data);
-    // The store charged each key exactly what h2's pair used of it (granted == charged), and
-    // the two add up to what the pipe forwarded. (h1's idle stock of a key may keep part of it
-    // leased or in doubt: never granted twice, never lost.)
+    // The store charged each key what h2's pair used of it plus, for the key it still meters,
+    // the block its pair holds unused (h2's to grant next time), and the uses add up to what the
+    // pipe forwarded. (h1's idle stock may keep part of a key leased or in doubt: never granted
+    // twice, never lost.)
     let keys = json(&mut host(&b, &server, "h2", &["key", "list", "p"]));
     let mut store = Store::connect(&server.params()).unwrap();
     let mut forwarded = 0;
@@ -84,7 +85,12 @@ fn admin_on_one_host_reaches_another_and_pipe_meters_from_the_store() {
         let id = key["key"]["id"].as_str().unwrap();
         let used = key["used"].as_u64().unwrap();
         let account = store.account(id).unwrap();
-        assert_eq!(account.used, used, "{id}: {:?}", store.list_leases());
+        assert!(
+            account.used >= used && account.used - used <= 4 << 20,
+            "{id}: charged {}, used {used}: {:?}",
+            account.used,
+            store.list_leases()
+        );
         assert!(account.used + account.leased + account.in_doubt <= 1 << 20);
         forwarded += used;
     }

@@ -302,9 +302,10 @@ fn terminated_connections_leave_totals_exact() {
 }
 
 /// A host that closes cleanly before its keys run out: the store charges it exactly what it
-/// granted (8 s of 64 KiB grants at full speed on a key of the maximum limit). Before the close
-/// settled with the pairs' exact usage it charged their unused blocks too (1.90 TB for 1.54 TB
-/// granted in one run); what a pair holds unused now stays leased, not charged.
+/// granted plus the one block its pair still holds unused (at most 4 MiB, the host's to grant
+/// when it opens again), and nothing stays leased or in doubt (8 s of 64 KiB grants at full
+/// speed on a key of the maximum limit). Before a pair's block from a fleet stock was capped,
+/// that block was the whole stock: 1.90 TB charged for 1.54 TB granted in one run.
 #[test]
 fn a_clean_close_mid_key_charges_what_was_granted() {
     let Some(server) = Server::start("a_clean_close_mid_key") else {
@@ -324,5 +325,8 @@ fn a_clean_close_mid_key_charges_what_was_granted() {
     drop(engine);
     let (used, leased, in_doubt) = store_used(&params, ACTIVE);
     assert_eq!((leased, in_doubt), (0, 0), "settled at the close");
-    assert_eq!(used, granted, "charged {used}, granted {granted}");
+    assert!(
+        used >= granted && used - granted <= 4 << 20,
+        "charged {used}, granted {granted}"
+    );
 }

@@ -473,36 +473,18 @@ impl Host {
                     break;
                 }
             }
-            // What this host's pairs granted of the key, exactly: a lease whose drawn part is
-            // all granted or withdrawn is settled; one that a pair still holds unused in its
-            // block stays open with its exact usage reported, so the store holds the rest in
-            // doubt (it may be granted) until this host comes back and uses it.
-            let Ok(granted) = granted_of(&state, catalog, &key) else {
-                continue;
-            };
-            stock.leases.retain_mut(|held| {
-                let e = held.entry;
-                let exact = granted.saturating_sub(e.base).min(e.drawn - e.returned);
-                let used = exact.max(e.reported);
-                let id = LeaseId(e.id);
-                if used == e.drawn - e.returned {
-                    return !(store.settle(id, used).is_ok()
-                        && catalog.drop_fleet_lease(e.id).is_ok());
-                }
-                let _ = renew(store, catalog, &key, held, granted, e.drawn);
-                true
+            // Every lease is settled with what it drew less what was withdrawn: the bytes the
+            // host's pairs granted, plus what a pair still holds unused in its block (at most
+            // 4 MiB per pair), which stays the host's to grant when it opens again. Leaving that
+            // lease open instead would keep the withdrawn stock leased with it.
+            let taken = account.taken();
+            stock.leases.retain(|held| {
+                let used = held.used(taken);
+                !(store.settle(LeaseId(held.entry.id), used).is_ok()
+                    && catalog.drop_fleet_lease(held.entry.id).is_ok())
             });
         }
     }
-}
-
-/// What the pairs holding or having held key `key` granted of it.
-fn granted_of(state: &StateFile, catalog: &Catalog, key: &str) -> Result<u64> {
-    Ok(catalog
-        .key_rows_by_id(key)?
-        .iter()
-        .map(|row| super::accounts::row_usage(state, row).1)
-        .sum())
 }
 
 /// Confirms the leases read from the ledger with the store: an open one is renewed from now
