@@ -97,10 +97,10 @@ static void test_drain(const char *store, const char *host, const char *key,
     tg_engine_options *options = fleet_options(store, host);
     tg_engine *engine = NULL;
     EXPECT(TG_OK, tg_engine_open_with_options(path_in_base("fleet"), options, &engine));
-    EXPECT(TG_OK, tg_project_create(engine, "p"));
-    EXPECT(TG_OK, tg_key_add(engine, "p", data_volume_key(key, limit)));
+    EXPECT(TG_OK, tg_project_create(engine, key));
+    EXPECT(TG_OK, tg_key_add(engine, key, data_volume_key(key, limit)));
     tg_project *project = NULL;
-    EXPECT(TG_OK, tg_project_open(engine, "p", &project));
+    EXPECT(TG_OK, tg_project_open(engine, key, &project));
     unsigned long long unavailable = 0;
     uint64_t total = drain(project, &unavailable);
     CHECK(total == limit);
@@ -115,7 +115,7 @@ static void test_drain(const char *store, const char *host, const char *key,
 
     /* Reopened with the same options: the fleet has nothing left. */
     EXPECT(TG_OK, tg_engine_open_with_options(path_in_base("fleet"), options, &engine));
-    EXPECT(TG_OK, tg_project_open(engine, "p", &project));
+    EXPECT(TG_OK, tg_project_open(engine, key, &project));
     unavailable = 0;
     CHECK(drain(project, &unavailable) == 0);
     tg_project_close(project);
