@@ -66,12 +66,17 @@ impl Engine {
         };
         let state = &self.inner.state;
         let account = state.account_record(record);
-        let fleet = self.inner.in_fleet() && key.scheme.class() == LicenseClass::DataVolume;
+        // In a fleet, data volume and machine or core seats are leased from the store; a
+        // per-instance key is assigned once fleet-wide through the admin log instead.
+        let class = key.scheme.class();
+        let fleet = self.inner.in_fleet() && class != LicenseClass::Instance;
         // A fleet account leases no overage (the store account holds the limit alone).
         let overage = if fleet { 0 } else { key.overage_bytes() };
         account.open(key.scheme.amount(), overage, 0, ACCOUNT_OWNER);
-        if fleet {
-            account.make_fleet();
+        match class {
+            _ if !fleet => {}
+            LicenseClass::DataVolume => account.make_fleet(),
+            _ => account.make_fleet_seats(),
         }
         if let Some((_, start)) = period {
             account.start_period(u64::try_from(start).unwrap_or(0), 0);

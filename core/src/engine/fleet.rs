@@ -41,6 +41,8 @@ use crate::state_file::StateFile;
 use crate::worker::{Stop, Worker};
 
 use super::fleet_admin::{FleetShared, POLL_EVERY};
+
+mod seats;
 use super::{Engine, FleetConfig};
 
 /// How often the fleet thread looks at the host's stocks. A look that needs no statement
@@ -179,6 +181,8 @@ struct KeyStock {
     rate: u64,
     /// `taken` and when, at the last rate sample.
     sampled: (u64, Instant),
+    /// For a seat key: what its tending remembers (see `fleet::seats`).
+    seats: seats::Tending,
 }
 
 /// One lease of the fleet store this host holds.
@@ -355,11 +359,14 @@ impl Host {
                 })
                 .collect();
             // The ledger is written after the store acknowledged a draw and before the stock
-            // grows: a process killed between the two left the stock short of it.
+            // grows: a process killed between the two left the stock short of it. (A seat
+            // key's stock is set from its confirmed leases instead, see `fleet::seats`.)
             let top = held.iter().map(|h| h.entry.base + h.entry.drawn).max();
             let supply = account.supply().unwrap_or(0);
             if let Some(short) = top.and_then(|top| top.checked_sub(supply)) {
-                account.add_supply(short);
+                if !account.is_fleet_seats() {
+                    account.add_supply(short);
+                }
             }
             // Learned afresh from the store: a stale mark would switch the pair too early.
             account.set_dry(false);
@@ -369,6 +376,7 @@ impl Host {
                 leases: held,
                 rate: 0,
                 sampled: (account.taken(), Instant::now()),
+                seats: seats::Tending::default(),
             };
             self.keys.insert(key.to_owned(), stock);
         }
@@ -381,6 +389,11 @@ impl Host {
     fn tend_stock(&mut self, key: &str, stock: &mut KeyStock) -> std::result::Result<(), Later> {
         let state = Arc::clone(&self.state);
         let account = state.account_record(stock.record);
+        if account.is_fleet_seats() {
+            let host = self.config.host.clone();
+            let (store, catalog) = self.parts();
+            return seats::tend(store, catalog, &host, key, stock, account);
+        }
         let (store, catalog) = self.parts();
         if !stock.created {
             store.create_account(key, AccountKind::Bytes, account.limit())?;
@@ -460,6 +473,12 @@ impl Host {
             let mut stock = self.keys.remove(&key).expect("listed");
             let state = Arc::clone(&self.state);
             let account = state.account_record(stock.record);
+            if account.is_fleet_seats() {
+                // Seats still held keep their leases for the process that runs the host next.
+                let (store, catalog) = self.parts();
+                let _ = seats::give_back_free(store, catalog, &key, &mut stock, account);
+                continue;
+            }
             let (withdrawn, before) = account.withdraw_stock();
             let top = before + withdrawn;
             let (store, catalog) = self.parts();

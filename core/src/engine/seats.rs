@@ -66,7 +66,17 @@ impl Engine {
     /// Like [`Engine::seats`], but the seats belong to the operator, not to this process: they
     /// stay held after the process ends, until an operator releases them. This is what the
     /// command line's `seat acquire` uses.
+    ///
+    /// Refused on a fleet host (`InvalidArgument`): its seats are leases the host renews only
+    /// while one of its processes runs, so a seat no process holds would expire in the store
+    /// and be leased to another host while this one still counted it.
     pub fn operator_seats(&self, project: &str, class: LicenseClass) -> Result<SeatHandle> {
+        if self.inner.in_fleet() {
+            return Err(Error::InvalidArgument {
+                field: "operator seats",
+                reason: "a fleet host holds seats only for its running processes".into(),
+            });
+        }
         self.seat_handle(project, class, OPERATOR)
     }
 
@@ -197,6 +207,11 @@ impl SeatHandle {
     /// An expired Active key is switched to the reserve on the way. A refusal for lack of seats
     /// also asks the engine's reclaimer thread to take back the seats of processes that are gone
     /// (a flag, no syscall), so a retry a moment later can succeed.
+    ///
+    /// On a fleet host the seats are leased from the fleet store one at a time by the engine's
+    /// fleet thread: a host with none free refuses `Unavailable` while the store may have more
+    /// (its thread leases them within a few milliseconds: retry), and `SeatsExhausted` when
+    /// every seat of the key is held across the fleet.
     #[inline]
     pub fn acquire(&self, units: u64) -> Result<()> {
         match self.pair().acquire(units, self.clock.now(), self) {

@@ -24,6 +24,8 @@
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
+mod fleet_seats;
+
 /// The `kind` an account record carries where a pair record keeps its metering.
 pub(crate) const ACCOUNT_KIND: u32 = 2;
 
@@ -460,7 +462,11 @@ impl AccountRecord {
 
     /// Takes `units` seats of a seat key's account if that many are free (`taken` counts the
     /// seats held across every pair the key bounds), else returns how many are free. One CAS.
+    /// A fleet seat account is bounded by this host's stock instead (see `fleet_seats`).
     pub(crate) fn take_seats(&self, units: u64) -> Result<(), u64> {
+        if self.is_fleet_seats() {
+            return self.take_fleet_seats(units);
+        }
         let limit = self.limit();
         // Relaxed (load and CAS): as in `take`; the gauge publishes no other data.
         let mut taken = self.taken.load(Ordering::Relaxed);

@@ -381,3 +381,27 @@ fn fleet_withdrawal_races_a_consumer() {
         assert_eq!(charged(&record.state()), granted);
     });
 }
+
+/// A fleet seat acquire racing the withdrawal of the one free seat of a host's stock (the
+/// Dekker pair of `account::fleet_seats`): never both get it, and the seats held never exceed
+/// the stock, whichever order the fences take.
+#[test]
+fn fleet_seat_withdrawal_races_an_acquire() {
+    bounded(3).check(|| {
+        let account = Arc::new(AccountRecord::new());
+        account.open(4, 0, 0, 1);
+        account.make_fleet_seats();
+        account.add_seat();
+        account.add_seat();
+        account.take_seats(1).unwrap();
+        let acquirer = {
+            let account = account.clone();
+            thread::spawn(move || account.take_seats(1).is_ok())
+        };
+        let withdrawn = account.withdraw_seat();
+        let acquired = acquirer.join().unwrap();
+        assert!(!(acquired && withdrawn), "one free seat went twice");
+        assert_eq!(account.taken(), 1 + u64::from(acquired));
+        assert_eq!(account.seat_stock(), 2 - u64::from(withdrawn));
+    });
+}

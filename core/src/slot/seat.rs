@@ -99,6 +99,16 @@ impl PairRecord {
                                 }
                             }
                         },
+                        // A fleet host's stock is short: its fleet thread leases more seats
+                        // (as many as this request wants) while the store has them free.
+                        Err(available) if account.is_fleet_seats() => {
+                            account.want(units);
+                            if account.is_dry() {
+                                Refusal::NoSeats { available }
+                            } else {
+                                Refusal::Unavailable
+                            }
+                        }
                         Err(available) => Refusal::NoSeats { available },
                     },
                     None => {
