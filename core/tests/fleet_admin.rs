@@ -43,6 +43,14 @@ fn open_host(dir: &Path, params: &str, host: &str) -> Engine {
     Engine::open_with(dir, options).unwrap()
 }
 
+/// Hosts `h0`, `h1`, … of the fleet, one per directory.
+fn open_hosts(dirs: &[tempfile::TempDir], params: &str) -> Vec<Engine> {
+    dirs.iter()
+        .enumerate()
+        .map(|(i, d)| open_host(d.path(), params, &format!("h{i}")))
+        .collect()
+}
+
 /// The number of changes in the store's admin log.
 fn log_len(params: &str) -> usize {
     Store::connect(params)
@@ -75,11 +83,7 @@ fn admin_changes_reach_every_host_in_order() {
     };
     let params = server.params();
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let hosts: Vec<Engine> = dirs[..3]
-        .iter()
-        .enumerate()
-        .map(|(i, d)| open_host(d.path(), &params, &format!("h{i}")))
-        .collect();
+    let hosts = open_hosts(&dirs[..3], &params);
     hosts[0].create_project("p").unwrap();
     for (i, host) in hosts.iter().enumerate() {
         let took = within_two_seconds("project", || host.projects().unwrap() == ["p"]);
@@ -285,11 +289,7 @@ fn every_admin_change_leaves_every_host_alike() {
     };
     let params = server.params();
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let hosts: Vec<Engine> = dirs[..3]
-        .iter()
-        .enumerate()
-        .map(|(i, d)| open_host(d.path(), &params, &format!("h{i}")))
-        .collect();
+    let hosts = open_hosts(&dirs[..3], &params);
     hosts[0].create_project("p").unwrap();
     hosts[0].create_project("q").unwrap();
     hosts[0].add_key("p", dv("ALL-A", MIB)).unwrap();
@@ -421,11 +421,7 @@ fn two_hosts_racing_for_the_last_license_one_wins_everywhere() {
     };
     let params = server.params();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let hosts: Vec<Engine> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| open_host(d.path(), &params, &format!("h{i}")))
-        .collect();
+    let hosts = open_hosts(&dirs, &params);
     hosts[0]
         .buy_licenses(&Purchase::new(LicenseType::Server, 1, PaymentMode::Annual))
         .unwrap();
