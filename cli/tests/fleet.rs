@@ -130,9 +130,9 @@ fn within_two_seconds(
 
 /// A purchase, an instance and its assignment made on host h1 reach host h2, whose `instance
 /// list` and `pool list` show the same license assigned; a group made on h1 and the bulk task
-/// on it run on h2 reach h1.
+/// on it run on h2 reach h1; a reserve removed and a key replaced on h1 reach h2.
 #[test]
-fn pools_instances_groups_and_the_bulk_task_reach_another_host() {
+fn pools_instances_groups_and_key_changes_reach_another_host() {
     let Some(server) = Server::start("pools_instances_groups_reach_another_host") else {
         return;
     };
@@ -202,6 +202,29 @@ fn pools_instances_groups_and_the_bulk_task_reach_another_host() {
     });
     assert_eq!(keys[1]["key"]["id"], "G-R", "{keys}");
     assert_eq!(keys[1]["status"], "reserved", "{keys}");
+    // h1 removes that reserve and replaces the Active key: h2 sees both.
+    run_lines(
+        &a,
+        &server,
+        "h1",
+        &[
+            "key remove-reserve p G-R",
+            "key replace p --id G-B --limit 1MiB --delivery online",
+        ],
+    );
+    let statuses = |keys: &Value| -> Vec<(String, String)> {
+        let keys = keys.as_array().into_iter().flatten();
+        keys.map(|k| (k["key"]["id"].to_string(), k["status"].to_string()))
+            .collect()
+    };
+    let mine = statuses(&json(&mut host(&a, &server, "h1", &["key", "list", "p"])));
+    assert!(
+        mine.contains(&("\"G-B\"".into(), "\"active\"".into())),
+        "{mine:?}"
+    );
+    within_two_seconds(&b, &server, "h2", &["key", "list", "p"], |theirs| {
+        statuses(theirs) == mine
+    });
 }
 
 /// With the store stopped, an admin command is refused `UNAVAILABLE` (exit 1) and changes
