@@ -467,3 +467,51 @@ fn two_hosts_racing_for_the_last_license_one_wins_everywhere() {
     }
     println!("rounds in which both changes were appended (the log's order decided): {both_appended} of 8");
 }
+
+/// The log's order decides, whatever the hosts checked: two assignments of the last license
+/// appended one after the other (as two hosts that both found it free append them, written
+/// here straight to the store) leave it with the first instance on every host, the second
+/// refused everywhere; a host opened afterwards replays the same.
+#[test]
+fn the_first_of_two_appended_assignments_wins_on_every_host() {
+    let Some(server) = Server::start("the_first_of_two_appended_assignments_wins") else {
+        return;
+    };
+    let params = server.params();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let hosts = open_hosts(&dirs[..3], &params);
+    hosts[0]
+        .buy_licenses(&Purchase::new(LicenseType::Server, 1, PaymentMode::Annual))
+        .unwrap();
+    hosts[0].add_instance("a", InstanceOs::Linux, None).unwrap();
+    hosts[0].add_instance("b", InstanceOs::Linux, None).unwrap();
+    let mut store = Store::connect(&params).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let at = now.format(&time::format_description::well_known::Rfc3339);
+    for instance in ["b", "a"] {
+        let change = serde_json::json!({
+            "op": "assign",
+            "instance": instance,
+            "license_type": null,
+            "when": {"now": now.unix_timestamp(), "at": at.as_ref().unwrap()},
+            "serial": store.next_number().unwrap(),
+        });
+        store.append_admin("hx", &change.to_string()).unwrap();
+    }
+    let licensed = |engine: &Engine| -> Vec<(String, Option<String>)> {
+        let instances = engine.instances().unwrap().into_iter();
+        instances.map(|i| (i.name, i.license)).collect()
+    };
+    let expected = vec![("a".into(), None), ("b".into(), Some("server-1-1".into()))];
+    for (i, host) in hosts.iter().enumerate() {
+        let took = within_two_seconds("the first assignment", || licensed(host) == expected);
+        println!("h{i} applied both after {took:?}");
+    }
+    hosts[1].check_instance("b").unwrap();
+    assert!(matches!(
+        hosts[2].check_instance("a"),
+        Err(Error::NoActiveKey)
+    ));
+    let late = open_host(dirs[3].path(), &params, "h3");
+    assert_eq!(licensed(&late), expected);
+}
