@@ -51,8 +51,10 @@ pub struct Cli {
     pub json: bool,
 
     /// The fleet store: a PostgreSQL connection URL (`postgresql://…`) or `key=value`
-    /// parameters. Only `lease …` uses it so far; every other command refuses it, since its
-    /// fleet mode is not available yet
+    /// parameters. `lease …` uses it alone; with --host, `project …`, `key
+    /// add|add-reserve|replace|remove-reserve|list`, `group …`, `pool …`, `instance
+    /// add|assign|unassign|list`, `usage`, `events` and `pipe` run in fleet mode (admin changes
+    /// through the store, on every host); every other command refuses it
     #[arg(
         long,
         global = true,
@@ -62,8 +64,9 @@ pub struct Cli {
     )]
     pub store: Option<String>,
 
-    /// This host's name in the fleet store. `lease list` shows only its leases; every other
-    /// command refuses it, since fleet mode is not available yet
+    /// This host's name in the fleet store: with --store, the commands that run in fleet mode
+    /// (see --store) run as this host; `lease list` shows only its leases; every other command
+    /// refuses it
     #[arg(long, global = true, env = "TOLLGATE_HOST", value_name = "NAME")]
     pub host: Option<String>,
 

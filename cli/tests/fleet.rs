@@ -1,6 +1,7 @@
 //! The CLI in fleet mode (`--store URL --host NAME`) against a real PostgreSQL server each test
 //! starts (the store crate's harness): admin commands on one host reach another through the
-//! store's admin log, `pipe` meters from the store's accounts, and an unreachable store is
+//! store's admin log (projects and keys, groups and the bulk task, pool purchases, instances and
+//! assignments), `pipe` meters from the store's accounts, and an unreachable store is
 //! `UNAVAILABLE` (exit 1).
 //!
 //! Without PostgreSQL's server binaries the tests say so loudly and pass.
@@ -95,6 +96,135 @@ fn admin_on_one_host_reaches_another_and_pipe_meters_from_the_store() {
         forwarded += used;
     }
     assert_eq!(forwarded, 3 << 19);
+}
+
+/// Runs each line on `state` as host `name`, each expected to succeed.
+fn run_lines(state: &State, server: &Server, name: &str, lines: &[&str]) {
+    for line in lines {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        host(state, server, name, &args).assert().success();
+    }
+}
+
+/// Runs `args` (a listing) on `state` as host `name` until `done` holds of its JSON, 2 s at
+/// most; returns the JSON.
+fn within_two_seconds(
+    state: &State,
+    server: &Server,
+    name: &str,
+    args: &[&str],
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let listed = json(&mut host(state, server, name, args));
+        if done(&listed) {
+            return listed;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{args:?} on {name}: {listed}"
+        );
+    }
+}
+
+/// A purchase, an instance and its assignment made on host h1 reach host h2, whose `instance
+/// list` and `pool list` show the same license assigned; a group made on h1 and the bulk task
+/// on it run on h2 reach h1; a reserve removed and a key replaced on h1 reach h2.
+#[test]
+fn pools_instances_groups_and_key_changes_reach_another_host() {
+    let Some(server) = Server::start("pools_instances_groups_reach_another_host") else {
+        return;
+    };
+    let (a, b) = (State::new(), State::new());
+    run_lines(
+        &a,
+        &server,
+        "h1",
+        &[
+            "pool buy --type server --quantity 2 --mode annual",
+            "instance add web --os linux",
+            "instance assign web",
+        ],
+    );
+    let mine = json(&mut host(&a, &server, "h1", &["instance", "list"]));
+    let license = mine[0]["license"].as_str().expect("assigned").to_owned();
+    within_two_seconds(&b, &server, "h2", &["instance", "list"], |theirs| {
+        *theirs == mine
+    });
+    let pool = within_two_seconds(&b, &server, "h2", &["pool", "list"], |_| true);
+    let assigned: Vec<(&str, &str)> = pool
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|listing| listing["licenses"].as_array().unwrap())
+        .filter_map(|l| Some((l["id"].as_str()?, l["assigned_to"].as_str()?)))
+        .collect();
+    assert_eq!(assigned, [(&*license, "web")], "{pool}");
+
+    run_lines(
+        &a,
+        &server,
+        "h1",
+        &[
+            "project create p",
+            "project create q",
+            "key add p --id G-A --limit 1MiB --delivery online",
+            "group add g p q",
+        ],
+    );
+    within_two_seconds(&b, &server, "h2", &["group", "list"], |groups| {
+        groups[0]["projects"] == serde_json::json!(["p", "q"])
+    });
+    // The bulk task on h2: p takes the reserve, q (no Active key) refuses it, the command
+    // reports both (exit 1 for the refusal).
+    host(
+        &b,
+        &server,
+        "h2",
+        &[
+            "key",
+            "add-reserve",
+            "--group",
+            "g",
+            "--id",
+            "G-R",
+            "--limit",
+            "1MiB",
+            "--delivery",
+            "online",
+        ],
+    )
+    .assert()
+    .code(1);
+    let keys = within_two_seconds(&a, &server, "h1", &["key", "list", "p"], |keys| {
+        keys.as_array().is_some_and(|keys| keys.len() == 2)
+    });
+    assert_eq!(keys[1]["key"]["id"], "G-R", "{keys}");
+    assert_eq!(keys[1]["status"], "reserved", "{keys}");
+    // h1 removes that reserve and replaces the Active key: h2 sees both.
+    run_lines(
+        &a,
+        &server,
+        "h1",
+        &[
+            "key remove-reserve p G-R",
+            "key replace p --id G-B --limit 1MiB --delivery online",
+        ],
+    );
+    let statuses = |keys: &Value| -> Vec<(String, String)> {
+        let keys = keys.as_array().into_iter().flatten();
+        keys.map(|k| (k["key"]["id"].to_string(), k["status"].to_string()))
+            .collect()
+    };
+    let mine = statuses(&json(&mut host(&a, &server, "h1", &["key", "list", "p"])));
+    assert!(
+        mine.contains(&("\"G-B\"".into(), "\"active\"".into())),
+        "{mine:?}"
+    );
+    within_two_seconds(&b, &server, "h2", &["key", "list", "p"], |theirs| {
+        statuses(theirs) == mine
+    });
 }
 
 /// With the store stopped, an admin command is refused `UNAVAILABLE` (exit 1) and changes

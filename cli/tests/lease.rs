@@ -100,7 +100,7 @@ fn an_empty_store_is_migrated_and_listed_as_empty() {
         .stdout("No open lease has expired: nothing to reclaim.\n");
     // The first command applied the store's migrations: a host can lease at once.
     let mut store = Store::connect(&server.params()).unwrap();
-    assert_eq!(store.schema_versions().unwrap(), vec![1, 2, 3]);
+    assert_eq!(store.schema_versions().unwrap(), vec![1, 2, 3, 4]);
     assert!(store.migrate().unwrap().is_empty(), "nothing left to apply");
     // No state directory was opened or created: lease commands use none.
     assert_eq!(std::fs::read_dir(state.dir.path()).unwrap().count(), 0);
@@ -463,50 +463,39 @@ fn other_commands_refuse_store_and_host() {
         .cmd(&[
             "--store",
             "postgresql://tollgate@db.example/fleet",
-            "group",
-            "list",
+            "seat",
+            "reclaim",
         ])
         .assert()
         .code(2)
         .stdout("")
         .stderr(
-            "error: fleet mode is not available yet for `tollgate group list`: --store (or \
+            "error: fleet mode is not available yet for `tollgate seat reclaim`: --store (or \
              TOLLGATE_STORE) works only with `tollgate lease …`, `project …`, `key \
-             add|add-reserve|list`, `usage`, `events` and `pipe` so far; leave it out to use the \
-             state directory\n",
+             add|add-reserve|replace|remove-reserve|list`, `group …`, `pool …`, `instance \
+             add|assign|unassign|list`, `usage`, `events` and `pipe` so far; leave it out to use \
+             the state directory\n",
         );
     // From the environment too, and --host alike: never silently ignored.
     state
-        .cmd(&["group", "add", "g", "p1"])
+        .cmd(&["instance", "check", "web"])
         .env("TOLLGATE_STORE", "host=/nowhere")
         .assert()
         .code(2)
         .stderr(contains(
-            "fleet mode is not available yet for `tollgate group add`: --store (or \
+            "fleet mode is not available yet for `tollgate instance check`: --store (or \
              TOLLGATE_STORE) works only",
         ));
     state
-        .cmd(&["--host", "svm-07", "pool", "list"])
+        .cmd(&["--host", "svm-07", "trust", "list"])
         .assert()
         .code(2)
         .stderr(contains(
-            "fleet mode is not available yet for `tollgate pool list`: --host (or TOLLGATE_HOST) \
+            "fleet mode is not available yet for `tollgate trust list`: --host (or TOLLGATE_HOST) \
              works only",
         ));
     state
-        .cmd(&[
-            "key",
-            "replace",
-            "p1",
-            "--id",
-            "K",
-            "--limit",
-            "1",
-            "--delivery",
-            "online",
-            "--store",
-            "host=/nowhere",
-        ])
+        .cmd(&["key", "periods", "K", "--store", "host=/nowhere"])
         .env("TOLLGATE_HOST", "svm-07")
         .assert()
         .code(2)

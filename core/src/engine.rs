@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 mod accounts;
@@ -31,6 +31,7 @@ mod pools;
 mod projects;
 mod ratchet;
 mod renewal;
+mod replacement;
 mod results;
 mod seats;
 mod trust;
@@ -129,6 +130,17 @@ struct Inner {
     /// Fleet mode's lease thread (see `engine::fleet`); `None` for an embedded engine.
     #[cfg(not(loom))]
     fleet: Option<fleet::Fleet>,
+}
+
+/// When an admin change is made: the engine clock's reading, by which the rules judge expiry,
+/// and the wall-clock time the catalog records. A fleet change carries its caller's, so every
+/// host that applies it decides and records the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct When {
+    /// Unix seconds of the engine's clock.
+    now: i64,
+    /// RFC 3339 wall-clock time.
+    at: String,
 }
 
 /// The admin side: the catalog connection and the cross-process lock file.
@@ -382,7 +394,7 @@ impl Engine {
             return self.fleet_admit(&admin, project, key, reserve_only);
         }
         let key = self.vet(&admin, key)?;
-        self.admit_locked(&admin, project, key, reserve_only)
+        self.admit_locked(&admin, project, key, reserve_only, &self.when())
     }
 
     /// [`Engine::admit`] for a caller that holds the admin lock.
@@ -397,9 +409,10 @@ impl Engine {
         project: &str,
         key: Vetted,
         reserve_only: bool,
+        when: &When,
     ) -> Result<KeyAdded> {
         let key = key.into_key();
-        let now = self.now();
+        let now = when.now;
         let project = project_row(&admin.catalog, project)?;
         let class = key.scheme.class();
         let pairs = admin.catalog.pairs(project.id)?;
@@ -453,7 +466,7 @@ impl Engine {
                 taken,
             )
         };
-        let (before, next, row) = self.change_pair(admin, &project, pair, &key, plan)?;
+        let (before, next, row) = self.change_pair(admin, &project, pair, &key, &when.at, plan)?;
         let role = if next.active.is_some_and(|a| a.key == row) {
             Role::Active
         } else {
@@ -484,7 +497,7 @@ impl Engine {
             ));
             switched_from = Some(from);
         }
-        self.finish_change(admin, pair.record, &[], &events)?;
+        self.finish_change(admin, pair.record, &[], &events, &when.at)?;
         self.refresh_holders(admin, &key.id, pair.record)?;
         Ok(KeyAdded {
             role,
@@ -492,127 +505,6 @@ impl Engine {
             message: (role == Role::Reserved)
                 .then(|| view::reserve_added_message(&project.name, class)),
         })
-    }
-
-    /// Replaces the Active key of the new key's class (a renewal). A reserve that expires before
-    /// the new key's term ends is removed (rule R19 in docs/rules.md); the old key's usage becomes
-    /// final.
-    ///
-    /// The pair must still satisfy rule R6 in docs/rules.md afterwards: when the reserve it keeps
-    /// is not of the new key's delivery or edition, or the new key is a subscription key, the
-    /// replacement is refused with that rule's error ([`Error::TypeMismatch`],
-    /// [`Error::EditionMismatch`], [`Error::Subscription`]) and nothing changes. Remove the reserve
-    /// first ([`Engine::remove_reserve`]) to replace anyway.
-    pub fn replace_active_key(
-        &self,
-        project: &str,
-        key: impl Into<KeyOrLicense>,
-    ) -> Result<KeyReplaced> {
-        let admin = self.admin()?;
-        let key = self.vet(&admin, key.into())?;
-        self.replace_locked(&admin, project, key)
-    }
-
-    /// [`Engine::replace_active_key`] for a caller that holds the admin lock.
-    fn replace_locked(&self, admin: &Admin, project: &str, key: Vetted) -> Result<KeyReplaced> {
-        let now = self.now();
-        let key = key.into_key();
-        let project = project_row(&admin.catalog, project)?;
-        let class = key.scheme.class();
-        let Some(pair) = admin.catalog.pair(project.id, class)? else {
-            return Err(self.no_pair_for(admin, &project, &key)?);
-        };
-        let taken = id_taken_for(&admin.catalog, &key, &admin.catalog.pairs(project.id)?)?;
-        let plan = |state: &PairState, keys: &HashMap<u32, KeyRow>, row: u32| {
-            let active = state.active.ok_or(Error::NoActiveKey)?;
-            let reserve = state.reserve.map(|r| key_of(keys, r.key)).transpose()?;
-            let kept =
-                rules::admit_replacement(key_of(keys, active.key)?, reserve, &key, now, taken)?;
-            Ok(NextGen {
-                active: Some(live_key(row, &key)),
-                reserve: state.reserve.filter(|_| kept),
-                retired: Some((active.key, active.used)),
-                switches: state.switches,
-            })
-        };
-        let (before, next, _) = self.change_pair(admin, &project, pair, &key, plan)?;
-        let keys = admin.catalog.keys_of(pair.record)?;
-        let old = key_of(&keys, before.active.expect("checked by the plan").key)?
-            .id
-            .clone();
-        let mut events = vec![(
-            project.name.clone(),
-            EventKind::KeyReplaced {
-                old: old.clone(),
-                new: key.id.clone(),
-            },
-        )];
-        let mut removed = Vec::new();
-        let mut removed_reserve = None;
-        if let (Some(reserve), None) = (before.reserve, next.reserve) {
-            let id = key_of(&keys, reserve.key)?.id.clone();
-            events.push((
-                project.name.clone(),
-                EventKind::ReserveRemoved {
-                    key: id.clone(),
-                    reason: RemovalReason::ExpiresBeforeNewTerm,
-                },
-            ));
-            removed.push(reserve.key);
-            removed_reserve = Some(id);
-        }
-        self.finish_change(admin, pair.record, &removed, &events)?;
-        self.refresh_holders(admin, &key.id, pair.record)?;
-        self.refresh_holders(admin, &old, pair.record)?;
-        if let Some(reserve) = &removed_reserve {
-            self.refresh_holders(admin, reserve, pair.record)?;
-        }
-        Ok(KeyReplaced {
-            old,
-            removed_reserve,
-        })
-    }
-
-    /// Removes the Reserved key `key_id` from its slot before it is used.
-    pub fn remove_reserve(&self, project: &str, key_id: &str) -> Result<()> {
-        let admin = self.admin()?;
-        let project = project_row(&admin.catalog, project)?;
-        let not_found = || Error::ReserveNotFound {
-            project: project.name.clone(),
-            key: key_id.to_owned(),
-        };
-        for pair in admin.catalog.pairs(project.id)? {
-            sync_pair(&self.inner.state, &admin.catalog, &project, pair)?;
-            let keys = admin.catalog.keys_of(pair.record)?;
-            let record = self.inner.state.record(pair.record);
-            let Some(reserve) = record.state().reserve else {
-                continue;
-            };
-            if key_of(&keys, reserve.key)?.id != key_id {
-                continue;
-            }
-            record.publish(&*self.inner.state, |state| match state.reserve {
-                Some(r) if r.key == reserve.key => Ok(NextGen {
-                    active: state.active,
-                    reserve: None,
-                    retired: None,
-                    switches: state.switches,
-                }),
-                _ => Err(not_found()),
-            })?;
-            let event = EventKind::ReserveRemoved {
-                key: key_id.to_owned(),
-                reason: RemovalReason::Requested,
-            };
-            self.finish_change(
-                &admin,
-                pair.record,
-                &[reserve.key],
-                &[(project.name.clone(), event)],
-            )?;
-            return self.refresh_holders(&admin, key_id, pair.record);
-        }
-        Err(not_found())
     }
 
     /// Usage of a project's data-volume pair.
@@ -768,6 +660,14 @@ impl Engine {
         i64::from(self.inner.clock.now())
     }
 
+    /// The time of an admin change made here, now.
+    fn when(&self) -> When {
+        When {
+            now: self.now(),
+            at: now_text(),
+        }
+    }
+
     fn admin(&self) -> Result<AdminGuard<'_>> {
         self.inner.intact()?;
         let path = self.inner.dir.join(LOCK_FILE);
@@ -808,15 +708,16 @@ impl Engine {
     }
 
     /// The common path of an admin change to one pair: sync, check the plan with nothing
-    /// written, insert the new key as pending, publish the next generation. Returns the state
-    /// the change was made from, the generation published and the new key's row. On refusal
-    /// nothing is left behind.
+    /// written, insert the new key as pending (added `at`), publish the next generation.
+    /// Returns the state the change was made from, the generation published and the new key's
+    /// row. On refusal nothing is left behind.
     fn change_pair(
         &self,
         admin: &Admin,
         project: &ProjectRow,
         pair: PairRow,
         key: &Key,
+        at: &str,
         plan: impl Fn(&PairState, &HashMap<u32, KeyRow>, u32) -> Result<NextGen>,
     ) -> Result<(PairState, NextGen, u32)> {
         let mut recorded = sync_pair(&self.inner.state, &admin.catalog, project, pair)?;
@@ -824,9 +725,7 @@ impl Engine {
         let record = self.inner.state.record(pair.record);
         plan(&record.state(), &keys, u32::MAX)?;
         let account = self.account_for(admin, key)?;
-        let row = admin
-            .catalog
-            .insert_pending_key(pair.record, key, &now_text())?;
+        let row = admin.catalog.insert_pending_key(pair.record, key, at)?;
         let mut keys = keys;
         keys.insert(
             row,
@@ -862,23 +761,24 @@ impl Engine {
         }
     }
 
-    /// Writes the catalog side of a published change and its events, then tells subscribers.
+    /// Writes the catalog side of a published change and its events (the keys it removed ended
+    /// `at`), then tells subscribers.
     fn finish_change(
         &self,
         admin: &Admin,
         record: u32,
         removed: &[u32],
         events: &[(String, EventKind)],
+        at: &str,
     ) -> Result<()> {
         // The published generation reaches the disk before the catalog commits to it, so an
         // operating-system crash can never leave the catalog ahead of the hot file.
         self.inner.state.flush_record(record)?;
-        let at = now_text();
         let tx = admin.catalog.begin()?;
         for &row in removed {
-            Catalog::end_key(&tx, row, "removed", &at)?;
+            Catalog::end_key(&tx, row, "removed", at)?;
         }
-        Catalog::sync_pair(&tx, record, &self.inner.state.record(record).state(), &at)?;
+        Catalog::sync_pair(&tx, record, &self.inner.state.record(record).state(), at)?;
         let events = Catalog::append_events_in(&tx, events)?;
         tx.commit().map_err(Error::store("commit admin change"))?;
         self.inner.subscribers.broadcast(&events);

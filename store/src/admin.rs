@@ -13,6 +13,10 @@ use crate::Store;
 /// The channel a change's NOTIFY is sent on.
 const CHANNEL: &str = "tollgate_admin";
 
+/// The transaction-scoped advisory lock every append takes before it draws its `seq`: "tgadmin"
+/// in ASCII, beside the migrations' lock.
+const APPEND_LOCK: i64 = 0x0074_6761_646d_696e;
+
 /// One admin change of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminChange {
@@ -27,10 +31,15 @@ pub struct AdminChange {
 impl Store {
     /// Appends `change`, made on `host`, to the admin log and notifies the listening hosts, in
     /// one transaction. Returns its place in the log.
+    ///
+    /// Appends are serialized (an advisory lock held to the commit), so the log's order is its
+    /// commit order: a host that has read change `n` never finds a change below `n` committed
+    /// later, which an identity drawn by two concurrent appends would allow.
     pub fn append_admin(&mut self, host: &str, change: &str) -> Result<i64> {
         let client = self.client()?;
         let result = (|| {
             let mut tx = client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])?;
             let seq: i64 = tx
                 .query_one(
                     "INSERT INTO tollgate_admin (host, change) VALUES ($1, $2) RETURNING seq",
@@ -41,6 +50,19 @@ impl Store {
             tx.commit()?;
             Ok(seq)
         })();
+        self.check(result)
+    }
+
+    /// A number no other call, on any host, ever gets (from sequence `tollgate_number`): a pool
+    /// purchase's number or an assignment's serial, which the host making the change carries
+    /// in it so every host applies the same one. Numbers start at 1; a number taken for a
+    /// change that is never appended is skipped.
+    pub fn next_number(&mut self) -> Result<i64> {
+        let client = self.client()?;
+        let result = client
+            .query_one("SELECT nextval('tollgate_number')", &[])
+            .map(|row| row.get(0))
+            .map_err(Into::into);
         self.check(result)
     }
 

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "admin_log",
         sql: include_str!("../migrations/0003_admin_log.sql"),
     },
+    Migration {
+        version: 4,
+        name: "numbers",
+        sql: include_str!("../migrations/0004_numbers.sql"),
+    },
 ];
 
 /// The advisory lock every migrator takes: "tollgate" in ASCII, so it will not collide with an

@@ -35,8 +35,9 @@ pub fn refuse_fleet_options(ctx: &Context) -> Result<(), Failure> {
     Err(Failure::Usage {
         message: format!(
             "fleet mode is not available yet for `tollgate {}`: {} {} only with `tollgate lease …`, \
-             `project …`, `key add|add-reserve|list`, `usage`, `events` and `pipe` so far; leave \
-             {} out to use the state directory",
+             `project …`, `key add|add-reserve|replace|remove-reserve|list`, `group …`, \
+             `pool …`, `instance add|assign|unassign|list`, `usage`, `events` and `pipe` so far; \
+             leave {} out to use the state directory",
             ctx.command,
             given.join(" and "),
             if given.len() == 1 { "works" } else { "work" },

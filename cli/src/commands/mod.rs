@@ -86,14 +86,29 @@ pub fn run(command: Command, ctx: &Context, out: &mut dyn Write) -> Result<(), F
 }
 
 /// Whether a command runs in fleet mode with `--store` and `--host` (the lease commands use
-/// `--store` alone). The others refuse them rather than meter outside the fleet.
+/// `--store` alone): its admin changes go through the fleet store's admin log. The others
+/// (seats, the instance check, renewal, activation, trust, state repair, …) refuse them rather
+/// than act outside the fleet.
 fn runs_in_fleets(command: &Command) -> bool {
     matches!(
         command,
         Command::Lease(_)
             | Command::Project(_)
-            | Command::Key(KeyCommand::Add { .. } | KeyCommand::AddReserve { .. })
-            | Command::Key(KeyCommand::List { .. })
+            | Command::Key(
+                KeyCommand::Add { .. }
+                    | KeyCommand::AddReserve { .. }
+                    | KeyCommand::Replace { .. }
+                    | KeyCommand::RemoveReserve { .. }
+                    | KeyCommand::List { .. }
+            )
+            | Command::Group(_)
+            | Command::Pool(_)
+            | Command::Instance(
+                InstanceCommand::Add { .. }
+                    | InstanceCommand::Assign { .. }
+                    | InstanceCommand::Unassign { .. }
+                    | InstanceCommand::List
+            )
             | Command::Usage { .. }
             | Command::Events(_)
             | Command::Pipe(_)

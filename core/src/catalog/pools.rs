@@ -102,10 +102,12 @@ impl Catalog {
         rows.map_err(Error::store("list companies"))
     }
 
-    /// Records a purchase and its licenses; returns the license ids.
+    /// Records a purchase and its licenses, as purchase `number` (the next one when `None`;
+    /// `InvalidArgument` when this state holds it already); returns the license ids.
     pub(crate) fn insert_purchase(
         tx: &Transaction<'_>,
         purchase: &Purchase,
+        number: Option<i64>,
         at: &str,
     ) -> Result<Vec<String>> {
         let company = purchase
@@ -114,24 +116,32 @@ impl Catalog {
             .map(|c| Catalog::company_id(tx, c))
             .transpose()?;
         let store = || Error::store("insert purchase");
-        tx.execute(
-            "INSERT INTO purchases (license_type, kind, quantity, company_id, expires_at,
-                 auto_renew, payment_mode, premium_support, onboarding, bought_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                purchase.license_type.as_str(),
-                purchase.kind.as_str(),
-                purchase.quantity,
-                company,
-                purchase.expires_at.map(crate::key::rfc3339),
-                purchase.auto_renew,
-                purchase.payment_mode.as_str(),
-                purchase.premium_support,
-                purchase.onboarding,
-                at,
-            ],
-        )
-        .map_err(store())?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO purchases (license_type, kind, quantity, company_id, expires_at,
+                 auto_renew, payment_mode, premium_support, onboarding, bought_at, id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+                params![
+                    purchase.license_type.as_str(),
+                    purchase.kind.as_str(),
+                    purchase.quantity,
+                    company,
+                    purchase.expires_at.map(crate::key::rfc3339),
+                    purchase.auto_renew,
+                    purchase.payment_mode.as_str(),
+                    purchase.premium_support,
+                    purchase.onboarding,
+                    at,
+                    number,
+                ],
+            )
+            .map_err(store())?;
+        if inserted == 0 {
+            return Err(Error::invalid(
+                "purchase number",
+                format!("purchase {} exists in this state", number.unwrap_or(0)),
+            ));
+        }
         let id = tx.last_insert_rowid();
         let mut ids = Vec::with_capacity(purchase.quantity as usize);
         let mut stmt = tx
@@ -294,13 +304,27 @@ impl Catalog {
         Ok(())
     }
 
-    /// A new serial for an assignment of `license`: each assignment installs a key of its own.
-    pub(crate) fn next_assignment(tx: &Transaction<'_>, license: &str) -> Result<i64> {
-        tx.execute(
-            "INSERT INTO assignments (license_id) VALUES (?1)",
-            [license],
-        )
-        .map_err(Error::store("number assignment"))?;
+    /// Records an assignment of `license` as serial `serial` (the next one when `None`;
+    /// `InvalidArgument` when this state holds it already) and returns the serial: each
+    /// assignment installs a key of its own.
+    pub(crate) fn number_assignment(
+        tx: &Transaction<'_>,
+        license: &str,
+        serial: Option<i64>,
+    ) -> Result<i64> {
+        let inserted = tx
+            .execute(
+                "INSERT INTO assignments (license_id, serial) VALUES (?1, ?2)
+                 ON CONFLICT DO NOTHING",
+                params![license, serial],
+            )
+            .map_err(Error::store("number assignment"))?;
+        if inserted == 0 {
+            return Err(Error::invalid(
+                "assignment serial",
+                format!("assignment {} exists in this state", serial.unwrap_or(0)),
+            ));
+        }
         Ok(tx.last_insert_rowid())
     }
 

@@ -139,7 +139,7 @@ impl Engine {
                 Err(()) => recorded = record_switch(state, &admin.catalog, project, pair.record)?,
             }
         }
-        self.finish_change(admin, pair.record, &[], &[])
+        self.finish_change(admin, pair.record, &[], &[], &super::now_text())
     }
 
     /// A key's account: its usage across every project and who holds it. `None` for a key with

@@ -1,9 +1,11 @@
-//! Admin through the fleet store: in fleet mode, creating a project and adding a key (or a
-//! reserve) are changes appended to the store's admin log (`tollgate_admin`), which every host
-//! applies to its own state in the log's order, under its admin lock:
+//! Admin through the fleet store: in fleet mode, every admin change of a project's keys, groups,
+//! pools and instances (see [`changes`]) is appended to the store's admin log
+//! (`tollgate_admin`), which every host applies to its own state in the log's order, under its
+//! admin lock:
 //!
-//! - the caller checks the change against its own state first (a name, a key's signature), so a
-//!   change refused here is never appended;
+//! - the caller first applies what the log holds that it has not applied yet, then checks the
+//!   change against its own state (a name, a key's signature, a free license), so a change
+//!   refused here is never appended;
 //! - it appends the change (one transaction, which notifies channel `tollgate_admin`), then
 //!   applies the log up to it, in order, to its own state, and returns the change's own outcome;
 //! - every other host's fleet thread applies it when notified (or at its next poll, a second
@@ -11,45 +13,34 @@
 //! - a host records the last change it applied in its catalog (`fleet_host.admin_seq`), so a
 //!   host that joins later, or was down, replays what it missed, in order.
 //!
+//! Every host reaches the same state from the same log: what the embedded call makes up when it
+//! runs (the engine clock's time, the wall-clock time it records, a purchase's number, an
+//! assignment's serial) is decided once by the caller and carried in the change.
+//!
 //! A change refused on some host (a rule of its own state) is skipped there, as its caller
-//! would have been refused; the log moves on. A host that cannot reach the store refuses a
-//! change with [`Error::Unavailable`] and appends nothing.
+//! would have been refused; the log moves on. Two changes that race (two hosts assigning the
+//! last free license) are both appended; the log's order decides, and the later one is refused
+//! on every host alike, its caller included. A host that cannot reach the store refuses a change
+//! with [`Error::Unavailable`] and appends nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, Weak};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tollgate_store::{AdminChange, Store};
 
 use super::*;
-use crate::license::KeyOrLicense;
+
+mod changes;
+
+pub(super) use changes::document_text;
+use changes::{Change, Outcome};
 
 /// How many changes one read of the log takes.
 const BATCH: i64 = 256;
 
 /// How long a host waits between two reads of the log when no notification came.
 pub(super) const POLL_EVERY: Duration = Duration::from_secs(1);
-
-/// One change of the admin log, as the engine writes it (JSON, tagged by `op`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub(super) enum Change {
-    /// `Engine::create_project`.
-    CreateProject {
-        /// The project.
-        project: String,
-    },
-    /// `Engine::add_key`, or with `reserve_only` `Engine::add_reserve`.
-    AddKey {
-        /// The project.
-        project: String,
-        /// The key's JSON or the license file's text, as the caller gave it.
-        key: String,
-        /// Whether it may only become the reserve.
-        reserve_only: bool,
-    },
-}
 
 /// What the engine and its fleet thread share.
 pub(super) struct FleetShared {
@@ -93,66 +84,29 @@ impl Inner {
 }
 
 impl Engine {
-    /// [`Engine::create_project`] in fleet mode.
-    pub(super) fn fleet_create_project(&self, admin: &Admin, name: &str) -> Result<()> {
-        if admin.catalog.project(name)?.is_some() {
-            return Err(Error::ProjectExists { name: name.into() });
-        }
-        let change = Change::CreateProject {
-            project: name.to_owned(),
-        };
-        self.submit(admin, &change).map(drop)
-    }
-
-    /// [`Engine::add_key`] and [`Engine::add_reserve`] in fleet mode.
-    pub(super) fn fleet_admit(
+    /// Makes a change through the store's admin log: applies what the log holds that this state
+    /// has not applied yet, lets `make` check the change against this state (and take what it
+    /// needs from the store) and return it, appends it, then applies the log up to it. Returns
+    /// the change's own outcome here: a refusal of `make` appends nothing; a refusal when it is
+    /// applied (a change appended first by another host won a race) is every host's.
+    fn submit(
         &self,
         admin: &Admin,
-        project: &str,
-        key: KeyOrLicense,
-        reserve_only: bool,
-    ) -> Result<KeyAdded> {
-        let text = document_text(&key);
-        // Refused here, never appended: a signature this state does not trust.
-        self.vet(admin, key)?;
-        self.fleet_add_key(admin, project, text, reserve_only)
-    }
-
-    /// Appends the addition of a vetted key document (`text`) to `project` and applies it.
-    pub(super) fn fleet_add_key(
-        &self,
-        admin: &Admin,
-        project: &str,
-        text: String,
-        reserve_only: bool,
-    ) -> Result<KeyAdded> {
-        // Refused here, never appended: an unknown project.
-        project_row(&admin.catalog, project)?;
-        let change = Change::AddKey {
-            project: project.to_owned(),
-            key: text,
-            reserve_only,
-        };
-        match self.submit(admin, &change)? {
-            Some(added) => Ok(added),
-            None => Err(Error::Unavailable),
-        }
-    }
-
-    /// Appends `change` to the store's admin log and applies the log up to it here; returns the
-    /// change's own outcome (a key's placement for a key).
-    fn submit(&self, admin: &Admin, change: &Change) -> Result<Option<KeyAdded>> {
+        make: impl FnOnce(&mut Store) -> Result<Change>,
+    ) -> Result<Outcome> {
         let shared = self.inner.fleet_shared().ok_or(Error::Unavailable)?;
         let mut store = connect(&shared.config)?;
-        let text = serde_json::to_string(change).expect("a change serializes");
+        self.apply_log(admin, &mut store, None)?;
+        let change = make(&mut store)?;
+        let text = serde_json::to_string(&change).expect("a change serializes");
         let seq = store
             .append_admin(&shared.config.host, &text)
             .map_err(|_| Error::Unavailable)?;
         match self.apply_log(admin, &mut store, Some(seq))? {
             Some(outcome) => outcome,
-            // Another process applied it meanwhile (the log is applied under the admin lock,
-            // which this caller holds: only before it took it, which is impossible).
-            None => Ok(None),
+            // Applied by no one else: this caller holds the admin lock, under which the log is
+            // applied, since before it appended. Only a log that lost the change ends here.
+            None => Err(Error::Unavailable),
         }
     }
 
@@ -165,7 +119,7 @@ impl Engine {
         admin: &Admin,
         store: &mut Store,
         until: Option<i64>,
-    ) -> Result<Option<Result<Option<KeyAdded>>>> {
+    ) -> Result<Option<Result<Outcome>>> {
         let mut seq = admin.catalog.fleet_admin_seq()?;
         loop {
             let changes = store
@@ -192,29 +146,6 @@ impl Engine {
                 if until == Some(at) {
                     return Ok(Some(outcome));
                 }
-            }
-        }
-    }
-
-    /// Applies one change of the log to this state.
-    fn apply_change(&self, admin: &Admin, text: &str) -> Result<Option<KeyAdded>> {
-        let change: Change = serde_json::from_str(text).map_err(|e| Error::InvalidArgument {
-            field: "fleet admin change",
-            reason: format!("{e}: {text}"),
-        })?;
-        match change {
-            Change::CreateProject { project } => {
-                self.create_project_locked(admin, &project).map(|()| None)
-            }
-            Change::AddKey {
-                project,
-                key,
-                reserve_only,
-            } => {
-                let key = KeyOrLicense::parse(&key)?;
-                let key = self.vet(admin, key)?;
-                self.admit_locked(admin, &project, key, reserve_only)
-                    .map(Some)
             }
         }
     }
@@ -262,15 +193,6 @@ impl Engine {
             Ok(_) | Err(Error::Unavailable) => Ok(()),
             Err(e) => Err(e),
         }
-    }
-}
-
-/// The text of a key document as the admin log carries it: the key's JSON, or the license
-/// file's.
-pub(super) fn document_text(document: &KeyOrLicense) -> String {
-    match document {
-        KeyOrLicense::Key(key) => key.to_json(),
-        KeyOrLicense::License(license) => license.to_json(),
     }
 }
 

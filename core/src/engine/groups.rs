@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{project_row, Engine, KeyAdded};
+use super::{project_row, Admin, Engine, KeyAdded};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -42,7 +42,8 @@ pub struct BulkOutcome {
 
 impl Engine {
     /// Adds `projects` to group `group` (creating it); a project already in it stays once.
-    /// Every project must exist, else nothing changes.
+    /// Every project must exist, else nothing changes. A fleet engine adds them through the
+    /// fleet store's admin log, on every host (see `engine::fleet_admin`).
     pub fn add_to_group(&self, group: &str, projects: &[&str]) -> Result<()> {
         check_name("group name", group)?;
         if projects.is_empty() {
@@ -52,6 +53,20 @@ impl Engine {
             ));
         }
         let admin = self.admin()?;
+        #[cfg(not(loom))]
+        if self.inner.in_fleet() {
+            return self.fleet_add_to_group(&admin, group, projects);
+        }
+        self.add_to_group_locked(&admin, group, projects)
+    }
+
+    /// [`Engine::add_to_group`] for a caller that holds the admin lock, its arguments checked.
+    pub(super) fn add_to_group_locked(
+        &self,
+        admin: &Admin,
+        group: &str,
+        projects: &[&str],
+    ) -> Result<()> {
         let rows = projects
             .iter()
             .map(|p| project_row(&admin.catalog, p))
@@ -102,6 +117,7 @@ impl Engine {
         key: impl Into<KeyOrLicense>,
     ) -> Result<Vec<BulkOutcome>> {
         let admin = self.admin()?;
+        let when = self.when();
         let document = key.into();
         #[cfg(not(loom))]
         let text = self
@@ -145,7 +161,7 @@ impl Engine {
         Ok(projects
             .into_iter()
             .map(|project| {
-                let result = self.admit_locked(&admin, &project, key.clone(), true);
+                let result = self.admit_locked(&admin, &project, key.clone(), true, &when);
                 BulkOutcome { project, result }
             })
             .collect())

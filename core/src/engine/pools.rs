@@ -19,7 +19,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::{
-    key_of, metering_of, now_text, owner_tag, project_row, Admin, Engine, Inner, ProjectRow, Vetted,
+    key_of, metering_of, now_text, owner_tag, project_row, Admin, Engine, Inner, ProjectRow,
+    Vetted, When,
 };
 use crate::catalog::{Catalog, LicenseRow};
 use crate::clock::Clock;
@@ -37,20 +38,41 @@ const DAY: i64 = 86_400;
 impl Engine {
     /// Buys licenses into the global pool or a company's pool and returns their ids. The first
     /// purchase fixes the payment mode; a later purchase with the other mode is refused with
-    /// `PaymentModeMismatch` and changes nothing.
+    /// `PaymentModeMismatch` and changes nothing. A fleet engine buys them through the fleet
+    /// store's admin log, on every host (see `engine::fleet_admin`).
     pub fn buy_licenses(&self, purchase: &Purchase) -> Result<Vec<String>> {
         purchase.validate(self.now())?;
         let admin = self.admin()?;
-        if let Some(chosen) = admin.catalog.payment_mode()? {
-            if chosen != purchase.payment_mode {
-                return Err(Error::PaymentModeMismatch {
-                    chosen: chosen.as_str(),
-                    requested: purchase.payment_mode.as_str(),
-                });
-            }
+        #[cfg(not(loom))]
+        if self.inner.in_fleet() {
+            return self.fleet_buy(&admin, purchase);
         }
+        self.buy_locked(&admin, purchase, None, &now_text())
+    }
+
+    /// `PaymentModeMismatch` when `purchase` has the other mode than the first purchase's.
+    pub(super) fn check_payment_mode(&self, admin: &Admin, purchase: &Purchase) -> Result<()> {
+        match admin.catalog.payment_mode()? {
+            Some(chosen) if chosen != purchase.payment_mode => Err(Error::PaymentModeMismatch {
+                chosen: chosen.as_str(),
+                requested: purchase.payment_mode.as_str(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Engine::buy_licenses`] for a caller that holds the admin lock, `purchase` validated:
+    /// bought `at`, as purchase `number` (the catalog's next one when `None`).
+    pub(super) fn buy_locked(
+        &self,
+        admin: &Admin,
+        purchase: &Purchase,
+        number: Option<i64>,
+        at: &str,
+    ) -> Result<Vec<String>> {
+        self.check_payment_mode(admin, purchase)?;
         let tx = admin.catalog.begin()?;
-        let ids = Catalog::insert_purchase(&tx, purchase, &now_text())?;
+        let ids = Catalog::insert_purchase(&tx, purchase, number, at)?;
         let event = EventKind::LicensesPurchased {
             license_type: purchase.license_type,
             license_kind: purchase.kind,
@@ -75,18 +97,37 @@ impl Engine {
         self.inner.admin.lock().catalog.companies()
     }
 
-    /// Registers an instance: a new project licensed per instance, with its OS and company.
+    /// Registers an instance: a new project licensed per instance, with its OS and company. A
+    /// fleet engine registers it through the fleet store's admin log, on every host (see
+    /// `engine::fleet_admin`).
     pub fn add_instance(&self, name: &str, os: InstanceOs, company: Option<&str>) -> Result<()> {
         check_name("instance name", name)?;
         if let Some(company) = company {
             check_name("company name", company)?;
         }
         let admin = self.admin()?;
+        #[cfg(not(loom))]
+        if self.inner.in_fleet() {
+            return self.fleet_add_instance(&admin, name, os, company);
+        }
+        self.add_instance_locked(&admin, name, os, company, &now_text())
+    }
+
+    /// [`Engine::add_instance`] for a caller that holds the admin lock, its names checked;
+    /// created `at`.
+    pub(super) fn add_instance_locked(
+        &self,
+        admin: &Admin,
+        name: &str,
+        os: InstanceOs,
+        company: Option<&str>,
+        at: &str,
+    ) -> Result<()> {
         if admin.catalog.project(name)?.is_some() {
             return Err(Error::ProjectExists { name: name.into() });
         }
         let tx = admin.catalog.begin()?;
-        let id = Catalog::insert_project(&tx, name, &now_text())?;
+        let id = Catalog::insert_project(&tx, name, at)?;
         let record = self.allocate_pair(&tx, id, LicenseClass::Instance)?;
         Catalog::insert_instance(&tx, id, os, company)?;
         let event = EventKind::InstanceAdded {
@@ -175,9 +216,36 @@ impl Engine {
     /// narrowest type first (workstation, desktop, server), commercial before trial, and the
     /// soonest expiry first. An instance whose license expired gets a new one and the old one goes
     /// back.
+    ///
+    /// A fleet engine assigns through the fleet store's admin log: every host applies the
+    /// assignments in the log's order and picks by the same rules from the same pool, so a
+    /// license is assigned once fleet-wide; of two hosts racing for the last one, the later
+    /// change is refused `NoLicenseAvailable` on every host (see `engine::fleet_admin`).
     pub fn assign(&self, instance: &str, license_type: Option<LicenseType>) -> Result<Assignment> {
         let now = self.now();
         let admin = self.admin()?;
+        #[cfg(not(loom))]
+        if self.inner.in_fleet() {
+            return self.fleet_assign(&admin, instance, license_type, now);
+        }
+        let when = When {
+            now,
+            at: now_text(),
+        };
+        self.assign_locked(&admin, instance, license_type, &when, None)
+    }
+
+    /// What [`Engine::assign`] would do at `now`, writing nothing: the instance, the license it
+    /// holds (expired, else refused `AlreadyAssigned`) and the license it would get, from
+    /// `licenses` (the catalog's).
+    pub(super) fn assignment_plan<'a>(
+        &self,
+        admin: &Admin,
+        instance: &str,
+        license_type: Option<LicenseType>,
+        now: i64,
+        licenses: &'a [LicenseRow],
+    ) -> Result<(ProjectRow, Option<&'a LicenseRow>, &'a LicenseRow)> {
         let (project, row) = instance_row(&admin.catalog, instance)?;
         if let Some(t) = license_type {
             if !t.fits(row.os) {
@@ -187,8 +255,7 @@ impl Engine {
                 });
             }
         }
-        let licenses = admin.catalog.licenses()?;
-        let held = license_of(&licenses, project.id);
+        let held = license_of(licenses, project.id);
         if let Some(held) = held.filter(|l| l.purchase.valid_at(now)) {
             return Err(Error::AlreadyAssigned {
                 instance: instance.to_owned(),
@@ -199,7 +266,7 @@ impl Engine {
             Some(t) => vec![t],
             None => row.os.preferred_types().to_vec(),
         };
-        let Some(pick) = pick_license(&licenses, &types, row.company.as_deref(), now, None) else {
+        let Some(pick) = pick_license(licenses, &types, row.company.as_deref(), now, None) else {
             let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
             let pools = match &row.company {
                 Some(c) => format!("company \"{c}\"'s pool or the global pool"),
@@ -213,22 +280,38 @@ impl Engine {
                 ),
             });
         };
+        Ok((project, held, pick))
+    }
+
+    /// [`Engine::assign`] for a caller that holds the admin lock, at `when`; the key installed
+    /// gets assignment serial `serial` (the catalog's next one when `None`).
+    pub(super) fn assign_locked(
+        &self,
+        admin: &Admin,
+        instance: &str,
+        license_type: Option<LicenseType>,
+        when: &When,
+        serial: Option<i64>,
+    ) -> Result<Assignment> {
+        let licenses = admin.catalog.licenses()?;
+        let (project, held, pick) =
+            self.assignment_plan(admin, instance, license_type, when.now, &licenses)?;
         let replaced_expired = match held {
             Some(old) => {
-                self.remove_assignment(&admin, &project, old)?;
+                self.remove_assignment(admin, &project, old, &when.at)?;
                 Some(old.id.clone())
             }
             None => None,
         };
         let tx = admin.catalog.begin()?;
-        let serial = Catalog::next_assignment(&tx, &pick.id)?;
+        let serial = Catalog::number_assignment(&tx, &pick.id, serial)?;
         let key = assignment_key(pick, serial);
-        Catalog::assign_license(&tx, &pick.id, project.id, &key.id, &now_text())?;
+        Catalog::assign_license(&tx, &pick.id, project.id, &key.id, &when.at)?;
         tx.commit().map_err(Error::store("commit assignment"))?;
         // The engine's own key, not a caller's: see `Vetted::issued_by_engine` for why the
         // trust check of offline keys does not apply to it.
         let key = Vetted::issued_by_engine(key);
-        if let Err(refusal) = self.admit_locked(&admin, &project.name, key, false) {
+        if let Err(refusal) = self.admit_locked(admin, &project.name, key, false, when) {
             let tx = admin.catalog.begin()?;
             Catalog::unassign_license(&tx, &pick.id)?;
             tx.commit().map_err(Error::store("undo assignment"))?;
@@ -252,16 +335,42 @@ impl Engine {
         })
     }
 
-    /// Takes the pool license off `instance` and returns it to its pool; returns its id.
+    /// Takes the pool license off `instance` and returns it to its pool; returns its id. A
+    /// fleet engine takes it off through the fleet store's admin log, on every host (see
+    /// `engine::fleet_admin`).
     pub fn unassign(&self, instance: &str) -> Result<String> {
         let admin = self.admin()?;
+        #[cfg(not(loom))]
+        if self.inner.in_fleet() {
+            return self.fleet_unassign(&admin, instance);
+        }
+        self.unassign_locked(&admin, instance, &now_text())
+    }
+
+    /// The instance `instance` and the pool license it holds, or `NotAssigned`.
+    pub(super) fn assigned_license(
+        &self,
+        admin: &Admin,
+        instance: &str,
+    ) -> Result<(ProjectRow, LicenseRow)> {
         let (project, _) = instance_row(&admin.catalog, instance)?;
         let licenses = admin.catalog.licenses()?;
         let held = license_of(&licenses, project.id).ok_or_else(|| Error::NotAssigned {
             instance: instance.to_owned(),
         })?;
-        self.remove_assignment(&admin, &project, held)?;
-        Ok(held.id.clone())
+        Ok((project, held.clone()))
+    }
+
+    /// [`Engine::unassign`] for a caller that holds the admin lock; the key ends `at`.
+    pub(super) fn unassign_locked(
+        &self,
+        admin: &Admin,
+        instance: &str,
+        at: &str,
+    ) -> Result<String> {
+        let (project, held) = self.assigned_license(admin, instance)?;
+        self.remove_assignment(admin, &project, &held, at)?;
+        Ok(held.id)
     }
 
     /// Removes an assigned license's key from the instance's pair, then clears the license row.
@@ -270,6 +379,7 @@ impl Engine {
         admin: &Admin,
         project: &ProjectRow,
         license: &LicenseRow,
+        at: &str,
     ) -> Result<()> {
         let pair = admin.catalog.pair(project.id, LicenseClass::Instance)?;
         let mut events = vec![(
@@ -307,7 +417,7 @@ impl Engine {
                 Ok(next)
             })?;
             let removed: Vec<u32> = removed.into_iter().collect();
-            self.finish_change(admin, pair.record, &removed, &events)?;
+            self.finish_change(admin, pair.record, &removed, &events, at)?;
             events.clear();
         }
         let tx = admin.catalog.begin()?;

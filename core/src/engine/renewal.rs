@@ -553,11 +553,11 @@ impl Engine {
         }
         let vetted = self.vet(&admin, license).map_err(refused)?;
         let role = if watched.replaces() {
-            self.replace_locked(&admin, &watched.project, vetted)
+            self.replace_locked(&admin, &watched.project, vetted, &self.when())
                 .map_err(refused)?;
             Role::Active
         } else {
-            self.admit_locked(&admin, &watched.project, vetted, true)
+            self.admit_locked(&admin, &watched.project, vetted, true, &self.when())
                 .map_err(refused)?
                 .role
         };
