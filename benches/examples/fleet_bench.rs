@@ -7,7 +7,9 @@
 //!    store's lease rows) of one host, then of three hosts at once, each draining at full speed
 //!    for a fixed time;
 //! 3. the quota a host killed with SIGKILL strands: in doubt once the store reclaims its
-//!    leases, in bytes and as a share of the key.
+//!    leases, in bytes and as a share of the key;
+//! 4. the time from an admin change (a project created on one host) to every one of three hosts
+//!    seeing it, over [`ADMIN_CHANGES`] changes: median and slowest.
 //!
 //! ```sh
 //! cargo build --release -p tollgate-bench --example fleet_bench
@@ -34,6 +36,8 @@ const GIB: u64 = 1 << 30;
 const DRAIN: Duration = Duration::from_secs(10);
 /// The lease TTL of the host killed in the stranded-quota run (the default is 60 s).
 const KILLED_TTL: Duration = Duration::from_secs(5);
+/// How many admin changes the propagation run times.
+const ADMIN_CHANGES: usize = 20;
 
 fn main() -> BenchResult<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -96,6 +100,14 @@ fn main() -> BenchResult<()> {
         stranded.in_doubt as f64 * 100.0 / stranded.amount as f64,
         stranded.in_doubt as f64 / stranded.rate as f64
     );
+    let mut seen = admin_propagation(&params)?;
+    seen.sort_by(f64::total_cmp);
+    println!(
+        "admin change to every one of 3 hosts seeing it, {ADMIN_CHANGES} changes: median \
+         {:.1} ms, slowest {:.1} ms",
+        seen[seen.len() / 2],
+        seen[seen.len() - 1]
+    );
     println!(
         "{}",
         serde_json::json!({
@@ -110,9 +122,43 @@ fn main() -> BenchResult<()> {
                                "three_hosts_per_host": three.per_second() / 3.0},
             "stranded": {"in_doubt": stranded.in_doubt, "amount": stranded.amount,
                          "rate": stranded.rate},
+            "admin_seen_ms": seen,
         })
     );
     Ok(())
+}
+
+/// Three hosts of this process; host 0 creates [`ADMIN_CHANGES`] projects, one at a time, and
+/// each is timed from the call's return until all three hosts list it (looked at every 100 µs):
+/// milliseconds per change. The call itself returns once its host applied it.
+fn admin_propagation(params: &str) -> BenchResult<Vec<f64>> {
+    let dirs = (0..3)
+        .map(|_| fixture::disk_dir())
+        .collect::<Result<Vec<_>, _>>()?;
+    let hosts = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let options = fleet_options(dir.path(), params, &format!("admin{i}"), KILLED_TTL);
+            Engine::open_with(dir.path(), options)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen = Vec::with_capacity(ADMIN_CHANGES);
+    for i in 0..ADMIN_CHANGES {
+        let name = format!("admin-{i}");
+        hosts[0].create_project(&name)?;
+        let started = Instant::now();
+        for host in &hosts {
+            while !host.projects()?.contains(&name) {
+                if started.elapsed() > Duration::from_secs(10) {
+                    return Err(format!("{name} not seen by every host in 10 s").into());
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        seen.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(seen)
 }
 
 /// A fleet host's options: `host` in the fleet store at `params`.

@@ -282,7 +282,10 @@ impl Engine {
         let fleet = options
             .fleet
             .clone()
-            .map(|config| fleet::Fleet::start(&dir, config, Arc::clone(&state), modes.file))
+            .map(|config| {
+                let events = Arc::clone(&hot_events);
+                fleet::Fleet::start(&dir, config, Arc::clone(&state), events, modes.file)
+            })
             .transpose()?;
         let engine = Engine {
             inner: Arc::new(Inner {

@@ -59,7 +59,7 @@ mod seat;
 #[cfg(test)]
 mod testing;
 
-pub(crate) use account::{AccountRecord, Accounts};
+pub(crate) use account::{AccountRecord, Accounts, THRESHOLDS};
 
 /// What a pair's cursor offset counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

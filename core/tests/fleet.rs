@@ -19,7 +19,7 @@ mod postgres;
 
 use std::time::{Duration, Instant};
 
-use tollgate_core::{Engine, Error};
+use tollgate_core::{Engine, Error, EventKind};
 use tollgate_store::Store;
 
 use common::child_result;
@@ -61,20 +61,31 @@ fn three_hosts_drain_both_keys_exactly() {
             "{key}: used, leased, in doubt"
         );
     }
+    let mut thresholds = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
         let engine = Engine::open_with(
             d.path(),
             fleet_options(d.path(), &params, &format!("host-{i}")),
         )
         .unwrap();
-        let switches = engine
-            .events_after(0, 10_000)
-            .unwrap()
-            .into_iter()
-            .filter(|e| matches!(e.kind, tollgate_core::EventKind::Switched { .. }))
+        let events = engine.events_after(0, 10_000).unwrap();
+        let switches = events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Switched { .. }))
             .count();
         assert_eq!(switches, 1, "host-{i} switched once");
+        thresholds.extend(events.into_iter().filter_map(|e| match e.kind {
+            EventKind::Threshold { key, percent } => Some((key, percent)),
+            _ => None,
+        }));
     }
+    // Each threshold of each key once across the fleet, on whichever host's take reached it.
+    thresholds.sort();
+    let expected: Vec<(String, u8)> = [ACTIVE, RESERVE]
+        .into_iter()
+        .flat_map(|key| [80, 90, 100].map(|percent| (key.to_owned(), percent)))
+        .collect();
+    assert_eq!(thresholds, expected);
 }
 
 /// The server stopped under a host: it grants what it drew, then refuses `Unavailable` (never

@@ -127,6 +127,53 @@ impl Store {
         self.check(result)
     }
 
+    /// Claims, for the fleet, the thresholds of `percents` (each below 32, say 80, 90, 100: bit
+    /// `i` of the account's `reported` for `percents[i]`) that the account's committed part
+    /// (`leased + used + in_doubt + written_off`) reached and no host claimed before; returns
+    /// them. One transaction with the account row locked, so each is claimed exactly once
+    /// across the fleet. A seat account is [`Error::WrongKind`].
+    pub fn claim_thresholds(&mut self, key: &str, percents: &[u8]) -> Result<Vec<u8>> {
+        let client = self.client()?;
+        let result = (|| {
+            let mut tx = client.transaction()?;
+            let row = tx
+                .query_opt(
+                    "SELECT amount, leased + used + in_doubt + written_off, reported, kind
+                       FROM tollgate_key_account WHERE id = $1 FOR UPDATE",
+                    &[&key],
+                )?
+                .ok_or_else(|| Error::AccountNotFound {
+                    key: key.to_owned(),
+                })?;
+            if AccountKind::parse(row.get(3)) != AccountKind::Bytes {
+                return Err(Error::WrongKind {
+                    key: key.to_owned(),
+                    expected: AccountKind::Bytes.as_str(),
+                });
+            }
+            let (amount, committed) = (row.get::<_, i64>(0) as u128, row.get::<_, i64>(1) as u128);
+            let reported: i32 = row.get(2);
+            let claimed: Vec<(usize, u8)> = percents
+                .iter()
+                .enumerate()
+                .filter(|&(i, &p)| {
+                    reported & (1 << i) == 0 && committed * 100 >= amount * u128::from(p)
+                })
+                .map(|(i, &p)| (i, p))
+                .collect();
+            if !claimed.is_empty() {
+                let bits = claimed.iter().fold(reported, |b, &(i, _)| b | 1 << i);
+                tx.execute(
+                    "UPDATE tollgate_key_account SET reported = $2 WHERE id = $1",
+                    &[&key, &bits],
+                )?;
+            }
+            tx.commit()?;
+            Ok(claimed.into_iter().map(|(_, p)| p).collect())
+        })();
+        self.check(result)
+    }
+
     /// Every account, by key id.
     pub fn accounts(&mut self) -> Result<Vec<Account>> {
         let client = self.client()?;

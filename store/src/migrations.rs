@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "numbers",
         sql: include_str!("../migrations/0004_numbers.sql"),
     },
+    Migration {
+        version: 5,
+        name: "reported",
+        sql: include_str!("../migrations/0005_reported.sql"),
+    },
 ];
 
 /// The advisory lock every migrator takes: "tollgate" in ASCII, so it will not collide with an

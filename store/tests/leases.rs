@@ -371,3 +371,32 @@ fn seats_lease_exactly() {
     assert_eq!(store.return_seat(third.id).unwrap().returned, 0);
     assert_eq!(parts(&mut store, "S-1"), [0, 0, 0, 0, 2]);
 }
+
+/// Thresholds are claimed once across every connection, when the committed part (leased, used,
+/// in doubt, written off) reaches them; a seat account or an unknown key is refused.
+#[test]
+fn thresholds_are_claimed_once_across_the_fleet() {
+    let Some((server, mut store)) = bytes_fleet("thresholds_claimed", LeaseTerms::default(), 100)
+    else {
+        return;
+    };
+    let mut other = Store::connect(&server.params()).unwrap();
+    let percents = [80, 90, 100];
+    store.take("host-a", "K-1", 79).unwrap();
+    assert_eq!(store.claim_thresholds("K-1", &percents).unwrap(), []);
+    store.take("host-a", "K-1", 2).unwrap();
+    assert_eq!(other.claim_thresholds("K-1", &percents).unwrap(), [80]);
+    assert_eq!(store.claim_thresholds("K-1", &percents).unwrap(), []);
+    store.take("host-a", "K-1", 19).unwrap();
+    assert_eq!(store.claim_thresholds("K-1", &percents).unwrap(), [90, 100]);
+    assert_eq!(other.claim_thresholds("K-1", &percents).unwrap(), []);
+    store.create_account("S-1", AccountKind::Seats, 10).unwrap();
+    assert!(matches!(
+        store.claim_thresholds("S-1", &percents),
+        Err(Error::WrongKind { .. })
+    ));
+    assert!(matches!(
+        store.claim_thresholds("NONE", &percents),
+        Err(Error::AccountNotFound { .. })
+    ));
+}

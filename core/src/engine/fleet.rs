@@ -36,7 +36,8 @@ use tollgate_store::{AccountKind, BlockPolicy, Lease, LeaseId, LeaseState, Lease
 
 use crate::catalog::{Catalog, LeaseEntry};
 use crate::error::{Error, Result};
-use crate::slot::AccountRecord;
+use crate::events::HotQueue;
+use crate::slot::{AccountRecord, PairEvent, THRESHOLDS};
 use crate::state_file::StateFile;
 use crate::worker::{Stop, Worker};
 
@@ -118,6 +119,7 @@ impl Fleet {
         dir: &Path,
         config: FleetConfig,
         state: Arc<StateFile>,
+        events: Arc<HotQueue>,
         file_mode: u32,
     ) -> Result<Fleet> {
         let lock_path = dir.join(FLEET_LOCK_FILE);
@@ -131,6 +133,7 @@ impl Fleet {
             last_admin_poll: Instant::now(),
             admin_due: true,
             state,
+            events,
             catalog_path: dir.join(super::CATALOG_FILE),
             catalog: None,
             store: None,
@@ -205,10 +208,6 @@ impl LeaseEntry {
 }
 
 impl Held {
-    fn used(&self, taken: u64) -> u64 {
-        self.entry.used_at(taken)
-    }
-
     /// Whether more can be drawn from it now.
     fn drawable(&self) -> bool {
         !self.entry.lapsed
@@ -227,6 +226,8 @@ struct Host {
     /// Whether the admin log has changes this state may not have applied.
     admin_due: bool,
     state: Arc<StateFile>,
+    /// Where the thread reports the fleet's thresholds (see [`report_thresholds`]).
+    events: Arc<HotQueue>,
     catalog_path: PathBuf,
     catalog: Option<Catalog>,
     store: Option<Store>,
@@ -331,8 +332,7 @@ impl Host {
             ttl: self.config.lease_ttl,
             margin: self.config.lease_ttl / 12,
         };
-        let mut store = Store::connect_with(&self.config.store, terms)?;
-        store.migrate()?;
+        let mut store = self.shared.connect(terms)?;
         store.register_host(&self.config.host)?;
         self.store = Some(store);
         Ok(())
@@ -418,6 +418,7 @@ impl Host {
         if !stock.leases.iter().any(Held::drawable) {
             let policy = self.policy;
             let host = self.config.host.clone();
+            let events = Arc::clone(&self.events);
             let (store, catalog) = self.parts();
             let free = store.account(key)?.free();
             let want = policy.block_size(stock.rate, free).max(draw).min(free);
@@ -449,6 +450,9 @@ impl Host {
                 entry,
                 renewed: Instant::now(),
             });
+            // After the ledger holds the lease; a threshold this fails to claim is claimed at
+            // the next take (the store keeps what was claimed).
+            let _ = report_thresholds(store, catalog, &events, key);
         }
         let (store, catalog) = self.parts();
         let taken_now = account.taken();
@@ -498,12 +502,44 @@ impl Host {
             // lease open instead would keep the withdrawn stock leased with it.
             let taken = account.taken();
             stock.leases.retain(|held| {
-                let used = held.used(taken);
+                let used = held.entry.used_at(taken);
                 !(store.settle(LeaseId(held.entry.id), used).is_ok()
                     && catalog.drop_fleet_lease(held.entry.id).is_ok())
             });
         }
     }
+}
+
+/// Reports the 80/90/100 % thresholds of `key` that the fleet's leases reached with this
+/// host's take, each claimed once fleet-wide in the store, as an event of the first project
+/// holding the key here. A host's own draw says nothing of the fleet's usage, so its pairs
+/// report none (see `AccountRecord::claim_thresholds`). A threshold claimed by a host that
+/// stops before pushing it is not reported again.
+fn report_thresholds(
+    store: &mut Store,
+    catalog: &Catalog,
+    events: &HotQueue,
+    key: &str,
+) -> std::result::Result<(), Later> {
+    let claimed = store.claim_thresholds(key, &THRESHOLDS)?;
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    let holders = catalog.key_rows_by_id(key)?;
+    let holder = holders
+        .iter()
+        .find(|u| u.state == "live")
+        .or(holders.first());
+    if let Some(holder) = holder {
+        for percent in claimed {
+            let event = PairEvent::Threshold {
+                key: holder.row,
+                percent,
+            };
+            events.push(holder.pair.record, event);
+        }
+    }
+    Ok(())
 }
 
 /// Confirms the leases read from the ledger with the store: an open one is renewed from now
@@ -587,7 +623,7 @@ fn settle_used_up(
         // whole; and all it drew is used (or was given back by that close).
         let closed = e.lapsed || e.returned > 0 || e.drawn == e.granted;
         let confirmed = e.lapsed || held.lease.is_some();
-        let used = held.used(taken);
+        let used = held.entry.used_at(taken);
         if !confirmed || !closed || used < e.drawn - e.returned {
             break;
         }

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, Weak};
 use std::time::Duration;
 
-use tollgate_store::{AdminChange, Store};
+use tollgate_store::{AdminChange, LeaseTerms, Store};
 
 use super::*;
 
@@ -51,6 +51,8 @@ pub(super) struct FleetShared {
     /// Whether the fleet thread's last round could not reach the store (never set in a
     /// process that does not run the thread).
     pub out_of_reach: AtomicBool,
+    /// Whether a connection of this engine brought the store's schema up to date.
+    migrated: AtomicBool,
 }
 
 impl FleetShared {
@@ -60,7 +62,27 @@ impl FleetShared {
             config,
             engine: OnceLock::new(),
             out_of_reach: AtomicBool::new(false),
+            migrated: AtomicBool::new(false),
         }
+    }
+
+    /// A connection of its own to the store with lease terms `terms`; the engine's first
+    /// connection applies the store's migrations, the others find them applied.
+    pub(super) fn connect(&self, terms: LeaseTerms) -> tollgate_store::Result<Store> {
+        let mut store = Store::connect_with(&self.config.store, terms)?;
+        // Relaxed (load and store): two first connections racing both migrate, which the
+        // store makes safe (one transaction under a lock); the flag guards no other data.
+        if !self.migrated.load(Ordering::Relaxed) {
+            store.migrate()?;
+            self.migrated.store(true, Ordering::Relaxed);
+        }
+        Ok(store)
+    }
+
+    /// A connection for an admin call (the default lease terms: it takes no lease).
+    fn admin_connection(&self) -> Result<Store> {
+        self.connect(LeaseTerms::default())
+            .map_err(|_| Error::Unavailable)
     }
 
     /// Whether the fleet thread's last round could not reach the store.
@@ -95,7 +117,7 @@ impl Engine {
         make: impl FnOnce(&mut Store) -> Result<Change>,
     ) -> Result<Outcome> {
         let shared = self.inner.fleet_shared().ok_or(Error::Unavailable)?;
-        let mut store = connect(&shared.config)?;
+        let mut store = shared.admin_connection()?;
         self.apply_log(admin, &mut store, None)?;
         let change = make(&mut store)?;
         let text = serde_json::to_string(&change).expect("a change serializes");
@@ -185,7 +207,7 @@ impl Engine {
             return Ok(());
         };
         let _ = shared.engine.set(Arc::downgrade(&self.inner));
-        let Ok(mut store) = connect(&shared.config) else {
+        let Ok(mut store) = shared.admin_connection() else {
             return Ok(());
         };
         let admin = self.admin()?;
@@ -194,13 +216,6 @@ impl Engine {
             Err(e) => Err(e),
         }
     }
-}
-
-/// A connection of its own to the store, for an admin call.
-fn connect(config: &FleetConfig) -> Result<Store> {
-    let mut store = Store::connect(&config.store).map_err(|_| Error::Unavailable)?;
-    store.migrate().map_err(|_| Error::Unavailable)?;
-    Ok(store)
 }
 
 /// Whether applying a change failed for a reason that may pass (the admin lock, the disk, the
