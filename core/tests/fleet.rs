@@ -203,3 +203,76 @@ fn a_killed_host_settles_when_it_comes_back() {
         assert_eq!(store_used(&params, key), (amount, 0, 0), "{key}");
     }
 }
+
+/// A key whose usage resets daily meters each day on a store account of its own, with the
+/// key's whole amount: two hosts drain the first day, the day passes (manual clocks), each
+/// closes its period, and they drain the second day; each day's store account is charged
+/// exactly the amount, nothing stays leased or in doubt after the closes.
+#[test]
+fn a_reset_key_meters_each_period_on_its_own_store_account() {
+    use tollgate_core::{Clock, Period};
+    let Some(server) = Server::start("a_reset_key_meters_each_period") else {
+        return;
+    };
+    let params = server.params();
+    let amount = 8 * MIB;
+    // Noon of a day, so the next day starts 12 hours later.
+    let day = Period::Daily.start_of(1_780_000_000);
+    let noon = u32::try_from(day + 43_200).unwrap();
+    let clocks = [Clock::manual(noon), Clock::manual(noon)];
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let hosts: Vec<Engine> = dirs
+        .iter()
+        .zip(&clocks)
+        .enumerate()
+        .map(|(i, (d, clock))| {
+            let options = tollgate_core::Options {
+                clock: clock.clone(),
+                ..fleet_options(d.path(), &params, &format!("day-{i}"))
+            };
+            Engine::open_with(d.path(), options).unwrap()
+        })
+        .collect();
+    hosts[0].create_project("p").unwrap();
+    let key = tollgate_core::Key {
+        reset: Some(Period::Daily),
+        ..common::dv("DAILY", amount)
+    };
+    hosts[0].add_key("p", key).unwrap();
+    let drain_day = || -> u64 {
+        std::thread::scope(|scope| {
+            let drains: Vec<_> = hosts
+                .iter()
+                .map(|host| {
+                    scope.spawn(move || {
+                        // The key reaches the other host through the admin log.
+                        let started = Instant::now();
+                        while host.keys("p").map_or(true, |keys| keys.is_empty()) {
+                            assert!(started.elapsed() < Duration::from_secs(5));
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        let before = granted(host);
+                        drain(host, Duration::from_secs(60));
+                        granted(host) - before
+                    })
+                })
+                .collect();
+            drains.into_iter().map(|d| d.join().unwrap()).sum()
+        })
+    };
+    assert_eq!(drain_day(), amount, "the first day");
+    let next = u32::try_from(Period::Daily.next_after(day)).unwrap();
+    for (host, clock) in hosts.iter().zip(&clocks) {
+        clock.set(next + 60);
+        assert_eq!(host.close_periods().unwrap().len(), 1);
+    }
+    assert_eq!(drain_day(), amount, "the second day");
+    drop(hosts);
+    for start in [day, Period::Daily.next_after(day)] {
+        assert_eq!(
+            store_used(&params, &format!("DAILY@{start}")),
+            (amount, 0, 0),
+            "day {start}: used, leased, in doubt"
+        );
+    }
+}

@@ -186,6 +186,10 @@ struct KeyStock {
     sampled: (u64, Instant),
     /// For a seat key: what its tending remembers (see `fleet::seats`).
     seats: seats::Tending,
+    /// The usage period (its start, Unix seconds; 0 for a key without a reset) the leases
+    /// are of, and the store account that meters it (see [`store_account`]).
+    period: u64,
+    account_id: String,
 }
 
 /// One lease of the fleet store this host holds.
@@ -377,6 +381,8 @@ impl Host {
                 rate: 0,
                 sampled: (account.taken(), Instant::now()),
                 seats: seats::Tending::default(),
+                period: account.period(),
+                account_id: store_account(key, account.period()),
             };
             self.keys.insert(key.to_owned(), stock);
         }
@@ -395,8 +401,16 @@ impl Host {
             return seats::tend(store, catalog, &host, key, stock, account);
         }
         let (store, catalog) = self.parts();
+        if account.period() != stock.period {
+            // The key's usage period closed here: the leases of the old one are settled (the
+            // stock left of them withdrawn), and the new one draws on its own store account.
+            settle_all(store, catalog, key, stock, account)?;
+            stock.period = account.period();
+            stock.account_id = store_account(key, stock.period);
+            stock.created = false;
+        }
         if !stock.created {
-            store.create_account(key, AccountKind::Bytes, account.limit())?;
+            store.create_account(&stock.account_id, AccountKind::Bytes, account.limit())?;
             stock.created = true;
         }
         resume(store, catalog, key, stock, account)?;
@@ -420,15 +434,21 @@ impl Host {
             let host = self.config.host.clone();
             let events = Arc::clone(&self.events);
             let (store, catalog) = self.parts();
-            let free = store.account(key)?.free();
+            let id = &stock.account_id;
+            let free = store.account(id)?.free();
             let want = policy.block_size(stock.rate, free).max(draw).min(free);
             let taken = match want {
-                0 => Err(tollgate_store::Error::Exhausted { key: key.into() }),
-                want => store.take(&host, key, want),
+                0 => Err(tollgate_store::Error::Exhausted { key: id.clone() }),
+                want => store.take(&host, id, want),
             };
             let taken = match taken {
                 Err(tollgate_store::Error::Exhausted { .. }) => {
                     account.set_dry(true);
+                    if account.period() != stock.period {
+                        // The period closed while this take asked the old one's account: its
+                        // "dry" is not the new period's (see `AccountRecord::start_period`).
+                        account.set_dry(false);
+                    }
                     return Ok(());
                 }
                 taken => taken?,
@@ -452,7 +472,7 @@ impl Host {
             });
             // After the ledger holds the lease; a threshold this fails to claim is claimed at
             // the next take (the store keeps what was claimed).
-            let _ = report_thresholds(store, catalog, &events, key);
+            let _ = report_thresholds(store, catalog, &events, key, &stock.account_id);
         }
         let (store, catalog) = self.parts();
         let taken_now = account.taken();
@@ -483,31 +503,65 @@ impl Host {
                 let _ = seats::give_back_free(store, catalog, &key, &mut stock, account);
                 continue;
             }
-            let (withdrawn, before) = account.withdraw_stock();
-            let top = before + withdrawn;
             let (store, catalog) = self.parts();
-            for held in &mut stock.leases {
-                let e = &mut held.entry;
-                // The part of this lease's drawn range that lay above `taken` was withdrawn.
-                let start = e.base.max(before);
-                let end = (e.base + e.drawn).min(top);
-                e.returned = e.returned.max(end.saturating_sub(start));
-                if catalog.put_fleet_lease(&key, e).is_err() {
-                    break;
-                }
-            }
-            // Every lease is settled with what it drew less what was withdrawn: the bytes the
-            // host's pairs granted, plus what a pair still holds unused in its block (at most
-            // 4 MiB per pair), which stays the host's to grant when it opens again. Leaving that
-            // lease open instead would keep the withdrawn stock leased with it.
-            let taken = account.taken();
-            stock.leases.retain(|held| {
-                let used = held.entry.used_at(taken);
-                !(store.settle(LeaseId(held.entry.id), used).is_ok()
-                    && catalog.drop_fleet_lease(held.entry.id).is_ok())
-            });
+            let _ = settle_all(store, catalog, &key, &mut stock, account);
         }
     }
+}
+
+/// The store account that meters `key` in the usage period starting at `period` (Unix seconds):
+/// the key's id for a key without a reset (`period` 0), else one account per period, named by
+/// the key and the period's start, so every host draws on the same one and each period has the
+/// key's whole amount. An id too long for the store's 64 bytes is shortened to a hash of the
+/// key, the same on every host.
+fn store_account(key: &str, period: u64) -> String {
+    if period == 0 {
+        return key.to_owned();
+    }
+    let id = format!("{key}@{period}");
+    if id.len() <= 64 {
+        return id;
+    }
+    let hash = blake3::hash(key.as_bytes()).to_hex();
+    format!("{}@{period}", &hash[..40])
+}
+
+/// Withdraws a key's unused stock and settles every lease: each is charged what it drew less
+/// what was withdrawn, which is what the host's pairs granted plus what a pair still holds
+/// unused in its block (at most 4 MiB per pair), which stays the host's to grant next. For an
+/// engine's close, and when the key's usage period closes. Leaving a lease open instead would
+/// keep the withdrawn stock leased with it. Leases it could not settle stay in the ledger, to
+/// be settled at the next round or when the host comes back.
+fn settle_all(
+    store: &mut Store,
+    catalog: &Catalog,
+    key: &str,
+    stock: &mut KeyStock,
+    account: &AccountRecord,
+) -> std::result::Result<(), Later> {
+    let (withdrawn, before) = account.withdraw_stock();
+    let top = before + withdrawn;
+    for held in &mut stock.leases {
+        let e = &mut held.entry;
+        // The part of this lease's drawn range that lay above `taken` was withdrawn.
+        let start = e.base.max(before);
+        let end = (e.base + e.drawn).min(top);
+        e.returned = e.returned.max(end.saturating_sub(start));
+        catalog.put_fleet_lease(key, e)?;
+    }
+    let taken = account.taken();
+    let mut failed = false;
+    stock.leases.retain(|held| {
+        let used = held.entry.used_at(taken);
+        let settled = store.settle(LeaseId(held.entry.id), used).is_ok()
+            && catalog.drop_fleet_lease(held.entry.id).is_ok();
+        failed |= !settled;
+        !settled
+    });
+    if failed {
+        return Err(Later);
+    }
+    Ok(())
 }
 
 /// Reports the 80/90/100 % thresholds of `key` that the fleet's leases reached with this
@@ -520,8 +574,9 @@ fn report_thresholds(
     catalog: &Catalog,
     events: &HotQueue,
     key: &str,
+    account_id: &str,
 ) -> std::result::Result<(), Later> {
-    let claimed = store.claim_thresholds(key, &THRESHOLDS)?;
+    let claimed = store.claim_thresholds(account_id, &THRESHOLDS)?;
     if claimed.is_empty() {
         return Ok(());
     }

@@ -332,7 +332,9 @@ impl AccountRecord {
 
     /// The start of the period the account counts (0 for a key without a reset).
     pub(crate) fn period(&self) -> u64 {
-        // Relaxed: written and read under the admin lock only.
+        // Relaxed: written under the admin lock; read there, and by a fleet host's thread,
+        // which only learns from it which store account to draw on next (a stale value delays
+        // that by a round) and reads nothing else through it.
         self.period.load(Ordering::Relaxed)
     }
 
@@ -350,6 +352,11 @@ impl AccountRecord {
         self.reported.store(0, Ordering::Relaxed);
         // Relaxed: see `period`.
         self.period.store(start, Ordering::Relaxed);
+        // A fleet account's new period draws on a store account of its own (see
+        // `engine::fleet`): whether that has more is the fleet thread's to learn, so the old
+        // period's "dry" no longer holds, and a spent stock is refused as unavailable, not
+        // exhausted, until the thread looked. Release: as in `set_dry`.
+        self.fleet.fetch_and(!DRY, Ordering::Release);
     }
 
     /// How many pairs hold the key (admin-maintained; sizes blocks).
