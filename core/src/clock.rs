@@ -110,6 +110,33 @@ fn system_secs() -> u32 {
         .unwrap_or(0)
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds, the clock `std::time::Instant` reads on Linux: the same in
+/// every process of the machine, so a deadline stored in the mapped state means the same to
+/// all of them. Read through the vDSO, no syscall; for cold paths (a fleet stock's deadline is
+/// checked once per pair block).
+#[cfg(not(loom))]
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable `timespec`; CLOCK_MONOTONIC is always supported on
+    // Linux, so the call cannot fail (and a failure would leave the zeros: an early deadline).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// `at` on the [`monotonic_ns`] clock (1 for an instant already past, so that it is never
+/// 0, which means "no deadline").
+#[cfg(not(loom))]
+pub(crate) fn monotonic_at(at: std::time::Instant) -> u64 {
+    let now = std::time::Instant::now();
+    match at.checked_duration_since(now) {
+        Some(ahead) => monotonic_ns().saturating_add(ahead.as_nanos() as u64),
+        None => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,9 +59,9 @@ mod seat;
 #[cfg(test)]
 mod testing;
 
-pub(crate) use account::{AccountRecord, Accounts};
 #[cfg(not(loom))]
 pub(crate) use account::THRESHOLDS;
+pub(crate) use account::{AccountRecord, Accounts};
 
 /// What a pair's cursor offset counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

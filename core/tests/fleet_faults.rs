@@ -26,8 +26,8 @@ use tollgate_store::{LeaseRecord, LeaseState, Store};
 
 use common::child_result;
 use fleet_common::{
-    drain_with, granted, open_host, slow_drain, spawn_host, spawn_slow_host, store_used, Killed,
-    ACTIVE, MIB, RESERVE,
+    drain_with, fleet_options_with, granted, open_host, slow_drain, spawn_host, spawn_slow_host,
+    store_used, Killed, ACTIVE, MIB, RESERVE,
 };
 use postgres::Server;
 
@@ -41,14 +41,15 @@ fn fleet_host_child() {
 /// A host paused (SIGSTOP) for longer than its lease TTL, its leases reclaimed and the rest of
 /// the keys drained by another host before it resumes (SIGCONT).
 ///
-/// What the engine guarantees: a host may grant, after a pause, what it drew and had not used
-/// before it (its stock): the store holds a reclaimed lease's drawn and unreported part in
-/// doubt and never leases a drawn part again, so that grant over-grants nothing. It draws
-/// nothing more from an expired lease: the store refuses its renewals (`LeaseExpired`), so the
-/// lease's `drawn` and `seq` stay as they were when it paused; and it settles the lease with
-/// what it really granted when it closes, which resolves the doubt exactly.
+/// What the engine guarantees: past its leases' deadline (measured on its monotonic clock,
+/// before the store may reclaim them) the host leases nothing more from its stock to its
+/// pairs; a pair grants only the rest of the block it held at the pause (at most 4 MiB), which
+/// was drawn, and so held in doubt by the store, never leased again. The store refuses the old
+/// leases' renewals (`LeaseExpired`): their `drawn` and `seq` stay as they were; the host then
+/// withdraws its stock and settles each with what it granted of it, which resolves the doubt
+/// exactly and frees the rest.
 #[test]
-fn a_host_paused_past_its_ttl_grants_only_what_it_drew_before() {
+fn a_host_paused_past_its_ttl_grants_nothing_more_from_its_stock() {
     let Some(server) = Server::start("a_host_paused_past_its_ttl") else {
         return;
     };
@@ -71,6 +72,12 @@ fn a_host_paused_past_its_ttl_grants_only_what_it_drew_before() {
     std::thread::sleep(Duration::from_secs(1));
     let pid = libc::pid_t::try_from(paused.0.id()).unwrap();
     stop_outside_transaction(&server, pid);
+    // What it granted before the pause, read from its mapped state by another process of the
+    // host (which does not run its leases: the stopped one holds `fleet.lock`).
+    let at_pause = {
+        let options = fleet_options_with(a.path(), &params, "paused", ttl);
+        granted(&tollgate_core::Engine::open_with(a.path(), options).unwrap())
+    };
     let before = leases_of(&mut store, "paused");
     std::thread::sleep(ttl + Duration::from_secs(1));
     let started = Instant::now();
@@ -96,9 +103,11 @@ fn a_host_paused_past_its_ttl_grants_only_what_it_drew_before() {
 
     let after = leases_of(&mut store, "paused");
     assert_eq!(
-        after.iter().map(|l| l.id).collect::<Vec<_>>(),
+        after[..before.len()]
+            .iter()
+            .map(|l| l.id)
+            .collect::<Vec<_>>(),
         before.iter().map(|l| l.id).collect::<Vec<_>>(),
-        "no lease taken after the pause: nothing was free"
     );
     for (then, now) in before.iter().zip(&after) {
         let id = then.id.0;
@@ -106,6 +115,12 @@ fn a_host_paused_past_its_ttl_grants_only_what_it_drew_before() {
         assert_eq!(now.seq, then.seq, "lease {id}: renewed after the pause");
         assert_eq!(now.state, LeaseState::Settled, "lease {id}");
         assert!(now.settled.unwrap() <= then.drawn, "lease {id}: {now:?}");
+    }
+    // It settled the expired leases with what it had granted of them; what it had not (its
+    // withdrawn stock) became free again, and it may have leased that anew: new leases, settled
+    // at its close like any other.
+    for lease in &after[before.len()..] {
+        assert_eq!(lease.state, LeaseState::Settled, "{lease:?}");
     }
     let settled: u64 = after.iter().map(|l| l.settled.unwrap()).sum();
     assert_eq!(
@@ -128,10 +143,23 @@ fn a_host_paused_past_its_ttl_grants_only_what_it_drew_before() {
         used,
         "granted over the fleet"
     );
+    // Past its leases' deadline it takes nothing more from its stock: what it granted of the
+    // old leases after the pause is the rest of the block its pair held then (a pair leases at
+    // most 4 MiB of a fleet stock at a time). New leases, of what it freed, are its own.
+    let old_settled: u64 = after[..before.len()]
+        .iter()
+        .map(|l| l.settled.unwrap())
+        .sum();
+    let after_pause = old_settled - at_pause;
+    assert!(
+        after_pause <= 4 * MIB,
+        "granted {after_pause} of the old leases after the pause"
+    );
     let reported: u64 = before.iter().map(|l| l.reported).sum();
     println!(
         "paused host: reported {reported} before the pause, {in_doubt} in doubt, \
-         granted {paused_granted} in all; survivor granted {survivor_granted}"
+         granted {paused_granted} in all, {after_pause} of the old leases after the pause; survivor \
+         granted {survivor_granted}"
     );
 }
 

@@ -17,7 +17,13 @@
 //! - when the store has nothing free it marks the account **dry**: once the stock is spent the
 //!   pair switches to its Reserved key or refuses `Exhausted`; a stock spent while the store is
 //!   out of reach (or slow to answer) is refused `Unavailable`, never granted unmetered;
-//! - every few seconds it reclaims the expired leases of dead hosts (`Store::reclaim_expired`).
+//! - every few seconds it reclaims the expired leases of dead hosts (`Store::reclaim_expired`);
+//! - it stores the earliest deadline of the leases the stock was drawn from in the account: past
+//!   it (the host paused, or cut off from the store for most of a TTL) no pair takes a block of
+//!   the stock, and once a renewal finds a lease expired the thread withdraws the stock and
+//!   settles every lease, then leases anew;
+//! - seat keys are leased a seat at a time (`fleet::seats`); a key with a `reset` term meters
+//!   each period on a store account of its own (see [`store_account`]).
 //!
 //! The ledger of the leases a host holds lives in its catalog (`fleet_leases`), written after
 //! the store acknowledged and before the stock grows, so a host killed mid-run resumes or
@@ -35,6 +41,7 @@ use parking_lot::{Condvar, Mutex};
 use tollgate_store::{AccountKind, BlockPolicy, Lease, LeaseId, LeaseState, LeaseTerms, Store};
 
 use crate::catalog::{Catalog, LeaseEntry};
+use crate::clock::monotonic_at;
 use crate::error::{Error, Result};
 use crate::events::HotQueue;
 use crate::slot::{AccountRecord, PairEvent, THRESHOLDS};
@@ -417,6 +424,13 @@ impl Host {
         sample_rate(stock, account.taken());
         settle_used_up(store, catalog, stock, account.taken())?;
         renew_due(store, catalog, key, stock, account.taken())?;
+        if stock.leases.iter().any(|h| h.entry.lapsed) {
+            // A lease expired before this host renewed it (the host was paused past its
+            // deadline, or cut off from the store): what is left of the stock is no longer the
+            // host's to grant. Withdrawn, and every lease settled; the next round takes anew.
+            settle_all(store, catalog, key, stock, account)?;
+        }
+        account.set_deadline(stock_deadline(stock));
         let wanted = account.take_wanted();
         // A quarter of a block at the recent rate, within the policy's largest block (a
         // grant that needs more than that still gets what it needs).
@@ -524,6 +538,27 @@ fn store_account(key: &str, period: u64) -> String {
     }
     let hash = blake3::hash(key.as_bytes()).to_hex();
     format!("{}@{period}", &hash[..40])
+}
+
+/// Until when a key's stock may be leased to pairs ([`crate::clock::monotonic_ns`] ns): the earliest deadline
+/// of its live leases; already past while a lease read from the ledger is not confirmed yet;
+/// none (0) without leases, when what is left was settled as used.
+fn stock_deadline(stock: &KeyStock) -> u64 {
+    if stock
+        .leases
+        .iter()
+        .any(|h| h.lease.is_none() && !h.entry.lapsed)
+    {
+        return 1;
+    }
+    stock
+        .leases
+        .iter()
+        .filter(|h| !h.entry.lapsed)
+        .filter_map(|h| h.lease.as_ref())
+        .map(|lease| monotonic_at(lease.deadline))
+        .min()
+        .unwrap_or(0)
 }
 
 /// Withdraws a key's unused stock and settles every lease: each is charged what it drew less

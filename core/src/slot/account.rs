@@ -46,7 +46,8 @@ const FLEET_BLOCK: u64 = 4 << 20;
 /// | 24 | `overage` (8) |
 /// | 32 | `forgiven` (8), `period` (8) |
 /// | 48 | `supply` (8), `fleet` (8), `wanted` (8): a fleet host's stock (see [`AccountRecord::take`]) |
-/// | 72 | spare, zero |
+/// | 72 | `deadline` (8): until when a fleet host's stock may be leased to pairs |
+/// | 80 | spare, zero |
 /// | 136 | `owner` (4), `kind` (4): where a pair record keeps them |
 /// | 144 | spare, zero |
 #[repr(C, align(64))]
@@ -76,7 +77,11 @@ pub struct AccountRecord {
     /// The largest grant a fleet account's stock was too small for since the fleet thread last
     /// looked: a hint that sizes its next draw.
     wanted: AtomicU64,
-    _spare: [AtomicU64; 8],
+    /// In fleet mode, when the stock stops being grantable: the earliest deadline (the host's
+    /// `CLOCK_MONOTONIC`, in ns) of the store leases it was drawn from, which comes before the
+    /// store may reclaim them; 0 for none. Only the host's fleet thread sets it.
+    deadline: AtomicU64,
+    _spare: [AtomicU64; 7],
     owner: AtomicU32,
     kind: AtomicU32,
     _tail: [AtomicU64; 14],
@@ -92,6 +97,7 @@ const _: () = {
     assert!(offset_of!(AccountRecord, supply) == 48);
     assert!(offset_of!(AccountRecord, fleet) == 56);
     assert!(offset_of!(AccountRecord, wanted) == 64);
+    assert!(offset_of!(AccountRecord, deadline) == 72);
     assert!(offset_of!(AccountRecord, owner) == 136);
     assert!(offset_of!(AccountRecord, kind) == 140);
 };
@@ -147,6 +153,7 @@ impl AccountRecord {
             supply: AtomicU64::new(0),
             fleet: AtomicU64::new(0),
             wanted: AtomicU64::new(0),
+            deadline: AtomicU64::new(0),
             _spare: std::array::from_fn(|_| AtomicU64::new(0)),
             owner: AtomicU32::new(0),
             kind: AtomicU32::new(0),
@@ -212,7 +219,9 @@ impl AccountRecord {
         if flags & FLEET != 0 && flags & DRY == 0 {
             return false;
         }
-        self.drawn() >= self.ceiling(into_overage)
+        // A dry fleet stock past its deadline is used up too: what is left of it may not be
+        // granted, and the store has nothing more.
+        self.drawn() >= self.ceiling(into_overage) || self.stock_expired()
     }
 
     fn fleet_flags(&self) -> u64 {
@@ -277,6 +286,29 @@ impl AccountRecord {
                 Err(current) => taken = current,
             }
         }
+    }
+
+    /// Whether this fleet account's stock is past its deadline (never under loom, whose models
+    /// leave the store out).
+    #[inline]
+    pub(crate) fn stock_expired(&self) -> bool {
+        // Relaxed: a deadline guards no other data; a stale one is at most a round of the
+        // fleet thread old, and the thread withdraws a stock whose leases expired.
+        #[cfg(not(loom))]
+        match self.deadline.load(Ordering::Relaxed) {
+            0 => false,
+            deadline => crate::clock::monotonic_ns() >= deadline,
+        }
+        #[cfg(loom)]
+        false
+    }
+
+    /// Sets until when this fleet account's stock may be leased to pairs (`CLOCK_MONOTONIC`
+    /// ns; 0 for no deadline): the fleet thread, after its renewals.
+    #[cfg(not(loom))]
+    pub(crate) fn set_deadline(&self, deadline: u64) {
+        // Relaxed: see `stock_expired`.
+        self.deadline.store(deadline, Ordering::Relaxed);
     }
 
     /// Records whether the store has nothing left to lease for the key.
@@ -383,6 +415,11 @@ impl AccountRecord {
         whole_or_none: bool,
         into_overage: bool,
     ) -> Result<Option<Block>, u64> {
+        if self.stock_expired() {
+            // A fleet host past its leases' deadline grants nothing more from its stock: its
+            // fleet thread renews them or withdraws the stock.
+            return Ok(None);
+        }
         let limit = self.limit();
         let ceiling = self.ceiling(into_overage);
         // Read before `taken`: it only grows, so `taken - forgiven` read this way is at least
