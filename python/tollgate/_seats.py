@@ -81,7 +81,9 @@ class Seats(EngineHandle):
         """Takes ``units`` seats, all or nothing. Raises :class:`Exhausted` when the Active key
         has fewer free (nothing is taken), :class:`Expired` when no valid key covers the pair,
         :class:`NoActiveKey` without a key. An expired Active key switches to the Reserved key
-        on the way."""
+        on the way. On a fleet host, :class:`Unavailable` while the host has no seat free and the
+        fleet store may have one (its thread leases it within milliseconds: retry), and
+        :class:`Exhausted` when every seat of the key is held across the fleet."""
         check(_bindings.tg_seat_acquire(self._live(), _units(units)))
 
     def release(self, units: int = 1) -> None:

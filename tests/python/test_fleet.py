@@ -208,3 +208,58 @@ def test_store_and_host_go_together(tmp_path: Path) -> None:
     with pytest.raises(tollgate.InvalidArgument, match="NUL"):
         tollgate.Engine(state, store="host=/x\0", host="py-1")
     assert not state.exists()
+
+
+def acquire_seat(seats: "tollgate.Seats", deadline_s: float = 10.0) -> None:
+    """Takes one seat, retrying :class:`tollgate.Unavailable` (the host's thread is leasing one)
+    and :class:`tollgate.Exhausted` (the fleet holds them all: another host may give one back)."""
+    started = time.monotonic()
+    while True:
+        try:
+            seats.acquire(1)
+            return
+        except (tollgate.Unavailable, tollgate.Exhausted):
+            assert time.monotonic() - started < deadline_s, "no seat in time"
+            time.sleep(0.005)
+
+
+def test_seats_are_leased_exactly_across_two_hosts(
+    postgres: Server, tmp_path: Path, key: KeyFactory
+) -> None:
+    """A per-machine key of 2 seats on two hosts: the seats held over both never exceed 2, and
+    a seat one host releases reaches the other through the store."""
+    machines = {"per_machine": {"os": "server", "max_machines": 2}}
+    with tollgate.Engine(
+        tmp_path / "a", store=postgres.params, host="py-a", fleet_lease_ttl_ms=10_000
+    ) as a, tollgate.Engine(
+        tmp_path / "b", store=postgres.params, host="py-b", fleet_lease_ttl_ms=10_000
+    ) as b:
+        a.create_project("svm")
+        a.add_key("svm", key("PY-SEATS", scheme=machines))
+        started = time.monotonic()
+        while "svm" not in b.projects() or not b.keys("svm"):
+            assert time.monotonic() - started < 5, "the key never reached host b"
+            time.sleep(0.01)
+        with a.seats("svm", "server") as on_a, b.seats("svm", "server") as on_b:
+            acquire_seat(on_a)
+            acquire_seat(on_a)
+            # Both seats are a's: b is refused, never given a third.
+            started = time.monotonic()
+            while True:
+                try:
+                    on_b.acquire(1)
+                    raise AssertionError("host b took a third seat of two")
+                except tollgate.Unavailable:
+                    time.sleep(0.005)
+                except tollgate.Exhausted:
+                    break
+                assert time.monotonic() - started < 5, "never exhausted"
+            assert postgres.account("PY-SEATS")[1] == 2
+            # A seat a releases goes back to the store after a second idle; b then takes it.
+            on_a.release(1)
+            acquire_seat(on_b)
+            assert (on_a.held, on_b.held) == (1, 1)
+            on_a.release(1)
+            on_b.release(1)
+    # Closed hosts keep nothing leased.
+    assert postgres.account("PY-SEATS")[1] == 0
