@@ -17,7 +17,7 @@ mod postgres;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tollgate_core::{Engine, Error, FleetConfig, KeyStatus, Options};
+use tollgate_core::{Engine, Error, FleetConfig, KeyStatus, Options, Refusal};
 use tollgate_store::Store;
 
 use common::dv;
@@ -105,7 +105,7 @@ fn admin_changes_reach_every_host_in_order() {
         while granted < MIB {
             match handle.consume_partial(64 << 10) {
                 Ok(n) => granted += n,
-                Err(Error::Unavailable) => std::thread::sleep(Duration::from_millis(1)),
+                Err(Refusal::Unavailable) => std::thread::sleep(Duration::from_millis(1)),
                 Err(e) => panic!("{e}"),
             }
             assert!(started.elapsed() < Duration::from_secs(10));
