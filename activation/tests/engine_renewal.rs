@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use common::{dead_address, fast, FakeService, Reply, Vendor};
 use tollgate_activation::{ActivationClient, ClientOptions};
 use tollgate_core::{
-    Clock, Engine, Error, Event, EventKind, Key, KeyStatus, Options, Renewal, RenewalState, Role,
-    VendorPublic,
+    Clock, Engine, Error, Event, EventKind, Key, KeyStatus, Options, Refusal, Renewal,
+    RenewalState, Role, VendorPublic,
 };
 
 const DAY: u32 = 24 * 60 * 60;
@@ -180,7 +180,7 @@ fn an_expired_key_is_renewed_from_the_service_and_active_at_once() {
     customer.engine.add_key("P", issued.license).unwrap();
     customer.clock.set(expiry + DAY);
     let project = customer.engine.project("P").unwrap();
-    assert!(matches!(project.consume(1), Err(Error::Expired)));
+    assert!(matches!(project.consume(1), Err(Refusal::Expired)));
 
     let renewed = customer.engine.renew_now("P").unwrap();
     assert_eq!(
@@ -248,7 +248,7 @@ fn a_service_that_is_down_means_manual_renewal_and_the_key_expires() {
     let project = customer.engine.project("P").unwrap();
     project.consume(1).unwrap();
     customer.clock.set(now + 2 * DAY);
-    assert!(matches!(project.consume(1), Err(Error::Expired)));
+    assert!(matches!(project.consume(1), Err(Refusal::Expired)));
     assert_eq!(customer.keys(), [("ACT-1-1".into(), KeyStatus::Active)]);
     assert_eq!(customer.failures().len(), 1);
 }

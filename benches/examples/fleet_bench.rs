@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tollgate_bench::fixture::{self, BenchResult, Keys};
-use tollgate_core::{Engine, Error, FleetConfig, Options, MAX_LIMIT_BYTES};
+use tollgate_core::{Engine, Error, FleetConfig, Options, Refusal, MAX_LIMIT_BYTES};
 use tollgate_store::{LeaseState, Store};
 
 const ROUNDS: usize = 5;
@@ -204,7 +204,7 @@ fn consume_rounds(params: &str, calls: u64) -> BenchResult<(Vec<f64>, Vec<f64>, 
         let started = Instant::now();
         for _ in 0..calls {
             while let Err(e) = fleet.consume(1) {
-                assert!(matches!(e, Error::Unavailable), "{e}");
+                assert!(matches!(e, Refusal::Unavailable), "{e}");
                 unavailable += 1;
             }
         }
@@ -426,7 +426,7 @@ fn host(args: &[String]) -> BenchResult<()> {
     while started.elapsed() < Duration::from_millis(run_ms) {
         match handle.consume_partial(64 << 10) {
             Ok(n) => granted += n,
-            Err(Error::Unavailable) => std::hint::spin_loop(),
+            Err(Refusal::Unavailable) => std::hint::spin_loop(),
             Err(e) => return Err(e.into()),
         }
         if rate > 0 {

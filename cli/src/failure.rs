@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use serde::Serialize;
-use tollgate_core::Error;
+use tollgate_core::{Error, Refusal};
 
 /// Exit status of a refused or failed operation (clap uses 2 for usage errors).
 pub const EXIT_REFUSED: u8 = 1;
@@ -72,8 +72,9 @@ impl Failure {
 impl Failure {
     /// The hot-path refusal that stopped `tollgate pipe`, for exit status 3. An exhausted pair
     /// gets the rule `pipe` follows rather than `consume`'s all-or-nothing one.
-    pub fn not_covered(error: &Error) -> Self {
-        let (code, rule) = match describe(error) {
+    pub fn not_covered(refusal: Refusal) -> Self {
+        let error = Error::from(refusal);
+        let (code, rule) = match describe(&error) {
             (code @ "EXHAUSTED", _) => (code, Some("pipe forwards exactly the bytes the Active and Reserved keys still grant, then stops: add a key (`tollgate key add-reserve`) to meter more")),
             described => described,
         };
@@ -93,6 +94,12 @@ impl From<Error> for Failure {
             message: error.to_string(),
             rule,
         }
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Failure {
+        Error::from(refusal).into()
     }
 }
 

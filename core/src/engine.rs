@@ -61,10 +61,11 @@ use crate::error::{Corruption, Error, Result};
 use crate::events::{
     Dispatcher, Event, EventKind, HotQueue, RemovalReason, Subscribers, Subscription,
 };
-use crate::files::{self, Modes, HOT_FILE};
+use crate::files::{self, Modes, HOLDERS_FILE, HOT_FILE};
 use crate::holders::{Holders, Process, HOLDER_CAPACITY};
 use crate::key::{check_name, rfc3339, Key, LicenseClass};
 use crate::license::{KeyOrLicense, VendorPublic};
+use crate::refusal::Refusal;
 use crate::rules;
 use crate::slot::{
     AccountRecord, Accounts, LiveKey, Metering, Mode, NextGen, PairEvent, PairEvents, PairRecord,
@@ -76,7 +77,6 @@ use crate::worker::Worker;
 
 const CATALOG_FILE: &str = "catalog.db";
 const LOCK_FILE: &str = "admin.lock";
-const HOLDERS_FILE: &str = "seats.tgs";
 
 /// An open state directory. Cheap to clone, `Send + Sync`; every clone, thread and process
 /// that opens the same directory sees one set of counters.
@@ -86,14 +86,18 @@ pub struct Engine {
 }
 
 impl Inner {
-    /// A hot-path refusal as the caller gets it: `CorruptState` instead when the refusal comes
-    /// from a state file another process truncated under us (its records then read as empty).
+    /// A hot-path refusal as the caller gets it: `StateTruncated` (or `SeatTableTruncated`)
+    /// instead when the refusal comes from a file another process truncated under us (its
+    /// records then read as empty). No syscall, no allocation.
     #[cold]
     #[inline(never)]
-    fn refusal(&self, error: Error) -> Error {
-        match self.intact() {
-            Ok(()) => error,
-            Err(corrupt) => corrupt,
+    fn refusal(&self, refusal: Refusal) -> Refusal {
+        if self.state.truncated_in_use() {
+            Refusal::StateTruncated
+        } else if self.holders.truncated_in_use() {
+            Refusal::SeatTableTruncated
+        } else {
+            refusal
         }
     }
 

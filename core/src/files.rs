@@ -26,6 +26,9 @@ use crate::error::{Corruption, Error, Result};
 /// The hot state's file name in a state directory.
 pub(crate) const HOT_FILE: &str = "hot.tgs";
 
+/// The seat-holder table's file name in a state directory.
+pub(crate) const HOLDERS_FILE: &str = "seats.tgs";
+
 /// The modes of the directories and files the engine creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Modes {

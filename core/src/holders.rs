@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Corruption, Error, Result};
+use crate::refusal::Refusal;
 use crate::sigbus::Watch;
 use crate::state_file::{create_preallocated, open_unfollowed, StateFile};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -68,13 +69,13 @@ impl HolderEntry {
 
     /// Takes `units` off the entry, refusing with `NotHeld` if it holds fewer.
     #[inline]
-    pub(crate) fn take(&self, units: u64) -> Result<()> {
+    pub(crate) fn take(&self, units: u64) -> Result<(), Refusal> {
         // Relaxed: as in `add`; the CAS keeps threads of this process from both taking the
         // same seats.
         let mut held = self.units.load(Ordering::Relaxed);
         loop {
             if units > held {
-                return Err(Error::NotHeld {
+                return Err(Refusal::NotHeld {
                     requested: units,
                     held,
                 });
@@ -233,10 +234,16 @@ impl Holders {
     /// its entries then read as free and the seats they held are unaccounted. No syscall.
     #[inline]
     pub(crate) fn intact(&self) -> Result<()> {
-        if self.watch.damaged() {
+        if self.truncated_in_use() {
             return Err(self.truncated());
         }
         Ok(())
+    }
+
+    /// Whether another process truncated the table while it was mapped. No syscall.
+    #[inline]
+    pub(crate) fn truncated_in_use(&self) -> bool {
+        self.watch.damaged()
     }
 
     #[cold]

@@ -7,7 +7,7 @@
 //! without any caller waiting — and refuses work that no valid key covers.
 //!
 //! ```
-//! use tollgate_core::{Engine, Error, Key, Options};
+//! use tollgate_core::{Engine, Key, Options, Refusal};
 //!
 //! let dir = tempfile::tempdir()?;
 //! // The installation (the key of the usage ratchets) defaults to ~/.local/state/tollgate.
@@ -30,11 +30,12 @@
 //! }
 //! let usage = project.usage();
 //! assert_eq!((usage.active_used, usage.switches), (512 << 20, 1));
-//! assert!(matches!(project.consume(1 << 30), Err(Error::Exhausted { .. })));
+//! assert!(matches!(project.consume(1 << 30), Err(Refusal::Exhausted { .. })));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The pieces: [`Engine`] opens a state directory; [`ProjectHandle`] is the hot path;
+//! The pieces: [`Engine`] opens a state directory; [`ProjectHandle`] is the hot path, which
+//! refuses with a [`Refusal`] (plain `Copy` data, convertible into [`Error`] with `?`);
 //! [`Key`] is the license model, and [`license`] the signed license files that a state trusting
 //! a vendor key ([`Engine::trust`]) requires for offline keys; [`ProjectView`] is what a UI
 //! shows; [`Event`]s go to the audit log and to [`Subscription`]s.
@@ -53,6 +54,7 @@ pub mod license;
 mod mapped;
 mod period;
 mod pool;
+mod refusal;
 mod rules;
 mod sigbus;
 mod slot;
@@ -92,6 +94,7 @@ pub use pool::{
     PoolKind, PoolLicense, Purchase, Shortfall, TypeListing, TypeShortfall, MAX_QUANTITY,
     NOT_PURCHASED,
 };
+pub use refusal::Refusal;
 pub use slot::{RefusalReason, SwitchReason};
 pub use state_file::{DEFAULT_CAPACITY, FORMAT_VERSION, MAX_CAPACITY};
 pub use view::{

@@ -47,7 +47,8 @@
 //! Everything here takes `now` as an argument and reports events through [`PairEvents`], so the
 //! same code runs against the memory-mapped state file and under the loom models below.
 
-use crate::error::{Error, RecordDamage};
+use crate::error::RecordDamage;
+use crate::refusal::Refusal;
 use crate::sync::{AtomicU128, AtomicU32, AtomicU64, Ordering};
 
 pub(crate) mod account;
@@ -438,9 +439,13 @@ impl KeyRows {
     }
 }
 
-/// A refusal decided on the hot path; it becomes an [`Error`] only on the way out.
+/// A refusal as the grant decides it, before [`PairRecord::refuse`] reports it and turns it
+/// into the public [`Refusal`]. A type of its own because it carries what the public one does
+/// not: `GraceOver` names the side whose grace ended (the `GraceEnded` event names its key),
+/// and the request's size is added only on the way out, once, rather than threaded through
+/// `window` and `seat_bound`.
 #[derive(Clone, Copy)]
-enum Refusal {
+enum Denied {
     Exhausted {
         remaining: u64,
     },
@@ -451,7 +456,7 @@ enum Refusal {
     /// An expired key's grace ended (a refusal as `Expired`, which also reports the end).
     GraceOver(Side),
     NoActiveKey,
-    /// The live generation's lease does not carry its epoch.
+    /// The live generation's lease does not carry its epoch ([`Refusal::CorruptLease`]).
     Damaged,
     /// A fleet host's stock of the key is spent and the store has not given more yet.
     Unavailable,

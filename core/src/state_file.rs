@@ -238,13 +238,19 @@ impl StateFile {
 
     /// `Ok` unless another process truncated the file while it was mapped (see `sigbus`).
     pub(crate) fn intact(&self) -> Result<()> {
-        if self.watch.damaged() {
+        if self.truncated_in_use() {
             return Err(Error::CorruptState {
                 path: self.path.clone(),
                 reason: Corruption::TruncatedInUse,
             });
         }
         Ok(())
+    }
+
+    /// Whether another process truncated the file while it was mapped. No syscall.
+    #[inline]
+    pub(crate) fn truncated_in_use(&self) -> bool {
+        self.watch.damaged()
     }
 
     /// Number of pair records.

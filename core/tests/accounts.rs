@@ -4,7 +4,7 @@
 mod common;
 
 use common::{child_env, child_result, dv, open, spawn_child};
-use tollgate_core::{Engine, Error, EventKind, KeyStatus};
+use tollgate_core::{Engine, Error, EventKind, KeyStatus, Refusal};
 
 const GIB: u64 = 1 << 30;
 
@@ -74,7 +74,7 @@ fn a_key_in_three_projects_grants_its_limit_once() {
     for project in ["q1", "q2", "q3"] {
         assert!(matches!(
             engine.project(project).unwrap().consume(1),
-            Err(Error::Exhausted { remaining: 0, .. })
+            Err(Refusal::Exhausted { remaining: 0, .. })
         ));
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{dv, expiring};
-use tollgate_core::{Clock, Engine, Error, EventKind, Options};
+use tollgate_core::{Clock, Engine, Error, EventKind, Options, Refusal};
 
 const NOW: u32 = 1_800_000_000;
 
@@ -55,10 +55,10 @@ fn a_clock_set_back_while_open_does_not_revive_an_expired_key_and_is_reported_on
     let project = e.project("p").unwrap();
     project.consume(10).unwrap();
     clock.set(NOW + 100);
-    assert!(matches!(project.consume(10), Err(Error::Expired)));
+    assert!(matches!(project.consume(10), Err(Refusal::Expired)));
     // Back by a day: still expired, judged by the latest time seen.
     clock.set(NOW + 100 - 86_400);
-    assert!(matches!(project.consume(10), Err(Error::Expired)));
+    assert!(matches!(project.consume(10), Err(Refusal::Expired)));
     assert_eq!(rollbacks(&e, 1, Duration::from_secs(5)), [86_400]);
     // The episode is reported once, however long it lasts.
     std::thread::sleep(Duration::from_millis(1_500));
@@ -84,7 +84,7 @@ fn restarting_with_the_clock_set_back_is_detected_and_expiry_keeps_the_latest_ti
         e.flush().unwrap();
         assert!(matches!(
             e.project("p").unwrap().consume(1),
-            Err(Error::Expired)
+            Err(Refusal::Expired)
         ));
     }
     // The program restarts with the clock a week back, before the key's expiry.
@@ -93,7 +93,7 @@ fn restarting_with_the_clock_set_back_is_detected_and_expiry_keeps_the_latest_ti
     assert_eq!(clock.now(), NOW + 2_000);
     assert!(matches!(
         e.project("p").unwrap().consume(1),
-        Err(Error::Expired)
+        Err(Refusal::Expired)
     ));
     assert_eq!(
         rollbacks(&e, 1, Duration::from_secs(5)),
@@ -145,7 +145,7 @@ fn expired_during_a_run(dir: &std::path::Path) {
     let project = e.project("p").unwrap();
     project.consume(1).unwrap();
     clock.set(NOW + 1);
-    assert!(matches!(project.consume(1), Err(Error::Expired)));
+    assert!(matches!(project.consume(1), Err(Refusal::Expired)));
     // Recorded at once, off the hot path, without a flush or a ratchet.
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while latest_seen(dir) != Some(i64::from(NOW + 1)) && std::time::Instant::now() < deadline {
@@ -163,7 +163,7 @@ fn an_expiry_seen_during_a_run_is_not_revived_by_a_restart_with_the_clock_set_ba
     let e = engine(dir.path(), &clock);
     assert!(matches!(
         e.project("p").unwrap().consume(1),
-        Err(Error::Expired)
+        Err(Refusal::Expired)
     ));
     assert_eq!(latest_seen(dir.path()), Some(i64::from(NOW + 1)));
 }
@@ -232,7 +232,7 @@ fn a_latest_seen_replayed_from_before_the_expiry_does_not_revive_the_key() {
     assert_eq!(clock.now(), NOW + 1);
     assert!(matches!(
         e.project("p").unwrap().consume(1),
-        Err(Error::Expired)
+        Err(Refusal::Expired)
     ));
 }
 
@@ -245,7 +245,7 @@ fn expired_during_a_run_in(dir: &std::path::Path) {
     let project = e.project("p").unwrap();
     project.consume(1).unwrap();
     clock.set(NOW + 1);
-    assert!(matches!(project.consume(1), Err(Error::Expired)));
+    assert!(matches!(project.consume(1), Err(Refusal::Expired)));
     common::await_that("the latest time seen recorded", || {
         latest_seen(dir) == Some(i64::from(NOW + 1))
     });
@@ -267,7 +267,7 @@ fn accept_clock_gives_up_a_time_once_seen_in_the_future_and_is_audited() {
     let e = engine(dir.path(), &Clock::manual(NOW + 10));
     assert!(matches!(
         e.project("p").unwrap().consume(1),
-        Err(Error::Expired)
+        Err(Refusal::Expired)
     ));
     drop(e);
     let clock = Clock::manual(NOW + 20);

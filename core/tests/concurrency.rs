@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{assert_within_limits, charged, child_env, child_result, dv, spawn_child};
-use tollgate_core::{Engine, Error, EventKind};
+use tollgate_core::{Engine, EventKind, Refusal};
 
 const ACTIVE: u64 = 10_000_019;
 const RESERVE: u64 = 5_000_011;
@@ -55,7 +55,7 @@ fn drain(project: &tollgate_core::ProjectHandle, seed: u64) -> u64 {
         };
         match result {
             Ok(g) => granted += g,
-            Err(Error::Exhausted {
+            Err(Refusal::Exhausted {
                 requested,
                 remaining,
             }) => {
@@ -178,7 +178,7 @@ fn admin_changes_in_one_process_are_seen_by_handles_in_another() {
     let first = common::open(dir.path()).unwrap();
     first.create_project("P").unwrap();
     let handle = first.project("P").unwrap();
-    assert!(matches!(handle.consume(1), Err(Error::NoActiveKey)));
+    assert!(matches!(handle.consume(1), Err(Refusal::NoActiveKey)));
     let path = dir.path().to_str().unwrap().to_owned();
     let child = spawn_child("add_keys_child", &[("TOLLGATE_TEST_DIR", path)]);
     assert_eq!(child_result(child), 2);

@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::{dv, expiring};
-use tollgate_core::{Clock, Engine, Error, EventKind, Options, RefusalReason, SwitchReason};
+use tollgate_core::{
+    Clock, Engine, Error, EventKind, Options, Refusal, RefusalReason, SwitchReason,
+};
 
 fn open_manual(dir: &std::path::Path, clock: &Clock) -> Engine {
     Engine::open_with(
@@ -124,8 +126,8 @@ fn expired_active_key_switches_at_the_next_call() {
         (10, 1000, 1)
     );
     clock.set(1_000_200);
-    assert!(matches!(p.consume(1), Err(Error::Expired)));
-    assert!(matches!(p.consume_partial(1), Err(Error::Expired)));
+    assert!(matches!(p.consume(1), Err(Refusal::Expired)));
+    assert!(matches!(p.consume_partial(1), Err(Refusal::Expired)));
     let kinds: Vec<_> = std::iter::from_fn(|| events.recv_timeout(Duration::from_secs(2)))
         .take(2)
         .map(|e| e.kind)

@@ -19,7 +19,7 @@ mod postgres;
 
 use std::time::{Duration, Instant};
 
-use tollgate_core::{Engine, Error, EventKind};
+use tollgate_core::{Engine, EventKind, Refusal};
 use tollgate_store::Store;
 
 use common::child_result;
@@ -105,7 +105,7 @@ fn a_stopped_store_is_unavailable_and_totals_stay_exact_after_restart() {
     // The first stock is a small draw: a larger grant waits for the thread to draw for it.
     let started = Instant::now();
     while let Err(e) = handle.consume(MIB) {
-        assert!(matches!(e, Error::Unavailable), "{e}");
+        assert!(matches!(e, Refusal::Unavailable), "{e}");
         assert!(started.elapsed() < Duration::from_secs(10), "never drawn");
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -119,13 +119,13 @@ fn a_stopped_store_is_unavailable_and_totals_stay_exact_after_restart() {
         );
         match handle.consume_partial(64 << 10) {
             Ok(n) => granted_while_down += n,
-            Err(Error::Unavailable) => break,
+            Err(Refusal::Unavailable) => break,
             Err(e) => panic!("unexpected refusal while the store is down: {e}"),
         }
     }
     // What it granted while down was drawn before: the store had it as drawn.
     assert!(granted_while_down <= amount, "{granted_while_down}");
-    assert!(matches!(handle.consume(1), Err(Error::Unavailable)));
+    assert!(matches!(handle.consume(1), Err(Refusal::Unavailable)));
     server.start_again();
     drain(&engine, Duration::from_secs(60));
     assert_eq!(granted(&engine), 2 * amount);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tollgate_core::{
     BulkTarget, Engine, Error, FleetConfig, Group, Instance, InstanceOs, KeyStatus, LicenseFilter,
-    LicenseType, Options, PaymentMode, Purchase,
+    LicenseType, Options, PaymentMode, Purchase, Refusal,
 };
 use tollgate_store::Store;
 
@@ -116,7 +116,7 @@ fn admin_changes_reach_every_host_in_order() {
         while granted < MIB {
             match handle.consume_partial(64 << 10) {
                 Ok(n) => granted += n,
-                Err(Error::Unavailable) => std::thread::sleep(Duration::from_millis(1)),
+                Err(Refusal::Unavailable) => std::thread::sleep(Duration::from_millis(1)),
                 Err(e) => panic!("{e}"),
             }
             assert!(started.elapsed() < Duration::from_secs(10));

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tollgate_core::{
-    Engine, Error, FleetConfig, Key, LicenseClass, MachineOs, Options, Scheme, SeatHandle,
+    Engine, Error, FleetConfig, Key, LicenseClass, MachineOs, Options, Refusal, Scheme, SeatHandle,
 };
 use tollgate_store::Store;
 
@@ -81,8 +81,8 @@ fn acquire_one(handle: &SeatHandle) -> bool {
     loop {
         match handle.acquire(1) {
             Ok(()) => return true,
-            Err(Error::Unavailable) => std::thread::sleep(Duration::from_millis(2)),
-            Err(Error::SeatsExhausted { .. }) => return false,
+            Err(Refusal::Unavailable) => std::thread::sleep(Duration::from_millis(2)),
+            Err(Refusal::SeatsExhausted { .. }) => return false,
             Err(e) => panic!("{e}"),
         }
         assert!(

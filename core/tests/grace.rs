@@ -5,7 +5,7 @@
 mod common;
 
 use common::{child_env, child_result, dv, expiring, options, spawn_child};
-use tollgate_core::{Clock, Engine, Error, EventKind, Key, KeyStatus, Options};
+use tollgate_core::{Clock, Engine, EventKind, Key, KeyStatus, Options, Refusal};
 
 const DAY: u32 = 86_400;
 /// Every process's manual clock starts here; the key expires a thousand seconds later.
@@ -60,7 +60,7 @@ fn grace_drain_child() {
                     loop {
                         match handle.consume_partial(64 << 10) {
                             Ok(g) => granted += g,
-                            Err(Error::Exhausted { .. }) => return granted,
+                            Err(Refusal::Exhausted { .. }) => return granted,
                             Err(e) => panic!("{e}"),
                         }
                     }
@@ -120,8 +120,8 @@ fn three_processes_share_one_grace() {
     assert_eq!(grace_events(&engine), [("started", "G".to_owned())]);
     // G is used up now, and refused for that; H, past its grace, shows the end of a grace.
     let q = engine.project("q").unwrap();
-    assert!(matches!(q.consume(1), Err(Error::Expired)));
-    assert!(matches!(q.consume(1), Err(Error::Expired)));
+    assert!(matches!(q.consume(1), Err(Refusal::Expired)));
+    assert!(matches!(q.consume(1), Err(Refusal::Expired)));
     common::await_that("the grace events in the audit log", || {
         grace_events(&engine).len() == 2
     });

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{child_env, dv, spawn_child};
-use tollgate_core::{Engine, Error, Key, LicenseClass, Options, Scheme};
+use tollgate_core::{Engine, Error, Key, LicenseClass, Options, Refusal, Scheme};
 
 /// A tmpfs mounted for one test, unmounted on drop.
 struct Tmpfs {
@@ -192,7 +192,8 @@ fn a_state_file_truncated_while_mapped_is_reported_not_a_crash() {
         project.consume_many(&[1]).1.map(|()| 0),
     ] {
         let err = result.unwrap_err();
-        assert!(matches!(err, Error::CorruptState { .. }), "{err:?}");
+        assert_eq!(err, Refusal::StateTruncated);
+        assert!(matches!(Error::from(err), Error::CorruptState { .. }));
         assert!(err.to_string().contains("truncated while in use"), "{err}");
     }
     assert!(matches!(engine.flush(), Err(Error::CorruptState { .. })));
@@ -230,7 +231,8 @@ fn a_seat_table_truncated_under_a_live_seat_handle_is_reported_not_a_crash() {
         .unwrap();
     for result in [seats.acquire(1), seats.release(1)] {
         let err = result.unwrap_err();
-        assert!(matches!(err, Error::CorruptState { .. }), "{err:?}");
+        assert_eq!(err, Refusal::SeatTableTruncated);
+        assert!(matches!(Error::from(err), Error::CorruptState { .. }));
         assert!(err.to_string().contains("truncated while in use"), "{err}");
     }
     // The refused acquire gave its seat back to the gauge.

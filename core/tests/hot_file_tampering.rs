@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{dv, expiring};
-use tollgate_core::{Engine, Error, Options, MAX_LIMIT_BYTES};
+use tollgate_core::{Engine, Error, Options, Refusal, MAX_LIMIT_BYTES};
 
 /// Where the records start in `hot.tgs` (after its 4 KiB header), and their size.
 const RECORDS: u64 = 4096;
@@ -142,7 +142,7 @@ fn a_limit_patched_while_a_process_runs_is_refused_at_its_next_ratchet() {
     // The pair's limit is only what views show: the key's account bounds every grant.
     assert!(matches!(
         p.consume(5_000_000_000_000),
-        Err(Error::Exhausted { remaining: 900, .. })
+        Err(Refusal::Exhausted { remaining: 900, .. })
     ));
     assert_eq!(tampered(e.flush()), PATCHED);
     drop((p, e));

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{child_env, child_result, dv, open, spawn_child};
-use tollgate_core::{Engine, Error, EventKind, Key, KeyStatus, Overage};
+use tollgate_core::{Engine, EventKind, Key, KeyStatus, Overage, Refusal};
 
 const LIMIT: u64 = 256 << 20;
 /// 10 % of [`LIMIT`].
@@ -28,7 +28,7 @@ fn drain(engine: &Engine, project: &str) -> u64 {
     loop {
         match handle.consume(1 << 20) {
             Ok(()) => granted += 1 << 20,
-            Err(Error::Exhausted { .. }) => break,
+            Err(Refusal::Exhausted { .. }) => break,
             Err(e) => panic!("{e}"),
         }
     }

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use common::{account_offset, await_that, child_env, child_result, dv, options, spawn_child};
-use tollgate_core::{Clock, Engine, Error, EventKind, Key, KeyStatus, Options, Period};
+use tollgate_core::{Clock, Engine, Error, EventKind, Key, KeyStatus, Options, Period, Refusal};
 
 /// Every process's manual clock starts here (2030-03-17 17:46:40 UTC).
 const T0: u32 = 1_900_000_000;
@@ -44,7 +44,7 @@ fn drain(engine: &Engine, project: &str) -> u64 {
     loop {
         match handle.consume_partial(64 << 10) {
             Ok(g) => granted += g,
-            Err(Error::Exhausted { .. }) => return granted,
+            Err(Refusal::Exhausted { .. }) => return granted,
             Err(e) => panic!("{e}"),
         }
     }
@@ -173,7 +173,7 @@ fn a_boundary_passed_while_closed_resets_at_open() {
         engine.project("p").unwrap().consume(LIMIT).unwrap();
         assert!(matches!(
             engine.project("p").unwrap().consume(1),
-            Err(Error::Exhausted { .. })
+            Err(Refusal::Exhausted { .. })
         ));
         assert!(engine.close_periods().unwrap().is_empty(), "same day");
     }
@@ -188,7 +188,7 @@ fn a_boundary_passed_while_closed_resets_at_open() {
     assert_eq!(period_used(&engine, "p", "K"), 0);
     let handle = engine.project("p").unwrap();
     handle.consume(LIMIT).unwrap();
-    assert!(matches!(handle.consume(1), Err(Error::Exhausted { .. })));
+    assert!(matches!(handle.consume(1), Err(Refusal::Exhausted { .. })));
     let keys = engine.keys("p").unwrap();
     assert_eq!((keys[0].status, keys[0].used), (KeyStatus::Active, LIMIT));
     // What a project used in all, across periods, is still there (never reset).
@@ -382,7 +382,7 @@ fn a_first_period_moved_back_is_refused_when_it_would_close() {
     assert_eq!(period_used(&engine, "p", "K"), LIMIT);
     assert!(matches!(
         engine.project("p").unwrap().consume(1),
-        Err(Error::Exhausted { .. })
+        Err(Refusal::Exhausted { .. })
     ));
     drop(engine);
     tampered(Engine::open_with(dir.path(), at(dir.path(), T0)));
@@ -422,6 +422,6 @@ fn a_reset_cut_short_after_its_commit_is_completed_at_open() {
     assert_eq!(engine.periods("K").unwrap().len(), 1);
     let handle = engine.project("p").unwrap();
     handle.consume(LIMIT).unwrap();
-    assert!(matches!(handle.consume(1), Err(Error::Exhausted { .. })));
+    assert!(matches!(handle.consume(1), Err(Refusal::Exhausted { .. })));
     assert_eq!(closed_events(&engine).len(), 1, "closed once");
 }

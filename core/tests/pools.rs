@@ -10,7 +10,7 @@ use common::{child_env, child_result, spawn_child};
 use time::OffsetDateTime;
 use tollgate_core::{
     Clock, Engine, Error, EventKind, InstanceOs, Key, KeyOrLicense, LicenseFilter, LicenseType,
-    NeedReason, Options, PaymentMode, PoolKind, Purchase, Scheme, NOT_PURCHASED,
+    NeedReason, Options, PaymentMode, PoolKind, Purchase, Refusal, Scheme, NOT_PURCHASED,
 };
 
 const NOW: u32 = 1_800_000_000;
@@ -252,7 +252,7 @@ fn an_expired_license_refuses_the_instance_and_assigning_again_replaces_it() {
     let gate = e.instance("db").unwrap();
     gate.check().unwrap();
     clock.set(NOW + 5 * DAY);
-    assert!(matches!(gate.check(), Err(Error::Expired)));
+    assert!(matches!(gate.check(), Err(Refusal::Expired)));
     let again = e.assign("db", None).unwrap();
     assert_eq!(
         (again.license.as_str(), again.replaced_expired.as_deref()),

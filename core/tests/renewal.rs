@@ -14,7 +14,7 @@ use common::await_that;
 use time::OffsetDateTime;
 use tollgate_core::{
     Clock, Engine, Error, Event, EventKind, Key, KeyKind, KeyOrLicense, KeyStatus, LicenseClass,
-    Options, Renewal, RenewalState, Renewed, Renewer, Role, Scheme, VendorPublic,
+    Options, Refusal, Renewal, RenewalState, Renewed, Renewer, Role, Scheme, VendorPublic,
 };
 use tollgate_license::{sign, VendorSecret};
 
@@ -266,7 +266,7 @@ fn an_expired_key_is_renewed_and_its_successor_becomes_active_at_once() {
     let f = fixture(None, vec![], online("ACT-1", 1));
     f.clock.set(NOW + 2 * DAY);
     let project = f.engine.project("P").unwrap();
-    assert!(matches!(project.consume(1), Err(Error::Expired)));
+    assert!(matches!(project.consume(1), Err(Refusal::Expired)));
 
     f.engine
         .enable_renewal(renewal(Arc::clone(&renewer), Duration::from_secs(3600)))

@@ -6,7 +6,7 @@ mod common;
 use common::{dv, expiring, statuses};
 use tollgate_core::{
     Clock, Delivery, Edition, Engine, Error, EventKind, Key, KeyKind, KeyStatus, MachineOs,
-    Options, RemovalReason, Role, Scheme,
+    Options, Refusal, RemovalReason, Role, Scheme,
 };
 
 const NOW: u32 = 1_800_000_000;
@@ -261,7 +261,7 @@ fn a_reserve_added_to_a_spent_active_key_takes_over_at_once() {
     p.consume(100).unwrap();
     assert!(matches!(
         p.consume(1),
-        Err(Error::Exhausted { remaining: 0, .. })
+        Err(Refusal::Exhausted { remaining: 0, .. })
     ));
     let added = e.add_key("P", dv("B", 100)).unwrap();
     assert_eq!(added.role, Role::Active);

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{child_env, child_result, dv, spawn_child};
 use tollgate_core::{
-    Clock, Edition, Engine, Error, EventKind, Key, LicenseClass, MachineOs, Options, Scheme,
-    SeatUsage,
+    Clock, Edition, Engine, Error, EventKind, Key, LicenseClass, MachineOs, Options, Refusal,
+    Scheme, SeatUsage,
 };
 
 const NOW: u32 = 1_800_000_000;
@@ -63,7 +63,7 @@ fn seat_rules_each_with_its_exact_error() {
     server.acquire(3).unwrap();
     desktop.acquire(2).unwrap();
     core.acquire(8).unwrap();
-    let table: Vec<(&str, Result<(), Error>, &str)> = vec![
+    let table: Vec<(&str, Result<(), Refusal>, &str)> = vec![
         (
             "server pair full",
             server.acquire(1),
@@ -90,14 +90,14 @@ fn seat_rules_each_with_its_exact_error() {
     }
     assert!(matches!(
         server.acquire(1),
-        Err(Error::SeatsExhausted {
+        Err(Refusal::SeatsExhausted {
             requested: 1,
             available: 0
         })
     ));
     assert!(matches!(
         server.release(4),
-        Err(Error::NotHeld {
+        Err(Refusal::NotHeld {
             requested: 4,
             held: 3
         })
@@ -115,7 +115,7 @@ fn seat_rules_each_with_its_exact_error() {
         .unwrap();
     assert!(matches!(
         operator.release(1),
-        Err(Error::NotHeld {
+        Err(Refusal::NotHeld {
             requested: 1,
             held: 0
         })
@@ -133,7 +133,10 @@ fn seat_rules_each_with_its_exact_error() {
             "project \"nope\" does not exist",
         ),
         (
-            e.seats("empty", LicenseClass::Cores).unwrap().acquire(1),
+            e.seats("empty", LicenseClass::Cores)
+                .unwrap()
+                .acquire(1)
+                .map_err(Error::from),
             "no active license key: add a key before metering or adding a reserve",
         ),
     ];
@@ -168,13 +171,13 @@ fn an_expired_active_key_switches_to_the_reserve_and_the_seats_stay_held() {
     seats.acquire(5).unwrap();
     assert!(matches!(
         seats.acquire(1),
-        Err(Error::SeatsExhausted { available: 0, .. })
+        Err(Refusal::SeatsExhausted { available: 0, .. })
     ));
     clock.set(NOW + 100);
     // The next caller switches: 5 seats held against the new key's 4.
     assert!(matches!(
         seats.acquire(1),
-        Err(Error::SeatsExhausted { available: 0, .. })
+        Err(Refusal::SeatsExhausted { available: 0, .. })
     ));
     assert_eq!(
         seats.usage(),
@@ -358,7 +361,7 @@ fn seats_of_a_killed_process_are_reclaimed() {
     // reclaimer thread for it, and a retry a moment later succeeds.
     assert!(matches!(
         seats.acquire(90),
-        Err(Error::SeatsExhausted {
+        Err(Refusal::SeatsExhausted {
             requested: 90,
             available: 40
         })
@@ -467,7 +470,7 @@ fn processes_on_three_projects_share_one_seat_key_and_leave_none_behind() {
     let third = e.seats("svm-c", LicenseClass::Cores).unwrap();
     assert!(matches!(
         third.acquire(5),
-        Err(Error::SeatsExhausted {
+        Err(Refusal::SeatsExhausted {
             requested: 5,
             available: 4
         })
@@ -513,7 +516,7 @@ fn processes_on_three_projects_share_one_seat_key_and_leave_none_behind() {
     }
     assert!(matches!(
         handles[0].acquire(1),
-        Err(Error::SeatsExhausted { available: 0, .. })
+        Err(Refusal::SeatsExhausted { available: 0, .. })
     ));
 }
 
@@ -569,7 +572,7 @@ fn operator_seats_outlive_the_process_and_are_never_reclaimed() {
         e.seats("svm", LicenseClass::DesktopMachines)
             .unwrap()
             .acquire(2),
-        Err(Error::SeatsExhausted {
+        Err(Refusal::SeatsExhausted {
             requested: 2,
             available: 1
         })

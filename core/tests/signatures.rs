@@ -9,7 +9,7 @@ mod common;
 use tollgate_core::license::FORMAT;
 use tollgate_core::{
     BulkTarget, Delivery, Engine, Error, EventKind, InstanceOs, Key, KeyOrLicense, KeyUsage,
-    LicenseType, Options, PaymentMode, ProjectView, Purchase, Role, Scheme, VendorPublic,
+    LicenseType, Options, PaymentMode, ProjectView, Purchase, Refusal, Role, Scheme, VendorPublic,
 };
 use tollgate_license::{sign, VendorSecret};
 
@@ -235,7 +235,7 @@ fn forged_online_key_under_trust_is_refused() {
     assert_eq!(f.snapshot(), before);
     assert!(matches!(
         f.engine.project("Q").unwrap().consume(1),
-        Err(Error::NoActiveKey)
+        Err(Refusal::NoActiveKey)
     ));
     // What the activation service issues is signed, and is taken; a signed online key that
     // was altered is refused all the same.

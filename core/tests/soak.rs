@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{assert_within_limits, child_env, child_result, dv, spawn_child};
-use tollgate_core::{Engine, Error, KeyStatus, Options, ProjectHandle};
+use tollgate_core::{Engine, Error, KeyStatus, Options, ProjectHandle, Refusal};
 
 const PROJECTS: usize = 10_000;
 const THREADS: usize = 2;
@@ -67,7 +67,7 @@ fn hammer(handles: &[ProjectHandle], seed: u64, mut done: impl FnMut() -> bool) 
         };
         match outcome {
             Ok(bytes) => granted += bytes,
-            Err(Error::Exhausted { .. }) => {}
+            Err(Refusal::Exhausted { .. }) => {}
             Err(e) => panic!("{}: unexpected refusal {e}", project.name()),
         }
     }

@@ -71,8 +71,8 @@ enum Outcome {
     Other(String),
 }
 
-fn outcome(result: Result<u64, Error>) -> Outcome {
-    match result {
+fn outcome(result: Result<u64, impl Into<Error>>) -> Outcome {
+    match result.map_err(Into::into) {
         Ok(g) => Outcome::Granted(g),
         Err(Error::Exhausted {
             requested,

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use common::{await_that, charged, open, statuses};
 use tollgate_core::{
-    Corruption, Engine, Error, Event, EventKind, KeyHolder, KeyStatus, SwitchReason, FORMAT_VERSION,
+    Corruption, Engine, Error, Event, EventKind, KeyHolder, KeyStatus, Refusal, SwitchReason,
+    FORMAT_VERSION,
 };
 
 /// The state directory the old build wrote.
@@ -298,7 +299,7 @@ fn a_format_2_state_opens_with_one_account_per_key() {
     // r2 switches to its reserve; the account keeps its 1300.
     assert!(matches!(
         engine.project("r1").unwrap().consume(1),
-        Err(Error::Exhausted {
+        Err(Refusal::Exhausted {
             requested: 1,
             remaining: 0
         })
@@ -330,7 +331,7 @@ fn a_format_2_state_opens_with_one_account_per_key() {
     let q1 = engine.project("q1").unwrap();
     assert!(matches!(
         q1.consume(101),
-        Err(Error::Exhausted {
+        Err(Refusal::Exhausted {
             requested: 101,
             remaining: 100
         })
@@ -341,7 +342,7 @@ fn a_format_2_state_opens_with_one_account_per_key() {
         assert!(
             matches!(
                 engine.project(project).unwrap().consume(1),
-                Err(Error::Exhausted {
+                Err(Refusal::Exhausted {
                     requested: 1,
                     remaining: 0
                 })

@@ -20,7 +20,7 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use serde::Serialize;
-use tollgate_core::Error;
+use tollgate_core::{Error, Refusal};
 
 use crate::status::tg_status;
 
@@ -195,35 +195,24 @@ pub(crate) fn function_name<F>(_marker: F) -> &'static str {
     path.rsplit("::").next().unwrap_or(path)
 }
 
-/// Converting a core error into a status records it as this thread's last error. On the hot
-/// path the error is a refusal holding no heap data, kept as is: no allocation.
+/// Converting a core error into a status records it as this thread's last error, rendered: an
+/// error comes only from a call off the hot path, which allocates anyway.
 impl From<Error> for tg_status {
+    #[cold]
     fn from(error: Error) -> tg_status {
         let status = tg_status::from(&error);
-        match error {
-            Error::Exhausted {
-                requested,
-                remaining,
-            } => set_last(Last::Refusal(Refusal::Exhausted {
-                requested,
-                remaining,
-            })),
-            Error::SeatsExhausted {
-                requested,
-                available,
-            } => set_last(Last::Refusal(Refusal::SeatsExhausted {
-                requested,
-                available,
-            })),
-            Error::NotHeld { requested, held } => {
-                set_last(Last::Refusal(Refusal::NotHeld { requested, held }))
-            }
-            Error::Expired => set_last(Last::Refusal(Refusal::Expired)),
-            Error::NoActiveKey => set_last(Last::Refusal(Refusal::NoActiveKey)),
-            Error::Unavailable => set_last(Last::Refusal(Refusal::Unavailable)),
-            other => record_message(format_args!("{other}")),
-        }
+        record_message(format_args!("{error}"));
         status
+    }
+}
+
+/// Converting a hot-path refusal into a status records it as this thread's last error as it
+/// is, plain data: no allocation. It is rendered only when `tg_last_error_message` asks.
+impl From<Refusal> for tg_status {
+    #[inline]
+    fn from(refusal: Refusal) -> tg_status {
+        set_last(Last::Refusal(refusal));
+        tg_status::from(&refusal)
     }
 }
 
@@ -249,42 +238,6 @@ enum ArgumentProblem {
     Null,
     NotUtf8,
     Misaligned,
-}
-
-/// The core errors the hot path returns, which hold no heap data.
-#[derive(Clone, Copy)]
-enum Refusal {
-    Exhausted { requested: u64, remaining: u64 },
-    SeatsExhausted { requested: u64, available: u64 },
-    NotHeld { requested: u64, held: u64 },
-    Expired,
-    NoActiveKey,
-    Unavailable,
-}
-
-impl Refusal {
-    fn to_error(self) -> Error {
-        match self {
-            Refusal::Exhausted {
-                requested,
-                remaining,
-            } => Error::Exhausted {
-                requested,
-                remaining,
-            },
-            Refusal::SeatsExhausted {
-                requested,
-                available,
-            } => Error::SeatsExhausted {
-                requested,
-                available,
-            },
-            Refusal::NotHeld { requested, held } => Error::NotHeld { requested, held },
-            Refusal::Expired => Error::Expired,
-            Refusal::NoActiveKey => Error::NoActiveKey,
-            Refusal::Unavailable => Error::Unavailable,
-        }
-    }
 }
 
 thread_local! {
@@ -360,7 +313,7 @@ pub(crate) fn last_error_message() -> *const c_char {
             };
             record_message(format_args!("argument `{name}` {problem}"));
         }
-        Last::Refusal(refusal) => record_message(format_args!("{}", refusal.to_error())),
+        Last::Refusal(refusal) => record_message(format_args!("{refusal}")),
     }
     MESSAGE.with_borrow(|buffer| buffer.as_ptr().cast())
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, CStr};
 
-use tollgate_core::Error;
+use tollgate_core::{Error, Refusal};
 
 /// What every fallible Tollgate function returns. `TG_OK` is success; any other value is a
 /// refusal or an error, described in words by `tg_last_error_message()` on the same thread.
@@ -262,6 +262,21 @@ impl tg_status {
     }
 }
 
+impl From<&Refusal> for tg_status {
+    fn from(refusal: &Refusal) -> tg_status {
+        match refusal {
+            Refusal::Exhausted { .. } | Refusal::SeatsExhausted { .. } => tg_status::TG_EXHAUSTED,
+            Refusal::NotHeld { .. } => tg_status::TG_NOT_HELD,
+            Refusal::Expired => tg_status::TG_EXPIRED,
+            Refusal::NoActiveKey => tg_status::TG_NO_ACTIVE_KEY,
+            Refusal::Unavailable => tg_status::TG_UNAVAILABLE,
+            Refusal::CorruptLease | Refusal::StateTruncated | Refusal::SeatTableTruncated => {
+                tg_status::TG_CORRUPT_STATE
+            }
+        }
+    }
+}
+
 impl From<&Error> for tg_status {
     fn from(error: &Error) -> tg_status {
         match error {
@@ -437,6 +452,39 @@ mod tests {
         ];
         for (error, status) in cases {
             assert_eq!(tg_status::from(&error), status, "{error:?}");
+        }
+    }
+
+    /// A hot-path refusal gets the status of the core error that says the same.
+    #[test]
+    fn a_refusal_has_the_status_of_its_error() {
+        let refusals = [
+            Refusal::Exhausted {
+                requested: 2,
+                remaining: 1,
+            },
+            Refusal::SeatsExhausted {
+                requested: 2,
+                available: 1,
+            },
+            Refusal::NotHeld {
+                requested: 2,
+                held: 1,
+            },
+            Refusal::Expired,
+            Refusal::NoActiveKey,
+            Refusal::Unavailable,
+            Refusal::CorruptLease,
+            Refusal::StateTruncated,
+            Refusal::SeatTableTruncated,
+        ];
+        for refusal in refusals {
+            let error = Error::from(refusal);
+            assert_eq!(
+                tg_status::from(&refusal),
+                tg_status::from(&error),
+                "{refusal:?}"
+            );
         }
     }
 }

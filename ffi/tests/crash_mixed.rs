@@ -31,7 +31,7 @@ use std::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{assert_success, compiler, library_dir, this_build_library, workspace, Language};
-use tollgate_core::{Error, EventKind, Key, KeyStatus};
+use tollgate_core::{EventKind, Key, KeyStatus, Refusal};
 
 const ACTIVE: u64 = 48 << 20;
 const RESERVE: u64 = 48 << 20;
@@ -192,7 +192,7 @@ fn meter(project: &tollgate_core::ProjectHandle, rng: &mut u64, in_flight: &Atom
     compiler_fence(Ordering::SeqCst);
     let outcome = match kind {
         0 => match project.consume_many(&batch) {
-            (count, Ok(())) | (count, Err(Error::Exhausted { .. })) => {
+            (count, Ok(())) | (count, Err(Refusal::Exhausted { .. })) => {
                 Ok(batch[..count].iter().sum())
             }
             (_, Err(e)) => Err(e),
@@ -203,7 +203,7 @@ fn meter(project: &tollgate_core::ProjectHandle, rng: &mut u64, in_flight: &Atom
     compiler_fence(Ordering::SeqCst);
     match outcome {
         Ok(granted) => granted,
-        Err(Error::Exhausted { .. }) => 0,
+        Err(Refusal::Exhausted { .. }) => 0,
         Err(e) => {
             eprintln!("rust consumer: unexpected refusal: {e}");
             std::process::exit(3);

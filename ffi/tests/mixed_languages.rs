@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::{build, library_dir, this_build_library, workspace, Language, Linkage};
-use tollgate_core::{Delivery, Edition, Error, EventKind, Key, KeyKind, Scheme};
+use tollgate_core::{Delivery, Edition, EventKind, Key, KeyKind, Refusal, Scheme};
 
 const ACTIVE: u64 = 50_000_017;
 const RESERVE: u64 = 30_000_023;
@@ -64,9 +64,9 @@ fn drain_in_rust(state: &Path, go: &Path) -> u64 {
         let want = 1 + x % 4096;
         match project.consume(want) {
             Ok(()) => granted += want,
-            Err(Error::Exhausted { .. }) => match project.consume_partial(want) {
+            Err(Refusal::Exhausted { .. }) => match project.consume_partial(want) {
                 Ok(rest) => granted += rest,
-                Err(Error::Exhausted { .. }) => return granted,
+                Err(Refusal::Exhausted { .. }) => return granted,
                 Err(other) => panic!("{other}"),
             },
             Err(other) => panic!("{other}"),

@@ -18,7 +18,7 @@
 use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
-use tollgate_core::{Engine, Error, Key, ProjectHandle, Usage, MAX_LIMIT_BYTES};
+use tollgate_core::{Engine, Error, Key, ProjectHandle, Refusal, Usage, MAX_LIMIT_BYTES};
 use tollgate_fuzz::{max_key_json, state_dir};
 
 #[derive(Debug, Clone, Copy)]
@@ -164,9 +164,9 @@ fn resolve(amount: Amount, remaining: u64) -> u64 {
 }
 
 /// Asserts that `error` is the exhaustion refusal of a request for `requested` bytes.
-fn assert_exhausted(error: &Error, requested: u64, left: u64) {
+fn assert_exhausted(error: &Refusal, requested: u64, left: u64) {
     match *error {
-        Error::Exhausted {
+        Refusal::Exhausted {
             requested: r,
             remaining,
         } => assert_eq!((r, remaining), (requested, left), "{error}"),

@@ -34,7 +34,7 @@ use std::io::ErrorKind;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use tollgate_core::{Engine, Error, ProjectHandle};
+use tollgate_core::{Engine, Error, ProjectHandle, Refusal};
 
 use self::io::{STDIN, STDOUT};
 use self::progress::{KeyIds, Progress};
@@ -53,7 +53,7 @@ enum End {
         unwritten: u64,
     },
     /// No key covers the next bytes.
-    NotCovered(Error),
+    NotCovered(Refusal),
 }
 
 /// How long `pipe` waits for a fleet host to lease more before it stops with `UNAVAILABLE`.
@@ -75,11 +75,11 @@ impl Meter<'_> {
     /// In fleet mode a spent stock (`UNAVAILABLE`) holds the data back while the host leases
     /// more, for [`UNAVAILABLE_PATIENCE`] at most: a pipe waits rather than stops, and never
     /// forwards a byte unmetered.
-    fn charge(&mut self, want: usize) -> Result<usize, Error> {
+    fn charge(&mut self, want: usize) -> Result<usize, Refusal> {
         let mut waited = Duration::ZERO;
         let granted = loop {
             match self.project.consume_partial(want as u64) {
-                Err(Error::Unavailable) if waited < UNAVAILABLE_PATIENCE => {
+                Err(Refusal::Unavailable) if waited < UNAVAILABLE_PATIENCE => {
                     let pause =
                         (waited / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
                     std::thread::sleep(pause);
@@ -318,24 +318,29 @@ fn finish(meter: &Meter<'_>, end: End) -> Result<(), Failure> {
             meter.progress.note(&text);
             Ok(())
         }
-        End::NotCovered(refusal) if !covers_nothing(&refusal) => Err(refusal.into()),
+        End::NotCovered(refusal) if !covers_nothing(refusal) => Err(refusal.into()),
         End::NotCovered(refusal) => {
             meter.progress.note(&format!(
                 "tollgate pipe: stopped: no key of project \"{project}\" covers more; {} bytes written and charged",
                 meter.written
             ));
-            Err(Failure::not_covered(&refusal))
+            Err(Failure::not_covered(refusal))
         }
     }
 }
 
 /// Whether a hot-path refusal says that no key covers the bytes (exit status 3), rather than
-/// that something else went wrong (a damaged state: exit status 1).
-fn covers_nothing(refusal: &Error) -> bool {
-    matches!(
-        refusal,
-        Error::Exhausted { .. } | Error::Expired | Error::NoActiveKey
-    )
+/// that something else went wrong (a damaged state, or a fleet store out of reach: exit status 1).
+fn covers_nothing(refusal: Refusal) -> bool {
+    match refusal {
+        Refusal::Exhausted { .. } | Refusal::Expired | Refusal::NoActiveKey => true,
+        Refusal::SeatsExhausted { .. }
+        | Refusal::NotHeld { .. }
+        | Refusal::Unavailable
+        | Refusal::CorruptLease
+        | Refusal::StateTruncated
+        | Refusal::SeatTableTruncated => false,
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::io::{self, Write};
 
 use serde::Serialize;
-use tollgate_core::{Error, LicenseClass, SeatHandle, SeatUsage};
+use tollgate_core::{LicenseClass, Refusal, SeatHandle, SeatUsage};
 
 use super::Context;
 use crate::args::SeatArgs;
@@ -46,8 +46,8 @@ pub fn change(
     let (project, class, units) = (args.project.as_str(), args.class.into(), args.units);
     let seats = ctx.engine()?.operator_seats(project, class)?;
     match change {
-        Change::Acquire => seats.acquire(units).map_err(|e| match e {
-            Error::NoActiveKey => Failure::refused(
+        Change::Acquire => seats.acquire(units).map_err(|refusal| match refusal {
+            Refusal::NoActiveKey => Failure::refused(
                 "NO_ACTIVE_KEY",
                 format!(
                     "project \"{project}\" has no Active {} key to take seats from",

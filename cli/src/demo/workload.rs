@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tollgate_core::{Error, ProjectHandle};
+use tollgate_core::{ProjectHandle, Refusal};
 
 /// Bytes in one simulated row.
 pub const ROW_BYTES: u64 = 512;
@@ -117,7 +117,7 @@ fn migrate(handle: &ProjectHandle, plan: Plan, index: u64, progress: &Progress) 
         let batch = rows.next_batch();
         let granted = match report.timed(progress, || handle.consume(batch)) {
             Ok(()) => batch,
-            Err(Error::Exhausted { remaining, .. }) if remaining > 0 => {
+            Err(Refusal::Exhausted { remaining, .. }) if remaining > 0 => {
                 report.refused += 1;
                 // The last rows of the migration: take what is left instead of leaving it unused.
                 match report.timed(progress, || handle.consume_partial(batch)) {

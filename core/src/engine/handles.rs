@@ -25,31 +25,31 @@ impl ProjectHandle {
     }
 
     /// Grants `bytes` in full or refuses with nothing charged (`Exhausted`, `Expired`,
-    /// `NoActiveKey`). Lock-free, no syscall, no allocation. A request of 0 bytes is a probe:
-    /// granted exactly when a valid key still has capacity.
+    /// `NoActiveKey`, in fleet mode `Unavailable`). Lock-free, no syscall, no allocation. A
+    /// request of 0 bytes is a probe: granted exactly when a valid key still has capacity.
     #[inline]
-    pub fn consume(&self, bytes: u64) -> Result<()> {
+    pub fn consume(&self, bytes: u64) -> Result<(), Refusal> {
         self.pair()
             .grant(bytes, Mode::AllOrNothing, self.clock.now(), self)
             .map(drop)
-            .map_err(|e| self.inner.refusal(e))
+            .map_err(|r| self.inner.refusal(r))
     }
 
     /// Grants as much of `bytes` as remains and returns it; refuses only when nothing remains.
     #[inline]
-    pub fn consume_partial(&self, bytes: u64) -> Result<u64> {
+    pub fn consume_partial(&self, bytes: u64) -> Result<u64, Refusal> {
         self.pair()
             .grant(bytes, Mode::Partial, self.clock.now(), self)
-            .map_err(|e| self.inner.refusal(e))
+            .map_err(|r| self.inner.refusal(r))
     }
 
     /// Grants each amount in order, all or nothing each, stopping at the first refusal; the
     /// granted prefix is charged in one atomic step. Returns how many were granted, with the
     /// refusal of the first that was not.
     #[inline]
-    pub fn consume_many(&self, amounts: &[u64]) -> (usize, Result<()>) {
+    pub fn consume_many(&self, amounts: &[u64]) -> (usize, Result<(), Refusal>) {
         let (granted, result) = self.pair().grant_many(amounts, self.clock.now(), self);
-        (granted, result.map_err(|e| self.inner.refusal(e)))
+        (granted, result.map_err(|r| self.inner.refusal(r)))
     }
 
     /// The pair's current usage.

@@ -31,6 +31,7 @@ use crate::pool::{
     Assignment, Instance, InstanceOs, LicenseFilter, LicenseType, Need, NeedReason, PaymentMode,
     PoolKind, PoolLicense, Purchase, Shortfall, TypeListing, TypeShortfall, NOT_PURCHASED,
 };
+use crate::refusal::Refusal;
 use crate::slot::{AccountRecord, Accounts, Metering, NextGen, PairEvent, PairEvents, PairRecord};
 
 const DAY: i64 = 86_400;
@@ -431,7 +432,7 @@ impl Engine {
     /// Whether `instance` may work now: `Ok`, or `NoActiveKey` (no license), `Expired`. The
     /// cold form of [`InstanceHandle::check`].
     pub fn check_instance(&self, instance: &str) -> Result<()> {
-        self.instance(instance)?.check()
+        self.instance(instance)?.check().map_err(Error::from)
     }
 
     /// The pool licenses that pass `filter`, grouped by type in listing order with counts. A
@@ -679,12 +680,12 @@ impl InstanceHandle {
     /// `Ok` when a valid license covers the instance now; otherwise `NoActiveKey` (none
     /// assigned) or `Expired`. An expired license with a reserve switches to the reserve.
     #[inline]
-    pub fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<(), Refusal> {
         let record = self.record.get();
         debug_assert_eq!(record.metering(), Metering::Seats);
         record
             .covers(self.clock.now(), self)
-            .map_err(|e| self.inner.refusal(e))
+            .map_err(|r| self.inner.refusal(r))
     }
 }
 

@@ -17,6 +17,7 @@ use crate::events::EventKind;
 use crate::events::HotQueue;
 use crate::holders::{HolderEntry, Holders, Process, Reclaimed};
 use crate::key::LicenseClass;
+use crate::refusal::Refusal;
 use crate::slot::{AccountRecord, Accounts, Metering, PairEvent, PairEvents, PairRecord};
 use crate::state_file::StateFile;
 use crate::worker::Worker;
@@ -213,7 +214,7 @@ impl SeatHandle {
     /// (its thread leases them within a few milliseconds: retry), and `SeatsExhausted` when
     /// every seat of the key is held across the fleet.
     #[inline]
-    pub fn acquire(&self, units: u64) -> Result<()> {
+    pub fn acquire(&self, units: u64) -> Result<(), Refusal> {
         match self.pair().acquire(units, self.clock.now(), self) {
             Ok(_) => {
                 // The gauge first, this owner's entry second: a death in between leaves the
@@ -221,10 +222,10 @@ impl SeatHandle {
                 self.entry().add(units);
                 // The entry may have been truncated away under us (see `sigbus`): then `add`
                 // wrote to this process's zero page, not to the table, so both steps are undone.
-                self.inner.holders.intact().inspect_err(|_| {
-                    let _ = self.entry().take(units);
-                    let _ = self.pair().release(units, self);
-                })
+                if self.inner.holders.truncated_in_use() {
+                    return Err(self.undo_acquire(units));
+                }
+                Ok(())
             }
             Err(refusal) => Err(self.refused(refusal)),
         }
@@ -233,14 +234,14 @@ impl SeatHandle {
     /// Gives back `units` seats this owner holds; refused with `NotHeld` (nothing changed) when
     /// it holds fewer. Releasing never depends on the keys' validity.
     #[inline]
-    pub fn release(&self, units: u64) -> Result<()> {
+    pub fn release(&self, units: u64) -> Result<(), Refusal> {
         // This owner's entry first, the gauge second (see `acquire`).
-        self.entry().take(units).map_err(|e| self.refused(e))?;
-        if let Err(e) = self.pair().release(units, self) {
+        self.entry().take(units).map_err(|r| self.refused(r))?;
+        if let Err(r) = self.pair().release(units, self) {
             // Only a damaged state holds fewer seats on the gauge than in an entry: put the
             // entry back and say so.
             self.entry().add(units);
-            return Err(self.refused(e));
+            return Err(self.refused(r));
         }
         Ok(())
     }
@@ -264,11 +265,20 @@ impl SeatHandle {
 
     #[cold]
     #[inline(never)]
-    fn refused(&self, error: Error) -> Error {
-        if matches!(error, Error::SeatsExhausted { .. }) {
+    fn refused(&self, refusal: Refusal) -> Refusal {
+        if matches!(refusal, Refusal::SeatsExhausted { .. }) {
             self.inner.reclaimer.request();
         }
-        self.inner.refusal(error)
+        self.inner.refusal(refusal)
+    }
+
+    /// Undoes an acquire whose entry went to a truncated table, and refuses it.
+    #[cold]
+    #[inline(never)]
+    fn undo_acquire(&self, units: u64) -> Refusal {
+        let _ = self.entry().take(units);
+        let _ = self.pair().release(units, self);
+        Refusal::SeatTableTruncated
     }
 }
 

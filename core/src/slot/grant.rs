@@ -31,14 +31,14 @@ impl PairRecord {
         mode: Mode,
         now: u32,
         env: &(impl PairEvents + Accounts),
-    ) -> Result<u64, Error> {
+    ) -> Result<u64, Refusal> {
         let mut word = self.load_cursor();
         loop {
             let refusal = match self.window(&mut word, now, env) {
                 Ok(_) if want == 0 => return Ok(0),
                 Ok(w) => {
                     let room = w.end - offset_of(word);
-                    let exhausted = |remaining| Refusal::Exhausted { remaining };
+                    let exhausted = |remaining| Denied::Exhausted { remaining };
                     let granted = if want <= room {
                         Ok(want)
                     } else if let Some(side) = w.refill {
@@ -54,7 +54,7 @@ impl PairRecord {
                             }
                             Refill::Short(left) => Err(exhausted(room + left)),
                             Refill::Unavailable if mode == Mode::Partial && room > 0 => Ok(room),
-                            Refill::Unavailable => Err(Refusal::Unavailable),
+                            Refill::Unavailable => Err(Denied::Unavailable),
                         }
                     } else if mode == Mode::Partial && room > 0 {
                         Ok(room)
@@ -89,7 +89,7 @@ impl PairRecord {
         amounts: &[u64],
         now: u32,
         env: &(impl PairEvents + Accounts),
-    ) -> (usize, Result<(), Error>) {
+    ) -> (usize, Result<(), Refusal>) {
         let mut word = self.load_cursor();
         loop {
             let w = match self.window(&mut word, now, env) {
@@ -151,9 +151,9 @@ impl PairRecord {
                 }
             }
             let refusal = if unavailable {
-                Refusal::Unavailable
+                Denied::Unavailable
             } else {
-                Refusal::Exhausted {
+                Denied::Exhausted {
                     remaining: room - sum,
                 }
             };
@@ -169,7 +169,7 @@ impl PairRecord {
         word: &mut Word,
         now: u32,
         env: &(impl PairEvents + Accounts),
-    ) -> Result<Window, Refusal> {
+    ) -> Result<Window, Denied> {
         loop {
             let cursor = Cursor::unpack(*word);
             let slot = cursor.epoch as usize & 1;
@@ -180,7 +180,7 @@ impl PairRecord {
             // acting on a torn generation.
             let active_limit = limits.active_limit.load(Ordering::Acquire);
             if active_limit == 0 {
-                return Err(Refusal::NoActiveKey);
+                return Err(Denied::NoActiveKey);
             }
             let reserve_limit = limits.reserve_limit.load(Ordering::Acquire);
             let active_expiry = limits.active_expiry.load(Ordering::Acquire);
@@ -196,7 +196,7 @@ impl PairRecord {
                 if lease.last && cursor.offset >= lease.end {
                     // Used up (which takes precedence over expired): even an empty request is
                     // refused, as it is for a key that was never shared.
-                    return Err(Refusal::Exhausted { remaining: 0 });
+                    return Err(Denied::Exhausted { remaining: 0 });
                 }
                 let window = Window {
                     end: lease.end,
@@ -239,7 +239,7 @@ impl PairRecord {
             }
             if spent && !reserve_valid {
                 if !reserve_held {
-                    return Err(Refusal::Exhausted { remaining: 0 });
+                    return Err(Denied::Exhausted { remaining: 0 });
                 }
                 // Used up with an expired reserve: the reserve takes over all the same (as it
                 // would have at the grant that used the key up), and its expiry refuses.
@@ -290,7 +290,7 @@ impl PairRecord {
         now: u32,
         window: Window,
         events: &impl PairEvents,
-    ) -> Result<Window, Refusal> {
+    ) -> Result<Window, Denied> {
         let slot = epoch_of(word) as usize & 1;
         let limits = &self.limits[slot];
         // Acquire: as in `window`.
@@ -302,8 +302,8 @@ impl PairRecord {
         // Acquire: as the limits' loads in `window`.
         let mut grace = Grace(cell.load(Ordering::Acquire));
         match grace_at(grace.days(side), expiry, now) {
-            InGrace::None => Err(Refusal::Expired),
-            InGrace::Over => Err(Refusal::GraceOver(side)),
+            InGrace::None => Err(Denied::Expired),
+            InGrace::Over => Err(Denied::GraceOver(side)),
             InGrace::Until(until) => {
                 let epoch = epoch_of(word);
                 // The key row the event names, read before the CAS that makes it true.
@@ -336,10 +336,10 @@ impl PairRecord {
     /// damaged (a live generation's leases carry its epoch until it ends), which is refused.
     #[cold]
     #[inline(never)]
-    pub(super) fn reload_stale(&self, word: Word) -> Result<Word, Refusal> {
+    pub(super) fn reload_stale(&self, word: Word) -> Result<Word, Denied> {
         let current = self.load_cursor();
         if current == word {
-            return Err(Refusal::Damaged);
+            return Err(Denied::Damaged);
         }
         Ok(current)
     }
@@ -652,24 +652,24 @@ impl PairRecord {
         Ok(new)
     }
 
-    /// Reports a refusal once per generation and returns its error. Only for a refusal validated
-    /// by [`Self::confirm`] (or by a successful CAS).
+    /// Reports a refusal once per generation and returns it as the caller gets it. Only for a
+    /// refusal validated by [`Self::confirm`] (or by a successful CAS).
     #[cold]
     #[inline(never)]
     pub(super) fn refuse(
         &self,
         word: Word,
         requested: u64,
-        refusal: Refusal,
+        denied: Denied,
         events: &impl PairEvents,
-    ) -> Error {
-        let reason = match refusal {
-            Refusal::Exhausted { .. } | Refusal::NoSeats { .. } => RefusalReason::Exhausted,
-            Refusal::Expired | Refusal::GraceOver(_) => RefusalReason::Expired,
-            Refusal::NoActiveKey | Refusal::Damaged => RefusalReason::NoActiveKey,
+    ) -> Refusal {
+        let reason = match denied {
+            Denied::Exhausted { .. } | Denied::NoSeats { .. } => RefusalReason::Exhausted,
+            Denied::Expired | Denied::GraceOver(_) => RefusalReason::Expired,
+            Denied::NoActiveKey | Denied::Damaged => RefusalReason::NoActiveKey,
             // Not a license decision: the fleet store could not be asked in time. Not reported,
             // so the generation's first real refusal still is.
-            Refusal::Unavailable => return Error::Unavailable,
+            Denied::Unavailable => return Refusal::Unavailable,
         };
         let tag = epoch_of(word) + 1;
         // Relaxed: the tag publishes nothing else; the swap makes "first refusal of the
@@ -677,28 +677,25 @@ impl PairRecord {
         if self.refused_epoch.load(Ordering::Relaxed) != tag
             && self.refused_epoch.swap(tag, Ordering::Relaxed) != tag
         {
-            if let Refusal::GraceOver(side) = refusal {
+            if let Denied::GraceOver(side) = denied {
                 let key = self.key_rows(word).of(side);
                 events.emit(PairEvent::GraceEnded { key });
             }
             events.emit(PairEvent::Refused { reason });
         }
-        match refusal {
-            Refusal::Exhausted { remaining } => Error::Exhausted {
+        match denied {
+            Denied::Exhausted { remaining } => Refusal::Exhausted {
                 requested,
                 remaining,
             },
-            Refusal::NoSeats { available } => Error::SeatsExhausted {
+            Denied::NoSeats { available } => Refusal::SeatsExhausted {
                 requested,
                 available,
             },
-            Refusal::Expired | Refusal::GraceOver(_) => Error::Expired,
-            Refusal::NoActiveKey => Error::NoActiveKey,
-            Refusal::Unavailable => Error::Unavailable,
-            Refusal::Damaged => Error::CorruptState {
-                path: std::path::PathBuf::from(crate::files::HOT_FILE),
-                reason: crate::error::Corruption::LeaseNotLive,
-            },
+            Denied::Expired | Denied::GraceOver(_) => Refusal::Expired,
+            Denied::NoActiveKey => Refusal::NoActiveKey,
+            Denied::Unavailable => Refusal::Unavailable,
+            Denied::Damaged => Refusal::CorruptLease,
         }
     }
 

@@ -329,7 +329,7 @@ fn fleet_stock_refills_race_a_consumer() {
         for _ in 0..2 {
             match record.grant(2, Mode::AllOrNothing, 0, &*env) {
                 Ok(g) => granted += g,
-                Err(Error::Unavailable) => {}
+                Err(Refusal::Unavailable) => {}
                 Err(e) => panic!("refused {e:?} before the stock was drawn"),
             }
         }
@@ -342,7 +342,7 @@ fn fleet_stock_refills_race_a_consumer() {
         loop {
             match record.grant(2, Mode::AllOrNothing, 0, &*env) {
                 Ok(g) => granted += g,
-                Err(Error::Exhausted { .. }) => break,
+                Err(Refusal::Exhausted { .. }) => break,
                 Err(e) => panic!("refused {e:?} with the whole stock drawn"),
             }
         }
@@ -367,7 +367,7 @@ fn fleet_withdrawal_races_a_consumer() {
             thread::spawn(
                 move || match record.grant(3, Mode::AllOrNothing, 0, &*env) {
                     Ok(g) => g,
-                    Err(Error::Unavailable) => 0,
+                    Err(Refusal::Unavailable) => 0,
                     Err(e) => panic!("refused {e:?}"),
                 },
             )

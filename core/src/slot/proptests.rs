@@ -49,7 +49,7 @@ proptest! {
                     prop_assert!(g == want || (partial && g == left));
                     granted += g;
                 }
-                Err(Error::Exhausted { requested, remaining }) => {
+                Err(Refusal::Exhausted { requested, remaining }) => {
                     prop_assert_eq!(requested, want);
                     prop_assert_eq!(remaining, left);
                     prop_assert!((want > left && !partial) || left == 0);

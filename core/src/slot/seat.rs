@@ -22,7 +22,7 @@
 //! loser of the race retries. A refusal is validated like a grant's window (see `confirm`).
 
 use super::{
-    epoch_of, offset_of, AccountRecord, Accounts, Cursor, Error, LiveKey, Metering, PairEvent,
+    epoch_of, offset_of, AccountRecord, Accounts, Cursor, Denied, LiveKey, Metering, PairEvent,
     PairEvents, PairRecord, PairState, Refusal, Side, SwitchReason, Word, OFFSET_MASK,
     SWITCHED_BIT,
 };
@@ -71,7 +71,7 @@ impl PairRecord {
         units: u64,
         now: u32,
         env: &(impl PairEvents + Accounts),
-    ) -> Result<u64, Error> {
+    ) -> Result<u64, Refusal> {
         debug_assert_eq!(self.metering(), Metering::Seats);
         let mut word = self.load_cursor();
         'request: loop {
@@ -104,18 +104,18 @@ impl PairRecord {
                         Err(available) if account.is_fleet_seats() => {
                             account.want(units);
                             if account.is_dry() {
-                                Refusal::NoSeats { available }
+                                Denied::NoSeats { available }
                             } else {
-                                Refusal::Unavailable
+                                Denied::Unavailable
                             }
                         }
-                        Err(available) => Refusal::NoSeats { available },
+                        Err(available) => Denied::NoSeats { available },
                     },
                     None => {
                         let held = held(offset_of(word));
                         let available = bound.saturating_sub(held);
                         if units > available {
-                            Refusal::NoSeats { available }
+                            Denied::NoSeats { available }
                         } else {
                             // Orderings as above; `held + units <= bound <= u32::MAX`.
                             match self.cursor.compare_exchange_weak(
@@ -147,7 +147,7 @@ impl PairRecord {
     /// expiry: a machine may always stop being protected. The gauge first, then the account of
     /// the key that bounded it (named before the CAS, which validates it).
     #[inline]
-    pub(crate) fn release(&self, units: u64, env: &impl Accounts) -> Result<u64, Error> {
+    pub(crate) fn release(&self, units: u64, env: &impl Accounts) -> Result<u64, Refusal> {
         debug_assert_eq!(self.metering(), Metering::Seats);
         // Acquire (load and failure): the account read below must be the generation's of the
         // word the CAS then validates. Relaxed on success: the gauge publishes no other data.
@@ -155,7 +155,7 @@ impl PairRecord {
         loop {
             let held = held(offset_of(word));
             if units > held {
-                return Err(Error::NotHeld {
+                return Err(Refusal::NotHeld {
                     requested: units,
                     held,
                 });
@@ -228,7 +228,11 @@ impl PairRecord {
     /// expired Active key to its reserve on the way, like every other caller. Lock-free,
     /// usually one load.
     #[inline]
-    pub(crate) fn covers(&self, now: u32, env: &(impl PairEvents + Accounts)) -> Result<(), Error> {
+    pub(crate) fn covers(
+        &self,
+        now: u32,
+        env: &(impl PairEvents + Accounts),
+    ) -> Result<(), Refusal> {
         let mut word = self.load_cursor();
         loop {
             let refusal = match self.seat_bound(&mut word, now, env) {
@@ -250,7 +254,7 @@ impl PairRecord {
         word: &mut Word,
         now: u32,
         env: &(impl PairEvents + Accounts),
-    ) -> Result<u64, Refusal> {
+    ) -> Result<u64, Denied> {
         loop {
             let cursor = Cursor::unpack(*word);
             let limits = &self.limits[cursor.epoch as usize & 1];
@@ -261,20 +265,20 @@ impl PairRecord {
             let active_expiry = limits.active_expiry.load(Ordering::Acquire);
             let reserve_expiry = limits.reserve_expiry.load(Ordering::Acquire);
             if active_limit == 0 {
-                return Err(Refusal::NoActiveKey);
+                return Err(Denied::NoActiveKey);
             }
             if cursor.switched {
                 return if reserve_expiry > now {
                     Ok(reserve_limit)
                 } else {
-                    Err(Refusal::Expired)
+                    Err(Denied::Expired)
                 };
             }
             if active_expiry > now {
                 return Ok(active_limit);
             }
             if reserve_limit == 0 || reserve_expiry <= now {
-                return Err(Refusal::Expired);
+                return Err(Denied::Expired);
             }
             match self.switch_seats_on_expiry(*word, env) {
                 Ok(switched) | Err(switched) => *word = switched,

@@ -108,7 +108,7 @@ fn empty_pair_refuses_with_no_active_key() {
     let events = Recorder::default();
     assert!(matches!(
         record.grant(1, Mode::AllOrNothing, 0, &events),
-        Err(Error::NoActiveKey)
+        Err(Refusal::NoActiveKey)
     ));
     assert_eq!(
         events.take(),
@@ -147,7 +147,7 @@ fn grant_splits_across_the_switch_and_reports_it_once() {
     assert_eq!(state.switches, 1);
     assert!(matches!(
         record.grant(41, Mode::AllOrNothing, 0, &events),
-        Err(Error::Exhausted {
+        Err(Refusal::Exhausted {
             requested: 41,
             remaining: 40
         })
@@ -155,7 +155,7 @@ fn grant_splits_across_the_switch_and_reports_it_once() {
     assert_eq!(record.grant(41, Mode::Partial, 0, &events).unwrap(), 40);
     assert!(matches!(
         record.grant(1, Mode::Partial, 0, &events),
-        Err(Error::Exhausted {
+        Err(Refusal::Exhausted {
             requested: 1,
             remaining: 0
         })
@@ -188,12 +188,12 @@ fn expired_keys_without_a_valid_reserve_refuse() {
     let lone = pair(&events, key(1, 100, 1000), None);
     assert!(matches!(
         lone.grant(1, Mode::AllOrNothing, 1000, &events),
-        Err(Error::Expired)
+        Err(Refusal::Expired)
     ));
     let both = pair(&events, key(1, 100, 1000), Some(key(2, 100, 1000)));
     assert!(matches!(
         both.grant(1, Mode::Partial, 2000, &events),
-        Err(Error::Expired)
+        Err(Refusal::Expired)
     ));
     assert_eq!(both.state().switches, 0);
 }
@@ -330,7 +330,10 @@ fn grace_rules() {
         assert_eq!(result.is_ok(), case.granted, "{}: {result:?}", case.name);
         if !case.granted {
             assert!(
-                matches!(result, Err(Error::Expired) | Err(Error::Exhausted { .. })),
+                matches!(
+                    result,
+                    Err(Refusal::Expired) | Err(Refusal::Exhausted { .. })
+                ),
                 "{}",
                 case.name
             );
@@ -503,7 +506,7 @@ fn used_up_takes_precedence_over_expired() {
     for record in [&switched, &direct] {
         assert!(matches!(
             record.grant(1, Mode::Partial, 200, &events),
-            Err(Error::Exhausted {
+            Err(Refusal::Exhausted {
                 requested: 1,
                 remaining: 0
             })
@@ -536,7 +539,7 @@ fn grant_many_takes_the_longest_prefix_that_fits() {
     assert_eq!(count, 3);
     assert!(matches!(
         result,
-        Err(Error::Exhausted {
+        Err(Refusal::Exhausted {
             requested: 6,
             remaining: 5
         })
@@ -552,7 +555,7 @@ fn huge_requests_never_overflow() {
     let record = pair(&events, key(1, 100, NEVER), Some(key(2, 100, NEVER)));
     assert!(matches!(
         record.grant(u64::MAX, Mode::AllOrNothing, 0, &events),
-        Err(Error::Exhausted { remaining: 200, .. })
+        Err(Refusal::Exhausted { remaining: 200, .. })
     ));
     assert_eq!(
         record.grant(u64::MAX, Mode::Partial, 0, &events).unwrap(),

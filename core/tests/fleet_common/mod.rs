@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tollgate_core::{Engine, Error, FleetConfig, Options};
+use tollgate_core::{Engine, Error, FleetConfig, Options, Refusal};
 use tollgate_store::Store;
 
 use crate::common::{self, child_env, dv, spawn_child};
@@ -99,8 +99,8 @@ fn paced_drain(
         timed(call.elapsed());
         match result {
             Ok(_) => std::thread::sleep(pause),
-            Err(Error::Exhausted { .. }) => return unavailable,
-            Err(Error::Unavailable) => {
+            Err(Refusal::Exhausted { .. }) => return unavailable,
+            Err(Refusal::Unavailable) => {
                 unavailable += 1;
                 std::thread::sleep(Duration::from_millis(1));
             }

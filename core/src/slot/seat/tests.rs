@@ -105,13 +105,13 @@ fn pairs_holding_one_seat_key_share_its_amount() {
     assert_eq!(pairs[1].acquire(2, 0, &env).unwrap(), 2);
     // One seat is left anywhere: the third pair may take it, not two.
     match pairs[2].acquire(2, 0, &env) {
-        Err(Error::SeatsExhausted { available: 1, .. }) => {}
+        Err(Refusal::SeatsExhausted { available: 1, .. }) => {}
         other => panic!("expected SeatsExhausted with 1 available, got {other:?}"),
     }
     assert_eq!(pairs[2].acquire(1, 0, &env).unwrap(), 1);
     assert!(matches!(
         pairs[0].acquire(1, 0, &env),
-        Err(Error::SeatsExhausted { available: 0, .. })
+        Err(Refusal::SeatsExhausted { available: 0, .. })
     ));
     // A release on one pair lets another acquire.
     assert_eq!(pairs[1].release(1, &env).unwrap(), 1);
@@ -146,7 +146,7 @@ fn an_expiry_switch_carries_the_seats_onto_the_reserves_account() {
     );
     assert!(matches!(
         b.acquire(1, 20, &env),
-        Err(Error::SeatsExhausted { available: 0, .. })
+        Err(Refusal::SeatsExhausted { available: 0, .. })
     ));
     // A release after the switch gives back to key 2's account.
     a.release(1, &env).unwrap();
@@ -238,7 +238,7 @@ fn the_gauge_is_bounded_by_the_active_keys_amount_not_the_sum() {
     assert_eq!(record.acquire(2, 0, &events).unwrap(), 2);
     assert_eq!(record.acquire(1, 0, &events).unwrap(), 3);
     match record.acquire(1, 0, &events) {
-        Err(Error::SeatsExhausted {
+        Err(Refusal::SeatsExhausted {
             requested: 1,
             available: 0,
         }) => {}
@@ -246,7 +246,7 @@ fn the_gauge_is_bounded_by_the_active_keys_amount_not_the_sum() {
     }
     assert_eq!(record.release(2, &Switches::default()).unwrap(), 1);
     match record.release(2, &Switches::default()) {
-        Err(Error::NotHeld {
+        Err(Refusal::NotHeld {
             requested: 2,
             held: 1,
         }) => {}
@@ -265,7 +265,7 @@ fn an_expired_active_key_hands_the_held_seats_to_the_reserve_once() {
     record.acquire(3, 50, &events).unwrap();
     // At 100 the Active key has expired: the reserve's 2 seats bound the gauge, 3 are held.
     match record.acquire(1, 100, &events) {
-        Err(Error::SeatsExhausted {
+        Err(Refusal::SeatsExhausted {
             requested: 1,
             available: 0,
         }) => {}
@@ -279,10 +279,13 @@ fn an_expired_active_key_hands_the_held_seats_to_the_reserve_once() {
     assert_eq!(state.switched_out, Some((1, 3)));
     assert_eq!(state.active.unwrap().key, 2);
     assert_eq!(state.active.unwrap().used, 2);
-    assert!(matches!(record.covers(1_000, &events), Err(Error::Expired)));
+    assert!(matches!(
+        record.covers(1_000, &events),
+        Err(Refusal::Expired)
+    ));
     assert!(matches!(
         record.acquire(0, 1_000, &events),
-        Err(Error::Expired)
+        Err(Refusal::Expired)
     ));
     // Releasing never depends on validity.
     assert_eq!(record.release(2, &Switches::default()).unwrap(), 0);
@@ -295,9 +298,12 @@ fn an_empty_pair_has_no_active_key_and_a_publish_keeps_the_gauge() {
     let events = Switches::default();
     assert!(matches!(
         record.acquire(1, 0, &events),
-        Err(Error::NoActiveKey)
+        Err(Refusal::NoActiveKey)
     ));
-    assert!(matches!(record.covers(0, &events), Err(Error::NoActiveKey)));
+    assert!(matches!(
+        record.covers(0, &events),
+        Err(Refusal::NoActiveKey)
+    ));
     let record = seats((10, NEVER), None);
     record.acquire(7, 0, &events).unwrap();
     replace_active(&record, &TestAccounts::default(), (9, 0, 8));
