@@ -468,22 +468,7 @@ impl Host {
                 taken => taken?,
             };
             account.set_dry(false);
-            let entry = LeaseEntry {
-                id: taken.id.0,
-                granted: taken.granted,
-                drawn: 0,
-                reported: 0,
-                seq: 0,
-                base: supply,
-                lapsed: false,
-                returned: 0,
-            };
-            catalog.put_fleet_lease(key, &entry)?;
-            stock.leases.push(Held {
-                lease: Some(taken),
-                entry,
-                renewed: Instant::now(),
-            });
+            hold(catalog, key, stock, taken, supply)?;
             // After the ledger holds the lease; a threshold this fails to claim is claimed at
             // the next take (the store keeps what was claimed).
             let _ = report_thresholds(store, catalog, &events, key, &stock.account_id);
@@ -596,6 +581,34 @@ fn settle_all(
     if failed {
         return Err(Later);
     }
+    Ok(())
+}
+
+/// Records a lease just taken in the ledger, then among the key's leases; `base` is where its
+/// drawn part starts in the stock (see `LeaseEntry`).
+fn hold(
+    catalog: &Catalog,
+    key: &str,
+    stock: &mut KeyStock,
+    lease: Lease,
+    base: u64,
+) -> std::result::Result<(), Later> {
+    let entry = LeaseEntry {
+        id: lease.id.0,
+        granted: lease.granted,
+        drawn: lease.drawn,
+        reported: 0,
+        seq: 0,
+        base,
+        lapsed: false,
+        returned: 0,
+    };
+    catalog.put_fleet_lease(key, &entry)?;
+    stock.leases.push(Held {
+        lease: Some(lease),
+        entry,
+        renewed: Instant::now(),
+    });
     Ok(())
 }
 

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use tollgate_store::{AccountKind, LeaseId, Store};
 
-use super::{resume, Held, KeyStock, Later};
-use crate::catalog::{Catalog, LeaseEntry};
+use super::{hold, resume, Held, KeyStock, Later};
+use crate::catalog::Catalog;
 use crate::slot::AccountRecord;
 
 /// How long a seat stays free in the stock before it goes back to the store.
@@ -75,13 +75,7 @@ fn counts(held: &Held) -> bool {
 /// Closes in the store, and forgets, the seat leases it expired (found so when the thread
 /// starts, or lost at a renewal, which took them out of the stock then).
 fn drop_lapsed(store: &mut Store, catalog: &Catalog, stock: &mut KeyStock) -> Result<(), Later> {
-    while let Some(at) = stock.leases.iter().position(|h| h.entry.lapsed) {
-        let id = stock.leases[at].entry.id;
-        store.return_seat(LeaseId(id))?;
-        catalog.drop_fleet_lease(id)?;
-        stock.leases.remove(at);
-    }
-    Ok(())
+    return_where(store, catalog, stock, |held| held.entry.lapsed)
 }
 
 /// Returns to the store the seats already withdrawn from the stock whose return did not get
@@ -91,7 +85,18 @@ fn give_back_withdrawn(
     catalog: &Catalog,
     stock: &mut KeyStock,
 ) -> Result<(), Later> {
-    while let Some(at) = stock.leases.iter().position(|h| h.entry.returned > 0) {
+    return_where(store, catalog, stock, |held| held.entry.returned > 0)
+}
+
+/// Gives back to the store, and forgets, every seat lease `which` picks (a repeat of a return
+/// that got through changes nothing: the store settles a lease once).
+fn return_where(
+    store: &mut Store,
+    catalog: &Catalog,
+    stock: &mut KeyStock,
+    which: impl Fn(&Held) -> bool,
+) -> Result<(), Later> {
+    while let Some(at) = stock.leases.iter().position(&which) {
         let id = stock.leases[at].entry.id;
         store.return_seat(LeaseId(id))?;
         catalog.drop_fleet_lease(id)?;
@@ -171,24 +176,9 @@ fn lease_wanted(
                 return Err(e.into());
             }
         };
-        let entry = LeaseEntry {
-            id: lease.id.0,
-            granted: 1,
-            drawn: 1,
-            reported: 0,
-            seq: 0,
-            base: 0,
-            lapsed: false,
-            returned: 0,
-        };
         // The ledger first: a process killed before the stock counts the seat finds the
         // lease there when the thread starts again, and counts it then.
-        catalog.put_fleet_lease(key, &entry)?;
-        stock.leases.push(Held {
-            lease: Some(lease),
-            entry,
-            renewed: Instant::now(),
-        });
+        hold(catalog, key, stock, lease, 0)?;
         account.add_seat();
     }
     account.set_dry(false);
