@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
 use crate::error::{Corruption, Error, Result};
-use crate::events::{CheckedKey, Event, EventKind};
+use crate::event::{CheckedKey, Event, EventKind};
 use crate::key::{Key, LicenseClass};
 use crate::slot::PairState;
 

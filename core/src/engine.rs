@@ -58,9 +58,8 @@ use trust::Vetted;
 use crate::catalog::{Catalog, KeyRow, PairRow, ProjectRow};
 use crate::clock::Clock;
 use crate::error::{Corruption, Error, Result};
-use crate::events::{
-    Dispatcher, Event, EventKind, HotQueue, RemovalReason, Subscribers, Subscription,
-};
+use crate::event::{Event, EventKind, RemovalReason};
+use crate::events::{Dispatcher, HotQueue, Subscribers, Subscription};
 use crate::files::{self, Modes, HOLDERS_FILE, HOT_FILE};
 use crate::holders::{Holders, Process, HOLDER_CAPACITY};
 use crate::key::{check_name, rfc3339, Key, LicenseClass};

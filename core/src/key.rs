@@ -500,6 +500,14 @@ pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
+/// A Unix second as RFC 3339 text.
+pub(crate) fn rfc3339_secs(secs: u32) -> String {
+    // Every `u32` second is in `OffsetDateTime`'s range.
+    rfc3339(
+        OffsetDateTime::from_unix_timestamp(i64::from(secs)).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,7 @@ mod catalog;
 mod clock;
 mod engine;
 mod error;
+mod event;
 mod events;
 mod files;
 mod holders;
@@ -82,7 +83,8 @@ pub use error::{
     AccountTerm, Corruption, EditedTerms, Error, RecordDamage, Result, Rollback, SignatureRefusal,
     SlotTerm, StoreError, Tampering,
 };
-pub use events::{CheckedKey, Event, EventKind, PeriodMark, RemovalReason, Subscription};
+pub use event::{CheckedKey, Event, EventKind, PeriodMark, RemovalReason};
+pub use events::Subscription;
 pub use key::{
     check_name, Delivery, Edition, Key, KeyKind, LicenseClass, MachineOs, Scheme, MAX_GRACE_DAYS,
     MAX_LIMIT_BYTES, MAX_NAME_BYTES, MAX_OVERAGE_PERCENT,

@@ -223,5 +223,5 @@ pub(crate) struct Ratchet {
     /// The data-volume keys in slots, by catalog row (format 2).
     pub keys: Vec<CheckedKey>,
     /// Each key with a reset: its term, current period and closed usage (empty for none).
-    pub periods: std::collections::BTreeMap<String, crate::events::PeriodMark>,
+    pub periods: std::collections::BTreeMap<String, crate::event::PeriodMark>,
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{record_switch, sync_pair, Admin, Engine, KeyStatus};
 use crate::catalog::{Catalog, KeyUse, PairRow, ProjectRow};
 use crate::error::{Corruption, Error, Result};
-use crate::events::EventKind;
+use crate::event::EventKind;
 use crate::key::{Key, LicenseClass};
 use crate::slot::{AccountRecord, LiveKey, NextGen, PairRecord};
 use crate::state_file::StateFile;

@@ -20,19 +20,13 @@ use super::ratchet::Installation;
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::error::{Error, Result, Rollback};
-use crate::events::{EventKind, HotQueue, NO_RECORD};
+use crate::event::EventKind;
+use crate::events::{HotQueue, NO_RECORD};
+use crate::key::rfc3339_secs;
 use crate::slot::PairEvent;
 
 /// How often a running engine records the latest time seen, at most.
 pub(super) const PERSIST_EVERY: u32 = 5;
-
-/// A Unix second as RFC 3339.
-pub(super) fn text(secs: u32) -> String {
-    crate::key::rfc3339(
-        time::OffsetDateTime::from_unix_timestamp(i64::from(secs))
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-    )
-}
 
 /// The latest time seen recorded for the state: the later of the catalog's, whose MAC must
 /// verify, and the installation's copy. `Err` says what is wrong with the catalog's; the
@@ -51,7 +45,12 @@ pub(super) fn recorded(
         }
         // Recorded before the time had a MAC, and this installation kept none.
         Some((secs, None)) if seen.is_none() => (secs, None),
-        Some((secs, _)) => (kept, Some(Rollback::TimeEdited { time: text(secs) })),
+        Some((secs, _)) => (
+            kept,
+            Some(Rollback::TimeEdited {
+                time: rfc3339_secs(secs),
+            }),
+        ),
     })
 }
 
@@ -97,7 +96,7 @@ pub(super) fn watch_at_open(
     if u64::from(behind) > tolerance.as_secs() {
         let event = EventKind::ClockRolledBack {
             behind_secs: behind,
-            latest_seen: text(clock.now()),
+            latest_seen: rfc3339_secs(clock.now()),
         };
         let tx = catalog.begin()?;
         Catalog::append_events_in(&tx, &[(String::new(), event)])?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{project_row, Admin, Engine, KeyAdded};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::events::EventKind;
+use crate::event::EventKind;
 use crate::key::check_name;
 use crate::license::KeyOrLicense;
 

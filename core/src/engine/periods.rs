@@ -34,10 +34,10 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::accounts::row_usage;
-use super::{clock_rollback, Admin, Engine};
+use super::{Admin, Engine};
 use crate::catalog::{Catalog, ClosedPeriod, PeriodicAccount};
 use crate::error::{Error, Result};
-use crate::events::{Event, EventKind, PeriodMark};
+use crate::event::{Event, EventKind, PeriodMark};
 use crate::period::Period;
 use crate::state_file::StateFile;
 use crate::worker::Worker;
@@ -278,5 +278,5 @@ fn period_due(state: &StateFile, catalog: &Catalog, now: u32) -> Result<bool> {
 
 /// A Unix second as RFC 3339 (periods start at midnights well inside `u32`).
 fn unix_text(secs: i64) -> String {
-    clock_rollback::text(u32::try_from(secs).unwrap_or(u32::MAX))
+    crate::key::rfc3339_secs(u32::try_from(secs).unwrap_or(u32::MAX))
 }

@@ -25,7 +25,7 @@ use super::{
 use crate::catalog::{Catalog, LicenseRow};
 use crate::clock::Clock;
 use crate::error::{Corruption, Error, Result};
-use crate::events::EventKind;
+use crate::event::EventKind;
 use crate::key::{check_name, Delivery, Edition, Key, KeyKind, LicenseClass, Scheme};
 use crate::pool::{
     Assignment, Instance, InstanceOs, LicenseFilter, LicenseType, Need, NeedReason, PaymentMode,

@@ -57,7 +57,7 @@ use crate::catalog::{Catalog, Ratchet};
 use crate::error::{
     AccountTerm, Corruption, EditedTerms, Error, Result, Rollback, SlotTerm, Tampering,
 };
-use crate::events::{CheckedKey, EventKind, PeriodMark};
+use crate::event::{CheckedKey, EventKind, PeriodMark};
 use crate::files::{self, Modes};
 use crate::slot::{Accounts, Metering};
 use crate::state_file::StateFile;
@@ -662,8 +662,8 @@ pub(super) fn verify_and_ratchet(
     };
     if let Accept::Clock { from, to } = accept {
         decisions.push(Decision::Clock {
-            from: super::clock_rollback::text(from),
-            to: super::clock_rollback::text(to),
+            from: crate::key::rfc3339_secs(from),
+            to: crate::key::rfc3339_secs(to),
         });
     }
     let (seq, prev_mac) = last.map_or((1, String::new()), |c| (c.seq + 1, c.mac));

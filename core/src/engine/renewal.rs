@@ -19,7 +19,7 @@ use super::{key_of, project_row, Admin, Engine, Inner};
 use crate::catalog::Catalog;
 use crate::clock::NEVER;
 use crate::error::{Error, Result};
-use crate::events::EventKind;
+use crate::event::EventKind;
 use crate::key::{Delivery, Key, KeyKind};
 use crate::license::{KeyOrLicense, SignedLicense};
 use crate::view::Role;

@@ -13,7 +13,7 @@ use super::{metering_of, owner_tag, project_row, Engine, Inner};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::events::EventKind;
+use crate::event::EventKind;
 use crate::events::HotQueue;
 use crate::holders::{HolderEntry, Holders, Process, Reclaimed};
 use crate::key::LicenseClass;

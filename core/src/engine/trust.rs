@@ -26,7 +26,7 @@ use super::{now_text, Admin, Engine};
 use crate::catalog::Catalog;
 use crate::error::SignatureRefusal;
 use crate::error::{Corruption, Error, Result};
-use crate::events::{Event, EventKind};
+use crate::event::{Event, EventKind};
 use crate::key::{Delivery, Key, Scheme};
 use crate::license::{verify, KeyOrLicense, VendorPublic};
 

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::events::PeriodMark;
+use crate::event::PeriodMark;
 use crate::view::Role;
 
 /// Why a state was refused as tampered with.
