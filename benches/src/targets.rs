@@ -158,7 +158,7 @@ pub fn targets_table(targets: &[Target]) -> String {
             ]
         })
         .collect();
-    table(&["target (issue 5)", "goal", "this run", "verdict"], &body)
+    table(&["target", "goal", "this run", "verdict"], &body)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Fleet mode under the faults of issue 16 that `fleet.rs` does not cover, against a real
+//! Fleet mode under the faults (docs/fleet-store.md) that `fleet.rs` does not cover, against a real
 //! PostgreSQL server each test starts (the store crate's harness): a host paused (SIGSTOP) past
 //! its lease TTL, 20 ms of latency between a host and the store, and the host's connections
 //! terminated by the server while it meters. Every test asserts exact totals from the store's

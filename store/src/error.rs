@@ -166,7 +166,7 @@ pub(crate) fn amount(what: &'static str, value: u64, nonzero: bool) -> Result<i6
     }
 }
 
-/// Checks a key id or host name: 1..=64 bytes, no NUL (SPEC §1).
+/// Checks a key id or host name: 1..=64 bytes, no NUL (rule R1 in docs/rules.md).
 pub(crate) fn name(what: &'static str, value: &str) -> Result<()> {
     if value.is_empty() || value.len() > 64 || value.contains('\0') {
         return Err(Error::InvalidArgument {

@@ -1,4 +1,4 @@
-//! The command line of the fleet store's leases (`tollgate --store URL lease …`, issue 16):
+//! The command line of the fleet store's leases (`tollgate --store URL lease …`):
 //! the operator's side of `tollgate-store`, see docs/fleet-store.md.
 
 use clap::Subcommand;

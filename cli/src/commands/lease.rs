@@ -1,5 +1,5 @@
 //! `tollgate --store URL lease list|reclaim|write-off`: the operator's side of the fleet store
-//! (issue 16, docs/fleet-store.md), acting on PostgreSQL through `tollgate-store`.
+//! (docs/fleet-store.md), acting on PostgreSQL through `tollgate-store`.
 //!
 //! The commands whose fleet mode does not exist yet refuse `--store` and `--host` rather than
 //! ignore them ([`refuse_fleet_options`]).
