@@ -61,21 +61,18 @@ impl Catalog {
     /// The latest Unix second any engine on this state has seen, with its MAC (`None` before
     /// the time had one), or `None` when none is recorded yet.
     pub(crate) fn latest_time(&self) -> Result<Option<(u32, Option<i64>)>> {
-        let read = |name: &str| {
-            self.conn
-                .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .optional()
-                .map_err(Error::store("read the latest time seen"))
-        };
-        let Some(secs) = read("latest_seen")? else {
-            return Ok(None);
-        };
-        Ok(Some((
-            u32::try_from(secs).unwrap_or(0),
-            read("latest_seen_mac")?,
-        )))
+        // One statement, so one snapshot: read in two, another process's commit of a later
+        // time between them paired the old time with the new MAC, a false `TimeEdited`.
+        let (secs, mac): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row(
+                "SELECT (SELECT value FROM meta WHERE name = 'latest_seen'),
+                        (SELECT value FROM meta WHERE name = 'latest_seen_mac')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(Error::store("read the latest time seen"))?;
+        Ok(secs.map(|secs| (u32::try_from(secs).unwrap_or(0), mac)))
     }
 
     /// Records `unix_secs` as the latest time seen, with its MAC: only if it is later than the
