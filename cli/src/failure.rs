@@ -143,6 +143,7 @@ pub fn describe(error: &Error) -> (&'static str, Option<&'static str>) {
         Error::Capacity { .. } => ("CAPACITY", Some("the number of slot pairs is fixed by `tollgate init --capacity N`")),
         Error::SeatsExhausted { .. } => ("SEATS_EXHAUSTED", Some("a seat grant is all or nothing: the Active key's amount bounds the seats held at once in all the projects that hold it, and nothing was taken")),
         Error::NotHeld { .. } => ("NOT_HELD", Some("only seats you hold can be given back: nothing was released")),
+        Error::SlotsFull { .. } => ("SLOTS_FULL", Some("one lease slot per live thread handle: close handles, or end processes that hold them")),
         Error::HoldersFull { .. } => ("HOLDERS_FULL", Some("the seat-holder table has one entry per process and pair: `tollgate seat reclaim` frees those of ended processes")),
         Error::PaymentModeMismatch { .. } => ("PAYMENT_MODE_MISMATCH", Some("the payment mode is chosen at the first purchase and fixed for every later one")),
         Error::NoLicenseAvailable { .. } => ("NO_LICENSE_AVAILABLE", Some("an instance takes a valid, unassigned license of a type that fits its OS (macOS and Linux need Desktop or Server) from its company's pool first, then the global pool")),

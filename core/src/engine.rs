@@ -40,7 +40,7 @@ pub use accounts::{AccountUsage, KeyHolder};
 pub use activation::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub use groups::{BulkOutcome, BulkTarget, Group};
 use handles::mapped_record;
-pub use handles::ProjectHandle;
+pub use handles::{ProjectHandle, ThreadProject};
 pub use lifetime::LifetimeUsage;
 use open::*;
 pub use options::{FleetConfig, Options, DEFAULT_CLOCK_TOLERANCE, DEFAULT_RATCHET_INTERVAL};
@@ -60,9 +60,10 @@ use crate::clock::Clock;
 use crate::error::{Corruption, Error, Result};
 use crate::event::{Event, EventKind, RemovalReason};
 use crate::events::{Dispatcher, HotQueue, Subscribers, Subscription};
-use crate::files::{self, Modes, HOLDERS_FILE, HOT_FILE};
+use crate::files::{self, Modes, HOLDERS_FILE, HOT_FILE, SLOTS_FILE};
 use crate::holders::{Holders, Process, HOLDER_CAPACITY};
 use crate::key::{check_name, rfc3339, Key, LicenseClass};
+use crate::lease_slots::LeaseSlots;
 use crate::license::{KeyOrLicense, VendorPublic};
 use crate::refusal::Refusal;
 use crate::rules;
@@ -112,6 +113,8 @@ struct Inner {
     dir: PathBuf,
     state: Arc<StateFile>,
     holders: Arc<Holders>,
+    /// The thread handles' lease slots (see `lease_slots`).
+    slots: Arc<LeaseSlots>,
     installation: ratchet::Installation,
     ratchet_interval: Duration,
     /// When this engine last made a usage ratchet (Unix seconds of its clock).
@@ -246,12 +249,14 @@ impl Engine {
         let Opened {
             state,
             holders,
+            slots,
             catalog,
             installation,
             state_id,
             given_up,
         } = opened?;
         let holders = Arc::new(holders);
+        let slots = Arc::new(slots);
         let me = Process::me()?;
         let state = Arc::new(state);
         let hot_events = Arc::new(HotQueue::new(options.event_queue.max(16)));
@@ -296,6 +301,7 @@ impl Engine {
                 state,
                 reclaimer,
                 holders,
+                slots,
                 installation,
                 ratchet_interval: options.ratchet_interval,
                 last_ratchet: std::sync::atomic::AtomicU64::new(u64::from(options.clock.now())),

@@ -197,6 +197,13 @@ pub enum Error {
         /// The table's capacity.
         capacity: u32,
     },
+    /// The lease-slot table (`slots.tgs`) has no free slot: every one is held by a live thread
+    /// handle.
+    #[error("the lease-slot table holds its maximum of {capacity} thread handles")]
+    SlotsFull {
+        /// The table's capacity.
+        capacity: u32,
+    },
     /// A purchase chose another payment mode than the first purchase (rule R22 in docs/rules.md:
     /// the mode is selected within the first purchase only).
     #[error("payment mode {requested} refused: the payment mode was fixed to {chosen} at the first purchase")]

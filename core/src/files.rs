@@ -29,6 +29,9 @@ pub(crate) const HOT_FILE: &str = "hot.tgs";
 /// The seat-holder table's file name in a state directory.
 pub(crate) const HOLDERS_FILE: &str = "seats.tgs";
 
+/// The lease-slot table's file name in the state directory.
+pub(crate) const SLOTS_FILE: &str = "slots.tgs";
+
 /// The modes of the directories and files the engine creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Modes {

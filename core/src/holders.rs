@@ -102,8 +102,8 @@ impl HolderEntry {
 /// This process, as the holder table knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Process {
-    pid: u32,
-    start: u64,
+    pub(crate) pid: u32,
+    pub(crate) start: u64,
 }
 
 impl Process {
@@ -129,13 +129,14 @@ impl Process {
 }
 
 /// What `/proc` says about a pid.
-enum Liveness {
+pub(crate) enum Liveness {
     Running(u64),
     Gone,
     Unknown,
 }
 
-fn read_start(pid: u32) -> Liveness {
+/// What `/proc` says about `pid`: its start time, or that it is gone.
+pub(crate) fn read_start(pid: u32) -> Liveness {
     let text = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Liveness::Gone,

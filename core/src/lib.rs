@@ -51,6 +51,7 @@ mod events;
 mod files;
 mod holders;
 mod key;
+mod lease_slots;
 pub mod license;
 mod mapped;
 mod period;
@@ -71,7 +72,7 @@ pub use engine::TrustedKey;
 pub use engine::{
     AccountUsage, BulkOutcome, BulkTarget, Engine, FleetConfig, Group, InstanceHandle, KeyAdded,
     KeyHolder, KeyReplaced, KeyStatus, KeyUsage, Options, ProjectHandle, SeatHandle, SeatUsage,
-    SeatsReclaimed, Usage, DEFAULT_CLOCK_TOLERANCE, DEFAULT_RATCHET_INTERVAL,
+    SeatsReclaimed, ThreadProject, Usage, DEFAULT_CLOCK_TOLERANCE, DEFAULT_RATCHET_INTERVAL,
 };
 pub use engine::{Activated, ActivatedBulk, ActivationSlot, Activator, MAX_ACTIVATION_CODE};
 pub use engine::{

@@ -53,6 +53,7 @@ use crate::sync::{AtomicU128, AtomicU32, AtomicU64, Ordering};
 
 pub(crate) mod account;
 mod grant;
+mod lease_slot;
 mod publish;
 #[cfg(all(test, not(loom)))]
 mod races;
@@ -63,6 +64,7 @@ mod testing;
 #[cfg(not(loom))]
 pub(crate) use account::THRESHOLDS;
 pub(crate) use account::{AccountRecord, Accounts};
+pub(crate) use lease_slot::{LeaseSlot, Returnable};
 
 /// What a pair's cursor offset counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -420,6 +422,15 @@ struct Window {
     refill: Option<Side>,
     /// Whether a request the Active key cannot cover may run on into a valid reserve.
     spill: bool,
+}
+
+/// What a grant's CAS did: `len` bytes granted by moving the cursor from `from` to `to` (see
+/// [`PairRecord::grant_moving`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Moved {
+    len: u64,
+    from: Word,
+    to: Word,
 }
 
 /// The catalog rows of a generation's two keys, read before the CAS that validates them.

@@ -300,7 +300,9 @@ impl From<&Error> for tg_status {
             Error::DuplicateKey { .. } => tg_status::TG_DUPLICATE_KEY,
             Error::CorruptState { .. } => tg_status::TG_CORRUPT_STATE,
             Error::Io { .. } | Error::Store { .. } => tg_status::TG_IO,
-            Error::Capacity { .. } | Error::HoldersFull { .. } => tg_status::TG_CAPACITY,
+            Error::Capacity { .. } | Error::HoldersFull { .. } | Error::SlotsFull { .. } => {
+                tg_status::TG_CAPACITY
+            }
             Error::Unsupported { .. } => tg_status::TG_UNSUPPORTED,
             Error::PaymentModeMismatch { .. } => tg_status::TG_PAYMENT_MODE_MISMATCH,
             Error::NoLicenseAvailable { .. } => tg_status::TG_NO_LICENSE_AVAILABLE,
@@ -393,6 +395,7 @@ mod tests {
                 tg_status::TG_NOT_HELD,
             ),
             (Error::HoldersFull { capacity: 1 }, tg_status::TG_CAPACITY),
+            (Error::SlotsFull { capacity: 1 }, tg_status::TG_CAPACITY),
             (
                 Error::PaymentModeMismatch {
                     chosen: "annual",

@@ -1,6 +1,10 @@
 //! [`ProjectHandle`]: a project's data-volume pair, looked up once, for the hot path.
 
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
 use super::*;
+use crate::slot::LeaseSlot;
 
 /// A handle on one project's data-volume pair, looked up once, for the hot path: no hashing,
 /// no strings, no locks. `Clone` is cheap; valid while any clone of its [`Engine`] lives.
@@ -55,6 +59,96 @@ impl ProjectHandle {
     /// The pair's current usage.
     pub fn usage(&self) -> Usage {
         Usage::from(&self.pair().state())
+    }
+}
+
+impl ProjectHandle {
+    /// A handle on the same project for the calling thread, with its own **lease slot**: a
+    /// block taken from the pair with one CAS, from which this handle grants with a load and a
+    /// store, sharing no cache line with other threads. Blocks adapt (see
+    /// [`ThreadProject`]); closing (dropping) the handle gives back what its block has left.
+    /// A slot lives in `slots.tgs` beside the state, so a killed process's block is given
+    /// back by the next engine that opens the state. Refused with `SlotsFull` when 4,096 thread
+    /// handles are open.
+    pub fn for_thread(&self) -> Result<ThreadProject> {
+        let state = &self.inner.state;
+        let (index, _) = self.inner.slots.claim(self.index, self.inner.me, state)?;
+        let slot = self.inner.slots.slot(index);
+        // SAFETY: `slot` is in the mapping that `self.inner.slots` keeps mapped for as long as
+        // it lives; a slot is aligned, in bounds (`slot` checked the index) and all atomics.
+        let slot = unsafe { Mapped::new(NonNull::from(slot), self.inner.slots.clone()) };
+        Ok(ThreadProject {
+            project: self.clone(),
+            slot,
+            index,
+            _one_thread: PhantomData,
+        })
+    }
+}
+
+/// A project handle for one thread at a time, with its own lease slot (see
+/// [`ProjectHandle::for_thread`]). `Send` but not `Sync`: the slot has one writer.
+///
+/// Its grants are the pair's: charged when its block is taken (one grant of the pair, split
+/// across the Active limit and switching exactly as any grant), and what the block has left
+/// when it is given back is returned uncharged, once. A block is at least 64 KiB (or one
+/// request), at most 64 MiB, and at most 1/64 of what the pair and its key's account have left,
+/// so when a request is refused the other live slots of the pair hold at most a minimum block
+/// each beyond 1/64 of what was left at their last take. A block stops granting at its key's
+/// expiry (the pair then switches or refuses as it would).
+pub struct ThreadProject {
+    project: ProjectHandle,
+    slot: Mapped<LeaseSlot>,
+    index: u32,
+    _one_thread: PhantomData<std::cell::Cell<()>>,
+}
+
+impl ThreadProject {
+    /// Grants `bytes` in full or refuses with nothing charged, as [`ProjectHandle::consume`].
+    /// Within a block: two loads of this thread's own cache line and a store.
+    #[inline]
+    pub fn consume(&self, bytes: u64) -> Result<(), Refusal> {
+        let now = self.project.clock.now();
+        if self.slot.get().spend(bytes, now) {
+            return Ok(());
+        }
+        self.grant(bytes, Mode::AllOrNothing, now).map(drop)
+    }
+
+    /// Grants as much of `bytes` as remains, as [`ProjectHandle::consume_partial`].
+    #[inline]
+    pub fn consume_partial(&self, bytes: u64) -> Result<u64, Refusal> {
+        let now = self.project.clock.now();
+        if self.slot.get().spend(bytes, now) {
+            return Ok(bytes);
+        }
+        self.grant(bytes, Mode::Partial, now)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grant(&self, bytes: u64, mode: Mode, now: u32) -> Result<u64, Refusal> {
+        self.slot
+            .get()
+            .grant(self.project.pair(), bytes, mode, now, &self.project)
+            .map_err(|r| self.project.inner.refusal(r))
+    }
+
+    /// What this handle's block has left (granted by the pair, not yet by this handle).
+    pub fn room(&self) -> u64 {
+        self.slot.get().room()
+    }
+
+    /// The project handle this thread handle grants for.
+    pub fn project(&self) -> &ProjectHandle {
+        &self.project
+    }
+}
+
+impl Drop for ThreadProject {
+    fn drop(&mut self) {
+        let inner = &self.project.inner;
+        inner.slots.free(self.index, self.project.pair());
     }
 }
 

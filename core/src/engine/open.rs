@@ -28,6 +28,7 @@ pub(super) fn now_text() -> String {
 pub(super) struct Opened {
     pub(super) state: StateFile,
     pub(super) holders: Holders,
+    pub(super) slots: LeaseSlots,
     pub(super) catalog: Catalog,
     pub(super) installation: ratchet::Installation,
     pub(super) state_id: String,
@@ -187,10 +188,13 @@ pub(super) fn open_locked(
     trust::record_at_open(&catalog, &options.trusted_keys)?;
     let reclaimed = holders.reclaim_dead(&state);
     seats::log_reclaimed(&catalog, &reclaimed)?;
+    let slots = LeaseSlots::open_or_create(&dir.join(SLOTS_FILE), modes.file)?;
+    slots.reclaim_dead(&state);
     pools::repair_assignments(&catalog)?;
     Ok(Opened {
         state,
         holders,
+        slots,
         catalog,
         installation,
         state_id,

@@ -46,7 +46,7 @@
 //! the latest decision. Verifying walks the chain (decisions are rare), so a decision deleted from
 //! or edited in the audit log is refused like an edited ratchet.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::DirBuilder;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -58,8 +58,9 @@ use crate::error::{
     AccountTerm, Corruption, EditedTerms, Error, Result, Rollback, SlotTerm, Tampering,
 };
 use crate::event::{CheckedKey, EventKind, PeriodMark};
-use crate::files::{self, Modes};
-use crate::slot::{Accounts, Metering};
+use crate::files::{self, Modes, SLOTS_FILE};
+use crate::lease_slots::LeaseSlots;
+use crate::slot::{Accounts, Metering, Returnable};
 use crate::state_file::StateFile;
 use crate::view::Role;
 
@@ -461,6 +462,12 @@ struct Snapshot {
     live: BTreeMap<u32, CheckedKey>,
     /// Final usage of retired data-volume keys, by row.
     retired: HashMap<u32, u64>,
+    /// How much more than `total` (and, by row, than a key's `used`) the usage may be: what
+    /// thread handles' slots were moving on the cursors while they were read. The ratchet
+    /// records the lower figure and checks against the higher one, so neither a ratchet nor a
+    /// check ever errs toward a rollback that did not happen.
+    slack_total: u64,
+    slack: HashMap<u32, u64>,
     /// Each key with a reset, by key id: its term, current period and closed usage (from the
     /// catalog).
     periods: BTreeMap<String, PeriodMark>,
@@ -470,18 +477,76 @@ impl Snapshot {
     /// Reads every pair, refusing with [`Error::Tampered`] a slot whose limit, expiry or grace is
     /// not its key's in the catalog (rule R31: limits patched in `hot.tgs`). An operator
     /// cannot accept that: the keys are the vendor's, the hot file only publishes them.
-    fn read(state: &StateFile, catalog: &Catalog) -> Result<Snapshot> {
+    ///
+    /// A thread handle's block is in its pair's cursor until the handle grants it or gives it
+    /// back, which lowers the cursor: so the usage counted is the cursor's less what the
+    /// slots may still give back (`returnable`), read before and after the cursors, the larger
+    /// of the two. That is never more than was granted, so a ratchet never stands above the
+    /// usage a later open finds.
+    fn read(state: &StateFile, slots: Option<&LeaseSlots>, catalog: &Catalog) -> Result<Snapshot> {
+        let before = slots.map(LeaseSlots::returnable).unwrap_or_default();
+        let mut cursors = HashMap::new();
+        let mut snapshot = Snapshot::read_pairs(state, catalog, &mut cursors)?;
+        let after = slots.map(LeaseSlots::returnable).unwrap_or_default();
+        let mut held: BTreeSet<(u32, u32)> = BTreeSet::new();
+        for (index, (record, _)) in before.iter().chain(after.iter()) {
+            held.insert((*index, *record));
+        }
+        for (index, record) in held {
+            let Some(&(tag, row)) = cursors.get(&record) else {
+                continue;
+            };
+            let read = |reads: &HashMap<u32, (u32, Returnable)>| {
+                reads
+                    .get(&index)
+                    .filter(|(r, _)| *r == record)
+                    .map(|&(_, returnable)| returnable)
+            };
+            let (first, second) = (read(&before), read(&after));
+            let most = [first, second]
+                .into_iter()
+                .flatten()
+                .map(|returnable| returnable.most_off(tag))
+                .max()
+                .unwrap_or(0);
+            let least = match (first, second) {
+                (Some(first), Some(second)) => Returnable::surely_held(first, second, tag),
+                _ => 0,
+            };
+            snapshot.total = snapshot.total.saturating_sub(most);
+            if let Some(key) = snapshot.live.get_mut(&row) {
+                key.used = key.used.saturating_sub(most);
+            }
+            let slack = most.saturating_sub(least);
+            snapshot.slack_total += slack;
+            *snapshot.slack.entry(row).or_default() += slack;
+        }
+        Ok(snapshot)
+    }
+
+    /// Reads every pair (see [`Self::read`]), noting for each data-volume pair, by record
+    /// index, its cursor tag and the row of the key it draws from now in `cursors`.
+    fn read_pairs(
+        state: &StateFile,
+        catalog: &Catalog,
+        cursors: &mut HashMap<u32, (u64, u32)>,
+    ) -> Result<Snapshot> {
         let retired = catalog.retired_usage()?;
         let mut snapshot = Snapshot {
             total: retired.values().sum(),
             live: BTreeMap::new(),
             retired,
             periods: period_marks(catalog)?,
+            slack_total: 0,
+            slack: HashMap::new(),
         };
         let accounts: HashMap<String, u32> = catalog.accounts()?.into_iter().collect();
         for (project, pair) in catalog.all_pairs(false)? {
             let record = state.record(pair.record);
             let hot = record.state();
+            if let (Metering::Volume, Some(active)) = (record.metering(), hot.active) {
+                cursors.insert(pair.record, (hot.cursor_tag(), active.key));
+            }
             let keys = catalog.keys_of(pair.record)?;
             for (slot, role) in [(hot.active, Role::Active), (hot.reserve, Role::Reserved)] {
                 let Some(slot) = slot else { continue };
@@ -624,7 +689,8 @@ pub(super) fn verify_and_ratchet(
     // The usage is read before the hot file is flushed: usage only grows, so what reaches the
     // disk is at least the ratchet, and an operating-system crash after it cannot make the
     // state look restored.
-    let snapshot = Snapshot::read(state, catalog)?;
+    let slots = LeaseSlots::open_existing(&dir.join(SLOTS_FILE))?;
+    let snapshot = Snapshot::read(state, slots.as_ref(), catalog)?;
     state.flush()?;
     let chain =
         installation.decisions(catalog, &state_id, last.as_ref().and_then(|c| c.decision))?;
@@ -846,7 +912,7 @@ impl Found<'_> {
             if installation.ratchet_mac(self.state_id, c, decision_mac) != c.mac {
                 return Some(Rollback::RatchetDoesNotVerify { seq: c.seq });
             }
-            if self.snapshot.total < c.total_used {
+            if self.snapshot.total + self.snapshot.slack_total < c.total_used {
                 return Some(Rollback::UsageBelowRatchet {
                     total: self.snapshot.total,
                     seq: c.seq,
@@ -855,7 +921,7 @@ impl Found<'_> {
             }
             for then in &c.keys {
                 let row = then.row;
-                let now = self.snapshot.used(row);
+                let now = self.snapshot.used(row) + self.snapshot.slack.get(&row).unwrap_or(&0);
                 if now < then.used {
                     return Some(Rollback::KeyBelowRatchet {
                         row,

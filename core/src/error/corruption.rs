@@ -156,6 +156,15 @@ pub enum Corruption {
     },
     /// Another process truncated the seat-holder table while this one had it mapped.
     HoldersTruncatedInUse,
+    /// The lease-slot table (`slots.tgs`) does not start with its magic bytes and version.
+    NotSlotTable,
+    /// The lease-slot table's length does not hold the slots its header names.
+    SlotTableLength {
+        /// The table's length in bytes.
+        len: u64,
+        /// The number of slots its header names.
+        capacity: u32,
+    },
     /// The catalog is not a usable SQLite database.
     UnusableCatalog {
         /// SQLite's error, in words.
@@ -354,6 +363,11 @@ impl fmt::Display for Corruption {
                 write!(f, "not an installation key: {error}")
             }
             Corruption::NotHolderTable => f.write_str("not a Tollgate seat-holder table"),
+            Corruption::NotSlotTable => f.write_str("not a version-1 Tollgate lease-slot table"),
+            Corruption::SlotTableLength { len, capacity } => write!(
+                f,
+                "{len} bytes do not hold the {capacity} lease slots the header names"
+            ),
             Corruption::HolderVersion { found, expected } => write!(
                 f,
                 "seat-holder table version {found}, this build reads {expected}"
@@ -565,6 +579,14 @@ mod tests {
                 "not an installation key: boom",
             ),
             (Corruption::NotHolderTable, "not a Tollgate seat-holder table"),
+            (
+                Corruption::NotSlotTable,
+                "not a version-1 Tollgate lease-slot table",
+            ),
+            (
+                Corruption::SlotTableLength { len: 64, capacity: 2 },
+                "64 bytes do not hold the 2 lease slots the header names",
+            ),
             (
                 Corruption::HolderVersion { found: 2, expected: 1 },
                 "seat-holder table version 2, this build reads 1",

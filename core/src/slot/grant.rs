@@ -32,10 +32,29 @@ impl PairRecord {
         now: u32,
         env: &(impl PairEvents + Accounts),
     ) -> Result<u64, Refusal> {
+        self.grant_moving(want, mode, now, env)
+            .map(|moved| moved.len)
+    }
+
+    /// [`Self::grant`], returning the cursor words its CAS moved between.
+    #[inline(always)]
+    pub(super) fn grant_moving(
+        &self,
+        want: u64,
+        mode: Mode,
+        now: u32,
+        env: &(impl PairEvents + Accounts),
+    ) -> Result<Moved, Refusal> {
         let mut word = self.load_cursor();
         loop {
             let refusal = match self.window(&mut word, now, env) {
-                Ok(_) if want == 0 => return Ok(0),
+                Ok(_) if want == 0 => {
+                    return Ok(Moved {
+                        len: 0,
+                        from: word,
+                        to: word,
+                    })
+                }
                 Ok(w) => {
                     let room = w.end - offset_of(word);
                     let exhausted = |remaining| Denied::Exhausted { remaining };
@@ -63,7 +82,13 @@ impl PairRecord {
                     };
                     match granted {
                         Ok(granted) => match self.advance(word, granted, w, env) {
-                            Ok(()) => return Ok(granted),
+                            Ok(to) => {
+                                return Ok(Moved {
+                                    len: granted,
+                                    from: word,
+                                    to,
+                                })
+                            }
                             Err(current) => {
                                 word = current;
                                 continue;
@@ -548,7 +573,8 @@ impl PairRecord {
     }
 
     /// Moves the cursor from `word` by `granted`, switching to the reserve when the grant runs
-    /// past the Active lease. On a lost race returns the cursor's current word.
+    /// past the Active lease, and returns the word it installed. On a lost race returns the
+    /// cursor's current word.
     #[inline(always)]
     pub(super) fn advance(
         &self,
@@ -556,7 +582,7 @@ impl PairRecord {
         granted: u64,
         w: Window,
         events: &impl PairEvents,
-    ) -> Result<(), Word> {
+    ) -> Result<Word, Word> {
         let after = offset_of(word) + granted;
         // A grant that ends the Active key exactly switches too: the reserve takes over the
         // instant the Active key is used up, not at the next request.
@@ -566,19 +592,16 @@ impl PairRecord {
         self.switch_on_exhaustion(word, after - w.split, events)
     }
 
-    /// The grant's CAS: moves the cursor from `word` by `granted`, or returns the current word.
+    /// The grant's CAS: moves the cursor from `word` by `granted` and returns the new word, or
+    /// returns the current word.
     #[inline(always)]
-    pub(super) fn move_cursor(&self, word: Word, granted: u64) -> Result<(), Word> {
+    pub(super) fn move_cursor(&self, word: Word, granted: u64) -> Result<Word, Word> {
+        let to = word + Word::from(granted);
         // Relaxed on success: the cursor is the only datum a grant publishes. Acquire on failure:
         // the retry reads the limits of whatever epoch the current word carries.
         self.cursor
-            .compare_exchange_weak(
-                word,
-                word + Word::from(granted),
-                Ordering::Relaxed,
-                Ordering::Acquire,
-            )
-            .map(drop)
+            .compare_exchange_weak(word, to, Ordering::Relaxed, Ordering::Acquire)
+            .map(|_| to)
     }
 
     /// The grant that ends the Active lease and starts the reserve with `into_reserve` bytes:
@@ -591,7 +614,7 @@ impl PairRecord {
         word: Word,
         into_reserve: u64,
         events: &impl PairEvents,
-    ) -> Result<(), Word> {
+    ) -> Result<Word, Word> {
         let keys = self.key_rows(word);
         let new = Cursor {
             epoch: epoch_of(word),
@@ -606,7 +629,7 @@ impl PairRecord {
         self.cursor
             .compare_exchange(word, new, Ordering::Relaxed, Ordering::Acquire)?;
         report_switch(events, keys, SwitchReason::Exhausted);
-        Ok(())
+        Ok(new)
     }
 
     /// The key rows of the generation `word` names (valid once a CAS from `word` succeeds).
