@@ -381,6 +381,15 @@ typedef struct tg_project tg_project;
 typedef struct tg_seats tg_seats;
 
 /**
+ * A project handle for **one thread at a time**, made from a `tg_project` by
+ * `tg_thread_project_open`: it holds a lease slot, a block of the project's bytes taken with
+ * one atomic step, and grants from it with no atomic read-modify-write. Use one per thread
+ * (never the same one from two threads at once, nor from a child after `fork`). Closing it
+ * gives back what its block has left. Opaque.
+ */
+typedef struct tg_thread_project tg_thread_project;
+
+/**
  * How to open a state directory (`tg_engine_open_with`). Superseded by `tg_engine_options`,
  * which can grow without changing a layout and holds every option; kept as it is.
  */
@@ -1430,6 +1439,57 @@ const char *tg_status_name(tg_status status);
  * which names the values at fault. Never NULL; never free it.
  */
 const char *tg_status_message(tg_status status);
+
+/**
+ * Makes a thread handle on `project`'s pair and stores it in `*out` (NULL on failure).
+ * `TG_CAPACITY` when every one of the state's 4,096 lease slots is held by an open thread
+ * handle. Close it with `tg_thread_project_close` on the thread that used it last.
+ *
+ * # Safety
+ * `project` is NULL or an open project handle; `out` is NULL or valid for writing a pointer.
+ */
+enum tg_status tg_thread_project_open(const struct tg_project *project,
+                                      struct tg_thread_project **out);
+
+/**
+ * Closes a thread handle, giving back what its block has left. NULL is a no-op.
+ *
+ * # Safety
+ * `thread` is NULL or from `tg_thread_project_open`, not closed yet, and no thread is using it.
+ */
+void tg_thread_project_close(struct tg_thread_project *thread);
+
+/**
+ * As `tg_consume`, through the handle's block: grants and charges all `bytes` (`TG_OK`) or
+ * refuses with nothing charged. Within the block: two loads and a store, no atomic
+ * read-modify-write, no allocation or syscall; taking the next block is one atomic step.
+ *
+ * # Safety
+ * `thread` is NULL or an open thread handle, used by no other thread during the call.
+ */
+enum tg_status tg_thread_consume(struct tg_thread_project *thread, uint64_t bytes);
+
+/**
+ * As `tg_consume_partial`, through the handle's block: grants as much of `bytes` as remains,
+ * stores it in `*granted` and returns `TG_OK`; refuses (with `*granted` = 0) only when nothing
+ * remains.
+ *
+ * # Safety
+ * `thread` is NULL or an open thread handle, used by no other thread during the call;
+ * `granted` is NULL or valid for writing.
+ */
+enum tg_status tg_thread_consume_partial(struct tg_thread_project *thread,
+                                         uint64_t bytes,
+                                         uint64_t *granted);
+
+/**
+ * Stores in `*room` what the handle's block has left: bytes the project has granted to this
+ * handle and the handle has not granted yet (they come back when it closes).
+ *
+ * # Safety
+ * `thread` is NULL or an open thread handle; `room` is NULL or valid for writing.
+ */
+enum tg_status tg_thread_project_room(const struct tg_thread_project *thread, uint64_t *room);
 
 /**
  * Opens (creating if needed) the state directory `state_dir` like `tg_engine_open_with`, and

@@ -1,6 +1,6 @@
 /*
- * bench_consume: tg_consume through the C ABI, beside a bare __atomic_fetch_add measured the
- * same way in the same process. Built and run by `compare` (benches/src/external/c_abi.rs);
+ * bench_consume: tg_consume and tg_thread_consume (a thread handle's lease slot) through the C
+ * ABI, beside a bare __atomic_fetch_add measured the same way in the same process. Built and run by `compare` (benches/src/external/c_abi.rs);
  * prints one JSON line per contestant in the format external/mod.rs parses.
  *
  *   bench_consume --dir STATE_DIR --threads T --sharing shared|per-thread
@@ -67,6 +67,7 @@ struct contestant {
     void (*run)(const contestant_t *self, int index, uint64_t calls);
     padded_t *counters;
     tg_project **projects;
+    tg_thread_project **thread_projects;
     sharing_t sharing;
 };
 
@@ -107,6 +108,15 @@ static void run_consume(const contestant_t *self, int index, uint64_t calls) {
     for (uint64_t i = 0; i < calls; i++) {
         if (tg_consume(project, 1) != TG_OK) {
             die("tg_consume", tg_consume(project, 1));
+        }
+    }
+}
+
+static void run_thread_consume(const contestant_t *self, int index, uint64_t calls) {
+    tg_thread_project *thread = self->thread_projects[index];
+    for (uint64_t i = 0; i < calls; i++) {
+        if (tg_thread_consume(thread, 1) != TG_OK) {
+            die("tg_thread_consume", tg_thread_consume(thread, 1));
         }
     }
 }
@@ -262,6 +272,14 @@ int main(int argc, char **argv) {
         if ((s = tg_project_open(engine, name, &projects[t])) != TG_OK) die("tg_project_open", s);
     }
 
+    /* One thread handle (lease slot) per thread, on the same project handles. */
+    tg_thread_project *thread_projects[MAX_THREADS];
+    for (int t = 0; t < o.threads; t++) {
+        if ((s = tg_thread_project_open(projects[t], &thread_projects[t])) != TG_OK) {
+            die("tg_thread_project_open", s);
+        }
+    }
+
     padded_t *counters = aligned_alloc(128, sizeof(padded_t) * (size_t)o.threads);
     if (!counters) {
         perror("aligned_alloc");
@@ -273,9 +291,16 @@ int main(int argc, char **argv) {
                            .counters = counters, .sharing = o.sharing};
     contestant_t consume = {.name = "c_tg_consume", .op = "C tg_consume(project, 1)",
                             .run = run_consume, .projects = projects, .sharing = o.sharing};
+    contestant_t thread_consume = {.name = "c_tg_thread_consume",
+                                   .op = "C tg_thread_consume(thread, 1)",
+                                   .run = run_thread_consume,
+                                   .thread_projects = thread_projects,
+                                   .sharing = o.sharing};
     measure(&atomic, &o);
     measure(&consume, &o);
+    measure(&thread_consume, &o);
 
+    for (int t = 0; t < o.threads; t++) tg_thread_project_close(thread_projects[t]);
     for (int t = 0; t < o.threads; t++) tg_project_close(projects[t]);
     tg_engine_close(engine);
     free(counters);

@@ -55,6 +55,8 @@ pub fn judge(e: &Evidence<'_>) -> Vec<Target> {
         median_of(e.rows, "py_consume", 1, Sharing::Shared),
         median_of(e.rows, "py_ctypes_empty", 1, Sharing::Shared),
     );
+    let median = |name: &str, threads: usize| median_of(e.rows, name, threads, Sharing::Shared);
+    let thread_one = row("tollgate_thread", 1, Sharing::Shared);
     let flush_1000 = e.flush.iter().find(|f| f.dirty == 1_000).map(|f| f.p50_ns);
     let switch_ratio = e
         .switch
@@ -107,6 +109,39 @@ pub fn judge(e: &Evidence<'_>) -> Vec<Target> {
             median_of(e.rows, "py_consume_many", 1, Sharing::Shared),
             Goal::AtMost(15.0),
             "ns",
+        ),
+        judged(
+            "thread handle consume vs fetch_add, 1 thread",
+            thread_one.and_then(|r| r.ratio_to_atomic),
+            Goal::AtMost(1.0),
+            "×",
+        ),
+        judged(
+            "C tg_thread_consume vs C fetch_add, 1 thread",
+            ratio(median("c_tg_thread_consume", 1), median("c_atomic", 1)),
+            Goal::AtMost(1.0),
+            "×",
+        ),
+        judged(
+            "thread handle consume vs fetch_add on one line, 2 threads, per call",
+            ratio(median("tollgate_thread", 2), median("atomic", 2)),
+            Goal::AtMost(1.0),
+            "×",
+        ),
+        judged(
+            "thread handle grants/s, 2 threads, one project",
+            row("tollgate_thread", 2, Sharing::Shared).map(|r| r.summary.mops),
+            Goal::AtLeast(400.0),
+            "M/s",
+        ),
+        judged(
+            "C tg_thread_consume vs Rust thread consume, 1 thread",
+            ratio(
+                median("c_tg_thread_consume", 1),
+                median("tollgate_thread", 1),
+            ),
+            Goal::AtMost(1.1),
+            "×",
         ),
         judged(
             "flush() p50, 1,000 dirty projects",

@@ -128,7 +128,8 @@ fn state_files_follow_no_umask() {
                     "catalog.db-shm",
                     "catalog.db-wal",
                     "hot.tgs",
-                    "seats.tgs"
+                    "seats.tgs",
+                    "slots.tgs"
                 ],
                 "umask {umask:03o}"
             );

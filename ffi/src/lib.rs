@@ -28,6 +28,7 @@ mod project;
 mod renewal;
 mod seats;
 mod status;
+mod thread_project;
 mod trust;
 
 use std::ffi::c_char;
@@ -67,6 +68,10 @@ pub use seats::{
     tg_seats_close, tg_seats_open, tg_seats_reclaim_json,
 };
 pub use status::{tg_status, tg_status_code, tg_status_message, tg_status_name};
+pub use thread_project::{
+    tg_thread_consume, tg_thread_consume_partial, tg_thread_project, tg_thread_project_close,
+    tg_thread_project_open, tg_thread_project_room,
+};
 pub use trust::{tg_engine_open_trusted, tg_engine_trust, tg_trusted_keys_json};
 
 /// The major version of the header (and of the library it was generated with).

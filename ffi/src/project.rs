@@ -18,7 +18,7 @@ use crate::status::tg_status;
 /// batch, from any number of threads at once. Opaque. It keeps the state open: it stays valid
 /// after `tg_engine_close` until `tg_project_close`.
 #[allow(non_camel_case_types)]
-pub struct tg_project(ProjectHandle);
+pub struct tg_project(pub(crate) ProjectHandle);
 
 /// Usage of a project's data-volume slot pair, in bytes.
 #[allow(non_camel_case_types)]

@@ -174,6 +174,16 @@ fn c_usage_v2(linkage: Linkage) {
     );
 }
 
+fn c_thread_handles(linkage: Linkage) {
+    checks_pass(
+        "tests/c/thread_handles.c",
+        Language::C,
+        linkage,
+        &[],
+        &["threads granted", "exactly as charged, 1 switch"],
+    );
+}
+
 fn c_options(linkage: Linkage) {
     let fixtures = fixtures();
     checks_pass(
@@ -316,6 +326,16 @@ fn c_usage_v2_shared() {
 #[test]
 fn c_usage_v2_static() {
     c_usage_v2(Linkage::Static);
+}
+
+#[test]
+fn c_thread_handles_shared() {
+    c_thread_handles(Linkage::Shared);
+}
+
+#[test]
+fn c_thread_handles_static() {
+    c_thread_handles(Linkage::Static);
 }
 
 #[test]

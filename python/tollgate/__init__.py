@@ -87,7 +87,7 @@ from ._error import (
 )
 from ._events import EventStream
 from ._instance import Instance
-from ._project import Amounts, LifetimeUsage, Project, Usage
+from ._project import Amounts, LifetimeUsage, Project, ThreadProject, Usage
 from ._seats import Seats, SeatUsage
 
 __version__ = "0.1.0"
@@ -135,6 +135,7 @@ __all__ = [
     "Panic",
     "PaymentModeMismatch",
     "Project",
+    "ThreadProject",
     "RenewalFailed",
     "ActivationFailed",
     "ReserveOccupied",

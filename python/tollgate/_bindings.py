@@ -347,6 +347,17 @@ tg_status_name: Callable[..., Optional[bytes]] = declare("tg_status_name", c_cha
 tg_status_message: Callable[..., Optional[bytes]] = declare(
     "tg_status_message", c_char_p, (c_uint32,)
 )
+tg_thread_project_open: Callable[..., int] = declare(
+    "tg_thread_project_open", c_uint32, (c_void_p, POINTER(c_void_p))
+)
+tg_thread_project_close: Callable[..., None] = declare("tg_thread_project_close", None, (c_void_p,))
+tg_thread_consume: Callable[..., int] = declare("tg_thread_consume", c_uint32, (c_void_p, c_uint64))
+tg_thread_consume_partial: Callable[..., int] = declare(
+    "tg_thread_consume_partial", c_uint32, (c_void_p, c_uint64, POINTER(c_uint64))
+)
+tg_thread_project_room: Callable[..., int] = declare(
+    "tg_thread_project_room", c_uint32, (c_void_p, POINTER(c_uint64))
+)
 tg_engine_open_trusted: Callable[..., int] = declare(
     "tg_engine_open_trusted",
     c_uint32,

@@ -90,6 +90,9 @@ _KEEP_GIL = frozenset(
         "tg_seat_held",
         "tg_seat_usage_get",
         "tg_instance_check",
+        "tg_thread_consume",
+        "tg_thread_consume_partial",
+        "tg_thread_project_room",
     }
 )
 
@@ -98,7 +101,9 @@ _KEEP_GIL = frozenset(
 # ctypes converts an int to a pointer in about half the time it takes for c_uint64, and this
 # conversion is most of the cost of a call. Both wrap out-of-range ints silently, so the caller
 # checks the range (`Project.consume`).
-_AMOUNT_CALLS = frozenset({"tg_consume", "tg_consume_partial"})
+_AMOUNT_CALLS = frozenset(
+    {"tg_consume", "tg_consume_partial", "tg_thread_consume", "tg_thread_consume_partial"}
+)
 _AMOUNT = c_void_p if ctypes.sizeof(c_void_p) == 8 else c_uint64
 
 

@@ -6,14 +6,14 @@ import ctypes
 import operator
 import sys
 from array import array
-from ctypes import ArgumentError, c_size_t, c_uint64
+from ctypes import ArgumentError, c_size_t, c_uint64, c_void_p
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Tuple
 
 from . import _bindings, _ffi
 from ._bindings import Status
 from ._error import InvalidArgument, error_for
-from ._handle import EngineHandle
+from ._handle import EngineHandle, opened
 
 #: What :meth:`Project.consume_many` takes: an iterable of ints (not ``bool``), or an object
 #: exporting a buffer of unsigned 64-bit integers (``array('Q')``, numpy ``uint64``,
@@ -27,6 +27,8 @@ Amounts = Iterable[int]
 _consume = _bindings.tg_consume
 _consume_partial = _bindings.tg_consume_partial
 _consume_batch = _bindings.tg_consume_batch
+_thread_consume = _bindings.tg_thread_consume
+_thread_consume_partial = _bindings.tg_thread_consume_partial
 
 _U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -221,9 +223,82 @@ class Project(EngineHandle):
             reserved_key=raw.reserved_key.decode("utf-8") or None,
         )
 
+    def for_thread(self) -> "ThreadProject":
+        """A handle on the same project for the calling thread, with its own **lease slot**
+        (``tg_thread_project``): a block of the project's bytes taken in one atomic step, from
+        which it grants without touching memory other threads write. Use one per thread. Its
+        grants are charged and refused exactly as this handle's; closing it gives back what its
+        block has left. Raises :class:`Capacity` when the state's 4,096 slots are all held
+        by open thread handles."""
+        handle = c_void_p()
+        rc = _bindings.tg_thread_project_open(self._live(), ctypes.byref(handle))
+        if rc:
+            raise self._failure(rc)
+        return self._engine._adopt(ThreadProject(opened(handle), self._name, self._engine))
+
     def _failure(self, status: int) -> Exception:
         """The exception for a failed call; a closed handle was passed as NULL, which the
         library refuses, so that case is recognised here rather than checked on every call."""
+        if self._handle is None:
+            return self._closed_error()
+        return error_for(status)
+
+
+class ThreadProject(EngineHandle):
+    """A project handle for **one thread**, from :meth:`Project.for_thread`: it grants from a
+    block of the project's bytes held in its own lease slot. Same refusals and charges as
+    :class:`Project`; what its block has left goes back to the project when it is closed (or
+    its process ends). Do not share one between threads: make one per thread. Closed at the
+    latest when its engine is.
+    """
+
+    __slots__ = ()
+
+    KIND = "thread project"
+
+    def _free(self, handle: int) -> None:
+        _bindings.tg_thread_project_close(handle)
+
+    def consume(self, n: int) -> None:
+        """As :meth:`Project.consume`, from this handle's block."""
+        if n.__class__ is bool:
+            raise _bool_error()
+        if n < 0 or n > 0xFFFF_FFFF_FFFF_FFFF:
+            raise _amount_error(n)
+        try:
+            rc = _thread_consume(self._handle, n)
+        except ArgumentError:
+            rc = _thread_consume(self._handle, _index(n))
+        if rc:
+            raise self._failure(rc)
+
+    def consume_partial(self, n: int) -> int:
+        """As :meth:`Project.consume_partial`, from this handle's block."""
+        if n.__class__ is bool:
+            raise _bool_error()
+        if n < 0 or n > 0xFFFF_FFFF_FFFF_FFFF:
+            raise _amount_error(n)
+        granted = c_uint64()
+        try:
+            rc = _thread_consume_partial(self._handle, n, granted)
+        except ArgumentError:
+            rc = _thread_consume_partial(self._handle, _index(n), granted)
+        if rc:
+            raise self._failure(rc)
+        return granted.value
+
+    @property
+    def room(self) -> int:
+        """What this handle's block has left: bytes the project granted to it that it has not
+        granted yet (they go back when it closes)."""
+        room = c_uint64()
+        rc = _bindings.tg_thread_project_room(self._handle, room)
+        if rc:
+            raise self._failure(rc)
+        return room.value
+
+    def _failure(self, status: int) -> Exception:
+        """As :meth:`Project._failure`."""
         if self._handle is None:
             return self._closed_error()
         return error_for(status)

@@ -17,7 +17,8 @@ use std::sync::atomic::AtomicU64;
 
 use tollgate_bench::contestants::{
     refill_json, refill_table, BareAtomic, BareCas, Contestant, DashMapRow, LockedMap, Redis,
-    RefillSetup, SqliteRow, TollgateConsume, TollgateRefill, TollgateSharedKey, REDIS_ENV,
+    RefillSetup, SqliteRow, TollgateConsume, TollgateRefill, TollgateSharedKey,
+    TollgateThreadConsume, REDIS_ENV,
 };
 use tollgate_bench::external::{CProgram, PythonBench};
 use tollgate_bench::fixture::{self, BenchResult, DiskState};
@@ -208,6 +209,7 @@ fn field(max_threads: usize, plan: &Plan) -> BenchResult<Field> {
         Box::new(BareCas::<AtomicU64>::default()),
         Box::new(BareCas::<AtomicU128>::default()),
         Box::new(TollgateConsume::new(max_threads)?),
+        Box::new(TollgateThreadConsume::new(max_threads)?),
     ];
     let refills = key_accounts(plan, &mut in_process)?;
     in_process.push(Box::new(LockedMap::std()));
@@ -306,6 +308,8 @@ fn annotate(rows: &mut [Row]) {
             "tollgate_refill_2_holders" | "tollgate_refill_3_holders" => ("tollgate", "consume(1)"),
             "cas128_loop" => ("cas_loop", "64-bit CAS loop"),
             "c_tg_consume" => ("tollgate", "Rust consume"),
+            "tollgate_thread" => ("atomic", "Rust fetch_add"),
+            "c_tg_thread_consume" => ("tollgate_thread", "Rust thread consume"),
             "c_atomic" => ("atomic", "Rust fetch_add"),
             "py_consume" | "py_consume_many" | "py_ctypes_tg_consume" => {
                 ("py_ctypes_empty", "empty ctypes call")

@@ -15,7 +15,7 @@ pub use locked_map::{LockedMap, ParkingLotMutex, StdMutex};
 pub use redis::{Redis, REDIS_ENV};
 pub use shared_key::{refill_json, refill_table, RefillSetup, TollgateRefill, TollgateSharedKey};
 pub use sqlite::SqliteRow;
-pub use tollgate::TollgateConsume;
+pub use tollgate::{TollgateConsume, TollgateThreadConsume};
 
 use crate::fixture::BenchResult;
 use crate::harness::{Sharing, Worker};

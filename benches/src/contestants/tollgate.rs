@@ -1,4 +1,5 @@
-//! Tollgate's hot path through the Rust API: `ProjectHandle::consume(1)`.
+//! Tollgate's hot path through the Rust API: `ProjectHandle::consume(1)`, and
+//! `ThreadProject::consume(1)` through a thread handle's lease slot.
 
 use super::Contestant;
 use crate::fixture::{self, BenchResult, Keys};
@@ -45,5 +46,38 @@ impl Contestant for TollgateConsume {
                 })) as Box<dyn Worker>
             })
             .collect())
+    }
+}
+
+/// A state like [`TollgateConsume`]'s, through thread handles: each worker makes its own
+/// [`ThreadProject`](tollgate_core::ThreadProject) (a lease slot) on its project handle and
+/// grants from its block.
+pub struct TollgateThreadConsume(TollgateConsume);
+
+impl TollgateThreadConsume {
+    /// Builds the state for up to `max_threads` threads (one project each).
+    pub fn new(max_threads: usize) -> BenchResult<TollgateThreadConsume> {
+        TollgateConsume::new(max_threads).map(TollgateThreadConsume)
+    }
+}
+
+impl Contestant for TollgateThreadConsume {
+    fn name(&self) -> &'static str {
+        "tollgate_thread"
+    }
+
+    fn op(&self) -> &'static str {
+        "ThreadProject::consume(1)"
+    }
+
+    fn workers(&self, threads: usize, sharing: Sharing) -> BenchResult<Vec<Box<dyn Worker>>> {
+        (0..threads)
+            .map(|t| {
+                let thread = self.0.handles[sharing.slot(t)].for_thread()?;
+                Ok(Box::new(Calls(move || {
+                    assert!(thread.consume(1).is_ok(), "consume refused");
+                })) as Box<dyn Worker>)
+            })
+            .collect()
     }
 }

@@ -115,6 +115,14 @@ impl ThreadProject {
         self.grant(bytes, Mode::AllOrNothing, now).map(drop)
     }
 
+    /// Grants `bytes` only if this handle's block holds them and its keys may grant now; does
+    /// nothing and returns `false` otherwise (then call [`Self::consume`]). Two loads and a
+    /// store; cannot panic. For bindings that keep this path outside their panic boundary.
+    #[inline]
+    pub fn consume_from_block(&self, bytes: u64) -> bool {
+        self.slot.get().spend(bytes, self.project.clock.now())
+    }
+
     /// Grants as much of `bytes` as remains, as [`ProjectHandle::consume_partial`].
     #[inline]
     pub fn consume_partial(&self, bytes: u64) -> Result<u64, Refusal> {

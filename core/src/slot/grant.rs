@@ -32,13 +32,16 @@ impl PairRecord {
         now: u32,
         env: &(impl PairEvents + Accounts),
     ) -> Result<u64, Refusal> {
-        self.grant_moving(want, mode, now, env)
+        self.grant_moving::<false>(want, mode, now, env)
             .map(|moved| moved.len)
     }
 
-    /// [`Self::grant`], returning the cursor words its CAS moved between.
+    /// [`Self::grant`], returning the cursor words its CAS moved between. With `BLOCK` (a lease
+    /// slot taking its block, in `Partial` mode) it stops one byte short of the Active key's
+    /// end, so a block never switches the pair (the grant that needs the reserve does), and it
+    /// reports no refusal (the request the block was for meets it, and reports it, itself).
     #[inline(always)]
-    pub(super) fn grant_moving(
+    pub(super) fn grant_moving<const BLOCK: bool>(
         &self,
         want: u64,
         mode: Mode,
@@ -54,6 +57,27 @@ impl PairRecord {
                         from: word,
                         to: word,
                     })
+                }
+                Ok(w) if BLOCK && w.split != u64::MAX => {
+                    // The Active key is in its last lease and a reserve is held: take what the
+                    // Active key has left but its last byte, without a refill.
+                    let room = w.split.saturating_sub(offset_of(word) + 1);
+                    if room == 0 {
+                        return Err(Refusal::Unavailable);
+                    }
+                    match self.advance(word, want.min(room), w, env) {
+                        Ok(to) => {
+                            return Ok(Moved {
+                                len: want.min(room),
+                                from: word,
+                                to,
+                            })
+                        }
+                        Err(current) => {
+                            word = current;
+                            continue;
+                        }
+                    }
                 }
                 Ok(w) => {
                     let room = w.end - offset_of(word);
@@ -99,6 +123,9 @@ impl PairRecord {
                 }
                 Err(refusal) => refusal,
             };
+            if BLOCK {
+                return Err(Refusal::Unavailable);
+            }
             match self.confirm(word) {
                 Ok(()) => return Err(self.refuse(word, want, refusal, env)),
                 Err(current) => word = current,

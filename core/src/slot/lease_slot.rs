@@ -173,7 +173,7 @@ impl LeaseSlot {
         // Relaxed: published by `begin`'s fence, with the odd sequence.
         self.size.store(size, Ordering::Relaxed);
         self.begin();
-        let moved = pair.grant_moving(size, Mode::Partial, now, env);
+        let moved = pair.grant_moving::<true>(size, Mode::Partial, now, env);
         let Some(moved) = moved.ok().filter(|moved| moved.len > 0) else {
             self.end();
             return;
@@ -477,25 +477,25 @@ mod tests {
     }
 
     #[test]
-    fn a_block_crossing_the_active_limit_gives_back_only_its_reserve_part() {
+    fn a_block_stops_short_of_the_active_limit_and_the_grant_that_crosses_it_switches() {
         let env = Env::default();
         let record = pair(&env, live(1, 100, NEVER), Some(live(2, 1_000, NEVER)));
         record.grant(90, Mode::AllOrNothing, 0, &env).unwrap();
         let slot = LeaseSlot::new();
-        // The block takes the Active key's last 10 bytes and the reserve's 1,000 in one CAS,
-        // which switches.
+        // The block takes what the Active key has left but its last byte: no switch yet.
         assert_eq!(slot.grant(&record, 5, Mode::AllOrNothing, 0, &env), Ok(5));
-        assert_eq!(slot.room(), 1_005);
+        assert_eq!(slot.room(), 4);
+        assert_eq!(record.state().switched_out, None);
+        // 10 bytes: the block's 4, then 6 from the pair, split 1 + 5 across the limit.
+        assert_eq!(slot.grant(&record, 10, Mode::AllOrNothing, 0, &env), Ok(10));
+        assert_eq!(slot.room(), 0);
         let state = record.state();
         assert_eq!(state.switched_out, Some((1, 100)));
-        assert_eq!(state.active.unwrap().used, 1_000);
-        // Given back now: the reserve part returns to the cursor; the Active key's 5 unused
-        // bytes stay charged (the switch settled its usage).
-        assert_eq!(slot.give_back(&record), 1_000);
-        let state = record.state();
-        assert_eq!(state.switched_out, Some((1, 100)));
-        assert_eq!(state.active.unwrap().used, 0);
-        assert_eq!(record.grant(1_000, Mode::AllOrNothing, 0, &env), Ok(1_000));
+        assert_eq!(state.active.unwrap().used, 5);
+        // The next block is the reserve's; given back, it returns to the cursor whole.
+        assert_eq!(slot.grant(&record, 1, Mode::AllOrNothing, 0, &env), Ok(1));
+        assert_eq!(slot.give_back(&record), 994);
+        assert_eq!(record.state().active.unwrap().used, 6);
     }
 
     #[test]
