@@ -424,12 +424,11 @@ struct Window {
     spill: bool,
 }
 
-/// What a grant's CAS did: `len` bytes granted by moving the cursor from `from` to `to` (see
+/// What a grant's CAS did: `len` bytes granted by moving the cursor to `to` (see
 /// [`PairRecord::grant_moving`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Moved {
     len: u64,
-    from: Word,
     to: Word,
 }
 

@@ -267,3 +267,119 @@ fn processes_with_thread_handles_drain_exactly() {
         .count();
     assert_eq!(switches, 1, "the audit log holds exactly one switch");
 }
+
+#[test]
+#[ignore = "child process entry point; run by a_killed_processs_block_is_given_back_once_and_an_edited_one_is_refused"]
+fn block_holder_child() {
+    let Some(dir) = child_env("TOLLGATE_TEST_DIR") else {
+        return;
+    };
+    let engine = common::open(&dir).unwrap();
+    let handle = engine.project("P").unwrap().for_thread().unwrap();
+    handle.consume(1).unwrap();
+    println!("ROOM {}", handle.room());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Starts a child that takes a block through a thread handle, waits for it to say so, kills it
+/// (SIGKILL) and returns the room its block had left.
+fn kill_a_block_holder(dir: &std::path::Path) -> (u32, u64) {
+    use std::io::BufRead;
+    let path = dir.to_str().unwrap().to_owned();
+    let mut child = spawn_child("block_holder_child", &[("TOLLGATE_TEST_DIR", path)]);
+    let stdout = child.stdout.take().unwrap();
+    let room = std::io::BufReader::new(stdout)
+        .lines()
+        .find_map(|line| {
+            // The test harness may print its own words first on the same line.
+            let line = line.unwrap();
+            line.split_once("ROOM ")
+                .map(|(_, n)| n.trim().parse().unwrap())
+        })
+        .expect("the child printed its room");
+    let pid = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    (pid, room)
+}
+
+/// Sets the `room` of process `pid`'s slot in `slots.tgs` (64-byte header, 64-byte slots: pid
+/// at 0, room at 24).
+fn edit_slot(dir: &std::path::Path, pid: u32, value: u64) {
+    let path = dir.join("slots.tgs");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let slot = (64..bytes.len())
+        .step_by(64)
+        .find(|&at| bytes[at..at + 4] == pid.to_le_bytes())
+        .expect("the killed child's slot");
+    bytes[slot + 24..slot + 32].copy_from_slice(&value.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn a_killed_processs_block_is_given_back_once_and_an_edited_one_is_refused() {
+    const USED: u64 = 1 << 20;
+    // Honest: the killed child's block comes back at the next open, once.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = common::open(dir.path()).unwrap();
+        setup(&engine);
+        engine.project("P").unwrap().consume(USED).unwrap();
+    }
+    let (_, room) = kill_a_block_holder(dir.path());
+    assert!(room > 0);
+    for _ in 0..2 {
+        let engine = common::open(dir.path()).unwrap();
+        assert_eq!(charged(&engine, "P"), USED + 1);
+    }
+    // Hostile: the dead slot edited to claim the whole cursor back is caught by the usage
+    // ratchet before anything is given back.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = common::open(dir.path()).unwrap();
+        setup(&engine);
+        engine.project("P").unwrap().consume(USED).unwrap();
+    }
+    let (pid, room) = kill_a_block_holder(dir.path());
+    edit_slot(dir.path(), pid, USED + 1 + room);
+    let refused = common::open(dir.path()).map(drop).unwrap_err();
+    assert!(
+        matches!(refused, tollgate_core::Error::Tampered { .. }),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_slot_table_truncated_under_a_live_thread_handle_is_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = common::open(dir.path()).unwrap();
+    setup(&engine);
+    let handle = engine.project("P").unwrap().for_thread().unwrap();
+    handle.consume(1).unwrap();
+    // Another process empties the table while this one has it mapped.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("slots.tgs"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    // The mapping now reads as zero: the block is forgotten (charged, never granted), and
+    // grants go on from new blocks, charged as ever.
+    for _ in 0..100 {
+        handle.consume(4_096).unwrap();
+    }
+    drop(handle);
+    let charged = charged(&engine, "P");
+    assert!(charged > 100 * 4_096, "{charged}");
+    drop(engine);
+    // The table is refused until it is removed; removed, the state opens with what was
+    // charged (the forgotten blocks stay charged unused: never granted twice).
+    let refused = common::open(dir.path()).map(drop).unwrap_err();
+    assert!(
+        matches!(refused, tollgate_core::Error::CorruptState { .. }),
+        "{refused}"
+    );
+    std::fs::remove_file(dir.path().join("slots.tgs")).unwrap();
+    let engine = common::open(dir.path()).unwrap();
+    assert_eq!(common::charged(&engine, "P"), charged);
+}

@@ -36,7 +36,7 @@ impl PairRecord {
             .map(|moved| moved.len)
     }
 
-    /// [`Self::grant`], returning the cursor words its CAS moved between. With `BLOCK` (a lease
+    /// [`Self::grant`], returning the cursor word its CAS installed. With `BLOCK` (a lease
     /// slot taking its block, in `Partial` mode) it stops one byte short of the Active key's
     /// end, so a block never switches the pair (the grant that needs the reserve does), and it
     /// reports no refusal (the request the block was for meets it, and reports it, itself).
@@ -51,13 +51,7 @@ impl PairRecord {
         let mut word = self.load_cursor();
         loop {
             let refusal = match self.window(&mut word, now, env) {
-                Ok(_) if want == 0 => {
-                    return Ok(Moved {
-                        len: 0,
-                        from: word,
-                        to: word,
-                    })
-                }
+                Ok(_) if want == 0 => return Ok(Moved { len: 0, to: word }),
                 Ok(w) if BLOCK && w.split != u64::MAX => {
                     // The Active key is in its last lease and a reserve is held: take what the
                     // Active key has left but its last byte, without a refill.
@@ -69,7 +63,6 @@ impl PairRecord {
                         Ok(to) => {
                             return Ok(Moved {
                                 len: want.min(room),
-                                from: word,
                                 to,
                             })
                         }
@@ -106,13 +99,7 @@ impl PairRecord {
                     };
                     match granted {
                         Ok(granted) => match self.advance(word, granted, w, env) {
-                            Ok(to) => {
-                                return Ok(Moved {
-                                    len: granted,
-                                    from: word,
-                                    to,
-                                })
-                            }
+                            Ok(to) => return Ok(Moved { len: granted, to }),
                             Err(current) => {
                                 word = current;
                                 continue;

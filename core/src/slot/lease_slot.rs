@@ -2,19 +2,24 @@
 //! with a load and a store (no read-modify-write, no shared cache line).
 //!
 //! A slot takes its block with one grant of the pair (one CAS on the cursor), so the block is
-//! charged, split across the switch, and reported exactly as any grant is; the slot then hands
-//! it out to its one thread. `room` is what of the block is left. Whatever the slot still holds
-//! when it gives the block back (its handle closes, the block's keys expired, or a reclaimer
-//! finds its process dead) is returned once: to the cursor, when the cursor is still in the
-//! generation and on the side the block was taken from (the bytes can be granted again and were
-//! never charged), otherwise to the account of the key it was taken from.
+//! charged and refused exactly as any grant is; the take stops one byte short of the Active
+//! key's end, so a block never switches the pair: the grant that needs the reserve does, and
+//! the switch happens at the same byte as without slots. The slot then hands the block out to
+//! its one thread; `room` is what is left. When the block is given back (its handle closes, its
+//! key expired, or a reclaimer found its process dead), what is left returns to the cursor,
+//! once, if the cursor is still in the generation and on the side the block was taken from.
+//! Otherwise the generation or side it belonged to is over and that key's usage was settled
+//! with the block in it: the block stays charged, unused (at most one block per live slot per
+//! switch or admin change, and only if the handle closes before spending it).
 //!
 //! Blocks adapt: a slot's block doubles from [`MIN_BLOCK`] up to [`MAX_BLOCK`] while it keeps
 //! using them, but is never more than 1/[`SHARE`] of what the pair's lease and its account have
 //! left, so near the end every slot holds at most a minimum block (or one request).
 //!
 //! The record lives in the mapped slot table (`slots.tgs`), so a process killed at any instant
-//! leaves its slot's `room` exactly as its last acknowledged grant stored it.
+//! leaves its slot's `room` exactly as its last acknowledged grant stored it. The usage ratchet
+//! reads the slots with the cursors (`returnable`), so a block given back is never taken for a
+//! rollback.
 
 use super::*;
 use crate::sync::fence;
@@ -48,12 +53,10 @@ pub(crate) struct LeaseSlot {
     tag: AtomicU64,
     /// What of the block is left to grant.
     room: AtomicU64,
-    /// How much of the block lies on the side `tag` names: all of it, unless the CAS that took
-    /// it switched to the reserve, when the block's first part was the Active key's.
-    tail: AtomicU64,
-    /// The size of the next block.
+    /// The size asked for by the last block take (the next doubles it): while a take is under
+    /// way, the most it can move the cursor.
     size: AtomicU64,
-    _spare: AtomicU64,
+    _spare: [AtomicU64; 2],
     /// The block may be granted from while the coarse clock is below this Unix second.
     valid_until: AtomicU32,
     /// Odd while the owner moves the cursor for this slot (taking a block, or giving one back)
@@ -74,9 +77,8 @@ impl LeaseSlot {
             start: AtomicU64::new(0),
             tag: AtomicU64::new(0),
             room: AtomicU64::new(0),
-            tail: AtomicU64::new(0),
             size: AtomicU64::new(0),
-            _spare: AtomicU64::new(0),
+            _spare: [AtomicU64::new(0), AtomicU64::new(0)],
             valid_until: AtomicU32::new(0),
             seq: AtomicU32::new(0),
         }
@@ -178,17 +180,11 @@ impl LeaseSlot {
             self.end();
             return;
         };
-        let from = Cursor::unpack(moved.from);
-        let to = Cursor::unpack(moved.to);
-        let tail = if !from.switched && to.switched {
-            to.offset.min(moved.len)
-        } else {
-            moved.len
-        };
-        let valid_until = pair.valid_until(moved.to, tail < moved.len, now);
-        // Relaxed (all four): published by the Release store of `room` below.
+        // A block never switches the pair (`grant_moving` stops it short of the Active key's
+        // end), so it lies on one side: the one its word names.
+        let valid_until = pair.valid_until(moved.to, now);
+        // Relaxed (both): published by the Release store of `room` below.
         self.tag.store((moved.to >> 64) as u64, Ordering::Relaxed);
-        self.tail.store(tail, Ordering::Relaxed);
         self.valid_until.store(valid_until, Ordering::Relaxed);
         // Release: a reclaimer that Acquire-loads this room reads the fields stored above.
         self.room.store(moved.len, Ordering::Release);
@@ -216,7 +212,7 @@ impl LeaseSlot {
     }
 
     /// What this slot may take off its pair's cursor now, as the usage ratchet must not count
-    /// it: the unused tail of a block of the cursor's side (`tag`), plus, while a move is
+    /// it: what a block of the cursor's side (`tag`) has left, plus, while a move is
     /// under way, the most it can take. Read twice by the ratchet, around its read of the
     /// cursor; see `engine::ratchet`.
     pub(crate) fn returnable(&self) -> Returnable {
@@ -225,7 +221,6 @@ impl LeaseSlot {
         let room = self.room.load(Ordering::Acquire);
         // Relaxed (all): ordered by the Acquire loads above.
         let tag = self.tag.load(Ordering::Relaxed);
-        let tail = room.min(self.tail.load(Ordering::Relaxed));
         let pending = if seq & 1 == 1 {
             self.size.load(Ordering::Relaxed)
         } else {
@@ -234,7 +229,7 @@ impl LeaseSlot {
         Returnable {
             seq,
             tag,
-            tail,
+            room,
             pending,
         }
     }
@@ -259,15 +254,14 @@ impl LeaseSlot {
         let room = self.room.load(Ordering::Acquire);
         // Relaxed (both): ordered by the Acquire load above.
         let tag = self.tag.load(Ordering::Relaxed);
-        let tail = room.min(self.tail.load(Ordering::Relaxed));
         let mut returned = 0;
-        if tail > 0 && tag != 0 {
+        if room > 0 && tag != 0 {
             // The room stays until the cursor has it back, so the ratchet never counts it as
             // granted; a process killed in between leaves the sequence odd, and a reclaimer
             // then gives nothing back (the room is lost rather than returned twice).
             self.begin();
-            if pair.return_to_cursor(tag, tail) {
-                returned = tail;
+            if pair.return_to_cursor(tag, room) {
+                returned = room;
             }
             // Release: as in `spend`.
             self.room.store(0, Ordering::Release);
@@ -297,8 +291,8 @@ pub(crate) struct Returnable {
     pub seq: u32,
     /// The side and generation its block was taken in (the high half of a cursor word).
     pub tag: u64,
-    /// Its block's unused part on that side.
-    pub tail: u64,
+    /// What its block has left.
+    pub room: u64,
     /// With a cursor move under way, the most that move can take (whatever the cursor).
     pub pending: u64,
 }
@@ -307,18 +301,18 @@ impl Returnable {
     /// The most it may take off a cursor whose word's high half is `tag`.
     pub(crate) fn most_off(self, tag: u64) -> u64 {
         if self.tag == tag {
-            self.tail + self.pending
+            self.room + self.pending
         } else {
             self.pending
         }
     }
 
     /// The least it surely holds of a cursor whose word's high half `tag` was read between
-    /// `before` and `after`, two reads of the same slot: its block's unused tail if no cursor
+    /// `before` and `after`, two reads of the same slot: what its block has left if no cursor
     /// move began or ended between them (the sequence did not change and is even), else 0.
     pub(crate) fn surely_held(before: Returnable, after: Returnable, tag: u64) -> u64 {
         if before.seq == after.seq && after.seq & 1 == 0 && after.tag == tag {
-            after.tail
+            after.room
         } else {
             0
         }
@@ -392,22 +386,20 @@ impl PairRecord {
     }
 
     /// Until when (Unix seconds) a block taken by the CAS that installed `word` may be granted
-    /// from: its key's expiry (both keys' with `straddles`), or the next second when the key
-    /// grants in its grace, so the pair judges the grace again. `now` when the generation moved
-    /// on before its expiries could be read whole, so the block goes straight back.
-    fn valid_until(&self, word: Word, straddles: bool, now: u32) -> u32 {
+    /// from: its key's expiry, or the next second when the key grants in its grace, so the pair
+    /// judges the grace again. The next second too when the generation moved on before its
+    /// expiries could be read whole: the take itself found the key valid at `now`.
+    fn valid_until(&self, word: Word, now: u32) -> u32 {
         let limits = &self.limits[epoch_of(word) as usize & 1];
-        // Acquire (both): as in `window`; validated by the reload below.
-        let active = limits.active_expiry.load(Ordering::Acquire);
-        let reserve = limits.reserve_expiry.load(Ordering::Acquire);
-        if epoch_of(self.load_cursor()) != epoch_of(word) {
-            return now;
-        }
-        let expiry = match (Cursor::unpack(word).switched, straddles) {
-            (false, _) => active,
-            (true, false) => reserve,
-            (true, true) => active.min(reserve),
+        // Acquire: as in `window`; validated by the reload below.
+        let expiry = if Cursor::unpack(word).switched {
+            limits.reserve_expiry.load(Ordering::Acquire)
+        } else {
+            limits.active_expiry.load(Ordering::Acquire)
         };
+        if epoch_of(self.load_cursor()) != epoch_of(word) {
+            return now.saturating_add(1);
+        }
         if expiry > now {
             expiry
         } else {
