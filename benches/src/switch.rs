@@ -136,8 +136,13 @@ struct Call {
 }
 
 /// Runs `threads` threads of `calls_per_thread` 1-byte consumes on one project whose Active key
-/// runs out after half of all calls.
-pub fn measure(threads: usize, calls_per_thread: u64) -> BenchResult<SwitchLatency> {
+/// runs out after half of all calls; with `thread_handles`, each thread consumes through a
+/// thread handle of its own (a lease slot) rather than the shared project handle.
+pub fn measure(
+    threads: usize,
+    calls_per_thread: u64,
+    thread_handles: bool,
+) -> BenchResult<SwitchLatency> {
     let dir = fixture::disk_dir()?;
     let engine = fixture::open(dir.path(), 16)?;
     engine.create_project("switch")?;
@@ -166,11 +171,15 @@ pub fn measure(threads: usize, calls_per_thread: u64) -> BenchResult<SwitchLaten
                         took_ns: 0,
                     };
                     let mut calls = vec![unset; calls_per_thread as usize];
+                    let thread = thread_handles.then(|| project.for_thread().expect("a slot"));
                     barrier.wait();
                     let (began, cpu_before) = (Instant::now(), thread_cpu_ns());
                     for call in calls.iter_mut() {
                         let t0 = Instant::now();
-                        let granted = project.consume(1);
+                        let granted = match &thread {
+                            Some(thread) => thread.consume(1),
+                            None => project.consume(1),
+                        };
                         let t1 = Instant::now();
                         assert!(granted.is_ok(), "consume refused during the switch run");
                         *call = Call {
@@ -178,6 +187,7 @@ pub fn measure(threads: usize, calls_per_thread: u64) -> BenchResult<SwitchLaten
                             took_ns: (t1 - t0).as_nanos() as u64,
                         };
                     }
+                    drop(thread);
                     let on_cpu = cpu_before
                         .zip(thread_cpu_ns())
                         .map(|(b, a)| Duration::from_nanos(a.saturating_sub(b)));
@@ -251,9 +261,11 @@ mod tests {
 
     #[test]
     fn exactly_one_switch_is_observed() {
-        let result = measure(2, 20_000).unwrap();
-        assert_eq!(result.switches, 1);
-        assert!(result.near.count > 0);
-        assert!(result.near.p50 <= result.near.max);
+        for thread_handles in [false, true] {
+            let result = measure(2, 20_000, thread_handles).unwrap();
+            assert_eq!(result.switches, 1);
+            assert!(result.near.count > 0);
+            assert!(result.near.p50 <= result.near.max);
+        }
     }
 }

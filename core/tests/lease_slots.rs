@@ -383,3 +383,47 @@ fn a_slot_table_truncated_under_a_live_thread_handle_is_not_a_crash() {
     let engine = common::open(dir.path()).unwrap();
     assert_eq!(common::charged(&engine, "P"), charged);
 }
+
+/// The capacity idle in other threads' blocks when a thread is refused: each other slot holds
+/// at most its last block, and a block is at most 64 KiB or 1/64 of what was left when it was
+/// taken, so at most `(threads - 1) * max(64 KiB, key / 64)`. The figure measured is printed
+/// (`--nocapture`).
+#[test]
+fn capacity_idle_in_other_blocks_at_a_refusal_is_bounded() {
+    const KEY: u64 = 4 << 30;
+    const THREADS: usize = 4;
+    const MIN_BLOCK: u64 = 64 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = common::open(dir.path()).unwrap();
+    engine.create_project("I").unwrap();
+    engine.add_key("I", dv("K", KEY)).unwrap();
+    let project = engine.project("I").unwrap();
+    let rooms: Vec<AtomicU64> = (0..THREADS).map(|_| AtomicU64::new(0)).collect();
+    let start = std::sync::Barrier::new(THREADS);
+    let idle: Vec<u64> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (project, rooms, start) = (project.clone(), &rooms, &start);
+                s.spawn(move || {
+                    let handle = project.for_thread().unwrap();
+                    start.wait();
+                    while handle.consume(4_096).is_ok() {
+                        // Relaxed: a sample for the measurement, read by the other threads.
+                        rooms[t].store(handle.room(), Ordering::Relaxed);
+                    }
+                    rooms[t].store(handle.room(), Ordering::Relaxed);
+                    (0..THREADS)
+                        .filter(|&o| o != t)
+                        .map(|o| rooms[o].load(Ordering::Relaxed))
+                        .sum::<u64>()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let bound = (THREADS as u64 - 1) * MIN_BLOCK.max(KEY / 64);
+    println!("capacity idle in the other {THREADS}-1 blocks at each thread's refusal: {idle:?} bytes (bound {bound})");
+    assert!(idle.iter().all(|&i| i <= bound), "{idle:?}");
+    // Whatever was idle came back when its handle closed: granted == charged.
+    assert!(charged(&engine, "I") <= KEY);
+}

@@ -365,7 +365,8 @@ fn run(args: &Args) -> BenchResult<()> {
 
     let rows = compare(&field, &plan, &configs)?;
     progress(format_args!("measuring switch latency …"));
-    let switch = switch::measure(2, plan.switch_calls)?;
+    let switch = switch::measure(2, plan.switch_calls, false)?;
+    let switch_thread = switch::measure(2, plan.switch_calls, true)?;
     let (flush, scaling) = durability_and_scaling(&plan)?;
     let load_after = report::load_average();
     let targets = targets::judge(&Evidence {
@@ -410,14 +411,19 @@ fn run(args: &Args) -> BenchResult<()> {
         "\nSwitch latency: {} threads × {} consume(1), every call timed; the Active key runs out halfway.\n",
         switch.threads, switch.calls_per_thread
     );
-    print!("{}", switch.table());
-    println!(
-        "(switches observed: {}; the threads were on a CPU {} of the run)",
-        switch.switches,
-        switch
-            .on_cpu
-            .map_or("-".into(), |f| format!("{:.0} %", f * 100.0))
-    );
+    for (how, run) in [
+        ("one shared project handle", &switch),
+        ("a thread handle (lease slot) each", &switch_thread),
+    ] {
+        println!("Through {how}:\n");
+        print!("{}", run.table());
+        println!(
+            "(switches observed: {}; the threads were on a CPU {} of the run)\n",
+            run.switches,
+            run.on_cpu
+                .map_or("-".into(), |f| format!("{:.0} %", f * 100.0))
+        );
+    }
     println!("\nflush(): msync of the hot file + catalog checkpoint, state on disk.\n");
     print!("{}", durability::flush_table(&flush));
     println!("\nScaling: Engine::open in a fresh process (warm page cache).\n");
@@ -435,6 +441,7 @@ fn run(args: &Args) -> BenchResult<()> {
         "refills": refill_json(&field.refills, &rows),
         "skipped": field.skipped.iter().map(|(n, w)| json!({"contestant": n, "reason": w})).collect::<Vec<_>>(),
         "switch_latency": switch.to_json(),
+        "switch_latency_thread_handles": switch_thread.to_json(),
         "flush": flush.iter().map(durability::FlushCost::to_json).collect::<Vec<_>>(),
         "scaling": scaling.iter().map(scaling::ScalePoint::to_json).collect::<Vec<_>>(),
         "targets": targets.iter().map(targets::Target::to_json).collect::<Vec<_>>(),
