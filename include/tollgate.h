@@ -13,7 +13,7 @@
  * returned through `char **out_json` are freed with tg_string_free().
  *
  * Threads: every handle may be used from any number of threads at once; only its
- * _close needs it unused.
+ * _close needs it unused. The exception is tg_thread_project: one thread at a time.
  *
  * Blocking: opening a state (tg_engine_open*) and every admin call (creating a project;
  * adding, replacing, removing or activating a key; buying, assigning, grouping,
@@ -567,6 +567,26 @@ typedef struct tg_seat_usage {
      */
     uint64_t switches;
 } tg_seat_usage;
+
+/**
+ * Where a thread handle's block path reads and writes, for `tg_thread_consume_inline`
+ * (`tollgate_inline.h`), which does in the caller what `tg_thread_consume` does within the
+ * block. The pointers stay valid until the handle is closed.
+ */
+typedef struct tg_thread_fast {
+    /**
+     * What the block has left (a 64-bit atomic written only by the handle's thread).
+     */
+    uint64_t *room;
+    /**
+     * The Unix second from which the block may not be granted from (a 32-bit atomic).
+     */
+    const uint32_t *valid_until;
+    /**
+     * The engine's coarse clock, in Unix seconds (a 32-bit atomic).
+     */
+    const uint32_t *now;
+} tg_thread_fast;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1481,6 +1501,15 @@ enum tg_status tg_thread_consume(struct tg_thread_project *thread, uint64_t byte
 enum tg_status tg_thread_consume_partial(struct tg_thread_project *thread,
                                          uint64_t bytes,
                                          uint64_t *granted);
+
+/**
+ * Fills `*out` with where `thread`'s block path reads and writes (see `tollgate_inline.h`).
+ *
+ * # Safety
+ * `thread` is NULL or an open thread handle; `out` is NULL or valid for writing.
+ */
+enum tg_status tg_thread_project_fast(const struct tg_thread_project *thread,
+                                      struct tg_thread_fast *out);
 
 /**
  * Stores in `*room` what the handle's block has left: bytes the project has granted to this

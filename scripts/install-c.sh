@@ -102,6 +102,7 @@ if command -v strip >/dev/null; then
 fi
 install -m 0644 "$ROOT/include/tollgate.h" "$DESTDIR$INCLUDEDIR/tollgate/tollgate.h"
 install -m 0644 "$ROOT/include/tollgate.hpp" "$DESTDIR$INCLUDEDIR/tollgate/tollgate.hpp"
+install -m 0644 "$ROOT/include/tollgate_inline.h" "$DESTDIR$INCLUDEDIR/tollgate/tollgate_inline.h"
 sed -e "s|@PREFIX@|$PREFIX|" \
     -e "s|@LIBDIR@|$PC_LIBDIR|" \
     -e "s|@INCLUDEDIR@|$PC_INCLUDEDIR|" \

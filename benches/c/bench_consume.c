@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "tollgate.h"
+#include "tollgate_inline.h"
 
 #define MAX_THREADS 256
 /* 64 TiB less one byte: the largest key limit (MAX_LIMIT_BYTES); 1-byte consumes never exhaust it. */
@@ -68,6 +69,7 @@ struct contestant {
     padded_t *counters;
     tg_project **projects;
     tg_thread_project **thread_projects;
+    tg_thread_fast *fast;
     sharing_t sharing;
 };
 
@@ -117,6 +119,16 @@ static void run_thread_consume(const contestant_t *self, int index, uint64_t cal
     for (uint64_t i = 0; i < calls; i++) {
         if (tg_thread_consume(thread, 1) != TG_OK) {
             die("tg_thread_consume", tg_thread_consume(thread, 1));
+        }
+    }
+}
+
+static void run_thread_consume_inline(const contestant_t *self, int index, uint64_t calls) {
+    tg_thread_project *thread = self->thread_projects[index];
+    const tg_thread_fast *fast = &self->fast[index];
+    for (uint64_t i = 0; i < calls; i++) {
+        if (tg_thread_consume_inline(thread, fast, 1) != TG_OK) {
+            die("tg_thread_consume_inline", tg_thread_consume(thread, 1));
         }
     }
 }
@@ -274,9 +286,13 @@ int main(int argc, char **argv) {
 
     /* One thread handle (lease slot) per thread, on the same project handles. */
     tg_thread_project *thread_projects[MAX_THREADS];
+    tg_thread_fast fast[MAX_THREADS];
     for (int t = 0; t < o.threads; t++) {
         if ((s = tg_thread_project_open(projects[t], &thread_projects[t])) != TG_OK) {
             die("tg_thread_project_open", s);
+        }
+        if ((s = tg_thread_project_fast(thread_projects[t], &fast[t])) != TG_OK) {
+            die("tg_thread_project_fast", s);
         }
     }
 
@@ -298,7 +314,14 @@ int main(int argc, char **argv) {
                                    .sharing = o.sharing};
     measure(&atomic, &o);
     measure(&consume, &o);
+    contestant_t thread_inline = {.name = "c_tg_thread_consume_inline",
+                                  .op = "C tg_thread_consume_inline (tollgate_inline.h)",
+                                  .run = run_thread_consume_inline,
+                                  .thread_projects = thread_projects,
+                                  .fast = fast,
+                                  .sharing = o.sharing};
     measure(&thread_consume, &o);
+    measure(&thread_inline, &o);
 
     for (int t = 0; t < o.threads; t++) tg_thread_project_close(thread_projects[t]);
     for (int t = 0; t < o.threads; t++) tg_project_close(projects[t]);

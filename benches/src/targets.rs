@@ -135,9 +135,27 @@ pub fn judge(e: &Evidence<'_>) -> Vec<Target> {
             "M/s",
         ),
         judged(
+            "C tg_thread_consume_inline vs C fetch_add, 1 thread",
+            ratio(
+                median("c_tg_thread_consume_inline", 1),
+                median("c_atomic", 1),
+            ),
+            Goal::AtMost(1.0),
+            "×",
+        ),
+        judged(
             "C tg_thread_consume vs Rust thread consume, 1 thread",
             ratio(
                 median("c_tg_thread_consume", 1),
+                median("tollgate_thread", 1),
+            ),
+            Goal::AtMost(1.1),
+            "×",
+        ),
+        judged(
+            "C tg_thread_consume_inline vs Rust thread consume, 1 thread",
+            ratio(
+                median("c_tg_thread_consume_inline", 1),
                 median("tollgate_thread", 1),
             ),
             Goal::AtMost(1.1),

@@ -84,6 +84,11 @@ impl Clock {
         self.0.latest.load(Ordering::Relaxed)
     }
 
+    /// The word [`Clock::now`] loads, for a thread handle's inlined block path.
+    pub(crate) fn latest_word(&self) -> &AtomicU32 {
+        &self.0.latest
+    }
+
     /// The source's own reading, which a rollback puts behind [`Clock::now`].
     pub fn source(&self) -> u32 {
         // Relaxed: as in `now`.

@@ -69,8 +69,9 @@ pub use seats::{
 };
 pub use status::{tg_status, tg_status_code, tg_status_message, tg_status_name};
 pub use thread_project::{
-    tg_thread_consume, tg_thread_consume_partial, tg_thread_project, tg_thread_project_close,
-    tg_thread_project_open, tg_thread_project_room,
+    tg_thread_consume, tg_thread_consume_partial, tg_thread_fast, tg_thread_project,
+    tg_thread_project_close, tg_thread_project_fast, tg_thread_project_open,
+    tg_thread_project_room,
 };
 pub use trust::{tg_engine_open_trusted, tg_engine_trust, tg_trusted_keys_json};
 

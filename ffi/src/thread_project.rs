@@ -108,6 +108,43 @@ pub unsafe extern "C" fn tg_thread_consume_partial(
     })
 }
 
+/// Where a thread handle's block path reads and writes, for `tg_thread_consume_inline`
+/// (`tollgate_inline.h`), which does in the caller what `tg_thread_consume` does within the
+/// block. The pointers stay valid until the handle is closed.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tg_thread_fast {
+    /// What the block has left (a 64-bit atomic written only by the handle's thread).
+    pub room: *mut u64,
+    /// The Unix second from which the block may not be granted from (a 32-bit atomic).
+    pub valid_until: *const u32,
+    /// The engine's coarse clock, in Unix seconds (a 32-bit atomic).
+    pub now: *const u32,
+}
+
+/// Fills `*out` with where `thread`'s block path reads and writes (see `tollgate_inline.h`).
+///
+/// # Safety
+/// `thread` is NULL or an open thread handle; `out` is NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn tg_thread_project_fast(
+    thread: *const tg_thread_project,
+    out: *mut tg_thread_fast,
+) -> tg_status {
+    boundary!({
+        let mut out = out!(out);
+        let thread = borrow!(thread);
+        let (room, valid_until, now) = thread.0.block_words();
+        out.write(tg_thread_fast {
+            room: room.as_ptr(),
+            valid_until: valid_until.as_ptr(),
+            now: now.as_ptr(),
+        });
+        Ok(())
+    })
+}
+
 /// Stores in `*room` what the handle's block has left: bytes the project has granted to this
 /// handle and the handle has not granted yet (they come back when it closes).
 ///

@@ -186,6 +186,19 @@ class SeatUsage(Structure):
     ]
 
 
+class ThreadFast(Structure):
+    """``tg_thread_fast``: where a thread handle's block path reads and writes, for
+    `tg_thread_consume_inline` (`tollgate_inline.h`), which does in the caller what
+    `tg_thread_consume` does within the block.
+    """
+
+    _fields_ = [
+        ("room", POINTER(c_uint64)),
+        ("valid_until", c_void_p),
+        ("now", c_void_p),
+    ]
+
+
 tg_version: Callable[..., Optional[bytes]] = declare("tg_version", c_char_p, ())
 tg_version_number: Callable[..., int] = declare("tg_version_number", c_uint32, ())
 tg_string_free: Callable[..., None] = declare("tg_string_free", None, (c_void_p,))
@@ -354,6 +367,9 @@ tg_thread_project_close: Callable[..., None] = declare("tg_thread_project_close"
 tg_thread_consume: Callable[..., int] = declare("tg_thread_consume", c_uint32, (c_void_p, c_uint64))
 tg_thread_consume_partial: Callable[..., int] = declare(
     "tg_thread_consume_partial", c_uint32, (c_void_p, c_uint64, POINTER(c_uint64))
+)
+tg_thread_project_fast: Callable[..., int] = declare(
+    "tg_thread_project_fast", c_uint32, (c_void_p, POINTER(ThreadFast))
 )
 tg_thread_project_room: Callable[..., int] = declare(
     "tg_thread_project_room", c_uint32, (c_void_p, POINTER(c_uint64))

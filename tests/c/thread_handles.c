@@ -1,6 +1,7 @@
 /*
  * Thread handles (tg_thread_project): each thread meters the project through its own lease
- * slot. Four threads drain an Active and a Reserved key through their thread handles: what
+ * slot. Four threads drain an Active and a Reserved key through their thread handles (two of
+ * them through tg_thread_consume_inline of tollgate_inline.h): what
  * they were granted is exactly what the keys were charged, the pair switched once, and a
  * closed handle's unused block is the pair's again. Also the NULL arguments.
  *
@@ -16,6 +17,7 @@
 
 #include "check.h"
 #include "tollgate.h"
+#include "tollgate_inline.h"
 
 #define THREADS 4
 #define ACTIVE 10000019ull
@@ -24,6 +26,7 @@
 typedef struct {
     tg_project *project;
     uint64_t amount;
+    int inline_path; /* through tg_thread_consume_inline (tollgate_inline.h) */
     uint64_t granted;
     int failed;
 } drain_t;
@@ -36,8 +39,14 @@ static void *drain(void *arg) {
         d->failed = 1;
         return NULL;
     }
+    tg_thread_fast fast;
+    if (tg_thread_project_fast(thread, &fast) != TG_OK) {
+        d->failed = 1;
+        return NULL;
+    }
     tg_status status;
-    while ((status = tg_thread_consume(thread, d->amount)) == TG_OK) {
+    while ((status = d->inline_path ? tg_thread_consume_inline(thread, &fast, d->amount)
+                                    : tg_thread_consume(thread, d->amount)) == TG_OK) {
         d->granted += d->amount;
     }
     if (status != TG_EXHAUSTED) d->failed = 1;
@@ -81,7 +90,8 @@ int main(int argc, char **argv) {
     pthread_t tids[THREADS];
     drain_t drains[THREADS];
     for (int t = 0; t < THREADS; t++) {
-        drains[t] = (drain_t){.project = project, .amount = 1000 + 977 * (uint64_t)t};
+        drains[t] = (drain_t){.project = project, .amount = 1000 + 977 * (uint64_t)t,
+                              .inline_path = t % 2};
         CHECK(pthread_create(&tids[t], NULL, drain, &drains[t]) == 0);
     }
     uint64_t granted = 10;
@@ -105,6 +115,8 @@ int main(int argc, char **argv) {
     EXPECT_MESSAGE("argument `thread` is NULL");
     EXPECT(TG_INVALID_ARGUMENT, tg_thread_consume_partial(NULL, 1, &room));
     EXPECT(TG_INVALID_ARGUMENT, tg_thread_project_room(NULL, &room));
+    tg_thread_fast fast;
+    EXPECT(TG_INVALID_ARGUMENT, tg_thread_project_fast(NULL, &fast));
     tg_thread_project_close(NULL);
 
     tg_project_close(project);

@@ -309,7 +309,9 @@ fn annotate(rows: &mut [Row]) {
             "cas128_loop" => ("cas_loop", "64-bit CAS loop"),
             "c_tg_consume" => ("tollgate", "Rust consume"),
             "tollgate_thread" => ("atomic", "Rust fetch_add"),
-            "c_tg_thread_consume" => ("tollgate_thread", "Rust thread consume"),
+            "c_tg_thread_consume" | "c_tg_thread_consume_inline" => {
+                ("tollgate_thread", "Rust thread consume")
+            }
             "c_atomic" => ("atomic", "Rust fetch_add"),
             "py_consume" | "py_consume_many" | "py_ctypes_tg_consume" => {
                 ("py_ctypes_empty", "empty ctypes call")

@@ -147,6 +147,22 @@ impl ThreadProject {
         self.slot.get().room()
     }
 
+    /// The three words [`Self::consume_from_block`] reads and writes: what the block has left,
+    /// the second from which it may not be granted from, and the engine's coarse clock. For
+    /// bindings that inline that path in their callers (C `tollgate_inline.h`): they must keep
+    /// to its orderings (Relaxed loads, a Release store of the room) and to one thread.
+    #[cfg(not(loom))]
+    pub fn block_words(
+        &self,
+    ) -> (
+        &std::sync::atomic::AtomicU64,
+        &std::sync::atomic::AtomicU32,
+        &std::sync::atomic::AtomicU32,
+    ) {
+        let (room, valid_until) = self.slot.get().block_words();
+        (room, valid_until, self.project.clock.latest_word())
+    }
+
     /// The project handle this thread handle grants for.
     pub fn project(&self) -> &ProjectHandle {
         &self.project

@@ -102,6 +102,12 @@ impl LeaseSlot {
         false
     }
 
+    /// The words `spend` uses: the room and the second the block stops at.
+    #[cfg(not(loom))]
+    pub(crate) fn block_words(&self) -> (&AtomicU64, &AtomicU32) {
+        (&self.room, &self.valid_until)
+    }
+
     /// What the block has left.
     pub(crate) fn room(&self) -> u64 {
         // Acquire: pairs with the Release stores of `room` (see `spend`).
