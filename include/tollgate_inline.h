@@ -10,8 +10,10 @@
  *   tg_thread_fast fast;             // tg_thread_project_fast(thread, &fast), once
  *   if (tg_thread_consume_inline(thread, &fast, n) != TG_OK) ...
  *
- * The words in `fast` stay valid until the handle is closed. Like the handle, one thread at a
- * time. Hand-written (tollgate.h is generated); the library's Rust side uses the same words
+ * The words in `fast` stay valid until the handle is closed. Keep `fast` in a local variable
+ * of the calling thread, as above: the compiler then keeps its three addresses in registers
+ * across calls (through a pointer it cannot prove unchanged, it reloads them on every call).
+ * Like the handle, one thread at a time. Hand-written (tollgate.h is generated); the library's Rust side uses the same words
  * with the same orderings (ThreadProject::consume_from_block).
  */
 #ifndef TOLLGATE_INLINE_H

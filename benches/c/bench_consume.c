@@ -125,9 +125,11 @@ static void run_thread_consume(const contestant_t *self, int index, uint64_t cal
 
 static void run_thread_consume_inline(const contestant_t *self, int index, uint64_t calls) {
     tg_thread_project *thread = self->thread_projects[index];
-    const tg_thread_fast *fast = &self->fast[index];
+    /* A local copy, as a caller keeps it: the compiler may then keep the three words'
+     * addresses in registers across the loop's atomic stores. */
+    const tg_thread_fast fast = self->fast[index];
     for (uint64_t i = 0; i < calls; i++) {
-        if (tg_thread_consume_inline(thread, fast, 1) != TG_OK) {
+        if (tg_thread_consume_inline(thread, &fast, 1) != TG_OK) {
             die("tg_thread_consume_inline", tg_thread_consume(thread, 1));
         }
     }

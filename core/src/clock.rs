@@ -85,6 +85,7 @@ impl Clock {
     }
 
     /// The word [`Clock::now`] loads, for a thread handle's inlined block path.
+    #[cfg(not(loom))]
     pub(crate) fn latest_word(&self) -> &AtomicU32 {
         &self.0.latest
     }

@@ -163,13 +163,11 @@ fn processes_drain_active_and_reserve_exactly() {
     assert_eq!(charged(&engine, "P"), granted);
     assert_within_limits(&engine, "P");
     assert_eq!(engine.usage("P").unwrap().switches, 1);
-    let switches = engine
-        .events_after(0, 100_000)
-        .unwrap()
-        .into_iter()
-        .filter(|e| matches!(e.kind, EventKind::Switched { .. }))
-        .count();
-    assert_eq!(switches, 1, "the audit log holds exactly one switch");
+    assert_eq!(
+        common::audited_switches(&engine),
+        1,
+        "the audit log holds exactly one switch"
+    );
 }
 
 #[test]

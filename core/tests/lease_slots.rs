@@ -259,13 +259,11 @@ fn processes_with_thread_handles_drain_exactly() {
     assert_eq!(common::statuses(&engine, "P")[0].2, ACTIVE);
     assert!(granted <= ACTIVE + RESERVE);
     assert_eq!(engine.usage("P").unwrap().switches, 1);
-    let switches = engine
-        .events_after(0, 100_000)
-        .unwrap()
-        .into_iter()
-        .filter(|e| matches!(e.kind, EventKind::Switched { .. }))
-        .count();
-    assert_eq!(switches, 1, "the audit log holds exactly one switch");
+    assert_eq!(
+        common::audited_switches(&engine),
+        1,
+        "the audit log holds exactly one switch"
+    );
 }
 
 #[test]

@@ -416,7 +416,7 @@ impl PairRecord {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::super::testing::{accounts_field, TestAccounts};
+    use super::super::testing::{accounts_field, live, TestAccounts};
     use super::*;
     use crate::clock::NEVER;
 
@@ -429,17 +429,6 @@ mod tests {
 
     impl PairEvents for Env {
         fn emit(&self, _: PairEvent) {}
-    }
-
-    fn live(key: u32, limit: u64, expiry: u32) -> LiveKey {
-        LiveKey {
-            key,
-            account: key,
-            limit,
-            used: 0,
-            expiry,
-            grace_days: 0,
-        }
     }
 
     fn pair(env: &Env, active: LiveKey, reserve: Option<LiveKey>) -> PairRecord {

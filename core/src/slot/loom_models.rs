@@ -1,6 +1,6 @@
 //! Loom models of the slot pair: every interleaving of consumers, refills and publishes.
 
-use super::testing::{accounts_field, TestAccounts};
+use super::testing::{accounts_field, live, TestAccounts};
 use super::*;
 use crate::clock::NEVER;
 use loom::sync::atomic::AtomicUsize;
@@ -29,18 +29,6 @@ impl Switches {
     }
 }
 
-/// A key whose account id is its row.
-fn live(key: u32, limit: u64, expiry: u32) -> LiveKey {
-    LiveKey {
-        key,
-        account: key,
-        limit,
-        used: 0,
-        expiry,
-        grace_days: 0,
-    }
-}
-
 fn publish(record: &PairRecord, env: &Switches, next: NextGen) {
     env.accounts.open_for(&next);
     record.publish::<()>(env, |_| Ok(next)).unwrap();
@@ -57,6 +45,26 @@ fn setup(active: LiveKey, reserve: Option<LiveKey>) -> (Arc<PairRecord>, Arc<Swi
     };
     publish(&record, &env, next);
     (record, env)
+}
+
+/// Publishes a generation that keeps the Active key (and its use) and adds `reserve`.
+fn add_reserve(record: &PairRecord, env: &Switches, reserve: LiveKey) {
+    env.accounts.open_for(&NextGen {
+        active: None,
+        reserve: Some(reserve),
+        retired: None,
+        switches: 0,
+    });
+    record
+        .publish::<()>(env, |state| {
+            Ok(NextGen {
+                active: state.active,
+                reserve: Some(reserve),
+                retired: None,
+                switches: state.switches,
+            })
+        })
+        .unwrap();
 }
 
 /// Everything a state says this pair used, across both keys.
@@ -144,22 +152,7 @@ fn publish_races_a_consumer() {
                 granted
             })
         };
-        env.accounts.open_for(&NextGen {
-            active: None,
-            reserve: Some(live(2, 2, NEVER)),
-            retired: None,
-            switches: 0,
-        });
-        record
-            .publish::<()>(&*env, |state| {
-                Ok(NextGen {
-                    active: state.active,
-                    reserve: Some(live(2, 2, NEVER)),
-                    retired: None,
-                    switches: state.switches,
-                })
-            })
-            .unwrap();
+        add_reserve(&record, &env, live(2, 2, NEVER));
         let granted = consumer.join().unwrap();
         let state = record.state();
         assert_eq!(charged(&state), granted);
@@ -480,22 +473,7 @@ fn a_slot_block_races_a_publish() {
                 (granted, lost)
             })
         };
-        env.accounts.open_for(&NextGen {
-            active: None,
-            reserve: Some(live(2, 2, NEVER)),
-            retired: None,
-            switches: 0,
-        });
-        record
-            .publish::<()>(&*env, |state| {
-                Ok(NextGen {
-                    active: state.active,
-                    reserve: Some(live(2, 2, NEVER)),
-                    retired: None,
-                    switches: state.switches,
-                })
-            })
-            .unwrap();
+        add_reserve(&record, &env, live(2, 2, NEVER));
         let (granted, lost) = consumer.join().unwrap();
         assert_eq!(granted, 3);
         assert_eq!(env.accounts.get(2).taken(), 0);

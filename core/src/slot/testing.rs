@@ -1,7 +1,7 @@
 //! Accounts for the slot's unit tests, stress tests and loom models: account id `n` is the
 //! `n`-th of a fixed set, opened the first time a published generation names it.
 
-use super::{AccountRecord, Accounts, NextGen};
+use super::{AccountRecord, Accounts, LiveKey, NextGen};
 
 /// How many accounts a test may name (ids 1 to this).
 const COUNT: usize = 8;
@@ -63,3 +63,15 @@ macro_rules! accounts_field {
     };
 }
 pub(crate) use accounts_field;
+
+/// A key of `limit` bytes expiring at `expiry`, unused, whose account id is its row.
+pub(crate) fn live(key: u32, limit: u64, expiry: u32) -> LiveKey {
+    LiveKey {
+        key,
+        account: key,
+        limit,
+        used: 0,
+        expiry,
+        grace_days: 0,
+    }
+}

@@ -131,6 +131,16 @@ pub fn result_line(stdout: &str) -> u64 {
         .unwrap_or_else(|| panic!("child printed no RESULT line:\n{stdout}"))
 }
 
+/// How many switches the audit log holds.
+pub fn audited_switches(engine: &Engine) -> usize {
+    engine
+        .events_after(0, 100_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.kind, tollgate_core::EventKind::Switched { .. }))
+        .count()
+}
+
 /// Whether the state directory exists with both files.
 pub fn state_exists(dir: &Path) -> bool {
     dir.join("hot.tgs").exists() && dir.join("catalog.db").exists()
