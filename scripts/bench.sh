@@ -10,7 +10,8 @@
 #                    4 minutes more on 2 cores); by default that state holds 1,000 projects
 #   --install-redis  apt-get install redis-server first when it is missing (never done otherwise)
 #
-# The full run takes about a minute on 2 cores once built (a cold release build adds about two).
+# The full run takes about 15 minutes on 2 cores once built (2026-12-04), 13 of them building the
+# 65,536-project state for flush and scaling; a cold release build adds about two.
 # The criterion micro-benchmarks are separate: cargo bench -p tollgate-bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
