@@ -21,15 +21,19 @@ fn setup(engine: &Engine) {
     engine.add_key("P", dv("R", RESERVE)).unwrap();
 }
 
-/// The switch events the engine reported within half a second.
+/// The switch events the engine reported: waits for one, then for any more.
 fn switch_events(events: &tollgate_core::Subscription) -> Vec<(String, String)> {
-    let mut switches = Vec::new();
-    while let Some(event) = events.recv_timeout(Duration::from_millis(500)) {
-        if let EventKind::Switched { from, to, .. } = event.kind {
-            switches.push((from, to));
-        }
-    }
-    switches
+    let switched = |seen: &[tollgate_core::Event]| {
+        seen.iter()
+            .any(|e| matches!(e.kind, EventKind::Switched { .. }))
+    };
+    common::events_until(events, switched)
+        .into_iter()
+        .filter_map(|event| match event.kind {
+            EventKind::Switched { from, to, .. } => Some((from, to)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Grants `amount` at a time through a thread handle until refused; returns the total and

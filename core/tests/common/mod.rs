@@ -131,6 +131,27 @@ pub fn result_line(stdout: &str) -> u64 {
         .unwrap_or_else(|| panic!("child printed no RESULT line:\n{stdout}"))
 }
 
+/// The events `subscription` delivers until `enough` holds of them (at most 20 s, for slow
+/// builds such as AddressSanitizer's on a loaded machine), then any that follow within 300 ms.
+pub fn events_until(
+    subscription: &tollgate_core::Subscription,
+    enough: impl Fn(&[tollgate_core::Event]) -> bool,
+) -> Vec<tollgate_core::Event> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut events = Vec::new();
+    loop {
+        let wait = if enough(&events) {
+            std::time::Duration::from_millis(300)
+        } else {
+            deadline.saturating_duration_since(std::time::Instant::now())
+        };
+        match subscription.recv_timeout(wait) {
+            Some(event) => events.push(event),
+            None => return events,
+        }
+    }
+}
+
 /// How many switches the audit log holds.
 pub fn audited_switches(engine: &Engine) -> usize {
     engine
