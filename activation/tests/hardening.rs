@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{fast, Vendor};
-use tollgate_activation::{wire, ActivationClient, Limits, RenewalError, Server, ServiceError};
+use tollgate_activation::{
+    wire, ActivationClient, ClientOptions, Limits, RenewalError, Server, ServiceError,
+};
 use tollgate_license::VendorSecret;
 
 const SHORT: Limits = Limits {
@@ -103,8 +105,14 @@ Content-Length: 1000\r\n\r\n{\"code\": \"",
             }
         });
 
-        // A real client is served while all of them are connected.
-        let issued = ActivationClient::new(&service.url(), fast(0))
+        // A real client is served while all of them are connected. Its timeout is the test's
+        // patience, not the service's speed: on a loaded 2-core machine the 200 ms of `fast`
+        // ran out once (CI, 2026-12-04) with 300 hostile connections open.
+        let patient = ClientOptions {
+            timeout: Duration::from_secs(3),
+            ..fast(0)
+        };
+        let issued = ActivationClient::new(&service.url(), patient)
             .unwrap()
             .activate("ACT-1", "M-1")
             .unwrap();
