@@ -32,17 +32,6 @@ pub(crate) const SLOT_CAPACITY: u32 = 4_096;
 /// The pid a slot carries while one process reclaims it.
 const RECLAIMING: u32 = u32::MAX;
 
-/// A block taken back from a thread handle whose process is gone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ReclaimedSlot {
-    /// The pair's record index.
-    pub record: u32,
-    /// The process that held it.
-    pub pid: u32,
-    /// What of its block it had not granted, now given back.
-    pub room: u64,
-}
-
 /// The mapped lease-slot table.
 pub(crate) struct LeaseSlots {
     // Declared before `map` so the watch ends before the mapping does.
@@ -140,13 +129,7 @@ impl LeaseSlots {
 
     /// Claims a free slot for pair `record` in process `me` and returns its index, reclaiming
     /// the slots of dead processes once if none is free.
-    pub(crate) fn claim(
-        &self,
-        record: u32,
-        me: Process,
-        state: &StateFile,
-    ) -> Result<(u32, Vec<ReclaimedSlot>)> {
-        let mut reclaimed = Vec::new();
+    pub(crate) fn claim(&self, record: u32, me: Process, state: &StateFile) -> Result<u32> {
         for round in 0..2 {
             for i in 0..self.capacity {
                 let slot = self.slot(i);
@@ -162,11 +145,11 @@ impl LeaseSlots {
                     slot.start.store(me.start, Ordering::Relaxed);
                     // Release: a reclaimer that sees the record sees the start time.
                     slot.record.store(record + 1, Ordering::Release);
-                    return Ok((i, reclaimed));
+                    return Ok(i);
                 }
             }
             if round == 0 {
-                reclaimed = self.reclaim_dead(state);
+                self.reclaim_dead(state);
             }
         }
         Err(Error::SlotsFull {
@@ -191,8 +174,7 @@ impl LeaseSlots {
 
     /// Gives back the blocks of every process that is gone and frees their slots; each block
     /// once, whoever else reclaims at the same time.
-    pub(crate) fn reclaim_dead(&self, state: &StateFile) -> Vec<ReclaimedSlot> {
-        let mut reclaimed = Vec::new();
+    pub(crate) fn reclaim_dead(&self, state: &StateFile) {
         for i in 0..self.capacity {
             let slot = self.slot(i);
             // Acquire: pairs with the Release that completed the claim.
@@ -219,17 +201,9 @@ impl LeaseSlots {
                 continue;
             }
             if record != 0 && record <= state.capacity() && !slot.mid_move() {
-                let room = slot.give_back(state.record(record - 1));
-                if room > 0 {
-                    reclaimed.push(ReclaimedSlot {
-                        record: record - 1,
-                        pid,
-                        room,
-                    });
-                }
+                slot.give_back(state.record(record - 1));
             }
             Self::release(slot);
         }
-        reclaimed
     }
 }

@@ -72,7 +72,7 @@ impl ProjectHandle {
     /// handles are open.
     pub fn for_thread(&self) -> Result<ThreadProject> {
         let state = &self.inner.state;
-        let (index, _) = self.inner.slots.claim(self.index, self.inner.me, state)?;
+        let index = self.inner.slots.claim(self.index, self.inner.me, state)?;
         let slot = self.inner.slots.slot(index);
         // SAFETY: `slot` is in the mapping that `self.inner.slots` keeps mapped for as long as
         // it lives; a slot is aligned, in bounds (`slot` checked the index) and all atomics.

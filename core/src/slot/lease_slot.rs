@@ -133,7 +133,6 @@ impl LeaseSlot {
             self.give_back(pair);
         }
         if self.room() == 0 {
-            self.give_back(pair);
             self.fill(pair, want, now, env);
         }
         let room = self.room();
@@ -273,8 +272,8 @@ impl LeaseSlot {
             self.room.store(0, Ordering::Release);
             self.end();
         }
-        // Release: as in `spend`. Relaxed: `tag` is read after an Acquire load of `room`.
-        self.room.store(0, Ordering::Release);
+        // A room is stored only after its tag (`fill`), so the room is 0 here either way.
+        // Relaxed: `tag` is read after an Acquire load of `room`.
         self.tag.store(0, Ordering::Relaxed);
         returned
     }
